@@ -1,0 +1,140 @@
+//! The few DER structures the key store builds or reads: SubjectPublicKeyInfo from token
+//! attributes, the OCTET STRING around CKA_EC_POINT, and ECDSA signatures from the token's raw
+//! `r || s` into the `ECDSA-Sig-Value` X.509 expects.
+
+use crate::KeyAlgorithm;
+
+/// `id-ecPublicKey` (1.2.840.10045.2.1), tag and length included.
+const OID_EC_PUBLIC_KEY: &[u8] = &[0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
+/// `prime256v1` (1.2.840.10045.3.1.7): also the CKA_EC_PARAMS value for P-256.
+pub(crate) const OID_P256: &[u8] = &[0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+/// `secp384r1` (1.3.132.0.34): also the CKA_EC_PARAMS value for P-384.
+pub(crate) const OID_P384: &[u8] = &[0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22];
+/// `rsaEncryption` (1.2.840.113549.1.1.1) followed by NULL parameters.
+const RSA_ALGORITHM: &[u8] = &[
+    0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01, 0x05, 0x00,
+];
+
+fn push_length(len: usize, out: &mut Vec<u8>) {
+    if len < 0x80 {
+        out.push(len as u8);
+    } else {
+        let bytes = len.to_be_bytes();
+        let skip = bytes.iter().take_while(|&&b| b == 0).count();
+        out.push(0x80 | (bytes.len() - skip) as u8);
+        out.extend_from_slice(&bytes[skip..]);
+    }
+}
+
+fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(content.len() + 6);
+    out.push(tag);
+    push_length(content.len(), &mut out);
+    out.extend_from_slice(content);
+    out
+}
+
+/// A DER INTEGER from unsigned big-endian bytes (leading zeros dropped, a 0x00 added when the top
+/// bit is set so the value stays positive).
+fn unsigned_integer(value: &[u8]) -> Vec<u8> {
+    let skip = value.iter().take_while(|&&b| b == 0).count();
+    let trimmed = &value[skip.min(value.len().saturating_sub(1))..];
+    let mut content = Vec::with_capacity(trimmed.len() + 1);
+    if trimmed.first().is_some_and(|b| b & 0x80 != 0) {
+        content.push(0);
+    }
+    content.extend_from_slice(trimmed);
+    tlv(0x02, &content)
+}
+
+fn bit_string(content: &[u8]) -> Vec<u8> {
+    let mut with_unused = Vec::with_capacity(content.len() + 1);
+    with_unused.push(0);
+    with_unused.extend_from_slice(content);
+    tlv(0x03, &with_unused)
+}
+
+/// `RSAPublicKey ::= SEQUENCE { modulus INTEGER, publicExponent INTEGER }` (PKCS#1).
+pub(crate) fn rsa_public_key(modulus: &[u8], exponent: &[u8]) -> Vec<u8> {
+    let mut content = unsigned_integer(modulus);
+    content.extend(unsigned_integer(exponent));
+    tlv(0x30, &content)
+}
+
+/// SubjectPublicKeyInfo for `key` (the EC point, or the PKCS#1 RSAPublicKey).
+pub(crate) fn subject_public_key_info(algorithm: KeyAlgorithm, key: &[u8]) -> Vec<u8> {
+    let algorithm_id = match algorithm {
+        KeyAlgorithm::EcP256 => [OID_EC_PUBLIC_KEY, OID_P256].concat(),
+        KeyAlgorithm::EcP384 => [OID_EC_PUBLIC_KEY, OID_P384].concat(),
+        _ => RSA_ALGORITHM.to_vec(),
+    };
+    let mut content = tlv(0x30, &algorithm_id);
+    content.extend(bit_string(key));
+    tlv(0x30, &content)
+}
+
+/// The EC point inside CKA_EC_POINT, which PKCS#11 wraps in a DER OCTET STRING (some modules
+/// return the bare point; both are accepted).
+pub(crate) fn ec_point(attribute: &[u8], field_len: usize) -> Option<&[u8]> {
+    let uncompressed_len = 1 + 2 * field_len;
+    if attribute.len() == uncompressed_len && attribute[0] == 0x04 {
+        return Some(attribute);
+    }
+    let (&tag, rest) = attribute.split_first()?;
+    let (&len, point) = rest.split_first()?;
+    (tag == 0x04
+        && usize::from(len) == uncompressed_len
+        && point.len() == uncompressed_len
+        && point[0] == 0x04)
+        .then_some(point)
+}
+
+/// `ECDSA-Sig-Value ::= SEQUENCE { r INTEGER, s INTEGER }` from the token's fixed-width `r || s`.
+pub(crate) fn ecdsa_signature(raw: &[u8]) -> Option<Vec<u8>> {
+    if raw.is_empty() || raw.len() % 2 != 0 {
+        return None;
+    }
+    let (r, s) = raw.split_at(raw.len() / 2);
+    let mut content = unsigned_integer(r);
+    content.extend(unsigned_integer(s));
+    Some(tlv(0x30, &content))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn integers_are_minimal_and_positive() {
+        assert_eq!(
+            unsigned_integer(&[0x00, 0x00, 0x7f]),
+            vec![0x02, 0x01, 0x7f]
+        );
+        assert_eq!(unsigned_integer(&[0x80]), vec![0x02, 0x02, 0x00, 0x80]);
+        assert_eq!(unsigned_integer(&[0x00]), vec![0x02, 0x01, 0x00]);
+    }
+
+    #[test]
+    fn long_lengths_use_the_long_form() {
+        let content = vec![0u8; 300];
+        let encoded = tlv(0x04, &content);
+        assert_eq!(&encoded[..4], &[0x04, 0x82, 0x01, 0x2c]);
+    }
+
+    #[test]
+    fn ec_point_accepts_wrapped_and_bare_points() {
+        let point = [&[0x04u8][..], &[7u8; 64]].concat();
+        let wrapped = [&[0x04u8, 65][..], &point].concat();
+        assert_eq!(ec_point(&wrapped, 32), Some(&point[..]));
+        assert_eq!(ec_point(&point, 32), Some(&point[..]));
+        assert_eq!(ec_point(&point[..40], 32), None);
+    }
+
+    #[test]
+    fn ecdsa_signatures_become_der_sequences() {
+        let raw = [[0x80u8; 32], [0x01u8; 32]].concat();
+        let der = ecdsa_signature(&raw).unwrap_or_default();
+        assert_eq!(&der[..4], &[0x30, 0x45, 0x02, 0x21]);
+        assert_eq!(ecdsa_signature(&[1, 2, 3]), None);
+    }
+}

@@ -1,0 +1,106 @@
+//! The seams the rest of the workspace programs against: [`KeyStore`] for asymmetric keys in the
+//! HSM and [`Sealer`] for secrets at rest. The daemon holds them as trait objects; only the binaries
+//! choose the PKCS#11 backend.
+
+use crate::{KeyAlgorithm, KeyUri, Result, SignatureScheme, der};
+use serde::Serialize;
+use zeroize::Zeroizing;
+
+/// A public key read from the token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicKey {
+    algorithm: KeyAlgorithm,
+    key: Vec<u8>,
+}
+
+impl PublicKey {
+    /// `key` is the uncompressed EC point, or the PKCS#1 `RSAPublicKey` DER.
+    pub(crate) fn new(algorithm: KeyAlgorithm, key: Vec<u8>) -> Self {
+        Self { algorithm, key }
+    }
+
+    /// The key's algorithm.
+    pub fn algorithm(&self) -> KeyAlgorithm {
+        self.algorithm
+    }
+
+    /// The key as it goes in the SubjectPublicKeyInfo BIT STRING.
+    pub fn key_bytes(&self) -> &[u8] {
+        &self.key
+    }
+
+    /// The DER SubjectPublicKeyInfo.
+    pub fn spki_der(&self) -> Vec<u8> {
+        der::subject_public_key_info(self.algorithm, &self.key)
+    }
+}
+
+/// The class of a key object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyClass {
+    /// The private half of a key pair.
+    Private,
+    /// A symmetric key (a KEK).
+    Secret,
+}
+
+/// What the key store knows about a key without using it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct KeyInfo {
+    /// Its RFC 7512 URI.
+    #[serde(serialize_with = "serialize_display")]
+    pub uri: KeyUri,
+    /// CKA_LABEL.
+    pub label: String,
+    /// Private key or secret key.
+    pub class: KeyClass,
+    /// `p256`, `rsa2048` ..., or `aes256` for a KEK, or the raw type for keys this crate does not use.
+    pub key_type: String,
+    /// CKA_SENSITIVE.
+    pub sensitive: bool,
+    /// CKA_EXTRACTABLE.
+    pub extractable: bool,
+    /// A token object (persistent) rather than a session object.
+    pub persistent: bool,
+}
+
+fn serialize_display<S: serde::Serializer>(uri: &KeyUri, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(uri)
+}
+
+/// Asymmetric keys that live in an HSM.
+///
+/// Every method blocks on the HSM: call it from a blocking thread (`spawn_blocking`), never from an
+/// async task directly.
+pub trait KeyStore: Send + Sync {
+    /// Generates a key pair inside the token (private half sensitive, not extractable). An
+    /// `ephemeral` pair is a session object that disappears with the sessions (self-tests).
+    /// Refused while the entropy health gate is closed.
+    fn generate_key_pair(
+        &self,
+        label: &str,
+        algorithm: KeyAlgorithm,
+        ephemeral: bool,
+    ) -> Result<KeyInfo>;
+    /// The public half of a key pair.
+    fn public_key(&self, key: &KeyUri) -> Result<PublicKey>;
+    /// Signs `message` (not a digest: hashing is part of the scheme). ECDSA signatures are DER.
+    fn sign(&self, key: &KeyUri, scheme: SignatureScheme, message: &[u8]) -> Result<Vec<u8>>;
+    /// Destroys a key pair (both halves).
+    fn destroy(&self, key: &KeyUri) -> Result<()>;
+    /// Every private and secret key in the token.
+    fn list(&self) -> Result<Vec<KeyInfo>>;
+    /// Fills `buf` from the token's RNG.
+    fn random(&self, buf: &mut [u8]) -> Result<()>;
+}
+
+/// Seals secrets for storage with a key that never leaves the HSM.
+pub trait Sealer: Send + Sync {
+    /// Encrypts `plaintext` bound to `context` (what the secret belongs to, e.g.
+    /// `certificate:42:private_key`); the same context is needed to unseal.
+    fn seal(&self, plaintext: &[u8], context: &[u8]) -> Result<Vec<u8>>;
+    /// Decrypts an envelope made by [`Sealer::seal`] with any KEK version still in the token. Fails
+    /// with [`crate::Error::SealAuthentication`] if the envelope or context was changed.
+    fn unseal(&self, envelope: &[u8], context: &[u8]) -> Result<Zeroizing<Vec<u8>>>;
+}

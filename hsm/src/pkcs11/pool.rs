@@ -1,0 +1,285 @@
+//! A pool of logged-in sessions on one token.
+//!
+//! PKCS#11 login state belongs to the application, not the session: the first session logs in and
+//! every later one is logged in too, until the last one closes. So the pool logs in once, hands out
+//! sessions one caller at a time (a `Session` is not `Sync`), and reuses them.
+//!
+//! Two failures get special handling:
+//! * a wrong or locked PIN stops the pool at the first failure: retrying would lock the token;
+//! * a token that goes away (removed, powered off, network HSM down) invalidates every session: the
+//!   pool drops them all, reports [`Error::TokenUnavailable`], and the next caller looks the token
+//!   up again, logs in and carries on once it is back.
+
+use super::module;
+use crate::{Error, Pin, Result};
+use cryptoki::context::Pkcs11;
+use cryptoki::error::RvError;
+use cryptoki::session::{Session, UserType};
+use cryptoki::slot::Slot;
+use std::ops::Deref;
+use std::path::PathBuf;
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+struct State {
+    idle: Vec<Session>,
+    open: usize,
+    slot: Option<Slot>,
+    stopped: Option<String>,
+    /// Whether the application is logged in (login state is shared by all of its sessions).
+    logged_in: bool,
+    /// Bumped whenever the token went away, so cached object handles are known to be stale.
+    generation: u64,
+}
+
+/// Sessions on one token, logged in as the user.
+pub(crate) struct SessionPool {
+    context: Pkcs11,
+    module_path: PathBuf,
+    token_label: String,
+    pin: Pin,
+    capacity: usize,
+    checkout_timeout: Duration,
+    state: Mutex<State>,
+    freed: Condvar,
+}
+
+/// A session lent to one caller; it goes back to the pool on drop unless the token went away.
+pub(crate) struct Lease<'a> {
+    pool: &'a SessionPool,
+    session: Option<Session>,
+    generation: u64,
+}
+
+impl Deref for Lease<'_> {
+    type Target = Session;
+
+    fn deref(&self) -> &Session {
+        // The session is only taken out in `Drop` or `discard`, after which the lease is gone.
+        match &self.session {
+            Some(session) => session,
+            None => unreachable!("a lease always holds its session until dropped"),
+        }
+    }
+}
+
+impl Lease<'_> {
+    /// The pool generation this session belongs to (see [`SessionPool::generation`]).
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation
+    }
+}
+
+impl Drop for Lease<'_> {
+    fn drop(&mut self) {
+        if let Some(session) = self.session.take() {
+            self.pool.give_back(session, self.generation);
+        }
+    }
+}
+
+impl SessionPool {
+    pub(crate) fn new(
+        module_path: PathBuf,
+        token_label: String,
+        pin: Pin,
+        capacity: usize,
+        checkout_timeout: Duration,
+    ) -> Result<Self> {
+        let context = module::load(&module_path)?;
+        Ok(Self {
+            context,
+            module_path,
+            token_label,
+            pin,
+            capacity: capacity.max(1),
+            checkout_timeout,
+            state: Mutex::new(State {
+                idle: Vec::new(),
+                open: 0,
+                slot: None,
+                stopped: None,
+                logged_in: false,
+                generation: 0,
+            }),
+            freed: Condvar::new(),
+        })
+    }
+
+    pub(crate) fn token_label(&self) -> &str {
+        &self.token_label
+    }
+
+    pub(crate) fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Runs `operation` on a pooled session. When it reports the token gone, every session is
+    /// retired so the next caller starts over with a fresh lookup and login.
+    pub(crate) fn run<T>(&self, operation: impl FnOnce(&Lease<'_>) -> Result<T>) -> Result<T> {
+        let mut lease = self.checkout()?;
+        match operation(&lease) {
+            Err(Error::TokenUnavailable { function, rv, .. }) => {
+                drop(lease.session.take());
+                self.token_went_away(lease.generation);
+                Err(Error::TokenUnavailable {
+                    label: self.token_label.clone(),
+                    function,
+                    rv,
+                })
+            }
+            other => other,
+        }
+    }
+
+    /// Lends a session, opening (and logging in) a new one while below capacity, else waiting.
+    pub(crate) fn checkout(&self) -> Result<Lease<'_>> {
+        let deadline = Instant::now() + self.checkout_timeout;
+        let mut state = self.lock();
+        loop {
+            if let Some(reason) = &state.stopped {
+                return Err(Error::LoginDisabled(reason.clone()));
+            }
+            if let Some(session) = state.idle.pop() {
+                return Ok(Lease {
+                    pool: self,
+                    session: Some(session),
+                    generation: state.generation,
+                });
+            }
+            if state.open < self.capacity {
+                state.open += 1;
+                let (slot, generation, login) = (state.slot, state.generation, !state.logged_in);
+                drop(state);
+                let opened = self.open_session(slot, login);
+                state = self.lock();
+                return match opened {
+                    Ok((session, slot)) if state.generation == generation => {
+                        state.slot = Some(slot);
+                        state.logged_in = true;
+                        Ok(Lease {
+                            pool: self,
+                            session: Some(session),
+                            generation,
+                        })
+                    }
+                    Ok(_) => {
+                        // The token went away while this session was being opened.
+                        state.open -= 1;
+                        self.freed.notify_one();
+                        Err(Error::TokenUnavailable {
+                            label: self.token_label.clone(),
+                            function: "C_OpenSession".into(),
+                            rv: "CKR_DEVICE_REMOVED".into(),
+                        })
+                    }
+                    Err(error) => {
+                        state.open -= 1;
+                        if matches!(error, Error::PinIncorrect { .. } | Error::PinLocked { .. }) {
+                            state.stopped = Some(error.to_string());
+                        }
+                        if error.is_unavailable() {
+                            state.slot = None;
+                        }
+                        self.freed.notify_all();
+                        Err(error)
+                    }
+                };
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(Error::PoolTimeout(self.checkout_timeout));
+            }
+            state = self
+                .freed
+                .wait_timeout(state, deadline - now)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+    }
+
+    fn give_back(&self, session: Session, generation: u64) {
+        let mut state = self.lock();
+        if state.generation == generation {
+            state.idle.push(session);
+        } else {
+            drop(session);
+        }
+        self.freed.notify_one();
+    }
+
+    /// Drops every idle session and forgets the slot; leases still out are dropped on return.
+    fn token_went_away(&self, generation: u64) {
+        let mut state = self.lock();
+        if state.generation == generation {
+            state.generation += 1;
+            state.idle.clear();
+            state.open = 0;
+            state.slot = None;
+            state.logged_in = false;
+        }
+        self.freed.notify_all();
+    }
+
+    /// Opens a read-write session on the token, logging in unless the application already is.
+    fn open_session(&self, slot: Option<Slot>, login: bool) -> Result<(Session, Slot)> {
+        let slot = match slot {
+            Some(slot) => slot,
+            None => find_token(&self.context, &self.token_label, &self.module_path)?,
+        };
+        let session = self
+            .context
+            .open_rw_session(slot)
+            .map_err(|e| self.unavailable_or(e))?;
+        if login {
+            match session.login(UserType::User, Some(&self.pin.auth_pin())) {
+                Ok(()) => {}
+                Err(cryptoki::error::Error::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => {}
+                Err(cryptoki::error::Error::Pkcs11(RvError::PinIncorrect, _)) => {
+                    return Err(Error::PinIncorrect {
+                        label: self.token_label.clone(),
+                    });
+                }
+                Err(cryptoki::error::Error::Pkcs11(RvError::PinLocked, _)) => {
+                    return Err(Error::PinLocked {
+                        label: self.token_label.clone(),
+                    });
+                }
+                Err(e) => return Err(self.unavailable_or(e)),
+            }
+        }
+        Ok((session, slot))
+    }
+
+    /// Our error for `error`, with this pool's token label on a token-gone error.
+    fn unavailable_or(&self, error: cryptoki::error::Error) -> Error {
+        match Error::from(error) {
+            Error::TokenUnavailable { function, rv, .. } => Error::TokenUnavailable {
+                label: self.token_label.clone(),
+                function,
+                rv,
+            },
+            other => other,
+        }
+    }
+}
+
+/// The slot holding the initialised token labelled `label`.
+pub(crate) fn find_token(context: &Pkcs11, label: &str, module: &std::path::Path) -> Result<Slot> {
+    let slots = context.get_slots_with_initialized_token()?;
+    for slot in slots {
+        if let Ok(info) = context.get_token_info(slot) {
+            if info.label().trim_end() == label {
+                return Ok(slot);
+            }
+        }
+    }
+    Err(Error::TokenNotFound {
+        label: label.to_owned(),
+        module: module.to_owned(),
+    })
+}

@@ -1,0 +1,157 @@
+//! Key generation, signing, listing and destruction in a real token.
+
+use lemur_hsm::{KeyAlgorithm, KeyClass, KeyStore, SignatureScheme, verify_signature};
+use lemur_testkit::TempToken;
+
+#[test]
+fn every_algorithm_generates_in_the_token_and_signs_with_every_scheme() {
+    let token = TempToken::new();
+    let store = token.open();
+    for algorithm in KeyAlgorithm::ALL {
+        let label = format!("ca-{algorithm}");
+        let info = store.generate_key_pair(&label, algorithm, false).unwrap();
+        assert_eq!(info.key_type, algorithm.name());
+        assert_eq!(info.class, KeyClass::Private);
+        assert!(
+            info.sensitive && !info.extractable && info.persistent,
+            "{info:?}"
+        );
+        assert!(
+            info.uri
+                .to_string()
+                .starts_with(&format!("pkcs11:token={};object={label};id=%", token.label))
+        );
+        let public = store.public_key(&info.uri).unwrap();
+        assert_eq!(public.algorithm(), algorithm);
+        for scheme in SignatureScheme::ALL {
+            let signed = store.sign(&info.uri, scheme, b"tbs certificate");
+            if algorithm.supports(scheme) {
+                let signature = signed.unwrap();
+                assert!(
+                    verify_signature(&public, scheme, b"tbs certificate", &signature),
+                    "{algorithm} {scheme}"
+                );
+                assert!(!verify_signature(
+                    &public,
+                    scheme,
+                    b"tbs certificatf",
+                    &signature
+                ));
+            } else {
+                assert!(signed.is_err(), "{algorithm} must refuse {scheme}");
+            }
+        }
+    }
+}
+
+#[test]
+fn public_keys_are_spki_that_openssl_reads() {
+    let token = TempToken::new();
+    let store = token.open();
+    for (algorithm, expected) in [
+        (KeyAlgorithm::EcP256, "Public-Key: (256 bit)"),
+        (KeyAlgorithm::EcP384, "Public-Key: (384 bit)"),
+        (KeyAlgorithm::Rsa3072, "Public-Key: (3072 bit)"),
+    ] {
+        let info = store
+            .generate_key_pair(algorithm.name(), algorithm, false)
+            .unwrap();
+        let spki = store.public_key(&info.uri).unwrap().spki_der();
+        let path = token.scratch_dir().join(format!("{algorithm}.der"));
+        std::fs::write(&path, spki).unwrap();
+        let output = std::process::Command::new("openssl")
+            .args(["pkey", "-pubin", "-inform", "DER", "-noout", "-text", "-in"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(text.contains(expected), "{algorithm}: {text}");
+    }
+}
+
+#[test]
+fn private_keys_cannot_be_read_or_wrapped_out_of_the_token() {
+    let token = TempToken::new();
+    let store = token.open();
+    for algorithm in [KeyAlgorithm::EcP256, KeyAlgorithm::Rsa2048] {
+        let info = store
+            .generate_key_pair(algorithm.name(), algorithm, false)
+            .unwrap();
+        let probe = store.probe_extraction(&info.uri).unwrap();
+        assert_eq!(
+            probe.read_secret_value, "CKR_ATTRIBUTE_SENSITIVE",
+            "{algorithm}"
+        );
+        assert_eq!(probe.wrap_attempt, "CKR_KEY_UNEXTRACTABLE", "{algorithm}");
+        assert!(probe.key_stays_in_token(), "{probe:?}");
+    }
+}
+
+#[test]
+fn list_shows_keys_and_destroy_removes_both_halves() {
+    let token = TempToken::new();
+    let store = token.open();
+    let a = store
+        .generate_key_pair("root-a", KeyAlgorithm::EcP256, false)
+        .unwrap();
+    store
+        .generate_key_pair("root-b", KeyAlgorithm::Rsa2048, false)
+        .unwrap();
+    let labels: Vec<_> = store.list().unwrap().into_iter().map(|k| k.label).collect();
+    assert_eq!(labels, ["root-a", "root-b"]);
+    store.destroy(&a.uri).unwrap();
+    let labels: Vec<_> = store.list().unwrap().into_iter().map(|k| k.label).collect();
+    assert_eq!(labels, ["root-b"]);
+    assert!(store.public_key(&a.uri).is_err());
+    let error = store
+        .sign(&a.uri, SignatureScheme::EcdsaSha256, b"x")
+        .unwrap_err();
+    assert!(
+        error.to_string().contains("no key pkcs11:token="),
+        "{error}"
+    );
+    assert!(store.destroy(&a.uri).is_err());
+}
+
+#[test]
+fn duplicate_labels_are_refused() {
+    let token = TempToken::new();
+    let store = token.open();
+    store
+        .generate_key_pair("root", KeyAlgorithm::EcP256, false)
+        .unwrap();
+    let error = store
+        .generate_key_pair("root", KeyAlgorithm::EcP384, false)
+        .unwrap_err();
+    assert!(
+        matches!(error, lemur_hsm::Error::KeyExists { .. }),
+        "{error}"
+    );
+}
+
+#[test]
+fn ephemeral_keys_are_session_objects() {
+    let token = TempToken::new();
+    let store = token.open();
+    let info = store
+        .generate_key_pair("scratch", KeyAlgorithm::EcP256, true)
+        .unwrap();
+    assert!(!info.persistent);
+    drop(store);
+    assert!(token.open().list().unwrap().is_empty());
+}
+
+#[test]
+fn the_token_rng_fills_buffers() {
+    let token = TempToken::new();
+    let store = token.open();
+    let (mut a, mut b) = ([0u8; 32], [0u8; 32]);
+    store.random(&mut a).unwrap();
+    store.random(&mut b).unwrap();
+    assert_ne!(a, b);
+}

@@ -1,0 +1,8 @@
+//! Integration tests of the key store against real SoftHSM2 tokens (one test binary: linking
+//! dominates build time on two cores).
+
+mod cli;
+mod errors;
+mod keystore;
+mod seal;
+mod signer;

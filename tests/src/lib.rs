@@ -1,0 +1,165 @@
+//! Test kit: throwaway SoftHSM2 tokens for the integration tests and benchmarks.
+//!
+//! SoftHSM2 reads its configuration (`SOFTHSM2_CONF`) once, when the module is initialised, so the
+//! kit gives each test process one temporary token directory (under nextest, each test is its own
+//! process, so each test gets its own directory) and each [`TempToken`] its own token in it, with
+//! random PINs in 0600 files. Nothing touches the system token directory.
+#![allow(clippy::expect_used, clippy::panic)] // test support: fail loudly and at once
+
+use lemur_entropy::HealthMonitor;
+use lemur_hsm::{HsmConfig, KeyStore, Pin, Pkcs11KeyStore};
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+use tempfile::TempDir;
+use zeroize::Zeroizing;
+
+static SOFTHSM_DIR: OnceLock<TempDir> = OnceLock::new();
+
+/// The process's SoftHSM2 configuration file, created (and `SOFTHSM2_CONF` set) on first use.
+pub fn softhsm_conf() -> PathBuf {
+    let dir = SOFTHSM_DIR.get_or_init(|| {
+        let dir = tempfile::Builder::new()
+            .prefix("lemur-softhsm-")
+            .tempdir()
+            .expect("temporary SoftHSM directory");
+        let tokens = dir.path().join("tokens");
+        std::fs::create_dir(&tokens).expect("token directory");
+        let conf = dir.path().join("softhsm2.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n",
+                tokens.display()
+            ),
+        )
+        .expect("SoftHSM configuration");
+        // Edition 2021: set_var is safe to call. It runs once, before this process loads the
+        // PKCS#11 module, which is the only reader of the variable.
+        std::env::set_var("SOFTHSM2_CONF", &conf);
+        dir
+    });
+    dir.path().join("softhsm2.conf")
+}
+
+/// The token directory of this process's SoftHSM2.
+pub fn token_dir() -> PathBuf {
+    softhsm_conf().with_file_name("tokens")
+}
+
+/// Writes `content` to a new file only the owner can read.
+pub fn write_secret_file(path: &Path, content: &str) {
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .expect("secret file");
+    file.write_all(content.as_bytes())
+        .expect("write secret file");
+}
+
+fn random_hex(bytes: usize) -> String {
+    let mut raw = vec![0u8; bytes];
+    getrandom::fill(&mut raw).expect("getrandom");
+    raw.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A freshly initialised SoftHSM2 token with random SO and user PINs.
+pub struct TempToken {
+    /// The token label.
+    pub label: String,
+    /// File holding the user PIN.
+    pub pin_file: PathBuf,
+    /// File holding the security officer PIN.
+    pub so_pin_file: PathBuf,
+    secrets: TempDir,
+}
+
+impl TempToken {
+    /// Creates and initialises the token through the admin code path operators use.
+    pub fn new() -> Self {
+        let token = Self::uninitialised();
+        let so_pin = Pin::from_file(&token.so_pin_file).expect("SO PIN");
+        let user_pin = Pin::from_file(&token.pin_file).expect("user PIN");
+        lemur_hsm::admin::init_token(&Self::module(), &token.label, &so_pin, &user_pin)
+            .expect("initialise SoftHSM token");
+        token
+    }
+
+    /// A label and PIN files, without creating the token (for testing `init-token`).
+    pub fn uninitialised() -> Self {
+        softhsm_conf();
+        let secrets = tempfile::Builder::new()
+            .prefix("lemur-pins-")
+            .tempdir()
+            .expect("PIN directory");
+        let pin_file = secrets.path().join("user.pin");
+        let so_pin_file = secrets.path().join("so.pin");
+        write_secret_file(&pin_file, &random_hex(8));
+        write_secret_file(&so_pin_file, &random_hex(8));
+        Self {
+            label: format!("test-{}", random_hex(6)),
+            pin_file,
+            so_pin_file,
+            secrets,
+        }
+    }
+
+    /// The SoftHSM2 module.
+    pub fn module() -> PathBuf {
+        lemur_hsm::resolve_module(None)
+    }
+
+    /// A directory for the test's own files, removed with the token's PIN files.
+    pub fn scratch_dir(&self) -> &Path {
+        self.secrets.path()
+    }
+
+    /// The key store configuration for this token.
+    pub fn config(&self) -> HsmConfig {
+        HsmConfig::new(self.label.clone(), self.pin_file.clone())
+    }
+
+    /// The user PIN.
+    pub fn pin(&self) -> Pin {
+        Pin::from_file(&self.pin_file).expect("user PIN")
+    }
+
+    /// Writes a wrong PIN to a new file and returns its path.
+    pub fn wrong_pin_file(&self) -> PathBuf {
+        let path = self.secrets.path().join("wrong.pin");
+        if !path.exists() {
+            write_secret_file(&path, "not-the-pin");
+        }
+        path
+    }
+
+    /// Opens a key store on the token, with an entropy monitor over the OS and token RNGs that
+    /// has passed its first check.
+    pub fn open(&self) -> Pkcs11KeyStore {
+        let monitor = Arc::new(HealthMonitor::with_os_source());
+        let store = Pkcs11KeyStore::open(&self.config(), Arc::clone(&monitor)).expect("open token");
+        monitor.add_source(store.rng_source());
+        let report = monitor.check();
+        assert!(report.healthy, "entropy health: {report:?}");
+        store
+    }
+
+    /// Like [`TempToken::open`], wrapped for code that takes the trait object.
+    pub fn open_shared(&self) -> Arc<dyn KeyStore> {
+        Arc::new(self.open())
+    }
+
+    /// A PIN typed by the test rather than read from a file.
+    pub fn pin_value(value: &str) -> Pin {
+        Pin::new(Zeroizing::new(value.to_owned())).expect("non-empty PIN")
+    }
+}
+
+impl Default for TempToken {
+    fn default() -> Self {
+        Self::new()
+    }
+}
