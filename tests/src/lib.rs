@@ -10,6 +10,7 @@ use lemur_entropy::HealthMonitor;
 use lemur_hsm::{HsmConfig, KeyStore, Pin, Pkcs11KeyStore};
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use tempfile::TempDir;
@@ -161,5 +162,84 @@ impl TempToken {
 impl Default for TempToken {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+/// The token served over a unix socket by `p11-kit server`, reached through p11-kit's client
+/// module: a network HSM that the test can unplug ([`RemoteToken::stop`]) and plug back in
+/// ([`RemoteToken::start`]).
+pub struct RemoteToken {
+    socket: PathBuf,
+    token_label: String,
+    server: Option<std::process::Child>,
+}
+
+/// p11-kit's client module on Debian.
+pub const P11_KIT_CLIENT: &str = "/usr/lib/x86_64-linux-gnu/pkcs11/p11-kit-client.so";
+
+impl RemoteToken {
+    /// Serves `token` and points this process's p11-kit client at it. Call before any other use
+    /// of the client module in this process.
+    pub fn serve(token: &TempToken) -> Self {
+        let socket = token.scratch_dir().join("p11-kit.sock");
+        std::env::set_var(
+            "P11_KIT_SERVER_ADDRESS",
+            format!("unix:path={}", socket.display()),
+        );
+        let mut remote = Self {
+            socket,
+            token_label: token.label.clone(),
+            server: None,
+        };
+        remote.start();
+        remote
+    }
+
+    /// The key store configuration reaching the token through the client module.
+    pub fn config(&self, token: &TempToken) -> HsmConfig {
+        let mut config = token.config();
+        config.module = Some(PathBuf::from(P11_KIT_CLIENT));
+        config
+    }
+
+    /// Starts the server and waits for its socket.
+    pub fn start(&mut self) {
+        let _ = std::fs::remove_file(&self.socket);
+        let child = std::process::Command::new("p11-kit")
+            .args(["server", "--foreground", "--provider"])
+            .arg(lemur_hsm::resolve_module(None))
+            .arg("--name")
+            .arg(&self.socket)
+            .arg(format!("pkcs11:token={}", self.token_label))
+            .stdout(std::process::Stdio::null())
+            .process_group(0)
+            .spawn()
+            .expect("p11-kit server (apt-get install p11-kit p11-kit-modules)");
+        self.server = Some(child);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !self.socket.exists() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "p11-kit server did not start"
+            );
+            std::thread::yield_now();
+        }
+    }
+
+    /// Kills the server and the per-connection processes it forked: the token becomes
+    /// unreachable.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.server.take() {
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", "--", &format!("-{}", child.id())])
+                .status();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for RemoteToken {
+    fn drop(&mut self) {
+        self.stop();
     }
 }

@@ -18,7 +18,7 @@ use cryptoki::session::{Session, UserType};
 use cryptoki::slot::Slot;
 use std::ops::Deref;
 use std::path::PathBuf;
-use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 struct State {
@@ -34,7 +34,8 @@ struct State {
 
 /// Sessions on one token, logged in as the user.
 pub(crate) struct SessionPool {
-    context: Pkcs11,
+    /// `None` after the module was dropped to be re-initialised; loaded again on next use.
+    context: Mutex<Option<Arc<Pkcs11>>>,
     module_path: PathBuf,
     token_label: String,
     pin: Pin,
@@ -88,7 +89,7 @@ impl SessionPool {
     ) -> Result<Self> {
         let context = module::load(&module_path)?;
         Ok(Self {
-            context,
+            context: Mutex::new(Some(context)),
             module_path,
             token_label,
             pin,
@@ -123,14 +124,10 @@ impl SessionPool {
     pub(crate) fn run<T>(&self, operation: impl FnOnce(&Lease<'_>) -> Result<T>) -> Result<T> {
         let mut lease = self.checkout()?;
         match operation(&lease) {
-            Err(Error::TokenUnavailable { function, rv, .. }) => {
+            Err(error @ Error::TokenUnavailable { .. }) => {
                 drop(lease.session.take());
                 self.token_went_away(lease.generation);
-                Err(Error::TokenUnavailable {
-                    label: self.token_label.clone(),
-                    function,
-                    rv,
-                })
+                Err(self.labelled(error))
             }
             other => other,
         }
@@ -225,16 +222,45 @@ impl SessionPool {
         self.freed.notify_all();
     }
 
+    /// The module context, loading it again if it was dropped for re-initialisation.
+    fn context(&self) -> Result<Arc<Pkcs11>> {
+        let mut context = self.context.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(loaded) = context.as_ref() {
+            return Ok(Arc::clone(loaded));
+        }
+        let loaded = module::load(&self.module_path).map_err(|e| self.labelled(e))?;
+        *context = Some(Arc::clone(&loaded));
+        Ok(loaded)
+    }
+
+    /// Drops this pool's hold on the module so that, once no session is left, cryptoki finalises
+    /// it and the next use initialises it again: the only way back for a module whose library-level
+    /// calls fail (a network HSM client that lost its server does not reconnect by itself).
+    fn reinitialise_module(&self) {
+        self.context
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+    }
+
     /// Opens a read-write session on the token, logging in unless the application already is.
     fn open_session(&self, slot: Option<Slot>, login: bool) -> Result<(Session, Slot)> {
+        let context = self.context()?;
         let slot = match slot {
             Some(slot) => slot,
-            None => find_token(&self.context, &self.token_label, &self.module_path)?,
+            None => match find_token(&context, &self.token_label, &self.module_path) {
+                Ok(slot) => slot,
+                Err(error @ Error::TokenUnavailable { .. }) => {
+                    drop(context);
+                    self.reinitialise_module();
+                    return Err(self.labelled(error));
+                }
+                Err(error) => return Err(error),
+            },
         };
-        let session = self
-            .context
+        let session = context
             .open_rw_session(slot)
-            .map_err(|e| self.unavailable_or(e))?;
+            .map_err(|e| self.labelled(e.into()))?;
         if login {
             match session.login(UserType::User, Some(&self.pin.auth_pin())) {
                 Ok(()) => {}
@@ -249,15 +275,15 @@ impl SessionPool {
                         label: self.token_label.clone(),
                     });
                 }
-                Err(e) => return Err(self.unavailable_or(e)),
+                Err(e) => return Err(self.labelled(e.into())),
             }
         }
         Ok((session, slot))
     }
 
-    /// Our error for `error`, with this pool's token label on a token-gone error.
-    fn unavailable_or(&self, error: cryptoki::error::Error) -> Error {
-        match Error::from(error) {
+    /// `error` with this pool's token label when it is a token-gone error.
+    fn labelled(&self, error: Error) -> Error {
+        match error {
             Error::TokenUnavailable { function, rv, .. } => Error::TokenUnavailable {
                 label: self.token_label.clone(),
                 function,
