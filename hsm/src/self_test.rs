@@ -21,8 +21,8 @@ pub struct Step {
     pub passed: bool,
     /// What happened.
     pub detail: String,
-    /// How long it took.
-    pub millis: u128,
+    /// How long it took, in milliseconds.
+    pub millis: f64,
 }
 
 /// Every step of a self-test.
@@ -45,7 +45,7 @@ impl Recorder {
             name,
             passed,
             detail: outcome.unwrap_or_else(|e| e),
-            millis: started.elapsed().as_millis(),
+            millis: started.elapsed().as_secs_f64() * 1000.0,
         });
         passed
     }
