@@ -91,7 +91,7 @@ pub(crate) fn ec_point(attribute: &[u8], field_len: usize) -> Option<&[u8]> {
 
 /// `ECDSA-Sig-Value ::= SEQUENCE { r INTEGER, s INTEGER }` from the token's fixed-width `r || s`.
 pub(crate) fn ecdsa_signature(raw: &[u8]) -> Option<Vec<u8>> {
-    if raw.is_empty() || raw.len() % 2 != 0 {
+    if raw.is_empty() || !raw.len().is_multiple_of(2) {
         return None;
     }
     let (r, s) = raw.split_at(raw.len() / 2);

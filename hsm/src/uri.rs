@@ -177,7 +177,7 @@ impl FromStr for KeyUri {
             .strip_prefix("pkcs11:")
             .ok_or_else(|| invalid("must start with `pkcs11:`"))?;
         let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
-        for attribute in query.split('&').filter(|a| !a.is_empty()) {
+        if let Some(attribute) = query.split('&').find(|a| !a.is_empty()) {
             let name = attribute.split('=').next().unwrap_or_default();
             if name.starts_with("pin-") {
                 return Err(invalid(

@@ -298,10 +298,11 @@ impl SessionPool {
 pub(crate) fn find_token(context: &Pkcs11, label: &str, module: &std::path::Path) -> Result<Slot> {
     let slots = context.get_slots_with_initialized_token()?;
     for slot in slots {
-        if let Ok(info) = context.get_token_info(slot) {
-            if info.label().trim_end() == label {
-                return Ok(slot);
-            }
+        if context
+            .get_token_info(slot)
+            .is_ok_and(|info| info.label().trim_end() == label)
+        {
+            return Ok(slot);
         }
     }
     Err(Error::TokenNotFound {

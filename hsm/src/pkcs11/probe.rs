@@ -4,7 +4,7 @@
 
 use super::{Pkcs11KeyStore, objects};
 use crate::error::rv_name;
-use crate::{Error, KeyUri, Result};
+use crate::{KeyUri, Result};
 use cryptoki::error::RvError;
 use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, AttributeInfo, AttributeType, KeyType, ObjectClass};
@@ -121,7 +121,7 @@ impl Pkcs11KeyStore {
                 always_sensitive: flag(&flags, AttributeType::AlwaysSensitive),
                 never_extractable: flag(&flags, AttributeType::NeverExtractable),
                 read_secret_value: read_secret_value(lease, handle)?,
-                wrap_attempt: wrap_attempt(lease, handle).map_err(Error::from)?,
+                wrap_attempt: wrap_attempt(lease, handle)?,
             })
         })
     }
