@@ -6,7 +6,7 @@
 //! random PINs in 0600 files. Nothing touches the system token directory.
 #![allow(clippy::expect_used, clippy::panic)] // test support: fail loudly and at once
 
-use lemur_entropy::HealthMonitor;
+use lemur_entropy::{EntropySource, HealthMonitor, SourceError};
 use lemur_hsm::{HsmConfig, KeyStore, Pin, Pkcs11KeyStore};
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
@@ -241,5 +241,29 @@ impl RemoteToken {
 impl Drop for RemoteToken {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// An entropy source whose output a test scripts, e.g. stuck at zero to close the health gate.
+pub struct ScriptedSource<F> {
+    name: &'static str,
+    fill: F,
+}
+
+impl<F: Fn(&mut [u8]) + Send + Sync> ScriptedSource<F> {
+    /// A source named `name` that fills buffers with `fill`.
+    pub fn new(name: &'static str, fill: F) -> Self {
+        Self { name, fill }
+    }
+}
+
+impl<F: Fn(&mut [u8]) + Send + Sync> EntropySource for ScriptedSource<F> {
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    fn fill(&self, buf: &mut [u8]) -> Result<(), SourceError> {
+        (self.fill)(buf);
+        Ok(())
     }
 }

@@ -4,12 +4,20 @@ use lemur_testkit::{TempToken, softhsm_conf};
 use serde_json::Value;
 use std::process::{Command, Output};
 
-fn lemur_hsm(token: &TempToken, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_lemur-hsm"))
+/// `lemur-hsm --token <label>` on the test's SoftHSM2, with no PIN source and no terminal.
+fn command(token: &TempToken) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_lemur-hsm"));
+    command
         .env("SOFTHSM2_CONF", softhsm_conf())
         .env_remove("CREDENTIALS_DIRECTORY")
-        .arg("--token")
-        .arg(&token.label)
+        .stdin(std::process::Stdio::null())
+        .args(["--token", &token.label]);
+    command
+}
+
+/// `lemur-hsm` with the token's PIN file and `args`.
+fn lemur_hsm(token: &TempToken, args: &[&str]) -> Output {
+    command(token)
         .arg("--pin-file")
         .arg(&token.pin_file)
         .args(args)
@@ -171,15 +179,10 @@ fn change_pin_takes_the_new_pin_from_a_file_and_the_old_one_stops_working() {
     let old = lemur_hsm(&token, &["list"]);
     assert_eq!(old.status.code(), Some(4), "{}", stderr(&old));
     assert!(stderr(&old).contains("CKR_PIN_INCORRECT"));
-    let new = Command::new(env!("CARGO_BIN_EXE_lemur-hsm"))
-        .env("SOFTHSM2_CONF", softhsm_conf())
-        .args([
-            "--token",
-            &token.label,
-            "--pin-file",
-            new_pin.to_str().unwrap(),
-            "list",
-        ])
+    let new = command(&token)
+        .arg("--pin-file")
+        .arg(&new_pin)
+        .arg("list")
         .output()
         .unwrap();
     assert!(new.status.success(), "{}", stderr(&new));
@@ -188,16 +191,10 @@ fn change_pin_takes_the_new_pin_from_a_file_and_the_old_one_stops_working() {
 #[test]
 fn failures_have_meaningful_exit_codes_and_never_print_the_pin() {
     let token = TempToken::new();
-    let wrong = Command::new(env!("CARGO_BIN_EXE_lemur-hsm"))
-        .env("SOFTHSM2_CONF", softhsm_conf())
-        .args([
-            "--token",
-            &token.label,
-            "--pin-file",
-            token.wrong_pin_file().to_str().unwrap(),
-            "--json",
-            "list",
-        ])
+    let wrong = command(&token)
+        .arg("--pin-file")
+        .arg(token.wrong_pin_file())
+        .args(["--json", "list"])
         .output()
         .unwrap();
     assert_eq!(wrong.status.code(), Some(4));
@@ -213,13 +210,7 @@ fn failures_have_meaningful_exit_codes_and_never_print_the_pin() {
     assert_eq!(no_module.status.code(), Some(3));
     assert!(stderr(&no_module).contains("apt-get install softhsm2"));
 
-    let no_prompt = Command::new(env!("CARGO_BIN_EXE_lemur-hsm"))
-        .env("SOFTHSM2_CONF", softhsm_conf())
-        .env_remove("CREDENTIALS_DIRECTORY")
-        .args(["--token", &token.label, "list"])
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap();
+    let no_prompt = command(&token).arg("list").output().unwrap();
     assert_eq!(no_prompt.status.code(), Some(3));
     assert!(stderr(&no_prompt).contains("--pin-file"));
 }
@@ -230,11 +221,9 @@ fn the_pin_can_come_from_a_systemd_credential() {
     let credentials = token.scratch_dir().join("credentials");
     std::fs::create_dir(&credentials).unwrap();
     std::fs::copy(&token.pin_file, credentials.join("hsm-pin")).unwrap();
-    let listed = Command::new(env!("CARGO_BIN_EXE_lemur-hsm"))
-        .env("SOFTHSM2_CONF", softhsm_conf())
+    let listed = command(&token)
         .env("CREDENTIALS_DIRECTORY", &credentials)
-        .args(["--token", &token.label, "list"])
-        .stdin(std::process::Stdio::null())
+        .arg("list")
         .output()
         .unwrap();
     assert!(listed.status.success(), "{}", stderr(&listed));

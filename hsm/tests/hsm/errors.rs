@@ -1,9 +1,9 @@
 //! The failures an operator meets: wrong PIN, missing module, missing token, a token that goes
 //! away and comes back, a closed entropy gate.
 
-use lemur_entropy::{CheckConfig, EntropySource, HealthMonitor, SourceError};
+use lemur_entropy::{CheckConfig, HealthMonitor};
 use lemur_hsm::{Error, HsmConfig, KeyAlgorithm, KeyStore, Pkcs11KeyStore, SignatureScheme};
-use lemur_testkit::{RemoteToken, TempToken};
+use lemur_testkit::{RemoteToken, ScriptedSource, TempToken};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -123,24 +123,13 @@ fn a_token_that_goes_away_gives_a_typed_error_and_the_pool_recovers_when_it_retu
         .unwrap();
 }
 
-/// A source stuck at zero, as a disconnected noise source would be.
-struct Stuck;
-impl EntropySource for Stuck {
-    fn name(&self) -> &str {
-        "stuck"
-    }
-    fn fill(&self, buf: &mut [u8]) -> Result<(), SourceError> {
-        buf.fill(0);
-        Ok(())
-    }
-}
-
 #[test]
 fn key_generation_is_refused_while_entropy_health_fails() {
     let token = TempToken::new();
+    let stuck = ScriptedSource::new("stuck", |buf: &mut [u8]| buf.fill(0));
     let monitor = Arc::new(HealthMonitor::new(
         CheckConfig::default(),
-        vec![Arc::new(Stuck)],
+        vec![Arc::new(stuck)],
     ));
     let store = Pkcs11KeyStore::open(&token.config(), Arc::clone(&monitor)).unwrap();
     let refused = store
