@@ -17,6 +17,23 @@ use tempfile::TempDir;
 use zeroize::Zeroizing;
 
 static SOFTHSM_DIR: OnceLock<TempDir> = OnceLock::new();
+static INIT_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Writes `dir/softhsm2.conf` for a token directory `dir/tokens` and returns its path.
+pub fn write_softhsm_conf(dir: &Path) -> PathBuf {
+    let tokens = dir.join("tokens");
+    std::fs::create_dir_all(&tokens).expect("token directory");
+    let conf = dir.join("softhsm2.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n",
+            tokens.display()
+        ),
+    )
+    .expect("SoftHSM configuration");
+    conf
+}
 
 /// The process's SoftHSM2 configuration file, created (and `SOFTHSM2_CONF` set) on first use.
 pub fn softhsm_conf() -> PathBuf {
@@ -25,17 +42,7 @@ pub fn softhsm_conf() -> PathBuf {
             .prefix("lemur-softhsm-")
             .tempdir()
             .expect("temporary SoftHSM directory");
-        let tokens = dir.path().join("tokens");
-        std::fs::create_dir(&tokens).expect("token directory");
-        let conf = dir.path().join("softhsm2.conf");
-        std::fs::write(
-            &conf,
-            format!(
-                "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n",
-                tokens.display()
-            ),
-        )
-        .expect("SoftHSM configuration");
+        let conf = write_softhsm_conf(dir.path());
         // Edition 2021: set_var is safe to call. It runs once, before this process loads the
         // PKCS#11 module, which is the only reader of the variable.
         std::env::set_var("SOFTHSM2_CONF", &conf);
@@ -84,6 +91,10 @@ impl TempToken {
         let token = Self::uninitialised();
         let so_pin = Pin::from_file(&token.so_pin_file).expect("SO PIN");
         let user_pin = Pin::from_file(&token.pin_file).expect("user PIN");
+        // Threads of one test process share SoftHSM2's single free slot: initialise one at a time.
+        let _one_at_a_time = INIT_LOCK
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         lemur_hsm::admin::init_token(&Self::module(), &token.label, &so_pin, &user_pin)
             .expect("initialise SoftHSM token");
         token
@@ -111,6 +122,13 @@ impl TempToken {
     /// The SoftHSM2 module.
     pub fn module() -> PathBuf {
         lemur_hsm::resolve_module(None)
+    }
+
+    /// A SoftHSM2 configuration with a token directory of this token's own, for tests that run
+    /// the admin CLI in other processes: SoftHSM2 does not cope with processes creating tokens in
+    /// one directory at the same time.
+    pub fn private_softhsm_conf(&self) -> PathBuf {
+        write_softhsm_conf(&self.secrets.path().join("softhsm"))
     }
 
     /// A directory for the test's own files, removed with the token's PIN files.
@@ -167,9 +185,11 @@ impl Default for TempToken {
 
 /// The token served over a unix socket by `p11-kit server`, reached through p11-kit's client
 /// module: a network HSM that the test can unplug ([`RemoteToken::stop`]) and plug back in
-/// ([`RemoteToken::start`]).
+/// ([`RemoteToken::start`]). The server gets its own copy of the token, in a token directory no
+/// other test writes to, so concurrent token creation cannot disturb its SoftHSM2.
 pub struct RemoteToken {
     socket: PathBuf,
+    conf: PathBuf,
     token_label: String,
     server: Option<std::process::Child>,
 }
@@ -182,12 +202,14 @@ impl RemoteToken {
     /// of the client module in this process.
     pub fn serve(token: &TempToken) -> Self {
         let socket = token.scratch_dir().join("p11-kit.sock");
+        let conf = copy_token(token);
         std::env::set_var(
             "P11_KIT_SERVER_ADDRESS",
             format!("unix:path={}", socket.display()),
         );
         let mut remote = Self {
             socket,
+            conf,
             token_label: token.label.clone(),
             server: None,
         };
@@ -206,6 +228,7 @@ impl RemoteToken {
     pub fn start(&mut self) {
         let _ = std::fs::remove_file(&self.socket);
         let child = std::process::Command::new("p11-kit")
+            .env("SOFTHSM2_CONF", &self.conf)
             .args(["server", "--foreground", "--provider"])
             .arg(lemur_hsm::resolve_module(None))
             .arg("--name")
@@ -236,6 +259,33 @@ impl RemoteToken {
             let _ = child.wait();
         }
     }
+}
+
+/// Copies `token` out of the shared token directory into a private one and returns the SoftHSM2
+/// configuration that serves it.
+fn copy_token(token: &TempToken) -> PathBuf {
+    let source = std::fs::read_dir(token_dir())
+        .expect("token directory")
+        .map(|entry| entry.expect("token directory entry").path())
+        .find(|dir| {
+            std::fs::read(dir.join("token.object")).is_ok_and(|bytes| {
+                bytes
+                    .windows(token.label.len())
+                    .any(|w| w == token.label.as_bytes())
+            })
+        })
+        .expect("the token's directory");
+    let conf = write_softhsm_conf(&token.scratch_dir().join("remote"));
+    let target = conf
+        .with_file_name("tokens")
+        .join(source.file_name().expect("token directory name"));
+    std::fs::create_dir_all(&target).expect("remote token directory");
+    for file in std::fs::read_dir(&source).expect("token files") {
+        let file = file.expect("token file").path();
+        std::fs::copy(&file, target.join(file.file_name().expect("file name")))
+            .expect("copy token file");
+    }
+    conf
 }
 
 impl Drop for RemoteToken {

@@ -1,14 +1,24 @@
-//! The `lemur-hsm` binary as an operator runs it: real process, real SoftHSM2 token.
+//! The `lemur-hsm` binary as an operator runs it: real process, real SoftHSM2 token, in a token
+//! directory of each test's own that only the CLI processes touch.
 
-use lemur_testkit::{TempToken, softhsm_conf};
+use lemur_testkit::TempToken;
 use serde_json::Value;
 use std::process::{Command, Output};
+
+/// A token initialised by `lemur-hsm init-token` in the test's own token directory.
+fn initialised() -> TempToken {
+    let token = TempToken::uninitialised();
+    let so_pin = token.so_pin_file.to_str().unwrap().to_owned();
+    let init = lemur_hsm(&token, &["init-token", "--so-pin-file", &so_pin]);
+    assert!(init.status.success(), "{}", stderr(&init));
+    token
+}
 
 /// `lemur-hsm --token <label>` on the test's SoftHSM2, with no PIN source and no terminal.
 fn command(token: &TempToken) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_lemur-hsm"));
     command
-        .env("SOFTHSM2_CONF", softhsm_conf())
+        .env("SOFTHSM2_CONF", token.private_softhsm_conf())
         .env_remove("CREDENTIALS_DIRECTORY")
         .stdin(std::process::Stdio::null())
         .args(["--token", &token.label]);
@@ -41,10 +51,8 @@ fn stderr(output: &Output) -> String {
 
 #[test]
 fn init_token_then_status_reports_ready() {
-    let token = TempToken::uninitialised();
+    let token = initialised();
     let so_pin = token.so_pin_file.to_str().unwrap().to_owned();
-    let init = lemur_hsm(&token, &["init-token", "--so-pin-file", &so_pin]);
-    assert!(init.status.success(), "{}", stderr(&init));
     let again = lemur_hsm(&token, &["init-token", "--so-pin-file", &so_pin]);
     assert_eq!(again.status.code(), Some(3), "{}", stderr(&again));
     assert!(stderr(&again).contains("already exists"));
@@ -65,7 +73,7 @@ fn init_token_then_status_reports_ready() {
 
 #[test]
 fn keys_and_keks_are_managed_from_the_command_line() {
-    let token = TempToken::new();
+    let token = initialised();
     let generated = lemur_hsm(
         &token,
         &[
@@ -119,7 +127,7 @@ fn keys_and_keks_are_managed_from_the_command_line() {
 
 #[test]
 fn self_test_and_entropy_pass_on_a_healthy_token_and_leave_nothing_behind() {
-    let token = TempToken::new();
+    let token = initialised();
     assert!(lemur_hsm(&token, &["create-kek"]).status.success());
     let report = lemur_hsm(&token, &["--json", "self-test"]);
     assert_eq!(
@@ -159,7 +167,7 @@ fn self_test_and_entropy_pass_on_a_healthy_token_and_leave_nothing_behind() {
 
 #[test]
 fn self_test_without_a_kek_fails_the_seal_step_with_advice() {
-    let token = TempToken::new();
+    let token = initialised();
     let report = lemur_hsm(&token, &["self-test"]);
     assert_eq!(report.status.code(), Some(1));
     let text = String::from_utf8_lossy(&report.stdout);
@@ -168,7 +176,7 @@ fn self_test_without_a_kek_fails_the_seal_step_with_advice() {
 
 #[test]
 fn change_pin_takes_the_new_pin_from_a_file_and_the_old_one_stops_working() {
-    let token = TempToken::new();
+    let token = initialised();
     let new_pin = token.scratch_dir().join("new.pin");
     lemur_testkit::write_secret_file(&new_pin, "a-new-pin-0042");
     let changed = lemur_hsm(
@@ -190,7 +198,7 @@ fn change_pin_takes_the_new_pin_from_a_file_and_the_old_one_stops_working() {
 
 #[test]
 fn failures_have_meaningful_exit_codes_and_never_print_the_pin() {
-    let token = TempToken::new();
+    let token = initialised();
     let wrong = command(&token)
         .arg("--pin-file")
         .arg(token.wrong_pin_file())
@@ -217,7 +225,7 @@ fn failures_have_meaningful_exit_codes_and_never_print_the_pin() {
 
 #[test]
 fn the_pin_can_come_from_a_systemd_credential() {
-    let token = TempToken::new();
+    let token = initialised();
     let credentials = token.scratch_dir().join("credentials");
     std::fs::create_dir(&credentials).unwrap();
     std::fs::copy(&token.pin_file, credentials.join("hsm-pin")).unwrap();
