@@ -1,0 +1,100 @@
+//! The REST API under `/api/1`, with Lemur's routes and JSON shapes.
+//!
+//! Handlers are thin: extract (the caller first: [`Caller`] is a parameter, so a handler cannot
+//! compile without authentication), one call into the domain, and [`ApiError`] maps the error.
+
+mod auth;
+mod error;
+mod health;
+mod json;
+
+pub use error::ApiError;
+pub use json::JsonBody;
+
+use crate::app::App;
+use crate::error::Error;
+use crate::store::{RoleRecord, UserRecord};
+use axum::Router;
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::routing::{get, post};
+use std::sync::Arc;
+
+/// Shared state of every handler.
+pub type AppState = State<Arc<App>>;
+
+/// The authenticated caller of a request.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// The user.
+    pub user: UserRecord,
+    /// Their roles.
+    pub roles: Vec<RoleRecord>,
+}
+
+impl Caller {
+    /// Whether the caller holds the role `name`.
+    pub fn has_role(&self, name: &str) -> bool {
+        self.roles.iter().any(|role| role.name == name)
+    }
+
+    /// Whether the caller is an administrator.
+    pub fn is_admin(&self) -> bool {
+        self.has_role("admin")
+    }
+}
+
+impl FromRequestParts<Arc<App>> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        app: &Arc<App>,
+    ) -> Result<Self, Self::Rejection> {
+        let header = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .ok_or_else(|| {
+                Error::Unauthorized(
+                    "authentication required: send Authorization: Bearer <token>".into(),
+                )
+            })?;
+        let token = header
+            .strip_prefix("Bearer ")
+            .or_else(|| header.strip_prefix("bearer "))
+            .ok_or_else(|| {
+                Error::Unauthorized("the Authorization header must be `Bearer <token>`".into())
+            })?;
+        let claims = app.tokens.verify(token.trim())?;
+        let user = app
+            .store
+            .user(claims.sub)
+            .await
+            .map_err(|_| Error::Unauthorized("invalid token".into()))?;
+        if !user.active {
+            return Err(Error::Unauthorized("this user is deactivated".into()).into());
+        }
+        let roles = app.store.user_roles(user.id).await?;
+        Ok(Caller { user, roles })
+    }
+}
+
+/// Every route.
+pub fn router(app: Arc<App>) -> Router {
+    let api = Router::new()
+        .route("/healthcheck", get(health::plain))
+        .route("/healthcheck/details", get(health::details))
+        .route("/auth/login", post(auth::login))
+        .route("/auth/me", get(auth::me))
+        .route("/auth/providers", get(auth::providers));
+    Router::new()
+        .nest("/api/1", api)
+        .fallback(|| async {
+            ApiError::from(Error::NotFound {
+                what: "route",
+                id: "requested".into(),
+            })
+        })
+        .with_state(app)
+}

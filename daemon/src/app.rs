@@ -1,0 +1,112 @@
+//! The running application: configuration, store, HSM key store, entropy monitor and token keys,
+//! opened in the order that lets each failure say what is wrong.
+
+use crate::auth::token::TokenKeys;
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::store::Store;
+use lemur_entropy::HealthMonitor;
+use lemur_hsm::{Pkcs11KeyStore, Sealer};
+use std::sync::Arc;
+
+/// Built-in roles created by `lemur init`, with what each may do.
+pub const BUILTIN_ROLES: [(&str, &str); 4] = [
+    ("admin", "Full administrative access"),
+    (
+        "operator",
+        "Issue and manage certificates on authorities they hold a role on",
+    ),
+    ("read-only", "Read the inventory; change nothing"),
+    (
+        "global_cert_issuer",
+        "Issue for any domain without domain authorization",
+    ),
+];
+
+/// Lemur's default admin user name.
+pub const DEFAULT_ADMIN: &str = "lemur";
+
+/// Everything a request handler or operator command needs.
+pub struct App {
+    /// The configuration.
+    pub config: Config,
+    /// The inventory.
+    pub store: Store,
+    /// CA keys and sealing, in the HSM.
+    pub keys: Arc<Pkcs11KeyStore>,
+    /// Entropy health, gating key generation.
+    pub entropy: Arc<HealthMonitor>,
+    /// Login tokens.
+    pub tokens: TokenKeys,
+    /// The clock.
+    pub clock: Arc<dyn Clock>,
+}
+
+impl App {
+    /// Connects the database (applying migrations), opens the HSM, runs the entropy self-test.
+    pub async fn open(config: Config, clock: Arc<dyn Clock>) -> Result<Self> {
+        let store = Store::connect(&config.database, Arc::clone(&clock)).await?;
+        store.migrate().await?;
+        let hsm_config = config.hsm.clone();
+        let (keys, entropy) = tokio::task::spawn_blocking(move || -> Result<_> {
+            let entropy = Arc::new(HealthMonitor::with_os_source());
+            let keys = Pkcs11KeyStore::open(&hsm_config, Arc::clone(&entropy))?;
+            entropy.add_source(keys.rng_source());
+            let report = entropy.check();
+            if let Some(reason) = &report.reason {
+                log::error!("entropy self-test failed: {reason}; key generation is refused until a re-check passes");
+            }
+            Ok((Arc::new(keys), entropy))
+        })
+        .await
+        .map_err(|e| Error::Ca(format!("HSM start-up task failed: {e}")))??;
+        let tokens = TokenKeys::load(
+            &config.auth.token_secret_file,
+            config.auth.token_lifetime_minutes,
+            Arc::clone(&clock),
+        )?;
+        Ok(Self {
+            config,
+            store,
+            keys,
+            entropy,
+            tokens,
+            clock,
+        })
+    }
+
+    /// The sealer for stored secrets.
+    pub fn sealer(&self) -> Arc<dyn Sealer> {
+        Arc::clone(&self.keys) as Arc<dyn Sealer>
+    }
+
+    /// Runs a blocking HSM operation off the async runtime.
+    pub async fn hsm<T: Send + 'static>(
+        &self,
+        operation: impl FnOnce(&Pkcs11KeyStore) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let keys = Arc::clone(&self.keys);
+        tokio::task::spawn_blocking(move || operation(&keys))
+            .await
+            .map_err(|e| Error::Ca(format!("HSM task failed: {e}")))?
+    }
+
+    /// Makes sure the key-encryption key, the built-in roles and the default rotation policy exist
+    /// (idempotent, as `lemur init` must be).
+    pub async fn ensure_baseline(&self) -> Result<()> {
+        self.hsm(|keys| {
+            if keys.kek_versions()?.is_empty() {
+                keys.create_kek()?;
+                log::info!("created the key-encryption key in the HSM");
+            }
+            Ok(())
+        })
+        .await?;
+        for (name, description) in BUILTIN_ROLES {
+            self.store.ensure_role(name, description).await?;
+        }
+        self.store.ensure_rotation_policy("default", 30).await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,207 @@
+//! Users, roles and who holds which role.
+
+use super::Store;
+use crate::error::{Error, Result};
+use serde::Serialize;
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+/// A user as the API shows it (never with its password hash).
+#[derive(Debug, Clone, Serialize)]
+pub struct UserRecord {
+    /// Id.
+    pub id: i64,
+    /// Login name.
+    pub username: String,
+    /// Email address.
+    pub email: String,
+    /// May log in.
+    pub active: bool,
+}
+
+/// A role.
+#[derive(Debug, Clone, Serialize)]
+pub struct RoleRecord {
+    /// Id.
+    pub id: i64,
+    /// Unique name (`admin`, an owner's email, `<authority>_admin`...).
+    pub name: String,
+    /// What it is for.
+    pub description: String,
+}
+
+fn user(row: &AnyRow) -> std::result::Result<UserRecord, sqlx::Error> {
+    Ok(UserRecord {
+        id: row.try_get("id")?,
+        username: row.try_get("username")?,
+        email: row.try_get("email")?,
+        active: row.try_get::<i64, _>("active")? != 0,
+    })
+}
+
+fn role(row: &AnyRow) -> std::result::Result<RoleRecord, sqlx::Error> {
+    Ok(RoleRecord {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        description: row.try_get("description")?,
+    })
+}
+
+impl Store {
+    /// Creates a user; a taken username or email is a conflict.
+    pub async fn create_user(
+        &self,
+        username: &str,
+        email: &str,
+        password_hash: &str,
+        active: bool,
+    ) -> Result<UserRecord> {
+        if self.user_by_login(username).await?.is_some()
+            || self.user_by_login(email).await?.is_some()
+        {
+            return Err(Error::Conflict(format!(
+                "a user named {username:?} or with email {email:?} exists"
+            )));
+        }
+        let row = sqlx::query(
+            "INSERT INTO users (username, email, password_hash, active, created_at) VALUES ($1, $2, $3, $4, $5)
+             RETURNING id, username, email, active",
+        )
+        .bind(username)
+        .bind(email)
+        .bind(password_hash)
+        .bind(i64::from(active))
+        .bind(self.clock.unix())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(Error::database("creating a user"))?;
+        user(&row).map_err(Error::database("reading a new user"))
+    }
+
+    /// The user with this username or email, and their password hash.
+    pub async fn user_by_login(&self, login: &str) -> Result<Option<(UserRecord, Option<String>)>> {
+        let row = sqlx::query(
+            "SELECT id, username, email, active, password_hash FROM users WHERE username = $1 OR email = $1",
+        )
+        .bind(login)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(Error::database("looking up a user"))?;
+        row.map(|row| Ok((user(&row)?, row.try_get("password_hash")?)))
+            .transpose()
+            .map_err(Error::database("reading a user"))
+    }
+
+    /// The user with this id.
+    pub async fn user(&self, id: i64) -> Result<UserRecord> {
+        let row = sqlx::query("SELECT id, username, email, active FROM users WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(Error::database("reading a user"))?
+            .ok_or_else(|| Error::NotFound {
+                what: "user",
+                id: id.to_string(),
+            })?;
+        user(&row).map_err(Error::database("reading a user"))
+    }
+
+    /// Replaces a user's password hash.
+    pub async fn set_password(&self, user_id: i64, password_hash: &str) -> Result<()> {
+        sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
+            .bind(password_hash)
+            .bind(user_id)
+            .execute(&self.pool)
+            .await
+            .map_err(Error::database("setting a password"))?;
+        Ok(())
+    }
+
+    /// The role with this name, created if missing.
+    pub async fn ensure_role(&self, name: &str, description: &str) -> Result<RoleRecord> {
+        if let Some(existing) = self.role_by_name(name).await? {
+            return Ok(existing);
+        }
+        let row = sqlx::query(
+            "INSERT INTO roles (name, description) VALUES ($1, $2) RETURNING id, name, description",
+        )
+        .bind(name)
+        .bind(description)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(Error::database("creating a role"))?;
+        role(&row).map_err(Error::database("reading a new role"))
+    }
+
+    /// The role with this name.
+    pub async fn role_by_name(&self, name: &str) -> Result<Option<RoleRecord>> {
+        sqlx::query("SELECT id, name, description FROM roles WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(Error::database("looking up a role"))?
+            .map(|row| role(&row))
+            .transpose()
+            .map_err(Error::database("reading a role"))
+    }
+
+    /// Gives `user_id` the role `role_id` (no-op if held).
+    pub async fn grant_role(&self, user_id: i64, role_id: i64) -> Result<()> {
+        let held: Option<i64> = sqlx::query_scalar(
+            "SELECT role_id FROM roles_users WHERE role_id = $1 AND user_id = $2",
+        )
+        .bind(role_id)
+        .bind(user_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(Error::database("reading role membership"))?;
+        if held.is_none() {
+            sqlx::query("INSERT INTO roles_users (role_id, user_id) VALUES ($1, $2)")
+                .bind(role_id)
+                .bind(user_id)
+                .execute(&self.pool)
+                .await
+                .map_err(Error::database("granting a role"))?;
+        }
+        Ok(())
+    }
+
+    /// The roles a user holds.
+    pub async fn user_roles(&self, user_id: i64) -> Result<Vec<RoleRecord>> {
+        let rows = sqlx::query(
+            "SELECT r.id, r.name, r.description FROM roles r JOIN roles_users ru ON ru.role_id = r.id
+             WHERE ru.user_id = $1 ORDER BY r.id",
+        )
+        .bind(user_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(Error::database("reading a user's roles"))?;
+        rows.iter()
+            .map(role)
+            .collect::<std::result::Result<_, _>>()
+            .map_err(Error::database("reading a user's roles"))
+    }
+}
+
+impl Store {
+    /// The rotation policy with this name, created with `days` if missing.
+    pub async fn ensure_rotation_policy(&self, name: &str, days: i64) -> Result<i64> {
+        let existing: Option<i64> =
+            sqlx::query_scalar("SELECT id FROM rotation_policies WHERE name = $1")
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(Error::database("reading rotation policies"))?;
+        if let Some(id) = existing {
+            return Ok(id);
+        }
+        sqlx::query_scalar(
+            "INSERT INTO rotation_policies (name, days) VALUES ($1, $2) RETURNING id",
+        )
+        .bind(name)
+        .bind(days)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(Error::database("creating a rotation policy"))
+    }
+}
