@@ -7,7 +7,7 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::store::Store;
 use lemur_entropy::HealthMonitor;
-use lemur_hsm::{Pkcs11KeyStore, Sealer};
+use lemur_hsm::Pkcs11KeyStore;
 use std::sync::Arc;
 
 /// Built-in roles created by `lemur init`, with what each may do.
@@ -76,15 +76,10 @@ impl App {
         })
     }
 
-    /// The sealer for stored secrets.
-    pub fn sealer(&self) -> Arc<dyn Sealer> {
-        Arc::clone(&self.keys) as Arc<dyn Sealer>
-    }
-
     /// Runs a blocking HSM operation off the async runtime.
     pub async fn hsm<T: Send + 'static>(
         &self,
-        operation: impl FnOnce(&Pkcs11KeyStore) -> Result<T> + Send + 'static,
+        operation: impl FnOnce(&Arc<Pkcs11KeyStore>) -> Result<T> + Send + 'static,
     ) -> Result<T> {
         let keys = Arc::clone(&self.keys);
         tokio::task::spawn_blocking(move || operation(&keys))

@@ -42,12 +42,6 @@ pub struct Config {
 pub struct ServerConfig {
     /// `127.0.0.1:8000`, or `unix:/run/lemur/lemur.sock` for nginx in front.
     pub listen: String,
-    /// PEM certificate chain to serve HTTPS directly (without nginx).
-    #[serde(default)]
-    pub tls_certificate: Option<PathBuf>,
-    /// PEM private key for `tls_certificate`.
-    #[serde(default)]
-    pub tls_private_key: Option<PathBuf>,
 }
 
 /// `[database]`.
@@ -173,7 +167,6 @@ impl Config {
             self.auth.token_secret_file.as_path(),
         ];
         files.extend(self.database.password_file.as_deref());
-        files.extend(self.server.tls_private_key.as_deref());
         files
     }
 }
@@ -192,9 +185,6 @@ state_dir = "{state}"
 [server]
 # "127.0.0.1:8000", or "unix:/run/lemur/lemur.sock" behind the bundled nginx.
 listen = "{listen}"
-# Serve HTTPS directly (no nginx): PEM chain and key.
-# tls_certificate = "/etc/lemur/tls/cert.pem"
-# tls_private_key = "/etc/lemur/tls/key.pem"
 
 [database]
 # sqlite:///path/lemur.db (embedded default) or postgres://lemur@db.example.com/lemur (scale-out).

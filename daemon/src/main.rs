@@ -1,8 +1,10 @@
 //! `lemur`: the Lemur-HSM daemon and its operator commands, in one binary as in Lemur.
+#![recursion_limit = "256"]
 
 mod api;
 mod app;
 mod auth;
+mod ca;
 mod cli;
 mod clock;
 mod config;

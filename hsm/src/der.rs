@@ -1,6 +1,6 @@
 //! The few DER structures the key store builds or reads: SubjectPublicKeyInfo from token
-//! attributes, the OCTET STRING around CKA_EC_POINT, and ECDSA signatures from the token's raw
-//! `r || s` into the `ECDSA-Sig-Value` X.509 expects.
+//! attributes, the OCTET STRING around CKA_EC_POINT, ECDSA signatures from the token's raw
+//! `r || s` into the `ECDSA-Sig-Value` X.509 expects, and PKCS#8 for exported or imported keys.
 
 use crate::KeyAlgorithm;
 
@@ -26,7 +26,8 @@ fn push_length(len: usize, out: &mut Vec<u8>) {
     }
 }
 
-fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+/// A DER tag-length-value.
+pub fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(content.len() + 6);
     out.push(tag);
     push_length(content.len(), &mut out);
@@ -59,6 +60,57 @@ pub(crate) fn rsa_public_key(modulus: &[u8], exponent: &[u8]) -> Vec<u8> {
     let mut content = unsigned_integer(modulus);
     content.extend(unsigned_integer(exponent));
     tlv(0x30, &content)
+}
+
+fn octet_string(content: &[u8]) -> Vec<u8> {
+    tlv(0x04, content)
+}
+
+/// PKCS#8 around a PKCS#1 `RSAPrivateKey` (an `RSA PRIVATE KEY` PEM).
+pub fn rsa_pkcs1_to_pkcs8(pkcs1: &[u8]) -> Vec<u8> {
+    private_key_info(RSA_ALGORITHM, pkcs1)
+}
+
+/// `PrivateKeyInfo` (PKCS#8 v1) around an algorithm-specific private key.
+fn private_key_info(algorithm_id: &[u8], private_key: &[u8]) -> Vec<u8> {
+    let mut content = unsigned_integer(&[0]);
+    content.extend(tlv(0x30, algorithm_id));
+    content.extend(octet_string(private_key));
+    tlv(0x30, &content)
+}
+
+/// PKCS#8 for an EC key: `ECPrivateKey` (RFC 5915) with the public point, curve in the
+/// AlgorithmIdentifier (the form ring and OpenSSL read).
+pub fn ec_pkcs8(algorithm: KeyAlgorithm, scalar: &[u8], point: &[u8]) -> Vec<u8> {
+    let field_len: usize = if algorithm == KeyAlgorithm::EcP384 {
+        48
+    } else {
+        32
+    };
+    let mut padded = vec![0u8; field_len.saturating_sub(scalar.len())];
+    padded.extend_from_slice(scalar);
+    let mut ec_private_key = unsigned_integer(&[1]);
+    ec_private_key.extend(octet_string(&padded));
+    ec_private_key.extend(tlv(0xa1, &bit_string(point)));
+    let curve = if algorithm == KeyAlgorithm::EcP384 {
+        OID_P384
+    } else {
+        OID_P256
+    };
+    private_key_info(
+        &[OID_EC_PUBLIC_KEY, curve].concat(),
+        &tlv(0x30, &ec_private_key),
+    )
+}
+
+/// PKCS#8 for an RSA key from its CRT components, in `RSAPrivateKey` order
+/// (n, e, d, p, q, d mod p-1, d mod q-1, q^-1 mod p).
+pub fn rsa_pkcs8(components: [&[u8]; 8]) -> Vec<u8> {
+    let mut rsa_private_key = unsigned_integer(&[0]);
+    for component in components {
+        rsa_private_key.extend(unsigned_integer(component));
+    }
+    private_key_info(RSA_ALGORITHM, &tlv(0x30, &rsa_private_key))
 }
 
 /// SubjectPublicKeyInfo for `key` (the EC point, or the PKCS#1 RSAPublicKey).

@@ -35,6 +35,15 @@ impl PublicKey {
     }
 }
 
+/// A key pair generated for export: the private key as PKCS#8 DER (zeroized on drop), to be
+/// sealed before it is stored, and its public half.
+pub struct ExportableKeyPair {
+    /// PKCS#8 `PrivateKeyInfo` DER.
+    pub pkcs8: Zeroizing<Vec<u8>>,
+    /// The public key.
+    pub public: PublicKey,
+}
+
 /// The class of a key object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -93,6 +102,10 @@ pub trait KeyStore: Send + Sync {
     fn list(&self) -> Result<Vec<KeyInfo>>;
     /// Fills `buf` from the token's RNG.
     fn random(&self, buf: &mut [u8]) -> Result<()>;
+    /// Generates an end-entity key pair in the token and exports it (the token's key generation
+    /// and RNG, and the same entropy gate, for leaf keys as for CA keys). The objects are
+    /// destroyed before this returns; the caller seals the PKCS#8 at once.
+    fn generate_exportable_key_pair(&self, algorithm: KeyAlgorithm) -> Result<ExportableKeyPair>;
 }
 
 /// Seals secrets for storage with a key that never leaves the HSM.

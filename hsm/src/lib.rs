@@ -16,7 +16,7 @@
 pub mod admin;
 mod algorithm;
 mod config;
-mod der;
+pub mod der;
 pub mod envelope;
 mod error;
 mod keystore;
@@ -30,7 +30,7 @@ mod verify;
 pub use algorithm::{KeyAlgorithm, SignatureScheme};
 pub use config::{DEFAULT_MODULE_PATHS, HsmConfig, resolve_module};
 pub use error::{Error, Result};
-pub use keystore::{KeyClass, KeyInfo, KeyStore, PublicKey, Sealer};
+pub use keystore::{ExportableKeyPair, KeyClass, KeyInfo, KeyStore, PublicKey, Sealer};
 pub use pin::Pin;
 pub use pkcs11::{ExtractionProbe, KekInfo, Pkcs11KeyStore};
 pub use signer::HsmSigner;

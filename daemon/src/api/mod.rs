@@ -4,9 +4,13 @@
 //! compile without authentication), one call into the domain, and [`ApiError`] maps the error.
 
 mod auth;
+mod authorities;
+mod certificates;
 mod error;
 mod health;
 mod json;
+mod requests;
+mod views;
 
 pub use error::ApiError;
 pub use json::JsonBody;
@@ -80,6 +84,31 @@ impl FromRequestParts<Arc<App>> for Caller {
     }
 }
 
+/// Lemur's paging parameters.
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Paging {
+    /// 1-based page.
+    page: Option<i64>,
+    /// Items per page (default 10, at most 1000).
+    count: Option<i64>,
+}
+
+impl Paging {
+    /// `(page, count)` checked.
+    fn checked(&self) -> Result<(i64, i64), Error> {
+        let page = self.page.unwrap_or(1);
+        let count = self.count.unwrap_or(10);
+        if page < 1 {
+            return Err(Error::invalid("page", "must be 1 or more"));
+        }
+        if !(1..=1000).contains(&count) {
+            return Err(Error::invalid("count", "must be between 1 and 1000"));
+        }
+        Ok((page, count))
+    }
+}
+
 /// Every route.
 pub fn router(app: Arc<App>) -> Router {
     let api = Router::new()
@@ -87,7 +116,19 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/healthcheck/details", get(health::details))
         .route("/auth/login", post(auth::login))
         .route("/auth/me", get(auth::me))
-        .route("/auth/providers", get(auth::providers));
+        .route("/auth/providers", get(auth::providers))
+        .route(
+            "/authorities",
+            get(authorities::list).post(authorities::create),
+        )
+        .route("/authorities/{id}", get(authorities::get))
+        .route(
+            "/certificates",
+            get(certificates::list).post(certificates::create),
+        )
+        .route("/certificates/upload", post(certificates::upload))
+        .route("/certificates/{id}", get(certificates::get))
+        .route("/certificates/{id}/key", get(certificates::key));
     Router::new()
         .nest("/api/1", api)
         .fallback(|| async {

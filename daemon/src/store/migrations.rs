@@ -20,7 +20,7 @@ const MIGRATIONS: &[Migration] = &[Migration {
 }];
 
 /// Arbitrary constant naming the migration lock.
-const LOCK_ID: i64 = 0x6c65_6d75_72;
+const LOCK_ID: i64 = 0x6c_656d_7572;
 
 pub(super) async fn run(store: &Store) -> Result<()> {
     let mut conn = store

@@ -4,8 +4,14 @@
 //! `lower()`) and run on sqlx's `Any` driver; only the schema migrations differ per dialect. Times
 //! are stored as Unix seconds so ordering and range queries use plain integer indexes.
 
+mod authorities;
+mod certificates;
 mod migrations;
+mod policies;
 mod users;
+
+pub use authorities::{AuthorityRecord, NewAuthority};
+pub use certificates::{CertificateFilter, CertificateRecord, LogEntry, NewCertificate};
 
 pub use users::{RoleRecord, UserRecord};
 
@@ -114,16 +120,6 @@ impl Store {
     /// The engine in use.
     pub fn backend(&self) -> Backend {
         self.backend
-    }
-
-    /// The clock timestamps come from.
-    pub fn clock(&self) -> &Arc<dyn Clock> {
-        &self.clock
-    }
-
-    /// The connection pool.
-    pub fn pool(&self) -> &AnyPool {
-        &self.pool
     }
 
     /// Brings the schema up to date (safe to run concurrently from several daemons).

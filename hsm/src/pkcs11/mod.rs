@@ -1,5 +1,6 @@
 //! The PKCS#11 backend of [`KeyStore`] and [`Sealer`](crate::Sealer), on `cryptoki`.
 
+mod export;
 mod module;
 mod objects;
 mod pool;
@@ -264,5 +265,13 @@ impl KeyStore for Pkcs11KeyStore {
     fn random(&self, buf: &mut [u8]) -> Result<()> {
         self.pool
             .run(|lease| lease.generate_random_slice(buf).map_err(Error::from))
+    }
+
+    fn generate_exportable_key_pair(
+        &self,
+        algorithm: KeyAlgorithm,
+    ) -> Result<crate::ExportableKeyPair> {
+        self.entropy.ensure_healthy()?;
+        self.pool.run(|lease| export::generate(lease, algorithm))
     }
 }

@@ -214,6 +214,16 @@ pub(super) fn describe(
 /// Reads the public key of the pair `uri` names, from its public key object.
 pub(super) fn public_key(session: &Session, uri: &KeyUri) -> Result<PublicKey> {
     let handle = find_required(session, uri, ObjectClass::PUBLIC_KEY)?;
+    public_key_of(session, handle, &uri.to_string())
+}
+
+/// Reads the public key object `handle`; `what` names it in errors.
+pub(super) fn public_key_of(
+    session: &Session,
+    handle: ObjectHandle,
+    what: &str,
+) -> Result<PublicKey> {
+    let uri = what;
     let attributes = session.get_attributes(
         handle,
         &[

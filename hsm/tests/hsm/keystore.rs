@@ -155,3 +155,44 @@ fn the_token_rng_fills_buffers() {
     store.random(&mut b).unwrap();
     assert_ne!(a, b);
 }
+
+#[test]
+fn exportable_leaf_keys_are_pkcs8_that_openssl_reads_and_leave_nothing_in_the_token() {
+    let token = TempToken::new();
+    let store = token.open();
+    for (algorithm, expected) in [
+        (KeyAlgorithm::EcP256, "Private-Key: (256 bit"),
+        (KeyAlgorithm::EcP384, "Private-Key: (384 bit"),
+        (KeyAlgorithm::Rsa2048, "Private-Key: (2048 bit"),
+    ] {
+        let pair = store.generate_exportable_key_pair(algorithm).unwrap();
+        assert_eq!(pair.public.algorithm(), algorithm);
+        let path = token.scratch_dir().join(format!("{algorithm}.p8"));
+        std::fs::write(&path, pair.pkcs8.as_slice()).unwrap();
+        let output = std::process::Command::new("openssl")
+            .args(["pkey", "-inform", "DER", "-check", "-noout", "-text", "-in"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "{algorithm}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(text.contains(expected), "{algorithm}: {text}");
+        let public = std::process::Command::new("openssl")
+            .args([
+                "pkey", "-inform", "DER", "-pubout", "-outform", "DER", "-in",
+            ])
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert_eq!(
+            public.stdout,
+            pair.public.spki_der(),
+            "{algorithm}: public halves differ"
+        );
+    }
+    assert!(store.list().unwrap().is_empty());
+}

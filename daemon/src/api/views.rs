@@ -1,0 +1,212 @@
+//! The JSON shapes Lemur clients read (see `shared/reference/lemur-api-shapes.json`): every field
+//! Lemur sends, with the same name and type; a few of ours added.
+
+use super::ApiError;
+use crate::app::App;
+use crate::ca::x509;
+use crate::store::{AuthorityRecord, CertificateRecord};
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+/// A Unix time as Lemur's ISO 8601 string.
+pub fn date(unix: i64) -> Value {
+    OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .map_or(Value::Null, Value::String)
+}
+
+/// The plugin object of the HSM issuer.
+pub fn issuer_plugin(slug: &str) -> Value {
+    json!({
+        "slug": slug,
+        "title": "HSM Issuer",
+        "description": "Local certificate authority whose keys live in the HSM",
+        "pluginOptions": [],
+    })
+}
+
+async fn user(app: &App, id: Option<i64>) -> Value {
+    match id {
+        Some(id) => match app.store.user(id).await {
+            Ok(u) => {
+                json!({ "id": u.id, "username": u.username, "email": u.email, "active": u.active })
+            }
+            Err(_) => Value::Null,
+        },
+        None => Value::Null,
+    }
+}
+
+/// An authority, as `GET /authorities/{id}` shows it.
+pub async fn authority(app: &App, record: &AuthorityRecord) -> Result<Value, ApiError> {
+    let roles = app.store.authority_roles(record.id).await?;
+    let certificate = match record.authority_certificate_id {
+        Some(id) => {
+            let c = app.store.certificate(id).await?;
+            json!({
+                "id": c.id, "name": c.name, "owner": c.owner, "description": c.description,
+                "active": active(&c, app), "bits": c.bits, "body": c.body, "chain": c.chain, "cn": c.cn,
+                "notBefore": date(c.not_before), "notAfter": date(c.not_after), "status": c.status,
+                "serial": c.serial, "user": user(app, c.user_id).await,
+            })
+        }
+        None => Value::Null,
+    };
+    Ok(json!({
+        "id": record.id,
+        "name": record.name,
+        "owner": record.owner,
+        "description": record.description,
+        "active": record.active,
+        "options": Value::Null,
+        "defaultValidityDays": record.default_validity_days,
+        "maxIssuanceDays": record.max_issuance_days,
+        "isCabCompliant": record.cab_compliant,
+        "isCnOptional": true,
+        "plugin": issuer_plugin(&record.plugin_name),
+        "user": user(app, record.user_id).await,
+        "roles": roles.iter().map(|r| json!({ "id": r.id, "name": r.name })).collect::<Vec<_>>(),
+        "authorityCertificate": certificate,
+        "parent": record.parent_id.map(|id| json!({ "id": id })),
+        "keyUri": record.key_uri,
+        "crlUrl": record.crl_url,
+        "issuerUrl": record.issuer_url,
+        "dateCreated": date(record.date_created),
+    }))
+}
+
+/// The short authority object embedded in certificates.
+async fn authority_brief(app: &App, id: Option<i64>) -> Value {
+    let Some(id) = id else { return Value::Null };
+    let Ok(a) = app.store.authority(id).await else {
+        return Value::Null;
+    };
+    let validity = match a.authority_certificate_id {
+        Some(cid) => match app.store.certificate(cid).await {
+            Ok(c) => json!({ "notBefore": date(c.not_before), "notAfter": date(c.not_after) }),
+            Err(_) => Value::Null,
+        },
+        None => Value::Null,
+    };
+    json!({
+        "id": a.id, "name": a.name, "owner": a.owner, "description": a.description, "active": a.active,
+        "defaultValidityDays": a.default_validity_days, "maxIssuanceDays": a.max_issuance_days,
+        "isCabCompliant": a.cab_compliant, "isCnOptional": true, "plugin": issuer_plugin(&a.plugin_name),
+        "authorityCertificate": validity,
+    })
+}
+
+fn active(record: &CertificateRecord, app: &App) -> bool {
+    record.not_after > app.clock.unix()
+        && record.status.as_deref() != Some("revoked")
+        && !record.deleted
+}
+
+/// The short form of a certificate used in `replaces` and `replacedBy`.
+fn brief(record: &CertificateRecord, app: &App) -> Value {
+    json!({
+        "id": record.id, "name": record.name, "owner": record.owner, "description": record.description,
+        "active": active(record, app), "bits": record.bits, "body": record.body, "chain": record.chain,
+        "csr": record.csr, "cn": record.cn, "commonName": record.cn, "issuer": {}, "notify": record.notify,
+        "rotation": record.rotation, "notBefore": date(record.not_before), "notAfter": date(record.not_after),
+        "validityStart": date(record.not_before), "validityEnd": date(record.not_after),
+        "status": record.status, "rotationPolicy": Value::Null,
+    })
+}
+
+/// A certificate, as `GET /certificates/{id}` shows it (`short` for `?short=true`).
+pub async fn certificate(
+    app: &App,
+    record: &CertificateRecord,
+    short: bool,
+) -> Result<Value, ApiError> {
+    let authority = authority_brief(app, record.authority_id).await;
+    if short {
+        return Ok(json!({
+            "id": record.id, "name": record.name, "cn": record.cn, "owner": record.owner,
+            "issuer": record.issuer, "notify": record.notify, "rotation": record.rotation, "authority": authority,
+        }));
+    }
+    let parsed = x509::pem_certificates(&record.body, "body")
+        .ok()
+        .and_then(|ders| ders.into_iter().next())
+        .and_then(|der| x509::parse(&der, "body").ok());
+    let names: Vec<Value> = parsed
+        .as_ref()
+        .map(|p| {
+            p.alt_names
+                .iter()
+                .map(|n| json!({ "nameType": n.kind, "value": n.value }))
+                .collect()
+        })
+        .unwrap_or_default();
+    let subject = |pick: fn(&x509::ParsedCertificate) -> &String| {
+        parsed.as_ref().map(|p| pick(p).clone()).unwrap_or_default()
+    };
+    let domains = app.store.certificate_domains(record.id).await?;
+    let replaces = app.store.replacements(record.id, false).await?;
+    let replaced_by = app.store.replacements(record.id, true).await?;
+    let rotation_policy = match record.rotation_policy_id {
+        Some(id) => {
+            let (name, days) = app.store.rotation_policy(id).await?;
+            json!({ "id": id, "days": days, "name": name })
+        }
+        None => Value::Null,
+    };
+    Ok(json!({
+        "id": record.id,
+        "name": record.name,
+        "owner": record.owner,
+        "description": record.description,
+        "active": active(record, app),
+        "notify": record.notify,
+        "rotation": record.rotation,
+        "body": record.body,
+        "chain": record.chain.clone().unwrap_or_default(),
+        "csr": record.csr,
+        "cn": record.cn,
+        "commonName": record.cn,
+        "bits": record.bits,
+        "keyType": record.key_type,
+        "issuer": record.issuer,
+        "serial": record.serial,
+        "serialHex": record.serial_hex,
+        "signingAlgorithm": record.signing_algorithm,
+        "notBefore": date(record.not_before),
+        "notAfter": date(record.not_after),
+        "validityStart": date(record.not_before),
+        "validityEnd": date(record.not_after),
+        "dateCreated": date(record.date_created),
+        "deleted": record.deleted,
+        "distinguishedName": record.distinguished_name,
+        "externalId": record.external_id,
+        "hasPrivateKey": record.has_private_key,
+        "san": Value::Null,
+        "status": record.status,
+        "organization": subject(|p| &p.organization),
+        "organizationalUnit": subject(|p| &p.organizational_unit),
+        "country": subject(|p| &p.country),
+        "state": subject(|p| &p.state),
+        "location": subject(|p| &p.location),
+        "domains": domains.iter().map(|d| json!({ "id": d.id, "name": d.name, "sensitive": d.sensitive })).collect::<Vec<_>>(),
+        "destinations": [],
+        "notifications": [],
+        "endpoints": [],
+        "roles": [],
+        "replaces": replaces.iter().map(|r| brief(r, app)).collect::<Vec<_>>(),
+        "replacedBy": replaced_by.iter().map(|r| brief(r, app)).collect::<Vec<_>>(),
+        "rotationPolicy": rotation_policy,
+        "dnsProvider": Value::Null,
+        "dnsProviderId": Value::Null,
+        "authority": authority,
+        "user": user(app, record.user_id).await,
+        "extensions": {
+            "subAltNames": { "names": names },
+            "basicConstraints": { "ca": record.is_ca, "path_length": Value::Null },
+            "authorityKeyIdentifier": { "useAuthorityCert": false, "useKeyIdentifier": true },
+            "extendedKeyUsage": { "useServerAuthentication": !record.is_ca },
+        },
+    }))
+}

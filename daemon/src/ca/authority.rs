@@ -1,0 +1,317 @@
+//! Creating authorities: a root (key generated in the HSM, self-signed), a subordinate CA signed
+//! by a parent authority, or an existing CA whose key is already in the token.
+
+use super::{
+    PLUGIN_SLUG, SubjectFields, lint, profile, random_serial, signer, signing_error, x509,
+};
+use crate::app::App;
+use crate::error::{Error, Result};
+use crate::store::{LogEntry, NewAuthority, NewCertificate};
+use lemur_hsm::{KeyAlgorithm, KeyStore, KeyUri};
+
+/// What kind of authority to create.
+#[derive(Debug, Clone)]
+pub enum AuthorityKind {
+    /// A self-signed root.
+    Root,
+    /// A subordinate CA signed by the authority with this id.
+    SubCa {
+        /// The parent authority.
+        parent_id: i64,
+    },
+    /// An existing CA certificate whose private key is already in the token.
+    Import {
+        /// The CA certificate, PEM.
+        body: String,
+        /// The key's PKCS#11 URI.
+        key_uri: String,
+    },
+}
+
+/// A validated request to create an authority.
+#[derive(Debug, Clone)]
+pub struct CreateAuthority {
+    /// Unique name.
+    pub name: String,
+    /// Owner.
+    pub owner: String,
+    /// Description.
+    pub description: String,
+    /// CN of the CA certificate.
+    pub common_name: String,
+    /// Root, sub-CA or import.
+    pub kind: AuthorityKind,
+    /// CA key algorithm.
+    pub key: KeyAlgorithm,
+    /// Validity of the CA certificate.
+    pub not_before: i64,
+    /// Validity of the CA certificate.
+    pub not_after: i64,
+    /// Subject fields.
+    pub subject: SubjectFields,
+    /// Apply the CA/Browser Forum rules to what it issues.
+    pub cab_compliant: bool,
+    /// Longest validity it issues, in days.
+    pub max_issuance_days: Option<i64>,
+    /// Default validity it issues, in days.
+    pub default_validity_days: Option<i64>,
+    /// CRL distribution point for what it issues.
+    pub crl_url: Option<String>,
+    /// caIssuers URL for what it issues.
+    pub issuer_url: Option<String>,
+}
+
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 128
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+}
+
+/// Creates the authority; returns its id.
+pub async fn create_authority(app: &App, user_id: i64, request: CreateAuthority) -> Result<i64> {
+    if !valid_name(&request.name) {
+        return Err(Error::invalid(
+            "name",
+            "use 1 to 128 letters, digits, '-', '_' or '.'",
+        ));
+    }
+    if request.owner.trim().is_empty() {
+        return Err(Error::invalid("owner", "is required"));
+    }
+    if request.common_name.trim().is_empty() {
+        return Err(Error::invalid("commonName", "is required"));
+    }
+    let (der, key_uri, parent, chain) = match &request.kind {
+        AuthorityKind::Import { body, key_uri } => import(app, body, key_uri).await?,
+        kind => {
+            let parent = match kind {
+                AuthorityKind::SubCa { parent_id } => {
+                    Some(app.store.authority(*parent_id).await.map_err(|_| {
+                        Error::invalid("parent", format!("authority {parent_id} does not exist"))
+                    })?)
+                }
+                _ => None,
+            };
+            let (der, key_uri, chain) = generate(app, &request, parent.as_ref()).await?;
+            (der, key_uri, parent.map(|p| p.id), chain)
+        }
+    };
+    let parsed = x509::parse(&der, "body")?;
+    if !parsed.is_ca {
+        return Err(Error::invalid(
+            "body",
+            "is not a CA certificate (basicConstraints CA:TRUE)",
+        ));
+    }
+    let max_days = request.max_issuance_days.filter(|&d| d > 0);
+    let default_days = request
+        .default_validity_days
+        .unwrap_or(if request.cab_compliant {
+            app.config.defaults.public_ca_max_validity_days
+        } else {
+            app.config.defaults.validity_days
+        });
+    let root_id = match parent {
+        Some(parent_id) => root_of(app, parent_id).await?,
+        None => None,
+    };
+    let new = NewAuthority {
+        name: &request.name,
+        owner: &request.owner,
+        description: &request.description,
+        plugin_name: PLUGIN_SLUG,
+        key_uri: &key_uri,
+        parent_id: parent,
+        cab_compliant: request.cab_compliant,
+        max_issuance_days: max_days,
+        default_validity_days: default_days,
+        crl_url: request.crl_url.as_deref(),
+        issuer_url: request.issuer_url.as_deref(),
+        user_id: Some(user_id),
+    };
+    let certificate = NewCertificate {
+        parsed: &parsed,
+        owner: &request.owner,
+        description: &request.description,
+        notify: true,
+        rotation: false,
+        chain: chain.as_deref(),
+        csr: None,
+        sealed_private_key: None,
+        authority_id: None,
+        root_authority_id: root_id,
+        user_id: Some(user_id),
+        rotation_policy_id: None,
+        replaces: &[],
+    };
+    let log = LogEntry {
+        certificate_id: None,
+        log_type: "create_authority",
+        user_id: Some(user_id),
+        source_address: None,
+        details: &format!("authority {} ({})", request.name, key_uri),
+    };
+    app.store.create_authority(&new, &certificate, &log).await
+}
+
+/// The root authority above `authority_id`.
+async fn root_of(app: &App, authority_id: i64) -> Result<Option<i64>> {
+    let mut current = app.store.authority(authority_id).await?;
+    for _ in 0..16 {
+        match current.parent_id {
+            Some(parent) => current = app.store.authority(parent).await?,
+            None => return Ok(Some(current.id)),
+        }
+    }
+    Ok(Some(current.id))
+}
+
+/// The PEM chain above a certificate issued by `authority`: its certificate, then its own chain.
+pub(super) async fn chain_of(
+    app: &App,
+    authority: &crate::store::AuthorityRecord,
+) -> Result<(Vec<u8>, String)> {
+    let certificate_id = authority
+        .authority_certificate_id
+        .ok_or_else(|| Error::Ca(format!("authority {} has no certificate", authority.name)))?;
+    let certificate = app.store.certificate(certificate_id).await?;
+    let der = x509::pem_certificates(&certificate.body, "body")?
+        .into_iter()
+        .next()
+        .ok_or_else(|| {
+            Error::Ca(format!(
+                "authority {} has an empty certificate",
+                authority.name
+            ))
+        })?;
+    let chain = match &certificate.chain {
+        Some(above) if !above.trim().is_empty() => {
+            format!("{}\n{}", certificate.body.trim_end(), above.trim_end())
+        }
+        _ => certificate.body.trim_end().to_owned(),
+    };
+    Ok((der, chain))
+}
+
+/// Generates the CA key in the HSM and signs the CA certificate (self-signed or by `parent`).
+async fn generate(
+    app: &App,
+    request: &CreateAuthority,
+    parent: Option<&crate::store::AuthorityRecord>,
+) -> Result<(Vec<u8>, String, Option<String>)> {
+    if request.not_after <= request.not_before {
+        return Err(Error::invalid("validityEnd", "must be after validityStart"));
+    }
+    let serial = random_serial(app).await?;
+    let parent_material = match parent {
+        Some(parent) => {
+            let (der, chain) = chain_of(app, parent).await?;
+            let certificate = x509::parse(&der, "parent")?;
+            if request.not_before < certificate.not_before
+                || request.not_after > certificate.not_after
+            {
+                return Err(Error::invalid(
+                    "validityEnd",
+                    format!(
+                        "must lie inside the validity of parent authority {}",
+                        parent.name
+                    ),
+                ));
+            }
+            let key_uri = parent
+                .key_uri
+                .clone()
+                .ok_or_else(|| Error::Ca(format!("authority {} has no key", parent.name)))?;
+            Some((der, chain, key_uri))
+        }
+        None => None,
+    };
+    let subject = request.subject.subject(&request.common_name, app);
+    let params = profile::authority(
+        &subject,
+        request.not_before,
+        request.not_after,
+        &serial,
+        parent.is_some(),
+        &profile::Distribution::default(),
+    )?;
+    let label = format!(
+        "lemur-ca-{}-{}",
+        request.name,
+        crate::files::random_hex(4)?.as_str()
+    );
+    let algorithm = request.key;
+    let parent_for_signing = parent_material
+        .as_ref()
+        .map(|(der, _, uri)| (der.clone(), uri.clone()));
+    let (der, key_uri) = app
+        .hsm(move |keys| {
+            let info = keys.generate_key_pair(&label, algorithm, false)?;
+            let key_uri = info.uri.to_string();
+            let own = signer(keys, &key_uri)?;
+            let der = match parent_for_signing {
+                None => params
+                    .self_signed(&own)
+                    .map_err(|e| signing_error(&own, e))?
+                    .der()
+                    .to_vec(),
+                Some((parent_der, parent_uri)) => {
+                    let parent_signer = signer(keys, &parent_uri)?;
+                    let issuer =
+                        rcgen::Issuer::from_ca_cert_der(&parent_der.into(), &parent_signer)
+                            .map_err(|e| {
+                                Error::Ca(format!("reading the parent certificate: {e}"))
+                            })?;
+                    let subject_key =
+                        profile::SubjectKey::new(algorithm, own.public_key().key_bytes().to_vec());
+                    params
+                        .signed_by(&subject_key, &issuer)
+                        .map_err(|e| signing_error(&parent_signer, e))?
+                        .der()
+                        .to_vec()
+                }
+            };
+            Ok((der, key_uri))
+        })
+        .await?;
+    let issuer_der = parent_material
+        .as_ref()
+        .map_or(der.as_slice(), |(parent_der, _, _)| parent_der.as_slice());
+    if !x509::signed_by(&der, issuer_der) {
+        return Err(Error::Ca(
+            "the new CA certificate does not verify; it was not stored".into(),
+        ));
+    }
+    Ok((der, key_uri, parent_material.map(|(_, chain, _)| chain)))
+}
+
+/// Adopts an existing CA certificate whose key is already in the token.
+async fn import(
+    app: &App,
+    body: &str,
+    key_uri: &str,
+) -> Result<(Vec<u8>, String, Option<i64>, Option<String>)> {
+    let uri: KeyUri = key_uri
+        .parse()
+        .map_err(|e: lemur_hsm::Error| Error::invalid("keyUri", e.to_string()))?;
+    let der = x509::pem_certificates(body, "body")?
+        .into_iter()
+        .next()
+        .ok_or_else(|| Error::invalid("body", "is required to import an authority"))?;
+    let parsed = x509::parse(&der, "body")?;
+    let lookup = uri.clone();
+    let public = app
+        .hsm(move |keys| keys.public_key(&lookup).map_err(Error::from))
+        .await
+        .map_err(|e| Error::invalid("keyUri", e.to_string()))?;
+    if public.spki_der() != parsed.spki {
+        return Err(Error::invalid(
+            "keyUri",
+            "the key in the token does not match the certificate",
+        ));
+    }
+    lint::self_signed_or_chained(&der)?;
+    Ok((der, uri.to_string(), None, None))
+}

@@ -1,0 +1,270 @@
+//! Issuing end-entity certificates from an authority: from a CSR, or with a key generated in the
+//! HSM and sealed before it is stored.
+
+use super::authority::chain_of;
+use super::x509::AltName;
+use super::{
+    SubjectFields, key_context, lint, profile, random_serial, signer, signing_error, x509,
+};
+use crate::app::App;
+use crate::error::{Error, Result};
+use crate::store::{LogEntry, NewCertificate};
+use lemur_hsm::{KeyAlgorithm, KeyStore, Sealer};
+use rcgen::SanType;
+use std::net::IpAddr;
+use zeroize::Zeroizing;
+
+/// A validated request to issue a certificate.
+#[derive(Debug, Clone)]
+pub struct IssueRequest {
+    /// The issuing authority.
+    pub authority_id: i64,
+    /// Owner.
+    pub owner: String,
+    /// Description.
+    pub description: String,
+    /// Send expiry notifications.
+    pub notify: bool,
+    /// Rotate automatically.
+    pub rotation: bool,
+    /// Subject CN (taken from the CSR when one is given and this is empty).
+    pub common_name: String,
+    /// Subject alternative names (added to the CSR's).
+    pub alt_names: Vec<AltName>,
+    /// Validity start (Unix seconds); now when absent.
+    pub not_before: Option<i64>,
+    /// Validity end; the authority's default validity when absent.
+    pub not_after: Option<i64>,
+    /// A PEM CSR: the subject's own key.
+    pub csr: Option<String>,
+    /// Key to generate when there is no CSR.
+    pub key: KeyAlgorithm,
+    /// Subject fields.
+    pub subject: SubjectFields,
+    /// Certificates this one replaces.
+    pub replaces: Vec<i64>,
+}
+
+/// rcgen SANs and the lint plan's view of them.
+struct Names {
+    sans: Vec<SanType>,
+    dns: Vec<String>,
+    ips: Vec<IpAddr>,
+    other: usize,
+}
+
+fn names(alt_names: &[AltName]) -> Result<Names> {
+    let mut names = Names {
+        sans: Vec::new(),
+        dns: Vec::new(),
+        ips: Vec::new(),
+        other: 0,
+    };
+    for name in alt_names {
+        let invalid = |reason: &str| {
+            Error::invalid(
+                "extensions.subAltNames",
+                format!("{:?}: {reason}", name.value),
+            )
+        };
+        match name.kind {
+            "DNSName" => {
+                let dns = name.value.to_ascii_lowercase();
+                if names.dns.contains(&dns) {
+                    continue;
+                }
+                names.sans.push(SanType::DnsName(
+                    dns.clone()
+                        .try_into()
+                        .map_err(|_| invalid("not an IA5 string"))?,
+                ));
+                names.dns.push(dns);
+            }
+            "IPAddress" => {
+                let ip: IpAddr = name
+                    .value
+                    .parse()
+                    .map_err(|_| invalid("not an IP address"))?;
+                names.sans.push(SanType::IpAddress(ip));
+                names.ips.push(ip);
+            }
+            "rfc822Name" => {
+                names.sans.push(SanType::Rfc822Name(
+                    name.value
+                        .clone()
+                        .try_into()
+                        .map_err(|_| invalid("not an IA5 string"))?,
+                ));
+                names.other += 1;
+            }
+            "uniformResourceIdentifier" => {
+                names.sans.push(SanType::URI(
+                    name.value
+                        .clone()
+                        .try_into()
+                        .map_err(|_| invalid("not an IA5 string"))?,
+                ));
+                names.other += 1;
+            }
+            other => return Err(invalid(&format!("nameType {other} is not supported"))),
+        }
+    }
+    Ok(names)
+}
+
+/// Issues the certificate; returns its id.
+pub async fn issue_certificate(app: &App, user_id: i64, request: IssueRequest) -> Result<i64> {
+    if request.owner.trim().is_empty() {
+        return Err(Error::invalid("owner", "is required"));
+    }
+    let authority = app
+        .store
+        .authority(request.authority_id)
+        .await
+        .map_err(|_| {
+            Error::invalid(
+                "authority",
+                format!("authority {} does not exist", request.authority_id),
+            )
+        })?;
+    if !authority.active {
+        return Err(Error::invalid(
+            "authority",
+            format!("authority {} is not active", authority.name),
+        ));
+    }
+    let (ca_der, chain) = chain_of(app, &authority).await?;
+    let ca = x509::parse(&ca_der, "authority")?;
+    let csr = request.csr.as_deref().map(x509::parse_csr).transpose()?;
+    let common_name = match (&csr, request.common_name.is_empty()) {
+        (Some(csr), true) => csr.common_name.clone(),
+        _ => request.common_name.clone(),
+    };
+    let mut alt_names = csr
+        .as_ref()
+        .map(|c| c.alt_names.clone())
+        .unwrap_or_default();
+    alt_names.extend(request.alt_names.iter().cloned());
+    let names = names(&alt_names)?;
+    let key_algorithm = csr.as_ref().map_or(request.key, |c| c.algorithm);
+    let now = app.clock.unix();
+    let not_before = request.not_before.unwrap_or((now - 60).max(ca.not_before));
+    let not_after = request
+        .not_after
+        .unwrap_or(not_before + authority.default_validity_days * 86_400);
+    let max_days = authority
+        .max_issuance_days
+        .unwrap_or(if authority.cab_compliant {
+            app.config.defaults.public_ca_max_validity_days
+        } else {
+            ca.not_after.saturating_sub(ca.not_before) / 86_400 + 1
+        });
+    let plan = lint::Plan {
+        common_name: &common_name,
+        dns_names: &names.dns,
+        ip_addresses: &names.ips,
+        other_names: names.other,
+        not_before,
+        not_after,
+    };
+    let limits = lint::Limits {
+        ca_not_before: ca.not_before,
+        ca_not_after: ca.not_after,
+        max_days,
+        cab_compliant: authority.cab_compliant,
+    };
+    lint::before_signing(&plan, &limits)?;
+    let serial = random_serial(app).await?;
+    let distribution = profile::Distribution {
+        crl_url: authority.crl_url.clone(),
+        issuer_url: authority.issuer_url.clone(),
+    };
+    let params = profile::end_entity(
+        &request.subject.subject(&common_name, app),
+        names.sans.clone(),
+        not_before,
+        not_after,
+        &serial,
+        key_algorithm,
+        &distribution,
+    )?;
+    let ca_key = authority
+        .key_uri
+        .clone()
+        .ok_or_else(|| Error::Ca(format!("authority {} has no key", authority.name)))?;
+    let csr_key = csr.as_ref().map(|c| c.key.clone());
+    let issuer_der = ca_der.clone();
+    let (der, pkcs8) = app
+        .hsm(move |keys| {
+            let (subject_key, pkcs8) = match csr_key {
+                Some(key) => (profile::SubjectKey::new(key_algorithm, key), None),
+                None => {
+                    let pair = keys.generate_exportable_key_pair(key_algorithm)?;
+                    (
+                        profile::SubjectKey::new(key_algorithm, pair.public.key_bytes().to_vec()),
+                        Some(pair.pkcs8),
+                    )
+                }
+            };
+            let ca_signer = signer(keys, &ca_key)?;
+            let issuer = rcgen::Issuer::from_ca_cert_der(&issuer_der.into(), &ca_signer)
+                .map_err(|e| Error::Ca(format!("reading the authority certificate: {e}")))?;
+            let certificate = params
+                .signed_by(&subject_key, &issuer)
+                .map_err(|e| signing_error(&ca_signer, e))?;
+            Ok((certificate.der().to_vec(), pkcs8))
+        })
+        .await?;
+    let parsed = x509::parse(&der, "certificate")?;
+    let serial_hex: String = serial.iter().map(|b| format!("{b:02X}")).collect();
+    lint::after_signing(&parsed, &serial_hex, &plan, &ca_der)?;
+    let sealed = match pkcs8 {
+        Some(pkcs8) => Some(seal_private_key(app, &pkcs8, &parsed.sha256).await?),
+        None => None,
+    };
+    let rotation_policy = app.store.ensure_rotation_policy("default", 30).await?;
+    let new = NewCertificate {
+        parsed: &parsed,
+        owner: &request.owner,
+        description: &request.description,
+        notify: request.notify,
+        rotation: request.rotation,
+        chain: Some(&chain),
+        csr: request.csr.as_deref(),
+        sealed_private_key: sealed.as_deref(),
+        authority_id: Some(authority.id),
+        root_authority_id: None,
+        user_id: Some(user_id),
+        rotation_policy_id: Some(rotation_policy),
+        replaces: &request.replaces,
+    };
+    let log = LogEntry {
+        certificate_id: None,
+        log_type: "create_cert",
+        user_id: Some(user_id),
+        source_address: None,
+        details: &format!("issued serial {} by {}", parsed.serial_hex, authority.name),
+    };
+    app.store.create_certificate(&new, &log).await
+}
+
+/// Seals a PKCS#8 key as PEM under the HSM KEK, bound to the certificate's hash.
+pub(super) async fn seal_private_key(
+    app: &App,
+    pkcs8: &Zeroizing<Vec<u8>>,
+    body_sha256: &str,
+) -> Result<Vec<u8>> {
+    let pem = x509::private_key_to_pem(pkcs8);
+    seal_pem(app, pem, body_sha256).await
+}
+
+/// Seals a private key PEM under the HSM KEK, bound to the certificate's hash.
+pub(super) async fn seal_pem(
+    app: &App,
+    pem: Zeroizing<String>,
+    body_sha256: &str,
+) -> Result<Vec<u8>> {
+    let context = key_context(body_sha256);
+    app.hsm(move |keys| keys.seal(pem.as_bytes(), &context).map_err(Error::from))
+        .await
+}

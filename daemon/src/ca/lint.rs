@@ -1,0 +1,216 @@
+//! Checks before the HSM signs (a certificate that breaks RFC 5280 or the CA/Browser Forum rules
+//! is never signed) and after (the signed certificate says what was asked and verifies).
+
+use super::names::valid_dns_name;
+use super::x509::ParsedCertificate;
+use crate::error::{Error, Result};
+
+/// What is about to be issued.
+pub struct Plan<'a> {
+    /// Subject CN ("" when absent).
+    pub common_name: &'a str,
+    /// DNS names.
+    pub dns_names: &'a [String],
+    /// IP addresses.
+    pub ip_addresses: &'a [std::net::IpAddr],
+    /// Other SANs (email, URI).
+    pub other_names: usize,
+    /// Validity.
+    pub not_before: i64,
+    /// Validity.
+    pub not_after: i64,
+}
+
+/// The issuing authority's limits.
+pub struct Limits {
+    /// The CA certificate's validity.
+    pub ca_not_before: i64,
+    /// The CA certificate's validity.
+    pub ca_not_after: i64,
+    /// Longest validity in days.
+    pub max_days: i64,
+    /// Apply the CA/Browser Forum TLS Baseline Requirements.
+    pub cab_compliant: bool,
+}
+
+const DAY: i64 = 86_400;
+
+/// Refuses a plan that would make a non-conforming certificate, naming the field.
+pub fn before_signing(plan: &Plan<'_>, limits: &Limits) -> Result<()> {
+    if plan.not_after <= plan.not_before {
+        return Err(Error::invalid("validityEnd", "must be after validityStart"));
+    }
+    if plan.not_before < limits.ca_not_before || plan.not_after > limits.ca_not_after {
+        return Err(Error::invalid(
+            "validityEnd",
+            "must lie inside the issuing authority's own validity",
+        ));
+    }
+    let days = (plan.not_after - plan.not_before + DAY - 1) / DAY;
+    if days > limits.max_days {
+        return Err(Error::invalid(
+            "validityEnd",
+            format!(
+                "{days} days exceeds this authority's maximum of {} days",
+                limits.max_days
+            ),
+        ));
+    }
+    if let Some(bad) = plan.dns_names.iter().find(|name| !valid_dns_name(name)) {
+        return Err(Error::invalid(
+            "extensions.subAltNames",
+            format!("{bad:?} is not a valid DNS name"),
+        ));
+    }
+    let san_count = plan.dns_names.len() + plan.ip_addresses.len() + plan.other_names;
+    if plan.common_name.is_empty() && san_count == 0 {
+        return Err(Error::invalid(
+            "commonName",
+            "a certificate needs a common name or a subject alternative name",
+        ));
+    }
+    if plan.common_name.len() > 64 {
+        return Err(Error::invalid(
+            "commonName",
+            "longer than the 64 characters X.520 allows",
+        ));
+    }
+    if limits.cab_compliant {
+        if plan.dns_names.is_empty() && plan.ip_addresses.is_empty() {
+            return Err(Error::invalid(
+                "extensions.subAltNames",
+                "a publicly trusted TLS certificate needs a DNS or IP subject alternative name",
+            ));
+        }
+        let in_sans = plan
+            .dns_names
+            .iter()
+            .any(|n| n.eq_ignore_ascii_case(plan.common_name))
+            || plan
+                .ip_addresses
+                .iter()
+                .any(|ip| ip.to_string() == plan.common_name);
+        if !plan.common_name.is_empty() && !in_sans {
+            return Err(Error::invalid(
+                "commonName",
+                "must also be a subject alternative name (CA/Browser Forum)",
+            ));
+        }
+        if plan.other_names > 0 {
+            return Err(Error::invalid(
+                "extensions.subAltNames",
+                "only DNS names and IP addresses are allowed in a TLS server certificate (CA/Browser Forum)",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Checks the signed certificate against the plan: serial, validity, names, issuer signature.
+pub fn after_signing(
+    issued: &ParsedCertificate,
+    serial_hex: &str,
+    plan: &Plan<'_>,
+    ca_der: &[u8],
+) -> Result<()> {
+    let problem = |what: &str| {
+        Err(Error::Ca(format!(
+            "the signed certificate {what}; it was not stored"
+        )))
+    };
+    if issued.serial_hex.trim_start_matches('0') != serial_hex.trim_start_matches('0') {
+        return problem("has another serial number");
+    }
+    if issued.not_before != plan.not_before || issued.not_after != plan.not_after {
+        return problem("has another validity");
+    }
+    if issued
+        .alt_names
+        .iter()
+        .filter(|n| n.kind == "DNSName")
+        .count()
+        != plan.dns_names.len()
+    {
+        return problem("lost subject alternative names");
+    }
+    if !super::x509::signed_by(&issued.der, ca_der) {
+        return problem("does not verify against the authority's certificate");
+    }
+    Ok(())
+}
+
+/// An imported CA certificate must at least verify under its own key when it claims to be
+/// self-issued (a chained intermediate is verified by the caller against its chain).
+pub fn self_signed_or_chained(der: &[u8]) -> Result<()> {
+    let parsed = super::x509::parse(der, "body")?;
+    if parsed.subject_matches_issuer && !super::x509::signed_by(der, der) {
+        return Err(Error::invalid(
+            "body",
+            "is self-issued but its signature does not verify",
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits(cab: bool) -> Limits {
+        Limits {
+            ca_not_before: 0,
+            ca_not_after: 1000 * DAY,
+            max_days: 397,
+            cab_compliant: cab,
+        }
+    }
+
+    fn plan<'a>(cn: &'a str, dns: &'a [String], days: i64) -> Plan<'a> {
+        Plan {
+            common_name: cn,
+            dns_names: dns,
+            ip_addresses: &[],
+            other_names: 0,
+            not_before: DAY,
+            not_after: DAY + days * DAY,
+        }
+    }
+
+    #[test]
+    fn validity_rules() {
+        let dns = vec!["a.example.com".to_owned()];
+        assert!(before_signing(&plan("a.example.com", &dns, 90), &limits(true)).is_ok());
+        let Err(Error::Validation { field, .. }) =
+            before_signing(&plan("a.example.com", &dns, 398), &limits(true))
+        else {
+            panic!()
+        };
+        assert_eq!(field, "validityEnd");
+        assert!(before_signing(&plan("a.example.com", &dns, 0), &limits(true)).is_err());
+        let outside = Plan {
+            not_after: 2000 * DAY,
+            ..plan("a.example.com", &dns, 90)
+        };
+        assert!(before_signing(&outside, &limits(true)).is_err());
+    }
+
+    #[test]
+    fn name_rules() {
+        let dns = vec!["b.example.com".to_owned()];
+        assert!(
+            before_signing(&plan("a.example.com", &dns, 90), &limits(true)).is_err(),
+            "CN must be a SAN"
+        );
+        assert!(before_signing(&plan("a.example.com", &dns, 90), &limits(false)).is_ok());
+        assert!(
+            before_signing(&plan("x", &[], 90), &limits(true)).is_err(),
+            "CAB needs a SAN"
+        );
+        assert!(
+            before_signing(&plan("", &[], 90), &limits(false)).is_err(),
+            "needs a name"
+        );
+        let bad = vec!["bad_name.example.com".to_owned()];
+        assert!(before_signing(&plan("", &bad, 90), &limits(false)).is_err());
+    }
+}

@@ -1,0 +1,186 @@
+//! What goes into a certificate: the rcgen parameters for CA and end-entity profiles, built from
+//! a validated request, and the subject key as rcgen needs it.
+
+use crate::error::{Error, Result};
+use lemur_hsm::KeyAlgorithm;
+use lemur_hsm::der::tlv;
+use rcgen::{
+    BasicConstraints, CertificateParams, CrlDistributionPoint, CustomExtension, DistinguishedName,
+    DnType, ExtendedKeyUsagePurpose, IsCa, KeyIdMethod, KeyUsagePurpose, SanType, SerialNumber,
+    SignatureAlgorithm,
+};
+use time::OffsetDateTime;
+
+/// The subject's public key (from a CSR, or generated in the HSM).
+pub struct SubjectKey {
+    algorithm: KeyAlgorithm,
+    key: Vec<u8>,
+}
+
+impl SubjectKey {
+    /// The key's algorithm and its SubjectPublicKeyInfo BIT STRING contents.
+    pub fn new(algorithm: KeyAlgorithm, key: Vec<u8>) -> Self {
+        Self { algorithm, key }
+    }
+}
+
+impl rcgen::PublicKeyData for SubjectKey {
+    fn der_bytes(&self) -> &[u8] {
+        &self.key
+    }
+
+    fn algorithm(&self) -> &'static SignatureAlgorithm {
+        match self.algorithm {
+            KeyAlgorithm::EcP256 => &rcgen::PKCS_ECDSA_P256_SHA256,
+            KeyAlgorithm::EcP384 => &rcgen::PKCS_ECDSA_P384_SHA384,
+            _ => &rcgen::PKCS_RSA_SHA256,
+        }
+    }
+}
+
+/// Subject distinguished name fields.
+#[derive(Debug, Clone, Default)]
+pub struct Subject {
+    /// CN (may be empty for an end-entity with SANs).
+    pub common_name: String,
+    /// O.
+    pub organization: String,
+    /// OU.
+    pub organizational_unit: String,
+    /// L.
+    pub location: String,
+    /// ST.
+    pub state: String,
+    /// C.
+    pub country: String,
+}
+
+impl Subject {
+    fn distinguished_name(&self) -> DistinguishedName {
+        let mut dn = DistinguishedName::new();
+        for (kind, value) in [
+            (DnType::CountryName, &self.country),
+            (DnType::StateOrProvinceName, &self.state),
+            (DnType::LocalityName, &self.location),
+            (DnType::OrganizationName, &self.organization),
+            (DnType::OrganizationalUnitName, &self.organizational_unit),
+            (DnType::CommonName, &self.common_name),
+        ] {
+            if !value.is_empty() {
+                dn.push(kind, value.as_str());
+            }
+        }
+        dn
+    }
+}
+
+/// Where relying parties find the issuer's CRL and certificate.
+#[derive(Debug, Clone, Default)]
+pub struct Distribution {
+    /// CRL distribution point URL.
+    pub crl_url: Option<String>,
+    /// AIA caIssuers URL.
+    pub issuer_url: Option<String>,
+}
+
+fn timestamp(unix: i64, field: &str) -> Result<OffsetDateTime> {
+    OffsetDateTime::from_unix_timestamp(unix)
+        .map_err(|_| Error::invalid(field, "date out of range"))
+}
+
+fn base(
+    subject: &Subject,
+    not_before: i64,
+    not_after: i64,
+    serial: &[u8; 16],
+) -> Result<CertificateParams> {
+    let mut params = CertificateParams::default();
+    params.distinguished_name = subject.distinguished_name();
+    params.not_before = timestamp(not_before, "validityStart")?;
+    params.not_after = timestamp(not_after, "validityEnd")?;
+    params.serial_number = Some(SerialNumber::from_slice(serial));
+    params.key_identifier_method = KeyIdMethod::Sha256;
+    Ok(params)
+}
+
+/// A DER `AuthorityInfoAccess` with one caIssuers URI (RFC 5280 §4.2.2.1).
+fn authority_info_access(issuer_url: &str) -> CustomExtension {
+    const CA_ISSUERS: [u8; 10] = [0x06, 0x08, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x30, 0x02];
+    let access_description = tlv(
+        0x30,
+        &[&CA_ISSUERS[..], &tlv(0x86, issuer_url.as_bytes())].concat(),
+    );
+    CustomExtension::from_oid_content(&[1, 3, 6, 1, 5, 5, 7, 1, 1], tlv(0x30, &access_description))
+}
+
+fn distribute(params: &mut CertificateParams, distribution: &Distribution) {
+    if let Some(url) = &distribution.crl_url {
+        params.crl_distribution_points = vec![CrlDistributionPoint {
+            uris: vec![url.clone()],
+        }];
+    }
+    if let Some(url) = &distribution.issuer_url {
+        params.custom_extensions.push(authority_info_access(url));
+    }
+}
+
+/// A CA certificate: basic constraints critical (path length 0 for a sub-CA), key usages
+/// keyCertSign, cRLSign and digitalSignature.
+pub fn authority(
+    subject: &Subject,
+    not_before: i64,
+    not_after: i64,
+    serial: &[u8; 16],
+    sub_ca: bool,
+    distribution: &Distribution,
+) -> Result<CertificateParams> {
+    let mut params = base(subject, not_before, not_after, serial)?;
+    params.is_ca = IsCa::Ca(if sub_ca {
+        BasicConstraints::Constrained(0)
+    } else {
+        BasicConstraints::Unconstrained
+    });
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    params.use_authority_key_identifier_extension = sub_ca;
+    distribute(&mut params, distribution);
+    Ok(params)
+}
+
+/// An end-entity TLS certificate: not a CA, digitalSignature (plus keyEncipherment for RSA),
+/// serverAuth and clientAuth.
+pub fn end_entity(
+    subject: &Subject,
+    alt_names: Vec<SanType>,
+    not_before: i64,
+    not_after: i64,
+    serial: &[u8; 16],
+    key: KeyAlgorithm,
+    distribution: &Distribution,
+) -> Result<CertificateParams> {
+    let mut params = base(subject, not_before, not_after, serial)?;
+    params.subject_alt_names = alt_names;
+    params.is_ca = IsCa::ExplicitNoCa;
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    if key.rsa_bits().is_some() {
+        params.key_usages.push(KeyUsagePurpose::KeyEncipherment);
+    }
+    params.extended_key_usages = vec![
+        ExtendedKeyUsagePurpose::ServerAuth,
+        ExtendedKeyUsagePurpose::ClientAuth,
+    ];
+    params.use_authority_key_identifier_extension = true;
+    distribute(&mut params, distribution);
+    Ok(params)
+}
+
+/// A random positive 128-bit serial number (top bits fixed to `01` so it always encodes in 16
+/// bytes; 126 bits of HSM randomness, well above the CA/Browser Forum's 64).
+pub fn serial(random: [u8; 16]) -> [u8; 16] {
+    let mut serial = random;
+    serial[0] = (serial[0] & 0x3f) | 0x40;
+    serial
+}

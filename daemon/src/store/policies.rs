@@ -1,0 +1,40 @@
+//! Rotation policies: how many days before expiry a certificate is reissued.
+
+use super::Store;
+use crate::error::{Error, Result};
+
+impl Store {
+    /// The rotation policy with this name, created with `days` if missing.
+    pub async fn ensure_rotation_policy(&self, name: &str, days: i64) -> Result<i64> {
+        let existing: Option<i64> =
+            sqlx::query_scalar("SELECT id FROM rotation_policies WHERE name = $1")
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(Error::database("reading rotation policies"))?;
+        if let Some(id) = existing {
+            return Ok(id);
+        }
+        sqlx::query_scalar(
+            "INSERT INTO rotation_policies (name, days) VALUES ($1, $2) RETURNING id",
+        )
+        .bind(name)
+        .bind(days)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(Error::database("creating a rotation policy"))
+    }
+
+    /// The name and days of a rotation policy.
+    pub async fn rotation_policy(&self, id: i64) -> Result<(String, i64)> {
+        sqlx::query_as("SELECT name, days FROM rotation_policies WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(Error::database("reading a rotation policy"))?
+            .ok_or_else(|| Error::NotFound {
+                what: "rotation policy",
+                id: id.to_string(),
+            })
+    }
+}
