@@ -68,17 +68,15 @@ pub async fn create(
         && plugin.slug != ca::PLUGIN_SLUG
         && plugin.slug != ca::LEMUR_PLUGIN_SLUG
     {
-        {
-            return Err(Error::invalid(
-                "plugin.slug",
-                format!(
-                    "{:?} is not an issuer here; use {}",
-                    plugin.slug,
-                    ca::PLUGIN_SLUG
-                ),
-            )
-            .into());
-        }
+        return Err(Error::invalid(
+            "plugin.slug",
+            format!(
+                "{:?} is not an issuer here; use {}",
+                plugin.slug,
+                ca::PLUGIN_SLUG
+            ),
+        )
+        .into());
     }
     let now = app.clock.unix();
     let (start, end) = validity(

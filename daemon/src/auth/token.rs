@@ -182,6 +182,6 @@ mod tests {
     }
 
     fn keys_with_other_secret(clock: &Arc<FixedClock>) -> TokenKeys {
-        keys(&[9u8; 34], Arc::clone(clock))
+        keys(&[b'k'; 34], Arc::clone(clock))
     }
 }
