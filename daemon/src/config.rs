@@ -93,10 +93,9 @@ pub struct Defaults {
     pub organizational_unit: String,
     /// Where security notifications go (Lemur's `LEMUR_SECURITY_TEAM_EMAIL`).
     pub security_team_email: String,
-    /// Default validity of end-entity certificates, in days.
+    /// Default validity of end-entity certificates, in days (CA/Browser Forum compliant
+    /// authorities are further capped by the Baseline Requirements' schedule).
     pub validity_days: i64,
-    /// Longest validity a CA/Browser Forum compliant authority issues, in days.
-    pub public_ca_max_validity_days: i64,
 }
 
 impl Default for Defaults {
@@ -109,7 +108,6 @@ impl Default for Defaults {
             organizational_unit: "Operations".into(),
             security_team_email: "security@example.com".into(),
             validity_days: 365,
-            public_ca_max_validity_days: 397,
         }
     }
 }
@@ -213,7 +211,6 @@ organization = "Example"
 organizational_unit = "Operations"
 security_team_email = "security@example.com"
 validity_days = 365
-public_ca_max_validity_days = 397
 
 [entropy]
 recheck_interval_secs = 600

@@ -68,7 +68,8 @@ pub fn write_secret_file(path: &Path, content: &str) {
         .expect("write secret file");
 }
 
-fn random_hex(bytes: usize) -> String {
+/// `bytes` random bytes, hex-encoded.
+pub fn random_hex(bytes: usize) -> String {
     let mut raw = vec![0u8; bytes];
     getrandom::fill(&mut raw).expect("getrandom");
     raw.iter().map(|b| format!("{b:02x}")).collect()
@@ -317,3 +318,16 @@ impl<F: Fn(&mut [u8]) + Send + Sync> EntropySource for ScriptedSource<F> {
         Ok(())
     }
 }
+
+/// The first line of `path` (a password or PIN file).
+pub fn first_line(path: &Path) -> String {
+    std::fs::read_to_string(path)
+        .expect("readable file")
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+pub mod daemon;
+pub mod postgres;

@@ -1,11 +1,11 @@
 //! `GET/POST /authorities`, `GET /authorities/{id}`.
 
 use super::requests::{IdRef, SubjectRequest, validity};
-use super::{ApiError, AppState, Caller, JsonBody, Paging, views};
+use super::{ApiError, AppState, Caller, JsonBody, Paging, QueryParams, views};
 use crate::ca::{self, AuthorityKind, CreateAuthority};
 use crate::error::Error;
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -85,7 +85,7 @@ pub async fn create(
         body.validity_years
             .or(Some(10))
             .filter(|_| body.validity_start.is_none()),
-        now,
+        now - 300,
     )?;
     let kind = match (body.kind.as_str(), body.key_uri, body.body) {
         (_, Some(key_uri), Some(pem)) => AuthorityKind::Import { body: pem, key_uri },
@@ -142,7 +142,7 @@ pub async fn get(
 pub async fn list(
     State(app): AppState,
     _caller: Caller,
-    Query(paging): Query<Paging>,
+    QueryParams(paging): QueryParams<Paging>,
 ) -> Result<Json<Value>, ApiError> {
     let (page, count) = paging.checked()?;
     let (records, total) = app.store.authorities(page, count).await?;

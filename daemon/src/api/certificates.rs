@@ -2,12 +2,12 @@
 //! `GET /certificates/{id}/key`.
 
 use super::requests::{AuthorityRef, Extensions, IdRef, SubjectRequest, validity};
-use super::{ApiError, AppState, Caller, JsonBody, Paging, views};
+use super::{ApiError, AppState, Caller, JsonBody, Paging, QueryParams, views};
 use crate::ca::{self, IssueRequest, UploadRequest};
 use crate::error::Error;
 use crate::store::{CertificateFilter, CertificateRecord};
 use axum::Json;
-use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::header;
 use axum::response::IntoResponse;
 use serde::Deserialize;
@@ -70,8 +70,8 @@ pub struct UploadBody {
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ListQuery {
-    #[serde(flatten)]
-    paging: Paging,
+    page: Option<i64>,
+    count: Option<i64>,
     filter: Option<String>,
     #[serde(default)]
     short: bool,
@@ -243,9 +243,13 @@ pub async fn get(
 pub async fn list(
     State(app): AppState,
     _caller: Caller,
-    Query(query): Query<ListQuery>,
+    QueryParams(query): QueryParams<ListQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let (page, count) = query.paging.checked()?;
+    let (page, count) = Paging {
+        page: query.page,
+        count: query.count,
+    }
+    .checked()?;
     let filter = match query.filter.as_deref().map(|f| f.split_once(';')) {
         None => CertificateFilter::All,
         Some(Some(("cn", value))) => CertificateFilter::Cn(value.to_owned()),

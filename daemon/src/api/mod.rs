@@ -13,7 +13,7 @@ mod requests;
 mod views;
 
 pub use error::ApiError;
-pub use json::JsonBody;
+pub use json::{JsonBody, QueryParams};
 
 use crate::app::App;
 use crate::error::Error;
@@ -89,9 +89,9 @@ impl FromRequestParts<Arc<App>> for Caller {
 #[serde(rename_all = "camelCase")]
 pub struct Paging {
     /// 1-based page.
-    page: Option<i64>,
+    pub page: Option<i64>,
     /// Items per page (default 10, at most 1000).
-    count: Option<i64>,
+    pub count: Option<i64>,
 }
 
 impl Paging {

@@ -108,11 +108,12 @@ pub async fn create_authority(app: &App, user_id: i64, request: CreateAuthority)
     let max_days = request.max_issuance_days.filter(|&d| d > 0);
     let default_days = request
         .default_validity_days
-        .unwrap_or(if request.cab_compliant {
-            app.config.defaults.public_ca_max_validity_days
-        } else {
-            app.config.defaults.validity_days
-        });
+        .unwrap_or(app.config.defaults.validity_days);
+    let default_days = if request.cab_compliant {
+        default_days.min(lint::cabf_max_validity_secs(app.clock.unix()) / 86_400)
+    } else {
+        default_days
+    };
     let root_id = match parent {
         Some(parent_id) => root_of(app, parent_id).await?,
         None => None,

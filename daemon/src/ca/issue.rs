@@ -149,16 +149,15 @@ pub async fn issue_certificate(app: &App, user_id: i64, request: IssueRequest) -
     let key_algorithm = csr.as_ref().map_or(request.key, |c| c.algorithm);
     let now = app.clock.unix();
     let not_before = request.not_before.unwrap_or((now - 60).max(ca.not_before));
-    let not_after = request
-        .not_after
-        .unwrap_or(not_before + authority.default_validity_days * 86_400);
+    let default_secs = if authority.cab_compliant {
+        (authority.default_validity_days * 86_400).min(lint::cabf_max_validity_secs(not_before)) - 1
+    } else {
+        authority.default_validity_days * 86_400
+    };
+    let not_after = request.not_after.unwrap_or(not_before + default_secs);
     let max_days = authority
         .max_issuance_days
-        .unwrap_or(if authority.cab_compliant {
-            app.config.defaults.public_ca_max_validity_days
-        } else {
-            ca.not_after.saturating_sub(ca.not_before) / 86_400 + 1
-        });
+        .unwrap_or(ca.not_after.saturating_sub(ca.not_before) / 86_400 + 1);
     let plan = lint::Plan {
         common_name: &common_name,
         dns_names: &names.dns,
@@ -174,20 +173,26 @@ pub async fn issue_certificate(app: &App, user_id: i64, request: IssueRequest) -
         cab_compliant: authority.cab_compliant,
     };
     lint::before_signing(&plan, &limits)?;
+    let mut subject = request.subject.subject(&common_name, app);
+    if authority.cab_compliant {
+        // The Baseline Requirements prohibit organizationalUnitName in subscriber certificates.
+        subject.organizational_unit.clear();
+    }
     let serial = random_serial(app).await?;
     let distribution = profile::Distribution {
         crl_url: authority.crl_url.clone(),
         issuer_url: authority.issuer_url.clone(),
     };
-    let params = profile::end_entity(
-        &request.subject.subject(&common_name, app),
-        names.sans.clone(),
+    let params = profile::end_entity(profile::EndEntity {
+        subject: &subject,
+        alt_names: names.sans.clone(),
         not_before,
         not_after,
-        &serial,
-        key_algorithm,
-        &distribution,
-    )?;
+        serial: &serial,
+        key: key_algorithm,
+        distribution: &distribution,
+        baseline: authority.cab_compliant,
+    })?;
     let ca_key = authority
         .key_uri
         .clone()

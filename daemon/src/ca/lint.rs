@@ -35,6 +35,24 @@ pub struct Limits {
 
 const DAY: i64 = 86_400;
 
+/// The longest validity period the CA/Browser Forum TLS Baseline Requirements allow for a
+/// certificate whose validity starts at `not_before` (ballot SC-081v3: 398 days, then 200 from
+/// 2026-03-15, 100 from 2027-03-15, 47 from 2029-03-15), in seconds, counted as the BRs count it:
+/// `notAfter - notBefore + 1 second`.
+pub fn cabf_max_validity_secs(not_before: i64) -> i64 {
+    const SCHEDULE: [(i64, i64); 3] = [
+        (1_773_532_800, 200), // 2026-03-15T00:00:00Z
+        (1_805_068_800, 100), // 2027-03-15T00:00:00Z
+        (1_867_622_400, 47),  // 2029-03-15T00:00:00Z
+    ];
+    let days = SCHEDULE
+        .iter()
+        .rev()
+        .find(|(from, _)| not_before >= *from)
+        .map_or(398, |(_, days)| *days);
+    days * DAY
+}
+
 /// Refuses a plan that would make a non-conforming certificate, naming the field.
 pub fn before_signing(plan: &Plan<'_>, limits: &Limits) -> Result<()> {
     if plan.not_after <= plan.not_before {
@@ -53,6 +71,16 @@ pub fn before_signing(plan: &Plan<'_>, limits: &Limits) -> Result<()> {
             format!(
                 "{days} days exceeds this authority's maximum of {} days",
                 limits.max_days
+            ),
+        ));
+    }
+    let cabf_max = cabf_max_validity_secs(plan.not_before);
+    if limits.cab_compliant && plan.not_after - plan.not_before + 1 > cabf_max {
+        return Err(Error::invalid(
+            "validityEnd",
+            format!(
+                "exceeds the CA/Browser Forum maximum of {} days for certificates starting then",
+                cabf_max / DAY
             ),
         ));
     }
@@ -192,6 +220,41 @@ mod tests {
             ..plan("a.example.com", &dns, 90)
         };
         assert!(before_signing(&outside, &limits(true)).is_err());
+    }
+
+    #[test]
+    fn the_cabf_validity_schedule_follows_sc081() {
+        let date = |y: i32, m: u8, d: u8| {
+            time::Date::from_calendar_date(y, time::Month::try_from(m).unwrap(), d)
+                .unwrap()
+                .midnight()
+                .assume_utc()
+                .unix_timestamp()
+        };
+        assert_eq!(cabf_max_validity_secs(date(2026, 3, 14)), 398 * DAY);
+        assert_eq!(cabf_max_validity_secs(date(2026, 3, 15)), 200 * DAY);
+        assert_eq!(cabf_max_validity_secs(date(2026, 11, 23)), 200 * DAY);
+        assert_eq!(cabf_max_validity_secs(date(2027, 3, 15)), 100 * DAY);
+        assert_eq!(cabf_max_validity_secs(date(2029, 3, 15)), 47 * DAY);
+        let dns = vec!["a.example.com".to_owned()];
+        let start = date(2026, 11, 23);
+        let exactly = Plan {
+            not_before: start,
+            not_after: start + 200 * DAY - 1,
+            ..plan("a.example.com", &dns, 1)
+        };
+        let limits = Limits {
+            ca_not_before: 0,
+            ca_not_after: start + 1000 * DAY,
+            max_days: 1000,
+            cab_compliant: true,
+        };
+        assert!(before_signing(&exactly, &limits).is_ok());
+        let one_second_more = Plan {
+            not_after: start + 200 * DAY,
+            ..exactly
+        };
+        assert!(before_signing(&one_second_more, &limits).is_err());
     }
 
     #[test]

@@ -6,8 +6,8 @@ use lemur_hsm::KeyAlgorithm;
 use lemur_hsm::der::tlv;
 use rcgen::{
     BasicConstraints, CertificateParams, CrlDistributionPoint, CustomExtension, DistinguishedName,
-    DnType, ExtendedKeyUsagePurpose, IsCa, KeyIdMethod, KeyUsagePurpose, SanType, SerialNumber,
-    SignatureAlgorithm,
+    DnType, DnValue, ExtendedKeyUsagePurpose, IsCa, KeyIdMethod, KeyUsagePurpose, SanType,
+    SerialNumber, SignatureAlgorithm,
 };
 use time::OffsetDateTime;
 
@@ -56,10 +56,21 @@ pub struct Subject {
 }
 
 impl Subject {
-    fn distinguished_name(&self) -> DistinguishedName {
+    /// The DN; countryName is a two-letter PrintableString as X.520 requires.
+    fn distinguished_name(&self) -> Result<DistinguishedName> {
         let mut dn = DistinguishedName::new();
+        if !self.country.is_empty() {
+            if self.country.len() != 2 || !self.country.bytes().all(|b| b.is_ascii_uppercase()) {
+                return Err(Error::invalid(
+                    "country",
+                    "must be a two-letter ISO 3166 code such as US",
+                ));
+            }
+            let printable = rcgen::string::PrintableString::try_from(self.country.as_str())
+                .map_err(|_| Error::invalid("country", "must be printable"))?;
+            dn.push(DnType::CountryName, DnValue::PrintableString(printable));
+        }
         for (kind, value) in [
-            (DnType::CountryName, &self.country),
             (DnType::StateOrProvinceName, &self.state),
             (DnType::LocalityName, &self.location),
             (DnType::OrganizationName, &self.organization),
@@ -70,7 +81,7 @@ impl Subject {
                 dn.push(kind, value.as_str());
             }
         }
-        dn
+        Ok(dn)
     }
 }
 
@@ -95,7 +106,7 @@ fn base(
     serial: &[u8; 16],
 ) -> Result<CertificateParams> {
     let mut params = CertificateParams::default();
-    params.distinguished_name = subject.distinguished_name();
+    params.distinguished_name = subject.distinguished_name()?;
     params.not_before = timestamp(not_before, "validityStart")?;
     params.not_after = timestamp(not_after, "validityEnd")?;
     params.serial_number = Some(SerialNumber::from_slice(serial));
@@ -150,22 +161,55 @@ pub fn authority(
     Ok(params)
 }
 
+/// What an end-entity certificate says.
+pub struct EndEntity<'a> {
+    /// Subject.
+    pub subject: &'a Subject,
+    /// Subject alternative names.
+    pub alt_names: Vec<SanType>,
+    /// Validity start.
+    pub not_before: i64,
+    /// Validity end.
+    pub not_after: i64,
+    /// Serial number.
+    pub serial: &'a [u8; 16],
+    /// The subject key's algorithm.
+    pub key: KeyAlgorithm,
+    /// CRL and caIssuers URLs.
+    pub distribution: &'a Distribution,
+    /// Follow the CA/Browser Forum TLS Baseline Requirements (certificate policies).
+    pub baseline: bool,
+}
+
+/// The CA/Browser Forum reserved policy OIDs, DER: organization-validated 2.23.140.1.2.2 and
+/// domain-validated 2.23.140.1.2.1.
+const POLICY_OV: [u8; 8] = [0x06, 0x06, 0x67, 0x81, 0x0c, 0x01, 0x02, 0x02];
+const POLICY_DV: [u8; 8] = [0x06, 0x06, 0x67, 0x81, 0x0c, 0x01, 0x02, 0x01];
+
+/// `certificatePolicies` with the reserved OID matching the subject: OV when it names an
+/// organization, DV otherwise.
+fn baseline_policy(subject: &Subject) -> CustomExtension {
+    let policy = if subject.organization.is_empty() {
+        POLICY_DV
+    } else {
+        POLICY_OV
+    };
+    CustomExtension::from_oid_content(&[2, 5, 29, 32], tlv(0x30, &tlv(0x30, &policy)))
+}
+
 /// An end-entity TLS certificate: not a CA, digitalSignature (plus keyEncipherment for RSA),
 /// serverAuth and clientAuth.
-pub fn end_entity(
-    subject: &Subject,
-    alt_names: Vec<SanType>,
-    not_before: i64,
-    not_after: i64,
-    serial: &[u8; 16],
-    key: KeyAlgorithm,
-    distribution: &Distribution,
-) -> Result<CertificateParams> {
-    let mut params = base(subject, not_before, not_after, serial)?;
-    params.subject_alt_names = alt_names;
+pub fn end_entity(request: EndEntity<'_>) -> Result<CertificateParams> {
+    let mut params = base(
+        request.subject,
+        request.not_before,
+        request.not_after,
+        request.serial,
+    )?;
+    params.subject_alt_names = request.alt_names;
     params.is_ca = IsCa::ExplicitNoCa;
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    if key.rsa_bits().is_some() {
+    if request.key.rsa_bits().is_some() {
         params.key_usages.push(KeyUsagePurpose::KeyEncipherment);
     }
     params.extended_key_usages = vec![
@@ -173,7 +217,12 @@ pub fn end_entity(
         ExtendedKeyUsagePurpose::ClientAuth,
     ];
     params.use_authority_key_identifier_extension = true;
-    distribute(&mut params, distribution);
+    distribute(&mut params, request.distribution);
+    if request.baseline {
+        params
+            .custom_extensions
+            .push(baseline_policy(request.subject));
+    }
     Ok(params)
 }
 

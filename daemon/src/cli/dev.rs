@@ -97,7 +97,12 @@ fn ensure_token(config: &Config, secrets: &Path) -> Result<()> {
 }
 
 /// `lemur dev`: everything in `state_dir`, created if missing, then the daemon in the foreground.
-pub async fn run(state_dir: &Path, listen: &str, admin_password_file: Option<&Path>) -> Result<()> {
+pub async fn run(
+    state_dir: &Path,
+    listen: &str,
+    admin_password_file: Option<&Path>,
+    database_url: Option<&str>,
+) -> Result<()> {
     create_private_dir(state_dir)?;
     let state_dir = state_dir
         .canonicalize()
@@ -105,7 +110,7 @@ pub async fn run(state_dir: &Path, listen: &str, admin_password_file: Option<&Pa
     reexec_with_softhsm_conf(&softhsm_conf(&state_dir)?)?;
     let config_path = state_dir.join("lemur.toml");
     if !config_path.exists() {
-        create_config(&config_path, &state_dir, listen, None)?;
+        create_config(&config_path, &state_dir, listen, database_url)?;
     }
     let mut config = Config::load(&config_path)?;
     config.server.listen = listen.to_owned();

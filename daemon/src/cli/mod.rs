@@ -62,6 +62,9 @@ enum Command {
         /// File with the admin password; generated into DIR when absent.
         #[arg(long)]
         admin_password_file: Option<PathBuf>,
+        /// Database URL for a new configuration; SQLite in DIR when absent.
+        #[arg(long)]
+        database_url: Option<String>,
     },
     /// Create a local user.
     #[command(name = "create_user", alias = "create-user")]
@@ -146,7 +149,16 @@ async fn run(cli: Cli) -> Result<()> {
             state_dir,
             listen,
             admin_password_file,
-        } => dev::run(&state_dir, &listen, admin_password_file.as_deref()).await,
+            database_url,
+        } => {
+            dev::run(
+                &state_dir,
+                &listen,
+                admin_password_file.as_deref(),
+                database_url.as_deref(),
+            )
+            .await
+        }
         Command::CreateUser {
             username,
             email,

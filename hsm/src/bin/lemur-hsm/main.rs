@@ -111,6 +111,12 @@ enum Command {
         #[arg(long, default_value = "p256")]
         algorithm: String,
     },
+    /// Prove a key cannot leave the token: read its secret value and try to wrap it.
+    Probe {
+        /// The key's PKCS#11 URI.
+        #[arg(long)]
+        uri: String,
+    },
     /// Create the first key-encryption key (AES-256, sealed secrets).
     CreateKek,
     /// Create a new key-encryption key version; old envelopes still open.
@@ -206,6 +212,16 @@ fn run(cli: &Cli, out: &Output) -> Result<ExitCode, Error> {
             let public = store.public_key(&key.uri)?;
             out.generated_key(&key, &public.spki_der());
             Ok(ExitCode::Ok)
+        }
+        Command::Probe { uri } => {
+            let (store, _) = cli.open(default_samples)?;
+            let probe = store.probe_extraction(&uri.parse()?)?;
+            out.probe(&probe);
+            Ok(if probe.key_stays_in_token() {
+                ExitCode::Ok
+            } else {
+                ExitCode::CheckFailed
+            })
         }
         Command::CreateKek => {
             let (store, _) = cli.open(default_samples)?;

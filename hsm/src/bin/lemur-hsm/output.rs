@@ -3,7 +3,7 @@
 use lemur_entropy::HealthReport;
 use lemur_hsm::admin::{Status, TokenSummary};
 use lemur_hsm::self_test::SelfTestReport;
-use lemur_hsm::{KekInfo, KeyInfo};
+use lemur_hsm::{ExtractionProbe, KekInfo, KeyInfo};
 use serde::Serialize;
 use serde_json::json;
 
@@ -129,6 +129,29 @@ impl Output {
         } else {
             println!("generated {} key {}\n{public_key}", key.key_type, key.uri);
         }
+    }
+
+    pub fn probe(&self, probe: &ExtractionProbe) {
+        if self.json {
+            print_json(probe);
+            return;
+        }
+        println!(
+            "sensitive={} extractable={} always-sensitive={} never-extractable={}",
+            probe.sensitive, probe.extractable, probe.always_sensitive, probe.never_extractable
+        );
+        println!(
+            "read secret value: {}\nwrap attempt:      {}",
+            probe.read_secret_value, probe.wrap_attempt
+        );
+        println!(
+            "{}",
+            if probe.key_stays_in_token() {
+                "the key cannot leave the token"
+            } else {
+                "THE KEY CAN LEAVE THE TOKEN"
+            }
+        );
     }
 
     pub fn kek(&self, kek: &KekInfo, verb: &str) {

@@ -1,0 +1,106 @@
+//! The API's contract at its edges: health, login, tokens, and bad input answered with a 4xx that
+//! names the field.
+
+use crate::on_both_databases;
+use crate::support::{Appliance, Db};
+use serde_json::json;
+
+fn edges(db: Db) {
+    let app = Appliance::start(db);
+    let health = app.daemon.get("/api/1/healthcheck", None);
+    assert_eq!((health.status, health.text.as_str()), (200, "ok"));
+    let details = app.daemon.get("/api/1/healthcheck/details", None);
+    assert_eq!(details.body["healthy"], true, "{}", details.text);
+
+    let wrong = app.daemon.post(
+        "/api/1/auth/login",
+        None,
+        &json!({ "username": "lemur", "password": "not the password" }),
+    );
+    assert_eq!(wrong.status, 401);
+    assert_eq!(wrong.body["message"], "invalid username or password");
+    let unknown = app.daemon.post(
+        "/api/1/auth/login",
+        None,
+        &json!({ "username": "nobody", "password": "not the password" }),
+    );
+    assert_eq!(
+        unknown.body, wrong.body,
+        "unknown users and wrong passwords look alike"
+    );
+
+    let anonymous = app.daemon.get("/api/1/certificates", None);
+    assert_eq!(anonymous.status, 401);
+    assert!(anonymous.body["message"].is_string());
+    let forged = app.daemon.get(
+        "/api/1/certificates",
+        Some("eyJhbGciOiJub25lIn0.eyJzdWIiOjF9."),
+    );
+    assert_eq!(forged.status, 401);
+
+    let me = app.get("/api/1/auth/me");
+    assert_eq!(me.body["username"], "lemur");
+    assert_eq!(me.body["roles"][0]["name"], "admin");
+
+    let missing_owner = app.post(
+        "/api/1/certificates",
+        &json!({ "commonName": "x.example.com", "authority": { "id": 1 } }),
+    );
+    assert_eq!(missing_owner.status, 400);
+    assert_eq!(missing_owner.body["reasons"]["owner"], "is required");
+    let bad_type = app.post(
+        "/api/1/certificates",
+        &json!({ "owner": "a@example.com", "authority": { "id": "one" } }),
+    );
+    assert_eq!(bad_type.status, 400);
+    assert!(
+        bad_type.body["reasons"]["authority.id"].is_string(),
+        "{}",
+        bad_type.text
+    );
+    let no_authority = app.post("/api/1/certificates", &json!({ "owner": "a@example.com", "commonName": "x.example.com", "authority": { "id": 99 } }));
+    assert_eq!(no_authority.status, 400, "{}", no_authority.text);
+    assert!(no_authority.body["reasons"]["authority"].is_string());
+    let not_json = app.daemon.post(
+        "/api/1/authorities",
+        Some(&app.token),
+        &json!("just a string"),
+    );
+    assert_eq!(not_json.status, 400);
+
+    let root = app.root("edge-root", "ECCPRIME256V1");
+    let beyond = app.post(
+        "/api/1/certificates",
+        &json!({ "owner": "a@example.com", "commonName": "x.example.com", "authority": { "id": root["id"] },
+                 "validityStart": "2026-01-01T00:00:00Z", "validityEnd": "2099-01-01T00:00:00Z" }),
+    );
+    assert_eq!(beyond.status, 400);
+    assert!(beyond.body["reasons"]["validityEnd"].is_string());
+    let bad_name = app.post(
+        "/api/1/certificates",
+        &json!({ "owner": "a@example.com", "commonName": "ok.example.com", "authority": { "id": root["id"] },
+                 "extensions": { "subAltNames": { "names": [{ "nameType": "DNSName", "value": "bad_name.example.com" }] } } }),
+    );
+    assert_eq!(bad_name.status, 400);
+    let bad_csr = app.post(
+        "/api/1/certificates",
+        &json!({ "owner": "a@example.com", "authority": { "id": root["id"] }, "csr": "garbage" }),
+    );
+    assert_eq!(bad_csr.status, 400);
+    assert!(bad_csr.body["reasons"]["csr"].is_string());
+    let missing = app.get("/api/1/certificates/12345");
+    assert_eq!(missing.status, 404);
+    let no_key = app.get("/api/1/certificates/1/key");
+    assert_eq!(
+        no_key.status, 404,
+        "a CA certificate row has no stored key: {}",
+        no_key.text
+    );
+}
+on_both_databases!(edges_answer_with_clear_errors, edges);
+
+#[test]
+fn sigterm_stops_the_daemon_cleanly() {
+    let mut app = Appliance::start(Db::Sqlite);
+    assert!(app.daemon.stop(), "the daemon should exit 0 on SIGTERM");
+}

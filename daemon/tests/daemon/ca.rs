@@ -1,0 +1,366 @@
+//! The local CA end to end: authorities, issuance from a CSR and with HSM-generated keys, import,
+//! key retrieval, and what must never be in the database.
+
+use crate::on_both_databases;
+use crate::support::{
+    Appliance, Db, key_matches, lemur_hsm, openssl, openssl_csr, pkilint, scratch,
+    verify_with_openssl,
+};
+use serde_json::{Value, json};
+use std::process::Command;
+
+/// Lemur-format dates `from` and `to` minutes from now.
+#[allow(clippy::disallowed_methods)] // the daemon checks dates against the real clock
+fn window(from: i64, to: i64) -> (String, String) {
+    let format =
+        time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].000Z");
+    let at = |minutes: i64| {
+        (time::OffsetDateTime::now_utc() + time::Duration::minutes(minutes))
+            .format(&format)
+            .unwrap()
+    };
+    (at(from), at(to))
+}
+
+fn issue(app: &Appliance, body: Value) -> Value {
+    let reply = app.post("/api/1/certificates", &body);
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    reply.body
+}
+
+fn issue_and_verify(db: Db) {
+    let app = Appliance::start(db);
+    let root = app.root("root-ca", "ECCPRIME256V1");
+    pkilint(root["authorityCertificate"]["body"].as_str().unwrap(), None);
+    let root_id = root["id"].as_i64().unwrap();
+    let issuing = app.sub_ca("issuing-ca", root_id, json!({}));
+    let issuing_id = issuing["id"].as_i64().unwrap();
+    let sub_ca_body = issuing["authorityCertificate"]["body"].as_str().unwrap();
+    pkilint(sub_ca_body, None);
+    verify_with_openssl(
+        sub_ca_body,
+        root["authorityCertificate"]["body"].as_str().unwrap(),
+    );
+    let roles: Vec<&str> = issuing["roles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        roles.contains(&"issuing-ca_admin") && roles.contains(&"issuing-ca_operator"),
+        "{roles:?}"
+    );
+
+    let (_, csr) = openssl_csr(&["csr.example.com", "www.csr.example.com"]);
+    let from_csr = issue(
+        &app,
+        json!({ "owner": "alice@example.com", "authority": { "id": issuing_id }, "csr": csr }),
+    );
+    assert_eq!(from_csr["cn"], "csr.example.com");
+    assert_eq!(from_csr["hasPrivateKey"], false);
+    assert_eq!(from_csr["keyType"], "ECCPRIME256V1");
+    let domains: Vec<&str> = from_csr["domains"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(domains, ["csr.example.com", "www.csr.example.com"]);
+
+    let (start, end) = window(-1, 90 * 24 * 60);
+    for key_type in ["ECCPRIME256V1", "ECCSECP384R1", "RSA2048"] {
+        let generated = issue(
+            &app,
+            json!({
+                "owner": "alice@example.com", "commonName": "gen.example.com", "authority": { "id": issuing_id },
+                "keyType": key_type, "validityStart": start, "validityEnd": end,
+                "extensions": { "subAltNames": { "names": [
+                    { "nameType": "DNSName", "value": "gen.example.com" },
+                    { "nameType": "IPAddress", "value": "192.0.2.7" }
+                ] } },
+            }),
+        );
+        assert_eq!(generated["keyType"], key_type);
+        assert_eq!(generated["hasPrivateKey"], true);
+        assert_eq!(
+            generated["validityStart"].as_str().unwrap(),
+            start.replace(".000Z", "Z")
+        );
+        let id = generated["id"].as_i64().unwrap();
+        let key = app.get(&format!("/api/1/certificates/{id}/key"));
+        assert_eq!(key.status, 200, "{}", key.text);
+        assert!(key.header("cache-control").unwrap().contains("no-store"));
+        let pem = key.body["key"].as_str().unwrap();
+        assert!(
+            key_matches(generated["body"].as_str().unwrap(), pem),
+            "{key_type}: the key must match the certificate"
+        );
+        verify_with_openssl(
+            generated["body"].as_str().unwrap(),
+            generated["chain"].as_str().unwrap(),
+        );
+        pkilint(generated["body"].as_str().unwrap(), None);
+    }
+    verify_with_openssl(
+        from_csr["body"].as_str().unwrap(),
+        from_csr["chain"].as_str().unwrap(),
+    );
+    pkilint(from_csr["body"].as_str().unwrap(), None);
+
+    let listed = app.get("/api/1/certificates?filter=cn;gen.example&count=2&page=1");
+    assert_eq!(listed.status, 200, "{}", listed.text);
+    assert_eq!(listed.body["total"], 3);
+    assert_eq!(listed.body["items"].as_array().unwrap().len(), 2);
+    let authorities = app.get("/api/1/authorities");
+    assert_eq!(authorities.body["total"], 2);
+}
+on_both_databases!(issue_and_verify_everything, issue_and_verify);
+
+fn cab_compliant(db: Db) {
+    let app = Appliance::start(db);
+    let root = app.root("public-root", "ECCSECP384R1");
+    let issuing = app.sub_ca(
+        "public-issuing",
+        root["id"].as_i64().unwrap(),
+        json!({ "cabCompliant": true, "crlUrl": "http://crl.example.com/issuing.crl", "issuerUrl": "http://pki.example.com/issuing.crt" }),
+    );
+    assert!(
+        issuing["defaultValidityDays"].as_i64().unwrap() <= 200,
+        "{issuing}"
+    );
+    let issuing_id = issuing["id"].as_i64().unwrap();
+    let leaf = issue(
+        &app,
+        json!({ "owner": "web@example.com", "commonName": "shop.example.com", "authority": { "id": issuing_id },
+                "extensions": { "subAltNames": { "names": [{ "nameType": "DNSName", "value": "shop.example.com" }] } } }),
+    );
+    pkilint(leaf["body"].as_str().unwrap(), Some("OV-FINAL-CERTIFICATE"));
+    verify_with_openssl(
+        leaf["body"].as_str().unwrap(),
+        leaf["chain"].as_str().unwrap(),
+    );
+    let (too_long_start, too_long_end) = window(1, 400 * 24 * 60);
+    let too_long = app.post(
+        "/api/1/certificates",
+        &json!({ "owner": "web@example.com", "commonName": "shop.example.com", "authority": { "id": issuing_id },
+                 "validityStart": too_long_start, "validityEnd": too_long_end,
+                 "extensions": { "subAltNames": { "names": [{ "nameType": "DNSName", "value": "shop.example.com" }] } } }),
+    );
+    assert_eq!(too_long.status, 400, "{}", too_long.text);
+    assert!(
+        too_long.body["reasons"]["validityEnd"]
+            .as_str()
+            .unwrap()
+            .contains("maximum"),
+        "{}",
+        too_long.text
+    );
+    let no_san = app.post(
+        "/api/1/certificates",
+        &json!({ "owner": "web@example.com", "commonName": "shop.example.com", "authority": { "id": issuing_id } }),
+    );
+    assert_eq!(no_san.status, 400, "{}", no_san.text);
+    assert!(
+        no_san.body["reasons"]["extensions.subAltNames"].is_string(),
+        "{}",
+        no_san.text
+    );
+}
+on_both_databases!(
+    cab_compliant_authorities_issue_baseline_conforming_certificates,
+    cab_compliant
+);
+
+fn ca_keys_stay_in_the_hsm(db: Db) {
+    let app = Appliance::start(db);
+    let root = app.root("hsm-root", "RSA2048");
+    let key_uri = root["keyUri"].as_str().unwrap();
+    assert!(
+        key_uri.starts_with("pkcs11:token=lemur;object=lemur-ca-hsm-root-"),
+        "{key_uri}"
+    );
+    let state = app.daemon.state_dir();
+    let probe = Command::new(lemur_hsm())
+        .env("SOFTHSM2_CONF", state.join("softhsm/softhsm2.conf"))
+        .args(["--token", "lemur", "--json", "--pin-file"])
+        .arg(state.join("secrets/hsm-pin"))
+        .args(["probe", "--uri", key_uri])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&probe.stdout);
+    assert!(
+        probe.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&probe.stderr)
+    );
+    let probe: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(probe["read_secret_value"], "CKR_ATTRIBUTE_SENSITIVE");
+    assert_eq!(probe["wrap_attempt"], "CKR_KEY_UNEXTRACTABLE");
+    assert_eq!(probe["extractable"], false);
+}
+on_both_databases!(
+    ca_private_keys_cannot_leave_the_hsm,
+    ca_keys_stay_in_the_hsm
+);
+
+/// A CA and a leaf made by openssl, as an external certificate to import.
+fn external_certificate() -> (String, String, String) {
+    let dir = scratch();
+    openssl(
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-subj",
+            "/CN=External CA",
+            "-days",
+            "30",
+            "-out",
+            "ca.pem",
+        ],
+        dir.path(),
+    );
+    openssl(
+        &[
+            "req",
+            "-new",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "leaf.key",
+            "-subj",
+            "/CN=imported.example.com",
+            "-out",
+            "leaf.csr",
+        ],
+        dir.path(),
+    );
+    std::fs::write(
+        dir.path().join("ext.cnf"),
+        "subjectAltName=DNS:imported.example.com\n",
+    )
+    .unwrap();
+    openssl(
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "leaf.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "20",
+            "-extfile",
+            "ext.cnf",
+            "-out",
+            "leaf.pem",
+        ],
+        dir.path(),
+    );
+    openssl(
+        &[
+            "pkey",
+            "-in",
+            "leaf.key",
+            "-traditional",
+            "-out",
+            "leaf.rsa.key",
+        ],
+        dir.path(),
+    );
+    let read = |name: &str| std::fs::read_to_string(dir.path().join(name)).unwrap();
+    (read("leaf.pem"), read("ca.pem"), read("leaf.rsa.key"))
+}
+
+fn upload(db: Db) {
+    let app = Appliance::start(db);
+    let (body, chain, key) = external_certificate();
+    let (_, _, other_key) = external_certificate();
+    let mismatched = app.post("/api/1/certificates/upload", &json!({ "owner": "bob@example.com", "body": body, "chain": chain, "privateKey": other_key }));
+    assert_eq!(mismatched.status, 400, "{}", mismatched.text);
+    assert!(
+        mismatched.body["reasons"]["privateKey"]
+            .as_str()
+            .unwrap()
+            .contains("does not match")
+    );
+    let (_, foreign_chain, _) = external_certificate();
+    let bad_chain = app.post(
+        "/api/1/certificates/upload",
+        &json!({ "owner": "bob@example.com", "body": body, "chain": foreign_chain }),
+    );
+    assert_eq!(bad_chain.status, 400, "{}", bad_chain.text);
+    assert!(bad_chain.body["reasons"]["chain"].is_string());
+
+    let imported = app.post("/api/1/certificates/upload", &json!({ "owner": "bob@example.com", "body": body, "chain": chain, "privateKey": key, "description": "from the old CA" }));
+    assert_eq!(imported.status, 200, "{}", imported.text);
+    assert_eq!(imported.body["cn"], "imported.example.com");
+    assert_eq!(imported.body["hasPrivateKey"], true);
+    assert_eq!(imported.body["issuer"], "ExternalCA");
+    let id = imported.body["id"].as_i64().unwrap();
+    let returned = app.get(&format!("/api/1/certificates/{id}/key"));
+    assert_eq!(returned.body["key"].as_str().unwrap().trim(), key.trim());
+
+    let duplicate = app.post(
+        "/api/1/certificates/upload",
+        &json!({ "owner": "bob@example.com", "body": body }),
+    );
+    assert_eq!(duplicate.status, 409, "{}", duplicate.text);
+}
+on_both_databases!(upload_checks_key_chain_and_duplicates, upload);
+
+/// The base64 lines of a PEM body, long enough to be unmistakable.
+fn pem_lines(pem: &str) -> Vec<String> {
+    pem.lines()
+        .filter(|l| l.len() >= 40 && !l.starts_with("-----"))
+        .map(str::to_owned)
+        .collect()
+}
+
+fn no_clear_keys(db: Db) {
+    let app = Appliance::start(db);
+    let root = app.root("seal-root", "ECCPRIME256V1");
+    let generated = issue(
+        &app,
+        json!({ "owner": "carol@example.com", "commonName": "sealed.example.com", "authority": { "id": root["id"] }, "keyType": "RSA2048" }),
+    );
+    let generated_key = app
+        .get(&format!("/api/1/certificates/{}/key", generated["id"]))
+        .body["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (body, chain, uploaded_key) = external_certificate();
+    let imported = app.post("/api/1/certificates/upload", &json!({ "owner": "carol@example.com", "body": body, "chain": chain, "privateKey": uploaded_key }));
+    assert_eq!(imported.status, 200, "{}", imported.text);
+    let database = app.database_bytes();
+    let text = String::from_utf8_lossy(&database);
+    assert!(
+        text.contains("sealed.example.com"),
+        "the scan must see the database's content"
+    );
+    for key in [&generated_key, &uploaded_key] {
+        assert!(
+            !text.contains("PRIVATE KEY"),
+            "a PEM private key header is in the database"
+        );
+        for line in pem_lines(key) {
+            assert!(
+                !text.contains(&line),
+                "a line of a private key is in the database in clear"
+            );
+        }
+    }
+}
+on_both_databases!(no_private_key_is_stored_in_clear, no_clear_keys);

@@ -1,0 +1,7 @@
+//! Integration tests of the `lemur` daemon: the real binary over HTTP, on SQLite and on a
+//! throwaway PostgreSQL cluster, every issued certificate checked by openssl and pkilint.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail loudly
+
+mod api;
+mod ca;
+mod support;

@@ -1,0 +1,248 @@
+//! Shared test helpers: starting the daemon on either database, openssl and pkilint checks.
+
+use lemur_testkit::daemon::Daemon;
+use lemur_testkit::postgres::Postgres;
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// A daemon and, for the PostgreSQL leg, the cluster behind it.
+pub struct Appliance {
+    pub daemon: Daemon,
+    pub postgres: Option<Postgres>,
+    pub token: String,
+}
+
+/// Which database a test runs on.
+#[derive(Clone, Copy, Debug)]
+pub enum Db {
+    Sqlite,
+    Postgres,
+}
+
+impl Appliance {
+    pub fn start(db: Db) -> Self {
+        let postgres = matches!(db, Db::Postgres).then(Postgres::start);
+        let daemon = Daemon::start(
+            Path::new(env!("CARGO_BIN_EXE_lemur")),
+            postgres.as_ref().map(|p| p.url.as_str()),
+        );
+        let token = daemon.admin_token();
+        Self {
+            daemon,
+            postgres,
+            token,
+        }
+    }
+
+    pub fn get(&self, path: &str) -> lemur_testkit::daemon::Reply {
+        self.daemon.get(path, Some(&self.token))
+    }
+
+    pub fn post(&self, path: &str, body: &Value) -> lemur_testkit::daemon::Reply {
+        self.daemon.post(path, Some(&self.token), body)
+    }
+
+    /// Everything the database holds, as bytes: the SQLite files or a pg_dump.
+    pub fn database_bytes(&self) -> Vec<u8> {
+        match &self.postgres {
+            Some(postgres) => postgres.dump(),
+            None => {
+                let mut bytes = Vec::new();
+                for name in ["lemur.db", "lemur.db-wal"] {
+                    bytes.extend(
+                        std::fs::read(self.daemon.state_dir().join(name)).unwrap_or_default(),
+                    );
+                }
+                assert!(!bytes.is_empty(), "the SQLite database exists");
+                bytes
+            }
+        }
+    }
+
+    /// Creates a root authority and returns its JSON.
+    pub fn root(&self, name: &str, key_type: &str) -> Value {
+        let reply = self.post(
+            "/api/1/authorities",
+            &json!({
+                "name": name, "owner": "pki@example.com", "commonName": format!("{name} Root"),
+                "type": "root", "keyType": key_type, "validityYears": 5,
+                "plugin": { "slug": "cryptography-issuer" }, "country": "US", "organization": "Lemur Tests",
+            }),
+        );
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        reply.body
+    }
+
+    /// Creates a sub-CA under `parent` and returns its JSON.
+    pub fn sub_ca(&self, name: &str, parent: i64, extra: Value) -> Value {
+        let mut body = json!({
+            "name": name, "owner": "pki@example.com", "commonName": format!("{name} Issuing"),
+            "type": "subca", "parent": { "id": parent }, "keyType": "ECCPRIME256V1", "validityYears": 3,
+        });
+        if let (Some(body), Some(extra)) = (body.as_object_mut(), extra.as_object()) {
+            body.extend(extra.clone());
+        }
+        let reply = self.post("/api/1/authorities", &body);
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        reply.body
+    }
+}
+
+/// A scratch directory for files handed to openssl.
+pub fn scratch() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("lemur-test-")
+        .tempdir()
+        .unwrap()
+}
+
+fn write(dir: &Path, name: &str, content: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, content).unwrap();
+    path
+}
+
+/// Runs openssl, asserting success, returning stdout and stderr.
+pub fn openssl(args: &[&str], dir: &Path) -> String {
+    let output = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success(), "openssl {args:?}: {text}");
+    text
+}
+
+/// The PEM blocks of a chain, issuer first, root last.
+fn split_pem(chain: &str) -> Vec<String> {
+    chain
+        .split("-----END CERTIFICATE-----")
+        .filter(|block| block.contains("-----BEGIN CERTIFICATE-----"))
+        .map(|block| format!("{}-----END CERTIFICATE-----\n", block.trim_start()))
+        .collect()
+}
+
+/// `openssl verify` of `body` against its `chain` (root last, trusted; the rest untrusted).
+pub fn verify_with_openssl(body: &str, chain: &str) {
+    let dir = scratch();
+    let blocks = split_pem(chain);
+    let (root, intermediates) = blocks.split_last().expect("a chain with a root");
+    write(dir.path(), "root.pem", root);
+    write(dir.path(), "untrusted.pem", &intermediates.concat());
+    write(dir.path(), "leaf.pem", body);
+    let mut args = vec!["verify", "-x509_strict", "-CAfile", "root.pem"];
+    if !intermediates.is_empty() {
+        args.extend(["-untrusted", "untrusted.pem"]);
+    }
+    args.push("leaf.pem");
+    let out = openssl(&args, dir.path());
+    assert!(out.contains("leaf.pem: OK"), "{out}");
+}
+
+/// pkilint's RFC 5280 lints, and the CA/Browser Forum TLS lints of `cabf_type` if given, with no
+/// finding of ERROR or worse.
+pub fn pkilint(pem: &str, cabf_type: Option<&str>) {
+    let dir = scratch();
+    let file = write(dir.path(), "cert.pem", pem);
+    let mut runs = vec![Command::new("lint_pkix_cert")];
+    runs[0].args(["lint", "-s", "ERROR"]).arg(&file);
+    if let Some(kind) = cabf_type {
+        let mut cabf = Command::new("lint_cabf_serverauth_cert");
+        cabf.args(["lint", "-s", "ERROR", "-t", kind]).arg(&file);
+        runs.push(cabf);
+    }
+    for mut run in runs {
+        let output = run.output().expect("pkilint (pip install pkilint)");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(
+            output.status.success() && text.trim().is_empty(),
+            "pkilint {:?}: {text}",
+            run.get_program()
+        );
+    }
+}
+
+/// A fresh P-256 key and CSR for `names` (the first is the CN), made by openssl.
+pub fn openssl_csr(names: &[&str]) -> (String, String) {
+    let dir = scratch();
+    let san = names
+        .iter()
+        .map(|n| format!("DNS:{n}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    openssl(
+        &[
+            "req",
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "key.pem",
+            "-subj",
+            &format!("/CN={}", names[0]),
+            "-addext",
+            &format!("subjectAltName={san}"),
+            "-out",
+            "csr.pem",
+        ],
+        dir.path(),
+    );
+    (
+        std::fs::read_to_string(dir.path().join("key.pem")).unwrap(),
+        std::fs::read_to_string(dir.path().join("csr.pem")).unwrap(),
+    )
+}
+
+/// Whether openssl sees the same public key in `cert` and `key`.
+pub fn key_matches(cert: &str, key: &str) -> bool {
+    let dir = scratch();
+    write(dir.path(), "cert.pem", cert);
+    write(dir.path(), "key.pem", key);
+    openssl(
+        &["x509", "-in", "cert.pem", "-noout", "-pubkey"],
+        dir.path(),
+    ) == openssl(&["pkey", "-in", "key.pem", "-pubout"], dir.path())
+}
+
+/// The `lemur-hsm` admin CLI built next to this test binary.
+pub fn lemur_hsm() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().and_then(Path::parent).unwrap();
+    let binary = dir.join("lemur-hsm");
+    assert!(
+        binary.exists(),
+        "build lemur-hsm first (cargo build --workspace)"
+    );
+    binary
+}
+
+/// Declares a test that runs `$body(Db)` on SQLite and one on PostgreSQL.
+#[macro_export]
+macro_rules! on_both_databases {
+    ($name:ident, $scenario:ident) => {
+        mod $name {
+            #[test]
+            fn sqlite() {
+                super::$scenario($crate::support::Db::Sqlite);
+            }
+
+            #[test]
+            fn postgres() {
+                super::$scenario($crate::support::Db::Postgres);
+            }
+        }
+    };
+}

@@ -1,0 +1,180 @@
+//! A real `lemur` daemon for one test: `lemur dev` in a temporary state directory on a free
+//! loopback port, with a typed-enough HTTP client. Stopped with SIGTERM on drop.
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+use tempfile::TempDir;
+
+/// A running daemon.
+pub struct Daemon {
+    child: Child,
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    /// The admin user's password.
+    pub admin_password: String,
+    state: TempDir,
+    agent: ureq::Agent,
+}
+
+/// A response: status and JSON body (`Value::Null` when the body is not JSON).
+#[derive(Debug)]
+pub struct Reply {
+    /// HTTP status.
+    pub status: u16,
+    /// Parsed body.
+    pub body: Value,
+    /// Raw body.
+    pub text: String,
+    /// Response headers, lower-cased names.
+    pub headers: Vec<(String, String)>,
+}
+
+impl Reply {
+    /// The header's value.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+impl Daemon {
+    /// Starts `binary dev` on SQLite, or on `database_url`.
+    pub fn start(binary: &Path, database_url: Option<&str>) -> Self {
+        let state = tempfile::Builder::new()
+            .prefix("lemur-daemon-")
+            .tempdir()
+            .expect("state directory");
+        let password_file = state.path().join("admin-password");
+        let admin_password = format!("test-{}", super::random_hex(12));
+        super::write_secret_file(&password_file, &admin_password);
+        let mut command = Command::new(binary);
+        command
+            .arg("dev")
+            .arg("--state-dir")
+            .arg(state.path().join("lemur"))
+            .args(["--listen", "127.0.0.1:0"])
+            .arg("--admin-password-file")
+            .arg(&password_file)
+            .env_remove("SOFTHSM2_CONF")
+            .env("LEMUR_LOG", "warn")
+            .stdout(Stdio::piped());
+        if let Some(url) = database_url {
+            command.args(["--database-url", url]);
+        }
+        let mut child = command.spawn().expect("lemur dev");
+        let stdout = child.stdout.take().expect("daemon stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(address) = line.strip_prefix("lemur: listening on ") {
+                    let _ = tx.send(address.to_owned());
+                }
+            }
+        });
+        let base = rx
+            .recv_timeout(Duration::from_secs(120))
+            .expect("the daemon did not report ready within 120 s");
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(120)))
+            .build()
+            .into();
+        Self {
+            child,
+            base,
+            admin_password,
+            state,
+            agent,
+        }
+    }
+
+    /// The daemon's state directory (`lemur dev --state-dir`).
+    pub fn state_dir(&self) -> PathBuf {
+        self.state.path().join("lemur")
+    }
+
+    /// Logs in as the admin and returns the token.
+    pub fn admin_token(&self) -> String {
+        let reply = self.post(
+            "/api/1/auth/login",
+            None,
+            &serde_json::json!({ "username": "lemur", "password": self.admin_password }),
+        );
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        reply.body["token"].as_str().expect("token").to_owned()
+    }
+
+    fn finish(response: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Reply {
+        let mut response = response.expect("HTTP request to the daemon");
+        let status = response.status().as_u16();
+        let headers = response
+            .headers()
+            .iter()
+            .map(|(n, v)| {
+                (
+                    n.as_str().to_owned(),
+                    v.to_str().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect();
+        let text = response.body_mut().read_to_string().unwrap_or_default();
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Reply {
+            status,
+            body,
+            text,
+            headers,
+        }
+    }
+
+    /// GET `path` with an optional bearer token.
+    pub fn get(&self, path: &str, token: Option<&str>) -> Reply {
+        let mut request = self.agent.get(format!("{}{path}", self.base));
+        if let Some(token) = token {
+            request = request.header("Authorization", format!("Bearer {token}"));
+        }
+        Self::finish(request.call())
+    }
+
+    /// POST JSON to `path` with an optional bearer token.
+    pub fn post(&self, path: &str, token: Option<&str>, body: &Value) -> Reply {
+        let mut request = self
+            .agent
+            .post(format!("{}{path}", self.base))
+            .header("Content-Type", "application/json");
+        if let Some(token) = token {
+            request = request.header("Authorization", format!("Bearer {token}"));
+        }
+        Self::finish(request.send(body.to_string()))
+    }
+
+    /// Stops the daemon with SIGTERM and waits for it; returns whether it exited cleanly.
+    pub fn stop(&mut self) -> bool {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        for _ in 0..200 {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.success();
+            }
+            std::thread::park_timeout(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        false
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            self.stop();
+        }
+    }
+}

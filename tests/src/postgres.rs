@@ -1,0 +1,183 @@
+//! A throwaway PostgreSQL cluster for one test: `initdb` in a temporary directory, a free port on
+//! 127.0.0.1, trust authentication (nothing but the test can reach it), removed on drop. With
+//! `DATABASE_URL` set, that database is used instead.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use tempfile::TempDir;
+
+/// A running cluster with an empty `lemur` database.
+pub struct Postgres {
+    /// `postgres://lemur@127.0.0.1:PORT/lemur`.
+    pub url: String,
+    port: u16,
+    bin: PathBuf,
+    cluster: Option<TempDir>,
+}
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status").is_ok_and(|status| {
+        status
+            .lines()
+            .find(|l| l.starts_with("Uid:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            == Some("0")
+    })
+}
+
+/// PostgreSQL's server programs (Debian keeps them out of PATH).
+fn bin_dir() -> PathBuf {
+    let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .map(|dir| {
+            dir.filter_map(|e| e.ok().map(|e| e.path().join("bin")))
+                .collect()
+        })
+        .unwrap_or_default();
+    versions.sort();
+    versions
+        .pop()
+        .filter(|dir| dir.join("initdb").exists())
+        .expect("PostgreSQL server binaries under /usr/lib/postgresql (apt-get install postgresql)")
+}
+
+/// A PostgreSQL program, run as the `postgres` user when the test runs as root (initdb refuses
+/// root).
+fn command(bin: &Path, program: &str) -> Command {
+    if is_root() {
+        let mut command = Command::new("runuser");
+        command
+            .args(["-u", "postgres", "--"])
+            .arg(bin.join(program));
+        command
+    } else {
+        Command::new(bin.join(program))
+    }
+}
+
+fn run(bin: &Path, program: &str, args: &[&str]) -> std::process::Output {
+    let output = command(bin, program)
+        .args(args)
+        .output()
+        .expect("PostgreSQL program");
+    assert!(
+        output.status.success(),
+        "{program} {args:?}: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|address| address.port())
+        .expect("a free port")
+}
+
+impl Postgres {
+    /// Starts a cluster (or uses `DATABASE_URL`).
+    pub fn start() -> Self {
+        let bin = bin_dir();
+        if let Ok(url) = std::env::var("DATABASE_URL") {
+            if url.starts_with("postgres") {
+                return Self {
+                    url,
+                    port: 0,
+                    bin,
+                    cluster: None,
+                };
+            }
+        }
+        let cluster = tempfile::Builder::new()
+            .prefix("lemur-pg-")
+            .tempdir()
+            .expect("cluster directory");
+        let data = cluster.path().join("data");
+        if is_root() {
+            let status = Command::new("chown")
+                .arg("postgres:")
+                .arg(cluster.path())
+                .status()
+                .expect("chown");
+            assert!(status.success(), "chown of the cluster directory");
+        }
+        let dir = cluster.path().to_str().expect("UTF-8 path").to_owned();
+        let data = data.to_str().expect("UTF-8 path").to_owned();
+        run(
+            &bin,
+            "initdb",
+            &[
+                "-D",
+                &data,
+                "-A",
+                "trust",
+                "-U",
+                "lemur",
+                "--no-sync",
+                "-E",
+                "UTF8",
+            ],
+        );
+        let port = free_port();
+        let options = format!(
+            "-p {port} -k {dir} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off"
+        );
+        let log = format!("{dir}/postgres.log");
+        run(
+            &bin,
+            "pg_ctl",
+            &[
+                "-D", &data, "-o", &options, "-l", &log, "-w", "-t", "60", "start",
+            ],
+        );
+        let port_text = port.to_string();
+        run(
+            &bin,
+            "createdb",
+            &["-h", "127.0.0.1", "-p", &port_text, "-U", "lemur", "lemur"],
+        );
+        Self {
+            url: format!("postgres://lemur@127.0.0.1:{port}/lemur"),
+            port,
+            bin,
+            cluster: Some(cluster),
+        }
+    }
+
+    /// `pg_dump` of the database, as SQL text.
+    pub fn dump(&self) -> Vec<u8> {
+        let output = if self.cluster.is_some() {
+            run(
+                &self.bin,
+                "pg_dump",
+                &[
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    &self.port.to_string(),
+                    "-U",
+                    "lemur",
+                    "lemur",
+                ],
+            )
+        } else {
+            run(&self.bin, "pg_dump", &[&self.url])
+        };
+        output.stdout
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        if let Some(cluster) = &self.cluster {
+            let data = cluster.path().join("data");
+            let _ = command(&self.bin, "pg_ctl")
+                .arg("-D")
+                .arg(&data)
+                .args(["-m", "immediate", "stop"])
+                .output();
+        }
+    }
+}
