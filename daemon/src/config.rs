@@ -42,6 +42,12 @@ pub struct Config {
 pub struct ServerConfig {
     /// `127.0.0.1:8000`, or `unix:/run/lemur/lemur.sock` for nginx in front.
     pub listen: String,
+    /// PEM certificate chain to serve HTTPS directly (without nginx).
+    #[serde(default)]
+    pub tls_certificate: Option<PathBuf>,
+    /// PEM private key for `tls_certificate` (a secret: 0600).
+    #[serde(default)]
+    pub tls_private_key: Option<PathBuf>,
 }
 
 /// `[database]`.
@@ -165,6 +171,7 @@ impl Config {
             self.auth.token_secret_file.as_path(),
         ];
         files.extend(self.database.password_file.as_deref());
+        files.extend(self.server.tls_private_key.as_deref());
         files
     }
 }
@@ -183,6 +190,9 @@ state_dir = "{state}"
 [server]
 # "127.0.0.1:8000", or "unix:/run/lemur/lemur.sock" behind the bundled nginx.
 listen = "{listen}"
+# Serve HTTPS directly (no nginx in front): PEM chain and key (0600).
+# tls_certificate = "/etc/lemur/tls/chain.pem"
+# tls_private_key = "/etc/lemur/tls/key.pem"
 
 [database]
 # sqlite:///path/lemur.db (embedded default) or postgres://lemur@db.example.com/lemur (scale-out).

@@ -46,6 +46,15 @@ impl Reply {
 impl Daemon {
     /// Starts `binary dev` on SQLite, or on `database_url`.
     pub fn start(binary: &Path, database_url: Option<&str>) -> Self {
+        Self::start_with(binary, database_url, &[])
+    }
+
+    /// Like [`Daemon::start`], with more `lemur dev` arguments.
+    pub fn start_with(
+        binary: &Path,
+        database_url: Option<&str>,
+        extra: &[&std::ffi::OsStr],
+    ) -> Self {
         let state = tempfile::Builder::new()
             .prefix("lemur-daemon-")
             .tempdir()
@@ -67,6 +76,7 @@ impl Daemon {
         if let Some(url) = database_url {
             command.args(["--database-url", url]);
         }
+        command.args(extra);
         let mut child = command.spawn().expect("lemur dev");
         let stdout = child.stdout.take().expect("daemon stdout");
         let (tx, rx) = mpsc::channel();

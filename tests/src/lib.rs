@@ -331,3 +331,10 @@ pub fn first_line(path: &Path) -> String {
 
 pub mod daemon;
 pub mod postgres;
+
+/// Points this process's SoftHSM2 at `conf` (another process's token directory, e.g. a daemon's),
+/// before the module is loaded. Only for single-purpose processes such as benchmarks.
+pub fn use_softhsm_conf(conf: &Path) {
+    // Edition 2021: safe to call; it must run before this process loads the PKCS#11 module.
+    std::env::set_var("SOFTHSM2_CONF", conf);
+}

@@ -2,17 +2,16 @@
 //! `GET /certificates/{id}/key`.
 
 use super::requests::{AuthorityRef, Extensions, IdRef, SubjectRequest, validity};
-use super::{ApiError, AppState, Caller, JsonBody, Paging, QueryParams, views};
+use super::{ApiError, AppState, Caller, ClientAddress, JsonBody, Paging, QueryParams, views};
 use crate::ca::{self, IssueRequest, UploadRequest};
 use crate::error::Error;
 use crate::store::{CertificateFilter, CertificateRecord};
 use axum::Json;
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::IntoResponse;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use std::net::SocketAddr;
 use zeroize::Zeroizing;
 
 /// Lemur's certificate creation body.
@@ -282,11 +281,10 @@ pub async fn key(
     State(app): AppState,
     caller: Caller,
     Path(id): Path<i64>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientAddress(source): ClientAddress,
 ) -> Result<impl IntoResponse, ApiError> {
     let record = app.store.certificate(id).await?;
     require_certificate_access(&caller, &record)?;
-    let source = peer.ip().to_string();
     let key = ca::private_key_pem(&app, &record, caller.user.id, Some(&source)).await?;
     Ok((
         [

@@ -84,6 +84,25 @@ impl FromRequestParts<Arc<App>> for Caller {
     }
 }
 
+/// The TCP peer of a connection (`ConnectInfo<Peer>`), over plain TCP or TLS.
+#[derive(Debug, Clone, Copy)]
+pub struct Peer(pub std::net::SocketAddr);
+
+/// Where a request came from, for the audit log: the TCP peer, or `unix` behind a local proxy.
+pub struct ClientAddress(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddress {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let peer = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<Peer>>()
+            .map(|info| info.0.0.ip().to_string());
+        Ok(ClientAddress(peer.unwrap_or_else(|| "unix".to_owned())))
+    }
+}
+
 /// Lemur's paging parameters.
 #[derive(Debug, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]

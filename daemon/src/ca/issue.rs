@@ -154,7 +154,10 @@ pub async fn issue_certificate(app: &App, user_id: i64, request: IssueRequest) -
     } else {
         authority.default_validity_days * 86_400
     };
-    let not_after = request.not_after.unwrap_or(not_before + default_secs);
+    // A default validity stops where the authority's does; an explicit one must fit inside it.
+    let not_after = request
+        .not_after
+        .unwrap_or((not_before + default_secs).min(ca.not_after));
     let max_days = authority
         .max_issuance_days
         .unwrap_or(ca.not_after.saturating_sub(ca.not_before) / 86_400 + 1);

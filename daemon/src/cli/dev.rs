@@ -96,13 +96,20 @@ fn ensure_token(config: &Config, secrets: &Path) -> Result<()> {
     Ok(())
 }
 
+/// What `lemur dev` was asked for besides the state directory.
+pub struct DevOptions {
+    /// Listen address.
+    pub listen: String,
+    /// The admin password's file (generated when absent).
+    pub admin_password_file: Option<PathBuf>,
+    /// Database URL for a new configuration.
+    pub database_url: Option<String>,
+    /// Certificate chain and key to serve HTTPS.
+    pub tls: Option<(PathBuf, PathBuf)>,
+}
+
 /// `lemur dev`: everything in `state_dir`, created if missing, then the daemon in the foreground.
-pub async fn run(
-    state_dir: &Path,
-    listen: &str,
-    admin_password_file: Option<&Path>,
-    database_url: Option<&str>,
-) -> Result<()> {
+pub async fn run(state_dir: &Path, options: DevOptions) -> Result<()> {
     create_private_dir(state_dir)?;
     let state_dir = state_dir
         .canonicalize()
@@ -110,14 +117,23 @@ pub async fn run(
     reexec_with_softhsm_conf(&softhsm_conf(&state_dir)?)?;
     let config_path = state_dir.join("lemur.toml");
     if !config_path.exists() {
-        create_config(&config_path, &state_dir, listen, database_url)?;
+        create_config(
+            &config_path,
+            &state_dir,
+            &options.listen,
+            options.database_url.as_deref(),
+        )?;
     }
     let mut config = Config::load(&config_path)?;
-    config.server.listen = listen.to_owned();
+    config.server.listen = options.listen.clone();
+    if let Some((certificate, key)) = &options.tls {
+        config.server.tls_certificate = Some(certificate.clone());
+        config.server.tls_private_key = Some(key.clone());
+    }
     let secrets = state_dir.join("secrets");
     let generated_password = secrets.join("admin-password");
-    let password_file = match admin_password_file {
-        Some(file) => file.to_owned(),
+    let password_file = match options.admin_password_file {
+        Some(file) => file,
         None => {
             if !generated_password.exists() {
                 write_private(&generated_password, random_hex(16)?.as_bytes())?;

@@ -2,6 +2,7 @@
 
 mod dev;
 mod serve;
+mod tls;
 mod users;
 
 use crate::error::{Error, Result};
@@ -65,6 +66,12 @@ enum Command {
         /// Database URL for a new configuration; SQLite in DIR when absent.
         #[arg(long)]
         database_url: Option<String>,
+        /// Serve HTTPS with this PEM certificate chain.
+        #[arg(long, requires = "tls_private_key")]
+        tls_certificate: Option<PathBuf>,
+        /// The private key of --tls-certificate.
+        #[arg(long, requires = "tls_certificate")]
+        tls_private_key: Option<PathBuf>,
     },
     /// Create a local user.
     #[command(name = "create_user", alias = "create-user")]
@@ -150,14 +157,16 @@ async fn run(cli: Cli) -> Result<()> {
             listen,
             admin_password_file,
             database_url,
+            tls_certificate,
+            tls_private_key,
         } => {
-            dev::run(
-                &state_dir,
-                &listen,
-                admin_password_file.as_deref(),
-                database_url.as_deref(),
-            )
-            .await
+            let options = dev::DevOptions {
+                listen,
+                admin_password_file,
+                database_url,
+                tls: tls_certificate.zip(tls_private_key),
+            };
+            dev::run(&state_dir, options).await
         }
         Command::CreateUser {
             username,

@@ -93,13 +93,34 @@ pub async fn serve(
         let address = listener
             .local_addr()
             .map_err(Error::io("reading the bound address"))?;
-        announce(&format!("http://{address}"), on_ready);
-        axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown)
-        .await
+        let service = router.into_make_service_with_connect_info::<crate::api::Peer>();
+        match (
+            &app.config.server.tls_certificate,
+            &app.config.server.tls_private_key,
+        ) {
+            (Some(certificate), Some(key)) => {
+                let tls = super::tls::TlsListener::new(
+                    listener,
+                    super::tls::server_config(certificate, key)?,
+                )?;
+                announce(&format!("https://{address}"), on_ready);
+                axum::serve(tls, service)
+                    .with_graceful_shutdown(shutdown)
+                    .await
+            }
+            (None, None) => {
+                announce(&format!("http://{address}"), on_ready);
+                axum::serve(listener, service)
+                    .with_graceful_shutdown(shutdown)
+                    .await
+            }
+            _ => {
+                return Err(Error::invalid(
+                    "server",
+                    "set both tls_certificate and tls_private_key, or neither",
+                ));
+            }
+        }
         .map_err(Error::io("serving"))?;
     }
     log::info!("stopped; closing the database");

@@ -105,11 +105,7 @@ impl Store {
         log: &LogEntry<'_>,
     ) -> Result<i64> {
         let now = self.clock.unix();
-        let mut tx = self
-            .pool
-            .begin()
-            .await
-            .map_err(Error::database("starting a transaction"))?;
+        let mut tx = self.begin_write().await?;
         let taken: Option<i64> = sqlx::query_scalar("SELECT id FROM authorities WHERE name = $1")
             .bind(new.name)
             .fetch_optional(&mut *tx)

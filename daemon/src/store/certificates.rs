@@ -301,11 +301,7 @@ impl Store {
         log: &LogEntry<'_>,
     ) -> Result<i64> {
         let now = self.clock.unix();
-        let mut tx = self
-            .pool
-            .begin()
-            .await
-            .map_err(Error::database("starting a transaction"))?;
+        let mut tx = self.begin_write().await?;
         let id = insert(&mut tx, new, now).await?;
         insert_log(
             &mut tx,

@@ -122,6 +122,17 @@ impl Store {
         self.backend
     }
 
+    /// Starts a transaction that will write. On SQLite it takes the write lock at once
+    /// (`BEGIN IMMEDIATE`): a deferred transaction that reads and then writes fails with
+    /// `SQLITE_BUSY` when another writer committed in between, which `busy_timeout` cannot cure.
+    pub(crate) async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
+        match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.pool.begin().await,
+        }
+        .map_err(Error::database("starting a transaction"))
+    }
+
     /// Brings the schema up to date (safe to run concurrently from several daemons).
     pub async fn migrate(&self) -> Result<()> {
         migrations::run(self).await

@@ -104,3 +104,72 @@ fn sigterm_stops_the_daemon_cleanly() {
     let mut app = Appliance::start(Db::Sqlite);
     assert!(app.daemon.stop(), "the daemon should exit 0 on SIGTERM");
 }
+
+#[test]
+fn the_daemon_serves_https_with_rustls_tls12_and_13_only() {
+    use crate::support::{openssl, scratch};
+    use lemur_testkit::daemon::Daemon;
+    let dir = scratch();
+    openssl(
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "key.pem",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-days",
+            "2",
+            "-out",
+            "cert.pem",
+        ],
+        dir.path(),
+    );
+    let cert = dir.path().join("cert.pem");
+    let key = dir.path().join("key.pem");
+    let daemon = Daemon::start_with(
+        std::path::Path::new(env!("CARGO_BIN_EXE_lemur")),
+        None,
+        &[
+            "--tls-certificate".as_ref(),
+            cert.as_os_str(),
+            "--tls-private-key".as_ref(),
+            key.as_os_str(),
+        ],
+    );
+    let url = format!("{}/api/1/healthcheck", daemon.base);
+    assert!(url.starts_with("https://127.0.0.1:"), "{url}");
+    let curl = std::process::Command::new("curl")
+        .args(["-sS", "--cacert"])
+        .arg(&cert)
+        .arg(&url)
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&curl.stdout),
+        "ok",
+        "{}",
+        String::from_utf8_lossy(&curl.stderr)
+    );
+    let address = daemon.base.trim_start_matches("https://").to_owned();
+    let old = std::process::Command::new("openssl")
+        .args(["s_client", "-connect", &address, "-tls1_1"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!old.status.success(), "TLS 1.1 must be refused");
+    let modern = std::process::Command::new("openssl")
+        .args(["s_client", "-connect", &address, "-tls1_3", "-CAfile"])
+        .arg(&cert)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&modern.stdout).contains("Verify return code: 0 (ok)"));
+}

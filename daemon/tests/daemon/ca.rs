@@ -364,3 +364,104 @@ fn no_clear_keys(db: Db) {
     }
 }
 on_both_databases!(no_private_key_is_stored_in_clear, no_clear_keys);
+
+fn import_authority(db: Db) {
+    let app = Appliance::start(db);
+    let state = app.daemon.state_dir();
+    let generated = Command::new(lemur_hsm())
+        .env("SOFTHSM2_CONF", state.join("softhsm/softhsm2.conf"))
+        .args(["--token", "lemur", "--json", "--pin-file"])
+        .arg(state.join("secrets/hsm-pin"))
+        .args([
+            "generate-key",
+            "--label",
+            "imported-ca",
+            "--algorithm",
+            "p256",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        generated.status.success(),
+        "{}",
+        String::from_utf8_lossy(&generated.stderr)
+    );
+    let generated: Value = serde_json::from_slice(&generated.stdout).unwrap();
+    let key_uri = generated["key"]["uri"].as_str().unwrap();
+    let dir = scratch();
+    std::fs::write(
+        dir.path().join("pub.pem"),
+        generated["public_key_pem"].as_str().unwrap(),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("ca.cnf"), "basicConstraints=critical,CA:true\nkeyUsage=critical,keyCertSign,cRLSign\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n").unwrap();
+    openssl(
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "root.key",
+            "-subj",
+            "/CN=Offline Root",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+            "-days",
+            "365",
+            "-out",
+            "root.pem",
+        ],
+        dir.path(),
+    );
+    openssl(
+        &[
+            "x509",
+            "-new",
+            "-force_pubkey",
+            "pub.pem",
+            "-subj",
+            "/CN=Imported Issuing CA",
+            "-CA",
+            "root.pem",
+            "-CAkey",
+            "root.key",
+            "-days",
+            "300",
+            "-extfile",
+            "ca.cnf",
+            "-out",
+            "imported.pem",
+        ],
+        dir.path(),
+    );
+    let body = std::fs::read_to_string(dir.path().join("imported.pem")).unwrap();
+    let root = std::fs::read_to_string(dir.path().join("root.pem")).unwrap();
+
+    let wrong_key = app.post("/api/1/authorities", &json!({ "name": "wrong", "owner": "pki@example.com", "commonName": "x", "body": root, "keyUri": key_uri }));
+    assert_eq!(wrong_key.status, 400, "{}", wrong_key.text);
+    assert!(
+        wrong_key.body["reasons"]["keyUri"]
+            .as_str()
+            .unwrap()
+            .contains("does not match")
+    );
+    let imported = app.post("/api/1/authorities", &json!({ "name": "imported", "owner": "pki@example.com", "commonName": "Imported Issuing CA", "body": body, "keyUri": key_uri }));
+    assert_eq!(imported.status, 200, "{}", imported.text);
+    assert_eq!(imported.body["keyUri"], key_uri);
+    let leaf = issue(
+        &app,
+        json!({ "owner": "dave@example.com", "commonName": "via-import.example.com", "authority": { "id": imported.body["id"] } }),
+    );
+    verify_with_openssl(
+        leaf["body"].as_str().unwrap(),
+        &format!("{}{root}", leaf["chain"].as_str().unwrap()),
+    );
+}
+on_both_databases!(
+    an_authority_whose_key_is_already_in_the_token_can_be_imported,
+    import_authority
+);
