@@ -27,6 +27,7 @@ pub fn create_config(
             path.display()
         )));
     }
+    create_private_dir(state_dir)?;
     let secrets = state_dir.join("secrets");
     create_private_dir(&secrets)?;
     for (name, bytes) in [("token-secret", 32), ("hsm-pin", 12)] {

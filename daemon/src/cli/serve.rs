@@ -29,8 +29,13 @@ fn is_root() -> bool {
     })
 }
 
-/// Refuses configuration, secrets or state readable by others, and root in production.
+/// Refuses configuration, secrets or state readable by others, then root in production.
 fn preflight(config_path: &Path, config: &Config, mode: Mode) -> Result<()> {
+    check_private(config_path)?;
+    check_private(&config.state_dir)?;
+    for secret in config.secret_files() {
+        check_private(secret)?;
+    }
     if is_root() {
         match mode {
             Mode::Production => {
@@ -40,11 +45,6 @@ fn preflight(config_path: &Path, config: &Config, mode: Mode) -> Result<()> {
             }
             Mode::Development => log::warn!("running as root: acceptable in development only"),
         }
-    }
-    check_private(config_path)?;
-    check_private(&config.state_dir)?;
-    for secret in config.secret_files() {
-        check_private(secret)?;
     }
     Ok(())
 }

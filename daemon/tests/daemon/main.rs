@@ -4,4 +4,5 @@
 
 mod api;
 mod ca;
+mod cli;
 mod support;
