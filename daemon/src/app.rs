@@ -41,6 +41,8 @@ pub struct App {
     pub tokens: TokenKeys,
     /// The clock.
     pub clock: Arc<dyn Clock>,
+    /// The `default` rotation policy new certificates get.
+    pub default_rotation_policy: i64,
 }
 
 impl App {
@@ -48,6 +50,7 @@ impl App {
     pub async fn open(config: Config, clock: Arc<dyn Clock>) -> Result<Self> {
         let store = Store::connect(&config.database, Arc::clone(&clock)).await?;
         store.migrate().await?;
+        let default_rotation_policy = store.ensure_rotation_policy("default", 30).await?;
         let hsm_config = config.hsm.clone();
         let (keys, entropy) = tokio::task::spawn_blocking(move || -> Result<_> {
             let entropy = Arc::new(HealthMonitor::with_os_source());
@@ -73,6 +76,7 @@ impl App {
             entropy,
             tokens,
             clock,
+            default_rotation_policy,
         })
     }
 
@@ -101,7 +105,6 @@ impl App {
         for (name, description) in BUILTIN_ROLES {
             self.store.ensure_role(name, description).await?;
         }
-        self.store.ensure_rotation_policy("default", 30).await?;
         Ok(())
     }
 }

@@ -71,15 +71,14 @@ impl FromRequestParts<Arc<App>> for Caller {
                 Error::Unauthorized("the Authorization header must be `Bearer <token>`".into())
             })?;
         let claims = app.tokens.verify(token.trim())?;
-        let user = app
+        let (user, roles) = app
             .store
-            .user(claims.sub)
+            .user_with_roles(claims.sub)
             .await
             .map_err(|_| Error::Unauthorized("invalid token".into()))?;
         if !user.active {
             return Err(Error::Unauthorized("this user is deactivated".into()).into());
         }
-        let roles = app.store.user_roles(user.id).await?;
         Ok(Caller { user, roles })
     }
 }

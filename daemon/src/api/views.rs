@@ -4,7 +4,7 @@
 use super::ApiError;
 use crate::app::App;
 use crate::ca::x509;
-use crate::store::{AuthorityRecord, CertificateRecord};
+use crate::store::{AuthorityBrief, AuthorityRecord, CertificateRecord};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -78,24 +78,33 @@ pub async fn authority(app: &App, record: &AuthorityRecord) -> Result<Value, Api
 }
 
 /// The short authority object embedded in certificates.
-async fn authority_brief(app: &App, id: Option<i64>) -> Value {
-    let Some(id) = id else { return Value::Null };
-    let Ok(a) = app.store.authority(id).await else {
+fn authority_brief(authority: Option<&AuthorityBrief>) -> Value {
+    let Some(a) = authority else {
         return Value::Null;
-    };
-    let validity = match a.authority_certificate_id {
-        Some(cid) => match app.store.certificate(cid).await {
-            Ok(c) => json!({ "notBefore": date(c.not_before), "notAfter": date(c.not_after) }),
-            Err(_) => Value::Null,
-        },
-        None => Value::Null,
     };
     json!({
         "id": a.id, "name": a.name, "owner": a.owner, "description": a.description, "active": a.active,
         "defaultValidityDays": a.default_validity_days, "maxIssuanceDays": a.max_issuance_days,
         "isCabCompliant": a.cab_compliant, "isCnOptional": true, "plugin": issuer_plugin(&a.plugin_name),
-        "authorityCertificate": validity,
+        "authorityCertificate": {
+            "notBefore": a.not_before.map_or(Value::Null, date),
+            "notAfter": a.not_after.map_or(Value::Null, date),
+        },
     })
+}
+
+fn creator(record: &CertificateRecord) -> Value {
+    record.creator.as_ref().map_or(
+        Value::Null,
+        |u| json!({ "id": u.id, "username": u.username, "email": u.email, "active": u.active }),
+    )
+}
+
+fn rotation_policy(record: &CertificateRecord) -> Value {
+    record.rotation_policy.as_ref().map_or(
+        Value::Null,
+        |(id, name, days)| json!({ "id": id, "name": name, "days": days }),
+    )
 }
 
 fn active(record: &CertificateRecord, app: &App) -> bool {
@@ -112,7 +121,7 @@ fn brief(record: &CertificateRecord, app: &App) -> Value {
         "csr": record.csr, "cn": record.cn, "commonName": record.cn, "issuer": {}, "notify": record.notify,
         "rotation": record.rotation, "notBefore": date(record.not_before), "notAfter": date(record.not_after),
         "validityStart": date(record.not_before), "validityEnd": date(record.not_after),
-        "status": record.status, "rotationPolicy": Value::Null,
+        "status": record.status, "rotationPolicy": rotation_policy(record),
     })
 }
 
@@ -122,7 +131,7 @@ pub async fn certificate(
     record: &CertificateRecord,
     short: bool,
 ) -> Result<Value, ApiError> {
-    let authority = authority_brief(app, record.authority_id).await;
+    let authority = authority_brief(record.authority.as_ref());
     if short {
         return Ok(json!({
             "id": record.id, "name": record.name, "cn": record.cn, "owner": record.owner,
@@ -146,15 +155,7 @@ pub async fn certificate(
         parsed.as_ref().map(|p| pick(p).clone()).unwrap_or_default()
     };
     let domains = app.store.certificate_domains(record.id).await?;
-    let replaces = app.store.replacements(record.id, false).await?;
-    let replaced_by = app.store.replacements(record.id, true).await?;
-    let rotation_policy = match record.rotation_policy_id {
-        Some(id) => {
-            let (name, days) = app.store.rotation_policy(id).await?;
-            json!({ "id": id, "days": days, "name": name })
-        }
-        None => Value::Null,
-    };
+    let (replaces, replaced_by) = app.store.replacements(record.id).await?;
     Ok(json!({
         "id": record.id,
         "name": record.name,
@@ -197,11 +198,11 @@ pub async fn certificate(
         "roles": [],
         "replaces": replaces.iter().map(|r| brief(r, app)).collect::<Vec<_>>(),
         "replacedBy": replaced_by.iter().map(|r| brief(r, app)).collect::<Vec<_>>(),
-        "rotationPolicy": rotation_policy,
+        "rotationPolicy": rotation_policy(record),
         "dnsProvider": Value::Null,
         "dnsProviderId": Value::Null,
         "authority": authority,
-        "user": user(app, record.user_id).await,
+        "user": creator(record),
         "extensions": {
             "subAltNames": { "names": names },
             "basicConstraints": { "ca": record.is_ca, "path_length": Value::Null },

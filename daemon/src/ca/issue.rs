@@ -230,7 +230,6 @@ pub async fn issue_certificate(app: &App, user_id: i64, request: IssueRequest) -
         Some(pkcs8) => Some(seal_private_key(app, &pkcs8, &parsed.sha256).await?),
         None => None,
     };
-    let rotation_policy = app.store.ensure_rotation_policy("default", 30).await?;
     let new = NewCertificate {
         parsed: &parsed,
         owner: &request.owner,
@@ -243,7 +242,7 @@ pub async fn issue_certificate(app: &App, user_id: i64, request: IssueRequest) -
         authority_id: Some(authority.id),
         root_authority_id: None,
         user_id: Some(user_id),
-        rotation_policy_id: Some(rotation_policy),
+        rotation_policy_id: Some(app.default_rotation_policy),
         replaces: &request.replaces,
     };
     let log = LogEntry {

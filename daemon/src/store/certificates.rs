@@ -86,16 +86,45 @@ pub struct CertificateRecord {
     pub deleted: bool,
     /// A CA certificate.
     pub is_ca: bool,
-    /// Issuing authority.
-    pub authority_id: Option<i64>,
     /// Creator.
     pub user_id: Option<i64>,
-    /// Rotation policy.
-    pub rotation_policy_id: Option<i64>,
     /// External id.
     pub external_id: Option<String>,
     /// Created.
     pub date_created: i64,
+    /// Who created it.
+    pub creator: Option<super::UserRecord>,
+    /// Its rotation policy: id, name, days.
+    pub rotation_policy: Option<(i64, String, i64)>,
+    /// The issuing authority, briefly.
+    pub authority: Option<AuthorityBrief>,
+}
+
+/// What a certificate view shows of its issuing authority.
+#[derive(Debug, Clone)]
+pub struct AuthorityBrief {
+    /// Id.
+    pub id: i64,
+    /// Name.
+    pub name: String,
+    /// Owner.
+    pub owner: String,
+    /// Description.
+    pub description: String,
+    /// Issues certificates.
+    pub active: bool,
+    /// Default validity in days.
+    pub default_validity_days: i64,
+    /// Longest validity in days.
+    pub max_issuance_days: Option<i64>,
+    /// CA/Browser Forum rules apply.
+    pub cab_compliant: bool,
+    /// Issuer plugin slug.
+    pub plugin_name: String,
+    /// The CA certificate's validity start.
+    pub not_before: Option<i64>,
+    /// The CA certificate's validity end.
+    pub not_after: Option<i64>,
 }
 
 /// Columns of [`CertificateRecord`], in `certificates` aliased `c`.
@@ -104,7 +133,19 @@ pub(super) const COLUMNS: &str =
     CASE WHEN c.sealed_private_key IS NULL THEN 0 ELSE 1 END AS has_private_key, c.issuer, c.serial,
     c.serial_hex, c.cn, c.distinguished_name, c.bits, c.key_type, c.signing_algorithm,
     c.not_before, c.not_after, c.status, c.deleted, c.is_ca, c.authority_id, c.user_id,
-    c.rotation_policy_id, c.external_id, c.date_created";
+    c.rotation_policy_id, c.external_id, c.date_created,
+    u.username AS u_username, u.email AS u_email, u.active AS u_active, rp.name AS rp_name, rp.days AS rp_days,
+    a.name AS a_name, a.owner AS a_owner, a.description AS a_description, a.active AS a_active,
+    a.default_validity_days AS a_default_validity_days, a.max_issuance_days AS a_max_issuance_days,
+    a.cab_compliant AS a_cab_compliant, a.plugin_name AS a_plugin_name, ac.not_before AS ac_not_before,
+    ac.not_after AS ac_not_after";
+
+/// `certificates c` with what a view of it needs, in one round trip.
+pub(super) const FROM: &str = "certificates c
+    LEFT JOIN users u ON u.id = c.user_id
+    LEFT JOIN rotation_policies rp ON rp.id = c.rotation_policy_id
+    LEFT JOIN authorities a ON a.id = c.authority_id
+    LEFT JOIN certificates ac ON ac.id = a.authority_certificate_id";
 
 pub(super) fn flag(row: &AnyRow, column: &str) -> std::result::Result<bool, sqlx::Error> {
     Ok(row.try_get::<i64, _>(column)? != 0)
@@ -135,11 +176,42 @@ pub(super) fn record(row: &AnyRow) -> std::result::Result<CertificateRecord, sql
         status: row.try_get("status")?,
         deleted: flag(row, "deleted")?,
         is_ca: flag(row, "is_ca")?,
-        authority_id: row.try_get("authority_id")?,
         user_id: row.try_get("user_id")?,
-        rotation_policy_id: row.try_get("rotation_policy_id")?,
         external_id: row.try_get("external_id")?,
         date_created: row.try_get("date_created")?,
+        creator: match row.try_get::<Option<String>, _>("u_username")? {
+            Some(username) => Some(super::UserRecord {
+                id: row.try_get("user_id")?,
+                username,
+                email: row.try_get("u_email")?,
+                active: row.try_get::<i64, _>("u_active")? != 0,
+            }),
+            None => None,
+        },
+        rotation_policy: match row.try_get::<Option<String>, _>("rp_name")? {
+            Some(name) => Some((
+                row.try_get("rotation_policy_id")?,
+                name,
+                row.try_get("rp_days")?,
+            )),
+            None => None,
+        },
+        authority: match row.try_get::<Option<String>, _>("a_name")? {
+            Some(name) => Some(AuthorityBrief {
+                id: row.try_get("authority_id")?,
+                name,
+                owner: row.try_get("a_owner")?,
+                description: row.try_get("a_description")?,
+                active: row.try_get::<i64, _>("a_active")? != 0,
+                default_validity_days: row.try_get("a_default_validity_days")?,
+                max_issuance_days: row.try_get("a_max_issuance_days")?,
+                cab_compliant: row.try_get::<i64, _>("a_cab_compliant")? != 0,
+                plugin_name: row.try_get("a_plugin_name")?,
+                not_before: row.try_get("ac_not_before")?,
+                not_after: row.try_get("ac_not_after")?,
+            }),
+            None => None,
+        },
     })
 }
 
@@ -175,18 +247,17 @@ pub(super) async fn insert(
         parsed.not_after,
         parsed.alt_names.len(),
     );
-    let mut name = base.clone();
-    for suffix in 1.. {
-        let taken: Option<i64> = sqlx::query_scalar("SELECT id FROM certificates WHERE name = $1")
-            .bind(&name)
-            .fetch_optional(&mut *conn)
-            .await
-            .map_err(Error::database("checking certificate names"))?;
-        if taken.is_none() {
-            break;
-        }
-        name = format!("{base}-{suffix}");
-    }
+    // Lemur suffixes a taken name; a suffix from the certificate's hash keeps this to one look-up
+    // however many certificates share the base name (Lemur counts them one by one).
+    let taken: Option<i64> = sqlx::query_scalar("SELECT id FROM certificates WHERE name = $1")
+        .bind(&base)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(Error::database("checking certificate names"))?;
+    let name = match taken {
+        None => base,
+        Some(_) => format!("{base}-{}", &parsed.sha256[..12]),
+    };
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO certificates (name, owner, description, notify, rotation, body, body_sha256, chain, csr,
             sealed_private_key, issuer, serial, serial_hex, cn, distinguished_name, san, bits, key_type,
@@ -226,22 +297,7 @@ pub(super) async fn insert(
     .fetch_one(&mut *conn)
     .await
     .map_err(Error::database("storing a certificate"))?;
-    for domain in dns {
-        sqlx::query("INSERT INTO domains (name) VALUES ($1) ON CONFLICT (name) DO NOTHING")
-            .bind(&domain)
-            .execute(&mut *conn)
-            .await
-            .map_err(Error::database("storing a domain"))?;
-        sqlx::query(
-            "INSERT INTO certificate_domains (certificate_id, domain_id)
-             SELECT $1, id FROM domains WHERE name = $2 ON CONFLICT DO NOTHING",
-        )
-        .bind(id)
-        .bind(&domain)
-        .execute(&mut *conn)
-        .await
-        .map_err(Error::database("linking a domain"))?;
-    }
+    link_domains(conn, id, &dns).await?;
     for replaced in new.replaces {
         sqlx::query("INSERT INTO certificate_replacements (certificate_id, replaced_certificate_id) VALUES ($1, $2)")
             .bind(id)
@@ -256,6 +312,51 @@ pub(super) async fn insert(
             .map_err(Error::database("silencing a replaced certificate"))?;
     }
     Ok(id)
+}
+
+/// Records each distinct domain once and links the certificate to them: two statements however
+/// many names it has.
+async fn link_domains(
+    conn: &mut AnyConnection,
+    certificate_id: i64,
+    domains: &[String],
+) -> Result<()> {
+    if domains.is_empty() {
+        return Ok(());
+    }
+    let placeholders = |first: usize| {
+        (0..domains.len())
+            .map(|i| format!("${}", first + i))
+            .collect::<Vec<_>>()
+    };
+    let values = placeholders(1)
+        .iter()
+        .map(|p| format!("({p})"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let insert_sql =
+        format!("INSERT INTO domains (name) VALUES {values} ON CONFLICT (name) DO NOTHING");
+    let mut insert = sqlx::query(&insert_sql);
+    for domain in domains {
+        insert = insert.bind(domain.as_str());
+    }
+    insert
+        .execute(&mut *conn)
+        .await
+        .map_err(Error::database("storing domains"))?;
+    let names = placeholders(2).join(", ");
+    let link_sql = format!(
+        "INSERT INTO certificate_domains (certificate_id, domain_id)
+         SELECT $1, id FROM domains WHERE name IN ({names}) ON CONFLICT DO NOTHING"
+    );
+    let mut link = sqlx::query(&link_sql).bind(certificate_id);
+    for domain in domains {
+        link = link.bind(domain.as_str());
+    }
+    link.execute(&mut *conn)
+        .await
+        .map_err(Error::database("linking domains"))?;
+    Ok(())
 }
 
 /// A row of the `logs` table.
@@ -330,17 +431,15 @@ impl Store {
 
     /// The certificate with this id (deleted ones included).
     pub async fn certificate(&self, id: i64) -> Result<CertificateRecord> {
-        let row = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM certificates c WHERE c.id = $1"
-        ))
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(Error::database("reading a certificate"))?
-        .ok_or_else(|| Error::NotFound {
-            what: "certificate",
-            id: id.to_string(),
-        })?;
+        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM {FROM} WHERE c.id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(Error::database("reading a certificate"))?
+            .ok_or_else(|| Error::NotFound {
+                what: "certificate",
+                id: id.to_string(),
+            })?;
         record(&row).map_err(Error::database("reading a certificate"))
     }
 
@@ -354,7 +453,7 @@ impl Store {
         let condition = filter.condition();
         let (limit, offset) = (filter.next_parameter(), filter.next_parameter() + 1);
         let list_sql = format!(
-            "SELECT {COLUMNS} FROM certificates c WHERE c.deleted = 0 {condition} ORDER BY c.id DESC LIMIT ${limit} OFFSET ${offset}"
+            "SELECT {COLUMNS} FROM {FROM} WHERE c.deleted = 0 {condition} ORDER BY c.id DESC LIMIT ${limit} OFFSET ${offset}"
         );
         let rows = filter
             .bind(sqlx::query(&list_sql))
@@ -425,24 +524,34 @@ impl Store {
             .map_err(Error::database("reading domains"))
     }
 
-    /// Certificates `id` replaces (`replaces`) or that replace it (`replaced_by`).
-    pub async fn replacements(&self, id: i64, replaced_by: bool) -> Result<Vec<CertificateRecord>> {
-        let (mine, theirs) = if replaced_by {
-            ("replaced_certificate_id", "certificate_id")
-        } else {
-            ("certificate_id", "replaced_certificate_id")
-        };
+    /// The certificates `id` replaces and those that replace it, in one round trip.
+    pub async fn replacements(
+        &self,
+        id: i64,
+    ) -> Result<(Vec<CertificateRecord>, Vec<CertificateRecord>)> {
         let rows = sqlx::query(&format!(
-            "SELECT {COLUMNS} FROM certificates c JOIN certificate_replacements r ON r.{theirs} = c.id WHERE r.{mine} = $1 ORDER BY c.id"
+            "SELECT {COLUMNS}, r.certificate_id AS replacer FROM {FROM}
+             JOIN certificate_replacements r ON (r.replaced_certificate_id = c.id AND r.certificate_id = $1)
+                OR (r.certificate_id = c.id AND r.replaced_certificate_id = $1)
+             ORDER BY c.id"
         ))
         .bind(id)
         .fetch_all(&self.pool)
         .await
         .map_err(Error::database("reading replacements"))?;
-        rows.iter()
-            .map(record)
-            .collect::<std::result::Result<_, _>>()
-            .map_err(Error::database("reading replacements"))
+        let (mut replaces, mut replaced_by) = (Vec::new(), Vec::new());
+        for row in &rows {
+            let certificate = record(row).map_err(Error::database("reading replacements"))?;
+            let replacer: i64 = row
+                .try_get("replacer")
+                .map_err(Error::database("reading replacements"))?;
+            if replacer == id {
+                replaces.push(certificate);
+            } else {
+                replaced_by.push(certificate);
+            }
+        }
+        Ok((replaces, replaced_by))
     }
 }
 

@@ -11,7 +11,9 @@ mod policies;
 mod users;
 
 pub use authorities::{AuthorityRecord, NewAuthority};
-pub use certificates::{CertificateFilter, CertificateRecord, LogEntry, NewCertificate};
+pub use certificates::{
+    AuthorityBrief, CertificateFilter, CertificateRecord, LogEntry, NewCertificate,
+};
 
 pub use users::{RoleRecord, UserRecord};
 

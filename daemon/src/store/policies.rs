@@ -24,17 +24,4 @@ impl Store {
         .await
         .map_err(Error::database("creating a rotation policy"))
     }
-
-    /// The name and days of a rotation policy.
-    pub async fn rotation_policy(&self, id: i64) -> Result<(String, i64)> {
-        sqlx::query_as("SELECT name, days FROM rotation_policies WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(Error::database("reading a rotation policy"))?
-            .ok_or_else(|| Error::NotFound {
-                what: "rotation policy",
-                id: id.to_string(),
-            })
-    }
 }

@@ -166,19 +166,35 @@ impl Store {
         Ok(())
     }
 
-    /// The roles a user holds.
-    pub async fn user_roles(&self, user_id: i64) -> Result<Vec<RoleRecord>> {
+    /// The user with this id and their roles, in one round trip (every authenticated request).
+    pub async fn user_with_roles(&self, id: i64) -> Result<(UserRecord, Vec<RoleRecord>)> {
         let rows = sqlx::query(
-            "SELECT r.id, r.name, r.description FROM roles r JOIN roles_users ru ON ru.role_id = r.id
-             WHERE ru.user_id = $1 ORDER BY r.id",
+            "SELECT u.id, u.username, u.email, u.active, r.id AS role_id, r.name AS role_name,
+                    r.description AS role_description
+             FROM users u LEFT JOIN roles_users ru ON ru.user_id = u.id LEFT JOIN roles r ON r.id = ru.role_id
+             WHERE u.id = $1 ORDER BY r.id",
         )
-        .bind(user_id)
+        .bind(id)
         .fetch_all(&self.pool)
         .await
-        .map_err(Error::database("reading a user's roles"))?;
-        rows.iter()
-            .map(role)
-            .collect::<std::result::Result<_, _>>()
-            .map_err(Error::database("reading a user's roles"))
+        .map_err(Error::database("reading a user"))?;
+        let first = rows.first().ok_or_else(|| Error::NotFound {
+            what: "user",
+            id: id.to_string(),
+        })?;
+        let decode = || -> std::result::Result<_, sqlx::Error> {
+            let mut roles = Vec::new();
+            for row in &rows {
+                if let Some(role_id) = row.try_get::<Option<i64>, _>("role_id")? {
+                    roles.push(RoleRecord {
+                        id: role_id,
+                        name: row.try_get("role_name")?,
+                        description: row.try_get("role_description")?,
+                    });
+                }
+            }
+            Ok((user(first)?, roles))
+        };
+        decode().map_err(Error::database("reading a user"))
     }
 }

@@ -69,6 +69,7 @@ fn issue_and_verify(db: Db) {
     assert_eq!(domains, ["csr.example.com", "www.csr.example.com"]);
 
     let (start, end) = window(-1, 90 * 24 * 60);
+    let mut names = std::collections::HashSet::new();
     for key_type in ["ECCPRIME256V1", "ECCSECP384R1", "RSA2048"] {
         let generated = issue(
             &app,
@@ -83,6 +84,12 @@ fn issue_and_verify(db: Db) {
         );
         assert_eq!(generated["keyType"], key_type);
         assert_eq!(generated["hasPrivateKey"], true);
+        let name = generated["name"].as_str().unwrap().to_owned();
+        assert!(
+            name.starts_with("SAN-gen.example.com-issuingcaIssuing-"),
+            "{name}"
+        );
+        assert!(names.insert(name), "certificate names are unique");
         assert_eq!(
             generated["validityStart"].as_str().unwrap(),
             start.replace(".000Z", "Z")
