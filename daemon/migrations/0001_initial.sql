@@ -1,5 +1,6 @@
--- Lemur-HSM inventory, SQLite dialect. Times are Unix seconds (UTC); flags are 0/1 integers (one
--- type in both engines for the portable query layer); secrets are HSM-sealed envelopes.
+-- Lemur-HSM inventory. Written in SQLite's dialect; the PostgreSQL form is derived from it at run
+-- time (see store/migrations.rs). Times are Unix seconds (UTC); flags are 0/1 integers (one type in
+-- both engines for the portable query layer); secrets are HSM-sealed envelopes.
 CREATE TABLE users (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     username TEXT NOT NULL UNIQUE,
