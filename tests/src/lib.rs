@@ -225,7 +225,8 @@ impl RemoteToken {
         config
     }
 
-    /// Starts the server and waits for its socket.
+    /// Starts the server and waits until it accepts connections (the socket file appears at
+    /// `bind`, before the server listens, so its existence alone is not readiness).
     pub fn start(&mut self) {
         let _ = std::fs::remove_file(&self.socket);
         let child = std::process::Command::new("p11-kit")
@@ -241,7 +242,7 @@ impl RemoteToken {
             .expect("p11-kit server (apt-get install p11-kit p11-kit-modules)");
         self.server = Some(child);
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while !self.socket.exists() {
+        while std::os::unix::net::UnixStream::connect(&self.socket).is_err() {
             assert!(
                 std::time::Instant::now() < deadline,
                 "p11-kit server did not start"
