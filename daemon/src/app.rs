@@ -6,7 +6,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::store::Store;
-use lemur_entropy::HealthMonitor;
+use lemur_entropy::{DeviceSource, HealthMonitor};
 use lemur_hsm::Pkcs11KeyStore;
 use std::sync::Arc;
 
@@ -43,6 +43,8 @@ pub struct App {
     pub clock: Arc<dyn Clock>,
     /// The `default` rotation policy new certificates get.
     pub default_rotation_policy: i64,
+    /// Authorities' signing material, read once each.
+    pub signing: crate::ca::material::SigningCache,
 }
 
 impl App {
@@ -52,10 +54,14 @@ impl App {
         store.migrate().await?;
         let default_rotation_policy = store.ensure_rotation_policy("default", 30).await?;
         let hsm_config = config.hsm.clone();
+        let devices = config.entropy.devices.clone();
         let (keys, entropy) = tokio::task::spawn_blocking(move || -> Result<_> {
             let entropy = Arc::new(HealthMonitor::with_os_source());
             let keys = Pkcs11KeyStore::open(&hsm_config, Arc::clone(&entropy))?;
             entropy.add_source(keys.rng_source());
+            for device in devices {
+                entropy.add_source(Arc::new(DeviceSource::new(device)));
+            }
             let report = entropy.check();
             if let Some(reason) = &report.reason {
                 log::error!("entropy self-test failed: {reason}; key generation is refused until a re-check passes");
@@ -77,6 +83,7 @@ impl App {
             tokens,
             clock,
             default_rotation_policy,
+            signing: Default::default(),
         })
     }
 

@@ -125,6 +125,9 @@ pub struct EntropyConfig {
     /// Seconds between health re-checks.
     #[serde(default = "default_recheck")]
     pub recheck_interval_secs: u64,
+    /// Random-number devices (e.g. `/dev/hwrng`) whose output must pass the health tests too.
+    #[serde(default)]
+    pub devices: Vec<PathBuf>,
 }
 
 fn default_recheck() -> u64 {
@@ -135,6 +138,7 @@ impl Default for EntropyConfig {
     fn default() -> Self {
         Self {
             recheck_interval_secs: default_recheck(),
+            devices: Vec::new(),
         }
     }
 }
@@ -223,7 +227,11 @@ security_team_email = "security@example.com"
 validity_days = 365
 
 [entropy]
+# Seconds between re-runs of the SP 800-90B health tests on the kernel CRNG and the HSM RNG. Key
+# generation and issuance are refused while the latest run failed.
 recheck_interval_secs = 600
+# Hardware RNG devices to health-test as well, e.g. ["/dev/hwrng"].
+devices = []
 "#
     )
 }

@@ -23,6 +23,6 @@ pub use error::{Error, SourceError};
 pub use health::{
     CheckConfig, HealthMonitor, HealthReport, HealthState, PeriodicCheck, SourceReport,
 };
-pub use source::{EntropySource, OsRng};
+pub use source::{DeviceSource, EntropySource, OsRng};
 pub use system::{SystemReport, system_report};
 pub use tests_sp800_90b::{AdaptiveProportionTest, Failure, RepetitionCountTest};

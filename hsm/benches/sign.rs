@@ -19,30 +19,18 @@ use cryptoki::object::{Attribute, ObjectClass};
 use cryptoki::session::UserType;
 use cryptoki::types::AuthPin;
 use lemur_hsm::{HsmSigner, KeyAlgorithm, KeyStore, Pkcs11KeyStore, SignatureScheme};
-use lemur_testkit::TempToken;
+use lemur_testkit::{TempToken, bench};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 const MESSAGE: &[u8; 32] = b"lemur-hsm benchmark tbs 32 bytes";
 
-/// Runs `op` on `threads` threads for `duration` and returns operations per second.
-fn rate(threads: usize, duration: Duration, op: impl Fn() + Sync) -> f64 {
-    let done = AtomicU64::new(0);
-    let started = Instant::now();
-    std::thread::scope(|scope| {
-        for _ in 0..threads {
-            scope.spawn(|| {
-                let mut count = 0;
-                while started.elapsed() < duration {
-                    op();
-                    count += 1;
-                }
-                done.fetch_add(count, Ordering::Relaxed);
-            });
-        }
-    });
-    done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
+/// Runs `op` for `duration` on `threads` threads; every call must succeed.
+fn rate(threads: usize, duration: Duration, op: impl Fn() -> bool + Sync) -> f64 {
+    let measured = bench::rate(threads, duration, op);
+    assert_eq!(measured.failed, 0, "operations failed during the benchmark");
+    measured.per_second
 }
 
 fn ours(
@@ -65,11 +53,11 @@ fn ours(
         .uri;
     store.sign(&uri, scheme, MESSAGE).unwrap();
     let ours = rate(sessions, duration, || {
-        store.sign(&uri, scheme, MESSAGE).unwrap();
+        store.sign(&uri, scheme, MESSAGE).is_ok()
     });
     let signer = HsmSigner::new(Arc::clone(&store), uri).unwrap();
     let verified = rate(sessions, duration, || {
-        rcgen::SigningKey::sign(&signer, MESSAGE).unwrap();
+        rcgen::SigningKey::sign(&signer, MESSAGE).is_ok()
     });
     (ours, verified)
 }
@@ -146,11 +134,7 @@ fn raw(token: &TempToken, sessions: usize, label: &str, ecdsa: bool, duration: D
 }
 
 fn main() {
-    let seconds: u64 = std::env::var("LEMUR_BENCH_SECONDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(3);
-    let duration = Duration::from_secs(seconds);
+    let duration = bench::seconds_per_figure(3);
     let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
     let token = TempToken::new();
     {
@@ -165,16 +149,10 @@ fn main() {
     let library = lemur_hsm::admin::status(&lemur_hsm::resolve_module(None), &token.label, None)
         .map(|s| format!("{} {}", s.library, s.library_version))
         .unwrap();
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|info| {
-            info.lines()
-                .find(|l| l.starts_with("model name"))
-                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
     println!(
-        "HSM sign benchmark: {library}; {cpus} x {cpu}; {seconds} s per figure; 32-byte message"
+        "HSM sign benchmark: {library}; {}; {} s per figure; 32-byte message",
+        bench::machine(),
+        duration.as_secs()
     );
     println!(
         "{:<10} {:>8} {:>12} {:>12} {:>9} {:>16}",

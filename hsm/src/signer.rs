@@ -22,13 +22,20 @@ impl HsmSigner {
     /// RSA PKCS#1 v1.5 with SHA-256; rcgen has no RSA-PSS certificate profile).
     pub fn new(store: Arc<dyn KeyStore>, key: KeyUri) -> Result<Self> {
         let public = store.public_key(&key)?;
-        Ok(Self {
+        Ok(Self::with_public_key(store, key, public))
+    }
+
+    /// A signer for `key` whose public half the caller already holds (read earlier with
+    /// [`KeyStore::public_key`]), saving a token round trip per signer. Signatures are verified
+    /// against `public`, so a stale or wrong key fails loudly rather than signing silently.
+    pub fn with_public_key(store: Arc<dyn KeyStore>, key: KeyUri, public: PublicKey) -> Self {
+        Self {
             scheme: public.algorithm().default_scheme(),
             store,
             key,
             public,
             last_error: Mutex::new(None),
-        })
+        }
     }
 
     /// The key's public half.

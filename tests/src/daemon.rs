@@ -18,6 +18,8 @@ pub struct Daemon {
     pub admin_password: String,
     state: TempDir,
     agent: ureq::Agent,
+    binary: PathBuf,
+    arguments: Vec<std::ffi::OsString>,
 }
 
 /// A response: status and JSON body (`Value::Null` when the body is not JSON).
@@ -59,37 +61,13 @@ impl Daemon {
             .prefix("lemur-daemon-")
             .tempdir()
             .expect("state directory");
-        let password_file = state.path().join("admin-password");
         let admin_password = format!("test-{}", super::random_hex(12));
-        super::write_secret_file(&password_file, &admin_password);
-        let mut command = Command::new(binary);
-        command
-            .arg("dev")
-            .arg("--state-dir")
-            .arg(state.path().join("lemur"))
-            .args(["--listen", "127.0.0.1:0"])
-            .arg("--admin-password-file")
-            .arg(&password_file)
-            .env_remove("SOFTHSM2_CONF")
-            .env("LEMUR_LOG", "warn")
-            .stdout(Stdio::piped());
+        super::write_secret_file(&state.path().join("admin-password"), &admin_password);
+        let mut arguments: Vec<std::ffi::OsString> = extra.iter().map(|a| a.into()).collect();
         if let Some(url) = database_url {
-            command.args(["--database-url", url]);
+            arguments.extend(["--database-url".into(), url.into()]);
         }
-        command.args(extra);
-        let mut child = command.spawn().expect("lemur dev");
-        let stdout = child.stdout.take().expect("daemon stdout");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(address) = line.strip_prefix("lemur: listening on ") {
-                    let _ = tx.send(address.to_owned());
-                }
-            }
-        });
-        let base = rx
-            .recv_timeout(Duration::from_secs(120))
-            .expect("the daemon did not report ready within 120 s");
+        let (child, base) = spawn(binary, state.path(), &arguments);
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_global(Some(Duration::from_secs(120)))
@@ -101,7 +79,23 @@ impl Daemon {
             admin_password,
             state,
             agent,
+            binary: binary.to_owned(),
+            arguments,
         }
+    }
+
+    /// Stops the daemon and starts it again on the same state directory (and configuration,
+    /// which a test may have edited in between).
+    pub fn restart(&mut self) {
+        assert!(self.stop(), "the daemon did not stop cleanly");
+        let (child, base) = spawn(&self.binary, self.state.path(), &self.arguments);
+        self.child = child;
+        self.base = base;
+    }
+
+    /// The configuration file `lemur dev` wrote.
+    pub fn config_path(&self) -> PathBuf {
+        self.state_dir().join("lemur.toml")
     }
 
     /// The daemon's state directory (`lemur dev --state-dir`).
@@ -179,6 +173,37 @@ impl Daemon {
         let _ = self.child.wait();
         false
     }
+}
+
+/// Runs `binary dev` on the state under `state` (`lemur/`, and `admin-password` beside it) with
+/// `arguments`; returns it and its base URL once it reports where it listens.
+fn spawn(binary: &Path, state: &Path, arguments: &[std::ffi::OsString]) -> (Child, String) {
+    let mut child = Command::new(binary)
+        .arg("dev")
+        .arg("--state-dir")
+        .arg(state.join("lemur"))
+        .args(["--listen", "127.0.0.1:0"])
+        .arg("--admin-password-file")
+        .arg(state.join("admin-password"))
+        .args(arguments)
+        .env_remove("SOFTHSM2_CONF")
+        .env("LEMUR_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("lemur dev");
+    let stdout = child.stdout.take().expect("daemon stdout");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(address) = line.strip_prefix("lemur: listening on ") {
+                let _ = tx.send(address.to_owned());
+            }
+        }
+    });
+    let base = rx
+        .recv_timeout(Duration::from_secs(120))
+        .expect("the daemon did not report ready within 120 s");
+    (child, base)
 }
 
 impl Drop for Daemon {

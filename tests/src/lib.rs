@@ -330,8 +330,26 @@ pub fn first_line(path: &Path) -> String {
         .to_owned()
 }
 
+pub mod bench;
 pub mod daemon;
 pub mod postgres;
+
+/// Runs `openssl` with `args` in `dir`; panics with its output unless it succeeds, else returns
+/// stdout and stderr together.
+pub fn openssl(args: &[&str], dir: &Path) -> String {
+    let output = std::process::Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl (apt-get install openssl)");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(output.status.success(), "openssl {args:?}: {text}");
+    text
+}
 
 /// Points this process's SoftHSM2 at `conf` (another process's token directory, e.g. a daemon's),
 /// before the module is loaded. Only for single-purpose processes such as benchmarks.

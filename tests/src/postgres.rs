@@ -146,26 +146,38 @@ impl Postgres {
         }
     }
 
+    /// How `pg_dump` and `psql` reach the database.
+    fn connection(&self) -> Vec<String> {
+        if self.cluster.is_some() {
+            [
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "lemur",
+                "lemur",
+            ]
+            .map(str::to_owned)
+            .to_vec()
+        } else {
+            vec![self.url.clone()]
+        }
+    }
+
     /// `pg_dump` of the database, as SQL text.
     pub fn dump(&self) -> Vec<u8> {
-        let output = if self.cluster.is_some() {
-            run(
-                &self.bin,
-                "pg_dump",
-                &[
-                    "-h",
-                    "127.0.0.1",
-                    "-p",
-                    &self.port.to_string(),
-                    "-U",
-                    "lemur",
-                    "lemur",
-                ],
-            )
-        } else {
-            run(&self.bin, "pg_dump", &[&self.url])
-        };
-        output.stdout
+        let connection = self.connection();
+        let args: Vec<&str> = connection.iter().map(String::as_str).collect();
+        run(&self.bin, "pg_dump", &args).stdout
+    }
+
+    /// The rows `sql` returns, one per line, columns separated by `|`.
+    pub fn query(&self, sql: &str) -> String {
+        let mut args = vec!["-At", "-c", sql];
+        let connection = self.connection();
+        args.extend(connection.iter().map(String::as_str));
+        String::from_utf8_lossy(&run(&self.bin, "psql", &args).stdout).into_owned()
     }
 }
 

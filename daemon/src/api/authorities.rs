@@ -121,7 +121,7 @@ pub async fn create(
         crl_url: body.crl_url,
         issuer_url: body.issuer_url,
     };
-    let id = ca::create_authority(&app, caller.user.id, request).await?;
+    let id = ca::create_authority(&app, caller.actor(), request).await?;
     Ok(Json(
         views::authority(&app, &app.store.authority(id).await?).await?,
     ))

@@ -2,7 +2,7 @@
 //! `GET /certificates/{id}/key`.
 
 use super::requests::{AuthorityRef, Extensions, IdRef, SubjectRequest, validity};
-use super::{ApiError, AppState, Caller, ClientAddress, JsonBody, Paging, QueryParams, views};
+use super::{ApiError, AppState, Caller, JsonBody, Paging, QueryParams, views};
 use crate::ca::{self, IssueRequest, UploadRequest};
 use crate::error::Error;
 use crate::store::{CertificateFilter, CertificateRecord};
@@ -172,7 +172,7 @@ pub async fn create(
         subject: body.subject.fields(),
         replaces: replaceable(&app, &caller, &body.replaces).await?,
     };
-    let id = ca::issue_certificate(&app, caller.user.id, request).await?;
+    let id = ca::issue_certificate(&app, caller.actor(), request).await?;
     Ok(Json(
         views::certificate(&app, &app.store.certificate(id).await?, false).await?,
     ))
@@ -221,7 +221,7 @@ pub async fn upload(
         private_key: body.private_key,
         replaces: replaceable(&app, &caller, &body.replaces).await?,
     };
-    let id = ca::upload_certificate(&app, caller.user.id, request).await?;
+    let id = ca::upload_certificate(&app, caller.actor(), request).await?;
     Ok(Json(
         views::certificate(&app, &app.store.certificate(id).await?, false).await?,
     ))
@@ -281,11 +281,10 @@ pub async fn key(
     State(app): AppState,
     caller: Caller,
     Path(id): Path<i64>,
-    ClientAddress(source): ClientAddress,
 ) -> Result<impl IntoResponse, ApiError> {
     let record = app.store.certificate(id).await?;
     require_certificate_access(&caller, &record)?;
-    let key = ca::private_key_pem(&app, &record, caller.user.id, Some(&source)).await?;
+    let key = ca::private_key_pem(&app, &record, caller.actor()).await?;
     Ok((
         [
             (

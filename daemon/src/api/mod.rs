@@ -34,9 +34,19 @@ pub struct Caller {
     pub user: UserRecord,
     /// Their roles.
     pub roles: Vec<RoleRecord>,
+    /// Where the request came from.
+    pub source: String,
 }
 
 impl Caller {
+    /// The caller as the audit log records them.
+    pub fn actor(&self) -> crate::ca::Actor<'_> {
+        crate::ca::Actor {
+            user_id: self.user.id,
+            source: Some(&self.source),
+        }
+    }
+
     /// Whether the caller holds the role `name`.
     pub fn has_role(&self, name: &str) -> bool {
         self.roles.iter().any(|role| role.name == name)
@@ -79,7 +89,12 @@ impl FromRequestParts<Arc<App>> for Caller {
         if !user.active {
             return Err(Error::Unauthorized("this user is deactivated".into()).into());
         }
-        Ok(Caller { user, roles })
+        let Ok(ClientAddress(source)) = ClientAddress::from_request_parts(parts, app).await;
+        Ok(Caller {
+            user,
+            roles,
+            source,
+        })
     }
 }
 

@@ -154,8 +154,11 @@ pub async fn certificate(
     let subject = |pick: fn(&x509::ParsedCertificate) -> &String| {
         parsed.as_ref().map(|p| pick(p).clone()).unwrap_or_default()
     };
-    let domains = app.store.certificate_domains(record.id).await?;
-    let (replaces, replaced_by) = app.store.replacements(record.id).await?;
+    // Independent reads: run them side by side on the pool.
+    let (domains, (replaces, replaced_by)) = tokio::try_join!(
+        app.store.certificate_domains(record.id),
+        app.store.replacements(record.id)
+    )?;
     Ok(json!({
         "id": record.id,
         "name": record.name,

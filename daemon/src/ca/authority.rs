@@ -1,8 +1,9 @@
 //! Creating authorities: a root (key generated in the HSM, self-signed), a subordinate CA signed
 //! by a parent authority, or an existing CA whose key is already in the token.
 
+use super::material::signing_material;
 use super::{
-    PLUGIN_SLUG, SubjectFields, lint, profile, random_serial, signer, signing_error, x509,
+    Actor, PLUGIN_SLUG, SubjectFields, lint, profile, random_serial, signer, signing_error, x509,
 };
 use crate::app::App;
 use crate::error::{Error, Result};
@@ -70,7 +71,11 @@ fn valid_name(name: &str) -> bool {
 }
 
 /// Creates the authority; returns its id.
-pub async fn create_authority(app: &App, user_id: i64, request: CreateAuthority) -> Result<i64> {
+pub async fn create_authority(
+    app: &App,
+    actor: Actor<'_>,
+    request: CreateAuthority,
+) -> Result<i64> {
     if !valid_name(&request.name) {
         return Err(Error::invalid(
             "name",
@@ -130,7 +135,7 @@ pub async fn create_authority(app: &App, user_id: i64, request: CreateAuthority)
         default_validity_days: default_days,
         crl_url: request.crl_url.as_deref(),
         issuer_url: request.issuer_url.as_deref(),
-        user_id: Some(user_id),
+        user_id: Some(actor.user_id),
     };
     let certificate = NewCertificate {
         parsed: &parsed,
@@ -143,15 +148,15 @@ pub async fn create_authority(app: &App, user_id: i64, request: CreateAuthority)
         sealed_private_key: None,
         authority_id: None,
         root_authority_id: root_id,
-        user_id: Some(user_id),
+        user_id: Some(actor.user_id),
         rotation_policy_id: None,
         replaces: &[],
     };
     let log = LogEntry {
         certificate_id: None,
         log_type: "create_authority",
-        user_id: Some(user_id),
-        source_address: None,
+        user_id: Some(actor.user_id),
+        source_address: actor.source,
         details: &format!("authority {} ({})", request.name, key_uri),
     };
     app.store.create_authority(&new, &certificate, &log).await
@@ -169,33 +174,6 @@ async fn root_of(app: &App, authority_id: i64) -> Result<Option<i64>> {
     Ok(Some(current.id))
 }
 
-/// The PEM chain above a certificate issued by `authority`: its certificate, then its own chain.
-pub(super) async fn chain_of(
-    app: &App,
-    authority: &crate::store::AuthorityRecord,
-) -> Result<(Vec<u8>, String)> {
-    let certificate_id = authority
-        .authority_certificate_id
-        .ok_or_else(|| Error::Ca(format!("authority {} has no certificate", authority.name)))?;
-    let certificate = app.store.certificate(certificate_id).await?;
-    let der = x509::pem_certificates(&certificate.body, "body")?
-        .into_iter()
-        .next()
-        .ok_or_else(|| {
-            Error::Ca(format!(
-                "authority {} has an empty certificate",
-                authority.name
-            ))
-        })?;
-    let chain = match &certificate.chain {
-        Some(above) if !above.trim().is_empty() => {
-            format!("{}\n{}", certificate.body.trim_end(), above.trim_end())
-        }
-        _ => certificate.body.trim_end().to_owned(),
-    };
-    Ok((der, chain))
-}
-
 /// Generates the CA key in the HSM and signs the CA certificate (self-signed or by `parent`).
 async fn generate(
     app: &App,
@@ -208,10 +186,9 @@ async fn generate(
     let serial = random_serial(app).await?;
     let parent_material = match parent {
         Some(parent) => {
-            let (der, chain) = chain_of(app, parent).await?;
-            let certificate = x509::parse(&der, "parent")?;
-            if request.not_before < certificate.not_before
-                || request.not_after > certificate.not_after
+            let material = signing_material(app, parent).await?;
+            if request.not_before < material.certificate.not_before
+                || request.not_after > material.certificate.not_after
             {
                 return Err(Error::invalid(
                     "validityEnd",
@@ -221,11 +198,7 @@ async fn generate(
                     ),
                 ));
             }
-            let key_uri = parent
-                .key_uri
-                .clone()
-                .ok_or_else(|| Error::Ca(format!("authority {} has no key", parent.name)))?;
-            Some((der, chain, key_uri))
+            Some(material)
         }
         None => None,
     };
@@ -244,9 +217,7 @@ async fn generate(
         crate::files::random_hex(4)?.as_str()
     );
     let algorithm = request.key;
-    let parent_for_signing = parent_material
-        .as_ref()
-        .map(|(der, _, uri)| (der.clone(), uri.clone()));
+    let parent_for_signing = parent_material.clone();
     let (der, key_uri) = app
         .hsm(move |keys| {
             let info = keys.generate_key_pair(&label, algorithm, false)?;
@@ -258,13 +229,13 @@ async fn generate(
                     .map_err(|e| signing_error(&own, e))?
                     .der()
                     .to_vec(),
-                Some((parent_der, parent_uri)) => {
-                    let parent_signer = signer(keys, &parent_uri)?;
-                    let issuer =
-                        rcgen::Issuer::from_ca_cert_der(&parent_der.into(), &parent_signer)
-                            .map_err(|e| {
-                                Error::Ca(format!("reading the parent certificate: {e}"))
-                            })?;
+                Some(parent) => {
+                    let parent_signer = parent.signer(keys);
+                    let issuer = rcgen::Issuer::from_ca_cert_der(
+                        &parent.certificate.der.as_slice().into(),
+                        &parent_signer,
+                    )
+                    .map_err(|e| Error::Ca(format!("reading the parent certificate: {e}")))?;
                     let subject_key =
                         profile::SubjectKey::new(algorithm, own.public_key().key_bytes().to_vec());
                     params
@@ -279,13 +250,17 @@ async fn generate(
         .await?;
     let issuer_der = parent_material
         .as_ref()
-        .map_or(der.as_slice(), |(parent_der, _, _)| parent_der.as_slice());
+        .map_or(der.as_slice(), |parent| parent.certificate.der.as_slice());
     if !x509::signed_by(&der, issuer_der) {
         return Err(Error::Ca(
             "the new CA certificate does not verify; it was not stored".into(),
         ));
     }
-    Ok((der, key_uri, parent_material.map(|(_, chain, _)| chain)))
+    Ok((
+        der,
+        key_uri,
+        parent_material.map(|parent| parent.chain.clone()),
+    ))
 }
 
 /// Adopts an existing CA certificate whose key is already in the token.

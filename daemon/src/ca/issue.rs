@@ -1,11 +1,9 @@
 //! Issuing end-entity certificates from an authority: from a CSR, or with a key generated in the
 //! HSM and sealed before it is stored.
 
-use super::authority::chain_of;
+use super::material::signing_material;
 use super::x509::AltName;
-use super::{
-    SubjectFields, key_context, lint, profile, random_serial, signer, signing_error, x509,
-};
+use super::{Actor, SubjectFields, key_context, lint, profile, random_serial, signing_error, x509};
 use crate::app::App;
 use crate::error::{Error, Result};
 use crate::store::{LogEntry, NewCertificate};
@@ -113,7 +111,7 @@ fn names(alt_names: &[AltName]) -> Result<Names> {
 }
 
 /// Issues the certificate; returns its id.
-pub async fn issue_certificate(app: &App, user_id: i64, request: IssueRequest) -> Result<i64> {
+pub async fn issue_certificate(app: &App, actor: Actor<'_>, request: IssueRequest) -> Result<i64> {
     if request.owner.trim().is_empty() {
         return Err(Error::invalid("owner", "is required"));
     }
@@ -133,8 +131,8 @@ pub async fn issue_certificate(app: &App, user_id: i64, request: IssueRequest) -
             format!("authority {} is not active", authority.name),
         ));
     }
-    let (ca_der, chain) = chain_of(app, &authority).await?;
-    let ca = x509::parse(&ca_der, "authority")?;
+    let material = signing_material(app, &authority).await?;
+    let ca = &material.certificate;
     let csr = request.csr.as_deref().map(x509::parse_csr).transpose()?;
     let common_name = match (&csr, request.common_name.is_empty()) {
         (Some(csr), true) => csr.common_name.clone(),
@@ -196,12 +194,8 @@ pub async fn issue_certificate(app: &App, user_id: i64, request: IssueRequest) -
         distribution: &distribution,
         baseline: authority.cab_compliant,
     })?;
-    let ca_key = authority
-        .key_uri
-        .clone()
-        .ok_or_else(|| Error::Ca(format!("authority {} has no key", authority.name)))?;
     let csr_key = csr.as_ref().map(|c| c.key.clone());
-    let issuer_der = ca_der.clone();
+    let signing = std::sync::Arc::clone(&material);
     let (der, pkcs8) = app
         .hsm(move |keys| {
             let (subject_key, pkcs8) = match csr_key {
@@ -214,9 +208,12 @@ pub async fn issue_certificate(app: &App, user_id: i64, request: IssueRequest) -
                     )
                 }
             };
-            let ca_signer = signer(keys, &ca_key)?;
-            let issuer = rcgen::Issuer::from_ca_cert_der(&issuer_der.into(), &ca_signer)
-                .map_err(|e| Error::Ca(format!("reading the authority certificate: {e}")))?;
+            let ca_signer = signing.signer(keys);
+            let issuer = rcgen::Issuer::from_ca_cert_der(
+                &signing.certificate.der.as_slice().into(),
+                &ca_signer,
+            )
+            .map_err(|e| Error::Ca(format!("reading the authority certificate: {e}")))?;
             let certificate = params
                 .signed_by(&subject_key, &issuer)
                 .map_err(|e| signing_error(&ca_signer, e))?;
@@ -225,7 +222,7 @@ pub async fn issue_certificate(app: &App, user_id: i64, request: IssueRequest) -
         .await?;
     let parsed = x509::parse(&der, "certificate")?;
     let serial_hex: String = serial.iter().map(|b| format!("{b:02X}")).collect();
-    lint::after_signing(&parsed, &serial_hex, &plan, &ca_der)?;
+    lint::after_signing(&parsed, &serial_hex, &plan, &ca.der)?;
     let sealed = match pkcs8 {
         Some(pkcs8) => Some(seal_private_key(app, &pkcs8, &parsed.sha256).await?),
         None => None,
@@ -236,20 +233,20 @@ pub async fn issue_certificate(app: &App, user_id: i64, request: IssueRequest) -
         description: &request.description,
         notify: request.notify,
         rotation: request.rotation,
-        chain: Some(&chain),
+        chain: Some(&material.chain),
         csr: request.csr.as_deref(),
         sealed_private_key: sealed.as_deref(),
         authority_id: Some(authority.id),
         root_authority_id: None,
-        user_id: Some(user_id),
+        user_id: Some(actor.user_id),
         rotation_policy_id: Some(app.default_rotation_policy),
         replaces: &request.replaces,
     };
     let log = LogEntry {
         certificate_id: None,
         log_type: "create_cert",
-        user_id: Some(user_id),
-        source_address: None,
+        user_id: Some(actor.user_id),
+        source_address: actor.source,
         details: &format!("issued serial {} by {}", parsed.serial_hex, authority.name),
     };
     app.store.create_certificate(&new, &log).await

@@ -8,6 +8,7 @@
 //! reach the database.
 
 pub mod lint;
+pub mod material;
 pub mod names;
 pub mod profile;
 pub mod x509;
@@ -29,6 +30,15 @@ use std::sync::Arc;
 pub const PLUGIN_SLUG: &str = "hsm-issuer";
 /// Lemur's local CA slug, accepted as an alias so Lemur clients work unchanged.
 pub const LEMUR_PLUGIN_SLUG: &str = "cryptography-issuer";
+
+/// Who asks for a change, as the audit log records it.
+#[derive(Debug, Clone, Copy)]
+pub struct Actor<'a> {
+    /// The user.
+    pub user_id: i64,
+    /// The client's address.
+    pub source: Option<&'a str>,
+}
 
 /// Subject fields a request may set, falling back to the configured defaults.
 #[derive(Debug, Clone, Default)]
@@ -63,8 +73,10 @@ impl SubjectFields {
     }
 }
 
-/// A random serial number from the HSM's RNG.
+/// A random serial number from the HSM's RNG. Refused, like key generation, while entropy health
+/// is failing: the Baseline Requirements count on serials being unpredictable.
 async fn random_serial(app: &App) -> Result<[u8; 16]> {
+    app.entropy.ensure_healthy()?;
     let bytes = app
         .hsm(|keys| {
             let mut bytes = [0u8; 16];

@@ -2,7 +2,7 @@
 //! and reading a stored private key back.
 
 use super::issue::seal_pem;
-use super::{key_context, x509};
+use super::{Actor, key_context, x509};
 use crate::app::App;
 use crate::error::{Error, Result};
 use crate::store::{CertificateRecord, LogEntry, NewCertificate};
@@ -30,7 +30,11 @@ pub struct UploadRequest {
 
 /// Imports the certificate; returns its id. The key must match, the chain must verify, and the
 /// same certificate cannot be imported twice.
-pub async fn upload_certificate(app: &App, user_id: i64, request: UploadRequest) -> Result<i64> {
+pub async fn upload_certificate(
+    app: &App,
+    actor: Actor<'_>,
+    request: UploadRequest,
+) -> Result<i64> {
     if request.owner.trim().is_empty() {
         return Err(Error::invalid("owner", "is required"));
     }
@@ -93,15 +97,15 @@ pub async fn upload_certificate(app: &App, user_id: i64, request: UploadRequest)
         sealed_private_key: sealed.as_deref(),
         authority_id: None,
         root_authority_id: None,
-        user_id: Some(user_id),
+        user_id: Some(actor.user_id),
         rotation_policy_id: None,
         replaces: &request.replaces,
     };
     let log = LogEntry {
         certificate_id: None,
         log_type: "upload_cert",
-        user_id: Some(user_id),
-        source_address: None,
+        user_id: Some(actor.user_id),
+        source_address: actor.source,
         details: &format!(
             "imported serial {} issued by {}",
             parsed.serial_hex, parsed.issuer
@@ -114,8 +118,7 @@ pub async fn upload_certificate(app: &App, user_id: i64, request: UploadRequest)
 pub async fn private_key_pem(
     app: &App,
     certificate: &CertificateRecord,
-    user_id: i64,
-    source: Option<&str>,
+    actor: Actor<'_>,
 ) -> Result<Zeroizing<String>> {
     let sealed = app
         .store
@@ -125,6 +128,8 @@ pub async fn private_key_pem(
             what: "private key of certificate",
             id: certificate.id.to_string(),
         })?;
+    // The context comes from the body itself, not the stored `body_sha256`: a sealed key moved
+    // to another row, or a hash column edited to match, then fails to open.
     let der = x509::pem_certificates(&certificate.body, "body")?
         .into_iter()
         .next()
@@ -142,8 +147,8 @@ pub async fn private_key_pem(
         .log(&LogEntry {
             certificate_id: Some(certificate.id),
             log_type: "key_view",
-            user_id: Some(user_id),
-            source_address: source,
+            user_id: Some(actor.user_id),
+            source_address: actor.source,
             details: "",
         })
         .await?;

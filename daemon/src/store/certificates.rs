@@ -422,7 +422,7 @@ impl Store {
     /// Writes an audit row on its own.
     pub async fn log(&self, entry: &LogEntry<'_>) -> Result<()> {
         let mut conn = self
-            .pool
+            .writer
             .acquire()
             .await
             .map_err(Error::database("acquiring a connection"))?;

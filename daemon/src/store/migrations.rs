@@ -36,7 +36,7 @@ const LOCK_ID: i64 = 0x6c_656d_7572;
 
 pub(super) async fn run(store: &Store) -> Result<()> {
     let mut conn = store
-        .pool
+        .writer
         .acquire()
         .await
         .map_err(Error::database("acquiring a connection for migrations"))?;

@@ -34,10 +34,14 @@ pub enum Backend {
     Postgres,
 }
 
-/// A connection pool on the inventory database.
+/// Connection pools on the inventory database.
 #[derive(Clone)]
 pub struct Store {
     pool: AnyPool,
+    /// Where writes go. On SQLite a single connection: SQLite has one writer at a time, and
+    /// writers queued here wait in order without polling, where several connections contending
+    /// for the write lock would sleep in SQLite's busy handler. On PostgreSQL the same pool.
+    writer: AnyPool,
     backend: Backend,
     clock: Arc<dyn Clock>,
 }
@@ -88,32 +92,26 @@ impl Store {
                 "use sqlite:///path/lemur.db or postgres://user@host/database",
             ));
         };
-        let pool = AnyPoolOptions::new()
-            .max_connections(if backend == Backend::Sqlite {
-                config.max_connections.min(4)
-            } else {
-                config.max_connections
-            })
-            .acquire_timeout(Duration::from_secs(10))
-            .after_connect(move |conn, _| {
-                Box::pin(async move {
-                    if backend == Backend::Sqlite {
-                        conn.execute("PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;")
-                            .await?;
-                    }
-                    Ok(())
-                })
-            })
-            .connect(&url)
-            .await
-            .map_err(Error::database("connecting"))?;
-        if backend == Backend::Sqlite {
-            pool.execute("PRAGMA journal_mode = WAL")
-                .await
-                .map_err(Error::database("enabling the write-ahead log"))?;
-        }
+        let (pool, writer) = match backend {
+            Backend::Sqlite => {
+                let writer = open_pool(&url, backend, 1).await?;
+                writer
+                    .execute("PRAGMA journal_mode = WAL")
+                    .await
+                    .map_err(Error::database("enabling the write-ahead log"))?;
+                (
+                    open_pool(&url, backend, config.max_connections.min(4)).await?,
+                    writer,
+                )
+            }
+            Backend::Postgres => {
+                let pool = open_pool(&url, backend, config.max_connections).await?;
+                (pool.clone(), pool)
+            }
+        };
         Ok(Self {
             pool,
+            writer,
             backend,
             clock,
         })
@@ -129,8 +127,8 @@ impl Store {
     /// `SQLITE_BUSY` when another writer committed in between, which `busy_timeout` cannot cure.
     pub(crate) async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
         match self.backend {
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
-            Backend::Postgres => self.pool.begin().await,
+            Backend::Sqlite => self.writer.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.writer.begin().await,
         }
         .map_err(Error::database("starting a transaction"))
     }
@@ -152,5 +150,25 @@ impl Store {
     /// Closes every connection (on shutdown).
     pub async fn close(&self) {
         self.pool.close().await;
+        self.writer.close().await;
     }
+}
+
+/// A pool of up to `size` connections to `url`.
+async fn open_pool(url: &str, backend: Backend, size: u32) -> Result<AnyPool> {
+    AnyPoolOptions::new()
+        .max_connections(size)
+        .acquire_timeout(Duration::from_secs(10))
+        .after_connect(move |conn, _| {
+            Box::pin(async move {
+                if backend == Backend::Sqlite {
+                    conn.execute("PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;")
+                        .await?;
+                }
+                Ok(())
+            })
+        })
+        .connect(url)
+        .await
+        .map_err(Error::database("connecting"))
 }

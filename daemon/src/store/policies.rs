@@ -20,7 +20,7 @@ impl Store {
         )
         .bind(name)
         .bind(days)
-        .fetch_one(&self.pool)
+        .fetch_one(&self.writer)
         .await
         .map_err(Error::database("creating a rotation policy"))
     }

@@ -72,7 +72,7 @@ impl Store {
         .bind(password_hash)
         .bind(i64::from(active))
         .bind(self.clock.unix())
-        .fetch_one(&self.pool)
+        .fetch_one(&self.writer)
         .await
         .map_err(Error::database("creating a user"))?;
         user(&row).map_err(Error::database("reading a new user"))
@@ -111,7 +111,7 @@ impl Store {
         sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
             .bind(password_hash)
             .bind(user_id)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(Error::database("setting a password"))?;
         Ok(())
@@ -127,7 +127,7 @@ impl Store {
         )
         .bind(name)
         .bind(description)
-        .fetch_one(&self.pool)
+        .fetch_one(&self.writer)
         .await
         .map_err(Error::database("creating a role"))?;
         role(&row).map_err(Error::database("reading a new role"))
@@ -159,7 +159,7 @@ impl Store {
             sqlx::query("INSERT INTO roles_users (role_id, user_id) VALUES ($1, $2)")
                 .bind(role_id)
                 .bind(user_id)
-                .execute(&self.pool)
+                .execute(&self.writer)
                 .await
                 .map_err(Error::database("granting a role"))?;
         }

@@ -103,6 +103,14 @@ fn issue_and_verify(db: Db) {
             key_matches(generated["body"].as_str().unwrap(), pem),
             "{key_type}: the key must match the certificate"
         );
+        let audit = app.query(&format!(
+            "SELECT l.log_type, u.username, l.source_address FROM logs l JOIN users u ON u.id = l.user_id
+             WHERE l.certificate_id = {id} ORDER BY l.id"
+        ));
+        assert_eq!(
+            audit, "create_cert|lemur|127.0.0.1\nkey_view|lemur|127.0.0.1\n",
+            "issuance and every key view are audited"
+        );
         verify_with_openssl(
             generated["body"].as_str().unwrap(),
             generated["chain"].as_str().unwrap(),
@@ -472,3 +480,82 @@ on_both_databases!(
     an_authority_whose_key_is_already_in_the_token_can_be_imported,
     import_authority
 );
+
+/// Fills the file the daemon reads as a hardware RNG: random, or stuck at zero.
+fn set_rng_device(path: &std::path::Path, healthy: bool) {
+    let mut bytes = vec![0u8; 4096];
+    if healthy {
+        use std::io::Read;
+        std::fs::File::open("/dev/urandom")
+            .unwrap()
+            .read_exact(&mut bytes)
+            .unwrap();
+    }
+    std::fs::write(path, bytes).unwrap();
+}
+
+/// Polls the health details until the entropy verdict is `healthy`; returns the last reply.
+fn wait_for_entropy(app: &Appliance, healthy: bool) -> lemur_testkit::daemon::Reply {
+    for _ in 0..200 {
+        let details = app.daemon.get("/api/1/healthcheck/details", None);
+        if details.body["entropy"]["ok"] == healthy {
+            return details;
+        }
+        std::thread::park_timeout(std::time::Duration::from_millis(50));
+    }
+    panic!("entropy health did not become {healthy} within 10 s");
+}
+
+#[test]
+fn issuance_is_refused_with_503_while_entropy_health_fails_and_resumes_after() {
+    let mut app = Appliance::start(Db::Sqlite);
+    let root = app.root("entropy", "ECCPRIME256V1");
+    let dir = scratch();
+    let device = dir.path().join("hwrng");
+    set_rng_device(&device, true);
+    let config = std::fs::read_to_string(app.daemon.config_path()).unwrap();
+    let config = config
+        .replace("recheck_interval_secs = 600", "recheck_interval_secs = 1")
+        .replace("devices = []", &format!("devices = [{:?}]", device));
+    std::fs::write(app.daemon.config_path(), config).unwrap();
+    app.daemon.restart();
+    let generated = json!({ "owner": "alice@example.com", "authority": { "id": root["id"] }, "commonName": "gen.example.com", "extensions": { "subAltNames": { "names": [{ "nameType": "DNSName", "value": "gen.example.com" }] } } });
+    assert_eq!(app.post("/api/1/certificates", &generated).status, 200);
+
+    set_rng_device(&device, false);
+    let details = wait_for_entropy(&app, false);
+    assert!(
+        details.body["entropy"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("repetition count test"),
+        "{}",
+        details.text
+    );
+    assert_eq!(app.daemon.get("/api/1/healthcheck", None).status, 503);
+    let refused = app.post("/api/1/certificates", &generated);
+    assert_eq!(refused.status, 503, "{}", refused.text);
+    let reason = refused.body["message"].as_str().unwrap();
+    assert!(
+        reason.contains(device.to_str().unwrap()) && reason.contains("repetition count test"),
+        "{reason}"
+    );
+    let (_, csr) = openssl_csr(&["csr.example.com"]);
+    let from_csr =
+        json!({ "owner": "alice@example.com", "authority": { "id": root["id"] }, "csr": csr });
+    assert_eq!(
+        app.post("/api/1/certificates", &from_csr).status,
+        503,
+        "serial numbers need healthy entropy too"
+    );
+    let authority = app.post(
+        "/api/1/authorities",
+        &json!({ "name": "refused", "owner": "pki@example.com", "commonName": "Refused Root", "type": "root", "validityYears": 1 }),
+    );
+    assert_eq!(authority.status, 503, "{}", authority.text);
+
+    set_rng_device(&device, true);
+    wait_for_entropy(&app, true);
+    assert_eq!(app.post("/api/1/certificates", &generated).status, 200);
+    assert_eq!(app.post("/api/1/certificates", &from_csr).status, 200);
+}

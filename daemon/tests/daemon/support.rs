@@ -60,6 +60,28 @@ impl Appliance {
         }
     }
 
+    /// The rows `sql` returns from the daemon's database, one per line, columns separated by `|`.
+    pub fn query(&self, sql: &str) -> String {
+        match &self.postgres {
+            Some(postgres) => postgres.query(sql),
+            None => {
+                let script = "import sqlite3, sys\nfor row in sqlite3.connect(sys.argv[1]).execute(sys.argv[2]):\n    print('|'.join('' if v is None else str(v) for v in row))";
+                let output = Command::new("python3")
+                    .args(["-c", script])
+                    .arg(self.daemon.state_dir().join("lemur.db"))
+                    .arg(sql)
+                    .output()
+                    .unwrap();
+                assert!(
+                    output.status.success(),
+                    "{}",
+                    String::from_utf8_lossy(&output.stderr)
+                );
+                String::from_utf8_lossy(&output.stdout).into_owned()
+            }
+        }
+    }
+
     /// Creates a root authority and returns its JSON.
     pub fn root(&self, name: &str, key_type: &str) -> Value {
         let reply = self.post(
@@ -103,21 +125,7 @@ fn write(dir: &Path, name: &str, content: &str) -> PathBuf {
     path
 }
 
-/// Runs openssl, asserting success, returning stdout and stderr.
-pub fn openssl(args: &[&str], dir: &Path) -> String {
-    let output = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(output.status.success(), "openssl {args:?}: {text}");
-    text
-}
+pub use lemur_testkit::openssl;
 
 /// The PEM blocks of a chain, issuer first, root last.
 fn split_pem(chain: &str) -> Vec<String> {

@@ -3,13 +3,11 @@
 #![allow(clippy::disallowed_methods)]
 
 use lemur_hsm::{HsmSigner, KeyAlgorithm};
-use lemur_testkit::TempToken;
+use lemur_testkit::{TempToken, openssl};
 use rcgen::{
     BasicConstraints, CertificateParams, CertificateRevocationListParams, DnType, IsCa, Issuer,
     KeyIdMethod, KeyUsagePurpose, RevocationReason, RevokedCertParams, SerialNumber,
 };
-use std::path::Path;
-use std::process::Command;
 use std::sync::Arc;
 use time::{Duration, OffsetDateTime};
 
@@ -21,21 +19,6 @@ fn ca_params(cn: &str) -> CertificateParams {
     params.not_before = OffsetDateTime::now_utc() - Duration::minutes(5);
     params.not_after = OffsetDateTime::now_utc() + Duration::days(365);
     params
-}
-
-fn openssl(args: &[&str], dir: &Path) -> String {
-    let output = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(output.status.success(), "openssl {args:?}: {text}");
-    text
 }
 
 #[test]
