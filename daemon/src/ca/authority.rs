@@ -202,15 +202,17 @@ async fn generate(
         }
         None => None,
     };
+    let distribution = parent_distribution(parent, request.cab_compliant)?;
     let subject = request.subject.subject(&request.common_name, app);
-    let params = profile::authority(
-        &subject,
-        request.not_before,
-        request.not_after,
-        &serial,
-        parent.is_some(),
-        &profile::Distribution::default(),
-    )?;
+    let params = profile::authority(profile::Authority {
+        subject: &subject,
+        not_before: request.not_before,
+        not_after: request.not_after,
+        serial: &serial,
+        sub_ca: parent.is_some(),
+        distribution: &distribution,
+        baseline: request.cab_compliant,
+    })?;
     let label = format!(
         "lemur-ca-{}-{}",
         request.name,
@@ -261,6 +263,30 @@ async fn generate(
         key_uri,
         parent_material.map(|parent| parent.chain.clone()),
     ))
+}
+
+/// Where a sub-CA's certificate points relying parties: its parent's CRL (which would revoke it)
+/// and certificate. The Baseline Requirements make the CRL mandatory for a subordinate CA.
+fn parent_distribution(
+    parent: Option<&crate::store::AuthorityRecord>,
+    cab_compliant: bool,
+) -> Result<profile::Distribution> {
+    let Some(parent) = parent else {
+        return Ok(profile::Distribution::default());
+    };
+    if cab_compliant && parent.crl_url.is_none() {
+        return Err(Error::invalid(
+            "parent",
+            format!(
+                "authority {} has no crlUrl; a CA/Browser Forum compliant subordinate CA must point at its parent's CRL",
+                parent.name
+            ),
+        ));
+    }
+    Ok(profile::Distribution {
+        crl_url: parent.crl_url.clone(),
+        issuer_url: parent.issuer_url.clone(),
+    })
 }
 
 /// Adopts an existing CA certificate whose key is already in the token.

@@ -135,18 +135,40 @@ fn distribute(params: &mut CertificateParams, distribution: &Distribution) {
     }
 }
 
+/// What a CA certificate says.
+pub struct Authority<'a> {
+    /// Subject.
+    pub subject: &'a Subject,
+    /// Validity start.
+    pub not_before: i64,
+    /// Validity end.
+    pub not_after: i64,
+    /// Serial number.
+    pub serial: &'a [u8; 16],
+    /// Signed by a parent authority (else self-signed).
+    pub sub_ca: bool,
+    /// The parent's CRL and caIssuers URLs (a sub-CA's revocation is the parent's to publish).
+    pub distribution: &'a Distribution,
+    /// Follow the CA/Browser Forum TLS Baseline Requirements §7.1.2.1 (root) or §7.1.2.10
+    /// (subordinate CA): no organizationalUnitName; a subordinate also names the reserved
+    /// policies and the TLS purposes its leaves carry.
+    pub baseline: bool,
+}
+
 /// A CA certificate: basic constraints critical (path length 0 for a sub-CA), key usages
 /// keyCertSign, cRLSign and digitalSignature.
-pub fn authority(
-    subject: &Subject,
-    not_before: i64,
-    not_after: i64,
-    serial: &[u8; 16],
-    sub_ca: bool,
-    distribution: &Distribution,
-) -> Result<CertificateParams> {
-    let mut params = base(subject, not_before, not_after, serial)?;
-    params.is_ca = IsCa::Ca(if sub_ca {
+pub fn authority(request: Authority<'_>) -> Result<CertificateParams> {
+    let mut subject = request.subject.clone();
+    if request.baseline {
+        subject.organizational_unit.clear();
+    }
+    let mut params = base(
+        &subject,
+        request.not_before,
+        request.not_after,
+        request.serial,
+    )?;
+    params.is_ca = IsCa::Ca(if request.sub_ca {
         BasicConstraints::Constrained(0)
     } else {
         BasicConstraints::Unconstrained
@@ -156,8 +178,19 @@ pub fn authority(
         KeyUsagePurpose::CrlSign,
         KeyUsagePurpose::DigitalSignature,
     ];
-    params.use_authority_key_identifier_extension = sub_ca;
-    distribute(&mut params, distribution);
+    params.use_authority_key_identifier_extension = request.sub_ca;
+    distribute(&mut params, request.distribution);
+    if request.baseline && request.sub_ca {
+        params.extended_key_usages = vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ];
+        // The parent and the subordinate are the same operator (BR §7.1.2.10.5), so anyPolicy
+        // rather than one reserved OID: the subordinate issues both DV and OV leaves.
+        params
+            .custom_extensions
+            .push(certificate_policies(&[&ANY_POLICY[..]]));
+    }
     Ok(params)
 }
 
@@ -185,6 +218,14 @@ pub struct EndEntity<'a> {
 /// domain-validated 2.23.140.1.2.1.
 const POLICY_OV: [u8; 8] = [0x06, 0x06, 0x67, 0x81, 0x0c, 0x01, 0x02, 0x02];
 const POLICY_DV: [u8; 8] = [0x06, 0x06, 0x67, 0x81, 0x0c, 0x01, 0x02, 0x01];
+/// anyPolicy, 2.5.29.32.0.
+const ANY_POLICY: [u8; 6] = [0x06, 0x04, 0x55, 0x1d, 0x20, 0x00];
+
+/// `certificatePolicies` naming `policies` (DER OIDs), without qualifiers.
+fn certificate_policies(policies: &[&[u8]]) -> CustomExtension {
+    let information: Vec<u8> = policies.iter().flat_map(|oid| tlv(0x30, oid)).collect();
+    CustomExtension::from_oid_content(&[2, 5, 29, 32], tlv(0x30, &information))
+}
 
 /// `certificatePolicies` with the reserved OID matching the subject: OV when it names an
 /// organization, DV otherwise.
@@ -194,7 +235,7 @@ fn baseline_policy(subject: &Subject) -> CustomExtension {
     } else {
         POLICY_OV
     };
-    CustomExtension::from_oid_content(&[2, 5, 29, 32], tlv(0x30, &tlv(0x30, &policy)))
+    certificate_policies(&[&policy[..]])
 }
 
 /// An end-entity TLS certificate: not a CA, digitalSignature (plus keyEncipherment for RSA),

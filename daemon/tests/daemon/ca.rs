@@ -134,7 +134,32 @@ on_both_databases!(issue_and_verify_everything, issue_and_verify);
 
 fn cab_compliant(db: Db) {
     let app = Appliance::start(db);
-    let root = app.root("public-root", "ECCSECP384R1");
+    let root = app.post(
+        "/api/1/authorities",
+        &json!({
+            "name": "public-root", "owner": "pki@example.com", "commonName": "Public Root",
+            "type": "root", "keyType": "ECCSECP384R1", "validityYears": 10, "cabCompliant": true,
+            "country": "US", "organization": "Lemur Tests", "organizationalUnit": "Dropped",
+            "crlUrl": "http://crl.example.com/root.crl", "issuerUrl": "http://pki.example.com/root.crt",
+        }),
+    );
+    assert_eq!(root.status, 200, "{}", root.text);
+    let root = root.body;
+    let no_crl = app.root("private-root", "ECCPRIME256V1");
+    let refused = app.post(
+        "/api/1/authorities",
+        &json!({ "name": "no-crl", "owner": "pki@example.com", "commonName": "No CRL", "type": "subca",
+                 "parent": { "id": no_crl["id"] }, "validityYears": 1, "cabCompliant": true }),
+    );
+    assert_eq!(refused.status, 400, "{}", refused.text);
+    assert!(
+        refused.body["reasons"]["parent"]
+            .as_str()
+            .unwrap()
+            .contains("crlUrl"),
+        "{}",
+        refused.text
+    );
     let issuing = app.sub_ca(
         "public-issuing",
         root["id"].as_i64().unwrap(),
@@ -151,6 +176,14 @@ fn cab_compliant(db: Db) {
                 "extensions": { "subAltNames": { "names": [{ "nameType": "DNSName", "value": "shop.example.com" }] } } }),
     );
     pkilint(leaf["body"].as_str().unwrap(), Some("OV-FINAL-CERTIFICATE"));
+    pkilint(
+        issuing["authorityCertificate"]["body"].as_str().unwrap(),
+        Some("INTERNAL-UNCONSTRAINED-TLS-CA"),
+    );
+    pkilint(
+        root["authorityCertificate"]["body"].as_str().unwrap(),
+        Some("ROOT-CA"),
+    );
     verify_with_openssl(
         leaf["body"].as_str().unwrap(),
         leaf["chain"].as_str().unwrap(),
