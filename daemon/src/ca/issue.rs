@@ -3,7 +3,7 @@
 
 use super::material::signing_material;
 use super::x509::AltName;
-use super::{Actor, SubjectFields, key_context, lint, profile, random_serial, signing_error, x509};
+use super::{Actor, SubjectFields, key_context, lint, profile, serial_from, signing_error, x509};
 use crate::app::App;
 use crate::error::{Error, Result};
 use crate::store::{LogEntry, NewCertificate};
@@ -179,25 +179,29 @@ pub async fn issue_certificate(app: &App, actor: Actor<'_>, request: IssueReques
         // The Baseline Requirements prohibit organizationalUnitName in subscriber certificates.
         subject.organizational_unit.clear();
     }
-    let serial = random_serial(app).await?;
+    app.entropy.ensure_healthy()?;
     let distribution = profile::Distribution {
         crl_url: authority.crl_url.clone(),
         issuer_url: authority.issuer_url.clone(),
     };
-    let params = profile::end_entity(profile::EndEntity {
-        subject: &subject,
-        alt_names: names.sans.clone(),
-        not_before,
-        not_after,
-        serial: &serial,
-        key: key_algorithm,
-        distribution: &distribution,
-        baseline: authority.cab_compliant,
-    })?;
+    let baseline = authority.cab_compliant;
+    let alt_names = names.sans.clone();
     let csr_key = csr.as_ref().map(|c| c.key.clone());
     let signing = std::sync::Arc::clone(&material);
-    let (der, pkcs8) = app
+    // One trip to the HSM thread pool for the serial, any key generation and the signature.
+    let (der, pkcs8, serial) = app
         .hsm(move |keys| {
+            let serial = serial_from(keys)?;
+            let params = profile::end_entity(profile::EndEntity {
+                subject: &subject,
+                alt_names,
+                not_before,
+                not_after,
+                serial: &serial,
+                key: key_algorithm,
+                distribution: &distribution,
+                baseline,
+            })?;
             let (subject_key, pkcs8) = match csr_key {
                 Some(key) => (profile::SubjectKey::new(key_algorithm, key), None),
                 None => {
@@ -217,7 +221,7 @@ pub async fn issue_certificate(app: &App, actor: Actor<'_>, request: IssueReques
             let certificate = params
                 .signed_by(&subject_key, &issuer)
                 .map_err(|e| signing_error(&ca_signer, e))?;
-            Ok((certificate.der().to_vec(), pkcs8))
+            Ok((certificate.der().to_vec(), pkcs8, serial))
         })
         .await?;
     let parsed = x509::parse(&der, "certificate")?;

@@ -77,13 +77,13 @@ impl SubjectFields {
 /// is failing: the Baseline Requirements count on serials being unpredictable.
 async fn random_serial(app: &App) -> Result<[u8; 16]> {
     app.entropy.ensure_healthy()?;
-    let bytes = app
-        .hsm(|keys| {
-            let mut bytes = [0u8; 16];
-            keys.random(&mut bytes)?;
-            Ok(bytes)
-        })
-        .await?;
+    app.hsm(serial_from).await
+}
+
+/// A serial number from the token's RNG (blocking: inside [`App::hsm`], after the entropy gate).
+fn serial_from(keys: &Arc<Pkcs11KeyStore>) -> Result<[u8; 16]> {
+    let mut bytes = [0u8; 16];
+    keys.random(&mut bytes)?;
     Ok(profile::serial(bytes))
 }
 

@@ -248,26 +248,19 @@ pub(super) async fn insert(
         parsed.alt_names.len(),
     );
     // Lemur suffixes a taken name; a suffix from the certificate's hash keeps this to one look-up
-    // however many certificates share the base name (Lemur counts them one by one).
-    let taken: Option<i64> = sqlx::query_scalar("SELECT id FROM certificates WHERE name = $1")
-        .bind(&base)
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(Error::database("checking certificate names"))?;
-    let name = match taken {
-        None => base,
-        Some(_) => format!("{base}-{}", &parsed.sha256[..12]),
-    };
+    // however many certificates share the base name (Lemur counts them one by one), done inside
+    // the INSERT to save a round trip.
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO certificates (name, owner, description, notify, rotation, body, body_sha256, chain, csr,
             sealed_private_key, issuer, serial, serial_hex, cn, distinguished_name, san, bits, key_type,
             signing_algorithm, not_before, not_after, is_ca, authority_id, root_authority_id, user_id,
             rotation_policy_id, date_created)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20,
+         VALUES (CASE WHEN EXISTS (SELECT 1 FROM certificates WHERE name = $1) THEN $1 || '-' || $28 ELSE $1 END,
+            $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20,
             $21, $22, $23, $24, $25, $26, $27)
          RETURNING id",
     )
-    .bind(&name)
+    .bind(&base)
     .bind(new.owner)
     .bind(new.description)
     .bind(i64::from(new.notify))
@@ -294,6 +287,7 @@ pub(super) async fn insert(
     .bind(new.user_id)
     .bind(new.rotation_policy_id)
     .bind(now)
+    .bind(&parsed.sha256[..12])
     .fetch_one(&mut *conn)
     .await
     .map_err(Error::database("storing a certificate"))?;
