@@ -305,12 +305,43 @@ pub fn algorithm_for(key_type: &str) -> Result<KeyAlgorithm> {
     })
 }
 
+/// The single PEM block of a private key: its label and contents, decoded straight into zeroizing
+/// memory (the `pem` crate does not wipe its buffers, so private keys never pass through it).
+fn private_key_block(text: &str) -> Result<(&str, zeroize::Zeroizing<Vec<u8>>)> {
+    use base64::Engine;
+    let invalid = |reason: &str| Error::invalid("privateKey", reason.to_owned());
+    let not_pem = || invalid("not PEM: expected one -----BEGIN ...----- block");
+    let (label, rest) = text
+        .trim()
+        .strip_prefix("-----BEGIN ")
+        .and_then(|begun| begun.split_once("-----"))
+        .ok_or_else(not_pem)?;
+    let body = rest
+        .trim_end()
+        .strip_suffix(&format!("-----END {label}-----"))
+        .ok_or_else(not_pem)?;
+    let mut encoded = zeroize::Zeroizing::new(String::with_capacity(body.len()));
+    for line in body.lines().map(str::trim) {
+        if line.contains(':') {
+            return Err(invalid(
+                "encrypted PEM keys are not supported; decrypt it first (openssl pkey -in key.pem)",
+            ));
+        }
+        encoded.push_str(line);
+    }
+    let engine = base64::engine::general_purpose::STANDARD;
+    let mut der = zeroize::Zeroizing::new(vec![0u8; encoded.len() / 4 * 3 + 3]);
+    let length = engine
+        .decode_slice(encoded.as_bytes(), &mut der)
+        .map_err(|_| invalid("not PEM: the body is not base64"))?;
+    der.truncate(length);
+    Ok((label, der))
+}
+
 /// A private key PEM (`PRIVATE KEY`, `RSA PRIVATE KEY` or `EC PRIVATE KEY`) as PKCS#8 DER.
 pub fn private_key_pkcs8(text: &str) -> Result<zeroize::Zeroizing<Vec<u8>>> {
-    let block =
-        pem::parse(text).map_err(|e| Error::invalid("privateKey", format!("not PEM: {e}")))?;
-    let der = zeroize::Zeroizing::new(block.contents().to_vec());
-    match block.tag() {
+    let (label, der) = private_key_block(text)?;
+    match label {
         "PRIVATE KEY" => Ok(der),
         "RSA PRIVATE KEY" => Ok(zeroize::Zeroizing::new(lemur_hsm::der::rsa_pkcs1_to_pkcs8(
             &der,
@@ -453,5 +484,40 @@ impl FromBits for KeyAlgorithm {
                 format!("an RSA key of {bits} bits is not accepted; use 2048, 3072 or 4096"),
             )),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reason(error: Error) -> String {
+        match error {
+            Error::Validation { field, reason } => format!("{field}: {reason}"),
+            other => panic!("not a validation error: {other}"),
+        }
+    }
+
+    #[test]
+    fn private_keys_round_trip_through_our_pem_reader() {
+        let pkcs8: Vec<u8> = (0..=255).collect();
+        let pem = private_key_to_pem(&pkcs8);
+        assert_eq!(*private_key_pkcs8(&pem).unwrap(), pkcs8);
+        let indented = format!("\n  {}  \n", pem.replace('\n', "\r\n"));
+        assert_eq!(*private_key_pkcs8(&indented).unwrap(), pkcs8);
+    }
+
+    #[test]
+    fn bad_private_key_pem_is_named() {
+        let encrypted = "-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: AES-128-CBC,00\n\nAAAA\n-----END RSA PRIVATE KEY-----\n";
+        assert!(reason(private_key_pkcs8(encrypted).unwrap_err()).contains("encrypted"));
+        let garbage = "-----BEGIN PRIVATE KEY-----\n!!!!\n-----END PRIVATE KEY-----";
+        assert!(reason(private_key_pkcs8(garbage).unwrap_err()).contains("base64"));
+        let mismatched = "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END EC PRIVATE KEY-----";
+        assert!(
+            reason(private_key_pkcs8(mismatched).unwrap_err()).starts_with("privateKey: not PEM")
+        );
+        let certificate = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----";
+        assert!(reason(private_key_pkcs8(certificate).unwrap_err()).contains("not supported"));
     }
 }

@@ -148,9 +148,9 @@ pub async fn run(state_dir: &Path, options: DevOptions) -> Result<()> {
     })
     .await
     .map_err(|e| Error::Ca(format!("token set-up failed: {e}")))??;
-    let app = App::open(config.clone(), clock::system()).await?;
+    serve::preflight(&config_path, &config, Mode::Development)?;
+    let app = App::open(config, clock::system()).await?;
     users::init_app(&app, Some(&password_file)).await?;
-    drop(app);
     println!("==================================================================");
     println!(
         " DEVELOPMENT MODE: SoftHSM2 token and secrets in {}",
@@ -159,7 +159,7 @@ pub async fn run(state_dir: &Path, options: DevOptions) -> Result<()> {
     println!(" Not for production. Log in as `{DEFAULT_ADMIN}` with the password in");
     println!("   {}", password_file.display());
     println!("==================================================================");
-    serve::serve(&config_path, config, Mode::Development, |address| {
+    serve::serve_app(std::sync::Arc::new(app), |address| {
         println!("lemur: API at {address}/api/1 (POST /api/1/auth/login)");
     })
     .await

@@ -30,7 +30,7 @@ fn is_root() -> bool {
 }
 
 /// Refuses configuration, secrets or state readable by others, then root in production.
-fn preflight(config_path: &Path, config: &Config, mode: Mode) -> Result<()> {
+pub fn preflight(config_path: &Path, config: &Config, mode: Mode) -> Result<()> {
     check_private(config_path)?;
     check_private(&config.state_dir)?;
     for secret in config.secret_files() {
@@ -55,7 +55,8 @@ pub async fn start(config_path: &Path, mode: Mode) -> Result<()> {
     serve(config_path, config, mode, |_| {}).await
 }
 
-/// Opens the application and serves it; `on_ready` runs once the listener is bound.
+/// Checks the files, opens the application and serves it; `on_ready` runs once the listener is
+/// bound.
 pub async fn serve(
     config_path: &Path,
     config: Config,
@@ -63,7 +64,12 @@ pub async fn serve(
     on_ready: impl FnOnce(&str),
 ) -> Result<()> {
     preflight(config_path, &config, mode)?;
-    let app = Arc::new(App::open(config, clock::system()).await?);
+    let app = App::open(config, clock::system()).await?;
+    serve_app(Arc::new(app), on_ready).await
+}
+
+/// Serves an opened application until SIGTERM or SIGINT.
+pub async fn serve_app(app: Arc<App>, on_ready: impl FnOnce(&str)) -> Result<()> {
     if app.store.role_by_name("admin").await?.is_none() {
         return Err(Error::invalid(
             "database",

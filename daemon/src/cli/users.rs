@@ -49,7 +49,9 @@ async fn open(config_path: &Path) -> Result<App> {
 /// `lemur init`: database, baseline objects, and the admin user if missing. Safe to run twice.
 pub async fn init(config_path: &Path, password_file: Option<&Path>) -> Result<()> {
     let app = open(config_path).await?;
-    init_app(&app, password_file).await
+    init_app(&app, password_file).await?;
+    app.store.close().await;
+    Ok(())
 }
 
 /// The part of `init` that `dev` shares.
@@ -81,7 +83,6 @@ pub async fn init_app(app: &App, password_file: Option<&Path>) -> Result<()> {
             lemur_entropy::HealthState::NotChecked => "not checked".to_owned(),
         }
     );
-    app.store.close().await;
     Ok(())
 }
 
