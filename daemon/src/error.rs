@@ -90,9 +90,15 @@ impl Error {
         }
     }
 
-    /// Wraps a database error with what was being done.
+    /// Wraps a database error with what was being done. A unique-constraint violation (another
+    /// request created the same thing first) is a conflict, not a database failure.
     pub fn database(context: &'static str) -> impl FnOnce(sqlx::Error) -> Self {
-        move |source| Error::Database { context, source }
+        move |source| match &source {
+            sqlx::Error::Database(e) if e.is_unique_violation() => {
+                Error::Conflict(format!("{context}: it exists already"))
+            }
+            _ => Error::Database { context, source },
+        }
     }
 
     /// Wraps an I/O error with what was being done.

@@ -88,6 +88,13 @@ pub async fn create_authority(
     if request.common_name.trim().is_empty() {
         return Err(Error::invalid("commonName", "is required"));
     }
+    if app.store.authority_by_name(&request.name).await.is_ok() {
+        return Err(Error::invalid(
+            "name",
+            format!("an authority named {:?} exists", request.name),
+        ));
+    }
+    let generated = !matches!(request.kind, AuthorityKind::Import { .. });
     let (der, key_uri, parent, chain) = match &request.kind {
         AuthorityKind::Import { body, key_uri } => import(app, body, key_uri).await?,
         kind => {
@@ -103,7 +110,40 @@ pub async fn create_authority(
             (der, key_uri, parent.map(|p| p.id), chain)
         }
     };
-    let parsed = x509::parse(&der, "body")?;
+    let stored = store(app, actor, &request, &der, &key_uri, parent, chain).await;
+    if stored.is_err() && generated {
+        discard_key(app, &key_uri).await;
+    }
+    stored
+}
+
+/// Destroys a CA key generated for an authority that could not be stored, so failed requests
+/// leave no orphan keys in the token. Best effort: a failure is logged with the key to remove.
+async fn discard_key(app: &App, key_uri: &str) {
+    let Ok(uri) = key_uri.parse::<KeyUri>() else {
+        return;
+    };
+    if let Err(error) = app
+        .hsm(move |keys| keys.destroy(&uri).map_err(Error::from))
+        .await
+    {
+        log::warn!(
+            "could not remove the unused CA key {key_uri}: {error}; remove it with lemur-hsm"
+        );
+    }
+}
+
+/// Records a new authority and its certificate; returns its id.
+async fn store(
+    app: &App,
+    actor: Actor<'_>,
+    request: &CreateAuthority,
+    der: &[u8],
+    key_uri: &str,
+    parent: Option<i64>,
+    chain: Option<String>,
+) -> Result<i64> {
+    let parsed = x509::parse(der, "body")?;
     if !parsed.is_ca {
         return Err(Error::invalid(
             "body",
@@ -128,7 +168,7 @@ pub async fn create_authority(
         owner: &request.owner,
         description: &request.description,
         plugin_name: PLUGIN_SLUG,
-        key_uri: &key_uri,
+        key_uri,
         parent_id: parent,
         cab_compliant: request.cab_compliant,
         max_issuance_days: max_days,

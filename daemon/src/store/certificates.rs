@@ -247,20 +247,57 @@ pub(super) async fn insert(
         parsed.not_after,
         parsed.alt_names.len(),
     );
-    // Lemur suffixes a taken name; a suffix from the certificate's hash keeps this to one look-up
-    // however many certificates share the base name (Lemur counts them one by one), done inside
-    // the INSERT to save a round trip.
-    let id: i64 = sqlx::query_scalar(
+    // Lemur suffixes a taken name. A suffix from the certificate's hash is unique without
+    // counting (Lemur counts certificates one by one). `ON CONFLICT DO NOTHING` makes a writer
+    // that races another for the same base name wait for it and take the suffix, where a
+    // look-up before the INSERT would see nothing and fail on the unique index.
+    let id = match insert_row(conn, new, &base, now).await? {
+        Some(id) => id,
+        None => {
+            let suffixed = format!("{base}-{}", &parsed.sha256[..12]);
+            insert_row(conn, new, &suffixed, now)
+                .await?
+                .ok_or_else(|| {
+                    Error::Conflict(format!("a certificate named {suffixed:?} exists"))
+                })?
+        }
+    };
+    link_domains(conn, id, &dns).await?;
+    for replaced in new.replaces {
+        sqlx::query("INSERT INTO certificate_replacements (certificate_id, replaced_certificate_id) VALUES ($1, $2)")
+            .bind(id)
+            .bind(replaced)
+            .execute(&mut *conn)
+            .await
+            .map_err(Error::database("recording a replacement"))?;
+        sqlx::query("UPDATE certificates SET notify = 0 WHERE id = $1")
+            .bind(replaced)
+            .execute(&mut *conn)
+            .await
+            .map_err(Error::database("silencing a replaced certificate"))?;
+    }
+    Ok(id)
+}
+
+/// Inserts the certificate row named `name`; `None` when the name is taken.
+async fn insert_row(
+    conn: &mut AnyConnection,
+    new: &NewCertificate<'_>,
+    name: &str,
+    now: i64,
+) -> Result<Option<i64>> {
+    let parsed = new.parsed;
+    sqlx::query_scalar(
         "INSERT INTO certificates (name, owner, description, notify, rotation, body, body_sha256, chain, csr,
             sealed_private_key, issuer, serial, serial_hex, cn, distinguished_name, san, bits, key_type,
             signing_algorithm, not_before, not_after, is_ca, authority_id, root_authority_id, user_id,
             rotation_policy_id, date_created)
-         VALUES (CASE WHEN EXISTS (SELECT 1 FROM certificates WHERE name = $1) THEN $1 || '-' || $28 ELSE $1 END,
-            $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20,
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20,
             $21, $22, $23, $24, $25, $26, $27)
+         ON CONFLICT (name) DO NOTHING
          RETURNING id",
     )
-    .bind(&base)
+    .bind(name)
     .bind(new.owner)
     .bind(new.description)
     .bind(i64::from(new.notify))
@@ -287,25 +324,9 @@ pub(super) async fn insert(
     .bind(new.user_id)
     .bind(new.rotation_policy_id)
     .bind(now)
-    .bind(&parsed.sha256[..12])
-    .fetch_one(&mut *conn)
+    .fetch_optional(&mut *conn)
     .await
-    .map_err(Error::database("storing a certificate"))?;
-    link_domains(conn, id, &dns).await?;
-    for replaced in new.replaces {
-        sqlx::query("INSERT INTO certificate_replacements (certificate_id, replaced_certificate_id) VALUES ($1, $2)")
-            .bind(id)
-            .bind(replaced)
-            .execute(&mut *conn)
-            .await
-            .map_err(Error::database("recording a replacement"))?;
-        sqlx::query("UPDATE certificates SET notify = 0 WHERE id = $1")
-            .bind(replaced)
-            .execute(&mut *conn)
-            .await
-            .map_err(Error::database("silencing a replaced certificate"))?;
-    }
-    Ok(id)
+    .map_err(Error::database("storing a certificate"))
 }
 
 /// Records each distinct domain once and links the certificate to them: two statements however

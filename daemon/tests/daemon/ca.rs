@@ -228,24 +228,69 @@ fn ca_keys_stay_in_the_hsm(db: Db) {
         key_uri.starts_with("pkcs11:token=lemur;object=lemur-ca-hsm-root-"),
         "{key_uri}"
     );
-    let state = app.daemon.state_dir();
-    let probe = Command::new(lemur_hsm())
-        .env("SOFTHSM2_CONF", state.join("softhsm/softhsm2.conf"))
-        .args(["--token", "lemur", "--json", "--pin-file"])
-        .arg(state.join("secrets/hsm-pin"))
-        .args(["probe", "--uri", key_uri])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&probe.stdout);
-    assert!(
-        probe.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&probe.stderr)
-    );
-    let probe: Value = serde_json::from_str(&text).unwrap();
+    let probe = hsm_cli(&app, &["probe", "--uri", key_uri]);
     assert_eq!(probe["read_secret_value"], "CKR_ATTRIBUTE_SENSITIVE");
     assert_eq!(probe["wrap_attempt"], "CKR_KEY_UNEXTRACTABLE");
     assert_eq!(probe["extractable"], false);
+
+    // A name taken, even by two requests racing, leaves exactly one key behind.
+    let ca_keys = |name: &str| {
+        let prefix = format!("lemur-ca-{name}-");
+        hsm_cli(&app, &["list"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|k| {
+                k["label"].as_str().unwrap().starts_with(&prefix) && k["class"] == "private"
+            })
+            .count()
+    };
+    let body = json!({ "name": "hsm-root", "owner": "pki@example.com", "commonName": "Again", "type": "root", "validityYears": 1 });
+    let taken = app.post("/api/1/authorities", &body);
+    assert_eq!(taken.status, 400, "{}", taken.text);
+    assert!(
+        taken.body["reasons"]["name"]
+            .as_str()
+            .unwrap()
+            .contains("exists")
+    );
+    assert_eq!(ca_keys("hsm-root"), 1);
+    let racing = json!({ "name": "racing", "owner": "pki@example.com", "commonName": "Racing", "type": "root", "validityYears": 1 });
+    let statuses: Vec<u16> = std::thread::scope(|scope| {
+        let racers: Vec<_> = (0..3)
+            .map(|_| scope.spawn(|| app.post("/api/1/authorities", &racing).status))
+            .collect();
+        racers.into_iter().map(|r| r.join().unwrap()).collect()
+    });
+    assert_eq!(
+        statuses.iter().filter(|&&s| s == 200).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.iter().all(|&s| s == 200 || s == 400 || s == 409),
+        "{statuses:?}"
+    );
+    assert_eq!(ca_keys("racing"), 1, "{statuses:?}");
+}
+
+/// `lemur-hsm --json ARGS` on the daemon's token.
+fn hsm_cli(app: &Appliance, args: &[&str]) -> Value {
+    let state = app.daemon.state_dir();
+    let output = Command::new(lemur_hsm())
+        .env("SOFTHSM2_CONF", state.join("softhsm/softhsm2.conf"))
+        .args(["--token", "lemur", "--json", "--pin-file"])
+        .arg(state.join("secrets/hsm-pin"))
+        .args(args)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_str(&text).unwrap()
 }
 on_both_databases!(
     ca_private_keys_cannot_leave_the_hsm,
@@ -512,6 +557,42 @@ fn import_authority(db: Db) {
 on_both_databases!(
     an_authority_whose_key_is_already_in_the_token_can_be_imported,
     import_authority
+);
+
+fn concurrent(db: Db) {
+    let app = Appliance::start(db);
+    let root = app.root("busy", "ECCPRIME256V1");
+    // Same CN, issuer and day: every certificate starts from the same Lemur name.
+    let body = json!({ "owner": "ops@example.com", "commonName": "busy.example.com", "authority": { "id": root["id"] },
+                       "extensions": { "subAltNames": { "names": [{ "nameType": "DNSName", "value": "busy.example.com" }] } } });
+    let replies: Vec<_> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..4)
+            .map(|_| {
+                scope.spawn(|| {
+                    (0..5)
+                        .map(|_| app.post("/api/1/certificates", &body))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap())
+            .collect()
+    });
+    let mut names = std::collections::HashSet::new();
+    for reply in &replies {
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        assert!(names.insert(reply.body["name"].as_str().unwrap().to_owned()));
+    }
+    let listed = app.get("/api/1/certificates?filter=cn;busy.example.com");
+    assert_eq!(listed.body["total"], 20, "{}", listed.text);
+    let audited = app.query("SELECT count(*) FROM logs WHERE log_type = 'create_cert'");
+    assert_eq!(audited.trim(), "20");
+}
+on_both_databases!(
+    concurrent_issuance_with_colliding_names_loses_nothing,
+    concurrent
 );
 
 /// Fills the file the daemon reads as a hardware RNG: random, or stuck at zero.
