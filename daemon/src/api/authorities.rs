@@ -1,11 +1,11 @@
 //! `GET/POST /authorities`, `GET /authorities/{id}`.
 
 use super::requests::{IdRef, SubjectRequest, validity};
-use super::{ApiError, AppState, Caller, JsonBody, Paging, QueryParams, views};
+use super::{ApiError, AppState, Caller, IdPath, JsonBody, Paging, QueryParams, views};
 use crate::ca::{self, AuthorityKind, CreateAuthority};
 use crate::error::Error;
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -131,7 +131,7 @@ pub async fn create(
 pub async fn get(
     State(app): AppState,
     _caller: Caller,
-    Path(id): Path<i64>,
+    IdPath(id): IdPath,
 ) -> Result<Json<Value>, ApiError> {
     Ok(Json(
         views::authority(&app, &app.store.authority(id).await?).await?,

@@ -2,12 +2,12 @@
 //! `GET /certificates/{id}/key`.
 
 use super::requests::{AuthorityRef, Extensions, IdRef, SubjectRequest, validity};
-use super::{ApiError, AppState, Caller, JsonBody, Paging, QueryParams, views};
+use super::{ApiError, AppState, Caller, IdPath, JsonBody, Paging, QueryParams, views};
 use crate::ca::{self, IssueRequest, UploadRequest};
 use crate::error::Error;
 use crate::store::{CertificateFilter, CertificateRecord};
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 use serde::Deserialize;
@@ -97,14 +97,14 @@ fn require_writer(caller: &Caller) -> Result<(), Error> {
     Ok(())
 }
 
-/// May the caller issue from this authority? Admins, holders of one of its roles, and
-/// `global_cert_issuer`.
+/// May the caller issue from this authority? Admins and holders of one of its roles (Lemur's
+/// AuthorityPermission; `global_cert_issuer` only skips domain authorization, not this).
 async fn require_issuer(
     app: &crate::app::App,
     caller: &Caller,
     authority_id: i64,
 ) -> Result<(), Error> {
-    if caller.is_admin() || caller.has_role("global_cert_issuer") {
+    if caller.is_admin() {
         return Ok(());
     }
     let roles = app.store.authority_roles(authority_id).await?;
@@ -231,7 +231,7 @@ pub async fn upload(
 pub async fn get(
     State(app): AppState,
     _caller: Caller,
-    Path(id): Path<i64>,
+    IdPath(id): IdPath,
 ) -> Result<Json<Value>, ApiError> {
     Ok(Json(
         views::certificate(&app, &app.store.certificate(id).await?, false).await?,
@@ -280,7 +280,7 @@ pub async fn list(
 pub async fn key(
     State(app): AppState,
     caller: Caller,
-    Path(id): Path<i64>,
+    IdPath(id): IdPath,
 ) -> Result<impl IntoResponse, ApiError> {
     let record = app.store.certificate(id).await?;
     require_certificate_access(&caller, &record)?;

@@ -31,6 +31,10 @@ impl<S: Send + Sync, T: DeserializeOwned> axum::extract::FromRequestParts<S> for
         parts: &mut axum::http::request::Parts,
         state: &S,
     ) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or_default();
+        if query.to_ascii_lowercase().contains("%00") {
+            return Err(Error::invalid("query", "contains a NUL character").into());
+        }
         axum::extract::Query::<T>::from_request_parts(parts, state)
             .await
             .map(|axum::extract::Query(value)| QueryParams(value))
@@ -39,13 +43,72 @@ impl<S: Send + Sync, T: DeserializeOwned> axum::extract::FromRequestParts<S> for
                 let reason = text
                     .strip_prefix("Failed to deserialize query string: ")
                     .unwrap_or(&text);
-                ApiError::from(Error::invalid("query", reason.to_owned()))
+                // axum names the parameter as `name: problem`.
+                let (field, reason) = match reason.split_once(": ") {
+                    Some((field, problem)) if !field.is_empty() && !field.contains(' ') => {
+                        (field, problem)
+                    }
+                    _ => ("query", reason),
+                };
+                ApiError::from(Error::invalid(field, reason.to_owned()))
             })
+    }
+}
+
+/// The path of the first string in `value` that holds a NUL character: PostgreSQL cannot store
+/// one, X.509 names must not contain one, and no field has a use for it.
+fn nul_at(value: &serde_json::Value, path: &str) -> Option<String> {
+    use serde_json::Value;
+    match value {
+        Value::String(text) if text.contains('\0') => Some(if path.is_empty() {
+            "body".to_owned()
+        } else {
+            path.to_owned()
+        }),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(index, item)| nul_at(item, &format!("{path}[{index}]"))),
+        Value::Object(fields) => fields.iter().find_map(|(key, item)| {
+            let inner = if path.is_empty() {
+                key.clone()
+            } else {
+                format!("{path}.{key}")
+            };
+            nul_at(item, &inner)
+        }),
+        _ => None,
+    }
+}
+
+/// A numeric id from the route (`/certificates/{id}`); anything else is a 400 naming `id` with a
+/// JSON body, where axum's `Path` answers in plain text.
+pub struct IdPath(pub i64);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for IdPath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        let axum::extract::Path(raw) =
+            axum::extract::Path::<String>::from_request_parts(parts, state)
+                .await
+                .map_err(|rejection| Error::invalid("id", rejection.body_text()))?;
+        raw.parse()
+            .map(IdPath)
+            .map_err(|_| Error::invalid("id", format!("{raw:?} is not a number")).into())
     }
 }
 
 /// Parses `bytes`, turning a serde error into a validation error on the field it concerns.
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
+    if let Ok(value) = serde_json::from_slice::<serde_json::Value>(bytes)
+        && let Some(field) = nul_at(&value, "")
+    {
+        return Err(Error::invalid(&field, "contains a NUL character"));
+    }
     let deserializer = &mut serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(deserializer).map_err(|error| {
         let path = error.path().to_string();
@@ -114,6 +177,10 @@ mod tests {
             "nested.count"
         );
         assert_eq!(field_and_reason("not json").0, "body");
+        assert_eq!(
+            field_and_reason(r#"{"owner": "a", "nested": {"list": ["x", "\u0000"]}}"#),
+            ("nested.list[1]".into(), "contains a NUL character".into())
+        );
         assert!(
             field_and_reason(r#"{"owner": "a", "extra": 1}"#)
                 .1

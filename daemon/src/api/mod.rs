@@ -13,7 +13,7 @@ mod requests;
 mod views;
 
 pub use error::ApiError;
-pub use json::{JsonBody, QueryParams};
+pub use json::{IdPath, JsonBody, QueryParams};
 
 use crate::app::App;
 use crate::error::Error;
@@ -81,11 +81,16 @@ impl FromRequestParts<Arc<App>> for Caller {
                 Error::Unauthorized("the Authorization header must be `Bearer <token>`".into())
             })?;
         let claims = app.tokens.verify(token.trim())?;
-        let (user, roles) = app
-            .store
-            .user_with_roles(claims.sub)
-            .await
-            .map_err(|_| Error::Unauthorized("invalid token".into()))?;
+        // A user gone since the token was issued is an invalid token; a database failure is a
+        // 503, not a reason to log everyone out.
+        let (user, roles) =
+            app.store
+                .user_with_roles(claims.sub)
+                .await
+                .map_err(|error| match error {
+                    Error::NotFound { .. } => Error::Unauthorized("invalid token".into()),
+                    other => other,
+                })?;
         if !user.active {
             return Err(Error::Unauthorized("this user is deactivated".into()).into());
         }
@@ -137,6 +142,10 @@ impl Paging {
         }
         if !(1..=1000).contains(&count) {
             return Err(Error::invalid("count", "must be between 1 and 1000"));
+        }
+        // The store computes the offset (page - 1) * count; keep it far from overflow.
+        if page > 1_000_000_000 {
+            return Err(Error::invalid("page", "must be at most 1000000000"));
         }
         Ok((page, count))
     }

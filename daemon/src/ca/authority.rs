@@ -88,6 +88,7 @@ pub async fn create_authority(
     if request.common_name.trim().is_empty() {
         return Err(Error::invalid("commonName", "is required"));
     }
+    check_settings(&request)?;
     if app.store.authority_by_name(&request.name).await.is_ok() {
         return Err(Error::invalid(
             "name",
@@ -115,6 +116,57 @@ pub async fn create_authority(
         discard_key(app, &key_uri).await;
     }
     stored
+}
+
+/// Longest validity, in days, an authority may be given as a default or a maximum (100 years).
+const MAX_DAYS: i64 = 36_500;
+
+/// Refuses authority settings that would break every later issuance, naming the field.
+fn check_settings(request: &CreateAuthority) -> Result<()> {
+    for (field, days) in [
+        ("maxIssuanceDays", request.max_issuance_days),
+        ("defaultValidityDays", request.default_validity_days),
+    ] {
+        if days.is_some_and(|days| !(1..=MAX_DAYS).contains(&days)) {
+            return Err(Error::invalid(
+                field,
+                format!("must be between 1 and {MAX_DAYS} days (omit it for the default)"),
+            ));
+        }
+    }
+    for (field, url) in [
+        ("crlUrl", &request.crl_url),
+        ("issuerUrl", &request.issuer_url),
+    ] {
+        if let Some(url) = url
+            && !valid_url(url)
+        {
+            return Err(Error::invalid(
+                field,
+                "must be an absolute http:// or https:// URL in ASCII, without spaces",
+            ));
+        }
+    }
+    if request.cab_compliant && request.crl_url.is_none() {
+        return Err(Error::invalid(
+            "crlUrl",
+            "is required for a CA/Browser Forum compliant authority: its certificates must name a CRL",
+        ));
+    }
+    Ok(())
+}
+
+/// An absolute http(s) URL that fits an IA5String, as CRL distribution points and AIA need.
+fn valid_url(url: &str) -> bool {
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"));
+    rest.is_some_and(|rest| {
+        !rest.is_empty()
+            && !rest.starts_with('/')
+            && url.len() <= 2048
+            && url.bytes().all(|b| b.is_ascii_graphic())
+    })
 }
 
 /// Destroys a CA key generated for an authority that could not be stored, so failed requests
@@ -150,10 +202,11 @@ async fn store(
             "is not a CA certificate (basicConstraints CA:TRUE)",
         ));
     }
-    let max_days = request.max_issuance_days.filter(|&d| d > 0);
+    let max_days = request.max_issuance_days;
     let default_days = request
         .default_validity_days
-        .unwrap_or(app.config.defaults.validity_days);
+        .unwrap_or(app.config.defaults.validity_days)
+        .min(max_days.unwrap_or(i64::MAX));
     let default_days = if request.cab_compliant {
         default_days.min(lint::cabf_max_validity_secs(app.clock.unix()) / 86_400)
     } else {
@@ -227,6 +280,15 @@ async fn generate(
     let parent_material = match parent {
         Some(parent) => {
             let material = signing_material(app, parent).await?;
+            if material.certificate.path_len == Some(0) {
+                return Err(Error::invalid(
+                    "parent",
+                    format!(
+                        "authority {} may only issue end-entity certificates (its path length is 0); choose a root or an authority allowed to sign CAs",
+                        parent.name
+                    ),
+                ));
+            }
             if request.not_before < material.certificate.not_before
                 || request.not_after > material.certificate.not_after
             {
@@ -244,12 +306,18 @@ async fn generate(
     };
     let distribution = parent_distribution(parent, request.cab_compliant)?;
     let subject = request.subject.subject(&request.common_name, app);
+    subject.validate()?;
     let params = profile::authority(profile::Authority {
         subject: &subject,
         not_before: request.not_before,
         not_after: request.not_after,
         serial: &serial,
-        sub_ca: parent.is_some(),
+        sub_ca: parent_material.as_ref().map(|parent| {
+            parent
+                .certificate
+                .path_len
+                .map_or(0, |n| n.saturating_sub(1))
+        }),
         distribution: &distribution,
         baseline: request.cab_compliant,
     })?;

@@ -43,6 +43,10 @@ pub struct IssueRequest {
     pub replaces: Vec<i64>,
 }
 
+/// The most subject alternative names one certificate may carry: well above any real use, and
+/// small enough for the domain index to take in one statement.
+const MAX_ALT_NAMES: usize = 1000;
+
 /// rcgen SANs and the lint plan's view of them.
 struct Names {
     sans: Vec<SanType>,
@@ -143,6 +147,22 @@ pub async fn issue_certificate(app: &App, actor: Actor<'_>, request: IssueReques
         .map(|c| c.alt_names.clone())
         .unwrap_or_default();
     alt_names.extend(request.alt_names.iter().cloned());
+    if alt_names.is_empty() && super::names::valid_dns_name(&common_name) {
+        // TLS clients ignore the CN; a certificate named only there would match nothing.
+        alt_names.push(AltName {
+            kind: "DNSName",
+            value: common_name.clone(),
+        });
+    }
+    if alt_names.len() > MAX_ALT_NAMES {
+        return Err(Error::invalid(
+            "extensions.subAltNames",
+            format!(
+                "{} names; at most {MAX_ALT_NAMES} are allowed",
+                alt_names.len()
+            ),
+        ));
+    }
     let names = names(&alt_names)?;
     let key_algorithm = csr.as_ref().map_or(request.key, |c| c.algorithm);
     let now = app.clock.unix();
@@ -179,6 +199,7 @@ pub async fn issue_certificate(app: &App, actor: Actor<'_>, request: IssueReques
         // The Baseline Requirements prohibit organizationalUnitName in subscriber certificates.
         subject.organizational_unit.clear();
     }
+    subject.validate()?;
     app.entropy.ensure_healthy()?;
     let distribution = profile::Distribution {
         crl_url: authority.crl_url.clone(),

@@ -130,8 +130,54 @@ pub fn before_signing(plan: &Plan<'_>, limits: &Limits) -> Result<()> {
                 "only DNS names and IP addresses are allowed in a TLS server certificate (CA/Browser Forum)",
             ));
         }
+        if let Some(ip) = plan.ip_addresses.iter().find(|ip| reserved(ip)) {
+            return Err(Error::invalid(
+                "extensions.subAltNames",
+                format!(
+                    "{ip} is a reserved address, which a publicly trusted certificate may not name (CA/Browser Forum)"
+                ),
+            ));
+        }
+        if let Some(name) = plan.dns_names.iter().find(|name| !name.contains('.')) {
+            return Err(Error::invalid(
+                "extensions.subAltNames",
+                format!(
+                    "{name:?} is an internal name, which a publicly trusted certificate may not name (CA/Browser Forum)"
+                ),
+            ));
+        }
     }
     Ok(())
+}
+
+/// Private, loopback, link-local, shared, documentation, multicast and unspecified addresses:
+/// the IANA reserved ranges the Baseline Requirements forbid in publicly trusted certificates.
+fn reserved(ip: &std::net::IpAddr) -> bool {
+    match ip {
+        std::net::IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            v4.is_private()
+                || v4.is_loopback()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_documentation()
+                || v4.is_multicast()
+                || (a == 100 && (64..128).contains(&b))
+                || a == 0
+                || a >= 240
+        }
+        std::net::IpAddr::V6(v6) => {
+            let [first, second, ..] = v6.segments();
+            v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || v6.is_unique_local()
+                || v6.is_unicast_link_local()
+                || (first == 0x2001 && second == 0x0db8)
+                || v6.to_ipv4_mapped().is_some()
+        }
+    }
 }
 
 /// Checks the signed certificate against the plan: serial, validity, names, issuer signature.

@@ -56,6 +56,29 @@ pub struct Subject {
 }
 
 impl Subject {
+    /// Refuses control characters and values longer than X.520's upper bounds (RFC 5280
+    /// Appendix A), naming the request field.
+    pub fn validate(&self) -> Result<()> {
+        for (field, value, limit) in [
+            ("commonName", &self.common_name, 64),
+            ("organization", &self.organization, 64),
+            ("organizationalUnit", &self.organizational_unit, 64),
+            ("location", &self.location, 128),
+            ("state", &self.state, 128),
+        ] {
+            if value.chars().any(char::is_control) {
+                return Err(Error::invalid(field, "contains a control character"));
+            }
+            if value.chars().count() > limit {
+                return Err(Error::invalid(
+                    field,
+                    format!("longer than the {limit} characters X.520 allows"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// The DN; countryName is a two-letter PrintableString as X.520 requires.
     fn distinguished_name(&self) -> Result<DistinguishedName> {
         let mut dn = DistinguishedName::new();
@@ -145,8 +168,9 @@ pub struct Authority<'a> {
     pub not_after: i64,
     /// Serial number.
     pub serial: &'a [u8; 16],
-    /// Signed by a parent authority (else self-signed).
-    pub sub_ca: bool,
+    /// Signed by a parent authority (else self-signed), with this path length: how many CAs may
+    /// follow it.
+    pub sub_ca: Option<u32>,
     /// The parent's CRL and caIssuers URLs (a sub-CA's revocation is the parent's to publish).
     pub distribution: &'a Distribution,
     /// Follow the CA/Browser Forum TLS Baseline Requirements §7.1.2.1 (root) or §7.1.2.10
@@ -168,19 +192,18 @@ pub fn authority(request: Authority<'_>) -> Result<CertificateParams> {
         request.not_after,
         request.serial,
     )?;
-    params.is_ca = IsCa::Ca(if request.sub_ca {
-        BasicConstraints::Constrained(0)
-    } else {
-        BasicConstraints::Unconstrained
+    params.is_ca = IsCa::Ca(match request.sub_ca {
+        Some(path_len) => BasicConstraints::Constrained(u8::try_from(path_len).unwrap_or(u8::MAX)),
+        None => BasicConstraints::Unconstrained,
     });
     params.key_usages = vec![
         KeyUsagePurpose::KeyCertSign,
         KeyUsagePurpose::CrlSign,
         KeyUsagePurpose::DigitalSignature,
     ];
-    params.use_authority_key_identifier_extension = request.sub_ca;
+    params.use_authority_key_identifier_extension = request.sub_ca.is_some();
     distribute(&mut params, request.distribution);
-    if request.baseline && request.sub_ca {
+    if request.baseline && request.sub_ca.is_some() {
         params.extended_key_usages = vec![
             ExtendedKeyUsagePurpose::ServerAuth,
             ExtendedKeyUsagePurpose::ClientAuth,

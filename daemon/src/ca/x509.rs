@@ -49,6 +49,9 @@ pub struct ParsedCertificate {
     pub signing_algorithm: String,
     /// Basic constraints CA flag.
     pub is_ca: bool,
+    /// Basic constraints path length: how many CA certificates may follow this one (None: no
+    /// limit).
+    pub path_len: Option<u32>,
     /// Subject and issuer names are equal (self-issued).
     pub subject_matches_issuer: bool,
     /// The SubjectPublicKeyInfo DER.
@@ -226,11 +229,9 @@ pub fn parse(der: &[u8], field: &str) -> Result<ParsedCertificate> {
         return Err(Error::invalid(field, "trailing data after the certificate"));
     }
     let (key_type, bits) = key_type(&cert);
-    let is_ca = cert
-        .basic_constraints()
-        .ok()
-        .flatten()
-        .is_some_and(|bc| bc.value.ca);
+    let constraints = cert.basic_constraints().ok().flatten().map(|bc| bc.value);
+    let is_ca = constraints.is_some_and(|bc| bc.ca);
+    let path_len = constraints.and_then(|bc| bc.path_len_constraint);
     Ok(ParsedCertificate {
         der: der.to_vec(),
         pem: to_pem("CERTIFICATE", der),
@@ -252,6 +253,7 @@ pub fn parse(der: &[u8], field: &str) -> Result<ParsedCertificate> {
         bits,
         signing_algorithm: signing_algorithm(&cert),
         is_ca,
+        path_len,
         subject_matches_issuer: cert.subject().as_raw() == cert.issuer().as_raw(),
         spki: cert.public_key().raw.to_vec(),
         sha256: hex(ring::digest::digest(&ring::digest::SHA256, der).as_ref()),

@@ -234,12 +234,19 @@ pub(super) async fn insert(
     now: i64,
 ) -> Result<i64> {
     let parsed = new.parsed;
-    let dns: Vec<String> = parsed
+    // Rows are locked in one global order (sorted, no repeats) so two writers sharing names or
+    // replacements cannot deadlock on PostgreSQL.
+    let mut dns: Vec<String> = parsed
         .alt_names
         .iter()
         .filter(|n| n.kind == "DNSName")
         .map(|n| n.value.to_ascii_lowercase())
         .collect();
+    dns.sort_unstable();
+    dns.dedup();
+    let mut replaces = new.replaces.to_vec();
+    replaces.sort_unstable();
+    replaces.dedup();
     let base = crate::ca::names::certificate_name(
         &parsed.cn,
         &parsed.issuer,
@@ -263,7 +270,7 @@ pub(super) async fn insert(
         }
     };
     link_domains(conn, id, &dns).await?;
-    for replaced in new.replaces {
+    for replaced in &replaces {
         sqlx::query("INSERT INTO certificate_replacements (certificate_id, replaced_certificate_id) VALUES ($1, $2)")
             .bind(id)
             .bind(replaced)

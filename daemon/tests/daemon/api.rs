@@ -96,6 +96,65 @@ fn edges(db: Db) {
         "a CA certificate row has no stored key: {}",
         no_key.text
     );
+
+    // Every 4xx is JSON naming what is wrong, on both databases alike.
+    let reason = |reply: &lemur_testkit::daemon::Reply, field: &str| {
+        assert_eq!(reply.status, 400, "{}", reply.text);
+        reply.body["reasons"][field]
+            .as_str()
+            .unwrap_or_else(|| panic!("no reason for {field}: {}", reply.text))
+            .to_owned()
+    };
+    assert!(reason(&app.get("/api/1/certificates/abc"), "id").contains("not a number"));
+    assert!(reason(&app.get("/api/1/authorities/1x"), "id").contains("not a number"));
+    reason(
+        &app.get("/api/1/certificates?page=4611686018427387905&count=2"),
+        "page",
+    );
+    assert!(reason(&app.get("/api/1/certificates?count=many"), "count").contains("invalid digit"));
+    reason(&app.get("/api/1/certificates?filter=cn;%00"), "query");
+    let nul_login = app.daemon.post(
+        "/api/1/auth/login",
+        None,
+        &json!({ "username": "lemur\u{0}", "password": "x" }),
+    );
+    assert!(reason(&nul_login, "username").contains("NUL"));
+    let control = app.post(
+        "/api/1/certificates",
+        &json!({ "owner": "a@example.com", "commonName": "ok.example.com", "organization": "Line\nBreak", "authority": { "id": root["id"] } }),
+    );
+    assert!(reason(&control, "organization").contains("control character"));
+    let long_cn = app.post(
+        "/api/1/authorities",
+        &json!({ "name": "long", "owner": "pki@example.com", "commonName": "x".repeat(65), "type": "root", "validityYears": 1 }),
+    );
+    assert!(reason(&long_cn, "commonName").contains("64"));
+    for (settings, field) in [
+        (json!({ "maxIssuanceDays": 0 }), "maxIssuanceDays"),
+        (json!({ "defaultValidityDays": -5 }), "defaultValidityDays"),
+        (json!({ "crlUrl": "ftp://crl.example.com/x.crl" }), "crlUrl"),
+        (
+            json!({ "issuerUrl": "http://pki.example.com/ca t.crt" }),
+            "issuerUrl",
+        ),
+        (json!({ "cabCompliant": true }), "crlUrl"),
+    ] {
+        let mut body = json!({ "name": "settings", "owner": "pki@example.com", "commonName": "Settings", "type": "root", "validityYears": 1 });
+        body.as_object_mut()
+            .unwrap()
+            .extend(settings.as_object().unwrap().clone());
+        reason(&app.post("/api/1/authorities", &body), field);
+    }
+    let clamped = app.post(
+        "/api/1/authorities",
+        &json!({ "name": "clamped", "owner": "pki@example.com", "commonName": "Clamped", "type": "root", "validityYears": 1,
+                 "maxIssuanceDays": 30, "defaultValidityDays": 90 }),
+    );
+    assert_eq!(clamped.status, 200, "{}", clamped.text);
+    assert_eq!(
+        clamped.body["defaultValidityDays"], 30,
+        "the default is clamped to the maximum"
+    );
 }
 on_both_databases!(edges_answer_with_clear_errors, edges);
 

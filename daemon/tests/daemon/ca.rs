@@ -41,6 +41,20 @@ fn issue_and_verify(db: Db) {
         sub_ca_body,
         root["authorityCertificate"]["body"].as_str().unwrap(),
     );
+    let nested = app.post(
+        "/api/1/authorities",
+        &json!({ "name": "nested", "owner": "pki@example.com", "commonName": "Nested", "type": "subca",
+                 "parent": { "id": issuing_id }, "validityYears": 1 }),
+    );
+    assert_eq!(nested.status, 400, "{}", nested.text);
+    assert!(
+        nested.body["reasons"]["parent"]
+            .as_str()
+            .unwrap()
+            .contains("path length is 0"),
+        "{}",
+        nested.text
+    );
     let roles: Vec<&str> = issuing["roles"]
         .as_array()
         .unwrap()
@@ -149,7 +163,8 @@ fn cab_compliant(db: Db) {
     let refused = app.post(
         "/api/1/authorities",
         &json!({ "name": "no-crl", "owner": "pki@example.com", "commonName": "No CRL", "type": "subca",
-                 "parent": { "id": no_crl["id"] }, "validityYears": 1, "cabCompliant": true }),
+                 "parent": { "id": no_crl["id"] }, "validityYears": 1, "cabCompliant": true,
+                 "crlUrl": "http://crl.example.com/no-crl.crl" }),
     );
     assert_eq!(refused.status, 400, "{}", refused.text);
     assert!(
@@ -204,9 +219,41 @@ fn cab_compliant(db: Db) {
         "{}",
         too_long.text
     );
+    let cn_only = issue(
+        &app,
+        json!({ "owner": "web@example.com", "commonName": "cn-only.example.com", "authority": { "id": issuing_id } }),
+    );
+    assert_eq!(
+        cn_only["extensions"]["subAltNames"]["names"][0]["value"], "cn-only.example.com",
+        "a DNS name given only as CN becomes the SAN: {cn_only}"
+    );
+    pkilint(
+        cn_only["body"].as_str().unwrap(),
+        Some("OV-FINAL-CERTIFICATE"),
+    );
+    for (name_type, value) in [
+        ("IPAddress", "10.1.2.3"),
+        ("IPAddress", "::1"),
+        ("DNSName", "intranet"),
+    ] {
+        let internal = app.post(
+            "/api/1/certificates",
+            &json!({ "owner": "web@example.com", "authority": { "id": issuing_id },
+                     "extensions": { "subAltNames": { "names": [{ "nameType": name_type, "value": value }] } } }),
+        );
+        assert_eq!(internal.status, 400, "{value}: {}", internal.text);
+        assert!(
+            internal.body["reasons"]["extensions.subAltNames"]
+                .as_str()
+                .unwrap()
+                .contains(value),
+            "{}",
+            internal.text
+        );
+    }
     let no_san = app.post(
         "/api/1/certificates",
-        &json!({ "owner": "web@example.com", "commonName": "shop.example.com", "authority": { "id": issuing_id } }),
+        &json!({ "owner": "web@example.com", "commonName": "Shop Server", "authority": { "id": issuing_id } }),
     );
     assert_eq!(no_san.status, 400, "{}", no_san.text);
     assert!(
