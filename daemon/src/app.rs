@@ -45,6 +45,10 @@ pub struct App {
     pub default_rotation_policy: i64,
     /// Authorities' signing material, read once each.
     pub signing: crate::ca::material::SigningCache,
+    /// Password checks running at once, at most one per CPU: each Argon2 verification takes
+    /// 19 MiB and tens of milliseconds, so a login flood must queue rather than exhaust memory
+    /// and the blocking threads HSM calls share.
+    pub password_checks: tokio::sync::Semaphore,
 }
 
 impl App {
@@ -84,6 +88,9 @@ impl App {
             clock,
             default_rotation_policy,
             signing: Default::default(),
+            password_checks: tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(2, |n| n.get()),
+            ),
         })
     }
 

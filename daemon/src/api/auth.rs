@@ -27,6 +27,11 @@ pub async fn login(
         _ => (None, password::decoy_hash().to_owned()),
     };
     let secret = body.password.clone();
+    let _permit = app
+        .password_checks
+        .acquire()
+        .await
+        .map_err(|_| Error::Unauthorized("the daemon is shutting down".into()))?;
     let matches = tokio::task::spawn_blocking(move || password::verify(&secret, &hash))
         .await
         .unwrap_or(false);

@@ -45,6 +45,8 @@ pub struct CreateAuthorityBody {
     body: Option<String>,
     /// Import: its key, already in the token.
     key_uri: Option<String>,
+    /// Import: its issuers up to the root, unless it is a root itself.
+    chain: Option<String>,
 }
 
 fn root() -> String {
@@ -88,7 +90,11 @@ pub async fn create(
         now - 300,
     )?;
     let kind = match (body.kind.as_str(), body.key_uri, body.body) {
-        (_, Some(key_uri), Some(pem)) => AuthorityKind::Import { body: pem, key_uri },
+        (_, Some(key_uri), Some(pem)) => AuthorityKind::Import {
+            body: pem,
+            key_uri,
+            chain: body.chain,
+        },
         (_, Some(_), None) => {
             return Err(
                 Error::invalid("body", "is required with keyUri to import an authority").into(),
@@ -114,7 +120,7 @@ pub async fn create(
         key: ca::x509::algorithm_for(&body.key_type)?,
         not_before: start.unwrap_or(now - 300),
         not_after: end.unwrap_or(now + 10 * 365 * 86_400),
-        subject: body.subject.fields(),
+        subject: body.subject.fields()?,
         cab_compliant: body.cab_compliant,
         max_issuance_days: body.max_issuance_days,
         default_validity_days: body.default_validity_days,

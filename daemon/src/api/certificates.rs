@@ -48,7 +48,8 @@ fn yes() -> bool {
 }
 
 /// Lemur's upload body.
-#[derive(Debug, Deserialize)]
+/// No `Debug`: it holds a private key.
+#[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct UploadBody {
     owner: String,
@@ -169,7 +170,7 @@ pub async fn create(
         not_after,
         csr: body.csr,
         key,
-        subject: body.subject.fields(),
+        subject: body.subject.fields()?,
         replaces: replaceable(&app, &caller, &body.replaces).await?,
     };
     let id = ca::issue_certificate(&app, caller.actor(), request).await?;

@@ -53,7 +53,8 @@ pub async fn plain(state: AppState) -> impl IntoResponse {
 }
 
 /// Each check with its error.
-pub async fn details(state: AppState) -> impl IntoResponse {
+/// For signed-in users only: the reasons can name HSM and entropy internals.
+pub async fn details(state: AppState, _caller: super::Caller) -> impl IntoResponse {
     let checks = run(&state).await;
     let show = |check: &Result<(), String>| match check {
         Ok(()) => json!({ "ok": true }),

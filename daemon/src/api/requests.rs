@@ -50,27 +50,40 @@ pub struct Extensions {
     pub sub_alt_names: Option<SubAltNames>,
 }
 
-/// Subject fields as Lemur sends them.
+/// Subject fields as Lemur sends them, at the top level of the body. They arrive as any JSON
+/// value and are type-checked here: serde's `flatten` loses the field's name in its own errors.
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SubjectRequest {
-    country: Option<String>,
-    state: Option<String>,
-    location: Option<String>,
-    organization: Option<String>,
-    organizational_unit: Option<String>,
+    country: Option<serde_json::Value>,
+    state: Option<serde_json::Value>,
+    location: Option<serde_json::Value>,
+    organization: Option<serde_json::Value>,
+    organizational_unit: Option<serde_json::Value>,
+}
+
+/// A string, null or absent field, named in the error otherwise.
+fn text(field: &str, value: Option<serde_json::Value>) -> Result<Option<String>> {
+    match value {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(serde_json::Value::String(text)) => Ok(Some(text)),
+        Some(other) => Err(Error::invalid(
+            field,
+            format!("must be a string, not {other}"),
+        )),
+    }
 }
 
 impl SubjectRequest {
     /// As the CA's subject fields.
-    pub fn fields(self) -> SubjectFields {
-        SubjectFields {
-            country: self.country,
-            state: self.state,
-            location: self.location,
-            organization: self.organization,
-            organizational_unit: self.organizational_unit,
-        }
+    pub fn fields(self) -> Result<SubjectFields> {
+        Ok(SubjectFields {
+            country: text("country", self.country)?,
+            state: text("state", self.state)?,
+            location: text("location", self.location)?,
+            organization: text("organization", self.organization)?,
+            organizational_unit: text("organizationalUnit", self.organizational_unit)?,
+        })
     }
 }
 

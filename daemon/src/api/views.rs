@@ -208,9 +208,12 @@ pub async fn certificate(
         "user": creator(record),
         "extensions": {
             "subAltNames": { "names": names },
-            "basicConstraints": { "ca": record.is_ca, "path_length": Value::Null },
+            "basicConstraints": { "ca": record.is_ca, "path_length": parsed.as_ref().and_then(|p| p.path_len) },
             "authorityKeyIdentifier": { "useAuthorityCert": false, "useKeyIdentifier": true },
-            "extendedKeyUsage": { "useServerAuthentication": !record.is_ca },
+            "extendedKeyUsage": {
+                "useServerAuthentication": parsed.as_ref().is_some_and(|p| p.server_auth),
+                "useClientAuthentication": parsed.as_ref().is_some_and(|p| p.client_auth),
+            },
         },
     }))
 }

@@ -26,6 +26,9 @@ pub enum AuthorityKind {
         body: String,
         /// The key's PKCS#11 URI.
         key_uri: String,
+        /// Its issuers up to the root, PEM (required unless it is self-signed), handed out with
+        /// everything it issues.
+        chain: Option<String>,
     },
 }
 
@@ -97,7 +100,11 @@ pub async fn create_authority(
     }
     let generated = !matches!(request.kind, AuthorityKind::Import { .. });
     let (der, key_uri, parent, chain) = match &request.kind {
-        AuthorityKind::Import { body, key_uri } => import(app, body, key_uri).await?,
+        AuthorityKind::Import {
+            body,
+            key_uri,
+            chain,
+        } => import(app, body, key_uri, chain.as_deref()).await?,
         kind => {
             let parent = match kind {
                 AuthorityKind::SubCa { parent_id } => {
@@ -332,36 +339,19 @@ async fn generate(
         .hsm(move |keys| {
             let info = keys.generate_key_pair(&label, algorithm, false)?;
             let key_uri = info.uri.to_string();
-            let own = signer(keys, &key_uri)?;
-            let der = match parent_for_signing {
-                None => params
-                    .self_signed(&own)
-                    .map_err(|e| signing_error(&own, e))?
-                    .der()
-                    .to_vec(),
-                Some(parent) => {
-                    let parent_signer = parent.signer(keys);
-                    let issuer = rcgen::Issuer::from_ca_cert_der(
-                        &parent.certificate.der.as_slice().into(),
-                        &parent_signer,
-                    )
-                    .map_err(|e| Error::Ca(format!("reading the parent certificate: {e}")))?;
-                    let subject_key =
-                        profile::SubjectKey::new(algorithm, own.public_key().key_bytes().to_vec());
-                    params
-                        .signed_by(&subject_key, &issuer)
-                        .map_err(|e| signing_error(&parent_signer, e))?
-                        .der()
-                        .to_vec()
-                }
-            };
-            Ok((der, key_uri))
+            let signed = sign_authority(keys, &key_uri, algorithm, &params, parent_for_signing);
+            if signed.is_err() {
+                // Leave no orphan key behind a failed request.
+                let _ = keys.destroy(&info.uri);
+            }
+            Ok((signed?, key_uri))
         })
         .await?;
     let issuer_der = parent_material
         .as_ref()
         .map_or(der.as_slice(), |parent| parent.certificate.der.as_slice());
     if !x509::signed_by(&der, issuer_der) {
+        discard_key(app, &key_uri).await;
         return Err(Error::Ca(
             "the new CA certificate does not verify; it was not stored".into(),
         ));
@@ -371,6 +361,37 @@ async fn generate(
         key_uri,
         parent_material.map(|parent| parent.chain.clone()),
     ))
+}
+
+/// Signs the new CA certificate whose key is `key_uri`: self-signed, or by `parent` (blocking:
+/// inside [`App::hsm`]).
+fn sign_authority(
+    keys: &std::sync::Arc<lemur_hsm::Pkcs11KeyStore>,
+    key_uri: &str,
+    algorithm: KeyAlgorithm,
+    params: &rcgen::CertificateParams,
+    parent: Option<std::sync::Arc<super::material::SigningMaterial>>,
+) -> Result<Vec<u8>> {
+    let own = signer(keys, key_uri)?;
+    let certificate = match parent {
+        None => params
+            .self_signed(&own)
+            .map_err(|e| signing_error(&own, e))?,
+        Some(parent) => {
+            let parent_signer = parent.signer(keys);
+            let issuer = rcgen::Issuer::from_ca_cert_der(
+                &parent.certificate.der.as_slice().into(),
+                &parent_signer,
+            )
+            .map_err(|e| Error::Ca(format!("reading the parent certificate: {e}")))?;
+            let subject_key =
+                profile::SubjectKey::new(algorithm, own.public_key().key_bytes().to_vec());
+            params
+                .signed_by(&subject_key, &issuer)
+                .map_err(|e| signing_error(&parent_signer, e))?
+        }
+    };
+    Ok(certificate.der().to_vec())
 }
 
 /// Where a sub-CA's certificate points relying parties: its parent's CRL (which would revoke it)
@@ -402,6 +423,7 @@ async fn import(
     app: &App,
     body: &str,
     key_uri: &str,
+    chain: Option<&str>,
 ) -> Result<(Vec<u8>, String, Option<i64>, Option<String>)> {
     let uri: KeyUri = key_uri
         .parse()
@@ -422,6 +444,6 @@ async fn import(
             "the key in the token does not match the certificate",
         ));
     }
-    lint::self_signed_or_chained(&der)?;
-    Ok((der, uri.to_string(), None, None))
+    let chain = lint::self_signed_or_chained(&der, &parsed, chain)?;
+    Ok((der, uri.to_string(), None, chain))
 }

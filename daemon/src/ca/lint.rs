@@ -213,17 +213,48 @@ pub fn after_signing(
     Ok(())
 }
 
-/// An imported CA certificate must at least verify under its own key when it claims to be
-/// self-issued (a chained intermediate is verified by the caller against its chain).
-pub fn self_signed_or_chained(der: &[u8]) -> Result<()> {
-    let parsed = super::x509::parse(der, "body")?;
-    if parsed.subject_matches_issuer && !super::x509::signed_by(der, der) {
+/// An imported CA certificate either is a root (self-issued, verifying under its own key) or
+/// comes with the chain of its issuers ending at a root, each signing the one before. Returns
+/// the chain to store as PEM, so leaves it issues ship a complete chain.
+pub fn self_signed_or_chained(
+    der: &[u8],
+    parsed: &ParsedCertificate,
+    chain: Option<&str>,
+) -> Result<Option<String>> {
+    use super::x509;
+    if parsed.subject_matches_issuer {
+        if !x509::signed_by(der, der) {
+            return Err(Error::invalid(
+                "body",
+                "is self-issued but its signature does not verify",
+            ));
+        }
+        return Ok(None);
+    }
+    let issuers = match chain {
+        Some(text) if !text.trim().is_empty() => x509::pem_certificates(text, "chain")?,
+        _ => {
+            return Err(Error::invalid(
+                "chain",
+                "is required to import a CA that is not self-signed: give its issuers up to the root",
+            ));
+        }
+    };
+    x509::verify_chain(der, &issuers)?;
+    let top = issuers.last().map(Vec::as_slice).unwrap_or_default();
+    if !x509::signed_by(top, top) {
         return Err(Error::invalid(
-            "body",
-            "is self-issued but its signature does not verify",
+            "chain",
+            "must end with the root certificate (self-signed)",
         ));
     }
-    Ok(())
+    Ok(Some(
+        issuers
+            .iter()
+            .map(|issuer| x509::to_pem("CERTIFICATE", issuer))
+            .collect::<Vec<_>>()
+            .join(""),
+    ))
 }
 
 #[cfg(test)]

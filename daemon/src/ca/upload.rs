@@ -9,8 +9,8 @@ use crate::store::{CertificateRecord, LogEntry, NewCertificate};
 use lemur_hsm::Sealer;
 use zeroize::Zeroizing;
 
-/// A validated upload.
-#[derive(Debug, Clone)]
+/// A validated upload. No `Debug`: it holds a private key.
+#[derive(Clone)]
 pub struct UploadRequest {
     /// Owner.
     pub owner: String,

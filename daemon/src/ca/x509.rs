@@ -52,6 +52,10 @@ pub struct ParsedCertificate {
     /// Basic constraints path length: how many CA certificates may follow this one (None: no
     /// limit).
     pub path_len: Option<u32>,
+    /// Extended key usage: TLS server authentication.
+    pub server_auth: bool,
+    /// Extended key usage: TLS client authentication.
+    pub client_auth: bool,
     /// Subject and issuer names are equal (self-issued).
     pub subject_matches_issuer: bool,
     /// The SubjectPublicKeyInfo DER.
@@ -232,6 +236,11 @@ pub fn parse(der: &[u8], field: &str) -> Result<ParsedCertificate> {
     let constraints = cert.basic_constraints().ok().flatten().map(|bc| bc.value);
     let is_ca = constraints.is_some_and(|bc| bc.ca);
     let path_len = constraints.and_then(|bc| bc.path_len_constraint);
+    let usages = cert
+        .extended_key_usage()
+        .ok()
+        .flatten()
+        .map(|eku| eku.value);
     Ok(ParsedCertificate {
         der: der.to_vec(),
         pem: to_pem("CERTIFICATE", der),
@@ -254,6 +263,8 @@ pub fn parse(der: &[u8], field: &str) -> Result<ParsedCertificate> {
         signing_algorithm: signing_algorithm(&cert),
         is_ca,
         path_len,
+        server_auth: usages.is_some_and(|eku| eku.server_auth),
+        client_auth: usages.is_some_and(|eku| eku.client_auth),
         subject_matches_issuer: cert.subject().as_raw() == cert.issuer().as_raw(),
         spki: cert.public_key().raw.to_vec(),
         sha256: hex(ring::digest::digest(&ring::digest::SHA256, der).as_ref()),
@@ -276,8 +287,8 @@ pub fn signed_by(child: &[u8], issuer: &[u8]) -> bool {
     child.verify_signature(Some(issuer.public_key())).is_ok()
 }
 
-/// Checks that `leaf` is signed by `chain[0]`, each chain certificate by the next, and the last
-/// either by itself (a root) or by an authority's certificate the caller trusts.
+/// Checks that `leaf` is signed by `chain[0]` and each chain certificate by the next. Whether the
+/// last one is trusted (a root, or signed by a known authority) is the caller's decision.
 pub fn verify_chain(leaf: &[u8], chain: &[Vec<u8>]) -> Result<()> {
     let mut child = leaf;
     for (index, issuer) in chain.iter().enumerate() {
@@ -313,6 +324,12 @@ fn private_key_block(text: &str) -> Result<(&str, zeroize::Zeroizing<Vec<u8>>)> 
     use base64::Engine;
     let invalid = |reason: &str| Error::invalid("privateKey", reason.to_owned());
     let not_pem = || invalid("not PEM: expected one -----BEGIN ...----- block");
+    // `openssl ecparam -genkey` writes the curve's parameters before the key.
+    let text = text.trim();
+    let text = text
+        .strip_prefix("-----BEGIN EC PARAMETERS-----")
+        .and_then(|rest| rest.split_once("-----END EC PARAMETERS-----"))
+        .map_or(text, |(_, key)| key);
     let (label, rest) = text
         .trim()
         .strip_prefix("-----BEGIN ")
@@ -519,6 +536,11 @@ mod tests {
         assert!(
             reason(private_key_pkcs8(mismatched).unwrap_err()).starts_with("privateKey: not PEM")
         );
+        let with_parameters = format!(
+            "-----BEGIN EC PARAMETERS-----\nBggqhkjOPQMBBw==\n-----END EC PARAMETERS-----\n{}",
+            private_key_to_pem(&[1, 2, 3]).as_str()
+        );
+        assert_eq!(*private_key_pkcs8(&with_parameters).unwrap(), vec![1, 2, 3]);
         let certificate = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----";
         assert!(reason(private_key_pkcs8(certificate).unwrap_err()).contains("not supported"));
     }

@@ -222,7 +222,8 @@ pub struct DomainRecord {
     pub id: i64,
     /// Name.
     pub name: String,
-    /// Only privileged roles may issue for it.
+    /// Lemur's sensitive-domain flag (issuing for such domains will need a privileged role once
+    /// domain management exists; nothing sets or enforces it yet).
     pub sensitive: bool,
 }
 

@@ -117,20 +117,22 @@ impl Store {
         Ok(())
     }
 
-    /// The role with this name, created if missing.
+    /// The role with this name, created if missing (safe when several daemons start at once).
     pub async fn ensure_role(&self, name: &str, description: &str) -> Result<RoleRecord> {
-        if let Some(existing) = self.role_by_name(name).await? {
-            return Ok(existing);
-        }
-        let row = sqlx::query(
-            "INSERT INTO roles (name, description) VALUES ($1, $2) RETURNING id, name, description",
+        sqlx::query(
+            "INSERT INTO roles (name, description) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
         )
         .bind(name)
         .bind(description)
-        .fetch_one(&self.writer)
+        .execute(&self.writer)
         .await
         .map_err(Error::database("creating a role"))?;
-        role(&row).map_err(Error::database("reading a new role"))
+        self.role_by_name(name)
+            .await?
+            .ok_or_else(|| Error::NotFound {
+                what: "role",
+                id: name.to_owned(),
+            })
     }
 
     /// The role with this name.
@@ -147,22 +149,14 @@ impl Store {
 
     /// Gives `user_id` the role `role_id` (no-op if held).
     pub async fn grant_role(&self, user_id: i64, role_id: i64) -> Result<()> {
-        let held: Option<i64> = sqlx::query_scalar(
-            "SELECT role_id FROM roles_users WHERE role_id = $1 AND user_id = $2",
+        sqlx::query(
+            "INSERT INTO roles_users (role_id, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
         )
         .bind(role_id)
         .bind(user_id)
-        .fetch_optional(&self.pool)
+        .execute(&self.writer)
         .await
-        .map_err(Error::database("reading role membership"))?;
-        if held.is_none() {
-            sqlx::query("INSERT INTO roles_users (role_id, user_id) VALUES ($1, $2)")
-                .bind(role_id)
-                .bind(user_id)
-                .execute(&self.writer)
-                .await
-                .map_err(Error::database("granting a role"))?;
-        }
+        .map_err(Error::database("granting a role"))?;
         Ok(())
     }
 

@@ -9,8 +9,13 @@ fn edges(db: Db) {
     let app = Appliance::start(db);
     let health = app.daemon.get("/api/1/healthcheck", None);
     assert_eq!((health.status, health.text.as_str()), (200, "ok"));
-    let details = app.daemon.get("/api/1/healthcheck/details", None);
+    let details = app.get("/api/1/healthcheck/details");
     assert_eq!(details.body["healthy"], true, "{}", details.text);
+    assert_eq!(
+        app.daemon.get("/api/1/healthcheck/details", None).status,
+        401,
+        "the reasons are for signed-in users"
+    );
 
     let wrong = app.daemon.post(
         "/api/1/auth/login",
@@ -124,6 +129,11 @@ fn edges(db: Db) {
         &json!({ "owner": "a@example.com", "commonName": "ok.example.com", "organization": "Line\nBreak", "authority": { "id": root["id"] } }),
     );
     assert!(reason(&control, "organization").contains("control character"));
+    let number = app.post(
+        "/api/1/certificates",
+        &json!({ "owner": "a@example.com", "commonName": "ok.example.com", "organization": 5, "authority": { "id": root["id"] } }),
+    );
+    assert!(reason(&number, "organization").contains("must be a string"));
     let long_cn = app.post(
         "/api/1/authorities",
         &json!({ "name": "long", "owner": "pki@example.com", "commonName": "x".repeat(65), "type": "root", "validityYears": 1 }),

@@ -72,6 +72,16 @@ fn issue_and_verify(db: Db) {
         json!({ "owner": "alice@example.com", "authority": { "id": issuing_id }, "csr": csr }),
     );
     assert_eq!(from_csr["cn"], "csr.example.com");
+    let extensions = &from_csr["extensions"];
+    assert_eq!(
+        extensions["extendedKeyUsage"]["useServerAuthentication"],
+        true
+    );
+    assert_eq!(
+        extensions["extendedKeyUsage"]["useClientAuthentication"],
+        true
+    );
+    assert_eq!(extensions["basicConstraints"]["ca"], false);
     assert_eq!(from_csr["hasPrivateKey"], false);
     assert_eq!(from_csr["keyType"], "ECCPRIME256V1");
     let domains: Vec<&str> = from_csr["domains"]
@@ -321,6 +331,11 @@ fn ca_keys_stay_in_the_hsm(db: Db) {
     assert_eq!(ca_keys("racing"), 1, "{statuses:?}");
 }
 
+on_both_databases!(
+    ca_private_keys_cannot_leave_the_hsm,
+    ca_keys_stay_in_the_hsm
+);
+
 /// `lemur-hsm --json ARGS` on the daemon's token.
 fn hsm_cli(app: &Appliance, args: &[&str]) -> Value {
     let state = app.daemon.state_dir();
@@ -339,10 +354,6 @@ fn hsm_cli(app: &Appliance, args: &[&str]) -> Value {
     );
     serde_json::from_str(&text).unwrap()
 }
-on_both_databases!(
-    ca_private_keys_cannot_leave_the_hsm,
-    ca_keys_stay_in_the_hsm
-);
 
 /// A CA and a leaf made by openssl, as an external certificate to import.
 fn external_certificate() -> (String, String, String) {
@@ -589,16 +600,32 @@ fn import_authority(db: Db) {
             .unwrap()
             .contains("does not match")
     );
-    let imported = app.post("/api/1/authorities", &json!({ "name": "imported", "owner": "pki@example.com", "commonName": "Imported Issuing CA", "body": body, "keyUri": key_uri }));
+    let unchained = app.post("/api/1/authorities", &json!({ "name": "imported", "owner": "pki@example.com", "commonName": "Imported Issuing CA", "body": body, "keyUri": key_uri }));
+    assert_eq!(unchained.status, 400, "{}", unchained.text);
+    assert!(
+        unchained.body["reasons"]["chain"].is_string(),
+        "{}",
+        unchained.text
+    );
+    let (_, foreign_root, _) = external_certificate();
+    let foreign = app.post("/api/1/authorities", &json!({ "name": "imported", "owner": "pki@example.com", "commonName": "Imported Issuing CA", "body": body, "keyUri": key_uri, "chain": foreign_root }));
+    assert_eq!(foreign.status, 400, "{}", foreign.text);
+    assert!(
+        foreign.body["reasons"]["chain"].is_string(),
+        "{}",
+        foreign.text
+    );
+    let imported = app.post("/api/1/authorities", &json!({ "name": "imported", "owner": "pki@example.com", "commonName": "Imported Issuing CA", "body": body, "keyUri": key_uri, "chain": root }));
     assert_eq!(imported.status, 200, "{}", imported.text);
     assert_eq!(imported.body["keyUri"], key_uri);
     let leaf = issue(
         &app,
         json!({ "owner": "dave@example.com", "commonName": "via-import.example.com", "authority": { "id": imported.body["id"] } }),
     );
+    // The chain given at import completes every leaf's chain up to the root.
     verify_with_openssl(
         leaf["body"].as_str().unwrap(),
-        &format!("{}{root}", leaf["chain"].as_str().unwrap()),
+        leaf["chain"].as_str().unwrap(),
     );
 }
 on_both_databases!(
@@ -658,7 +685,7 @@ fn set_rng_device(path: &std::path::Path, healthy: bool) {
 /// Polls the health details until the entropy verdict is `healthy`; returns the last reply.
 fn wait_for_entropy(app: &Appliance, healthy: bool) -> lemur_testkit::daemon::Reply {
     for _ in 0..200 {
-        let details = app.daemon.get("/api/1/healthcheck/details", None);
+        let details = app.get("/api/1/healthcheck/details");
         if details.body["entropy"]["ok"] == healthy {
             return details;
         }
