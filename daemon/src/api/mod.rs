@@ -17,7 +17,7 @@ pub use json::{IdPath, JsonBody, QueryParams};
 
 use crate::app::App;
 use crate::error::Error;
-use crate::store::{RoleRecord, UserRecord};
+use crate::store::{RoleRecord, UserRecord, UserSession};
 use axum::Router;
 use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
@@ -83,16 +83,26 @@ impl FromRequestParts<Arc<App>> for Caller {
         let claims = app.tokens.verify(token.trim())?;
         // A user gone since the token was issued is an invalid token; a database failure is a
         // 503, not a reason to log everyone out.
-        let (user, roles) =
-            app.store
-                .user_with_roles(claims.sub)
-                .await
-                .map_err(|error| match error {
-                    Error::NotFound { .. } => Error::Unauthorized("invalid token".into()),
-                    other => other,
-                })?;
+        let UserSession {
+            user,
+            roles,
+            tokens_valid_after,
+        } = app
+            .store
+            .user_session(claims.sub)
+            .await
+            .map_err(|error| match error {
+                Error::NotFound { .. } => Error::Unauthorized("invalid token".into()),
+                other => other,
+            })?;
         if !user.active {
             return Err(Error::Unauthorized("this user is deactivated".into()).into());
+        }
+        if claims.iat < tokens_valid_after {
+            return Err(Error::Unauthorized(
+                "this token was issued before the password was reset; log in again".into(),
+            )
+            .into());
         }
         let Ok(ClientAddress(source)) = ClientAddress::from_request_parts(parts, app).await;
         Ok(Caller {

@@ -13,10 +13,16 @@ struct Migration {
     sql: &'static str,
 }
 
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    sql: include_str!("../../migrations/0001_initial.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        sql: include_str!("../../migrations/0001_initial.sql"),
+    },
+    Migration {
+        version: 2,
+        sql: include_str!("../../migrations/0002_token_revocation.sql"),
+    },
+];
 
 /// The PostgreSQL form of a migration: identity columns for SQLite's autoincrement keys, 64-bit
 /// integers everywhere (SQLite's INTEGER is 64-bit, and the query layer decodes one type), BYTEA

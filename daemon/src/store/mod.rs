@@ -15,7 +15,7 @@ pub use certificates::{
     AuthorityBrief, CertificateFilter, CertificateRecord, LogEntry, NewCertificate,
 };
 
-pub use users::{RoleRecord, UserRecord};
+pub use users::{RoleRecord, UserRecord, UserSession};
 
 use crate::clock::Clock;
 use crate::config::DatabaseConfig;

@@ -19,6 +19,16 @@ pub struct UserRecord {
     pub active: bool,
 }
 
+/// What authenticating a request needs to know of its user.
+pub struct UserSession {
+    /// The user.
+    pub user: UserRecord,
+    /// Their roles.
+    pub roles: Vec<RoleRecord>,
+    /// Tokens issued before this time (Unix seconds) are refused: the last password reset.
+    pub tokens_valid_after: i64,
+}
+
 /// A role.
 #[derive(Debug, Clone, Serialize)]
 pub struct RoleRecord {
@@ -106,11 +116,12 @@ impl Store {
         user(&row).map_err(Error::database("reading a user"))
     }
 
-    /// Replaces a user's password hash.
+    /// Replaces a user's password hash and revokes the tokens issued until now.
     pub async fn set_password(&self, user_id: i64, password_hash: &str) -> Result<()> {
-        sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
+        sqlx::query("UPDATE users SET password_hash = $1, tokens_valid_after = $3 WHERE id = $2")
             .bind(password_hash)
             .bind(user_id)
+            .bind(self.clock.unix())
             .execute(&self.writer)
             .await
             .map_err(Error::database("setting a password"))?;
@@ -160,10 +171,11 @@ impl Store {
         Ok(())
     }
 
-    /// The user with this id and their roles, in one round trip (every authenticated request).
-    pub async fn user_with_roles(&self, id: i64) -> Result<(UserRecord, Vec<RoleRecord>)> {
+    /// The user with this id, their roles and token cut-off, in one round trip (every
+    /// authenticated request).
+    pub async fn user_session(&self, id: i64) -> Result<UserSession> {
         let rows = sqlx::query(
-            "SELECT u.id, u.username, u.email, u.active, r.id AS role_id, r.name AS role_name,
+            "SELECT u.id, u.username, u.email, u.active, u.tokens_valid_after, r.id AS role_id, r.name AS role_name,
                     r.description AS role_description
              FROM users u LEFT JOIN roles_users ru ON ru.user_id = u.id LEFT JOIN roles r ON r.id = ru.role_id
              WHERE u.id = $1 ORDER BY r.id",
@@ -187,7 +199,11 @@ impl Store {
                     });
                 }
             }
-            Ok((user(first)?, roles))
+            Ok(UserSession {
+                user: user(first)?,
+                roles,
+                tokens_valid_after: first.try_get("tokens_valid_after")?,
+            })
         };
         decode().map_err(Error::database("reading a user"))
     }

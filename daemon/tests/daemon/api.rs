@@ -242,3 +242,49 @@ fn the_daemon_serves_https_with_rustls_tls12_and_13_only() {
         .unwrap();
     assert!(String::from_utf8_lossy(&modern.stdout).contains("Verify return code: 0 (ok)"));
 }
+
+fn reset(db: Db) {
+    let app = Appliance::start(db);
+    assert_eq!(app.get("/api/1/auth/me").status, 200);
+    // Tokens carry whole seconds: let the clock move past the token's issue time.
+    let issued = std::time::Instant::now();
+    while issued.elapsed() < std::time::Duration::from_millis(1100) {
+        std::thread::park_timeout(std::time::Duration::from_millis(100));
+    }
+    let dir = crate::support::scratch();
+    let new_password = dir.path().join("new-password");
+    std::fs::write(&new_password, "a brand new passphrase\n").unwrap();
+    let state = app.daemon.state_dir();
+    let reset = std::process::Command::new(env!("CARGO_BIN_EXE_lemur"))
+        .env("LEMUR_CONF", app.daemon.config_path())
+        .env("SOFTHSM2_CONF", state.join("softhsm/softhsm2.conf"))
+        .env("LEMUR_LOG", "warn")
+        .args(["reset_password", "-u", "lemur", "-p"])
+        .arg(&new_password)
+        .output()
+        .unwrap();
+    assert!(
+        reset.status.success(),
+        "{}",
+        String::from_utf8_lossy(&reset.stderr)
+    );
+    let revoked = app.get("/api/1/auth/me");
+    assert_eq!(revoked.status, 401, "{}", revoked.text);
+    assert!(
+        revoked.body["message"]
+            .as_str()
+            .unwrap()
+            .contains("log in again"),
+        "{}",
+        revoked.text
+    );
+    let login = app.daemon.post(
+        "/api/1/auth/login",
+        None,
+        &json!({ "username": "lemur", "password": "a brand new passphrase" }),
+    );
+    assert_eq!(login.status, 200, "{}", login.text);
+    let token = login.body["token"].as_str().unwrap();
+    assert_eq!(app.daemon.get("/api/1/auth/me", Some(token)).status, 200);
+}
+on_both_databases!(a_password_reset_revokes_earlier_tokens, reset);
