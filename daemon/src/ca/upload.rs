@@ -61,11 +61,6 @@ pub async fn upload_certificate(
         }
         None => None,
     };
-    if let Some(existing) = app.store.certificate_by_sha256(&parsed.sha256).await? {
-        return Err(Error::Conflict(format!(
-            "this certificate is already in the inventory as certificate {existing}"
-        )));
-    }
     let sealed = match &request.private_key {
         Some(key) if !key.trim().is_empty() => {
             let pkcs8 = x509::private_key_pkcs8(key)?;
@@ -111,7 +106,7 @@ pub async fn upload_certificate(
             parsed.serial_hex, parsed.issuer
         ),
     };
-    app.store.create_certificate(&new, &log).await
+    app.store.import_certificate(&new, &log).await
 }
 
 /// The certificate's private key as PEM, unsealed by the HSM; the view is audited.

@@ -424,8 +424,30 @@ impl Store {
         new: &NewCertificate<'_>,
         log: &LogEntry<'_>,
     ) -> Result<i64> {
+        self.store_certificate(new, log, false).await
+    }
+
+    /// Stores an imported certificate and its audit row, unless the same certificate is in the
+    /// inventory already (409).
+    pub async fn import_certificate(
+        &self,
+        new: &NewCertificate<'_>,
+        log: &LogEntry<'_>,
+    ) -> Result<i64> {
+        self.store_certificate(new, log, true).await
+    }
+
+    async fn store_certificate(
+        &self,
+        new: &NewCertificate<'_>,
+        log: &LogEntry<'_>,
+        refuse_duplicate: bool,
+    ) -> Result<i64> {
         let now = self.clock.unix();
         let mut tx = self.begin_write().await?;
+        if refuse_duplicate {
+            self.refuse_duplicate(&mut tx, &new.parsed.sha256).await?;
+        }
         let id = insert(&mut tx, new, now).await?;
         insert_log(
             &mut tx,
@@ -440,6 +462,33 @@ impl Store {
             .await
             .map_err(Error::database("committing a certificate"))?;
         Ok(id)
+    }
+
+    /// Fails with a conflict when a live certificate has this SHA-256, inside the caller's write
+    /// transaction. SQLite's single writer serialises the check; on PostgreSQL a transaction lock
+    /// on the hash makes two imports of the same certificate take turns.
+    async fn refuse_duplicate(&self, conn: &mut AnyConnection, sha256: &str) -> Result<()> {
+        if self.backend == super::Backend::Postgres {
+            let key = u64::from_str_radix(sha256.get(..16).unwrap_or_default(), 16).unwrap_or(0);
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(i64::from_ne_bytes(key.to_ne_bytes()))
+                .execute(&mut *conn)
+                .await
+                .map_err(Error::database("locking duplicate detection"))?;
+        }
+        let existing: Option<i64> = sqlx::query_scalar(
+            "SELECT id FROM certificates WHERE body_sha256 = $1 AND deleted = 0",
+        )
+        .bind(sha256)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(Error::database("looking for duplicates"))?;
+        match existing {
+            Some(id) => Err(Error::Conflict(format!(
+                "this certificate is already in the inventory as certificate {id}"
+            ))),
+            None => Ok(()),
+        }
     }
 
     /// Writes an audit row on its own.
@@ -514,15 +563,6 @@ impl Store {
             what: "certificate",
             id: id.to_string(),
         })
-    }
-
-    /// The id of a stored certificate with the same DER (duplicate detection).
-    pub async fn certificate_by_sha256(&self, sha256: &str) -> Result<Option<i64>> {
-        sqlx::query_scalar("SELECT id FROM certificates WHERE body_sha256 = $1 AND deleted = 0")
-            .bind(sha256)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(Error::database("looking for duplicates"))
     }
 
     /// The domains a certificate names.

@@ -468,6 +468,22 @@ fn upload(db: Db) {
         &json!({ "owner": "bob@example.com", "body": body }),
     );
     assert_eq!(duplicate.status, 409, "{}", duplicate.text);
+
+    let (racing, racing_chain, _) = external_certificate();
+    let body = json!({ "owner": "bob@example.com", "body": racing, "chain": racing_chain });
+    let statuses: Vec<u16> = std::thread::scope(|scope| {
+        let racers: Vec<_> = (0..4)
+            .map(|_| scope.spawn(|| app.post("/api/1/certificates/upload", &body).status))
+            .collect();
+        racers.into_iter().map(|r| r.join().unwrap()).collect()
+    });
+    let mut sorted = statuses.clone();
+    sorted.sort_unstable();
+    assert_eq!(
+        sorted,
+        [200, 409, 409, 409],
+        "one import wins: {statuses:?}"
+    );
 }
 on_both_databases!(upload_checks_key_chain_and_duplicates, upload);
 
