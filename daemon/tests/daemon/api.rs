@@ -176,20 +176,14 @@ fn sigterm_stops_the_daemon_cleanly() {
 
 #[test]
 fn the_daemon_serves_https_with_rustls_tls12_and_13_only() {
-    use crate::support::{openssl, scratch};
+    use crate::support::{openssl_p256_request, scratch};
     use lemur_testkit::daemon::Daemon;
     let dir = scratch();
-    openssl(
+    openssl_p256_request(
+        dir.path(),
+        "-x509",
+        "key.pem",
         &[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            "key.pem",
             "-subj",
             "/CN=localhost",
             "-addext",
@@ -199,7 +193,6 @@ fn the_daemon_serves_https_with_rustls_tls12_and_13_only() {
             "-out",
             "cert.pem",
         ],
-        dir.path(),
     );
     let cert = dir.path().join("cert.pem");
     let key = dir.path().join("key.pem");

@@ -3,8 +3,8 @@
 
 use crate::on_both_databases;
 use crate::support::{
-    Appliance, Db, key_matches, lemur_hsm, openssl, openssl_csr, pkilint, scratch,
-    verify_with_openssl,
+    Appliance, Db, key_matches, lemur_hsm, openssl, openssl_csr, openssl_p256_request, pkilint,
+    scratch, verify_with_openssl,
 };
 use serde_json::{Value, json};
 use std::process::Command;
@@ -358,25 +358,11 @@ fn hsm_cli(app: &Appliance, args: &[&str]) -> Value {
 /// A CA and a leaf made by openssl, as an external certificate to import.
 fn external_certificate() -> (String, String, String) {
     let dir = scratch();
-    openssl(
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            "ca.key",
-            "-subj",
-            "/CN=External CA",
-            "-days",
-            "30",
-            "-out",
-            "ca.pem",
-        ],
+    openssl_p256_request(
         dir.path(),
+        "-x509",
+        "ca.key",
+        &["-subj", "/CN=External CA", "-days", "30", "-out", "ca.pem"],
     );
     openssl(
         &[
@@ -562,17 +548,11 @@ fn import_authority(db: Db) {
     )
     .unwrap();
     std::fs::write(dir.path().join("ca.cnf"), "basicConstraints=critical,CA:true\nkeyUsage=critical,keyCertSign,cRLSign\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n").unwrap();
-    openssl(
+    openssl_p256_request(
+        dir.path(),
+        "-x509",
+        "root.key",
         &[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            "root.key",
             "-subj",
             "/CN=Offline Root",
             "-addext",
@@ -582,7 +562,6 @@ fn import_authority(db: Db) {
             "-out",
             "root.pem",
         ],
-        dir.path(),
     );
     openssl(
         &[

@@ -180,6 +180,24 @@ pub fn pkilint(pem: &str, cabf_type: Option<&str>) {
     }
 }
 
+/// `openssl req MODE` with a fresh P-256 key written to `key_file` (`MODE` is `-new` for a CSR,
+/// `-x509` for a self-signed certificate), then `rest`, in `dir`.
+pub fn openssl_p256_request(dir: &Path, mode: &str, key_file: &str, rest: &[&str]) -> String {
+    let mut args = vec![
+        "req",
+        mode,
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        key_file,
+    ];
+    args.extend_from_slice(rest);
+    openssl(&args, dir)
+}
+
 /// A fresh P-256 key and CSR for `names` (the first is the CN), made by openssl.
 pub fn openssl_csr(names: &[&str]) -> (String, String) {
     let dir = scratch();
@@ -188,17 +206,11 @@ pub fn openssl_csr(names: &[&str]) -> (String, String) {
         .map(|n| format!("DNS:{n}"))
         .collect::<Vec<_>>()
         .join(",");
-    openssl(
+    openssl_p256_request(
+        dir.path(),
+        "-new",
+        "key.pem",
         &[
-            "req",
-            "-new",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            "key.pem",
             "-subj",
             &format!("/CN={}", names[0]),
             "-addext",
@@ -206,7 +218,6 @@ pub fn openssl_csr(names: &[&str]) -> (String, String) {
             "-out",
             "csr.pem",
         ],
-        dir.path(),
     );
     (
         std::fs::read_to_string(dir.path().join("key.pem")).unwrap(),
