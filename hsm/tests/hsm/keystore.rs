@@ -1,7 +1,7 @@
 //! Key generation, signing, listing and destruction in a real token.
 
 use lemur_hsm::{KeyAlgorithm, KeyClass, KeyStore, SignatureScheme, verify_signature};
-use lemur_testkit::TempToken;
+use lemur_testkit::{TempToken, openssl};
 
 #[test]
 fn every_algorithm_generates_in_the_token_and_signs_with_every_scheme() {
@@ -57,18 +57,13 @@ fn public_keys_are_spki_that_openssl_reads() {
             .generate_key_pair(algorithm.name(), algorithm, false)
             .unwrap();
         let spki = store.public_key(&info.uri).unwrap().spki_der();
-        let path = token.scratch_dir().join(format!("{algorithm}.der"));
-        std::fs::write(&path, spki).unwrap();
-        let output = std::process::Command::new("openssl")
-            .args(["pkey", "-pubin", "-inform", "DER", "-noout", "-text", "-in"])
-            .arg(&path)
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&output.stdout);
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
+        let file = format!("{algorithm}.der");
+        std::fs::write(token.scratch_dir().join(&file), spki).unwrap();
+        let text = openssl(
+            &[
+                "pkey", "-pubin", "-inform", "DER", "-noout", "-text", "-in", &file,
+            ],
+            token.scratch_dir(),
         );
         assert!(text.contains(expected), "{algorithm}: {text}");
     }
@@ -167,18 +162,14 @@ fn exportable_leaf_keys_are_pkcs8_that_openssl_reads_and_leave_nothing_in_the_to
     ] {
         let pair = store.generate_exportable_key_pair(algorithm).unwrap();
         assert_eq!(pair.public.algorithm(), algorithm);
-        let path = token.scratch_dir().join(format!("{algorithm}.p8"));
+        let file = format!("{algorithm}.p8");
+        let path = token.scratch_dir().join(&file);
         std::fs::write(&path, pair.pkcs8.as_slice()).unwrap();
-        let output = std::process::Command::new("openssl")
-            .args(["pkey", "-inform", "DER", "-check", "-noout", "-text", "-in"])
-            .arg(&path)
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&output.stdout);
-        assert!(
-            output.status.success(),
-            "{algorithm}: {}",
-            String::from_utf8_lossy(&output.stderr)
+        let text = openssl(
+            &[
+                "pkey", "-inform", "DER", "-check", "-noout", "-text", "-in", &file,
+            ],
+            token.scratch_dir(),
         );
         assert!(text.contains(expected), "{algorithm}: {text}");
         let public = std::process::Command::new("openssl")
