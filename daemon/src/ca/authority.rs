@@ -283,7 +283,6 @@ async fn generate(
     if request.not_after <= request.not_before {
         return Err(Error::invalid("validityEnd", "must be after validityStart"));
     }
-    let serial = random_serial(app).await?;
     let parent_material = match parent {
         Some(parent) => {
             let material = signing_material(app, parent).await?;
@@ -314,6 +313,8 @@ async fn generate(
     let distribution = parent_distribution(parent, request.cab_compliant)?;
     let subject = request.subject.subject(&request.common_name, app);
     subject.validate()?;
+    // Drawn once the request is known to be valid: bad input is a 400 even while entropy fails.
+    let serial = random_serial(app).await?;
     let params = profile::authority(profile::Authority {
         subject: &subject,
         not_before: request.not_before,

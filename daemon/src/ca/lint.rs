@@ -97,12 +97,6 @@ pub fn before_signing(plan: &Plan<'_>, limits: &Limits) -> Result<()> {
             "a certificate needs a common name or a subject alternative name",
         ));
     }
-    if plan.common_name.len() > 64 {
-        return Err(Error::invalid(
-            "commonName",
-            "longer than the 64 characters X.520 allows",
-        ));
-    }
     if limits.cab_compliant {
         if plan.dns_names.is_empty() && plan.ip_addresses.is_empty() {
             return Err(Error::invalid(

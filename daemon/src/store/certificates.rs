@@ -471,7 +471,7 @@ impl Store {
         if self.backend == super::Backend::Postgres {
             let key = u64::from_str_radix(sha256.get(..16).unwrap_or_default(), 16).unwrap_or(0);
             sqlx::query("SELECT pg_advisory_xact_lock($1)")
-                .bind(i64::from_ne_bytes(key.to_ne_bytes()))
+                .bind(key.cast_signed())
                 .execute(&mut *conn)
                 .await
                 .map_err(Error::database("locking duplicate detection"))?;
