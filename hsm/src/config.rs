@@ -1,6 +1,7 @@
 //! How the daemon and the admin CLI find the HSM: module, token label, PIN file, pool size.
 
 use serde::Deserialize;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -32,6 +33,11 @@ pub struct HsmConfig {
     /// How long a caller waits for a free session before giving up, in seconds.
     #[serde(default = "default_checkout_timeout")]
     pub checkout_timeout_secs: u64,
+    /// Environment variables the PKCS#11 module reads when it loads (SoftHSM2's
+    /// `SOFTHSM2_CONF`, a network HSM client's configuration path): every command that opens
+    /// the token sets them first, so the configuration alone says how to reach the token.
+    #[serde(default)]
+    pub environment: BTreeMap<String, String>,
 }
 
 fn default_token() -> String {
@@ -56,6 +62,7 @@ impl HsmConfig {
             pool_size: None,
             kek_label: default_kek_label(),
             checkout_timeout_secs: default_checkout_timeout(),
+            environment: BTreeMap::new(),
         }
     }
 
@@ -69,6 +76,18 @@ impl HsmConfig {
         self.pool_size
             .filter(|&n| n > 0)
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
+    }
+
+    /// The variables of [`HsmConfig::environment`] that this process's environment lacks or
+    /// holds with another value: the module must be loaded in a process that has them.
+    pub fn missing_environment(&self) -> Vec<(&str, &str)> {
+        self.environment
+            .iter()
+            .filter(|(name, value)| {
+                std::env::var_os(name.as_str()).is_none_or(|current| current != value.as_str())
+            })
+            .map(|(name, value)| (name.as_str(), value.as_str()))
+            .collect()
     }
 
     /// The checkout timeout.

@@ -1,0 +1,25 @@
+//! The types of Lemur-HSM's REST API under `/api/1`: request bodies and query parameters as
+//! Lemur's clients send them (camelCase names, Lemur's defaults), and the error body every
+//! failure answers with. Shared by the server, the CLI and clients; no logic lives here beyond
+//! serde's defaults.
+
+mod requests;
+
+pub use requests::*;
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// The body of every error response: Lemur's `message` (and `reasons`, naming the offending
+/// field, for validation errors), plus a stable machine-readable `code`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// What went wrong, for people.
+    pub message: String,
+    /// `validation`, `not_found`, `conflict`, `unauthorized`, `forbidden`, `entropy_unhealthy`,
+    /// `hsm_unavailable`, `database_unavailable` or `internal`.
+    pub code: String,
+    /// For validation errors: the field (as the request names it) and the problem.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reasons: Option<BTreeMap<String, String>>,
+}

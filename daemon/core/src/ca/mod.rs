@@ -1,0 +1,48 @@
+//! X.509 machinery of the local certificate authority: parsing ([`x509`]), the certificate
+//! profiles ([`profile`]), the checks before and after signing ([`lint`]), Lemur's certificate
+//! names ([`names`]) and the cached signing material of each authority ([`material`]).
+
+pub mod lint;
+pub mod material;
+pub mod names;
+pub mod profile;
+pub mod x509;
+
+use crate::config::Defaults;
+
+/// Subject fields a request may set, falling back to the configured defaults.
+#[derive(Debug, Clone, Default)]
+pub struct SubjectFields {
+    /// C.
+    pub country: Option<String>,
+    /// ST.
+    pub state: Option<String>,
+    /// L.
+    pub location: Option<String>,
+    /// O.
+    pub organization: Option<String>,
+    /// OU.
+    pub organizational_unit: Option<String>,
+}
+
+impl SubjectFields {
+    /// The subject with `common_name`, each field from the request or the defaults.
+    pub fn subject(&self, common_name: &str, defaults: &Defaults) -> profile::Subject {
+        let pick = |given: &Option<String>, default: &str| {
+            given.clone().unwrap_or_else(|| default.to_owned())
+        };
+        profile::Subject {
+            common_name: common_name.to_owned(),
+            country: pick(&self.country, &defaults.country),
+            state: pick(&self.state, &defaults.state),
+            location: pick(&self.location, &defaults.location),
+            organization: pick(&self.organization, &defaults.organization),
+            organizational_unit: pick(&self.organizational_unit, &defaults.organizational_unit),
+        }
+    }
+}
+
+/// The context a sealed private key is bound to: the certificate it belongs to.
+pub fn key_context(body_sha256: &str) -> Vec<u8> {
+    format!("lemur:certificate-private-key:{body_sha256}").into_bytes()
+}

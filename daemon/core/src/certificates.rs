@@ -1,0 +1,372 @@
+//! Certificates: issue (through the authority's issuer plugin), import (Lemur's `upload`), read,
+//! list, and read a stored private key back. Each is authorized by the policy, and each change
+//! is stored with its audit row in one unit of work.
+
+use crate::App;
+use crate::ca::x509::{self, ParsedCertificate};
+use crate::ca::{key_context, names};
+use crate::error::{Error, Result};
+use crate::model::{
+    CertificateFilter, CertificateLinks, CertificateRecord, LogEntry, NewCertificate,
+};
+use crate::plugins::IssuePlan;
+use crate::policy::{Action, Subject, authorize};
+use crate::requests::{alt_names, page, subject_fields, validity};
+use lemur_api::{CertificateQuery, CreateCertificate, IdRef, Paging, UploadCertificate};
+use lemur_hsm::KeyAlgorithm;
+use zeroize::Zeroizing;
+
+/// Issues a certificate from the authority the request names; returns its id.
+pub async fn issue(app: &App, subject: &Subject, body: CreateCertificate) -> Result<i64> {
+    refuse_destinations(&body.destinations)?;
+    if body.owner.trim().is_empty() {
+        return Err(Error::invalid("owner", "is required"));
+    }
+    let authority =
+        match (body.authority.id, &body.authority.name) {
+            (Some(id), _) => app.store.authority(id).await?.ok_or_else(|| {
+                Error::invalid("authority", format!("authority {id} does not exist"))
+            })?,
+            (None, Some(name)) => app.store.authority_by_name(name).await?.ok_or_else(|| {
+                Error::invalid("authority", format!("no authority named {name:?}"))
+            })?,
+            (None, None) => return Err(Error::invalid("authority", "give its id or name")),
+        };
+    let authority_roles = app.store.authority_roles(authority.id).await?;
+    authorize(
+        subject,
+        Action::Issue {
+            authority_roles: &authority_roles,
+        },
+    )?;
+    if !authority.active {
+        return Err(Error::invalid(
+            "authority",
+            format!("authority {} is not active", authority.name),
+        ));
+    }
+    let issuer = app.plugins.issuer(&authority.plugin_name).ok_or_else(|| {
+        Error::Ca(format!(
+            "authority {} uses the issuer plugin {:?}, which is not installed",
+            authority.name, authority.plugin_name
+        ))
+    })?;
+    let (not_before, not_after) = validity(
+        body.validity_start.as_deref(),
+        body.validity_end.as_deref(),
+        body.validity_years,
+        app.clock.unix(),
+    )?;
+    let key = match (&body.csr, &body.key_type) {
+        (None, Some(key_type)) => x509::algorithm_for(key_type)?,
+        _ => KeyAlgorithm::EcP256,
+    };
+    let replaces = replaceable(app, subject, &body.replaces).await?;
+    let plan = IssuePlan {
+        common_name: body.common_name.trim().to_owned(),
+        alt_names: alt_names(&body.extensions)?,
+        not_before,
+        not_after,
+        csr: body.csr.clone(),
+        key,
+        subject: subject_fields(body.subject)?,
+    };
+    let issued = issuer.issue(app, &authority, plan).await?;
+    let parsed = x509::parse(&issued.der, "certificate")?;
+    let sealed = match &issued.pkcs8 {
+        Some(pkcs8) => Some(seal(app, x509::private_key_to_pem(pkcs8), &parsed.sha256).await?),
+        None => None,
+    };
+    let name = lemur_name(&parsed);
+    let new = NewCertificate {
+        parsed: &parsed,
+        names: [&name[0], &name[1]],
+        owner: &body.owner,
+        description: &body.description,
+        notify: body.notify,
+        rotation: body.rotation,
+        chain: Some(&issued.chain),
+        csr: body.csr.as_deref(),
+        sealed_private_key: sealed.as_deref(),
+        authority_id: Some(authority.id),
+        root_authority_id: None,
+        user_id: subject.user_id(),
+        rotation_policy_id: Some(app.default_rotation_policy),
+        replaces: &replaces,
+        domains: &dns_domains(&parsed),
+    };
+    let log = LogEntry {
+        certificate_id: None,
+        log_type: "create_cert",
+        user_id: subject.user_id(),
+        source_address: subject.source(),
+        details: &issued.details,
+    };
+    app.store
+        .create_certificate(&new, &log, false, app.clock.unix())
+        .await
+}
+
+fn refuse_destinations(destinations: &[IdRef]) -> Result<()> {
+    if destinations.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            "destinations",
+            "destination plugins are not available in this build yet",
+        ))
+    }
+}
+
+/// The ids in `replaces`, each checked to exist and to be the caller's to replace (Lemur's
+/// `replaces` hijacking advisory), sorted without repeats so concurrent writers lock rows in one
+/// order.
+async fn replaceable(app: &App, subject: &Subject, replaces: &[IdRef]) -> Result<Vec<i64>> {
+    let mut ids = Vec::with_capacity(replaces.len());
+    for reference in replaces {
+        let record = app.store.certificate(reference.id).await?.ok_or_else(|| {
+            Error::invalid(
+                "replaces",
+                format!("certificate {} does not exist", reference.id),
+            )
+        })?;
+        authorize(subject, Action::ReplaceCertificate(&record)).map_err(|_| {
+            Error::invalid(
+                "replaces",
+                format!("you may not replace certificate {}", reference.id),
+            )
+        })?;
+        ids.push(record.id);
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    Ok(ids)
+}
+
+/// Lemur's name for a certificate, and the name to take when another certificate has it: the
+/// same with a suffix from the certificate's hash, unique without counting (Lemur counts
+/// certificates one by one).
+pub(crate) fn lemur_name(parsed: &ParsedCertificate) -> [String; 2] {
+    let base = names::certificate_name(
+        &parsed.cn,
+        &parsed.issuer,
+        parsed.not_before,
+        parsed.not_after,
+        parsed.alt_names.len(),
+    );
+    let suffixed = format!("{base}-{}", &parsed.sha256[..12]);
+    [base, suffixed]
+}
+
+/// The certificate's DNS names, lower-case, sorted, without repeats: the domain index's rows in
+/// the one order every writer locks them.
+pub(crate) fn dns_domains(parsed: &ParsedCertificate) -> Vec<String> {
+    let mut dns: Vec<String> = parsed
+        .alt_names
+        .iter()
+        .filter(|n| n.kind == "DNSName")
+        .map(|n| n.value.to_ascii_lowercase())
+        .collect();
+    dns.sort_unstable();
+    dns.dedup();
+    dns
+}
+
+/// Imports a certificate issued elsewhere; returns its id. The key must match, the chain must
+/// verify, and the same certificate cannot be imported twice.
+pub async fn upload(app: &App, subject: &Subject, body: UploadCertificate) -> Result<i64> {
+    authorize(subject, Action::UploadCertificate)?;
+    refuse_destinations(&body.destinations)?;
+    if body.owner.trim().is_empty() {
+        return Err(Error::invalid("owner", "is required"));
+    }
+    let replaces = replaceable(app, subject, &body.replaces).await?;
+    let mut bodies = x509::pem_certificates(&body.body, "body")?;
+    if bodies.len() != 1 {
+        return Err(Error::invalid(
+            "body",
+            "must hold exactly one certificate; put the issuers in chain",
+        ));
+    }
+    let der = bodies.remove(0);
+    let parsed = x509::parse(&der, "body")?;
+    let chain = match body.chain.as_deref().filter(|c| !c.trim().is_empty()) {
+        Some(text) => {
+            let chain = x509::pem_certificates(text, "chain")?;
+            x509::verify_chain(&der, &chain)?;
+            Some(
+                chain
+                    .iter()
+                    .map(|c| x509::to_pem("CERTIFICATE", c))
+                    .collect::<Vec<_>>()
+                    .join(""),
+            )
+        }
+        None => None,
+    };
+    let sealed = match &body.private_key {
+        Some(key) if !key.trim().is_empty() => {
+            let pkcs8 = x509::private_key_pkcs8(key)?;
+            if x509::public_key_of_pkcs8(&pkcs8)? != parsed.spki {
+                return Err(Error::invalid(
+                    "privateKey",
+                    "does not match the certificate's public key",
+                ));
+            }
+            let pem = Zeroizing::new(key.trim().to_owned() + "\n");
+            Some(seal(app, pem, &parsed.sha256).await?)
+        }
+        _ => None,
+    };
+    let name = lemur_name(&parsed);
+    let new = NewCertificate {
+        parsed: &parsed,
+        names: [&name[0], &name[1]],
+        owner: &body.owner,
+        description: &body.description,
+        notify: body.notify,
+        rotation: false,
+        chain: chain.as_deref(),
+        csr: None,
+        sealed_private_key: sealed.as_deref(),
+        authority_id: None,
+        root_authority_id: None,
+        user_id: subject.user_id(),
+        rotation_policy_id: None,
+        replaces: &replaces,
+        domains: &dns_domains(&parsed),
+    };
+    let log = LogEntry {
+        certificate_id: None,
+        log_type: "upload_cert",
+        user_id: subject.user_id(),
+        source_address: subject.source(),
+        details: &format!(
+            "imported serial {} issued by {}",
+            parsed.serial_hex, parsed.issuer
+        ),
+    };
+    app.store
+        .create_certificate(&new, &log, true, app.clock.unix())
+        .await
+}
+
+/// Seals a private key PEM under the HSM KEK, bound to the certificate's hash.
+async fn seal(app: &App, pem: Zeroizing<String>, body_sha256: &str) -> Result<Vec<u8>> {
+    let context = key_context(body_sha256);
+    app.hsm(move |hsm| hsm.seal(pem.as_bytes(), &context).map_err(Error::from))
+        .await
+}
+
+fn not_found(id: i64) -> Error {
+    Error::NotFound {
+        what: "certificate",
+        id: id.to_string(),
+    }
+}
+
+/// One certificate with its domains and replacement links.
+pub async fn get(
+    app: &App,
+    subject: &Subject,
+    id: i64,
+) -> Result<(CertificateRecord, CertificateLinks)> {
+    let record = app
+        .store
+        .certificate(id)
+        .await?
+        .ok_or_else(|| not_found(id))?;
+    authorize(subject, Action::ReadCertificate(&record))?;
+    let links = app
+        .store
+        .certificate_links(&[id])
+        .await?
+        .pop()
+        .unwrap_or_default();
+    Ok((record, links))
+}
+
+/// A page of the certificates the subject may see, newest first; with their links unless
+/// `short`; and the total.
+pub async fn list(
+    app: &App,
+    subject: &Subject,
+    query: &CertificateQuery,
+) -> Result<(Vec<(CertificateRecord, CertificateLinks)>, i64)> {
+    authorize(subject, Action::ListCertificates)?;
+    let page = page(Paging {
+        page: query.page,
+        count: query.count,
+    })?;
+    let filter = parse_filter(query.filter.as_deref())?;
+    let (records, total) = app
+        .store
+        .certificates(&filter, &subject.visibility(), page)
+        .await?;
+    let links = if query.short {
+        vec![CertificateLinks::default(); records.len()]
+    } else {
+        let ids: Vec<i64> = records.iter().map(|r| r.id).collect();
+        app.store.certificate_links(&ids).await?
+    };
+    Ok((records.into_iter().zip(links).collect(), total))
+}
+
+/// Lemur's `filter=field;value`.
+fn parse_filter(filter: Option<&str>) -> Result<CertificateFilter> {
+    Ok(match filter.map(|f| f.split_once(';')) {
+        None => CertificateFilter::All,
+        Some(Some(("cn", value))) => CertificateFilter::Cn(value.to_owned()),
+        Some(Some(("name", value))) => CertificateFilter::Name(value.to_owned()),
+        Some(Some(("owner", value))) => CertificateFilter::Owner(value.to_owned()),
+        Some(Some(("serial", value))) => CertificateFilter::Serial(value.to_owned()),
+        Some(Some(("authority", value))) => CertificateFilter::Authority(
+            value
+                .parse()
+                .map_err(|_| Error::invalid("filter", "authority takes an id"))?,
+        ),
+        Some(_) => {
+            return Err(Error::invalid(
+                "filter",
+                "use field;value with field one of cn, name, owner, serial, authority",
+            ));
+        }
+    })
+}
+
+/// The certificate's private key as PEM, unsealed by the HSM; every view is audited.
+pub async fn private_key(app: &App, subject: &Subject, id: i64) -> Result<Zeroizing<String>> {
+    let record = app
+        .store
+        .certificate(id)
+        .await?
+        .ok_or_else(|| not_found(id))?;
+    authorize(subject, Action::ReadPrivateKey(&record))?;
+    let sealed = app
+        .store
+        .sealed_private_key(id)
+        .await?
+        .flatten()
+        .ok_or_else(|| Error::NotFound {
+            what: "private key of certificate",
+            id: id.to_string(),
+        })?;
+    // The context comes from the body itself, not the stored `body_sha256`: a sealed key moved
+    // to another row, or a hash column edited to match, then fails to open.
+    let der = x509::first_certificate(&record.body, "body")?;
+    let context = key_context(&x509::sha256_hex(&der));
+    let clear = app
+        .hsm(move |hsm| hsm.unseal(&sealed, &context).map_err(Error::from))
+        .await?;
+    let log = LogEntry {
+        certificate_id: Some(id),
+        log_type: "key_view",
+        user_id: subject.user_id(),
+        source_address: subject.source(),
+        details: "",
+    };
+    app.store.log(&log, app.clock.unix()).await?;
+    String::from_utf8(clear.to_vec())
+        .map(Zeroizing::new)
+        .map_err(|_| Error::Ca("a stored private key is not text".into()))
+}

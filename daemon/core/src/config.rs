@@ -1,0 +1,290 @@
+//! The daemon's configuration: versioned TOML, unknown keys rejected by name, secrets only by file.
+//!
+//! Found through `--config` or `LEMUR_CONF` (Lemur's variable). Every secret (HSM PIN, token
+//! signing secret, database password) is a path to a file, so the file itself never holds one and
+//! `Debug` output is safe to log.
+
+use crate::error::{Error, Result};
+use lemur_hsm::HsmConfig;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// The only configuration format this build reads.
+pub const CONFIG_VERSION: u32 = 1;
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Format version; must be [`CONFIG_VERSION`].
+    pub version: u32,
+    /// Where the daemon listens.
+    pub server: ServerConfig,
+    /// The inventory database.
+    pub database: DatabaseConfig,
+    /// The HSM holding CA keys and the key-encryption key.
+    pub hsm: HsmConfig,
+    /// Login tokens.
+    pub auth: AuthConfig,
+    /// Defaults for new certificates and authorities.
+    #[serde(default)]
+    pub defaults: Defaults,
+    /// Entropy health checks.
+    #[serde(default)]
+    pub entropy: EntropyConfig,
+    /// Directory for the daemon's state (SQLite database, runtime files).
+    pub state_dir: PathBuf,
+}
+
+/// `[server]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// `127.0.0.1:8000`, or `unix:/run/lemur/lemur.sock` for nginx in front.
+    pub listen: String,
+    /// PEM certificate chain to serve HTTPS directly (without nginx).
+    #[serde(default)]
+    pub tls_certificate: Option<PathBuf>,
+    /// PEM private key for `tls_certificate` (a secret: 0600).
+    #[serde(default)]
+    pub tls_private_key: Option<PathBuf>,
+}
+
+/// `[database]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// `sqlite:///var/lib/lemur/lemur.db` or `postgres://lemur@host/lemur` (no password here).
+    pub url: String,
+    /// File holding the PostgreSQL password, if it needs one.
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+    /// Connections in the pool.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: u32,
+}
+
+fn default_max_connections() -> u32 {
+    8
+}
+
+/// `[auth]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// File with the HS256 token signing secret (at least 32 bytes).
+    pub token_secret_file: PathBuf,
+    /// Lifetime of a login token, in minutes.
+    #[serde(default = "default_token_minutes")]
+    pub token_lifetime_minutes: u64,
+}
+
+fn default_token_minutes() -> u64 {
+    60
+}
+
+/// `[defaults]`: Lemur's `LEMUR_DEFAULT_*` settings.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Defaults {
+    /// Country (C).
+    pub country: String,
+    /// State or province (ST).
+    pub state: String,
+    /// Locality (L).
+    pub location: String,
+    /// Organization (O).
+    pub organization: String,
+    /// Organizational unit (OU).
+    pub organizational_unit: String,
+    /// Where security notifications go (Lemur's `LEMUR_SECURITY_TEAM_EMAIL`).
+    pub security_team_email: String,
+    /// Default validity of end-entity certificates, in days (CA/Browser Forum compliant
+    /// authorities are further capped by the Baseline Requirements' schedule).
+    pub validity_days: i64,
+}
+
+impl Default for Defaults {
+    fn default() -> Self {
+        Self {
+            country: "US".into(),
+            state: "California".into(),
+            location: "Los Gatos".into(),
+            organization: "Example".into(),
+            organizational_unit: "Operations".into(),
+            security_team_email: "security@example.com".into(),
+            validity_days: 365,
+        }
+    }
+}
+
+/// `[entropy]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EntropyConfig {
+    /// Seconds between health re-checks.
+    #[serde(default = "default_recheck")]
+    pub recheck_interval_secs: u64,
+    /// Random-number devices (e.g. `/dev/hwrng`) whose output must pass the health tests too.
+    #[serde(default)]
+    pub devices: Vec<PathBuf>,
+}
+
+fn default_recheck() -> u64 {
+    600
+}
+
+impl Default for EntropyConfig {
+    fn default() -> Self {
+        Self {
+            recheck_interval_secs: default_recheck(),
+            devices: Vec::new(),
+        }
+    }
+}
+
+impl Config {
+    /// Reads and validates the configuration at `path`.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::Config {
+            path: path.to_owned(),
+            reason: format!("cannot read it: {e}"),
+        })?;
+        Self::parse(&text).map_err(|reason| Error::Config {
+            path: path.to_owned(),
+            reason,
+        })
+    }
+
+    /// Parses configuration text; the error names the offending key.
+    pub fn parse(text: &str) -> std::result::Result<Self, String> {
+        let config: Config = toml::from_str(text).map_err(|e| e.message().to_owned())?;
+        if config.version != CONFIG_VERSION {
+            return Err(format!(
+                "version = {} is not supported by this build (expected {CONFIG_VERSION})",
+                config.version
+            ));
+        }
+        Ok(config)
+    }
+
+    /// Every secret file the configuration names.
+    pub fn secret_files(&self) -> Vec<&Path> {
+        let mut files = vec![
+            self.hsm.pin_file.as_path(),
+            self.auth.token_secret_file.as_path(),
+        ];
+        files.extend(self.database.password_file.as_deref());
+        files.extend(self.server.tls_private_key.as_deref());
+        files
+    }
+}
+
+/// The text `lemur create_config` writes: every key, commented, with secrets as file paths.
+pub fn template(
+    state_dir: &Path,
+    listen: &str,
+    database_url: &str,
+    hsm_environment: &[(&str, &str)],
+) -> String {
+    let state = state_dir.display();
+    let environment = hsm_environment
+        .iter()
+        .map(|(name, value)| format!("{name} = {value:?}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        r#"# Lemur-HSM configuration. Secrets are never written here: each *_file key names a file
+# (0600, owned by the lemur user; in production a systemd credential).
+version = {CONFIG_VERSION}
+
+# Where the daemon keeps its state (the SQLite database lives here by default).
+state_dir = "{state}"
+
+[server]
+# "127.0.0.1:8000", or "unix:/run/lemur/lemur.sock" behind the bundled nginx.
+listen = "{listen}"
+# Serve HTTPS directly (no nginx in front): PEM chain and key (0600).
+# tls_certificate = "/etc/lemur/tls/chain.pem"
+# tls_private_key = "/etc/lemur/tls/key.pem"
+
+[database]
+# sqlite:///path/lemur.db (embedded default) or postgres://lemur@db.example.com/lemur (scale-out).
+url = "{database_url}"
+# password_file = "/etc/lemur/db-password"
+max_connections = 8
+
+[hsm]
+# PKCS#11 module; SoftHSM2's Debian path when absent.
+# module = "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so"
+token = "lemur"
+pin_file = "{state}/secrets/hsm-pin"
+# pool_size = 2            # HSM sessions; default: number of CPUs
+kek_label = "lemur-kek"
+checkout_timeout_secs = 30
+# Environment the PKCS#11 module reads when it loads, set by every lemur command before it opens
+# the token, e.g. {{ SOFTHSM2_CONF = "/etc/softhsm/softhsm2.conf" }}.
+environment = {{ {environment} }}
+
+[auth]
+token_secret_file = "{state}/secrets/token-secret"
+token_lifetime_minutes = 60
+
+[defaults]
+country = "US"
+state = "California"
+location = "Los Gatos"
+organization = "Example"
+organizational_unit = "Operations"
+security_team_email = "security@example.com"
+validity_days = 365
+
+[entropy]
+# Seconds between re-runs of the SP 800-90B health tests on the kernel CRNG and the HSM RNG. Key
+# generation and issuance are refused while the latest run failed.
+recheck_interval_secs = 600
+# Hardware RNG devices to health-test as well, e.g. ["/dev/hwrng"].
+devices = []
+"#
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_template_parses() {
+        let config = Config::parse(&template(
+            Path::new("/var/lib/lemur"),
+            "127.0.0.1:8000",
+            "sqlite:///var/lib/lemur/lemur.db",
+            &[("SOFTHSM2_CONF", "/var/lib/lemur/softhsm2.conf")],
+        ))
+        .unwrap();
+        assert_eq!(
+            config.hsm.environment["SOFTHSM2_CONF"],
+            "/var/lib/lemur/softhsm2.conf"
+        );
+        assert_eq!(config.hsm.token, "lemur");
+        assert_eq!(
+            config.auth.token_secret_file,
+            Path::new("/var/lib/lemur/secrets/token-secret")
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let text = template(Path::new("/x"), "127.0.0.1:1", "sqlite:///x/db", &[])
+            .replace("token_lifetime_minutes", "token_lifetime_minutez");
+        let error = Config::parse(&text).unwrap_err();
+        assert!(error.contains("token_lifetime_minutez"), "{error}");
+    }
+
+    #[test]
+    fn other_versions_are_refused() {
+        let text = template(Path::new("/x"), "127.0.0.1:1", "sqlite:///x/db", &[])
+            .replace("version = 1", "version = 2");
+        assert!(Config::parse(&text).unwrap_err().contains("version = 2"));
+    }
+}

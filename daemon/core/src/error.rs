@@ -1,0 +1,128 @@
+//! The daemon's error type. Each variant keeps what the user may see apart from detail that is only
+//! logged: a database or HSM failure reaches an API client as a short message, never as SQL or a
+//! stack of causes.
+
+use std::path::PathBuf;
+
+/// Shorthand for results of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What went wrong in the daemon or an operator command.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The configuration file is missing, unreadable or invalid.
+    #[error("configuration {path}: {reason}")]
+    Config {
+        /// The configuration file.
+        path: PathBuf,
+        /// What is wrong, naming the key.
+        reason: String,
+    },
+    /// A file holding a secret, or the state directory, is readable by others.
+    #[error("{path} is readable by group or others (mode {mode:o}): run `chmod {fix} {path}`")]
+    Permissions {
+        /// The file or directory.
+        path: PathBuf,
+        /// Its mode bits.
+        mode: u32,
+        /// The mode to set.
+        fix: &'static str,
+    },
+    /// Reading or writing a local file failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The database failed or cannot be reached. `context` says what was being done; the
+    /// driver's error is kept for the log, never shown to API clients.
+    #[error("database error while {context}")]
+    Database {
+        /// What was being done.
+        context: &'static str,
+        /// The driver's error (logged, not shown to API clients).
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The HSM key store failed.
+    #[error(transparent)]
+    Hsm(#[from] lemur_hsm::Error),
+    /// Key generation refused by the entropy health gate.
+    #[error(transparent)]
+    Entropy(#[from] lemur_entropy::Error),
+    /// A request field is invalid.
+    #[error("{field}: {reason}")]
+    Validation {
+        /// The field, as the API names it (`commonName`, `validityEnd`...).
+        field: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The object does not exist.
+    #[error("{what} {id} not found")]
+    NotFound {
+        /// `certificate`, `authority`...
+        what: &'static str,
+        /// The id or name asked for.
+        id: String,
+    },
+    /// The request conflicts with existing data (a duplicate).
+    #[error("{0}")]
+    Conflict(String),
+    /// Missing or invalid credentials.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// The caller may not do this.
+    #[error("{0}")]
+    Forbidden(String),
+    /// Building or signing a certificate failed.
+    #[error("certificate authority error: {0}")]
+    Ca(String),
+}
+
+impl Error {
+    /// A validation error on `field`.
+    pub fn invalid(field: &str, reason: impl Into<String>) -> Self {
+        Error::Validation {
+            field: field.to_owned(),
+            reason: reason.into(),
+        }
+    }
+
+    /// The stable, machine-readable code API clients match on (`validation`, `not_found` ...):
+    /// messages may be reworded, codes may not.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::Validation { .. } => "validation",
+            Error::NotFound { .. } => "not_found",
+            Error::Conflict(_) => "conflict",
+            Error::Unauthorized(_) => "unauthorized",
+            Error::Forbidden(_) => "forbidden",
+            Error::Entropy(_) | Error::Hsm(lemur_hsm::Error::Entropy(_)) => "entropy_unhealthy",
+            Error::Hsm(hsm) if hsm.is_unavailable() => "hsm_unavailable",
+            Error::Database { .. } => "database_unavailable",
+            Error::Hsm(_)
+            | Error::Config { .. }
+            | Error::Permissions { .. }
+            | Error::Io { .. }
+            | Error::Ca(_) => "internal",
+        }
+    }
+
+    /// A failure that goes away by itself (HSM, database or entropy health): clients should retry
+    /// later, and the API answers 503, never a 4xx.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self.code(),
+            "entropy_unhealthy" | "hsm_unavailable" | "database_unavailable"
+        )
+    }
+
+    /// Wraps an I/O error with what was being done.
+    pub fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> Self {
+        let context = context.into();
+        move |source| Error::Io { context, source }
+    }
+}

@@ -1,0 +1,347 @@
+//! The inventory's records as the domain sees them, independent of how a store keeps them. Ids
+//! are the database's; times are Unix seconds (UTC).
+
+use crate::ca::x509::ParsedCertificate;
+
+/// A user as the API shows it (never with its password hash).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRecord {
+    /// Id.
+    pub id: i64,
+    /// Login name.
+    pub username: String,
+    /// Email address.
+    pub email: String,
+    /// May log in.
+    pub active: bool,
+}
+
+/// What authenticating a request needs to know of its user.
+#[derive(Debug, Clone)]
+pub struct UserSession {
+    /// The user.
+    pub user: UserRecord,
+    /// Their roles.
+    pub roles: Vec<RoleRecord>,
+    /// Tokens issued before this time are refused: the last password reset.
+    pub tokens_valid_after: i64,
+}
+
+/// A role.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoleRecord {
+    /// Id.
+    pub id: i64,
+    /// Unique name (`admin`, an owner's email, `<authority>_admin`...).
+    pub name: String,
+    /// What it is for.
+    pub description: String,
+}
+
+/// A user to create, with the roles granted in the same unit of work.
+pub struct NewUser<'a> {
+    /// Login name.
+    pub username: &'a str,
+    /// Email address.
+    pub email: &'a str,
+    /// Argon2id hash of the password.
+    pub password_hash: &'a str,
+    /// May log in.
+    pub active: bool,
+    /// Ids of the roles to grant.
+    pub role_ids: &'a [i64],
+}
+
+/// A certificate to store.
+pub struct NewCertificate<'a> {
+    /// The parsed certificate.
+    pub parsed: &'a ParsedCertificate,
+    /// Its name, and the one to take when another certificate has it (Lemur suffixes a taken
+    /// name; the domain decides the suffix, the store only tries the two in order).
+    pub names: [&'a str; 2],
+    /// Owner (email or team).
+    pub owner: &'a str,
+    /// Description.
+    pub description: &'a str,
+    /// Send expiry notifications.
+    pub notify: bool,
+    /// Rotate automatically.
+    pub rotation: bool,
+    /// PEM chain (issuer first).
+    pub chain: Option<&'a str>,
+    /// PEM CSR it was issued from.
+    pub csr: Option<&'a str>,
+    /// The private key, sealed by the HSM.
+    pub sealed_private_key: Option<&'a [u8]>,
+    /// The issuing authority.
+    pub authority_id: Option<i64>,
+    /// The root authority of its chain.
+    pub root_authority_id: Option<i64>,
+    /// Who created it.
+    pub user_id: Option<i64>,
+    /// Rotation policy.
+    pub rotation_policy_id: Option<i64>,
+    /// Certificates it replaces: recorded, and their notifications turned off (the replacement
+    /// carries them on).
+    pub replaces: &'a [i64],
+    /// DNS names to index, lower-case, sorted, without repeats (so concurrent writers lock
+    /// domain rows in one order).
+    pub domains: &'a [String],
+}
+
+/// A stored certificate (never with its private key).
+#[derive(Debug, Clone)]
+pub struct CertificateRecord {
+    /// Id.
+    pub id: i64,
+    /// Unique name.
+    pub name: String,
+    /// Owner.
+    pub owner: String,
+    /// Description.
+    pub description: String,
+    /// Notifications on.
+    pub notify: bool,
+    /// Rotation on.
+    pub rotation: bool,
+    /// PEM body.
+    pub body: String,
+    /// PEM chain.
+    pub chain: Option<String>,
+    /// PEM CSR.
+    pub csr: Option<String>,
+    /// A sealed private key is stored.
+    pub has_private_key: bool,
+    /// Issuer name.
+    pub issuer: String,
+    /// Serial, decimal.
+    pub serial: String,
+    /// Serial, hex.
+    pub serial_hex: String,
+    /// Common name.
+    pub cn: String,
+    /// Subject DN.
+    pub distinguished_name: String,
+    /// Key size.
+    pub bits: i64,
+    /// Key type.
+    pub key_type: String,
+    /// Signature algorithm.
+    pub signing_algorithm: String,
+    /// Validity start.
+    pub not_before: i64,
+    /// Validity end.
+    pub not_after: i64,
+    /// `valid`, `revoked`, `unknown` or none.
+    pub status: Option<String>,
+    /// Soft-deleted.
+    pub deleted: bool,
+    /// A CA certificate.
+    pub is_ca: bool,
+    /// Creator.
+    pub user_id: Option<i64>,
+    /// External id.
+    pub external_id: Option<String>,
+    /// Created.
+    pub date_created: i64,
+    /// Who created it.
+    pub creator: Option<UserRecord>,
+    /// Its rotation policy: id, name, days.
+    pub rotation_policy: Option<(i64, String, i64)>,
+    /// The issuing authority, briefly.
+    pub authority: Option<AuthorityBrief>,
+}
+
+/// What a certificate view shows of its issuing authority.
+#[derive(Debug, Clone)]
+pub struct AuthorityBrief {
+    /// Id.
+    pub id: i64,
+    /// Name.
+    pub name: String,
+    /// Owner.
+    pub owner: String,
+    /// Description.
+    pub description: String,
+    /// Issues certificates.
+    pub active: bool,
+    /// Default validity in days.
+    pub default_validity_days: i64,
+    /// Longest validity in days.
+    pub max_issuance_days: Option<i64>,
+    /// CA/Browser Forum rules apply.
+    pub cab_compliant: bool,
+    /// Issuer plugin slug.
+    pub plugin_name: String,
+    /// The CA certificate's validity start.
+    pub not_before: Option<i64>,
+    /// The CA certificate's validity end.
+    pub not_after: Option<i64>,
+}
+
+/// A domain.
+#[derive(Debug, Clone)]
+pub struct DomainRecord {
+    /// Id.
+    pub id: i64,
+    /// Name.
+    pub name: String,
+    /// Lemur's sensitive-domain flag.
+    pub sensitive: bool,
+}
+
+/// What a full certificate view adds to its record: its domains and replacement links, loaded
+/// for a whole page at once.
+#[derive(Debug, Clone, Default)]
+pub struct CertificateLinks {
+    /// The domains it names.
+    pub domains: Vec<DomainRecord>,
+    /// The certificates it replaces.
+    pub replaces: Vec<CertificateRecord>,
+    /// The certificates that replace it.
+    pub replaced_by: Vec<CertificateRecord>,
+}
+
+/// A row of the `logs` table: who did what to which certificate, from where.
+#[derive(Debug, Clone, Copy)]
+pub struct LogEntry<'a> {
+    /// The certificate concerned.
+    pub certificate_id: Option<i64>,
+    /// `create_cert`, `key_view`, `create_authority`...
+    pub log_type: &'a str,
+    /// Who.
+    pub user_id: Option<i64>,
+    /// From where.
+    pub source_address: Option<&'a str>,
+    /// What else.
+    pub details: &'a str,
+}
+
+/// An authority to create, with its CA certificate.
+pub struct NewAuthority<'a> {
+    /// Unique name.
+    pub name: &'a str,
+    /// Owner.
+    pub owner: &'a str,
+    /// Description.
+    pub description: &'a str,
+    /// Issuer plugin slug.
+    pub plugin_name: &'a str,
+    /// The CA key in the HSM.
+    pub key_uri: &'a str,
+    /// The parent authority of a sub-CA.
+    pub parent_id: Option<i64>,
+    /// Apply CA/Browser Forum rules.
+    pub cab_compliant: bool,
+    /// Longest validity it issues, in days.
+    pub max_issuance_days: Option<i64>,
+    /// Default validity, in days.
+    pub default_validity_days: i64,
+    /// CRL distribution point it writes into certificates.
+    pub crl_url: Option<&'a str>,
+    /// caIssuers URL it writes into certificates.
+    pub issuer_url: Option<&'a str>,
+    /// Creator.
+    pub user_id: Option<i64>,
+    /// Roles created (if missing) and attached to it: name and description.
+    pub roles: &'a [(String, String)],
+}
+
+/// A stored authority.
+#[derive(Debug, Clone)]
+pub struct AuthorityRecord {
+    /// Id.
+    pub id: i64,
+    /// Name.
+    pub name: String,
+    /// Owner.
+    pub owner: String,
+    /// Description.
+    pub description: String,
+    /// Issues certificates.
+    pub active: bool,
+    /// Issuer plugin slug.
+    pub plugin_name: String,
+    /// The CA key in the HSM.
+    pub key_uri: Option<String>,
+    /// Parent authority.
+    pub parent_id: Option<i64>,
+    /// Apply CA/Browser Forum rules.
+    pub cab_compliant: bool,
+    /// Longest validity it issues, in days.
+    pub max_issuance_days: Option<i64>,
+    /// Default validity, in days.
+    pub default_validity_days: i64,
+    /// CRL URL.
+    pub crl_url: Option<String>,
+    /// caIssuers URL.
+    pub issuer_url: Option<String>,
+    /// The CA's own certificate.
+    pub authority_certificate_id: Option<i64>,
+    /// Creator.
+    pub user_id: Option<i64>,
+    /// Created.
+    pub date_created: i64,
+}
+
+/// An authority with what its view shows: its roles, CA certificate and creator.
+#[derive(Debug, Clone)]
+pub struct AuthorityDetail {
+    /// The authority.
+    pub record: AuthorityRecord,
+    /// Roles attached to it.
+    pub roles: Vec<RoleRecord>,
+    /// Its CA certificate.
+    pub certificate: Option<CertificateRecord>,
+    /// Who created it.
+    pub creator: Option<UserRecord>,
+}
+
+/// Lemur's single `filter=field;value` on the certificate list.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum CertificateFilter {
+    /// No filter.
+    #[default]
+    All,
+    /// Common name contains (case-insensitive).
+    Cn(String),
+    /// Name contains (case-insensitive).
+    Name(String),
+    /// Owner is.
+    Owner(String),
+    /// Issued by authority.
+    Authority(i64),
+    /// Serial (decimal).
+    Serial(String),
+}
+
+/// Which rows of a list a caller may see: everything, or only certificates they own, created
+/// or hold the owner role of (the authorization policy decides).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Visibility {
+    /// Every row.
+    All,
+    /// Rows whose owner is one of `owners` or whose creator is `user_id`.
+    Owned {
+        /// The caller's email and role names.
+        owners: Vec<String>,
+        /// The caller.
+        user_id: i64,
+    },
+}
+
+/// A page request: 1-based page and items per page, checked by the domain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Page {
+    /// 1-based page.
+    pub page: i64,
+    /// Items per page.
+    pub count: i64,
+}
+
+impl Page {
+    /// Rows to skip.
+    pub fn offset(self) -> i64 {
+        (self.page - 1) * self.count
+    }
+}

@@ -1,0 +1,213 @@
+//! Issuing end-entity certificates from an authority: from a CSR, or with a key generated in the
+//! HSM and handed back to be sealed before it is stored.
+
+use super::{serial_from, signing_error};
+use crate::App;
+use crate::ca::material::signing_material;
+use crate::ca::x509::{self, AltName};
+use crate::ca::{lint, names, profile};
+use crate::error::{Error, Result};
+use crate::model::AuthorityRecord;
+use crate::plugins::{IssuePlan, Issued};
+use rcgen::SanType;
+use std::net::IpAddr;
+
+/// The most subject alternative names one certificate may carry: well above any real use, and
+/// small enough for the domain index to take in one statement.
+const MAX_ALT_NAMES: usize = 1000;
+
+/// rcgen SANs and the lint plan's view of them.
+struct Names {
+    sans: Vec<SanType>,
+    dns: Vec<String>,
+    ips: Vec<IpAddr>,
+    other: usize,
+}
+
+fn san_plan(alt_names: &[AltName]) -> Result<Names> {
+    let mut names = Names {
+        sans: Vec::new(),
+        dns: Vec::new(),
+        ips: Vec::new(),
+        other: 0,
+    };
+    for name in alt_names {
+        let invalid = |reason: &str| {
+            Error::invalid(
+                "extensions.subAltNames",
+                format!("{:?}: {reason}", name.value),
+            )
+        };
+        match name.kind {
+            "DNSName" => {
+                let dns = name.value.to_ascii_lowercase();
+                if names.dns.contains(&dns) {
+                    continue;
+                }
+                names.sans.push(SanType::DnsName(
+                    dns.clone()
+                        .try_into()
+                        .map_err(|_| invalid("not an IA5 string"))?,
+                ));
+                names.dns.push(dns);
+            }
+            "IPAddress" => {
+                let ip: IpAddr = name
+                    .value
+                    .parse()
+                    .map_err(|_| invalid("not an IP address"))?;
+                names.sans.push(SanType::IpAddress(ip));
+                names.ips.push(ip);
+            }
+            "rfc822Name" => {
+                names.sans.push(SanType::Rfc822Name(
+                    name.value
+                        .clone()
+                        .try_into()
+                        .map_err(|_| invalid("not an IA5 string"))?,
+                ));
+                names.other += 1;
+            }
+            "uniformResourceIdentifier" => {
+                names.sans.push(SanType::URI(
+                    name.value
+                        .clone()
+                        .try_into()
+                        .map_err(|_| invalid("not an IA5 string"))?,
+                ));
+                names.other += 1;
+            }
+            other => return Err(invalid(&format!("nameType {other} is not supported"))),
+        }
+    }
+    Ok(names)
+}
+
+/// Issues a certificate from `authority`: names and validity settled, checked, signed in the
+/// HSM, checked again.
+pub(super) async fn issue(
+    app: &App,
+    authority: &AuthorityRecord,
+    request: IssuePlan,
+) -> Result<Issued> {
+    let material = signing_material(app, authority).await?;
+    let ca = &material.certificate;
+    let csr = request.csr.as_deref().map(x509::parse_csr).transpose()?;
+    let common_name = match (&csr, request.common_name.is_empty()) {
+        (Some(csr), true) => csr.common_name.clone(),
+        _ => request.common_name.clone(),
+    };
+    let mut alt_names = csr
+        .as_ref()
+        .map(|c| c.alt_names.clone())
+        .unwrap_or_default();
+    alt_names.extend(request.alt_names.iter().cloned());
+    if alt_names.is_empty() && names::valid_dns_name(&common_name) {
+        // TLS clients ignore the CN; a certificate named only there would match nothing.
+        alt_names.push(AltName {
+            kind: "DNSName",
+            value: common_name.clone(),
+        });
+    }
+    if alt_names.len() > MAX_ALT_NAMES {
+        return Err(Error::invalid(
+            "extensions.subAltNames",
+            format!(
+                "{} names; at most {MAX_ALT_NAMES} are allowed",
+                alt_names.len()
+            ),
+        ));
+    }
+    let names = san_plan(&alt_names)?;
+    let key_algorithm = csr.as_ref().map_or(request.key, |c| c.algorithm);
+    let now = app.clock.unix();
+    let not_before = request.not_before.unwrap_or((now - 60).max(ca.not_before));
+    let default_secs = if authority.cab_compliant {
+        (authority.default_validity_days * 86_400).min(lint::cabf_max_validity_secs(not_before)) - 1
+    } else {
+        authority.default_validity_days * 86_400
+    };
+    // A default validity stops where the authority's does; an explicit one must fit inside it.
+    let not_after = request
+        .not_after
+        .unwrap_or((not_before + default_secs).min(ca.not_after));
+    let max_days = authority
+        .max_issuance_days
+        .unwrap_or(ca.not_after.saturating_sub(ca.not_before) / 86_400 + 1);
+    let plan = lint::Plan {
+        common_name: &common_name,
+        dns_names: &names.dns,
+        ip_addresses: &names.ips,
+        other_names: names.other,
+        not_before,
+        not_after,
+    };
+    let limits = lint::Limits {
+        ca_not_before: ca.not_before,
+        ca_not_after: ca.not_after,
+        max_days,
+        cab_compliant: authority.cab_compliant,
+    };
+    lint::before_signing(&plan, &limits)?;
+    let mut subject = request.subject.subject(&common_name, &app.config.defaults);
+    if authority.cab_compliant {
+        // The Baseline Requirements prohibit organizationalUnitName in subscriber certificates.
+        subject.organizational_unit.clear();
+    }
+    subject.validate()?;
+    app.entropy.ensure_healthy()?;
+    let distribution = profile::Distribution {
+        crl_url: authority.crl_url.clone(),
+        issuer_url: authority.issuer_url.clone(),
+    };
+    let baseline = authority.cab_compliant;
+    let alt_names = names.sans.clone();
+    let csr_key = csr.as_ref().map(|c| c.key.clone());
+    let signing = std::sync::Arc::clone(&material);
+    // One trip to the HSM thread pool for the serial, any key generation and the signature.
+    let (der, pkcs8, serial) = app
+        .hsm(move |keys| {
+            let serial = serial_from(keys.as_ref())?;
+            let params = profile::end_entity(profile::EndEntity {
+                subject: &subject,
+                alt_names,
+                not_before,
+                not_after,
+                serial: &serial,
+                key: key_algorithm,
+                distribution: &distribution,
+                baseline,
+            })?;
+            let (subject_key, pkcs8) = match csr_key {
+                Some(key) => (profile::SubjectKey::new(key_algorithm, key), None),
+                None => {
+                    let pair = keys.generate_exportable_key_pair(key_algorithm)?;
+                    (
+                        profile::SubjectKey::new(key_algorithm, pair.public.key_bytes().to_vec()),
+                        Some(pair.pkcs8),
+                    )
+                }
+            };
+            let ca_signer = signing
+                .signer(std::sync::Arc::clone(keys) as std::sync::Arc<dyn lemur_hsm::KeyStore>);
+            let issuer = rcgen::Issuer::from_ca_cert_der(
+                &signing.certificate.der.as_slice().into(),
+                &ca_signer,
+            )
+            .map_err(|e| Error::Ca(format!("reading the authority certificate: {e}")))?;
+            let certificate = params
+                .signed_by(&subject_key, &issuer)
+                .map_err(|e| signing_error(&ca_signer, e))?;
+            Ok((certificate.der().to_vec(), pkcs8, serial))
+        })
+        .await?;
+    let parsed = x509::parse(&der, "certificate")?;
+    let serial_hex: String = serial.iter().map(|b| format!("{b:02X}")).collect();
+    lint::after_signing(&parsed, &serial_hex, &plan, &ca.der)?;
+    Ok(Issued {
+        der,
+        chain: material.chain.clone(),
+        pkcs8,
+        details: format!("issued serial {} by {}", parsed.serial_hex, authority.name),
+    })
+}

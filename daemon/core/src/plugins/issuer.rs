@@ -1,0 +1,118 @@
+//! The issuer seam: an issuer creates authorities and issues certificates from them. The domain
+//! around it authorizes, validates the request's shape, seals any private key, stores and audits;
+//! the issuer builds, checks and signs.
+
+use super::PluginInfo;
+use crate::App;
+use crate::ca::SubjectFields;
+use crate::ca::x509::AltName;
+use crate::error::Result;
+use crate::model::AuthorityRecord;
+use async_trait::async_trait;
+use lemur_hsm::KeyAlgorithm;
+use zeroize::Zeroizing;
+
+/// What kind of authority to create.
+#[derive(Debug, Clone)]
+pub enum AuthorityToCreate {
+    /// A self-signed root.
+    Root,
+    /// A subordinate CA signed by `parent`.
+    SubCa {
+        /// The parent authority.
+        parent: AuthorityRecord,
+    },
+    /// An existing CA certificate whose private key is already in the token.
+    Import {
+        /// The CA certificate, PEM.
+        body: String,
+        /// The key's PKCS#11 URI.
+        key_uri: String,
+        /// Its issuers up to the root, PEM (required unless it is self-signed).
+        chain: Option<String>,
+    },
+}
+
+/// A validated request to create an authority, as an issuer sees it.
+#[derive(Debug, Clone)]
+pub struct AuthorityPlan {
+    /// Unique name.
+    pub name: String,
+    /// CN of the CA certificate.
+    pub common_name: String,
+    /// Root, sub-CA or import.
+    pub kind: AuthorityToCreate,
+    /// CA key algorithm.
+    pub key: KeyAlgorithm,
+    /// Validity of the CA certificate.
+    pub not_before: i64,
+    /// Validity of the CA certificate.
+    pub not_after: i64,
+    /// Subject fields.
+    pub subject: SubjectFields,
+    /// Apply the CA/Browser Forum rules.
+    pub cab_compliant: bool,
+}
+
+/// A new authority's certificate and key, not yet stored.
+#[derive(Debug, Clone)]
+pub struct CreatedAuthority {
+    /// The CA certificate, DER.
+    pub der: Vec<u8>,
+    /// Its key's URI.
+    pub key_uri: String,
+    /// Its issuers up to the root, PEM.
+    pub chain: Option<String>,
+    /// The key was made for this authority (and is destroyed if it cannot be stored).
+    pub generated: bool,
+}
+
+/// A validated request to issue a certificate, as an issuer sees it.
+#[derive(Debug, Clone)]
+pub struct IssuePlan {
+    /// Subject CN (taken from the CSR when one is given and this is empty).
+    pub common_name: String,
+    /// Subject alternative names (added to the CSR's).
+    pub alt_names: Vec<AltName>,
+    /// Validity start; now when absent.
+    pub not_before: Option<i64>,
+    /// Validity end; the authority's default validity when absent.
+    pub not_after: Option<i64>,
+    /// A PEM CSR: the subject's own key.
+    pub csr: Option<String>,
+    /// Key to generate when there is no CSR.
+    pub key: KeyAlgorithm,
+    /// Subject fields.
+    pub subject: SubjectFields,
+}
+
+/// An issued certificate, not yet stored. No `Debug`: it may hold a private key.
+pub struct Issued {
+    /// The certificate, DER, checked after signing.
+    pub der: Vec<u8>,
+    /// Its chain, PEM, issuer first.
+    pub chain: String,
+    /// The private key generated for it, PKCS#8 DER, to be sealed before it is stored.
+    pub pkcs8: Option<Zeroizing<Vec<u8>>>,
+    /// What the audit row says of it.
+    pub details: String,
+}
+
+/// A certificate authority behind a plugin.
+#[async_trait]
+pub trait IssuerPlugin: Send + Sync {
+    /// What the plugin is.
+    fn info(&self) -> &PluginInfo;
+    /// Makes (or adopts) an authority's certificate and key.
+    async fn create_authority(&self, app: &App, plan: &AuthorityPlan) -> Result<CreatedAuthority>;
+    /// Undoes [`IssuerPlugin::create_authority`] when the authority could not be stored, so a
+    /// failed request leaves nothing behind. Best effort: failures are logged.
+    async fn discard_authority(&self, app: &App, created: &CreatedAuthority);
+    /// Issues a certificate from `authority`.
+    async fn issue(
+        &self,
+        app: &App,
+        authority: &AuthorityRecord,
+        plan: IssuePlan,
+    ) -> Result<Issued>;
+}

@@ -1,0 +1,322 @@
+//! Who may do what: one policy that every domain operation consults, deny unless a rule allows.
+//!
+//! A [`Subject`] (a signed-in user, or a system job such as an operator command) asks to take an
+//! [`Action`]; [`authorize`] answers from the subject's typed [`Role`]s and, for actions on one
+//! object, from that object. Lemur's semantics are kept where Lemur has them (authority roles gate
+//! issuance, the owner of a certificate may read its key, read-only users change nothing), and
+//! made strict where Lemur is lax: a signed-in user with no role can neither write nor see the
+//! rest of the inventory.
+
+use crate::error::{Error, Result};
+use crate::model::{CertificateRecord, RoleRecord, UserRecord, Visibility};
+
+/// A role as the policy understands it, parsed once from its stored name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Role {
+    /// `admin`: everything.
+    Admin,
+    /// `operator`: reads the inventory, imports certificates, issues from the authorities it
+    /// holds a role on.
+    Operator,
+    /// `read-only`: reads the inventory, changes nothing, even with other roles.
+    ReadOnly,
+    /// `auditor`: reads everything, audit logs included, changes nothing, never sees a key.
+    Auditor,
+    /// `global_cert_issuer`: imports certificates and issues without domain authorization (still
+    /// only from authorities it holds a role on, as in Lemur).
+    GlobalCertIssuer,
+    /// Any other role: a team or owner role (certificates whose owner is its name are its
+    /// holders'), or an authority's role (`<authority>_admin`, `<authority>_operator`, its owner),
+    /// which lets its holders issue from that authority.
+    Named(String),
+}
+
+impl Role {
+    /// The built-in roles `lemur init` creates, with their descriptions.
+    pub const BUILTIN: [(&'static str, &'static str); 5] = [
+        ("admin", "Full administrative access"),
+        (
+            "operator",
+            "Read the inventory, import certificates, issue from authorities held",
+        ),
+        ("read-only", "Read the inventory; change nothing"),
+        (
+            "auditor",
+            "Read everything including audit logs; change nothing; never private keys",
+        ),
+        (
+            "global_cert_issuer",
+            "Issue for any domain without domain authorization",
+        ),
+    ];
+
+    /// The role a stored name stands for.
+    pub fn parse(name: &str) -> Self {
+        match name {
+            "admin" => Role::Admin,
+            "operator" => Role::Operator,
+            "read-only" => Role::ReadOnly,
+            "auditor" => Role::Auditor,
+            "global_cert_issuer" => Role::GlobalCertIssuer,
+            other => Role::Named(other.to_owned()),
+        }
+    }
+}
+
+/// Who asks.
+#[derive(Debug, Clone)]
+pub enum Subject {
+    /// A signed-in user.
+    User(UserSubject),
+    /// The daemon itself or an operator command run on the appliance by someone who can read
+    /// its configuration and secrets (`lemur create_user` ...): trusted like an administrator,
+    /// recorded in the audit log under its name, with no user.
+    System(&'static str),
+}
+
+/// A signed-in user with their roles.
+#[derive(Debug, Clone)]
+pub struct UserSubject {
+    /// The user.
+    pub user: UserRecord,
+    /// Their roles, as stored.
+    pub roles: Vec<RoleRecord>,
+    /// Their roles, as the policy reads them.
+    pub parsed: Vec<Role>,
+    /// Where the request came from.
+    pub source: String,
+}
+
+impl Subject {
+    /// A user subject with `roles`.
+    pub fn user(user: UserRecord, roles: Vec<RoleRecord>, source: String) -> Self {
+        let parsed = roles.iter().map(|role| Role::parse(&role.name)).collect();
+        Subject::User(UserSubject {
+            user,
+            roles,
+            parsed,
+            source,
+        })
+    }
+
+    /// The user id the audit log records, if a user asks.
+    pub fn user_id(&self) -> Option<i64> {
+        match self {
+            Subject::User(user) => Some(user.user.id),
+            Subject::System(_) => None,
+        }
+    }
+
+    /// Where the request came from, for the audit log.
+    pub fn source(&self) -> Option<&str> {
+        match self {
+            Subject::User(user) => Some(&user.source),
+            Subject::System(job) => Some(job),
+        }
+    }
+
+    fn has(&self, role: &Role) -> bool {
+        match self {
+            Subject::User(user) => user.parsed.contains(role),
+            Subject::System(_) => false,
+        }
+    }
+
+    fn is_admin(&self) -> bool {
+        matches!(self, Subject::System(_)) || self.has(&Role::Admin)
+    }
+
+    /// Reads the whole inventory (not only what it owns).
+    fn reads_everything(&self) -> bool {
+        self.is_admin()
+            || self.has(&Role::Operator)
+            || self.has(&Role::ReadOnly)
+            || self.has(&Role::Auditor)
+    }
+
+    /// May change the inventory at all: read-only and auditor roles win over any other.
+    fn may_write(&self) -> bool {
+        self.is_admin() || !(self.has(&Role::ReadOnly) || self.has(&Role::Auditor))
+    }
+
+    fn holds_any(&self, roles: &[RoleRecord]) -> bool {
+        match self {
+            Subject::User(user) => roles
+                .iter()
+                .any(|role| user.roles.iter().any(|held| held.id == role.id)),
+            Subject::System(_) => false,
+        }
+    }
+
+    /// Owns the certificate: its creator, the user whose email is its owner, or a holder of the
+    /// role named after its owner (Lemur's CertificatePermission).
+    fn owns(&self, certificate: &CertificateRecord) -> bool {
+        match self {
+            Subject::User(user) => {
+                certificate.user_id == Some(user.user.id)
+                    || user.user.email == certificate.owner
+                    || user.roles.iter().any(|role| role.name == certificate.owner)
+            }
+            Subject::System(_) => false,
+        }
+    }
+
+    /// Which certificates a list shows this subject.
+    pub fn visibility(&self) -> Visibility {
+        match self {
+            Subject::User(user) if !self.reads_everything() => Visibility::Owned {
+                owners: std::iter::once(user.user.email.clone())
+                    .chain(user.roles.iter().map(|role| role.name.clone()))
+                    .collect(),
+                user_id: user.user.id,
+            },
+            _ => Visibility::All,
+        }
+    }
+}
+
+/// What a subject asks to do.
+#[derive(Debug, Clone, Copy)]
+pub enum Action<'a> {
+    /// List certificates (the list is filtered by [`Subject::visibility`]).
+    ListCertificates,
+    /// Read one certificate.
+    ReadCertificate(&'a CertificateRecord),
+    /// Read a certificate's private key.
+    ReadPrivateKey(&'a CertificateRecord),
+    /// Mark a certificate as replaced by a new one.
+    ReplaceCertificate(&'a CertificateRecord),
+    /// Import a certificate issued elsewhere.
+    UploadCertificate,
+    /// Issue from the authority holding these roles.
+    Issue {
+        /// The authority's roles.
+        authority_roles: &'a [RoleRecord],
+    },
+    /// Read authorities.
+    ReadAuthorities,
+    /// Create an authority.
+    CreateAuthority,
+    /// Read the installed plugins.
+    ReadPlugins,
+    /// Read the health checks' details (they name HSM and entropy internals).
+    ReadHealthDetails,
+    /// Manage users and roles.
+    ManageUsers,
+}
+
+/// Allows the action or says why not (403).
+pub fn authorize(subject: &Subject, action: Action<'_>) -> Result<()> {
+    let (allowed, why) = match action {
+        Action::ListCertificates | Action::ReadPlugins => (
+            matches!(subject, Subject::User(_)) || subject.is_admin(),
+            "sign in",
+        ),
+        Action::ReadCertificate(certificate) => (
+            subject.reads_everything() || subject.owns(certificate),
+            "only its owner, its creator and holders of an inventory-wide role may read this certificate",
+        ),
+        Action::ReadPrivateKey(certificate) => (
+            subject.is_admin() || (subject.owns(certificate) && subject.may_write()),
+            "only the certificate's owner, its creator or an administrator may read its private key",
+        ),
+        Action::ReplaceCertificate(certificate) => (
+            subject.is_admin() || (subject.owns(certificate) && subject.may_write()),
+            "only the certificate's owner, its creator or an administrator may replace it",
+        ),
+        Action::UploadCertificate => (
+            subject.is_admin()
+                || (subject.may_write()
+                    && (subject.has(&Role::Operator) || subject.has(&Role::GlobalCertIssuer))),
+            "importing certificates needs the operator, global_cert_issuer or admin role",
+        ),
+        Action::Issue { authority_roles } => (
+            subject.is_admin() || (subject.may_write() && subject.holds_any(authority_roles)),
+            "you hold no role on this authority",
+        ),
+        Action::ReadAuthorities => (
+            subject.is_admin() || matches!(subject, Subject::User(user) if !user.roles.is_empty()),
+            "reading authorities needs a role",
+        ),
+        Action::CreateAuthority | Action::ManageUsers => {
+            (subject.is_admin(), "only administrators may do this")
+        }
+        Action::ReadHealthDetails => (
+            subject.is_admin() || subject.has(&Role::Operator) || subject.has(&Role::Auditor),
+            "health details need the admin, operator or auditor role",
+        ),
+    };
+    if allowed {
+        Ok(())
+    } else {
+        Err(Error::Forbidden(why.to_owned()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(roles: &[&str]) -> Subject {
+        let roles = roles
+            .iter()
+            .enumerate()
+            .map(|(i, name)| RoleRecord {
+                id: i as i64 + 1,
+                name: (*name).to_owned(),
+                description: String::new(),
+            })
+            .collect();
+        Subject::user(
+            UserRecord {
+                id: 7,
+                username: "u".into(),
+                email: "u@example.com".into(),
+                active: true,
+            },
+            roles,
+            "127.0.0.1".into(),
+        )
+    }
+
+    #[test]
+    fn read_only_wins_over_an_authority_role() {
+        let subject = user(&["ca_operator", "read-only"]);
+        let Subject::User(held) = &subject else {
+            unreachable!()
+        };
+        let roles = held.roles.clone();
+        assert!(
+            authorize(
+                &subject,
+                Action::Issue {
+                    authority_roles: &roles
+                }
+            )
+            .is_err()
+        );
+        assert!(
+            authorize(
+                &user(&["ca_operator"]),
+                Action::Issue {
+                    authority_roles: &roles[..1]
+                }
+            )
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn a_user_with_no_role_sees_only_what_they_own() {
+        let subject = user(&[]);
+        assert!(authorize(&subject, Action::UploadCertificate).is_err());
+        assert!(authorize(&subject, Action::ReadAuthorities).is_err());
+        assert_eq!(
+            subject.visibility(),
+            Visibility::Owned {
+                owners: vec!["u@example.com".into()],
+                user_id: 7
+            }
+        );
+    }
+}

@@ -1,0 +1,104 @@
+//! The repository traits the domain needs, implemented per database engine by `lemur-store`.
+//!
+//! One domain operation is one call here when it writes: the store commits its rows and its
+//! audit row together or not at all. Lists return a page in a constant number of queries, and a
+//! failure of the database is [`Error::Database`](crate::Error::Database), never "not found".
+
+use crate::error::Result;
+use crate::model::{
+    AuthorityDetail, AuthorityRecord, CertificateFilter, CertificateLinks, CertificateRecord,
+    LogEntry, NewAuthority, NewCertificate, NewUser, Page, RoleRecord, UserRecord, UserSession,
+    Visibility,
+};
+use async_trait::async_trait;
+
+/// Users and roles.
+#[async_trait]
+pub trait UserRepository: Send + Sync {
+    /// Creates a user and grants its roles; a taken username or email is a conflict.
+    async fn create_user(&self, new: &NewUser<'_>, now: i64) -> Result<UserRecord>;
+    /// The user with this username or email, and their password hash.
+    async fn user_by_login(&self, login: &str) -> Result<Option<(UserRecord, Option<String>)>>;
+    /// Replaces a user's password hash and revokes the tokens issued before `now`.
+    async fn set_password(&self, user_id: i64, password_hash: &str, now: i64) -> Result<()>;
+    /// The role with this name, created if missing (safe when several daemons start at once).
+    async fn ensure_role(&self, name: &str, description: &str) -> Result<RoleRecord>;
+    /// The role with this name.
+    async fn role_by_name(&self, name: &str) -> Result<Option<RoleRecord>>;
+    /// Gives `user_id` the role `role_id` (no-op if held).
+    async fn grant_role(&self, user_id: i64, role_id: i64) -> Result<()>;
+    /// The user with this id, their roles and token cut-off, in one round trip; `None` when
+    /// the user does not exist.
+    async fn user_session(&self, id: i64) -> Result<Option<UserSession>>;
+}
+
+/// Authorities.
+#[async_trait]
+pub trait AuthorityRepository: Send + Sync {
+    /// Stores an authority, its CA certificate, its roles and the audit row in one transaction.
+    /// A taken name is a conflict.
+    async fn create_authority(
+        &self,
+        new: &NewAuthority<'_>,
+        certificate: &NewCertificate<'_>,
+        log: &LogEntry<'_>,
+        now: i64,
+    ) -> Result<i64>;
+    /// The authority with this id.
+    async fn authority(&self, id: i64) -> Result<Option<AuthorityRecord>>;
+    /// The authority with this name.
+    async fn authority_by_name(&self, name: &str) -> Result<Option<AuthorityRecord>>;
+    /// The roles attached to an authority.
+    async fn authority_roles(&self, id: i64) -> Result<Vec<RoleRecord>>;
+    /// Authorities with their roles, certificates and creators, oldest first, and the total.
+    async fn authorities(&self, page: Page) -> Result<(Vec<AuthorityDetail>, i64)>;
+    /// One authority with its roles, certificate and creator.
+    async fn authority_detail(&self, id: i64) -> Result<Option<AuthorityDetail>>;
+}
+
+/// Certificates and the audit log.
+#[async_trait]
+pub trait CertificateRepository: Send + Sync {
+    /// Stores a certificate and its audit row in one transaction; with `unique_body`, refuses
+    /// (409) a certificate whose body is in the inventory already.
+    async fn create_certificate(
+        &self,
+        new: &NewCertificate<'_>,
+        log: &LogEntry<'_>,
+        unique_body: bool,
+        now: i64,
+    ) -> Result<i64>;
+    /// The certificate with this id.
+    async fn certificate(&self, id: i64) -> Result<Option<CertificateRecord>>;
+    /// A page of certificates, newest first, matching `filter` among those `visible`, and the
+    /// total.
+    async fn certificates(
+        &self,
+        filter: &CertificateFilter,
+        visible: &Visibility,
+        page: Page,
+    ) -> Result<(Vec<CertificateRecord>, i64)>;
+    /// Domains and replacement links of each certificate in `ids`, in the same order, in a
+    /// constant number of queries.
+    async fn certificate_links(&self, ids: &[i64]) -> Result<Vec<CertificateLinks>>;
+    /// The sealed private key of a certificate: `None` when the certificate does not exist,
+    /// `Some(None)` when it has no key.
+    async fn sealed_private_key(&self, id: i64) -> Result<Option<Option<Vec<u8>>>>;
+    /// Writes one audit row.
+    async fn log(&self, entry: &LogEntry<'_>, now: i64) -> Result<()>;
+}
+
+/// The whole inventory.
+#[async_trait]
+pub trait Store: UserRepository + AuthorityRepository + CertificateRepository {
+    /// Brings the schema up to date (safe to run concurrently from several daemons).
+    async fn migrate(&self, now: i64) -> Result<()>;
+    /// The rotation policy with this name, created with `days` if missing; its id.
+    async fn ensure_rotation_policy(&self, name: &str, days: i64) -> Result<i64>;
+    /// One round trip, for health checks.
+    async fn ping(&self) -> Result<()>;
+    /// `sqlite` or `postgresql`, for operators' messages.
+    fn engine(&self) -> &'static str;
+    /// Closes every connection (on shutdown).
+    async fn close(&self);
+}

@@ -1,0 +1,201 @@
+//! The `lemur` command line: Lemur's operator commands plus `dev` for a one-command local appliance.
+
+mod dev;
+mod serve;
+mod users;
+
+use clap::{Parser, Subcommand};
+use lemur_core::{Error, Result};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(
+    name = "lemur",
+    version,
+    about = "Lemur-HSM: TLS certificate management with an HSM-backed CA"
+)]
+struct Cli {
+    /// Configuration file (Lemur's LEMUR_CONF).
+    #[arg(
+        long,
+        short = 'c',
+        global = true,
+        env = "LEMUR_CONF",
+        default_value = "/etc/lemur/lemur.toml"
+    )]
+    config: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Write a complete, commented configuration with fresh secrets.
+    #[command(name = "create_config", alias = "create-config")]
+    CreateConfig {
+        /// State directory (database, secrets).
+        #[arg(long, default_value = "/var/lib/lemur")]
+        state_dir: PathBuf,
+        /// Listen address.
+        #[arg(long, default_value = "127.0.0.1:8000")]
+        listen: String,
+        /// Database URL; SQLite in the state directory when absent.
+        #[arg(long)]
+        database_url: Option<String>,
+    },
+    /// Create or migrate the database, built-in roles and the admin user; check HSM and entropy.
+    Init {
+        /// File with the admin password; prompted when absent.
+        #[arg(long, short = 'p')]
+        password_file: Option<PathBuf>,
+    },
+    /// Run the daemon.
+    Start,
+    /// Development mode: a SoftHSM2 token, config, SQLite database and admin user in DIR, then run.
+    Dev {
+        /// Where everything is kept.
+        #[arg(long)]
+        state_dir: PathBuf,
+        /// Listen address (127.0.0.1:0 picks a free port).
+        #[arg(long, default_value = "127.0.0.1:8000")]
+        listen: String,
+        /// File with the admin password; generated into DIR when absent.
+        #[arg(long)]
+        admin_password_file: Option<PathBuf>,
+        /// Database URL for a new configuration; SQLite in DIR when absent.
+        #[arg(long)]
+        database_url: Option<String>,
+        /// Serve HTTPS with this PEM certificate chain.
+        #[arg(long, requires = "tls_private_key")]
+        tls_certificate: Option<PathBuf>,
+        /// The private key of --tls-certificate.
+        #[arg(long, requires = "tls_certificate")]
+        tls_private_key: Option<PathBuf>,
+    },
+    /// Create a local user.
+    #[command(name = "create_user", alias = "create-user")]
+    CreateUser {
+        /// User name.
+        #[arg(long, short = 'u')]
+        username: String,
+        /// Email address.
+        #[arg(long, short = 'e')]
+        email: String,
+        /// Roles to grant (repeatable).
+        #[arg(long = "roles", short = 'r')]
+        roles: Vec<String>,
+        /// Create the user inactive.
+        #[arg(long)]
+        inactive: bool,
+        /// File with the password; prompted when absent.
+        #[arg(long, short = 'p')]
+        password_file: Option<PathBuf>,
+    },
+    /// Create a role.
+    #[command(name = "create_role", alias = "create-role")]
+    CreateRole {
+        /// Role name.
+        #[arg(long, short = 'n')]
+        name: String,
+        /// Users to add (repeatable).
+        #[arg(long = "users", short = 'u')]
+        users: Vec<String>,
+        /// Description.
+        #[arg(long, short = 'd', default_value = "")]
+        description: String,
+    },
+    /// Set a new password for a local user.
+    #[command(name = "reset_password", alias = "reset-password")]
+    ResetPassword {
+        /// User name.
+        #[arg(long, short = 'u')]
+        username: String,
+        /// File with the new password; prompted when absent.
+        #[arg(long, short = 'p')]
+        password_file: Option<PathBuf>,
+    },
+}
+
+/// Parses the command line, runs the command, and turns failures into a message and exit code 1.
+pub fn main() -> std::process::ExitCode {
+    crate::logging::init();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("lemur: error: cannot start the async runtime: {error}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            if let Error::Database { source, .. } = &error {
+                log::error!("database: {source}");
+            }
+            eprintln!("lemur: error: {error}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::CreateConfig {
+            state_dir,
+            listen,
+            database_url,
+        } => dev::create_config(
+            &cli.config,
+            &state_dir,
+            &listen,
+            database_url.as_deref(),
+            &[],
+        ),
+        Command::Init { password_file } => users::init(&cli.config, password_file.as_deref()).await,
+        Command::Start => serve::start(&cli.config, serve::Mode::Production).await,
+        Command::Dev {
+            state_dir,
+            listen,
+            admin_password_file,
+            database_url,
+            tls_certificate,
+            tls_private_key,
+        } => {
+            let options = dev::DevOptions {
+                listen,
+                admin_password_file,
+                database_url,
+                tls: tls_certificate.zip(tls_private_key),
+            };
+            dev::run(&state_dir, options).await
+        }
+        Command::CreateUser {
+            username,
+            email,
+            roles,
+            inactive,
+            password_file,
+        } => {
+            let request = lemur_core::users::CreateUser {
+                username: &username,
+                email: &email,
+                roles: &roles,
+                active: !inactive,
+            };
+            users::create_user(&cli.config, request, password_file.as_deref()).await
+        }
+        Command::CreateRole {
+            name,
+            users,
+            description,
+        } => users::create_role(&cli.config, &name, &users, &description).await,
+        Command::ResetPassword {
+            username,
+            password_file,
+        } => users::reset_password(&cli.config, &username, password_file.as_deref()).await,
+    }
+}

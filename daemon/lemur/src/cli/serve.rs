@@ -1,0 +1,108 @@
+//! `lemur start`: checks that secrets are private and that it is not root, opens everything, and
+//! serves until SIGTERM or SIGINT, letting requests in flight finish.
+
+use lemur_core::config::Config;
+use lemur_core::files::check_private;
+use lemur_core::{App, Error, Result, clock};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How strict start-up checks are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Refuse to run as root.
+    Production,
+    /// Warn about root (tests and CI run as root).
+    Development,
+}
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status").is_ok_and(|status| {
+        status
+            .lines()
+            .find(|l| l.starts_with("Uid:"))
+            .and_then(|l| l.split_whitespace().nth(2))
+            == Some("0")
+    })
+}
+
+/// Refuses configuration, secrets or state readable by others, then root in production.
+pub fn preflight(config_path: &Path, config: &Config, mode: Mode) -> Result<()> {
+    check_private(config_path)?;
+    check_private(&config.state_dir)?;
+    for secret in config.secret_files() {
+        check_private(secret)?;
+    }
+    if is_root() {
+        match mode {
+            Mode::Production => {
+                return Err(Error::Forbidden(
+                    "lemur start refuses to run as root: run it as the lemur user (see systemd/lemurd.service)".into(),
+                ));
+            }
+            Mode::Development => log::warn!("running as root: acceptable in development only"),
+        }
+    }
+    Ok(())
+}
+
+/// `lemur start`.
+pub async fn start(config_path: &Path, mode: Mode) -> Result<()> {
+    let config = Config::load(config_path)?;
+    serve(config_path, config, mode, |_| {}).await
+}
+
+/// Checks the files, opens the application and serves it; `on_ready` runs once the listener is
+/// bound.
+pub async fn serve(
+    config_path: &Path,
+    config: Config,
+    mode: Mode,
+    on_ready: impl FnOnce(&str),
+) -> Result<()> {
+    preflight(config_path, &config, mode)?;
+    let (app, _) = crate::open::app(config, clock::system()).await?;
+    serve_app(Arc::new(app), on_ready).await
+}
+
+/// Serves an opened application until SIGTERM or SIGINT.
+pub async fn serve_app(app: Arc<App>, on_ready: impl FnOnce(&str)) -> Result<()> {
+    if app.store.role_by_name("admin").await?.is_none() {
+        return Err(Error::invalid(
+            "database",
+            "not initialised: run `lemur init` first",
+        ));
+    }
+    let _entropy_rechecks = app.entropy.start_periodic(Duration::from_secs(
+        app.config.entropy.recheck_interval_secs.max(1),
+    ));
+    lemur_server::serve(Arc::clone(&app), shutdown_signal(), |address| {
+        announce(address, on_ready)
+    })
+    .await?;
+    log::info!("stopped; closing the database");
+    app.store.close().await;
+    Ok(())
+}
+
+fn announce(address: &str, on_ready: impl FnOnce(&str)) {
+    log::info!("ready: listening on {address}");
+    println!("lemur: listening on {address}");
+    on_ready(address);
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        log::error!("cannot install signal handlers; stop with SIGKILL");
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => log::info!("SIGTERM: finishing requests in flight"),
+        _ = int.recv() => log::info!("SIGINT: finishing requests in flight"),
+    }
+}

@@ -1,0 +1,88 @@
+//! Wiring: the application from a configuration, each part opened in the order that lets its
+//! failure say what is wrong (database, then HSM and entropy, then token keys).
+
+use lemur_core::clock::Clock;
+use lemur_core::config::Config;
+use lemur_core::plugins::Registry;
+use lemur_core::plugins::hsm_issuer::HsmIssuer;
+use lemur_core::{App, Error, Parts, Result};
+use lemur_entropy::{DeviceSource, HealthMonitor};
+use lemur_hsm::Pkcs11KeyStore;
+use lemur_store::SqlStore;
+use std::os::unix::process::CommandExt;
+use std::sync::Arc;
+
+/// The installed plugins.
+fn plugins() -> Registry {
+    Registry::default().with_issuer(Arc::new(HsmIssuer::default()))
+}
+
+/// Makes sure this process has the environment the PKCS#11 module of `config` reads when it
+/// loads (`[hsm.environment]`), re-executing the same command with it when not: modules such as
+/// SoftHSM2 read their configuration path once, at load time, so it must be there from the start.
+pub fn module_environment(config: &Config) -> Result<()> {
+    let missing = config.hsm.missing_environment();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let program = std::env::current_exe().map_err(Error::io("finding this program"))?;
+    let error = std::process::Command::new(program)
+        .args(std::env::args_os().skip(1))
+        .envs(missing)
+        .exec();
+    Err(Error::io("re-executing with the HSM module's environment")(
+        error,
+    ))
+}
+
+/// The database, the HSM (with its KEK checked or created when `baseline`), the entropy monitor
+/// after its self-test, and the application over them.
+pub async fn app(config: Config, clock: Arc<dyn Clock>) -> Result<(App, Arc<Pkcs11KeyStore>)> {
+    module_environment(&config)?;
+    let store = SqlStore::connect(&config.database).await?;
+    let hsm_config = config.hsm.clone();
+    let devices = config.entropy.devices.clone();
+    let (keys, entropy) = tokio::task::spawn_blocking(move || -> Result<_> {
+        let entropy = Arc::new(HealthMonitor::with_os_source());
+        let keys = Pkcs11KeyStore::open(&hsm_config, Arc::clone(&entropy))?;
+        entropy.add_source(keys.rng_source());
+        for device in devices {
+            entropy.add_source(Arc::new(DeviceSource::new(device)));
+        }
+        let report = entropy.check();
+        if let Some(reason) = &report.reason {
+            log::error!(
+                "entropy self-test failed: {reason}; key generation is refused until a re-check passes"
+            );
+        }
+        Ok((Arc::new(keys), entropy))
+    })
+    .await
+    .map_err(|e| Error::Ca(format!("HSM start-up task failed: {e}")))??;
+    let app = App::new(Parts {
+        config,
+        store: Arc::new(store),
+        hsm: Arc::clone(&keys) as Arc<dyn lemur_core::app::Hsm>,
+        entropy,
+        clock,
+        plugins: plugins(),
+    })
+    .await?;
+    Ok((app, keys))
+}
+
+/// Makes sure the key-encryption key and the built-in roles exist (idempotent, as `lemur init`
+/// must be).
+pub async fn ensure_baseline(app: &App, keys: &Arc<Pkcs11KeyStore>) -> Result<()> {
+    let keys = Arc::clone(keys);
+    tokio::task::spawn_blocking(move || -> Result<()> {
+        if keys.kek_versions()?.is_empty() {
+            keys.create_kek()?;
+            log::info!("created the key-encryption key in the HSM");
+        }
+        Ok(())
+    })
+    .await
+    .map_err(|e| Error::Ca(format!("HSM task failed: {e}")))??;
+    app.ensure_builtin_roles().await
+}

@@ -1,0 +1,214 @@
+//! The HTTP server of Lemur-HSM: Lemur's REST API under `/api/1` over the domain core, served on
+//! TCP, HTTPS (rustls) or a unix socket behind nginx.
+//!
+//! Handlers are thin: extract (the caller first: [`Caller`] is a parameter, so a handler cannot
+//! compile without authentication), one call into the domain, and [`ApiError`] maps the error.
+//! Every route is listed once, in [`ROUTES`], which the router is built from.
+
+#![recursion_limit = "256"]
+
+mod auth;
+mod authorities;
+mod certificates;
+mod error;
+mod health;
+mod json;
+mod plugins;
+mod serve;
+mod tls;
+mod views;
+
+pub use error::ApiError;
+pub use json::{IdPath, JsonBody, QueryParams};
+pub use serve::serve;
+
+use axum::Router;
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::routing::{MethodRouter, get, post};
+use lemur_core::policy::Subject;
+use lemur_core::{App, Error};
+use std::sync::Arc;
+
+/// Shared state of every handler.
+pub type AppState = axum::extract::State<Arc<App>>;
+
+/// The authenticated caller of a request.
+#[derive(Debug, Clone)]
+pub struct Caller(pub Subject);
+
+impl FromRequestParts<Arc<App>> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        app: &Arc<App>,
+    ) -> Result<Self, Self::Rejection> {
+        let header = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .ok_or_else(|| {
+                Error::Unauthorized(
+                    "authentication required: send Authorization: Bearer <token>".into(),
+                )
+            })?;
+        let token = header
+            .strip_prefix("Bearer ")
+            .or_else(|| header.strip_prefix("bearer "))
+            .ok_or_else(|| {
+                Error::Unauthorized("the Authorization header must be `Bearer <token>`".into())
+            })?;
+        let token = token.trim().to_owned();
+        let Ok(ClientAddress(source)) = ClientAddress::from_request_parts(parts, app).await;
+        let subject = lemur_core::users::authenticate(app, &token, source).await?;
+        Ok(Caller(subject))
+    }
+}
+
+/// The TCP peer of a connection (`ConnectInfo<Peer>`), over plain TCP or TLS.
+#[derive(Debug, Clone, Copy)]
+pub struct Peer(pub std::net::SocketAddr);
+
+/// Where a request came from, for the audit log: the TCP peer, or `unix` behind a local proxy.
+pub struct ClientAddress(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddress {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let peer = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<Peer>>()
+            .map(|info| info.0.0.ip().to_string());
+        Ok(ClientAddress(peer.unwrap_or_else(|| "unix".to_owned())))
+    }
+}
+
+/// A route the server serves: method, path under `/api/1`, and whether it needs a signed-in
+/// caller. The authorization matrix test and the route listing are built from this table, so a
+/// route cannot be added without appearing in both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Route {
+    /// `GET`, `POST`...
+    pub method: &'static str,
+    /// The path under `/api/1`, with `{id}`-style parameters.
+    pub path: &'static str,
+}
+
+/// Every route, in the order the router adds them.
+pub const ROUTES: &[Route] = &[
+    Route {
+        method: "GET",
+        path: "/healthcheck",
+    },
+    Route {
+        method: "GET",
+        path: "/healthcheck/details",
+    },
+    Route {
+        method: "POST",
+        path: "/auth/login",
+    },
+    Route {
+        method: "GET",
+        path: "/auth/me",
+    },
+    Route {
+        method: "GET",
+        path: "/auth/providers",
+    },
+    Route {
+        method: "GET",
+        path: "/authorities",
+    },
+    Route {
+        method: "POST",
+        path: "/authorities",
+    },
+    Route {
+        method: "GET",
+        path: "/authorities/{id}",
+    },
+    Route {
+        method: "GET",
+        path: "/certificates",
+    },
+    Route {
+        method: "POST",
+        path: "/certificates",
+    },
+    Route {
+        method: "POST",
+        path: "/certificates/upload",
+    },
+    Route {
+        method: "GET",
+        path: "/certificates/{id}",
+    },
+    Route {
+        method: "GET",
+        path: "/certificates/{id}/key",
+    },
+    Route {
+        method: "GET",
+        path: "/plugins",
+    },
+    Route {
+        method: "GET",
+        path: "/plugins/{slug}",
+    },
+];
+
+/// The handler of each route in [`ROUTES`].
+fn handler(route: &Route) -> Option<MethodRouter<Arc<App>>> {
+    Some(match (route.method, route.path) {
+        ("GET", "/healthcheck") => get(health::plain),
+        ("GET", "/healthcheck/details") => get(health::details),
+        ("POST", "/auth/login") => post(auth::login),
+        ("GET", "/auth/me") => get(auth::me),
+        ("GET", "/auth/providers") => get(auth::providers),
+        ("GET", "/authorities") => get(authorities::list),
+        ("POST", "/authorities") => post(authorities::create),
+        ("GET", "/authorities/{id}") => get(authorities::get),
+        ("GET", "/certificates") => get(certificates::list),
+        ("POST", "/certificates") => post(certificates::create),
+        ("POST", "/certificates/upload") => post(certificates::upload),
+        ("GET", "/certificates/{id}") => get(certificates::get),
+        ("GET", "/certificates/{id}/key") => get(certificates::key),
+        ("GET", "/plugins") => get(plugins::list),
+        ("GET", "/plugins/{slug}") => get(plugins::get),
+        _ => return None,
+    })
+}
+
+/// Every route of [`ROUTES`], under `/api/1`.
+pub fn router(app: Arc<App>) -> Router {
+    let api = ROUTES
+        .iter()
+        .filter_map(|route| Some((route.path, handler(route)?)))
+        .fold(Router::new(), |api, (path, handler)| {
+            api.route(path, handler)
+        });
+    Router::new()
+        .nest("/api/1", api)
+        .fallback(|| async {
+            ApiError::from(Error::NotFound {
+                what: "route",
+                id: "requested".into(),
+            })
+        })
+        .with_state(app)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_listed_route_has_a_handler() {
+        for route in ROUTES {
+            assert!(handler(route).is_some(), "{route:?} has no handler");
+        }
+    }
+}
