@@ -356,7 +356,7 @@ fn hsm_cli(app: &Appliance, args: &[&str]) -> Value {
 }
 
 /// A CA and a leaf made by openssl, as an external certificate to import.
-fn external_certificate() -> (String, String, String) {
+pub(crate) fn external_certificate() -> (String, String, String) {
     let dir = scratch();
     openssl_p256_request(
         dir.path(),

@@ -1,0 +1,254 @@
+//! The authorization matrix: every route the server serves, asked by every kind of caller, gets
+//! the status one table expects. The routes come from the server's own route table, so a new
+//! route that is missing here fails this test until someone decides who may call it.
+//!
+//! The users are made with `lemur create_user` against the running daemon's configuration alone
+//! (no SoftHSM2 variable in the environment): the configuration says how to reach its token.
+
+use crate::support::{Appliance, Db, openssl_csr};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use lemur_testkit::daemon::Reply;
+use serde_json::{Value, json};
+use std::process::Command;
+
+/// Who asks, in the order of the table's columns.
+const CALLERS: [&str; 9] = [
+    "anonymous",
+    "expired token",
+    "no role",
+    "read-only",
+    "auditor",
+    "certificate owner",
+    "other user",
+    "authority operator",
+    "admin",
+];
+
+/// Expected status per route and caller (columns as [`CALLERS`]).
+#[rustfmt::skip]
+const MATRIX: &[(&str, &str, [u16; 9])] = &[
+    //                                        anon expd none  ro  aud  own  oth  cao  adm
+    ("GET",  "/healthcheck",                 [200, 200, 200, 200, 200, 200, 200, 200, 200]),
+    ("GET",  "/healthcheck/details",         [401, 401, 403, 403, 200, 403, 403, 403, 200]),
+    ("POST", "/auth/login",                  [200, 200, 200, 200, 200, 200, 200, 200, 200]),
+    ("GET",  "/auth/me",                     [401, 401, 200, 200, 200, 200, 200, 200, 200]),
+    ("GET",  "/auth/providers",              [200, 200, 200, 200, 200, 200, 200, 200, 200]),
+    ("GET",  "/authorities",                 [401, 401, 403, 200, 200, 403, 200, 200, 200]),
+    ("POST", "/authorities",                 [401, 401, 403, 403, 403, 403, 403, 403, 200]),
+    ("GET",  "/authorities/{id}",            [401, 401, 403, 200, 200, 403, 200, 200, 200]),
+    ("GET",  "/certificates",                [401, 401, 200, 200, 200, 200, 200, 200, 200]),
+    ("POST", "/certificates",                [401, 401, 403, 403, 403, 403, 403, 200, 200]),
+    ("POST", "/certificates/upload",         [401, 401, 403, 403, 403, 403, 403, 403, 200]),
+    ("GET",  "/certificates/{id}",           [401, 401, 403, 200, 200, 200, 403, 403, 200]),
+    ("GET",  "/certificates/{id}/key",       [401, 401, 403, 403, 403, 200, 403, 403, 200]),
+    ("GET",  "/plugins",                     [401, 401, 200, 200, 200, 200, 200, 200, 200]),
+    ("GET",  "/plugins/{slug}",              [401, 401, 200, 200, 200, 200, 200, 200, 200]),
+];
+
+/// Runs `lemur ARGS` on the daemon's configuration alone.
+fn lemur(app: &Appliance, args: &[&str]) {
+    let output = Command::new(env!("CARGO_BIN_EXE_lemur"))
+        .env_remove("SOFTHSM2_CONF")
+        .env("LEMUR_CONF", app.daemon.config_path())
+        .env("LEMUR_LOG", "warn")
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "lemur {args:?}: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// `lemur create_user` with the password `password`.
+fn create_user(app: &Appliance, name: &str, email: &str, roles: &[&str], password: &str) {
+    let file = app.daemon.state_dir().join(format!("{name}-password"));
+    std::fs::write(&file, password).unwrap();
+    let mut args = vec![
+        "create_user",
+        "-u",
+        name,
+        "-e",
+        email,
+        "-p",
+        file.to_str().unwrap(),
+    ];
+    for role in roles {
+        args.extend(["-r", role]);
+    }
+    lemur(app, &args);
+}
+
+fn login(app: &Appliance, name: &str, password: &str) -> String {
+    let reply = app.daemon.post(
+        "/api/1/auth/login",
+        None,
+        &json!({ "username": name, "password": password }),
+    );
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    reply.body["token"].as_str().unwrap().to_owned()
+}
+
+/// A token for the admin, signed with the daemon's own secret, that expired an hour ago.
+fn expired_token(app: &Appliance) -> String {
+    let secret = std::fs::read(app.daemon.state_dir().join("secrets/token-secret")).unwrap();
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret.trim_ascii_end());
+    #[allow(clippy::disallowed_methods)] // the daemon checks expiry against the real clock
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let header = B64.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
+    let claims = B64.encode(json!({ "sub": 1, "iat": now - 7200, "exp": now - 3600 }).to_string());
+    let signed = format!("{header}.{claims}");
+    let signature = B64.encode(ring::hmac::sign(&key, signed.as_bytes()).as_ref());
+    format!("{signed}.{signature}")
+}
+
+/// What one call sends: the concrete path and body for a route.
+struct Fixture {
+    authority: i64,
+    certificate: i64,
+    admin_password: String,
+}
+
+impl Fixture {
+    fn path(&self, path: &str) -> String {
+        let concrete = if path.starts_with("/authorities/") {
+            path.replace("{id}", &self.authority.to_string())
+        } else {
+            path.replace("{id}", &self.certificate.to_string())
+                .replace("{slug}", "cryptography-issuer")
+        };
+        format!("/api/1{concrete}")
+    }
+
+    fn body(&self, path: &str, caller: usize) -> Value {
+        match path {
+            "/auth/login" => json!({ "username": "lemur", "password": self.admin_password }),
+            "/authorities" => json!({
+                "name": format!("matrix-{caller}"), "owner": "pki@example.com",
+                "commonName": "Matrix Root", "type": "root", "keyType": "ECCPRIME256V1",
+                "validityYears": 1,
+            }),
+            "/certificates" => json!({
+                "owner": "owner@example.com", "authority": { "id": self.authority },
+                "csr": openssl_csr(&["matrix.example.com"]).1,
+            }),
+            "/certificates/upload" => {
+                let (body, chain, key) = crate::ca::external_certificate();
+                json!({ "owner": "owner@example.com", "body": body, "chain": chain, "privateKey": key })
+            }
+            _ => Value::Null,
+        }
+    }
+}
+
+fn call(app: &Appliance, method: &str, path: &str, token: Option<&str>, body: &Value) -> Reply {
+    match method {
+        "GET" => app.daemon.get(path, token),
+        "POST" => app.daemon.post(path, token, body),
+        other => panic!("no client call for {other}"),
+    }
+}
+
+#[test]
+fn every_route_answers_every_caller_as_the_matrix_says() {
+    let app = Appliance::start(Db::Sqlite);
+    let root = app.root("matrix", "ECCPRIME256V1");
+    let issued = app.post(
+        "/api/1/certificates",
+        &json!({ "owner": "owner@example.com", "authority": { "id": root["id"] },
+                 "commonName": "owned.example.com", "keyType": "ECCPRIME256V1" }),
+    );
+    assert_eq!(issued.status, 200, "{}", issued.text);
+    let password = "a long matrix password";
+    lemur(
+        &app,
+        &["create_role", "-n", "team-other", "-d", "Another team"],
+    );
+    let users: [(&str, &str, &[&str]); 6] = [
+        ("noroles", "noroles@example.com", &[]),
+        ("readonly", "readonly@example.com", &["read-only"]),
+        ("auditor", "auditor@example.com", &["auditor"]),
+        ("owner", "owner@example.com", &[]),
+        ("other", "other@example.com", &["team-other"]),
+        ("caoperator", "caoperator@example.com", &["matrix_operator"]),
+    ];
+    for (name, email, roles) in users {
+        create_user(&app, name, email, roles, password);
+    }
+    let mut tokens: Vec<Option<String>> = vec![None, Some(expired_token(&app))];
+    tokens.extend(
+        users
+            .iter()
+            .map(|(name, ..)| Some(login(&app, name, password))),
+    );
+    tokens.push(Some(app.token.clone()));
+    let fixture = Fixture {
+        authority: root["id"].as_i64().unwrap(),
+        certificate: issued.body["id"].as_i64().unwrap(),
+        admin_password: app.daemon.admin_password.clone(),
+    };
+    let mut failures = Vec::new();
+    for route in lemur_server::ROUTES {
+        let Some((_, _, expected)) = MATRIX
+            .iter()
+            .find(|(method, path, _)| *method == route.method && *path == route.path)
+        else {
+            failures.push(format!(
+                "{} {} is served but missing from the authorization matrix",
+                route.method, route.path
+            ));
+            continue;
+        };
+        for (caller, token) in tokens.iter().enumerate() {
+            let body = fixture.body(route.path, caller);
+            let reply = call(
+                &app,
+                route.method,
+                &fixture.path(route.path),
+                token.as_deref(),
+                &body,
+            );
+            if reply.status != expected[caller] {
+                failures.push(format!(
+                    "{} {} as {}: {} (expected {}): {}",
+                    route.method,
+                    route.path,
+                    CALLERS[caller],
+                    reply.status,
+                    expected[caller],
+                    reply.text
+                ));
+            }
+            if reply.status == 403 {
+                assert_eq!(reply.body["code"], "forbidden", "{}", reply.text);
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+
+    // Lists are filtered, not refused: a user sees what they own and no more.
+    let list = |token: &Option<String>| {
+        app.daemon
+            .get("/api/1/certificates?count=100", token.as_deref())
+            .body["total"]
+            .as_i64()
+            .unwrap()
+    };
+    assert_eq!(list(&tokens[2]), 0, "a user with no role owns nothing");
+    assert!(list(&tokens[5]) >= 1, "the owner sees their certificate");
+    assert!(
+        list(&tokens[8]) > list(&tokens[5]),
+        "the admin sees everything"
+    );
+    assert_eq!(
+        list(&tokens[3]),
+        list(&tokens[8]),
+        "read-only sees everything"
+    );
+}
