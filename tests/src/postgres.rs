@@ -103,7 +103,6 @@ impl Postgres {
                 .expect("chown");
             assert!(status.success(), "chown of the cluster directory");
         }
-        let dir = cluster.path().to_str().expect("UTF-8 path").to_owned();
         let data = data.to_str().expect("UTF-8 path").to_owned();
         run(
             &bin,
@@ -121,29 +120,63 @@ impl Postgres {
             ],
         );
         let port = free_port();
-        let options = format!(
-            "-p {port} -k {dir} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off"
-        );
-        let log = format!("{dir}/postgres.log");
-        run(
-            &bin,
-            "pg_ctl",
-            &[
-                "-D", &data, "-o", &options, "-l", &log, "-w", "-t", "60", "start",
-            ],
-        );
+        let postgres = Self {
+            url: format!("postgres://lemur@127.0.0.1:{port}/lemur"),
+            port,
+            bin,
+            cluster: Some(cluster),
+        };
+        postgres.start_again();
+        let bin = postgres.bin.clone();
         let port_text = port.to_string();
         run(
             &bin,
             "createdb",
             &["-h", "127.0.0.1", "-p", &port_text, "-U", "lemur", "lemur"],
         );
-        Self {
-            url: format!("postgres://lemur@127.0.0.1:{port}/lemur"),
-            port,
-            bin,
-            cluster: Some(cluster),
-        }
+        postgres
+    }
+
+    /// The cluster's directory (a test's own cluster only).
+    fn directory(&self) -> &Path {
+        self.cluster
+            .as_ref()
+            .expect("a cluster this test started")
+            .path()
+    }
+
+    /// Starts the (stopped) cluster on its port.
+    pub fn start_again(&self) {
+        let dir = self.directory().to_str().expect("UTF-8 path");
+        let port = self.port;
+        let options = format!(
+            "-p {port} -k {dir} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off"
+        );
+        let data = format!("{dir}/data");
+        let log = format!("{dir}/postgres.log");
+        run(
+            &self.bin,
+            "pg_ctl",
+            &[
+                "-D", &data, "-o", &options, "-l", &log, "-w", "-t", "60", "start",
+            ],
+        );
+    }
+
+    /// Stops the cluster, as an outage would (connections are cut).
+    pub fn stop(&self) {
+        let data = self.directory().join("data");
+        let data = data.to_str().expect("UTF-8 path");
+        run(
+            &self.bin,
+            "pg_ctl",
+            &["-D", data, "-m", "immediate", "-w", "stop"],
+        );
+    }
+
+    /// The server's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.directory().join("postgres.log")).unwrap_or_default()
     }
 
     /// How `pg_dump` and `psql` reach the database.

@@ -62,6 +62,14 @@ pub struct DatabaseConfig {
     /// Connections in the pool.
     #[serde(default = "default_max_connections")]
     pub max_connections: u32,
+    /// How long a request waits for a database connection before it fails with 503, in
+    /// seconds: while the database is down, every request waits this long.
+    #[serde(default = "default_acquire_timeout")]
+    pub acquire_timeout_secs: u64,
+}
+
+fn default_acquire_timeout() -> u64 {
+    5
 }
 
 fn default_max_connections() -> u32 {
@@ -213,6 +221,8 @@ listen = "{listen}"
 url = "{database_url}"
 # password_file = "/etc/lemur/db-password"
 max_connections = 8
+# Seconds a request waits for a connection before answering 503 (retry later).
+acquire_timeout_secs = 5
 
 [hsm]
 # PKCS#11 module; SoftHSM2's Debian path when absent.

@@ -100,18 +100,18 @@ impl SqlStore {
         };
         let (pool, writer) = match backend {
             Backend::Sqlite => {
-                let writer = open_pool(&url, backend, 1).await?;
+                let writer = open_pool(&url, backend, 1, config).await?;
                 writer
                     .execute("PRAGMA journal_mode = WAL")
                     .await
                     .map_err(db("enabling the write-ahead log"))?;
                 (
-                    open_pool(&url, backend, config.max_connections.min(4)).await?,
+                    open_pool(&url, backend, config.max_connections.min(4), config).await?,
                     writer,
                 )
             }
             Backend::Postgres => {
-                let pool = open_pool(&url, backend, config.max_connections).await?;
+                let pool = open_pool(&url, backend, config.max_connections, config).await?;
                 (pool.clone(), pool)
             }
         };
@@ -179,10 +179,15 @@ impl lemur_core::store::Store for SqlStore {
 }
 
 /// A pool of up to `size` connections to `url`.
-async fn open_pool(url: &str, backend: Backend, size: u32) -> Result<AnyPool> {
+async fn open_pool(
+    url: &str,
+    backend: Backend,
+    size: u32,
+    config: &DatabaseConfig,
+) -> Result<AnyPool> {
     AnyPoolOptions::new()
         .max_connections(size)
-        .acquire_timeout(Duration::from_secs(10))
+        .acquire_timeout(Duration::from_secs(config.acquire_timeout_secs.max(1)))
         .after_connect(move |conn, _| {
             Box::pin(async move {
                 if backend == Backend::Sqlite {

@@ -6,4 +6,5 @@ mod api;
 mod authz;
 mod ca;
 mod cli;
+mod store;
 mod support;

@@ -1,0 +1,111 @@
+//! The store as users meet it: a database outage reads as an outage (503, retry later), never as
+//! "not found" or "bad request"; and a page of certificates costs the same number of queries
+//! whatever its size.
+
+use crate::support::{Appliance, Db, openssl_csr};
+use serde_json::json;
+
+/// Issues `count` certificates from a fresh root; returns the root's id.
+fn issue_many(app: &Appliance, count: usize) -> i64 {
+    let root = app.root("store-root", "ECCPRIME256V1");
+    for i in 0..count {
+        let reply = app.post(
+            "/api/1/certificates",
+            &json!({ "owner": "store@example.com", "authority": { "id": root["id"] },
+                     "csr": openssl_csr(&[&format!("host-{i}.example.com")]).1 }),
+        );
+        assert_eq!(reply.status, 200, "{}", reply.text);
+    }
+    root["id"].as_i64().unwrap()
+}
+
+#[test]
+fn a_database_outage_is_a_503_with_a_retry_hint_and_service_resumes_after() {
+    let mut app = Appliance::start(Db::Postgres);
+    issue_many(&app, 1);
+    // Every request waits this long for a connection while the database is down.
+    let config = std::fs::read_to_string(app.daemon.config_path()).unwrap();
+    let config = config.replace("acquire_timeout_secs = 5", "acquire_timeout_secs = 1");
+    std::fs::write(app.daemon.config_path(), config).unwrap();
+    app.daemon.restart();
+    let postgres = app.postgres.as_ref().unwrap();
+    postgres.stop();
+    for path in [
+        "/api/1/certificates/1",
+        "/api/1/certificates/999",
+        "/api/1/certificates?filter=cn;host",
+        "/api/1/authorities/1",
+    ] {
+        let reply = app.get(path);
+        assert_eq!(reply.status, 503, "{path}: {}", reply.text);
+        assert_eq!(
+            reply.body["code"], "database_unavailable",
+            "{path}: {}",
+            reply.text
+        );
+        assert!(
+            reply.header("retry-after").is_some(),
+            "{path}: no Retry-After"
+        );
+    }
+    let login = app.daemon.post(
+        "/api/1/auth/login",
+        None,
+        &json!({ "username": "lemur", "password": app.daemon.admin_password }),
+    );
+    assert_eq!(login.status, 503, "{}", login.text);
+    assert_eq!(app.daemon.get("/api/1/healthcheck", None).status, 503);
+    postgres.start_again();
+    let mut reply = app.get("/api/1/certificates/1");
+    for _ in 0..50 {
+        if reply.status == 200 {
+            break;
+        }
+        std::thread::park_timeout(std::time::Duration::from_millis(200));
+        reply = app.get("/api/1/certificates/1");
+    }
+    assert_eq!(reply.status, 200, "{}", reply.text);
+}
+
+/// Statements the server executed between two marker queries, from its log.
+fn statements_between(log: &str, from: &str, to: &str) -> usize {
+    let start = log.find(from).expect("first marker in the log");
+    let end = log.find(to).expect("second marker in the log");
+    log[start..end]
+        .lines()
+        .filter(|line| line.contains("LOG:  execute") || line.contains("LOG:  statement"))
+        .count()
+        - 1
+}
+
+#[test]
+fn a_list_page_costs_the_same_queries_whatever_its_size() {
+    let app = Appliance::start(Db::Postgres);
+    issue_many(&app, 30);
+    let postgres = app.postgres.as_ref().unwrap();
+    postgres.query("ALTER SYSTEM SET log_statement = 'all'");
+    postgres.query("SELECT pg_reload_conf()");
+    let mut counts = Vec::new();
+    for (step, path) in [
+        "/api/1/certificates?count=1",
+        "/api/1/certificates?count=30",
+        "/api/1/authorities?count=1",
+        "/api/1/authorities?count=30",
+    ]
+    .iter()
+    .enumerate()
+    {
+        postgres.query(&format!("SELECT 'lemur-marker-{step}-a'"));
+        let reply = app.get(path);
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        postgres.query(&format!("SELECT 'lemur-marker-{step}-b'"));
+        counts.push(statements_between(
+            &postgres.log(),
+            &format!("lemur-marker-{step}-a"),
+            &format!("lemur-marker-{step}-b"),
+        ));
+    }
+    assert_eq!(counts[0], counts[1], "certificates: {counts:?}");
+    assert_eq!(counts[2], counts[3], "authorities: {counts:?}");
+    assert!(counts.iter().all(|&n| (1..=6).contains(&n)), "{counts:?}");
+}
