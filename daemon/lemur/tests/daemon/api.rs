@@ -165,8 +165,44 @@ fn edges(db: Db) {
         clamped.body["defaultValidityDays"], 30,
         "the default is clamped to the maximum"
     );
+    let unknown_plugin = app.post(
+        "/api/1/authorities",
+        &json!({ "name": "plugged", "owner": "pki@example.com", "commonName": "Plugged", "type": "root",
+                 "validityYears": 1, "plugin": { "slug": "acme-issuer" } }),
+    );
+    assert!(reason(&unknown_plugin, "plugin.slug").contains("acme-issuer"));
+    assert!(reason(&app.get("/api/1/plugins?type=printer"), "type").contains("printer"));
+    assert_eq!(app.get("/api/1/plugins/no-such-plugin").status, 404);
 }
 on_both_databases!(edges_answer_with_clear_errors, edges);
+
+/// `GET /plugins`, `?type=` and `/plugins/{slug}` in Lemur's shapes: `{items, total}` of
+/// `{slug, title, description, pluginOptions}`, the issuer findable by Lemur's slug too.
+#[test]
+fn plugins_are_listed_in_lemurs_shapes() {
+    let app = Appliance::start(Db::Sqlite);
+    let all = app.get("/api/1/plugins");
+    assert_eq!(all.status, 200, "{}", all.text);
+    let items = all.body["items"].as_array().unwrap();
+    assert_eq!(all.body["total"], items.len());
+    let issuer = items
+        .iter()
+        .find(|p| p["slug"] == "hsm-issuer")
+        .unwrap_or_else(|| panic!("no HSM issuer: {}", all.text));
+    for field in ["title", "description"] {
+        assert!(issuer[field].is_string(), "{field}: {issuer}");
+    }
+    assert!(issuer["pluginOptions"].is_array(), "{issuer}");
+    let issuers = app.get("/api/1/plugins?type=issuer");
+    assert_eq!(issuers.body["items"][0]["slug"], "hsm-issuer");
+    let destinations = app.get("/api/1/plugins?type=destination");
+    assert_eq!(destinations.body["total"], 0, "{}", destinations.text);
+    for slug in ["hsm-issuer", "cryptography-issuer"] {
+        let one = app.get(&format!("/api/1/plugins/{slug}"));
+        assert_eq!(one.status, 200, "{}", one.text);
+        assert_eq!(&one.body, issuer, "{slug}");
+    }
+}
 
 #[test]
 fn sigterm_stops_the_daemon_cleanly() {
