@@ -5,7 +5,7 @@ use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 use tempfile::TempDir;
 
@@ -20,6 +20,7 @@ pub struct Daemon {
     agent: ureq::Agent,
     binary: PathBuf,
     arguments: Vec<std::ffi::OsString>,
+    log: Arc<Mutex<String>>,
 }
 
 /// A response: status and JSON body (`Value::Null` when the body is not JSON).
@@ -67,7 +68,8 @@ impl Daemon {
         if let Some(url) = database_url {
             arguments.extend(["--database-url".into(), url.into()]);
         }
-        let (child, base) = spawn(binary, state.path(), &arguments);
+        let log = Arc::default();
+        let (child, base) = spawn(binary, state.path(), &arguments, &log);
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_global(Some(Duration::from_secs(120)))
@@ -81,6 +83,7 @@ impl Daemon {
             agent,
             binary: binary.to_owned(),
             arguments,
+            log,
         }
     }
 
@@ -88,9 +91,14 @@ impl Daemon {
     /// which a test may have edited in between).
     pub fn restart(&mut self) {
         assert!(self.stop(), "the daemon did not stop cleanly");
-        let (child, base) = spawn(&self.binary, self.state.path(), &self.arguments);
+        let (child, base) = spawn(&self.binary, self.state.path(), &self.arguments, &self.log);
         self.child = child;
         self.base = base;
+    }
+
+    /// What the daemon logged so far (it also goes to this process's stderr).
+    pub fn log(&self) -> String {
+        self.log.lock().map(|log| log.clone()).unwrap_or_default()
     }
 
     /// The configuration file `lemur dev` wrote.
@@ -139,7 +147,15 @@ impl Daemon {
 
     /// GET `path` with an optional bearer token.
     pub fn get(&self, path: &str, token: Option<&str>) -> Reply {
+        self.get_with(path, token, &[])
+    }
+
+    /// GET `path` with an optional bearer token and more headers.
+    pub fn get_with(&self, path: &str, token: Option<&str>, headers: &[(&str, &str)]) -> Reply {
         let mut request = self.agent.get(format!("{}{path}", self.base));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
         if let Some(token) = token {
             request = request.header("Authorization", format!("Bearer {token}"));
         }
@@ -177,7 +193,12 @@ impl Daemon {
 
 /// Runs `binary dev` on the state under `state` (`lemur/`, and `admin-password` beside it) with
 /// `arguments`; returns it and its base URL once it reports where it listens.
-fn spawn(binary: &Path, state: &Path, arguments: &[std::ffi::OsString]) -> (Child, String) {
+fn spawn(
+    binary: &Path,
+    state: &Path,
+    arguments: &[std::ffi::OsString],
+    log: &Arc<Mutex<String>>,
+) -> (Child, String) {
     let mut child = Command::new(binary)
         .arg("dev")
         .arg("--state-dir")
@@ -187,10 +208,22 @@ fn spawn(binary: &Path, state: &Path, arguments: &[std::ffi::OsString]) -> (Chil
         .arg(state.join("admin-password"))
         .args(arguments)
         .env_remove("SOFTHSM2_CONF")
-        .env("LEMUR_LOG", "warn")
+        .env("LEMUR_LOG", "info")
         .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         .spawn()
         .expect("lemur dev");
+    let stderr = child.stderr.take().expect("daemon stderr");
+    let log = Arc::clone(log);
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            eprintln!("{line}");
+            if let Ok(mut log) = log.lock() {
+                log.push_str(&line);
+                log.push('\n');
+            }
+        }
+    });
     let stdout = child.stdout.take().expect("daemon stdout");
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {

@@ -53,11 +53,13 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, message) = status_and_message(&self.0);
         if status.is_server_error() {
+            let request_id = crate::access::current_request_id();
+            let request_id = request_id.as_str();
             match &self.0 {
                 Error::Database { context, source } => {
-                    log::error!("database error while {context}: {source}")
+                    log::error!(request_id; "database error while {context}: {source} [{request_id}]")
                 }
-                other => log::error!("{other}"),
+                other => log::error!(request_id; "{other} [{request_id}]"),
             }
         }
         let body = ErrorBody {

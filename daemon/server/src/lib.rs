@@ -7,6 +7,7 @@
 
 #![recursion_limit = "256"]
 
+mod access;
 mod auth;
 mod authorities;
 mod certificates;
@@ -62,6 +63,12 @@ impl FromRequestParts<Arc<App>> for Caller {
         let token = token.trim().to_owned();
         let Ok(ClientAddress(source)) = ClientAddress::from_request_parts(parts, app).await;
         let subject = lemur_core::users::authenticate(app, &token, source).await?;
+        if let Some(slot) = parts.extensions.get::<access::SubjectSlot>() {
+            slot.set(match &subject {
+                Subject::User(user) => format!("user:{}", user.user.username),
+                Subject::System(job) => format!("system:{job}"),
+            });
+        }
         Ok(Caller(subject))
     }
 }
@@ -198,6 +205,7 @@ pub fn router(app: Arc<App>) -> Router {
                 id: "requested".into(),
             })
         })
+        .layer(axum::middleware::from_fn(access::log_request))
         .with_state(app)
 }
 

@@ -204,6 +204,45 @@ fn plugins_are_listed_in_lemurs_shapes() {
     }
 }
 
+/// Each request is logged once, with its id (the proxy's, or one made up), method, route,
+/// status and subject, and the id comes back to the client.
+#[test]
+fn every_request_is_logged_once_with_its_id() {
+    let app = Appliance::start(Db::Sqlite);
+    let given = app.daemon.get_with(
+        "/api/1/certificates/12345",
+        Some(&app.token),
+        &[("X-Request-Id", "report-4711")],
+    );
+    assert_eq!(given.status, 404);
+    assert_eq!(given.header("x-request-id"), Some("report-4711"));
+    let made = app.daemon.get_with(
+        "/api/1/healthcheck",
+        None,
+        &[("X-Request-Id", "bad id with spaces")],
+    );
+    let made_id = made.header("x-request-id").unwrap().to_owned();
+    assert!(!made_id.contains(' ') && !made_id.is_empty(), "{made_id}");
+    let log = app.daemon.log();
+    let lines: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("[report-4711]"))
+        .collect();
+    assert_eq!(lines.len(), 1, "{log}");
+    assert!(
+        lines[0].contains("GET /api/1/certificates/{id} 404") && lines[0].contains("user:lemur"),
+        "{}",
+        lines[0]
+    );
+    let anonymous = format!("[{made_id}]");
+    assert!(
+        log.lines().any(|l| l.contains(&anonymous)
+            && l.contains("GET /api/1/healthcheck 200")
+            && l.contains("anonymous")),
+        "{log}"
+    );
+}
+
 #[test]
 fn sigterm_stops_the_daemon_cleanly() {
     let mut app = Appliance::start(Db::Sqlite);
