@@ -1,18 +1,21 @@
 //! The types of Lemur-HSM's REST API under `/api/1`: request bodies and query parameters as
 //! Lemur's clients send them (camelCase names, Lemur's defaults), and the error body every
-//! failure answers with. Shared by the server, the CLI and clients; no logic lives here beyond
-//! serde's defaults.
+//! failure answers with, and the response bodies, each with its OpenAPI schema. Shared by the
+//! server, the CLI and clients; no logic lives here beyond serde's defaults.
 
 mod requests;
+mod responses;
 
 pub use requests::*;
+pub use responses::*;
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use utoipa::ToSchema;
 
 /// The body of every error response: Lemur's `message` (and `reasons`, naming the offending
 /// field, for validation errors), plus a stable machine-readable `code`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ErrorBody {
     /// What went wrong, for people.
     pub message: String,

@@ -1,26 +1,29 @@
 //! Request bodies and query parameters.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 use zeroize::Zeroizing;
 
 /// `{"id": N}` references.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct IdRef {
     /// The id.
     pub id: i64,
 }
 
 /// `{"id": N}` or `{"name": "..."}` for an authority.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct AuthorityRef {
     /// The id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<i64>,
     /// The name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
 }
 
 /// `{"nameType": "DNSName", "value": "..."}`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct NameRequest {
     /// DNSName, IPAddress, rfc822Name, uniformResourceIdentifier.
@@ -30,7 +33,7 @@ pub struct NameRequest {
 }
 
 /// `{"names": [...]}`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 pub struct SubAltNames {
     /// The names.
     #[serde(default)]
@@ -38,7 +41,7 @@ pub struct SubAltNames {
 }
 
 /// Lemur's `extensions` object (the parts the HSM issuer takes).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Extensions {
     /// Subject alternative names.
@@ -49,18 +52,28 @@ pub struct Extensions {
 /// Subject fields as Lemur sends them, at the top level of the body. They arrive as any JSON
 /// value and are type-checked by the domain: serde's `flatten` loses the field's name in its own
 /// errors.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SubjectRequest {
     /// C.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
     pub country: Option<serde_json::Value>,
     /// ST.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
     pub state: Option<serde_json::Value>,
     /// L.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
     pub location: Option<serde_json::Value>,
     /// O.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
     pub organization: Option<serde_json::Value>,
     /// OU.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
     pub organizational_unit: Option<serde_json::Value>,
 }
 
@@ -69,7 +82,7 @@ fn yes() -> bool {
 }
 
 /// `POST /certificates`: Lemur's certificate creation body.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CreateCertificate {
     /// Owner (email or team).
@@ -87,14 +100,19 @@ pub struct CreateCertificate {
     #[serde(default)]
     pub rotation: bool,
     /// Validity start (with `validityEnd`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub validity_start: Option<String>,
     /// Validity end (with `validityStart`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub validity_end: Option<String>,
     /// Validity in years (instead of the dates).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub validity_years: Option<i64>,
     /// Key to generate when there is no CSR (`ECCPRIME256V1`, `RSA2048`...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_type: Option<String>,
     /// PEM CSR.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub csr: Option<String>,
     /// The issuing authority.
     pub authority: AuthorityRef,
@@ -113,7 +131,7 @@ pub struct CreateCertificate {
 }
 
 /// `POST /certificates/upload`: Lemur's import body. No `Debug`: it holds a private key.
-#[derive(Clone, Deserialize)]
+#[derive(Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UploadCertificate {
     /// Owner.
@@ -127,8 +145,11 @@ pub struct UploadCertificate {
     /// The certificate, PEM.
     pub body: String,
     /// Its chain, PEM, issuer first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chain: Option<String>,
     /// Its private key, PEM.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
     pub private_key: Option<Zeroizing<String>>,
     /// Certificates it replaces.
     #[serde(default)]
@@ -139,24 +160,31 @@ pub struct UploadCertificate {
 }
 
 /// Lemur's paging parameters.
-#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, IntoParams)]
 #[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
 pub struct Paging {
     /// 1-based page (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub page: Option<i64>,
     /// Items per page (default 10, at most 1000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub count: Option<i64>,
 }
 
 /// `GET /certificates` query.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, IntoParams)]
 #[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
 pub struct CertificateQuery {
     /// 1-based page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub page: Option<i64>,
     /// Items per page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub count: Option<i64>,
     /// `field;value`: cn, name, owner, serial or authority.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub filter: Option<String>,
     /// Lemur's short form of each item.
     #[serde(default)]
@@ -164,7 +192,7 @@ pub struct CertificateQuery {
 }
 
 /// The plugin object of a request.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct PluginRef {
     /// The plugin's slug.
     pub slug: String,
@@ -180,7 +208,7 @@ fn default_key_type() -> String {
 
 /// `POST /authorities`: Lemur's authority creation body (fields Lemur's UI sends and this build
 /// does not use are ignored).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CreateAuthority {
     /// Unique name.
@@ -196,17 +224,22 @@ pub struct CreateAuthority {
     #[serde(rename = "type", default = "root")]
     pub kind: String,
     /// The parent of a sub-CA.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parent: Option<IdRef>,
     /// CA key type (default `RSA2048`, as Lemur).
     #[serde(default = "default_key_type")]
     pub key_type: String,
     /// Validity start (with `validityEnd`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub validity_start: Option<String>,
     /// Validity end (with `validityStart`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub validity_end: Option<String>,
     /// Validity in years (default 10).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub validity_years: Option<i64>,
     /// The issuer plugin.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plugin: Option<PluginRef>,
     /// Subject fields.
     #[serde(flatten)]
@@ -215,33 +248,42 @@ pub struct CreateAuthority {
     #[serde(default)]
     pub cab_compliant: bool,
     /// Longest validity it issues, in days.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_issuance_days: Option<i64>,
     /// Default validity it issues, in days.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default_validity_days: Option<i64>,
     /// CRL distribution point for what it issues.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub crl_url: Option<String>,
     /// caIssuers URL for what it issues.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub issuer_url: Option<String>,
     /// Import: the existing CA certificate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub body: Option<String>,
     /// Import: its key, already in the token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_uri: Option<String>,
     /// Import: its issuers up to the root, unless it is a root itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chain: Option<String>,
 }
 
 /// `POST /auth/login`. No `Debug`: it holds a password.
-#[derive(Deserialize)]
+#[derive(Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Login {
     /// User name or email.
     pub username: String,
     /// Password.
+    #[schema(value_type = String, format = Password)]
     pub password: Zeroizing<String>,
 }
 
 /// `GET /plugins` query.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PluginQuery {
     /// Only plugins of this kind (`issuer`, `destination`...).
     #[serde(rename = "type")]

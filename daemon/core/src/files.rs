@@ -44,7 +44,5 @@ pub fn random_hex(len: usize) -> Result<zeroize::Zeroizing<String>> {
     let mut bytes = zeroize::Zeroizing::new(vec![0u8; len]);
     ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
         .map_err(|_| Error::Ca("the OS random number generator failed".into()))?;
-    Ok(zeroize::Zeroizing::new(
-        bytes.iter().map(|b| format!("{b:02x}")).collect(),
-    ))
+    Ok(zeroize::Zeroizing::new(crate::ca::x509::hex(&bytes)))
 }

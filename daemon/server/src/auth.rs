@@ -3,35 +3,56 @@
 use super::{ApiError, AppState, Caller, JsonBody};
 use axum::Json;
 use axum::extract::State;
-use lemur_api::Login;
+use lemur_api::{ErrorBody, Login, Me, Provider, RoleRef, Token};
+use lemur_core::Error;
 use lemur_core::policy::Subject;
-use serde_json::{Value, json};
 
-/// Username (or email) and password in, `{"token"}` out.
+/// Log in with a username (or email) and password.
+#[utoipa::path(post, path = "/auth/login", tag = "auth", request_body = Login,
+    responses(
+        (status = 200, description = "A token for `Authorization: Bearer`", body = Token),
+        (status = 400, description = "Invalid request", body = ErrorBody),
+        (status = 401, description = "Wrong username or password", body = ErrorBody),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
+    ))]
 pub async fn login(
     State(app): AppState,
     JsonBody(body): JsonBody<Login>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Token>, ApiError> {
     let token = lemur_core::users::login(&app, body).await?;
-    Ok(Json(json!({ "token": token })))
+    Ok(Json(Token { token }))
 }
 
 /// The caller, with roles.
-pub async fn me(Caller(subject): Caller) -> Json<Value> {
+#[utoipa::path(get, path = "/auth/me", tag = "auth", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The caller", body = Me),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+    ))]
+pub async fn me(Caller(subject): Caller) -> Result<Json<Me>, ApiError> {
     let Subject::User(caller) = subject else {
-        return Json(Value::Null);
+        return Err(Error::Unauthorized("only users have a profile".into()).into());
     };
-    let mut user = super::views::user(&caller.user);
-    user["profilePicture"] = Value::Null;
-    user["roles"] = caller
-        .roles
-        .iter()
-        .map(|r| json!({ "id": r.id, "name": r.name }))
-        .collect();
-    Json(user)
+    Ok(Json(Me {
+        id: caller.user.id,
+        username: caller.user.username,
+        email: caller.user.email,
+        active: caller.user.active,
+        profile_picture: None,
+        roles: caller
+            .roles
+            .into_iter()
+            .map(|r| RoleRef {
+                id: r.id,
+                name: r.name,
+            })
+            .collect(),
+    }))
 }
 
 /// Single sign-on providers: none are configured in this build.
-pub async fn providers() -> Json<Value> {
-    Json(json!([]))
+#[utoipa::path(get, path = "/auth/providers", tag = "auth",
+    responses((status = 200, description = "The providers", body = Vec<Provider>)))]
+pub async fn providers() -> Json<Vec<Provider>> {
+    Json(Vec::new())
 }

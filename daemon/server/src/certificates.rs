@@ -6,62 +6,112 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
-use lemur_api::{CertificateQuery, CreateCertificate, UploadCertificate};
+use lemur_api::{
+    CertificateItem, CertificateQuery, CertificateView, CreateCertificate, ErrorBody, Page,
+    PrivateKey, UploadCertificate,
+};
 use lemur_core::App;
 use lemur_core::certificates;
 use lemur_core::policy::Subject;
-use serde_json::{Value, json};
 
 /// The full view of certificate `id`, as the caller may see it.
-async fn view(app: &App, subject: &Subject, id: i64) -> Result<Json<Value>, ApiError> {
+async fn view(app: &App, subject: &Subject, id: i64) -> Result<Json<CertificateView>, ApiError> {
     let (record, links) = certificates::get(app, subject, id).await?;
-    Ok(Json(views::certificate(app, &record, &links, false)))
+    Ok(Json(views::certificate(app, &record, &links)))
 }
 
-/// Issues a certificate.
+/// Issue a certificate from an authority, from a CSR or with a key generated in the HSM.
+#[utoipa::path(post, path = "/certificates", tag = "certificates", request_body = CreateCertificate,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Issued", body = CertificateView),
+        (status = 400, description = "Invalid request", body = ErrorBody),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "No role on the authority", body = ErrorBody),
+        (status = 503, description = "HSM, entropy or database unavailable", body = ErrorBody),
+    ))]
 pub async fn create(
     State(app): AppState,
     Caller(subject): Caller,
     JsonBody(body): JsonBody<CreateCertificate>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<CertificateView>, ApiError> {
     let id = certificates::issue(&app, &subject, body).await?;
     view(&app, &subject, id).await
 }
 
-/// Imports a certificate.
+/// Import a certificate issued elsewhere, with its chain and private key.
+#[utoipa::path(post, path = "/certificates/upload", tag = "certificates",
+    request_body = UploadCertificate, security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Imported", body = CertificateView),
+        (status = 400, description = "Invalid request", body = ErrorBody),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Not allowed to import", body = ErrorBody),
+        (status = 409, description = "Already in the inventory", body = ErrorBody),
+        (status = 503, description = "HSM or database unavailable", body = ErrorBody),
+    ))]
 pub async fn upload(
     State(app): AppState,
     Caller(subject): Caller,
     JsonBody(body): JsonBody<UploadCertificate>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<CertificateView>, ApiError> {
     let id = certificates::upload(&app, &subject, body).await?;
     view(&app, &subject, id).await
 }
 
 /// One certificate.
+#[utoipa::path(get, path = "/certificates/{id}", tag = "certificates",
+    params(("id" = i64, Path, description = "Certificate id")), security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The certificate", body = CertificateView),
+        (status = 400, description = "Invalid id", body = ErrorBody),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Not the caller's to read", body = ErrorBody),
+        (status = 404, description = "No such certificate", body = ErrorBody),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
+    ))]
 pub async fn get(
     State(app): AppState,
     Caller(subject): Caller,
     IdPath(id): IdPath,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<CertificateView>, ApiError> {
     view(&app, &subject, id).await
 }
 
-/// A page of certificates; `filter=cn;value` (also name, owner, serial, authority).
+/// A page of the certificates the caller may see, newest first; `filter=field;value` with
+/// field one of cn, name, owner, serial, authority.
+#[utoipa::path(get, path = "/certificates", tag = "certificates", params(CertificateQuery),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "A page", body = Page<CertificateItem>),
+        (status = 400, description = "Invalid query", body = ErrorBody),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
+    ))]
 pub async fn list(
     State(app): AppState,
     Caller(subject): Caller,
     QueryParams(query): QueryParams<CertificateQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Page<CertificateItem>>, ApiError> {
     let (page, total) = certificates::list(&app, &subject, &query).await?;
-    let items: Vec<Value> = page
+    let items = page
         .iter()
-        .map(|(record, links)| views::certificate(&app, record, links, query.short))
+        .map(|(record, links)| views::certificate_item(&app, record, links, query.short))
         .collect();
-    Ok(Json(json!({ "items": items, "total": total })))
+    Ok(Json(Page { items, total }))
 }
 
 /// The private key, unsealed by the HSM, with no-cache headers; every view is audited.
+#[utoipa::path(get, path = "/certificates/{id}/key", tag = "certificates",
+    params(("id" = i64, Path, description = "Certificate id")), security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The private key, PEM", body = PrivateKey),
+        (status = 400, description = "Invalid id", body = ErrorBody),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Not the caller's key", body = ErrorBody),
+        (status = 404, description = "No such certificate or no stored key", body = ErrorBody),
+        (status = 503, description = "HSM or database unavailable", body = ErrorBody),
+    ))]
 pub async fn key(
     State(app): AppState,
     Caller(subject): Caller,
@@ -76,6 +126,6 @@ pub async fn key(
             ),
             (header::PRAGMA, "no-cache"),
         ],
-        Json(json!({ "key": key.as_str() })),
+        Json(PrivateKey { key }),
     ))
 }

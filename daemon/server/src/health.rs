@@ -2,13 +2,19 @@
 //! health fails; `GET /healthcheck/details` says which.
 
 use super::{ApiError, AppState, Caller};
+use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
+use lemur_api::{CheckView, ErrorBody, HealthDetails};
 use lemur_core::health;
-use serde_json::json;
 
-/// `ok` or 503.
+/// `ok`, or 503 `unhealthy`.
+#[utoipa::path(get, path = "/healthcheck", tag = "health",
+    responses(
+        (status = 200, description = "Healthy", body = String, content_type = "text/plain"),
+        (status = 503, description = "Unhealthy", body = String, content_type = "text/plain"),
+    ))]
 pub async fn plain(State(app): AppState) -> impl IntoResponse {
     if health::check(&app).await.healthy() {
         (StatusCode::OK, "ok")
@@ -18,25 +24,32 @@ pub async fn plain(State(app): AppState) -> impl IntoResponse {
 }
 
 /// Each check with its error.
+#[utoipa::path(get, path = "/healthcheck/details", tag = "health", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Healthy", body = HealthDetails),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Not allowed", body = ErrorBody),
+        (status = 503, description = "Unhealthy", body = HealthDetails),
+    ))]
 pub async fn details(
     State(app): AppState,
     Caller(subject): Caller,
 ) -> Result<impl IntoResponse, ApiError> {
     let checks = health::details(&app, &subject).await?;
-    let show = |check: &Result<(), String>| match check {
-        Ok(()) => json!({ "ok": true }),
-        Err(reason) => json!({ "ok": false, "error": reason }),
+    let show = |check: &Result<(), String>| CheckView {
+        ok: check.is_ok(),
+        error: check.as_ref().err().cloned(),
     };
     let status = if checks.healthy() {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    let body = json!({
-        "healthy": checks.healthy(),
-        "database": show(&checks.database),
-        "hsm": show(&checks.hsm),
-        "entropy": show(&checks.entropy),
-    });
-    Ok((status, axum::Json(body)))
+    let body = HealthDetails {
+        healthy: checks.healthy(),
+        database: show(&checks.database),
+        hsm: show(&checks.hsm),
+        entropy: show(&checks.entropy),
+    };
+    Ok((status, Json(body)))
 }

@@ -14,6 +14,7 @@ mod certificates;
 mod error;
 mod health;
 mod json;
+mod openapi;
 mod plugins;
 mod serve;
 mod tls;
@@ -21,6 +22,7 @@ mod views;
 
 pub use error::ApiError;
 pub use json::{IdPath, JsonBody, QueryParams};
+pub use openapi::ApiDoc;
 pub use serve::serve;
 
 use axum::Router;
@@ -104,67 +106,24 @@ pub struct Route {
 }
 
 /// Every route, in the order the router adds them.
+#[rustfmt::skip]
 pub const ROUTES: &[Route] = &[
-    Route {
-        method: "GET",
-        path: "/healthcheck",
-    },
-    Route {
-        method: "GET",
-        path: "/healthcheck/details",
-    },
-    Route {
-        method: "POST",
-        path: "/auth/login",
-    },
-    Route {
-        method: "GET",
-        path: "/auth/me",
-    },
-    Route {
-        method: "GET",
-        path: "/auth/providers",
-    },
-    Route {
-        method: "GET",
-        path: "/authorities",
-    },
-    Route {
-        method: "POST",
-        path: "/authorities",
-    },
-    Route {
-        method: "GET",
-        path: "/authorities/{id}",
-    },
-    Route {
-        method: "GET",
-        path: "/certificates",
-    },
-    Route {
-        method: "POST",
-        path: "/certificates",
-    },
-    Route {
-        method: "POST",
-        path: "/certificates/upload",
-    },
-    Route {
-        method: "GET",
-        path: "/certificates/{id}",
-    },
-    Route {
-        method: "GET",
-        path: "/certificates/{id}/key",
-    },
-    Route {
-        method: "GET",
-        path: "/plugins",
-    },
-    Route {
-        method: "GET",
-        path: "/plugins/{slug}",
-    },
+    Route { method: "GET", path: "/healthcheck" },
+    Route { method: "GET", path: "/healthcheck/details" },
+    Route { method: "POST", path: "/auth/login" },
+    Route { method: "GET", path: "/auth/me" },
+    Route { method: "GET", path: "/auth/providers" },
+    Route { method: "GET", path: "/authorities" },
+    Route { method: "POST", path: "/authorities" },
+    Route { method: "GET", path: "/authorities/{id}" },
+    Route { method: "GET", path: "/certificates" },
+    Route { method: "POST", path: "/certificates" },
+    Route { method: "POST", path: "/certificates/upload" },
+    Route { method: "GET", path: "/certificates/{id}" },
+    Route { method: "GET", path: "/certificates/{id}/key" },
+    Route { method: "GET", path: "/plugins" },
+    Route { method: "GET", path: "/plugins/{slug}" },
+    Route { method: "GET", path: "/openapi.json" },
 ];
 
 /// The handler of each route in [`ROUTES`].
@@ -185,6 +144,7 @@ fn handler(route: &Route) -> Option<MethodRouter<Arc<App>>> {
         ("GET", "/certificates/{id}/key") => get(certificates::key),
         ("GET", "/plugins") => get(plugins::list),
         ("GET", "/plugins/{slug}") => get(plugins::get),
+        ("GET", "/openapi.json") => get(openapi::document),
         _ => return None,
     })
 }
@@ -218,5 +178,30 @@ mod tests {
         for route in ROUTES {
             assert!(handler(route).is_some(), "{route:?} has no handler");
         }
+    }
+
+    /// The OpenAPI document covers every route served, and only those.
+    #[test]
+    fn the_openapi_document_covers_every_route() {
+        use utoipa::OpenApi;
+        let document = ApiDoc::openapi();
+        let mut documented = Vec::new();
+        for (path, item) in &document.paths.paths {
+            for (method, operation) in [
+                ("GET", &item.get),
+                ("POST", &item.post),
+                ("PUT", &item.put),
+                ("DELETE", &item.delete),
+            ] {
+                if operation.is_some() {
+                    documented.push((method, path.as_str()));
+                }
+            }
+        }
+        let mut served: Vec<(&str, &str)> = ROUTES.iter().map(|r| (r.method, r.path)).collect();
+        documented.sort_unstable();
+        served.sort_unstable();
+        assert_eq!(documented, served);
+        assert_eq!(serde_json::to_value(&document).unwrap()["openapi"], "3.1.0");
     }
 }

@@ -4,18 +4,24 @@
 use super::{ApiError, AppState, Caller, QueryParams, views};
 use axum::Json;
 use axum::extract::{Path, State};
-use lemur_api::PluginQuery;
+use lemur_api::{ErrorBody, Page, PluginQuery, PluginView};
 use lemur_core::Error;
 use lemur_core::plugins::PluginKind;
 use lemur_core::policy::{Action, authorize};
-use serde_json::{Value, json};
 
 /// Every installed plugin, or those of one `type`.
+#[utoipa::path(get, path = "/plugins", tag = "plugins", params(PluginQuery),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The plugins", body = Page<PluginView>),
+        (status = 400, description = "Unknown type", body = ErrorBody),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+    ))]
 pub async fn list(
     State(app): AppState,
     Caller(subject): Caller,
     QueryParams(query): QueryParams<PluginQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Page<PluginView>>, ApiError> {
     authorize(&subject, Action::ReadPlugins)?;
     let kind = match query.kind.as_deref() {
         None => None,
@@ -28,21 +34,31 @@ pub async fn list(
             )
         })?),
     };
-    let items: Vec<Value> = app
+    let items: Vec<PluginView> = app
         .plugins
         .all(kind)
         .into_iter()
         .map(views::plugin)
         .collect();
-    Ok(Json(json!({ "total": items.len(), "items": items })))
+    Ok(Json(Page {
+        total: i64::try_from(items.len()).unwrap_or(i64::MAX),
+        items,
+    }))
 }
 
 /// One plugin by slug.
+#[utoipa::path(get, path = "/plugins/{slug}", tag = "plugins",
+    params(("slug" = String, Path, description = "Plugin slug")), security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The plugin", body = PluginView),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 404, description = "No such plugin", body = ErrorBody),
+    ))]
 pub async fn get(
     State(app): AppState,
     Caller(subject): Caller,
     Path(slug): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<PluginView>, ApiError> {
     authorize(&subject, Action::ReadPlugins)?;
     let info = app.plugins.info(&slug).ok_or_else(|| Error::NotFound {
         what: "plugin",

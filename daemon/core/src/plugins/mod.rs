@@ -13,12 +13,10 @@ pub use issuer::{
     AuthorityPlan, AuthorityToCreate, CreatedAuthority, IssuePlan, Issued, IssuerPlugin,
 };
 
-use serde::Serialize;
 use std::sync::Arc;
 
 /// The kinds of plugin, by Lemur's `type` names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PluginKind {
     /// Issues certificates and creates authorities.
     Issuer,
@@ -50,8 +48,7 @@ impl PluginKind {
 }
 
 /// The type of an option's value, as Lemur's UI renders it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OptionType {
     /// Free text.
     Str,
@@ -65,29 +62,37 @@ pub enum OptionType {
     Textarea,
 }
 
+impl OptionType {
+    /// Lemur's name of the type.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OptionType::Str => "str",
+            OptionType::Int => "int",
+            OptionType::Bool => "bool",
+            OptionType::Select => "select",
+            OptionType::Textarea => "textarea",
+        }
+    }
+}
+
 /// One option a plugin takes, in Lemur's terms.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone)]
 pub struct PluginOption {
     /// The option's name, as requests send it.
     pub name: &'static str,
     /// Its type.
-    #[serde(rename = "type")]
     pub kind: OptionType,
     /// Must be given.
     pub required: bool,
     /// A regular expression the value must match, if any.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub validation: Option<&'static str>,
     /// What it is for.
     pub help_message: &'static str,
     /// The value when none is given.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub default: Option<serde_json::Value>,
     /// Holds a secret: sealed at rest, never shown back.
     pub sensitive: bool,
     /// The choices of a `select`.
-    #[serde(skip_serializing_if = "<[_]>::is_empty")]
     pub available: &'static [&'static str],
 }
 

@@ -44,6 +44,7 @@ const MATRIX: &[(&str, &str, [u16; 9])] = &[
     ("GET",  "/certificates/{id}/key",       [401, 401, 403, 403, 403, 200, 403, 403, 200]),
     ("GET",  "/plugins",                     [401, 401, 200, 200, 200, 200, 200, 200, 200]),
     ("GET",  "/plugins/{slug}",              [401, 401, 200, 200, 200, 200, 200, 200, 200]),
+    ("GET",  "/openapi.json",                [200, 200, 200, 200, 200, 200, 200, 200, 200]),
 ];
 
 /// Runs `lemur ARGS` on the daemon's configuration alone.

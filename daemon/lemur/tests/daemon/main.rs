@@ -6,5 +6,6 @@ mod api;
 mod authz;
 mod ca;
 mod cli;
+mod openapi;
 mod store;
 mod support;

@@ -202,7 +202,7 @@ pub(super) async fn issue(
         })
         .await?;
     let parsed = x509::parse(&der, "certificate")?;
-    let serial_hex: String = serial.iter().map(|b| format!("{b:02X}")).collect();
+    let serial_hex = x509::hex(&serial).to_uppercase();
     lint::after_signing(&parsed, &serial_hex, &plan, &ca.der)?;
     Ok(Issued {
         der,
