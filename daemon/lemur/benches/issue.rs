@@ -2,8 +2,8 @@
 //! the same run on the same token and CA key.
 //!
 //! Workload: `lemur dev` (release build, SoftHSM2) with a P-256 root authority, on SQLite and on
-//! a throwaway local PostgreSQL cluster; clients POST `/api/1/certificates` with a fresh P-256 CSR
-//! (made beforehand) and the admin token, at concurrency 1 and 4, for a fixed time each. The raw
+//! a throwaway local PostgreSQL cluster; clients (the typed `lemur-client`, HTTP/1.1 keep-alive)
+//! POST `/api/1/certificates` with a fresh P-256 CSR (made beforehand) and the admin token, at concurrency 1 and 4, for a fixed time each. The raw
 //! rate is `KeyStore::sign` (ECDSA P-256 with SHA-256) with the CA key through a pool of the same
 //! size; the crypto floor is what the signature checks alone allow (see `crypto_floor`). Target:
 //! the API at 50% of the raw rate or better.
@@ -12,6 +12,8 @@
 //! (default 5).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)] // a benchmark fails loudly
 
+use lemur_api::{CreateAuthority, CreateCertificate};
+use lemur_client::Client;
 use lemur_hsm::{HsmConfig, HsmSigner, KeyStore, Pkcs11KeyStore, SignatureScheme};
 use lemur_testkit::bench::{self, Rate, rate};
 use lemur_testkit::daemon::Daemon;
@@ -79,19 +81,16 @@ fn crypto_floor(
 
 fn measure(database_url: Option<&str>, csrs: &Mutex<Vec<String>>, duration: Duration) -> Figures {
     let daemon = Daemon::start(Path::new(env!("CARGO_BIN_EXE_lemur")), database_url);
-    let token = daemon.admin_token();
-    let root = daemon.post(
-        "/api/1/authorities",
-        Some(&token),
-        &json!({ "name": "bench-root", "owner": "bench@example.com", "commonName": "Bench Root", "type": "root", "keyType": "ECCPRIME256V1", "validityYears": 2 }),
-    );
-    assert_eq!(root.status, 200, "{}", root.text);
-    let authority = root.body["id"].as_i64().unwrap();
-    let key_uri = root.body["keyUri"].as_str().unwrap().to_owned();
-    let ca_pem = root.body["authorityCertificate"]["body"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let client = Client::new(&daemon.base).with_token(daemon.admin_token());
+    let root: CreateAuthority = serde_json::from_value(json!({
+        "name": "bench-root", "owner": "bench@example.com", "commonName": "Bench Root", "type": "root",
+        "keyType": "ECCPRIME256V1", "validityYears": 2,
+    }))
+    .unwrap();
+    let root = client.create_authority(&root).unwrap();
+    let authority = root.id;
+    let key_uri = root.key_uri.unwrap();
+    let ca_pem = root.authority_certificate.unwrap().body;
     let api = [1, 4]
         .into_iter()
         .map(|concurrency| {
@@ -99,12 +98,11 @@ fn measure(database_url: Option<&str>, csrs: &Mutex<Vec<String>>, duration: Dura
                 let Some(csr) = csrs.lock().unwrap().pop() else {
                     return false;
                 };
-                let reply = daemon.post(
-                    "/api/1/certificates",
-                    Some(&token),
-                    &json!({ "owner": "bench@example.com", "authority": { "id": authority }, "csr": csr }),
-                );
-                reply.status == 200
+                let request: CreateCertificate = serde_json::from_value(json!({
+                    "owner": "bench@example.com", "authority": { "id": authority }, "csr": csr,
+                }))
+                .unwrap();
+                client.issue(&request).is_ok()
             });
             (concurrency, measured)
         })

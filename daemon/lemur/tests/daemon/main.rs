@@ -6,6 +6,7 @@ mod api;
 mod authz;
 mod ca;
 mod cli;
+mod client;
 mod openapi;
 mod store;
 mod support;

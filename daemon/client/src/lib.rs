@@ -1,0 +1,238 @@
+//! A typed, blocking client of Lemur-HSM's REST API under `/api/1`, on the same `lemur-api`
+//! types the server answers with: a field renamed on one side breaks the build of the other.
+//!
+//! ```no_run
+//! let mut client = lemur_client::Client::new("http://127.0.0.1:8000");
+//! client.login("lemur", "the admin password")?;
+//! let page = client.certificates(&lemur_api::CertificateQuery::default())?;
+//! println!("{} certificates", page.total);
+//! # Ok::<(), lemur_client::Error>(())
+//! ```
+
+use lemur_api::{
+    AuthorityView, CertificateItem, CertificateQuery, CertificateView, CreateAuthority,
+    CreateCertificate, ErrorBody, HealthDetails, Login, Me, Page, Paging, PluginView, PrivateKey,
+    Token, UploadCertificate,
+};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::time::Duration;
+use zeroize::Zeroizing;
+
+/// What a call can fail with.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The API answered with an error status and its error body.
+    #[error("{status}: {} ({})", body.message, body.code)]
+    Api {
+        /// The HTTP status.
+        status: u16,
+        /// Lemur's error body: message, code, and the field at fault.
+        body: ErrorBody,
+    },
+    /// The daemon could not be reached, or the connection failed.
+    #[error("cannot reach the daemon: {0}")]
+    Transport(String),
+    /// The answer was not what the API promises.
+    #[error("unexpected answer ({status}): {reason}")]
+    Decode {
+        /// The HTTP status.
+        status: u16,
+        /// What did not parse.
+        reason: String,
+    },
+}
+
+/// Shorthand for results of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A client of one daemon, signed in or not.
+pub struct Client {
+    base: String,
+    agent: ureq::Agent,
+    token: Option<Zeroizing<String>>,
+}
+
+impl Client {
+    /// A client of the daemon at `base` (`http://127.0.0.1:8000`, without `/api/1`).
+    pub fn new(base: impl Into<String>) -> Self {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(120)))
+            .build()
+            .into();
+        Self {
+            base: base.into().trim_end_matches('/').to_owned(),
+            agent,
+            token: None,
+        }
+    }
+
+    /// The same daemon, signed in with `token`.
+    pub fn with_token(mut self, token: impl Into<String>) -> Self {
+        self.token = Some(Zeroizing::new(token.into()));
+        self
+    }
+
+    /// Logs in; later calls carry the token.
+    pub fn login(&mut self, username: &str, password: &str) -> Result<()> {
+        let body = Login {
+            username: username.to_owned(),
+            password: Zeroizing::new(password.to_owned()),
+        };
+        let token: Token = self.post("/auth/login", &body)?;
+        self.token = Some(Zeroizing::new(token.token));
+        Ok(())
+    }
+
+    /// The token of the session, if signed in.
+    pub fn token(&self) -> Option<&str> {
+        self.token.as_deref().map(String::as_str)
+    }
+
+    /// `GET /auth/me`.
+    pub fn me(&self) -> Result<Me> {
+        self.get("/auth/me")
+    }
+
+    /// `GET /healthcheck/details`.
+    pub fn health_details(&self) -> Result<HealthDetails> {
+        self.get("/healthcheck/details")
+    }
+
+    /// `POST /certificates`: issues a certificate.
+    pub fn issue(&self, request: &CreateCertificate) -> Result<CertificateView> {
+        self.post("/certificates", request)
+    }
+
+    /// `POST /certificates/upload`: imports a certificate.
+    pub fn upload(&self, request: &UploadCertificate) -> Result<CertificateView> {
+        self.post("/certificates/upload", request)
+    }
+
+    /// `GET /certificates/{id}`.
+    pub fn certificate(&self, id: i64) -> Result<CertificateView> {
+        self.get(&format!("/certificates/{id}"))
+    }
+
+    /// `GET /certificates`: a page of certificates.
+    pub fn certificates(&self, query: &CertificateQuery) -> Result<Page<CertificateItem>> {
+        let mut parameters = Vec::new();
+        if let Some(page) = query.page {
+            parameters.push(("page", page.to_string()));
+        }
+        if let Some(count) = query.count {
+            parameters.push(("count", count.to_string()));
+        }
+        if let Some(filter) = &query.filter {
+            parameters.push(("filter", filter.clone()));
+        }
+        if query.short {
+            parameters.push(("short", "true".to_owned()));
+        }
+        self.get_query("/certificates", &parameters)
+    }
+
+    /// `GET /certificates/{id}/key`: the private key (the view is audited).
+    pub fn private_key(&self, id: i64) -> Result<Zeroizing<String>> {
+        let key: PrivateKey = self.get(&format!("/certificates/{id}/key"))?;
+        Ok(key.key)
+    }
+
+    /// `POST /authorities`: creates an authority.
+    pub fn create_authority(&self, request: &CreateAuthority) -> Result<AuthorityView> {
+        self.post("/authorities", request)
+    }
+
+    /// `GET /authorities/{id}`.
+    pub fn authority(&self, id: i64) -> Result<AuthorityView> {
+        self.get(&format!("/authorities/{id}"))
+    }
+
+    /// `GET /authorities`: a page of authorities.
+    pub fn authorities(&self, paging: Paging) -> Result<Page<AuthorityView>> {
+        let mut parameters = Vec::new();
+        if let Some(page) = paging.page {
+            parameters.push(("page", page.to_string()));
+        }
+        if let Some(count) = paging.count {
+            parameters.push(("count", count.to_string()));
+        }
+        self.get_query("/authorities", &parameters)
+    }
+
+    /// `GET /plugins`, of one `kind` (`issuer`, `destination`...) if given.
+    pub fn plugins(&self, kind: Option<&str>) -> Result<Page<PluginView>> {
+        let parameters: Vec<(&str, String)> =
+            kind.map(|k| ("type", k.to_owned())).into_iter().collect();
+        self.get_query("/plugins", &parameters)
+    }
+
+    /// `GET /plugins/{slug}`.
+    pub fn plugin(&self, slug: &str) -> Result<PluginView> {
+        self.get(&format!("/plugins/{slug}"))
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}/api/1{path}", self.base)
+    }
+
+    fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
+        self.get_query(path, &[])
+    }
+
+    fn get_query<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        parameters: &[(&str, String)],
+    ) -> Result<T> {
+        let mut request = self.agent.get(self.url(path));
+        for (name, value) in parameters {
+            request = request.query(*name, value);
+        }
+        if let Some(token) = &self.token {
+            request = request.header("Authorization", format!("Bearer {}", token.as_str()));
+        }
+        finish(request.call())
+    }
+
+    fn post<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T> {
+        let body = serde_json::to_string(body).map_err(|e| Error::Decode {
+            status: 0,
+            reason: format!("encoding the request: {e}"),
+        })?;
+        let mut request = self
+            .agent
+            .post(self.url(path))
+            .header("Content-Type", "application/json");
+        if let Some(token) = &self.token {
+            request = request.header("Authorization", format!("Bearer {}", token.as_str()));
+        }
+        finish(request.send(body))
+    }
+}
+
+/// The body of a success as `T`, or the error body of a failure.
+fn finish<T: DeserializeOwned>(
+    response: std::result::Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+) -> Result<T> {
+    let mut response = response.map_err(|e| Error::Transport(e.to_string()))?;
+    let status = response.status().as_u16();
+    let text = response
+        .body_mut()
+        .read_to_string()
+        .map_err(|e| Error::Transport(e.to_string()))?;
+    let decode = |reason: serde_json::Error| Error::Decode {
+        status,
+        reason: reason.to_string(),
+    };
+    if (200..300).contains(&status) {
+        serde_json::from_str(&text).map_err(decode)
+    } else {
+        Err(Error::Api {
+            status,
+            body: serde_json::from_str(&text).map_err(decode)?,
+        })
+    }
+}

@@ -1,0 +1,147 @@
+//! The typed client against the real daemon: every call a user makes, through the API's own
+//! types, and failures as typed errors carrying Lemur's error body.
+
+use crate::support::{Appliance, Db, key_matches, openssl_csr};
+use lemur_api::{
+    AuthorityRef, CertificateItem, CertificateQuery, CreateAuthority, CreateCertificate, IdRef,
+    Paging, PluginRef,
+};
+use lemur_client::{Client, Error};
+
+fn root_request(name: &str) -> CreateAuthority {
+    CreateAuthority {
+        name: name.to_owned(),
+        owner: "pki@example.com".to_owned(),
+        description: String::new(),
+        common_name: format!("{name} Root"),
+        kind: "root".to_owned(),
+        parent: None,
+        key_type: "ECCPRIME256V1".to_owned(),
+        validity_start: None,
+        validity_end: None,
+        validity_years: Some(2),
+        plugin: Some(PluginRef {
+            slug: "cryptography-issuer".to_owned(),
+        }),
+        subject: Default::default(),
+        cab_compliant: false,
+        max_issuance_days: None,
+        default_validity_days: None,
+        crl_url: None,
+        issuer_url: None,
+        body: None,
+        key_uri: None,
+        chain: None,
+    }
+}
+
+fn issue_request(authority: i64, owner: &str) -> CreateCertificate {
+    CreateCertificate {
+        owner: owner.to_owned(),
+        common_name: String::new(),
+        description: "from the typed client".to_owned(),
+        notify: true,
+        rotation: false,
+        validity_start: None,
+        validity_end: None,
+        validity_years: None,
+        key_type: None,
+        csr: None,
+        authority: AuthorityRef {
+            id: Some(authority),
+            name: None,
+        },
+        extensions: Default::default(),
+        replaces: Vec::new(),
+        destinations: Vec::new(),
+        subject: Default::default(),
+    }
+}
+
+#[test]
+fn the_typed_client_drives_the_api_as_a_user_would() {
+    let app = Appliance::start(Db::Sqlite);
+    let mut client = Client::new(&app.daemon.base);
+    let refused = client.login("lemur", "not the password");
+    assert!(
+        matches!(&refused, Err(Error::Api { status: 401, body }) if body.code == "unauthorized"),
+        "{refused:?}"
+    );
+    client.login("lemur", &app.daemon.admin_password).unwrap();
+    let me = client.me().unwrap();
+    assert_eq!(me.username, "lemur");
+    assert!(me.roles.iter().any(|role| role.name == "admin"));
+    assert!(client.health_details().unwrap().healthy);
+
+    let root = client.create_authority(&root_request("client")).unwrap();
+    assert_eq!(root.plugin.slug, "hsm-issuer");
+    assert!(root.roles.iter().any(|role| role.name == "client_operator"));
+    assert_eq!(client.authority(root.id).unwrap(), root);
+    let authorities = client.authorities(Paging::default()).unwrap();
+    assert_eq!(authorities.total, 1);
+
+    let mut with_key = issue_request(root.id, "team@example.com");
+    with_key.common_name = "keyed.example.com".to_owned();
+    with_key.key_type = Some("ECCPRIME256V1".to_owned());
+    let keyed = client.issue(&with_key).unwrap();
+    assert!(keyed.has_private_key);
+    assert_eq!(keyed.authority.as_ref().map(|a| a.id), Some(root.id));
+    let key = client.private_key(keyed.id).unwrap();
+    assert!(key_matches(&keyed.body, &key));
+
+    let mut from_csr = issue_request(root.id, "team@example.com");
+    from_csr.csr = Some(openssl_csr(&["csr.example.com"]).1);
+    from_csr.replaces = vec![IdRef { id: keyed.id }];
+    let replacement = client.issue(&from_csr).unwrap();
+    assert_eq!(replacement.replaces[0].id, keyed.id);
+    assert_eq!(
+        client.certificate(keyed.id).unwrap().replaced_by[0].id,
+        replacement.id
+    );
+    assert!(
+        !client.certificate(keyed.id).unwrap().notify,
+        "a replaced certificate is silenced"
+    );
+
+    let full = client
+        .certificates(&CertificateQuery {
+            filter: Some("cn;csr.example".to_owned()),
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(full.total, 1);
+    assert!(matches!(&full.items[0], CertificateItem::Full(view) if view.id == replacement.id));
+    let short = client
+        .certificates(&CertificateQuery {
+            short: true,
+            ..Default::default()
+        })
+        .unwrap();
+    assert!(
+        short
+            .items
+            .iter()
+            .all(|item| matches!(item, CertificateItem::Short(_)))
+    );
+    assert_eq!(short.total, 3, "two leaves and the root's own certificate");
+
+    assert_eq!(
+        client.plugins(Some("issuer")).unwrap().items[0].slug,
+        "hsm-issuer"
+    );
+    assert_eq!(
+        client.plugin("cryptography-issuer").unwrap().slug,
+        "hsm-issuer"
+    );
+    let missing = client.certificate(4242);
+    assert!(
+        matches!(&missing, Err(Error::Api { status: 404, body }) if body.code == "not_found"),
+        "{missing:?}"
+    );
+    let invalid = client.issue(&issue_request(4242, "team@example.com"));
+    assert!(
+        matches!(&invalid, Err(Error::Api { status: 400, body })
+            if body.reasons.as_ref().is_some_and(|r| r.contains_key("authority"))),
+        "{invalid:?}"
+    );
+}
