@@ -1,35 +1,29 @@
 //! Queries whose conditions depend on the request: parameters numbered as they are added, bound
 //! in the same order, so no call site counts `$n` by hand.
 
-use sqlx::any::AnyArguments;
-use sqlx::query::Query;
+use crate::engine::Arg;
 
-/// A value to bind.
+/// A value the conditions own (built from the request, such as a `LIKE` pattern).
 #[derive(Debug, Clone)]
-pub enum Arg {
+pub enum Param {
     /// Text.
     Text(String),
     /// An integer.
     Int(i64),
 }
 
-/// The ids as arguments.
-pub fn ids(ids: &[i64]) -> impl Iterator<Item = Arg> + '_ {
-    ids.iter().map(|&id| Arg::Int(id))
-}
-
-/// SQL conditions and their arguments.
+/// SQL conditions and their parameters.
 #[derive(Debug, Default)]
 pub struct Conditions {
     sql: String,
-    args: Vec<Arg>,
+    params: Vec<Param>,
 }
 
 impl Conditions {
-    /// The next parameter's placeholder, binding `arg` to it.
-    pub fn param(&mut self, arg: Arg) -> String {
-        self.args.push(arg);
-        format!("${}", self.args.len())
+    /// The next parameter's placeholder, binding `param` to it.
+    pub fn param(&mut self, param: Param) -> String {
+        self.params.push(param);
+        format!("${}", self.params.len())
     }
 
     /// Adds `AND <condition>`.
@@ -38,10 +32,11 @@ impl Conditions {
         self.sql.push_str(condition);
     }
 
-    /// `$a, $b, ...` binding each of `args` (for `IN (...)`).
-    pub fn list(&mut self, args: impl IntoIterator<Item = Arg>) -> String {
-        args.into_iter()
-            .map(|arg| self.param(arg))
+    /// `$a, $b, ...` binding each of `params` (for `IN (...)`).
+    pub fn list(&mut self, params: impl IntoIterator<Item = Param>) -> String {
+        params
+            .into_iter()
+            .map(|param| self.param(param))
             .collect::<Vec<_>>()
             .join(", ")
     }
@@ -51,17 +46,19 @@ impl Conditions {
         &self.sql
     }
 
-    /// Binds every argument, in order, to `query`.
-    pub fn bind<'q>(
-        &self,
-        mut query: Query<'q, sqlx::Any, AnyArguments<'q>>,
-    ) -> Query<'q, sqlx::Any, AnyArguments<'q>> {
-        for arg in &self.args {
-            query = match arg {
-                Arg::Text(text) => query.bind(text.clone()),
-                Arg::Int(value) => query.bind(*value),
-            };
-        }
-        query
+    /// The parameters, in order, to bind.
+    pub fn args(&self) -> Vec<Arg<'_>> {
+        self.params
+            .iter()
+            .map(|param| match param {
+                Param::Text(text) => Arg::Text(text),
+                Param::Int(value) => Arg::Int(*value),
+            })
+            .collect()
     }
+}
+
+/// The ids as parameters.
+pub fn ids(ids: &[i64]) -> impl Iterator<Item = Param> + '_ {
+    ids.iter().map(|&id| Param::Int(id))
 }

@@ -1,6 +1,6 @@
--- Lemur-HSM inventory. Written in SQLite's dialect; the PostgreSQL form is derived from it at run
--- time (see store/migrations.rs). Times are Unix seconds (UTC); flags are 0/1 integers (one type in
--- both engines for the portable query layer); secrets are HSM-sealed envelopes.
+-- Lemur-HSM inventory, SQLite. Times are Unix seconds (UTC); flags are 0/1 integers (SQLite's
+-- booleans); secrets are HSM-sealed envelopes. Keep in step with ../postgres/ (the same tables and
+-- columns; each engine its own types and indexes).
 CREATE TABLE users (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     username TEXT NOT NULL UNIQUE,

@@ -1,0 +1,298 @@
+//! The two engines behind one set of queries. Each query is written once, in the SQL SQLite and
+//! PostgreSQL share (`$1` parameters, `RETURNING`, `ON CONFLICT`, `TRUE`/`FALSE`), and runs on
+//! the engine's own sqlx driver with its own types: arguments are bound straight into the
+//! driver's argument buffer and rows decoded by `FromRow` for that driver, with no conversion
+//! layer between. What differs (schemas, locks) is written per engine where it is used.
+
+use crate::db;
+use lemur_core::Result;
+use sqlx::postgres::{PgPool, PgRow};
+use sqlx::sqlite::{SqlitePool, SqliteRow};
+use sqlx::{FromRow, Postgres, Sqlite, Transaction};
+
+/// A value to bind, borrowed from the caller for the duration of the query.
+#[derive(Debug, Clone, Copy)]
+pub enum Arg<'a> {
+    /// Text.
+    Text(&'a str),
+    /// Text or NULL.
+    OptText(Option<&'a str>),
+    /// An integer.
+    Int(i64),
+    /// An integer or NULL.
+    OptInt(Option<i64>),
+    /// A flag.
+    Bool(bool),
+    /// Bytes or NULL.
+    OptBytes(Option<&'a [u8]>),
+}
+
+impl<'a> From<&'a str> for Arg<'a> {
+    fn from(value: &'a str) -> Self {
+        Arg::Text(value)
+    }
+}
+
+impl<'a> From<&'a String> for Arg<'a> {
+    fn from(value: &'a String) -> Self {
+        Arg::Text(value)
+    }
+}
+
+impl<'a> From<Option<&'a str>> for Arg<'a> {
+    fn from(value: Option<&'a str>) -> Self {
+        Arg::OptText(value)
+    }
+}
+
+impl From<i64> for Arg<'_> {
+    fn from(value: i64) -> Self {
+        Arg::Int(value)
+    }
+}
+
+impl From<Option<i64>> for Arg<'_> {
+    fn from(value: Option<i64>) -> Self {
+        Arg::OptInt(value)
+    }
+}
+
+impl From<bool> for Arg<'_> {
+    fn from(value: bool) -> Self {
+        Arg::Bool(value)
+    }
+}
+
+impl<'a> From<Option<&'a [u8]>> for Arg<'a> {
+    fn from(value: Option<&'a [u8]>) -> Self {
+        Arg::OptBytes(value)
+    }
+}
+
+/// `[a, b, ...]` as query arguments.
+macro_rules! args {
+    ($($value:expr),* $(,)?) => {
+        &[$($crate::engine::Arg::from($value)),*]
+    };
+}
+pub(crate) use args;
+
+/// Binds every argument, in order, to a query of either driver.
+macro_rules! bind_all {
+    ($query:expr, $args:expr) => {{
+        let mut query = $query;
+        for arg in $args {
+            query = match *arg {
+                Arg::Text(value) => query.bind(value),
+                Arg::OptText(value) => query.bind(value),
+                Arg::Int(value) => query.bind(value),
+                Arg::OptInt(value) => query.bind(value),
+                Arg::Bool(value) => query.bind(value),
+                Arg::OptBytes(value) => query.bind(value),
+            };
+        }
+        query
+    }};
+}
+
+/// A row type both drivers decode (`#[derive(FromRow)]` gives both).
+pub trait Record:
+    for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow> + Send + Unpin
+{
+}
+
+impl<T> Record for T where
+    T: for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow> + Send + Unpin
+{
+}
+
+/// The connection pools of one engine.
+#[derive(Clone)]
+pub enum Engine {
+    /// SQLite: readers share a pool; writes go through one connection, since SQLite has one
+    /// writer at a time and writers queued on the pool wait in order without polling, where
+    /// several connections contending for the write lock would sleep in SQLite's busy handler.
+    Sqlite {
+        /// Readers.
+        read: SqlitePool,
+        /// The writer.
+        write: SqlitePool,
+    },
+    /// PostgreSQL: one pool.
+    Postgres(PgPool),
+}
+
+/// A write transaction on either engine.
+pub enum Tx {
+    /// SQLite, holding the write lock from its start.
+    Sqlite(Transaction<'static, Sqlite>),
+    /// PostgreSQL.
+    Postgres(Transaction<'static, Postgres>),
+}
+
+impl Engine {
+    /// The engine's name, for operators' messages.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Engine::Sqlite { .. } => "sqlite",
+            Engine::Postgres(_) => "postgresql",
+        }
+    }
+
+    /// Starts a write transaction. On SQLite it takes the write lock at once (`BEGIN
+    /// IMMEDIATE`): a deferred transaction that reads and then writes fails with `SQLITE_BUSY`
+    /// when another writer committed in between, which `busy_timeout` cannot cure.
+    pub async fn begin(&self) -> Result<Tx> {
+        match self {
+            Engine::Sqlite { write, .. } => {
+                write.begin_with("BEGIN IMMEDIATE").await.map(Tx::Sqlite)
+            }
+            Engine::Postgres(pool) => pool.begin().await.map(Tx::Postgres),
+        }
+        .map_err(db("starting a transaction"))
+    }
+
+    /// Every row of a read.
+    pub async fn all<T: Record>(
+        &self,
+        sql: &str,
+        args: &[Arg<'_>],
+        context: &'static str,
+    ) -> Result<Vec<T>> {
+        match self {
+            Engine::Sqlite { read, .. } => {
+                bind_all!(sqlx::query_as::<Sqlite, T>(sql), args)
+                    .fetch_all(read)
+                    .await
+            }
+            Engine::Postgres(pool) => {
+                bind_all!(sqlx::query_as::<Postgres, T>(sql), args)
+                    .fetch_all(pool)
+                    .await
+            }
+        }
+        .map_err(db(context))
+    }
+
+    /// The row of a read, if any.
+    pub async fn optional<T: Record>(
+        &self,
+        sql: &str,
+        args: &[Arg<'_>],
+        context: &'static str,
+    ) -> Result<Option<T>> {
+        match self {
+            Engine::Sqlite { read, .. } => {
+                bind_all!(sqlx::query_as::<Sqlite, T>(sql), args)
+                    .fetch_optional(read)
+                    .await
+            }
+            Engine::Postgres(pool) => {
+                bind_all!(sqlx::query_as::<Postgres, T>(sql), args)
+                    .fetch_optional(pool)
+                    .await
+            }
+        }
+        .map_err(db(context))
+    }
+
+    /// Runs one write on its own (its own transaction).
+    pub async fn execute(&self, sql: &str, args: &[Arg<'_>], context: &'static str) -> Result<u64> {
+        match self {
+            Engine::Sqlite { write, .. } => bind_all!(sqlx::query(sql), args)
+                .execute(write)
+                .await
+                .map(|done| done.rows_affected()),
+            Engine::Postgres(pool) => bind_all!(sqlx::query(sql), args)
+                .execute(pool)
+                .await
+                .map(|done| done.rows_affected()),
+        }
+        .map_err(db(context))
+    }
+
+    /// Closes every connection.
+    pub async fn close(&self) {
+        match self {
+            Engine::Sqlite { read, write } => {
+                read.close().await;
+                write.close().await;
+            }
+            Engine::Postgres(pool) => pool.close().await,
+        }
+    }
+}
+
+impl Tx {
+    /// The row of a statement in the transaction, if any.
+    pub async fn optional<T: Record>(
+        &mut self,
+        sql: &str,
+        args: &[Arg<'_>],
+        context: &'static str,
+    ) -> Result<Option<T>> {
+        match self {
+            Tx::Sqlite(tx) => {
+                bind_all!(sqlx::query_as::<Sqlite, T>(sql), args)
+                    .fetch_optional(&mut **tx)
+                    .await
+            }
+            Tx::Postgres(tx) => {
+                bind_all!(sqlx::query_as::<Postgres, T>(sql), args)
+                    .fetch_optional(&mut **tx)
+                    .await
+            }
+        }
+        .map_err(db(context))
+    }
+
+    /// Runs a statement in the transaction; the rows it changed.
+    pub async fn execute(
+        &mut self,
+        sql: &str,
+        args: &[Arg<'_>],
+        context: &'static str,
+    ) -> Result<u64> {
+        match self {
+            Tx::Sqlite(tx) => bind_all!(sqlx::query(sql), args)
+                .execute(&mut **tx)
+                .await
+                .map(|done| done.rows_affected()),
+            Tx::Postgres(tx) => bind_all!(sqlx::query(sql), args)
+                .execute(&mut **tx)
+                .await
+                .map(|done| done.rows_affected()),
+        }
+        .map_err(db(context))
+    }
+
+    /// Runs a script of several statements (a migration) in the transaction, one prepared
+    /// statement at a time: statements end with `;` at the end of a line, and the scripts hold no
+    /// `;` inside a statement.
+    pub async fn script(&mut self, sql: &str, context: &'static str) -> Result<()> {
+        let statements = sql.split(";\n").map(str::trim).filter(|statement| {
+            statement
+                .lines()
+                .any(|line| !line.trim().is_empty() && !line.trim_start().starts_with("--"))
+        });
+        for statement in statements {
+            self.execute(statement.trim_end_matches(';'), &[], context)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Whether this is a PostgreSQL transaction (for its own locks).
+    pub fn is_postgres(&self) -> bool {
+        matches!(self, Tx::Postgres(_))
+    }
+
+    /// Commits.
+    pub async fn commit(self, context: &'static str) -> Result<()> {
+        match self {
+            Tx::Sqlite(tx) => tx.commit().await,
+            Tx::Postgres(tx) => tx.commit().await,
+        }
+        .map_err(db(context))
+    }
+}

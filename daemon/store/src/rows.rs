@@ -1,0 +1,279 @@
+//! Rows as both drivers decode them, and their conversion into the domain's records.
+
+use lemur_core::model::{
+    AuthorityBrief, AuthorityRecord, CertificateRecord, DomainRecord, RoleRecord, UserRecord,
+};
+
+/// `users`, without the password hash.
+#[derive(sqlx::FromRow)]
+pub struct UserRow {
+    pub id: i64,
+    pub username: String,
+    pub email: String,
+    pub active: bool,
+}
+
+impl From<UserRow> for UserRecord {
+    fn from(row: UserRow) -> Self {
+        UserRecord {
+            id: row.id,
+            username: row.username,
+            email: row.email,
+            active: row.active,
+        }
+    }
+}
+
+/// `users` with the password hash, for logins.
+#[derive(sqlx::FromRow)]
+pub struct LoginRow {
+    #[sqlx(flatten)]
+    pub user: UserRow,
+    pub password_hash: Option<String>,
+}
+
+/// A user and one of their roles (none for a user without roles).
+#[derive(sqlx::FromRow)]
+pub struct SessionRow {
+    #[sqlx(flatten)]
+    pub user: UserRow,
+    pub tokens_valid_after: i64,
+    pub role_id: Option<i64>,
+    pub role_name: Option<String>,
+    pub role_description: Option<String>,
+}
+
+/// `roles`.
+#[derive(sqlx::FromRow)]
+pub struct RoleRow {
+    pub id: i64,
+    pub name: String,
+    pub description: String,
+}
+
+impl From<RoleRow> for RoleRecord {
+    fn from(row: RoleRow) -> Self {
+        RoleRecord {
+            id: row.id,
+            name: row.name,
+            description: row.description,
+        }
+    }
+}
+
+/// A role attached to an authority.
+#[derive(sqlx::FromRow)]
+pub struct AuthorityRoleRow {
+    pub authority_id: i64,
+    #[sqlx(flatten)]
+    pub role: RoleRow,
+}
+
+/// `authorities`.
+#[derive(sqlx::FromRow)]
+pub struct AuthorityRow {
+    pub id: i64,
+    pub name: String,
+    pub owner: String,
+    pub description: String,
+    pub active: bool,
+    pub plugin_name: String,
+    pub key_uri: Option<String>,
+    pub parent_id: Option<i64>,
+    pub cab_compliant: bool,
+    pub max_issuance_days: Option<i64>,
+    pub default_validity_days: i64,
+    pub crl_url: Option<String>,
+    pub issuer_url: Option<String>,
+    pub authority_certificate_id: Option<i64>,
+    pub user_id: Option<i64>,
+    pub date_created: i64,
+}
+
+/// Columns of [`AuthorityRow`].
+pub const AUTHORITY_COLUMNS: &str = "id, name, owner, description, active, plugin_name, key_uri, parent_id, cab_compliant,
+    max_issuance_days, default_validity_days, crl_url, issuer_url, authority_certificate_id, user_id, date_created";
+
+impl From<AuthorityRow> for AuthorityRecord {
+    fn from(row: AuthorityRow) -> Self {
+        AuthorityRecord {
+            id: row.id,
+            name: row.name,
+            owner: row.owner,
+            description: row.description,
+            active: row.active,
+            plugin_name: row.plugin_name,
+            key_uri: row.key_uri,
+            parent_id: row.parent_id,
+            cab_compliant: row.cab_compliant,
+            max_issuance_days: row.max_issuance_days,
+            default_validity_days: row.default_validity_days,
+            crl_url: row.crl_url,
+            issuer_url: row.issuer_url,
+            authority_certificate_id: row.authority_certificate_id,
+            user_id: row.user_id,
+            date_created: row.date_created,
+        }
+    }
+}
+
+/// A certificate with its creator, rotation policy and issuing authority, joined.
+#[derive(sqlx::FromRow)]
+pub struct CertificateRow {
+    pub id: i64,
+    pub name: String,
+    pub owner: String,
+    pub description: String,
+    pub notify: bool,
+    pub rotation: bool,
+    pub body: String,
+    pub chain: Option<String>,
+    pub csr: Option<String>,
+    pub has_private_key: bool,
+    pub issuer: String,
+    pub serial: String,
+    pub serial_hex: String,
+    pub cn: String,
+    pub distinguished_name: String,
+    pub bits: i64,
+    pub key_type: String,
+    pub signing_algorithm: String,
+    pub not_before: i64,
+    pub not_after: i64,
+    pub status: Option<String>,
+    pub deleted: bool,
+    pub is_ca: bool,
+    pub authority_id: Option<i64>,
+    pub user_id: Option<i64>,
+    pub rotation_policy_id: Option<i64>,
+    pub external_id: Option<String>,
+    pub date_created: i64,
+    pub u_username: Option<String>,
+    pub u_email: Option<String>,
+    pub u_active: Option<bool>,
+    pub rp_name: Option<String>,
+    pub rp_days: Option<i64>,
+    pub a_name: Option<String>,
+    pub a_owner: Option<String>,
+    pub a_description: Option<String>,
+    pub a_active: Option<bool>,
+    pub a_default_validity_days: Option<i64>,
+    pub a_max_issuance_days: Option<i64>,
+    pub a_cab_compliant: Option<bool>,
+    pub a_plugin_name: Option<String>,
+    pub ac_not_before: Option<i64>,
+    pub ac_not_after: Option<i64>,
+}
+
+/// Columns of [`CertificateRow`], from [`CERTIFICATE_FROM`].
+pub const CERTIFICATE_COLUMNS: &str =
+    "c.id, c.name, c.owner, c.description, c.notify, c.rotation, c.body, c.chain, c.csr,
+    (c.sealed_private_key IS NOT NULL) AS has_private_key, c.issuer, c.serial,
+    c.serial_hex, c.cn, c.distinguished_name, c.bits, c.key_type, c.signing_algorithm,
+    c.not_before, c.not_after, c.status, c.deleted, c.is_ca, c.authority_id, c.user_id,
+    c.rotation_policy_id, c.external_id, c.date_created,
+    u.username AS u_username, u.email AS u_email, u.active AS u_active, rp.name AS rp_name, rp.days AS rp_days,
+    a.name AS a_name, a.owner AS a_owner, a.description AS a_description, a.active AS a_active,
+    a.default_validity_days AS a_default_validity_days, a.max_issuance_days AS a_max_issuance_days,
+    a.cab_compliant AS a_cab_compliant, a.plugin_name AS a_plugin_name, ac.not_before AS ac_not_before,
+    ac.not_after AS ac_not_after";
+
+/// `certificates c` with what a view of it needs, in one round trip.
+pub const CERTIFICATE_FROM: &str = "certificates c
+    LEFT JOIN users u ON u.id = c.user_id
+    LEFT JOIN rotation_policies rp ON rp.id = c.rotation_policy_id
+    LEFT JOIN authorities a ON a.id = c.authority_id
+    LEFT JOIN certificates ac ON ac.id = a.authority_certificate_id";
+
+impl From<CertificateRow> for CertificateRecord {
+    fn from(row: CertificateRow) -> Self {
+        let creator = match (row.user_id, row.u_username, row.u_email) {
+            (Some(id), Some(username), Some(email)) => Some(UserRecord {
+                id,
+                username,
+                email,
+                active: row.u_active.unwrap_or(false),
+            }),
+            _ => None,
+        };
+        let rotation_policy = match (row.rotation_policy_id, row.rp_name, row.rp_days) {
+            (Some(id), Some(name), Some(days)) => Some((id, name, days)),
+            _ => None,
+        };
+        let authority = match (row.authority_id, row.a_name) {
+            (Some(id), Some(name)) => Some(AuthorityBrief {
+                id,
+                name,
+                owner: row.a_owner.unwrap_or_default(),
+                description: row.a_description.unwrap_or_default(),
+                active: row.a_active.unwrap_or(false),
+                default_validity_days: row.a_default_validity_days.unwrap_or_default(),
+                max_issuance_days: row.a_max_issuance_days,
+                cab_compliant: row.a_cab_compliant.unwrap_or(false),
+                plugin_name: row.a_plugin_name.unwrap_or_default(),
+                not_before: row.ac_not_before,
+                not_after: row.ac_not_after,
+            }),
+            _ => None,
+        };
+        CertificateRecord {
+            id: row.id,
+            name: row.name,
+            owner: row.owner,
+            description: row.description,
+            notify: row.notify,
+            rotation: row.rotation,
+            body: row.body,
+            chain: row.chain,
+            csr: row.csr,
+            has_private_key: row.has_private_key,
+            issuer: row.issuer,
+            serial: row.serial,
+            serial_hex: row.serial_hex,
+            cn: row.cn,
+            distinguished_name: row.distinguished_name,
+            bits: row.bits,
+            key_type: row.key_type,
+            signing_algorithm: row.signing_algorithm,
+            not_before: row.not_before,
+            not_after: row.not_after,
+            status: row.status,
+            deleted: row.deleted,
+            is_ca: row.is_ca,
+            user_id: row.user_id,
+            external_id: row.external_id,
+            date_created: row.date_created,
+            creator,
+            rotation_policy,
+            authority,
+        }
+    }
+}
+
+/// A certificate in a replacement link, with both ends of the link.
+#[derive(sqlx::FromRow)]
+pub struct ReplacementRow {
+    #[sqlx(flatten)]
+    pub certificate: CertificateRow,
+    pub replacer: i64,
+    pub replaced: i64,
+}
+
+/// A domain of a certificate.
+#[derive(sqlx::FromRow)]
+pub struct DomainRow {
+    pub certificate_id: i64,
+    pub id: i64,
+    pub name: String,
+    pub sensitive: bool,
+}
+
+impl From<DomainRow> for DomainRecord {
+    fn from(row: DomainRow) -> Self {
+        DomainRecord {
+            id: row.id,
+            name: row.name,
+            sensitive: row.sensitive,
+        }
+    }
+}
