@@ -118,13 +118,10 @@ impl Client {
 
     /// `GET /certificates`: a page of certificates.
     pub fn certificates(&self, query: &CertificateQuery) -> Result<Page<CertificateItem>> {
-        let mut parameters = Vec::new();
-        if let Some(page) = query.page {
-            parameters.push(("page", page.to_string()));
-        }
-        if let Some(count) = query.count {
-            parameters.push(("count", count.to_string()));
-        }
+        let mut parameters = paging(Paging {
+            page: query.page,
+            count: query.count,
+        });
         if let Some(filter) = &query.filter {
             parameters.push(("filter", filter.clone()));
         }
@@ -151,15 +148,8 @@ impl Client {
     }
 
     /// `GET /authorities`: a page of authorities.
-    pub fn authorities(&self, paging: Paging) -> Result<Page<AuthorityView>> {
-        let mut parameters = Vec::new();
-        if let Some(page) = paging.page {
-            parameters.push(("page", page.to_string()));
-        }
-        if let Some(count) = paging.count {
-            parameters.push(("count", count.to_string()));
-        }
-        self.get_query("/authorities", &parameters)
+    pub fn authorities(&self, page: Paging) -> Result<Page<AuthorityView>> {
+        self.get_query("/authorities", &paging(page))
     }
 
     /// `GET /plugins`, of one `kind` (`issuer`, `destination`...) if given.
@@ -198,10 +188,11 @@ impl Client {
     }
 
     fn post<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T> {
-        let body = serde_json::to_string(body).map_err(|e| Error::Decode {
+        // Request bodies may hold passwords and private keys: the encoded text is wiped.
+        let body = Zeroizing::new(serde_json::to_string(body).map_err(|e| Error::Decode {
             status: 0,
             reason: format!("encoding the request: {e}"),
-        })?;
+        })?);
         let mut request = self
             .agent
             .post(self.url(path))
@@ -209,20 +200,31 @@ impl Client {
         if let Some(token) = &self.token {
             request = request.header("Authorization", format!("Bearer {}", token.as_str()));
         }
-        finish(request.send(body))
+        finish(request.send(body.as_bytes()))
     }
 }
 
-/// The body of a success as `T`, or the error body of a failure.
+/// Lemur's paging query parameters.
+fn paging(paging: Paging) -> Vec<(&'static str, String)> {
+    [("page", paging.page), ("count", paging.count)]
+        .into_iter()
+        .filter_map(|(name, value)| Some((name, value?.to_string())))
+        .collect()
+}
+
+/// The body of a success as `T`, or the error body of a failure. The text is wiped after it
+/// is decoded: it may hold a private key.
 fn finish<T: DeserializeOwned>(
     response: std::result::Result<ureq::http::Response<ureq::Body>, ureq::Error>,
 ) -> Result<T> {
     let mut response = response.map_err(|e| Error::Transport(e.to_string()))?;
     let status = response.status().as_u16();
-    let text = response
-        .body_mut()
-        .read_to_string()
-        .map_err(|e| Error::Transport(e.to_string()))?;
+    let text = Zeroizing::new(
+        response
+            .body_mut()
+            .read_to_string()
+            .map_err(|e| Error::Transport(e.to_string()))?,
+    );
     let decode = |reason: serde_json::Error| Error::Decode {
         status,
         reason: reason.to_string(),

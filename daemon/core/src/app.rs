@@ -97,11 +97,6 @@ impl App {
         })
     }
 
-    /// The key store as the rcgen signer wants it.
-    pub fn keys(&self) -> Arc<dyn KeyStore> {
-        Arc::clone(&self.hsm) as Arc<dyn KeyStore>
-    }
-
     /// Runs a blocking HSM operation off the async runtime.
     pub async fn hsm<T: Send + 'static>(
         &self,

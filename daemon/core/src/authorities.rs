@@ -39,7 +39,10 @@ pub async fn create(app: &App, subject: &Subject, body: CreateAuthority) -> Resu
         return Err(Error::invalid("commonName", "is required"));
     }
     if app.store.authority_by_name(&body.name).await?.is_some() {
-        return Err(taken(&body.name));
+        return Err(Error::invalid(
+            "name",
+            format!("an authority named {:?} exists", body.name),
+        ));
     }
     let plan = plan(app, &body).await?;
     let created = issuer.create_authority(app, &plan).await?;
@@ -48,10 +51,6 @@ pub async fn create(app: &App, subject: &Subject, body: CreateAuthority) -> Resu
         issuer.discard_authority(app, &created).await;
     }
     stored
-}
-
-fn taken(name: &str) -> Error {
-    Error::invalid("name", format!("an authority named {name:?} exists"))
 }
 
 fn valid_name(name: &str) -> bool {
@@ -256,13 +255,10 @@ async fn store(
         source_address: subject.source(),
         details: &format!("authority {} ({})", request.name, created.key_uri),
     };
+    // A name taken since the check above is a 409 from the store.
     app.store
         .create_authority(&new, &certificate, &log, now)
         .await
-        .map_err(|error| match error {
-            Error::Conflict(_) => taken(&request.name),
-            other => other,
-        })
 }
 
 /// The root authority above `authority_id`.

@@ -7,7 +7,7 @@ use crate::ca::x509::{self, ParsedCertificate};
 use crate::ca::{key_context, names};
 use crate::error::{Error, Result};
 use crate::model::{
-    CertificateFilter, CertificateLinks, CertificateRecord, LogEntry, NewCertificate,
+    AuthorityKey, CertificateFilter, CertificateLinks, CertificateRecord, LogEntry, NewCertificate,
 };
 use crate::plugins::IssuePlan;
 use crate::policy::{Action, Subject, authorize};
@@ -18,21 +18,30 @@ use zeroize::Zeroizing;
 
 /// Issues a certificate from the authority the request names; returns its id.
 pub async fn issue(app: &App, subject: &Subject, body: CreateCertificate) -> Result<i64> {
+    // Refused before anything is looked up: callers who may issue from no authority learn
+    // nothing about which exist.
+    authorize(subject, Action::IssueFromAny)?;
     refuse_destinations(&body.destinations)?;
     if body.owner.trim().is_empty() {
         return Err(Error::invalid("owner", "is required"));
     }
-    let authority =
-        match (body.authority.id, &body.authority.name) {
-            (Some(id), _) => app.store.authority(id).await?.ok_or_else(|| {
-                Error::invalid("authority", format!("authority {id} does not exist"))
-            })?,
-            (None, Some(name)) => app.store.authority_by_name(name).await?.ok_or_else(|| {
-                Error::invalid("authority", format!("no authority named {name:?}"))
-            })?,
-            (None, None) => return Err(Error::invalid("authority", "give its id or name")),
-        };
-    let authority_roles = app.store.authority_roles(authority.id).await?;
+    let key = match (body.authority.id, &body.authority.name) {
+        (Some(id), _) => AuthorityKey::Id(id),
+        (None, Some(name)) => AuthorityKey::Name(name),
+        (None, None) => return Err(Error::invalid("authority", "give its id or name")),
+    };
+    let (authority, authority_roles) =
+        app.store
+            .authority_with_roles(key)
+            .await?
+            .ok_or_else(|| match key {
+                AuthorityKey::Id(id) => {
+                    Error::invalid("authority", format!("authority {id} does not exist"))
+                }
+                AuthorityKey::Name(name) => {
+                    Error::invalid("authority", format!("no authority named {name:?}"))
+                }
+            })?;
     authorize(
         subject,
         Action::Issue {
@@ -72,14 +81,14 @@ pub async fn issue(app: &App, subject: &Subject, body: CreateCertificate) -> Res
         subject: subject_fields(body.subject)?,
     };
     let issued = issuer.issue(app, &authority, plan).await?;
-    let parsed = x509::parse(&issued.der, "certificate")?;
+    let parsed = &issued.certificate;
     let sealed = match &issued.pkcs8 {
         Some(pkcs8) => Some(seal(app, x509::private_key_to_pem(pkcs8), &parsed.sha256).await?),
         None => None,
     };
-    let name = lemur_name(&parsed);
+    let name = lemur_name(parsed);
     let new = NewCertificate {
-        parsed: &parsed,
+        parsed,
         names: [&name[0], &name[1]],
         owner: &body.owner,
         description: &body.description,
@@ -93,7 +102,7 @@ pub async fn issue(app: &App, subject: &Subject, body: CreateCertificate) -> Res
         user_id: subject.user_id(),
         rotation_policy_id: Some(app.default_rotation_policy),
         replaces: &replaces,
-        domains: &dns_domains(&parsed),
+        domains: &dns_domains(parsed),
     };
     let log = LogEntry {
         certificate_id: None,
@@ -283,7 +292,7 @@ pub async fn get(
         .await?
         .pop()
         .unwrap_or_default();
-    Ok((record, links))
+    Ok((record, readable(subject, links)))
 }
 
 /// A page of the certificates the subject may see, newest first; with their links unless
@@ -307,9 +316,20 @@ pub async fn list(
         vec![CertificateLinks::default(); records.len()]
     } else {
         let ids: Vec<i64> = records.iter().map(|r| r.id).collect();
-        app.store.certificate_links(&ids).await?
+        let links = app.store.certificate_links(&ids).await?;
+        links.into_iter().map(|l| readable(subject, l)).collect()
     };
     Ok((records.into_iter().zip(links).collect(), total))
+}
+
+/// The links of a view without the linked certificates the subject may not read: a view must
+/// not show through a replacement what the policy refuses directly.
+fn readable(subject: &Subject, mut links: CertificateLinks) -> CertificateLinks {
+    let visible =
+        |record: &CertificateRecord| authorize(subject, Action::ReadCertificate(record)).is_ok();
+    links.replaces.retain(visible);
+    links.replaced_by.retain(visible);
+    links
 }
 
 /// Lemur's `filter=field;value`.

@@ -284,6 +284,15 @@ pub struct AuthorityRecord {
     pub date_created: i64,
 }
 
+/// How a request names an authority.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthorityKey<'a> {
+    /// By id.
+    Id(i64),
+    /// By its unique name.
+    Name(&'a str),
+}
+
 /// An authority with what its view shows: its roles, CA certificate and creator.
 #[derive(Debug, Clone)]
 pub struct AuthorityDetail {

@@ -18,7 +18,8 @@ pub enum Role {
     /// `operator`: reads the inventory, imports certificates, issues from the authorities it
     /// holds a role on.
     Operator,
-    /// `read-only`: reads the inventory, changes nothing, even with other roles.
+    /// `read-only`: reads the inventory, changes nothing, even with other roles (it may still
+    /// read the keys of certificates it owns, as in Lemur).
     ReadOnly,
     /// `auditor`: reads everything, audit logs included, changes nothing, never sees a key.
     Auditor,
@@ -188,6 +189,8 @@ pub enum Action<'a> {
     ReplaceCertificate(&'a CertificateRecord),
     /// Import a certificate issued elsewhere.
     UploadCertificate,
+    /// Issue from some authority: asked before the request names one is looked up.
+    IssueFromAny,
     /// Issue from the authority holding these roles.
     Issue {
         /// The authority's roles.
@@ -208,16 +211,15 @@ pub enum Action<'a> {
 /// Allows the action or says why not (403).
 pub fn authorize(subject: &Subject, action: Action<'_>) -> Result<()> {
     let (allowed, why) = match action {
-        Action::ListCertificates | Action::ReadPlugins => (
-            matches!(subject, Subject::User(_)) || subject.is_admin(),
-            "sign in",
-        ),
+        // Every subject is signed in by now; what a list shows is filtered by visibility.
+        Action::ListCertificates | Action::ReadPlugins => (true, ""),
         Action::ReadCertificate(certificate) => (
             subject.reads_everything() || subject.owns(certificate),
             "only its owner, its creator and holders of an inventory-wide role may read this certificate",
         ),
+        // Reading a key changes nothing, so a read-only owner may (as in Lemur); an auditor never.
         Action::ReadPrivateKey(certificate) => (
-            subject.is_admin() || (subject.owns(certificate) && subject.may_write()),
+            subject.is_admin() || (subject.owns(certificate) && !subject.has(&Role::Auditor)),
             "only the certificate's owner, its creator or an administrator may read its private key",
         ),
         Action::ReplaceCertificate(certificate) => (
@@ -229,6 +231,12 @@ pub fn authorize(subject: &Subject, action: Action<'_>) -> Result<()> {
                 || (subject.may_write()
                     && (subject.has(&Role::Operator) || subject.has(&Role::GlobalCertIssuer))),
             "importing certificates needs the operator, global_cert_issuer or admin role",
+        ),
+        Action::IssueFromAny => (
+            subject.is_admin()
+                || (subject.may_write()
+                    && matches!(subject, Subject::User(user) if !user.roles.is_empty())),
+            "issuing needs a role on an authority",
         ),
         Action::Issue { authority_roles } => (
             subject.is_admin() || (subject.may_write() && subject.holds_any(authority_roles)),

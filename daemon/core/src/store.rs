@@ -6,9 +6,9 @@
 
 use crate::error::Result;
 use crate::model::{
-    AuthorityDetail, AuthorityRecord, CertificateFilter, CertificateLinks, CertificateRecord,
-    LogEntry, NewAuthority, NewCertificate, NewUser, Page, RoleRecord, UserRecord, UserSession,
-    Visibility,
+    AuthorityDetail, AuthorityKey, AuthorityRecord, CertificateFilter, CertificateLinks,
+    CertificateRecord, LogEntry, NewAuthority, NewCertificate, NewUser, Page, RoleRecord,
+    UserRecord, UserSession, Visibility,
 };
 use async_trait::async_trait;
 
@@ -25,8 +25,13 @@ pub trait UserRepository: Send + Sync {
     async fn ensure_role(&self, name: &str, description: &str) -> Result<RoleRecord>;
     /// The role with this name.
     async fn role_by_name(&self, name: &str) -> Result<Option<RoleRecord>>;
-    /// Gives `user_id` the role `role_id` (no-op if held).
-    async fn grant_role(&self, user_id: i64, role_id: i64) -> Result<()>;
+    /// Creates a role held by `user_ids`, in one transaction; a taken name is a conflict.
+    async fn create_role(
+        &self,
+        name: &str,
+        description: &str,
+        user_ids: &[i64],
+    ) -> Result<RoleRecord>;
     /// The user with this id, their roles and token cut-off, in one round trip; `None` when
     /// the user does not exist.
     async fn user_session(&self, id: i64) -> Result<Option<UserSession>>;
@@ -48,8 +53,11 @@ pub trait AuthorityRepository: Send + Sync {
     async fn authority(&self, id: i64) -> Result<Option<AuthorityRecord>>;
     /// The authority with this name.
     async fn authority_by_name(&self, name: &str) -> Result<Option<AuthorityRecord>>;
-    /// The roles attached to an authority.
-    async fn authority_roles(&self, id: i64) -> Result<Vec<RoleRecord>>;
+    /// An authority and the roles attached to it, in one round trip (every issuance asks).
+    async fn authority_with_roles(
+        &self,
+        key: AuthorityKey<'_>,
+    ) -> Result<Option<(AuthorityRecord, Vec<RoleRecord>)>>;
     /// Authorities with their roles, certificates and creators, oldest first, and the total.
     async fn authorities(&self, page: Page) -> Result<(Vec<AuthorityDetail>, i64)>;
     /// One authority with its roles, certificate and creator.

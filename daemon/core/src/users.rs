@@ -8,6 +8,7 @@ use crate::error::{Error, Result};
 use crate::model::{NewUser, RoleRecord, UserRecord};
 use crate::policy::{Action, Subject, authorize};
 use lemur_api::Login;
+use zeroize::Zeroizing;
 
 /// Username (or email) and password in, a token out. The same message for every failure, and
 /// the same time: an unknown user is checked against a decoy hash.
@@ -118,7 +119,7 @@ pub async fn create_user(
     app: &App,
     subject: &Subject,
     request: CreateUser<'_>,
-    password: &str,
+    password: impl FnOnce() -> Result<Zeroizing<String>>,
 ) -> Result<UserRecord> {
     authorize(subject, Action::ManageUsers)?;
     let role_ids: Vec<i64> = roles_named(app, request.roles)
@@ -126,7 +127,7 @@ pub async fn create_user(
         .iter()
         .map(|role| role.id)
         .collect();
-    let hash = password::hash(password)?;
+    let hash = password::hash(&password()?)?;
     app.store
         .create_user(
             &NewUser {
@@ -141,7 +142,7 @@ pub async fn create_user(
         .await
 }
 
-/// Creates a role and grants it to `usernames`.
+/// Creates a role held by `usernames`, in one unit of work.
 pub async fn create_role(
     app: &App,
     subject: &Subject,
@@ -150,18 +151,11 @@ pub async fn create_role(
     usernames: &[String],
 ) -> Result<RoleRecord> {
     authorize(subject, Action::ManageUsers)?;
-    if app.store.role_by_name(name).await?.is_some() {
-        return Err(Error::Conflict(format!("role {name:?} exists")));
-    }
-    let mut users = Vec::with_capacity(usernames.len());
+    let mut user_ids = Vec::with_capacity(usernames.len());
     for username in usernames {
-        users.push(user_named(app, username).await?);
+        user_ids.push(user_named(app, username).await?.id);
     }
-    let role = app.store.ensure_role(name, description).await?;
-    for user in users {
-        app.store.grant_role(user.id, role.id).await?;
-    }
-    Ok(role)
+    app.store.create_role(name, description, &user_ids).await
 }
 
 async fn user_named(app: &App, username: &str) -> Result<UserRecord> {
@@ -180,11 +174,11 @@ pub async fn reset_password(
     app: &App,
     subject: &Subject,
     username: &str,
-    password: &str,
+    password: impl FnOnce() -> Result<Zeroizing<String>>,
 ) -> Result<()> {
     authorize(subject, Action::ManageUsers)?;
     let user = user_named(app, username).await?;
-    let hash = password::hash(password)?;
+    let hash = password::hash(&password()?)?;
     app.store
         .set_password(user.id, &hash, app.clock.unix())
         .await

@@ -1,7 +1,7 @@
 //! One log line per request, as structured fields (journald keeps each as a field): request id,
-//! method, route, status, duration and subject. The request id comes from the proxy's
-//! `X-Request-Id` when it sends a sane one, else is made here; it is returned to the client and
-//! attached to every error logged while the request runs, so a user's report finds the log.
+//! method, route, status, duration and subject. The request id is made here, after the proxy's
+//! `X-Request-Id` when it sends a sane one; it is returned to the client and attached to every
+//! error logged while the request runs, so a user's report finds the log.
 
 use axum::extract::{MatchedPath, Request};
 use axum::http::HeaderValue;
@@ -45,8 +45,9 @@ impl SubjectSlot {
     }
 }
 
-/// A request id: the proxy's when it is 1 to 64 characters of `[A-Za-z0-9._-]`, else this
-/// process's random prefix and a counter.
+/// A request id: this process's random prefix and a counter, after the proxy's id when it sends
+/// 1 to 64 characters of `[A-Za-z0-9._-]` (so nginx's log finds the line, and a client that
+/// sends another request's id still cannot make two requests look alike).
 fn request_id(request: &Request) -> String {
     let given = request
         .headers()
@@ -58,15 +59,16 @@ fn request_id(request: &Request) -> String {
                     .bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
         });
-    if let Some(id) = given {
-        return id.to_owned();
-    }
     static PREFIX: OnceLock<String> = OnceLock::new();
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let prefix = PREFIX.get_or_init(|| {
         lemur_core::files::random_hex(4).map_or_else(|_| "lemur".to_owned(), |hex| hex.to_string())
     });
-    format!("{prefix}-{}", COUNTER.fetch_add(1, Ordering::Relaxed))
+    let ours = format!("{prefix}-{}", COUNTER.fetch_add(1, Ordering::Relaxed));
+    match given {
+        Some(given) => format!("{given}.{ours}"),
+        None => ours,
+    }
 }
 
 /// The middleware: runs the request inside its id's scope and logs it once it is answered.

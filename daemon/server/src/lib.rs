@@ -94,9 +94,9 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientAddress {
     }
 }
 
-/// A route the server serves: method, path under `/api/1`, and whether it needs a signed-in
-/// caller. The authorization matrix test and the route listing are built from this table, so a
-/// route cannot be added without appearing in both.
+/// A route the server serves: method and path under `/api/1`. The router, the OpenAPI coverage
+/// test and the authorization matrix test are built from this table, so a route cannot be
+/// served without appearing in all three.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Route {
     /// `GET`, `POST`...

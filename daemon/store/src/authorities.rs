@@ -2,16 +2,16 @@
 
 use crate::SqlStore;
 use crate::certificates::{insert, insert_log};
-use crate::engine::args;
+use crate::engine::{Arg, args};
 use crate::query::{Conditions, ids};
 use crate::rows::{
-    AUTHORITY_COLUMNS, AuthorityRoleRow, AuthorityRow, CERTIFICATE_COLUMNS, CERTIFICATE_FROM,
-    CertificateRow, RoleRow, UserRow,
+    AUTHORITY_COLUMNS, AuthorityRoleRow, AuthorityRow, AuthorityWithRoleRow, CERTIFICATE_COLUMNS,
+    CERTIFICATE_FROM, CertificateRow, UserRow,
 };
 use async_trait::async_trait;
 use lemur_core::model::{
-    AuthorityDetail, AuthorityRecord, CertificateRecord, LogEntry, NewAuthority, NewCertificate,
-    Page, RoleRecord, UserRecord,
+    AuthorityDetail, AuthorityKey, AuthorityRecord, CertificateRecord, LogEntry, NewAuthority,
+    NewCertificate, Page, RoleRecord, UserRecord,
 };
 use lemur_core::store::AuthorityRepository;
 use lemur_core::{Error, Result};
@@ -177,7 +177,7 @@ impl AuthorityRepository for SqlStore {
         let row: Option<AuthorityRow> = self
             .engine
             .optional(
-                &format!("SELECT {AUTHORITY_COLUMNS} FROM authorities WHERE id = $1"),
+                &format!("SELECT {AUTHORITY_COLUMNS} FROM authorities a WHERE a.id = $1"),
                 args![id],
                 "reading an authority",
             )
@@ -189,7 +189,7 @@ impl AuthorityRepository for SqlStore {
         let row: Option<AuthorityRow> = self
             .engine
             .optional(
-                &format!("SELECT {AUTHORITY_COLUMNS} FROM authorities WHERE name = $1"),
+                &format!("SELECT {AUTHORITY_COLUMNS} FROM authorities a WHERE a.name = $1"),
                 args![name],
                 "reading an authority",
             )
@@ -197,17 +197,43 @@ impl AuthorityRepository for SqlStore {
         Ok(row.map(Into::into))
     }
 
-    async fn authority_roles(&self, id: i64) -> Result<Vec<RoleRecord>> {
-        let rows: Vec<RoleRow> = self
+    async fn authority_with_roles(
+        &self,
+        key: AuthorityKey<'_>,
+    ) -> Result<Option<(AuthorityRecord, Vec<RoleRecord>)>> {
+        let (condition, value) = match key {
+            AuthorityKey::Id(id) => ("a.id = $1", Arg::Int(id)),
+            AuthorityKey::Name(name) => ("a.name = $1", Arg::Text(name)),
+        };
+        let rows: Vec<AuthorityWithRoleRow> = self
             .engine
             .all(
-                "SELECT r.id, r.name, r.description FROM roles r JOIN authority_roles ar ON ar.role_id = r.id
-                 WHERE ar.authority_id = $1 ORDER BY r.id",
-                args![id],
-                "reading authority roles",
+                &format!(
+                    "SELECT {AUTHORITY_COLUMNS}, r.id AS role_id, r.name AS role_name,
+                        r.description AS role_description
+                     FROM authorities a LEFT JOIN authority_roles ar ON ar.authority_id = a.id
+                        LEFT JOIN roles r ON r.id = ar.role_id
+                     WHERE {condition} ORDER BY r.id"
+                ),
+                &[value],
+                "reading an authority",
             )
             .await?;
-        Ok(rows.into_iter().map(Into::into).collect())
+        let mut roles = Vec::with_capacity(rows.len());
+        let mut authority = None;
+        for row in rows {
+            if let (Some(id), Some(name), Some(description)) =
+                (row.role_id, row.role_name, row.role_description)
+            {
+                roles.push(RoleRecord {
+                    id,
+                    name,
+                    description,
+                });
+            }
+            authority.get_or_insert(row.authority);
+        }
+        Ok(authority.map(|authority| (authority.into(), roles)))
     }
 
     async fn authorities(&self, page: Page) -> Result<(Vec<AuthorityDetail>, i64)> {
@@ -215,7 +241,7 @@ impl AuthorityRepository for SqlStore {
             .engine
             .all(
                 &format!(
-                    "SELECT {AUTHORITY_COLUMNS} FROM authorities ORDER BY id LIMIT $1 OFFSET $2"
+                    "SELECT {AUTHORITY_COLUMNS} FROM authorities a ORDER BY a.id LIMIT $1 OFFSET $2"
                 ),
                 args![page.count, page.offset()],
                 "listing authorities",

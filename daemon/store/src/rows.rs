@@ -90,9 +90,20 @@ pub struct AuthorityRow {
     pub date_created: i64,
 }
 
-/// Columns of [`AuthorityRow`].
-pub const AUTHORITY_COLUMNS: &str = "id, name, owner, description, active, plugin_name, key_uri, parent_id, cab_compliant,
-    max_issuance_days, default_validity_days, crl_url, issuer_url, authority_certificate_id, user_id, date_created";
+/// Columns of [`AuthorityRow`], from `authorities a`.
+pub const AUTHORITY_COLUMNS: &str = "a.id, a.name, a.owner, a.description, a.active, a.plugin_name, a.key_uri,
+    a.parent_id, a.cab_compliant, a.max_issuance_days, a.default_validity_days, a.crl_url, a.issuer_url,
+    a.authority_certificate_id, a.user_id, a.date_created";
+
+/// An authority and one of its roles (none for an authority without roles).
+#[derive(sqlx::FromRow)]
+pub struct AuthorityWithRoleRow {
+    #[sqlx(flatten)]
+    pub authority: AuthorityRow,
+    pub role_id: Option<i64>,
+    pub role_name: Option<String>,
+    pub role_description: Option<String>,
+}
 
 impl From<AuthorityRow> for AuthorityRecord {
     fn from(row: AuthorityRow) -> Self {

@@ -95,15 +95,32 @@ impl UserRepository for SqlStore {
         Ok(row.map(Into::into))
     }
 
-    async fn grant_role(&self, user_id: i64, role_id: i64) -> Result<()> {
-        self.engine
-            .execute(
+    async fn create_role(
+        &self,
+        name: &str,
+        description: &str,
+        user_ids: &[i64],
+    ) -> Result<RoleRecord> {
+        let mut tx = self.engine.begin().await?;
+        let role: Option<RoleRow> = tx
+            .optional(
+                "INSERT INTO roles (name, description) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING
+                 RETURNING id, name, description",
+                args![name, description],
+                "creating a role",
+            )
+            .await?;
+        let role = role.ok_or_else(|| Error::Conflict(format!("role {name:?} exists")))?;
+        for &user_id in user_ids {
+            tx.execute(
                 "INSERT INTO roles_users (role_id, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-                args![role_id, user_id],
+                args![role.id, user_id],
                 "granting a role",
             )
-            .await
-            .map(drop)
+            .await?;
+        }
+        tx.commit("committing a role").await?;
+        Ok(role.into())
     }
 
     async fn user_session(&self, id: i64) -> Result<Option<UserSession>> {

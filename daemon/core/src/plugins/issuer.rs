@@ -5,7 +5,7 @@
 use super::PluginInfo;
 use crate::App;
 use crate::ca::SubjectFields;
-use crate::ca::x509::AltName;
+use crate::ca::x509::{AltName, ParsedCertificate};
 use crate::error::Result;
 use crate::model::AuthorityRecord;
 use async_trait::async_trait;
@@ -88,8 +88,8 @@ pub struct IssuePlan {
 
 /// An issued certificate, not yet stored. No `Debug`: it may hold a private key.
 pub struct Issued {
-    /// The certificate, DER, checked after signing.
-    pub der: Vec<u8>,
+    /// The certificate, parsed (it carries its DER and PEM), checked after signing.
+    pub certificate: ParsedCertificate,
     /// Its chain, PEM, issuer first.
     pub chain: String,
     /// The private key generated for it, PKCS#8 DER, to be sealed before it is stored.

@@ -74,6 +74,8 @@ pub async fn serve_app(app: Arc<App>, on_ready: impl FnOnce(&str)) -> Result<()>
             "not initialised: run `lemur init` first",
         ));
     }
+    // Roles added by an upgrade exist before anyone is checked against them.
+    app.ensure_builtin_roles().await?;
     let _entropy_rechecks = app.entropy.start_periodic(Duration::from_secs(
         app.config.entropy.recheck_interval_secs.max(1),
     ));

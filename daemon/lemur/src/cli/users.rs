@@ -13,7 +13,7 @@ use std::path::Path;
 use std::sync::Arc;
 use zeroize::Zeroizing;
 
-/// Operator commands act as this subject in the audit log.
+/// The subject operator commands act as.
 const CLI: Subject = Subject::System("cli");
 
 /// A password from `file` (first line), or typed twice without echo.
@@ -97,9 +97,11 @@ pub async fn create_user(
     password_file: Option<&Path>,
 ) -> Result<()> {
     let (app, _) = open(config_path).await?;
-    let secret = read_password(password_file, &format!("password for {}", request.username))?;
     let username = request.username.to_owned();
-    let user = users::create_user(&app, &CLI, request, &secret).await?;
+    let user = users::create_user(&app, &CLI, request, || {
+        read_password(password_file, &format!("password for {username}"))
+    })
+    .await?;
     println!("created user {username} (id {})", user.id);
     Ok(())
 }
@@ -124,8 +126,10 @@ pub async fn reset_password(
     password_file: Option<&Path>,
 ) -> Result<()> {
     let (app, _) = open(config_path).await?;
-    let secret = read_password(password_file, &format!("new password for {username}"))?;
-    users::reset_password(&app, &CLI, username, &secret).await?;
+    users::reset_password(&app, &CLI, username, || {
+        read_password(password_file, &format!("new password for {username}"))
+    })
+    .await?;
     println!("password of {username} changed");
     Ok(())
 }

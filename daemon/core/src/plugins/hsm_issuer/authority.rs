@@ -210,7 +210,14 @@ async fn import(
     let public = app
         .hsm(move |keys| keys.public_key(&lookup).map_err(Error::from))
         .await
-        .map_err(|e| Error::invalid("keyUri", e.to_string()))?;
+        .map_err(|e| {
+            // An HSM that is away is an outage (503), not a bad key URI.
+            if e.is_transient() {
+                e
+            } else {
+                Error::invalid("keyUri", e.to_string())
+            }
+        })?;
     if public.spki_der() != parsed.spki {
         return Err(Error::invalid(
             "keyUri",

@@ -205,9 +205,9 @@ pub(super) async fn issue(
     let serial_hex = x509::hex(&serial).to_uppercase();
     lint::after_signing(&parsed, &serial_hex, &plan, &ca.der)?;
     Ok(Issued {
-        der,
+        details: format!("issued serial {} by {}", parsed.serial_hex, authority.name),
+        certificate: parsed,
         chain: material.chain.clone(),
         pkcs8,
-        details: format!("issued serial {} by {}", parsed.serial_hex, authority.name),
     })
 }
