@@ -280,18 +280,13 @@ pub async fn get(
     subject: &Subject,
     id: i64,
 ) -> Result<(CertificateRecord, CertificateLinks)> {
-    let record = app
-        .store
-        .certificate(id)
-        .await?
-        .ok_or_else(|| not_found(id))?;
+    // Read side by side (the links are dropped unread if the policy refuses the record).
+    let ids = [id];
+    let (record, links) =
+        tokio::try_join!(app.store.certificate(id), app.store.certificate_links(&ids))?;
+    let record = record.ok_or_else(|| not_found(id))?;
     authorize(subject, Action::ReadCertificate(&record))?;
-    let links = app
-        .store
-        .certificate_links(&[id])
-        .await?
-        .pop()
-        .unwrap_or_default();
+    let links = links.into_iter().next().unwrap_or_default();
     Ok((record, readable(subject, links)))
 }
 

@@ -286,38 +286,31 @@ impl CertificateRepository for SqlStore {
             .collect();
         let mut params = Conditions::default();
         let list = params.list(ids(certificate_ids));
-        let domains: Vec<DomainRow> = self
-            .engine
-            .all(
-                &format!(
-                    "SELECT cd.certificate_id, d.id, d.name, d.sensitive FROM domains d
-                     JOIN certificate_domains cd ON cd.domain_id = d.id
-                     WHERE cd.certificate_id IN ({list}) ORDER BY d.name"
-                ),
-                &params.args(),
-                "reading domains",
-            )
-            .await?;
+        let args = params.args();
+        let domains_sql = format!(
+            "SELECT cd.certificate_id, d.id, d.name, d.sensitive FROM domains d
+             JOIN certificate_domains cd ON cd.domain_id = d.id
+             WHERE cd.certificate_id IN ({list}) ORDER BY d.name"
+        );
+        let replacements_sql = format!(
+            "SELECT {CERTIFICATE_COLUMNS}, r.certificate_id AS replacer, r.replaced_certificate_id AS replaced
+             FROM {CERTIFICATE_FROM}
+             JOIN certificate_replacements r
+                ON (r.replaced_certificate_id = c.id AND r.certificate_id IN ({list}))
+                OR (r.certificate_id = c.id AND r.replaced_certificate_id IN ({list}))
+             ORDER BY c.id"
+        );
+        // Independent reads: side by side on the pool.
+        let (domains, replacements): (Vec<DomainRow>, Vec<ReplacementRow>) = tokio::try_join!(
+            self.engine.all(&domains_sql, &args, "reading domains"),
+            self.engine
+                .all(&replacements_sql, &args, "reading replacements"),
+        )?;
         for row in domains {
             if let Some(entry) = links.get_mut(&row.certificate_id) {
                 entry.domains.push(row.into());
             }
         }
-        let replacements: Vec<ReplacementRow> = self
-            .engine
-            .all(
-                &format!(
-                    "SELECT {CERTIFICATE_COLUMNS}, r.certificate_id AS replacer, r.replaced_certificate_id AS replaced
-                     FROM {CERTIFICATE_FROM}
-                     JOIN certificate_replacements r
-                        ON (r.replaced_certificate_id = c.id AND r.certificate_id IN ({list}))
-                        OR (r.certificate_id = c.id AND r.replaced_certificate_id IN ({list}))
-                     ORDER BY c.id"
-                ),
-                &params.args(),
-                "reading replacements",
-            )
-            .await?;
         for row in replacements {
             let (replacer, replaced) = (row.replacer, row.replaced);
             let linked: CertificateRecord = row.certificate.into();
