@@ -289,3 +289,17 @@ pub struct PluginQuery {
     #[serde(rename = "type")]
     pub kind: Option<String>,
 }
+
+/// `PUT /certificates/{id}/revoke`: Lemur's revocation body.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RevokeCertificate {
+    /// RFC 5280 CRLReason by name: unspecified (the default), keyCompromise, cACompromise,
+    /// affiliationChanged, superseded, cessationOfOperation, certificateHold, privilegeWithdrawn
+    /// or aACompromise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crl_reason: Option<String>,
+    /// Why, for the audit log.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comments: Option<String>,
+}

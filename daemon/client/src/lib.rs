@@ -11,8 +11,8 @@
 
 use lemur_api::{
     AuthorityView, CertificateItem, CertificateQuery, CertificateView, CreateAuthority,
-    CreateCertificate, ErrorBody, HealthDetails, Login, Me, Page, Paging, PluginView, PrivateKey,
-    Token, UploadCertificate,
+    CreateCertificate, ErrorBody, HealthDetails, IdView, Login, Me, Page, Paging, PluginView,
+    PrivateKey, RevokeCertificate, Token, UploadCertificate,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -137,6 +137,11 @@ impl Client {
         Ok(key.key)
     }
 
+    /// `PUT /certificates/{id}/revoke`: revokes a certificate.
+    pub fn revoke(&self, id: i64, request: &RevokeCertificate) -> Result<IdView> {
+        self.send("PUT", &format!("/certificates/{id}/revoke"), request)
+    }
+
     /// `POST /authorities`: creates an authority.
     pub fn create_authority(&self, request: &CreateAuthority) -> Result<AuthorityView> {
         self.post("/authorities", request)
@@ -188,15 +193,26 @@ impl Client {
     }
 
     fn post<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T> {
+        self.send("POST", path, body)
+    }
+
+    fn send<B: Serialize, T: DeserializeOwned>(
+        &self,
+        method: &str,
+        path: &str,
+        body: &B,
+    ) -> Result<T> {
         // Request bodies may hold passwords and private keys: the encoded text is wiped.
         let body = Zeroizing::new(serde_json::to_string(body).map_err(|e| Error::Decode {
             status: 0,
             reason: format!("encoding the request: {e}"),
         })?);
-        let mut request = self
-            .agent
-            .post(self.url(path))
-            .header("Content-Type", "application/json");
+        let url = self.url(path);
+        let request = match method {
+            "PUT" => self.agent.put(url),
+            _ => self.agent.post(url),
+        };
+        let mut request = request.header("Content-Type", "application/json");
         if let Some(token) = &self.token {
             request = request.header("Authorization", format!("Bearer {}", token.as_str()));
         }

@@ -8,11 +8,14 @@ use crate::ca::{key_context, names};
 use crate::error::{Error, Result};
 use crate::model::{
     AuthorityKey, CertificateFilter, CertificateLinks, CertificateRecord, LogEntry, NewCertificate,
+    Revocation,
 };
 use crate::plugins::IssuePlan;
 use crate::policy::{Action, Subject, authorize};
 use crate::requests::{alt_names, page, subject_fields, validity};
-use lemur_api::{CertificateQuery, CreateCertificate, IdRef, Paging, UploadCertificate};
+use lemur_api::{
+    CertificateQuery, CreateCertificate, IdRef, Paging, RevokeCertificate, UploadCertificate,
+};
 use lemur_hsm::KeyAlgorithm;
 use zeroize::Zeroizing;
 
@@ -384,4 +387,80 @@ pub async fn private_key(app: &App, subject: &Subject, id: i64) -> Result<Zeroiz
     String::from_utf8(clear.to_vec())
         .map(Zeroizing::new)
         .map_err(|_| Error::Ca("a stored private key is not text".into()))
+}
+
+/// RFC 5280's CRLReason names, as Lemur takes them (`removeFromCRL` only undoes a hold, so it
+/// is no reason to revoke).
+const CRL_REASONS: [&str; 9] = [
+    "unspecified",
+    "keyCompromise",
+    "cACompromise",
+    "affiliationChanged",
+    "superseded",
+    "cessationOfOperation",
+    "certificateHold",
+    "privilegeWithdrawn",
+    "aACompromise",
+];
+
+/// Revokes a certificate through the issuer plugin of the authority that issued it, then records
+/// the revocation (status `revoked`, notifications and rotation off) with its audit row.
+pub async fn revoke(app: &App, subject: &Subject, id: i64, body: RevokeCertificate) -> Result<()> {
+    let record = app
+        .store
+        .certificate(id)
+        .await?
+        .ok_or_else(|| not_found(id))?;
+    authorize(subject, Action::RevokeCertificate(&record))?;
+    let reason = body.crl_reason.as_deref().unwrap_or("unspecified");
+    if !CRL_REASONS.contains(&reason) {
+        return Err(Error::invalid(
+            "crlReason",
+            format!("{reason:?} is not one of {}", CRL_REASONS.join(", ")),
+        ));
+    }
+    if record.status.as_deref() == Some("revoked") {
+        return Err(Error::Conflict(format!(
+            "certificate {id} is revoked already"
+        )));
+    }
+    let authority_id = record.authority.as_ref().map(|a| a.id).ok_or_else(|| {
+        Error::invalid(
+            "id",
+            format!("certificate {id} was imported, not issued here: revoke it at its issuer"),
+        )
+    })?;
+    let authority = app
+        .store
+        .authority(authority_id)
+        .await?
+        .ok_or_else(|| Error::Ca(format!("the authority of certificate {id} is missing")))?;
+    let issuer = app.plugins.issuer(&authority.plugin_name).ok_or_else(|| {
+        Error::Ca(format!(
+            "authority {} uses the issuer plugin {:?}, which is not installed",
+            authority.name, authority.plugin_name
+        ))
+    })?;
+    issuer.revoke(app, &authority, &record, reason).await?;
+    let comments = body.comments.unwrap_or_default();
+    let details = format!("revoked ({reason}) by {}: {comments}", authority.name);
+    let log = LogEntry {
+        certificate_id: Some(id),
+        log_type: "revoke_cert",
+        user_id: subject.user_id(),
+        source_address: subject.source(),
+        details: &details,
+    };
+    let revocation = Revocation {
+        certificate_id: id,
+        reason,
+        at: app.clock.unix(),
+    };
+    if app.store.revoke_certificate(&revocation, &log).await? {
+        Ok(())
+    } else {
+        Err(Error::Conflict(format!(
+            "certificate {id} is revoked already"
+        )))
+    }
 }

@@ -284,6 +284,17 @@ pub struct AuthorityRecord {
     pub date_created: i64,
 }
 
+/// A revocation to record.
+#[derive(Debug, Clone, Copy)]
+pub struct Revocation<'a> {
+    /// The certificate.
+    pub certificate_id: i64,
+    /// RFC 5280 CRLReason, by its name (`keyCompromise`...).
+    pub reason: &'a str,
+    /// When.
+    pub at: i64,
+}
+
 /// How a request names an authority.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuthorityKey<'a> {

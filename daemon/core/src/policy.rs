@@ -185,6 +185,8 @@ pub enum Action<'a> {
     ReadCertificate(&'a CertificateRecord),
     /// Read a certificate's private key.
     ReadPrivateKey(&'a CertificateRecord),
+    /// Revoke a certificate.
+    RevokeCertificate(&'a CertificateRecord),
     /// Mark a certificate as replaced by a new one.
     ReplaceCertificate(&'a CertificateRecord),
     /// Import a certificate issued elsewhere.
@@ -221,6 +223,10 @@ pub fn authorize(subject: &Subject, action: Action<'_>) -> Result<()> {
         Action::ReadPrivateKey(certificate) => (
             subject.is_admin() || (subject.owns(certificate) && !subject.has(&Role::Auditor)),
             "only the certificate's owner, its creator or an administrator may read its private key",
+        ),
+        Action::RevokeCertificate(certificate) => (
+            subject.is_admin() || (subject.owns(certificate) && subject.may_write()),
+            "only the certificate's owner, its creator or an administrator may revoke it",
         ),
         Action::ReplaceCertificate(certificate) => (
             subject.is_admin() || (subject.owns(certificate) && subject.may_write()),

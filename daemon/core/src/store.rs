@@ -7,8 +7,8 @@
 use crate::error::Result;
 use crate::model::{
     AuthorityDetail, AuthorityKey, AuthorityRecord, CertificateFilter, CertificateLinks,
-    CertificateRecord, LogEntry, NewAuthority, NewCertificate, NewUser, Page, RoleRecord,
-    UserRecord, UserSession, Visibility,
+    CertificateRecord, LogEntry, NewAuthority, NewCertificate, NewUser, Page, Revocation,
+    RoleRecord, UserRecord, UserSession, Visibility,
 };
 use async_trait::async_trait;
 
@@ -92,6 +92,13 @@ pub trait CertificateRepository: Send + Sync {
     /// The sealed private key of a certificate: `None` when the certificate does not exist,
     /// `Some(None)` when it has no key.
     async fn sealed_private_key(&self, id: i64) -> Result<Option<Option<Vec<u8>>>>;
+    /// Records a revocation with its audit row, turning the certificate's notifications and
+    /// rotation off; `false` when the certificate was revoked already (nothing is written).
+    async fn revoke_certificate(
+        &self,
+        revocation: &Revocation<'_>,
+        log: &LogEntry<'_>,
+    ) -> Result<bool>;
     /// Writes one audit row.
     async fn log(&self, entry: &LogEntry<'_>, now: i64) -> Result<()>;
 }

@@ -7,8 +7,8 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 use lemur_api::{
-    CertificateItem, CertificateQuery, CertificateView, CreateCertificate, ErrorBody, Page,
-    PrivateKey, UploadCertificate,
+    CertificateItem, CertificateQuery, CertificateView, CreateCertificate, ErrorBody, IdView, Page,
+    PrivateKey, RevokeCertificate, UploadCertificate,
 };
 use lemur_core::App;
 use lemur_core::certificates;
@@ -128,4 +128,27 @@ pub async fn key(
         ],
         Json(PrivateKey { key }),
     ))
+}
+
+/// Revoke a certificate through the issuer of its authority, with an RFC 5280 reason.
+#[utoipa::path(put, path = "/certificates/{id}/revoke", tag = "certificates",
+    params(("id" = i64, Path, description = "Certificate id")), request_body = RevokeCertificate,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Revoked", body = IdView),
+        (status = 400, description = "Invalid reason, or not issued here", body = ErrorBody),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Not the caller's to revoke", body = ErrorBody),
+        (status = 404, description = "No such certificate", body = ErrorBody),
+        (status = 409, description = "Revoked already", body = ErrorBody),
+        (status = 503, description = "Issuer or database unavailable", body = ErrorBody),
+    ))]
+pub async fn revoke(
+    State(app): AppState,
+    Caller(subject): Caller,
+    IdPath(id): IdPath,
+    JsonBody(body): JsonBody<RevokeCertificate>,
+) -> Result<Json<IdView>, ApiError> {
+    certificates::revoke(&app, &subject, id, body).await?;
+    Ok(Json(IdView { id }))
 }

@@ -28,7 +28,7 @@ pub use serve::serve;
 use axum::Router;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::routing::{MethodRouter, get, post};
+use axum::routing::{MethodRouter, get, post, put};
 use lemur_core::policy::Subject;
 use lemur_core::{App, Error};
 use std::sync::Arc;
@@ -121,6 +121,7 @@ pub const ROUTES: &[Route] = &[
     Route { method: "POST", path: "/certificates/upload" },
     Route { method: "GET", path: "/certificates/{id}" },
     Route { method: "GET", path: "/certificates/{id}/key" },
+    Route { method: "PUT", path: "/certificates/{id}/revoke" },
     Route { method: "GET", path: "/plugins" },
     Route { method: "GET", path: "/plugins/{slug}" },
     Route { method: "GET", path: "/openapi.json" },
@@ -142,6 +143,7 @@ fn handler(route: &Route) -> Option<MethodRouter<Arc<App>>> {
         ("POST", "/certificates/upload") => post(certificates::upload),
         ("GET", "/certificates/{id}") => get(certificates::get),
         ("GET", "/certificates/{id}/key") => get(certificates::key),
+        ("PUT", "/certificates/{id}/revoke") => put(certificates::revoke),
         ("GET", "/plugins") => get(plugins::list),
         ("GET", "/plugins/{slug}") => get(plugins::get),
         ("GET", "/openapi.json") => get(openapi::document),

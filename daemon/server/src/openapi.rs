@@ -42,6 +42,7 @@ impl Modify for BearerToken {
         crate::certificates::upload,
         crate::certificates::get,
         crate::certificates::key,
+        crate::certificates::revoke,
         crate::plugins::list,
         crate::plugins::get,
         document,

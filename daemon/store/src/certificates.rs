@@ -10,7 +10,7 @@ use crate::rows::{
 use async_trait::async_trait;
 use lemur_core::model::{
     CertificateFilter, CertificateLinks, CertificateRecord, LogEntry, NewCertificate, Page,
-    Visibility,
+    Revocation, Visibility,
 };
 use lemur_core::store::CertificateRepository;
 use lemur_core::{Error, Result};
@@ -341,6 +341,29 @@ impl CertificateRepository for SqlStore {
             )
             .await?;
         Ok(row.map(|(sealed,)| sealed))
+    }
+
+    async fn revoke_certificate(
+        &self,
+        revocation: &Revocation<'_>,
+        log: &LogEntry<'_>,
+    ) -> Result<bool> {
+        let mut tx = self.engine.begin().await?;
+        let changed = tx
+            .execute(
+                "UPDATE certificates SET status = 'revoked', revoked_at = $2, revocation_reason = $3,
+                    notify = FALSE, rotation = FALSE
+                 WHERE id = $1 AND (status IS NULL OR status <> 'revoked')",
+                args![revocation.certificate_id, revocation.at, revocation.reason],
+                "revoking a certificate",
+            )
+            .await?;
+        if changed == 0 {
+            return Ok(false);
+        }
+        insert_log(&mut tx, log, revocation.at).await?;
+        tx.commit("committing a revocation").await?;
+        Ok(true)
     }
 
     async fn log(&self, entry: &LogEntry<'_>, now: i64) -> Result<()> {

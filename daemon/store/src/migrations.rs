@@ -27,6 +27,11 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0002_token_revocation.sql"),
         postgres: include_str!("../migrations/postgres/0002_token_revocation.sql"),
     },
+    Migration {
+        version: 3,
+        sqlite: include_str!("../migrations/sqlite/0003_revocation.sql"),
+        postgres: include_str!("../migrations/postgres/0003_revocation.sql"),
+    },
 ];
 
 /// Arbitrary constant naming the migration lock.

@@ -1,13 +1,13 @@
-//! The issuer seam: an issuer creates authorities and issues certificates from them. The domain
-//! around it authorizes, validates the request's shape, seals any private key, stores and audits;
-//! the issuer builds, checks and signs.
+//! The issuer seam: an issuer creates authorities, issues certificates from them and revokes
+//! them. The domain around it authorizes, validates the request's shape, seals any private key,
+//! stores and audits; the issuer builds, checks, signs and tells its CA.
 
 use super::PluginInfo;
 use crate::App;
 use crate::ca::SubjectFields;
 use crate::ca::x509::{AltName, ParsedCertificate};
 use crate::error::Result;
-use crate::model::AuthorityRecord;
+use crate::model::{AuthorityRecord, CertificateRecord};
 use async_trait::async_trait;
 use lemur_hsm::KeyAlgorithm;
 use zeroize::Zeroizing;
@@ -115,4 +115,13 @@ pub trait IssuerPlugin: Send + Sync {
         authority: &AuthorityRecord,
         plan: IssuePlan,
     ) -> Result<Issued>;
+    /// Revokes a certificate `authority` issued, for `reason` (an RFC 5280 CRLReason name), at
+    /// the CA behind the plugin. The domain records the revocation once this succeeds.
+    async fn revoke(
+        &self,
+        app: &App,
+        authority: &AuthorityRecord,
+        certificate: &CertificateRecord,
+        reason: &str,
+    ) -> Result<()>;
 }

@@ -42,6 +42,7 @@ const MATRIX: &[(&str, &str, [u16; 9])] = &[
     ("POST", "/certificates/upload",         [401, 401, 403, 403, 403, 403, 403, 403, 200]),
     ("GET",  "/certificates/{id}",           [401, 401, 403, 200, 200, 200, 403, 403, 200]),
     ("GET",  "/certificates/{id}/key",       [401, 401, 403, 403, 403, 200, 403, 403, 200]),
+    ("PUT",  "/certificates/{id}/revoke",    [401, 401, 403, 403, 403, 200, 403, 403, 200]),
     ("GET",  "/plugins",                     [401, 401, 200, 200, 200, 200, 200, 200, 200]),
     ("GET",  "/plugins/{slug}",              [401, 401, 200, 200, 200, 200, 200, 200, 200]),
     ("GET",  "/openapi.json",                [200, 200, 200, 200, 200, 200, 200, 200, 200]),
@@ -139,6 +140,9 @@ impl Fixture {
                 "owner": "owner@example.com", "authority": { "id": self.authority },
                 "csr": openssl_csr(&["matrix.example.com"]).1,
             }),
+            "/certificates/{id}/revoke" => {
+                json!({ "crlReason": "superseded", "comments": "matrix" })
+            }
             "/certificates/upload" => {
                 let (body, chain, key) = crate::ca::external_certificate();
                 json!({ "owner": "owner@example.com", "body": body, "chain": chain, "privateKey": key })
@@ -152,8 +156,20 @@ fn call(app: &Appliance, method: &str, path: &str, token: Option<&str>, body: &V
     match method {
         "GET" => app.daemon.get(path, token),
         "POST" => app.daemon.post(path, token, body),
+        "PUT" => app.daemon.put(path, token, body),
         other => panic!("no client call for {other}"),
     }
+}
+
+/// A new certificate of `owner@example.com`, so each caller revokes one of its own.
+fn owned_certificate(app: &Appliance, authority: i64) -> i64 {
+    let issued = app.post(
+        "/api/1/certificates",
+        &json!({ "owner": "owner@example.com", "authority": { "id": authority },
+                 "csr": openssl_csr(&["revocable.example.com"]).1 }),
+    );
+    assert_eq!(issued.status, 200, "{}", issued.text);
+    issued.body["id"].as_i64().unwrap()
 }
 
 #[test]
@@ -208,13 +224,15 @@ fn every_route_answers_every_caller_as_the_matrix_says() {
         };
         for (caller, token) in tokens.iter().enumerate() {
             let body = fixture.body(route.path, caller);
-            let reply = call(
-                &app,
-                route.method,
-                &fixture.path(route.path),
-                token.as_deref(),
-                &body,
-            );
+            let path = if route.path == "/certificates/{id}/revoke" {
+                format!(
+                    "/api/1/certificates/{}/revoke",
+                    owned_certificate(&app, fixture.authority)
+                )
+            } else {
+                fixture.path(route.path)
+            };
+            let reply = call(&app, route.method, &path, token.as_deref(), &body);
             if reply.status != expected[caller] {
                 failures.push(format!(
                     "{} {} as {}: {} (expected {}): {}",

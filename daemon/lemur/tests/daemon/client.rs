@@ -4,7 +4,7 @@
 use crate::support::{Appliance, Db, key_matches, openssl_csr};
 use lemur_api::{
     AuthorityRef, CertificateItem, CertificateQuery, CreateAuthority, CreateCertificate, IdRef,
-    Paging, PluginRef,
+    Paging, PluginRef, RevokeCertificate, UploadCertificate,
 };
 use lemur_client::{Client, Error};
 
@@ -124,6 +124,11 @@ fn the_typed_client_drives_the_api_as_a_user_would() {
             .all(|item| matches!(item, CertificateItem::Short(_)))
     );
     assert_eq!(short.total, 3, "two leaves and the root's own certificate");
+    assert_eq!(
+        client.certificate(replacement.id).unwrap().status,
+        None,
+        "issued certificates start without a revocation status"
+    );
 
     assert_eq!(
         client.plugins(Some("issuer")).unwrap().items[0].slug,
@@ -133,6 +138,60 @@ fn the_typed_client_drives_the_api_as_a_user_would() {
         client.plugin("cryptography-issuer").unwrap().slug,
         "hsm-issuer"
     );
+    let revoked = client
+        .revoke(
+            keyed.id,
+            &RevokeCertificate {
+                crl_reason: Some("keyCompromise".to_owned()),
+                comments: Some("lost laptop".to_owned()),
+            },
+        )
+        .unwrap();
+    assert_eq!(revoked.id, keyed.id);
+    let after = client.certificate(keyed.id).unwrap();
+    assert_eq!(after.status.as_deref(), Some("revoked"));
+    assert!(!after.active && !after.notify && !after.rotation);
+    let again = client.revoke(keyed.id, &RevokeCertificate::default());
+    assert!(
+        matches!(&again, Err(Error::Api { status: 409, .. })),
+        "{again:?}"
+    );
+    let bad_reason = client.revoke(
+        replacement.id,
+        &RevokeCertificate {
+            crl_reason: Some("boredom".to_owned()),
+            comments: None,
+        },
+    );
+    assert!(
+        matches!(&bad_reason, Err(Error::Api { status: 400, body })
+            if body.reasons.as_ref().is_some_and(|r| r.contains_key("crlReason"))),
+        "{bad_reason:?}"
+    );
+    let (body, chain, key) = crate::ca::external_certificate();
+    let imported = client
+        .upload(&UploadCertificate {
+            owner: "team@example.com".to_owned(),
+            description: String::new(),
+            notify: true,
+            body,
+            chain: Some(chain),
+            private_key: Some(key.into()),
+            replaces: Vec::new(),
+            destinations: Vec::new(),
+        })
+        .unwrap();
+    let elsewhere = client.revoke(imported.id, &RevokeCertificate::default());
+    assert!(
+        matches!(&elsewhere, Err(Error::Api { status: 400, body }) if body.message.contains("imported")),
+        "{elsewhere:?}"
+    );
+    assert_eq!(
+        app.query("SELECT details FROM logs WHERE log_type = 'revoke_cert'")
+            .trim(),
+        "revoked (keyCompromise) by client: lost laptop"
+    );
+
     let missing = client.certificate(4242);
     assert!(
         matches!(&missing, Err(Error::Api { status: 404, body }) if body.code == "not_found"),

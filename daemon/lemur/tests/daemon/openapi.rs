@@ -258,6 +258,7 @@ fn real_responses_validate_against_the_served_openapi_document() {
     for (method, route, path, body, token) in calls {
         let reply = match method {
             "GET" => app.daemon.get(&path, token),
+            "PUT" => app.daemon.put(&path, token, &body),
             _ => app.daemon.post(&path, token, &body),
         };
         assert!(reply.status < 500, "{method} {path}: {}", reply.text);

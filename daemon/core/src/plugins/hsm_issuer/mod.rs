@@ -1,7 +1,7 @@
 //! `hsm-issuer`: the local certificate authority whose keys live in the HSM (Lemur's
 //! `cryptography-issuer`, done right). Creates root and subordinate authorities, adopts a CA
-//! whose key is already in the token, and issues end-entity certificates from a CSR or with a key
-//! generated in the HSM.
+//! whose key is already in the token, issues end-entity certificates from a CSR or with a key
+//! generated in the HSM, and revokes what it issued.
 //!
 //! Every certificate goes through [`lint::before_signing`](crate::ca::lint::before_signing)
 //! before the HSM signs it and [`lint::after_signing`](crate::ca::lint::after_signing) after.
@@ -15,7 +15,7 @@ use super::{
 use crate::App;
 use crate::ca::profile;
 use crate::error::{Error, Result};
-use crate::model::AuthorityRecord;
+use crate::model::{AuthorityRecord, CertificateRecord};
 use async_trait::async_trait;
 use lemur_hsm::{HsmSigner, KeyStore, KeyUri};
 use std::sync::Arc;
@@ -68,6 +68,28 @@ impl IssuerPlugin for HsmIssuer {
         plan: IssuePlan,
     ) -> Result<Issued> {
         leaf::issue(app, authority, plan).await
+    }
+
+    /// The local CA is the inventory: a revocation it records is what its CRL lists, so there
+    /// is no one else to tell. It only refuses certificates it did not issue.
+    async fn revoke(
+        &self,
+        _app: &App,
+        authority: &AuthorityRecord,
+        certificate: &CertificateRecord,
+        _reason: &str,
+    ) -> Result<()> {
+        if certificate.authority.as_ref().map(|a| a.id) == Some(authority.id) {
+            Ok(())
+        } else {
+            Err(Error::invalid(
+                "id",
+                format!(
+                    "certificate {} was not issued by authority {}",
+                    certificate.id, authority.name
+                ),
+            ))
+        }
     }
 }
 

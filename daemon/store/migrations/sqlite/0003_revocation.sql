@@ -1,0 +1,3 @@
+-- Revocation: when and why a certificate was revoked (the local CA's CRL is built from these).
+ALTER TABLE certificates ADD COLUMN revoked_at INTEGER;
+ALTER TABLE certificates ADD COLUMN revocation_reason TEXT;
