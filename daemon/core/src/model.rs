@@ -1,7 +1,7 @@
 //! The inventory's records as the domain sees them, independent of how a store keeps them. Ids
 //! are the database's; times are Unix seconds (UTC).
 
-use crate::ca::x509::ParsedCertificate;
+use crate::ca::x509::{AltName, ParsedCertificate};
 
 /// A user as the API shows it (never with its password hash).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,6 +89,68 @@ pub struct NewCertificate<'a> {
     pub domains: &'a [String],
 }
 
+/// What a certificate's view shows from inside the certificate, kept beside it so a list page
+/// does not parse a PEM per row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertificateDetails {
+    /// Subject O.
+    pub organization: String,
+    /// Subject OU.
+    pub organizational_unit: String,
+    /// Subject C.
+    pub country: String,
+    /// Subject ST.
+    pub state: String,
+    /// Subject L.
+    pub location: String,
+    /// Basic constraints path length.
+    pub path_length: Option<u32>,
+    /// Extended key usage: TLS server authentication.
+    pub server_auth: bool,
+    /// Extended key usage: TLS client authentication.
+    pub client_auth: bool,
+    /// Subject alternative names.
+    pub alt_names: Vec<AltName>,
+}
+
+impl CertificateDetails {
+    /// The details of a parsed certificate.
+    pub fn of(parsed: &ParsedCertificate) -> Self {
+        Self {
+            organization: parsed.organization.clone(),
+            organizational_unit: parsed.organizational_unit.clone(),
+            country: parsed.country.clone(),
+            state: parsed.state.clone(),
+            location: parsed.location.clone(),
+            path_length: parsed.path_len,
+            server_auth: parsed.server_auth,
+            client_auth: parsed.client_auth,
+            alt_names: parsed.alt_names.clone(),
+        }
+    }
+
+    /// The alternative names as stored: a JSON list of `[nameType, value]` pairs.
+    pub fn encode_alt_names(names: &[AltName]) -> String {
+        let pairs: Vec<[&str; 2]> = names.iter().map(|n| [n.kind, n.value.as_str()]).collect();
+        serde_json::to_string(&pairs).unwrap_or_else(|_| "[]".to_owned())
+    }
+
+    /// Stored alternative names back; `None` when the text is not what
+    /// [`CertificateDetails::encode_alt_names`] writes.
+    pub fn decode_alt_names(text: &str) -> Option<Vec<AltName>> {
+        let pairs: Vec<(String, String)> = serde_json::from_str(text).ok()?;
+        pairs
+            .into_iter()
+            .map(|(kind, value)| {
+                Some(AltName {
+                    kind: AltName::kind_named(&kind)?,
+                    value,
+                })
+            })
+            .collect()
+    }
+}
+
 /// A stored certificate (never with its private key).
 #[derive(Debug, Clone)]
 pub struct CertificateRecord {
@@ -150,6 +212,9 @@ pub struct CertificateRecord {
     pub rotation_policy: Option<(i64, String, i64)>,
     /// The issuing authority, briefly.
     pub authority: Option<AuthorityBrief>,
+    /// What the view shows from inside the certificate; `None` for rows stored before these
+    /// were kept (the view then parses the body).
+    pub details: Option<CertificateDetails>,
 }
 
 /// What a certificate view shows of its issuing authority.

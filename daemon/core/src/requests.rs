@@ -40,23 +40,24 @@ pub fn alt_names(extensions: &Extensions) -> Result<Vec<AltName>> {
         .map(|s| s.names.as_slice())
         .unwrap_or_default();
     names
-            .iter()
-            .map(|n| {
-                let kind = match n.name_type.as_str() {
-                    "DNSName" => "DNSName",
-                    "IPAddress" => "IPAddress",
-                    "rfc822Name" => "rfc822Name",
-                    "uniformResourceIdentifier" => "uniformResourceIdentifier",
-                    other => {
-                        return Err(Error::invalid(
-                            "extensions.subAltNames.names.nameType",
-                            format!("{other:?} is not supported; use DNSName, IPAddress, rfc822Name or uniformResourceIdentifier"),
-                        ));
-                    }
-                };
-                Ok(AltName { kind, value: n.value.trim().to_owned() })
+        .iter()
+        .map(|n| {
+            let kind = AltName::kind_named(&n.name_type).ok_or_else(|| {
+                Error::invalid(
+                    "extensions.subAltNames.names.nameType",
+                    format!(
+                        "{:?} is not supported; use one of {}",
+                        n.name_type,
+                        AltName::KINDS.join(", ")
+                    ),
+                )
+            })?;
+            Ok(AltName {
+                kind,
+                value: n.value.trim().to_owned(),
             })
-            .collect()
+        })
+        .collect()
 }
 
 /// Parses Lemur's dates: `2026-01-01T00:00:00.000Z`, any RFC 3339 time, or `2026-01-01`.

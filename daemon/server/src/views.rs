@@ -5,7 +5,8 @@ use lemur_api as api;
 use lemur_core::App;
 use lemur_core::ca::x509;
 use lemur_core::model::{
-    AuthorityBrief, AuthorityDetail, CertificateLinks, CertificateRecord, UserRecord,
+    AuthorityBrief, AuthorityDetail, CertificateDetails, CertificateLinks, CertificateRecord,
+    UserRecord,
 };
 use lemur_core::plugins::PluginInfo;
 use time::OffsetDateTime;
@@ -208,11 +209,16 @@ pub fn certificate(
     record: &CertificateRecord,
     links: &CertificateLinks,
 ) -> api::CertificateView {
-    let parsed = x509::first_certificate(&record.body, "body")
-        .and_then(|der| x509::parse(&der, "body"))
-        .ok();
-    let subject = |pick: fn(&x509::ParsedCertificate) -> &String| {
-        parsed.as_ref().map(|p| pick(p).clone()).unwrap_or_default()
+    // Rows stored before the details were kept beside the certificate: parse it.
+    let details = record.details.clone().or_else(|| {
+        x509::first_certificate(&record.body, "body")
+            .and_then(|der| x509::parse(&der, "body"))
+            .ok()
+            .map(|parsed| CertificateDetails::of(&parsed))
+    });
+    let details = details.as_ref();
+    let subject = |pick: fn(&CertificateDetails) -> &String| {
+        details.map(|d| pick(d).clone()).unwrap_or_default()
     };
     api::CertificateView {
         id: record.id,
@@ -271,10 +277,9 @@ pub fn certificate(
         user: record.creator.as_ref().map(user),
         extensions: api::ExtensionsView {
             sub_alt_names: api::NamesView {
-                names: parsed
-                    .as_ref()
-                    .map(|p| {
-                        p.alt_names
+                names: details
+                    .map(|d| {
+                        d.alt_names
                             .iter()
                             .map(|n| api::NameView {
                                 name_type: n.kind.to_owned(),
@@ -286,15 +291,15 @@ pub fn certificate(
             },
             basic_constraints: api::BasicConstraintsView {
                 ca: record.is_ca,
-                path_length: parsed.as_ref().and_then(|p| p.path_len),
+                path_length: details.and_then(|d| d.path_length),
             },
             authority_key_identifier: api::AuthorityKeyIdentifierView {
                 use_authority_cert: false,
                 use_key_identifier: true,
             },
             extended_key_usage: api::ExtendedKeyUsageView {
-                use_server_authentication: parsed.as_ref().is_some_and(|p| p.server_auth),
-                use_client_authentication: parsed.as_ref().is_some_and(|p| p.client_auth),
+                use_server_authentication: details.is_some_and(|d| d.server_auth),
+                use_client_authentication: details.is_some_and(|d| d.client_auth),
             },
         },
     }

@@ -9,8 +9,8 @@ use crate::rows::{
 };
 use async_trait::async_trait;
 use lemur_core::model::{
-    CertificateFilter, CertificateLinks, CertificateRecord, LogEntry, NewCertificate, Page,
-    Revocation, Visibility,
+    CertificateDetails, CertificateFilter, CertificateLinks, CertificateRecord, LogEntry,
+    NewCertificate, Page, Revocation, Visibility,
 };
 use lemur_core::store::CertificateRepository;
 use lemur_core::{Error, Result};
@@ -57,14 +57,17 @@ async fn insert_row(
     now: i64,
 ) -> Result<Option<i64>> {
     let parsed = new.parsed;
+    let alt_names = CertificateDetails::encode_alt_names(&parsed.alt_names);
     let id: Option<(i64,)> = tx
         .optional(
             "INSERT INTO certificates (name, owner, description, notify, rotation, body, body_sha256, chain, csr,
                 sealed_private_key, issuer, serial, serial_hex, cn, distinguished_name, san, bits, key_type,
                 signing_algorithm, not_before, not_after, is_ca, authority_id, root_authority_id, user_id,
-                rotation_policy_id, date_created)
+                rotation_policy_id, date_created, subject_organization, subject_organizational_unit,
+                subject_country, subject_state, subject_location, path_length, server_auth, client_auth,
+                alt_names)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20,
-                $21, $22, $23, $24, $25, $26, $27)
+                $21, $22, $23, $24, $25, $26, $27, $28, $29, $30, $31, $32, $33, $34, $35, $36)
              ON CONFLICT (name) DO NOTHING
              RETURNING id",
             args![
@@ -95,6 +98,15 @@ async fn insert_row(
                 new.user_id,
                 new.rotation_policy_id,
                 now,
+                &parsed.organization,
+                &parsed.organizational_unit,
+                &parsed.country,
+                &parsed.state,
+                &parsed.location,
+                parsed.path_len.map(i64::from),
+                parsed.server_auth,
+                parsed.client_auth,
+                &alt_names,
             ],
             "storing a certificate",
         )

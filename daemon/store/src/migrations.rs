@@ -32,6 +32,11 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0003_revocation.sql"),
         postgres: include_str!("../migrations/postgres/0003_revocation.sql"),
     },
+    Migration {
+        version: 4,
+        sqlite: include_str!("../migrations/sqlite/0004_certificate_details.sql"),
+        postgres: include_str!("../migrations/postgres/0004_certificate_details.sql"),
+    },
 ];
 
 /// Arbitrary constant naming the migration lock.

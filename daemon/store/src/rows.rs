@@ -1,7 +1,8 @@
 //! Rows as both drivers decode them, and their conversion into the domain's records.
 
 use lemur_core::model::{
-    AuthorityBrief, AuthorityRecord, CertificateRecord, DomainRecord, RoleRecord, UserRecord,
+    AuthorityBrief, AuthorityRecord, CertificateDetails, CertificateRecord, DomainRecord,
+    RoleRecord, UserRecord,
 };
 
 /// `users`, without the password hash.
@@ -174,6 +175,33 @@ pub struct CertificateRow {
     pub a_plugin_name: Option<String>,
     pub ac_not_before: Option<i64>,
     pub ac_not_after: Option<i64>,
+    pub subject_organization: Option<String>,
+    pub subject_organizational_unit: Option<String>,
+    pub subject_country: Option<String>,
+    pub subject_state: Option<String>,
+    pub subject_location: Option<String>,
+    pub path_length: Option<i64>,
+    pub server_auth: Option<bool>,
+    pub client_auth: Option<bool>,
+    pub alt_names: Option<String>,
+}
+
+impl CertificateRow {
+    /// The stored details, when the row has them.
+    fn details(&mut self) -> Option<CertificateDetails> {
+        let alt_names = CertificateDetails::decode_alt_names(self.alt_names.as_deref()?)?;
+        Some(CertificateDetails {
+            organization: self.subject_organization.take().unwrap_or_default(),
+            organizational_unit: self.subject_organizational_unit.take().unwrap_or_default(),
+            country: self.subject_country.take().unwrap_or_default(),
+            state: self.subject_state.take().unwrap_or_default(),
+            location: self.subject_location.take().unwrap_or_default(),
+            path_length: self.path_length.and_then(|n| u32::try_from(n).ok()),
+            server_auth: self.server_auth.unwrap_or(false),
+            client_auth: self.client_auth.unwrap_or(false),
+            alt_names,
+        })
+    }
 }
 
 /// Columns of [`CertificateRow`], from [`CERTIFICATE_FROM`].
@@ -187,7 +215,9 @@ pub const CERTIFICATE_COLUMNS: &str =
     a.name AS a_name, a.owner AS a_owner, a.description AS a_description, a.active AS a_active,
     a.default_validity_days AS a_default_validity_days, a.max_issuance_days AS a_max_issuance_days,
     a.cab_compliant AS a_cab_compliant, a.plugin_name AS a_plugin_name, ac.not_before AS ac_not_before,
-    ac.not_after AS ac_not_after";
+    ac.not_after AS ac_not_after, c.subject_organization, c.subject_organizational_unit,
+    c.subject_country, c.subject_state, c.subject_location, c.path_length, c.server_auth,
+    c.client_auth, c.alt_names";
 
 /// `certificates c` with what a view of it needs, in one round trip.
 pub const CERTIFICATE_FROM: &str = "certificates c
@@ -197,7 +227,8 @@ pub const CERTIFICATE_FROM: &str = "certificates c
     LEFT JOIN certificates ac ON ac.id = a.authority_certificate_id";
 
 impl From<CertificateRow> for CertificateRecord {
-    fn from(row: CertificateRow) -> Self {
+    fn from(mut row: CertificateRow) -> Self {
+        let details = row.details();
         let creator = match (row.user_id, row.u_username, row.u_email) {
             (Some(id), Some(username), Some(email)) => Some(UserRecord {
                 id,
@@ -257,6 +288,7 @@ impl From<CertificateRow> for CertificateRecord {
             creator,
             rotation_policy,
             authority,
+            details,
         }
     }
 }

@@ -18,6 +18,21 @@ pub struct AltName {
     pub value: String,
 }
 
+impl AltName {
+    /// The name types Lemur knows, by name.
+    pub const KINDS: [&'static str; 4] = [
+        "DNSName",
+        "IPAddress",
+        "rfc822Name",
+        "uniformResourceIdentifier",
+    ];
+
+    /// The name type called `kind`, if it is one of [`AltName::KINDS`].
+    pub fn kind_named(kind: &str) -> Option<&'static str> {
+        Self::KINDS.into_iter().find(|known| *known == kind)
+    }
+}
+
 /// Everything the inventory records about a certificate.
 #[derive(Debug, Clone)]
 pub struct ParsedCertificate {

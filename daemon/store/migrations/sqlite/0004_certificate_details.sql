@@ -1,0 +1,11 @@
+-- What a certificate's view shows from inside the certificate, kept beside it so a list page does
+-- not parse a PEM per row. NULL in rows stored before this migration (the view then parses).
+ALTER TABLE certificates ADD COLUMN subject_organization TEXT;
+ALTER TABLE certificates ADD COLUMN subject_organizational_unit TEXT;
+ALTER TABLE certificates ADD COLUMN subject_country TEXT;
+ALTER TABLE certificates ADD COLUMN subject_state TEXT;
+ALTER TABLE certificates ADD COLUMN subject_location TEXT;
+ALTER TABLE certificates ADD COLUMN path_length INTEGER;
+ALTER TABLE certificates ADD COLUMN server_auth INTEGER;
+ALTER TABLE certificates ADD COLUMN client_auth INTEGER;
+ALTER TABLE certificates ADD COLUMN alt_names TEXT;
