@@ -51,15 +51,7 @@ fn a_database_outage_is_a_503_with_a_retry_hint_and_service_resumes_after() {
     // The database answers again, but not for certificates: a failure after authentication is
     // still a 503, never "not found".
     postgres.start_again();
-    let mut reply = app.get("/api/1/auth/me");
-    for _ in 0..50 {
-        if reply.status == 200 {
-            break;
-        }
-        std::thread::park_timeout(std::time::Duration::from_millis(200));
-        reply = app.get("/api/1/auth/me");
-    }
-    assert_eq!(reply.status, 200, "{}", reply.text);
+    answers_again(&app, "/api/1/auth/me");
     postgres.query("ALTER TABLE certificates RENAME TO certificates_away");
     for path in ["/api/1/certificates/1", "/api/1/certificates/999"] {
         let reply = app.get(path);
@@ -80,15 +72,20 @@ fn a_database_outage_is_a_503_with_a_retry_hint_and_service_resumes_after() {
     assert_eq!(login.status, 503, "{}", login.text);
     assert_eq!(app.daemon.get("/api/1/healthcheck", None).status, 503);
     postgres.start_again();
-    let mut reply = app.get("/api/1/certificates/1");
+    answers_again(&app, "/api/1/certificates/1");
+}
+
+/// Waits (ten seconds at most) until `path` answers 200 again after the database came back.
+fn answers_again(app: &Appliance, path: &str) {
+    let mut reply = app.get(path);
     for _ in 0..50 {
         if reply.status == 200 {
-            break;
+            return;
         }
         std::thread::park_timeout(std::time::Duration::from_millis(200));
-        reply = app.get("/api/1/certificates/1");
+        reply = app.get(path);
     }
-    assert_eq!(reply.status, 200, "{}", reply.text);
+    panic!("{path} still answers {}: {}", reply.status, reply.text);
 }
 
 /// Statements the server executed between two marker queries, from its log.
