@@ -31,7 +31,13 @@ pub struct Limits {
     pub max_days: i64,
     /// Apply the CA/Browser Forum TLS Baseline Requirements.
     pub cab_compliant: bool,
+    /// When the certificate is signed (now).
+    pub signing_time: i64,
 }
+
+/// How far a CA/Browser Forum compliant certificate's notBefore may lie from its signing time:
+/// the Baseline Requirements forbid backdating beyond 48 hours.
+pub const CABF_MAX_BACKDATING_SECS: i64 = 48 * 3600;
 
 const DAY: i64 = 86_400;
 
@@ -74,12 +80,22 @@ pub fn before_signing(plan: &Plan<'_>, limits: &Limits) -> Result<()> {
             ),
         ));
     }
-    let cabf_max = cabf_max_validity_secs(plan.not_before);
+    if limits.cab_compliant
+        && (plan.not_before - limits.signing_time).abs() > CABF_MAX_BACKDATING_SECS
+    {
+        return Err(Error::invalid(
+            "validityStart",
+            "must be within 48 hours of the signing time for a CA/Browser Forum compliant authority",
+        ));
+    }
+    // The schedule applies from the day the certificate is signed, whatever notBefore says: a
+    // backdated notBefore must not earn the longer validity of an earlier year.
+    let cabf_max = cabf_max_validity_secs(limits.signing_time);
     if limits.cab_compliant && plan.not_after - plan.not_before + 1 > cabf_max {
         return Err(Error::invalid(
             "validityEnd",
             format!(
-                "exceeds the CA/Browser Forum maximum of {} days for certificates starting then",
+                "exceeds the CA/Browser Forum maximum of {} days for certificates signed now",
                 cabf_max / DAY
             ),
         ));
@@ -261,6 +277,7 @@ mod tests {
             ca_not_after: 1000 * DAY,
             max_days: 397,
             cab_compliant: cab,
+            signing_time: DAY,
         }
     }
 
@@ -319,6 +336,7 @@ mod tests {
             ca_not_after: start + 1000 * DAY,
             max_days: 1000,
             cab_compliant: true,
+            signing_time: start,
         };
         assert!(before_signing(&exactly, &limits).is_ok());
         let one_second_more = Plan {
@@ -326,6 +344,56 @@ mod tests {
             ..exactly
         };
         assert!(before_signing(&one_second_more, &limits).is_err());
+    }
+
+    /// A notBefore set back to before 2026-03-15 earns no 398-day validity today, and cannot lie
+    /// more than 48 hours from the signing time.
+    #[test]
+    fn backdating_defeats_nothing() {
+        let dns = vec!["a.example.com".to_owned()];
+        let jan_2026 = 1_767_225_600; // 2026-01-01
+        let nov_2026 = 1_795_392_000; // 2026-11-23
+        let limits = Limits {
+            ca_not_before: 0,
+            ca_not_after: nov_2026 + 1000 * DAY,
+            max_days: 1000,
+            cab_compliant: true,
+            signing_time: nov_2026,
+        };
+        let backdated = Plan {
+            not_before: jan_2026,
+            not_after: jan_2026 + 398 * DAY - 1,
+            ..plan("a.example.com", &dns, 1)
+        };
+        let Err(Error::Validation { field, .. }) = before_signing(&backdated, &limits) else {
+            panic!("a backdated 398-day certificate was accepted")
+        };
+        assert_eq!(field, "validityStart");
+        let two_days_back = Plan {
+            not_before: nov_2026 - CABF_MAX_BACKDATING_SECS - 1,
+            not_after: nov_2026 + 100 * DAY,
+            ..backdated
+        };
+        assert!(before_signing(&two_days_back, &limits).is_err());
+        let a_day_back = Plan {
+            not_before: nov_2026 - DAY,
+            not_after: nov_2026 - DAY + 200 * DAY - 1,
+            ..backdated
+        };
+        assert!(before_signing(&a_day_back, &limits).is_ok());
+        let too_long = Plan {
+            not_after: a_day_back.not_after + 1,
+            ..a_day_back
+        };
+        assert!(before_signing(&too_long, &limits).is_err());
+        let private = Limits {
+            cab_compliant: false,
+            ..limits
+        };
+        assert!(
+            before_signing(&backdated, &private).is_ok(),
+            "private authorities may backdate inside their own validity"
+        );
     }
 
     #[test]

@@ -742,3 +742,49 @@ fn issuance_is_refused_with_503_while_entropy_health_fails_and_resumes_after() {
     assert_eq!(app.post("/api/1/certificates", &generated).status, 200);
     assert_eq!(app.post("/api/1/certificates", &from_csr).status, 200);
 }
+
+/// A CA made before 2026-03-15 cannot sign a 398-day certificate today by backdating it: a
+/// CA/Browser Forum compliant authority takes the maximum from the signing date and refuses a
+/// notBefore more than 48 hours away from it.
+#[test]
+fn backdating_does_not_buy_a_longer_validity() {
+    let app = Appliance::start(Db::Sqlite);
+    let old_root = app.post(
+        "/api/1/authorities",
+        &json!({
+            "name": "old-root", "owner": "pki@example.com", "commonName": "Old Public Root",
+            "type": "root", "keyType": "ECCPRIME256V1", "cabCompliant": true,
+            "validityStart": "2025-12-01T00:00:00Z", "validityEnd": "2035-12-01T00:00:00Z",
+            "crlUrl": "http://crl.example.com/old.crl",
+        }),
+    );
+    assert_eq!(old_root.status, 200, "{}", old_root.text);
+    let backdated = app.post(
+        "/api/1/certificates",
+        &json!({ "owner": "web@example.com", "commonName": "old.example.com",
+                 "authority": { "id": old_root.body["id"] }, "csr": openssl_csr(&["old.example.com"]).1,
+                 "validityStart": "2026-01-01T00:00:00Z", "validityEnd": "2027-02-02T00:00:00Z" }),
+    );
+    assert_eq!(backdated.status, 400, "{}", backdated.text);
+    assert!(
+        backdated.body["reasons"]["validityStart"].is_string(),
+        "{}",
+        backdated.text
+    );
+    let (start, end) = window(-60, 200 * 24 * 60 + 60);
+    let too_long = app.post(
+        "/api/1/certificates",
+        &json!({ "owner": "web@example.com", "commonName": "old.example.com",
+                 "authority": { "id": old_root.body["id"] }, "csr": openssl_csr(&["old.example.com"]).1,
+                 "validityStart": start, "validityEnd": end }),
+    );
+    assert_eq!(too_long.status, 400, "{}", too_long.text);
+    assert!(
+        too_long.body["reasons"]["validityEnd"]
+            .as_str()
+            .unwrap()
+            .contains("200 days"),
+        "{}",
+        too_long.text
+    );
+}

@@ -123,7 +123,7 @@ pub(super) async fn issue(
     let now = app.clock.unix();
     let not_before = request.not_before.unwrap_or((now - 60).max(ca.not_before));
     let default_secs = if authority.cab_compliant {
-        (authority.default_validity_days * 86_400).min(lint::cabf_max_validity_secs(not_before)) - 1
+        (authority.default_validity_days * 86_400).min(lint::cabf_max_validity_secs(now)) - 1
     } else {
         authority.default_validity_days * 86_400
     };
@@ -147,6 +147,7 @@ pub(super) async fn issue(
         ca_not_after: ca.not_after,
         max_days,
         cab_compliant: authority.cab_compliant,
+        signing_time: now,
     };
     lint::before_signing(&plan, &limits)?;
     let mut subject = request.subject.subject(&common_name, &app.config.defaults);
