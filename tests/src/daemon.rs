@@ -164,20 +164,19 @@ impl Daemon {
 
     /// POST JSON to `path` with an optional bearer token.
     pub fn post(&self, path: &str, token: Option<&str>, body: &Value) -> Reply {
-        self.send("POST", path, token, body)
+        Self::send(self.agent.post(format!("{}{path}", self.base)), token, body)
     }
 
     /// PUT JSON to `path` with an optional bearer token.
     pub fn put(&self, path: &str, token: Option<&str>, body: &Value) -> Reply {
-        self.send("PUT", path, token, body)
+        Self::send(self.agent.put(format!("{}{path}", self.base)), token, body)
     }
 
-    fn send(&self, method: &str, path: &str, token: Option<&str>, body: &Value) -> Reply {
-        let url = format!("{}{path}", self.base);
-        let request = match method {
-            "PUT" => self.agent.put(url),
-            _ => self.agent.post(url),
-        };
+    fn send(
+        request: ureq::RequestBuilder<ureq::typestate::WithBody>,
+        token: Option<&str>,
+        body: &Value,
+    ) -> Reply {
         let mut request = request.header("Content-Type", "application/json");
         if let Some(token) = token {
             request = request.header("Authorization", format!("Bearer {token}"));

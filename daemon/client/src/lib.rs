@@ -139,7 +139,7 @@ impl Client {
 
     /// `PUT /certificates/{id}/revoke`: revokes a certificate.
     pub fn revoke(&self, id: i64, request: &RevokeCertificate) -> Result<IdView> {
-        self.send("PUT", &format!("/certificates/{id}/revoke"), request)
+        self.put(&format!("/certificates/{id}/revoke"), request)
     }
 
     /// `POST /authorities`: creates an authority.
@@ -193,25 +193,24 @@ impl Client {
     }
 
     fn post<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T> {
-        self.send("POST", path, body)
+        self.send(self.agent.post(self.url(path)), body)
+    }
+
+    fn put<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T> {
+        self.send(self.agent.put(self.url(path)), body)
     }
 
     fn send<B: Serialize, T: DeserializeOwned>(
         &self,
-        method: &str,
-        path: &str,
+        request: ureq::RequestBuilder<ureq::typestate::WithBody>,
         body: &B,
     ) -> Result<T> {
-        // Request bodies may hold passwords and private keys: the encoded text is wiped.
+        // Request bodies may hold passwords and private keys: the encoded text is wiped (best
+        // effort: buffers that grew on the way are not).
         let body = Zeroizing::new(serde_json::to_string(body).map_err(|e| Error::Decode {
             status: 0,
             reason: format!("encoding the request: {e}"),
         })?);
-        let url = self.url(path);
-        let request = match method {
-            "PUT" => self.agent.put(url),
-            _ => self.agent.post(url),
-        };
         let mut request = request.header("Content-Type", "application/json");
         if let Some(token) = &self.token {
             request = request.header("Authorization", format!("Bearer {}", token.as_str()));
@@ -229,7 +228,8 @@ fn paging(paging: Paging) -> Vec<(&'static str, String)> {
 }
 
 /// The body of a success as `T`, or the error body of a failure. The text is wiped after it
-/// is decoded: it may hold a private key.
+/// is decoded, as it may hold a private key (best effort: copies made while reading and
+/// decoding are not).
 fn finish<T: DeserializeOwned>(
     response: std::result::Result<ureq::http::Response<ureq::Body>, ureq::Error>,
 ) -> Result<T> {

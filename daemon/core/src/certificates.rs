@@ -21,8 +21,8 @@ use zeroize::Zeroizing;
 
 /// Issues a certificate from the authority the request names; returns its id.
 pub async fn issue(app: &App, subject: &Subject, body: CreateCertificate) -> Result<i64> {
-    // Refused before anything is looked up: callers who may issue from no authority learn
-    // nothing about which exist.
+    // Refused before anything is looked up, so callers who may issue from no authority at all
+    // (read-only, auditors, users without a role) get a 403 whatever they send.
     authorize(subject, Action::IssueFromAny)?;
     refuse_destinations(&body.destinations)?;
     if body.owner.trim().is_empty() {
@@ -389,6 +389,9 @@ pub async fn private_key(app: &App, subject: &Subject, id: i64) -> Result<Zeroiz
         .map_err(|_| Error::Ca("a stored private key is not text".into()))
 }
 
+/// The longest revocation comment the audit log takes.
+const MAX_COMMENTS: usize = 1000;
+
 /// RFC 5280's CRLReason names, as Lemur takes them (`removeFromCRL` only undoes a hold, so it
 /// is no reason to revoke).
 const CRL_REASONS: [&str; 9] = [
@@ -424,6 +427,21 @@ pub async fn revoke(app: &App, subject: &Subject, id: i64, body: RevokeCertifica
             "certificate {id} is revoked already"
         )));
     }
+    // An authority whose own certificate is revoked would go on issuing: authorities are
+    // retired as a whole, not through their certificate.
+    if record.is_ca {
+        return Err(Error::invalid(
+            "id",
+            format!("certificate {id} is a CA certificate; authorities are not revoked this way"),
+        ));
+    }
+    let comments = body.comments.unwrap_or_default();
+    if comments.chars().count() > MAX_COMMENTS {
+        return Err(Error::invalid(
+            "comments",
+            format!("at most {MAX_COMMENTS} characters"),
+        ));
+    }
     let authority_id = record.authority.as_ref().map(|a| a.id).ok_or_else(|| {
         Error::invalid(
             "id",
@@ -442,8 +460,10 @@ pub async fn revoke(app: &App, subject: &Subject, id: i64, body: RevokeCertifica
         ))
     })?;
     issuer.revoke(app, &authority, &record, reason).await?;
-    let comments = body.comments.unwrap_or_default();
-    let details = format!("revoked ({reason}) by {}: {comments}", authority.name);
+    let mut details = format!("revoked ({reason}) by {}", authority.name);
+    if !comments.is_empty() {
+        details = format!("{details}: {comments}");
+    }
     let log = LogEntry {
         certificate_id: Some(id),
         log_type: "revoke_cert",

@@ -320,6 +320,64 @@ mod tests {
         );
     }
 
+    fn certificate_of(owner: &str) -> CertificateRecord {
+        CertificateRecord {
+            id: 1,
+            name: "c".into(),
+            owner: owner.into(),
+            description: String::new(),
+            notify: true,
+            rotation: false,
+            body: String::new(),
+            chain: None,
+            csr: None,
+            has_private_key: true,
+            issuer: String::new(),
+            serial: "1".into(),
+            serial_hex: "01".into(),
+            cn: "c".into(),
+            distinguished_name: String::new(),
+            bits: 256,
+            key_type: "ECCPRIME256V1".into(),
+            signing_algorithm: String::new(),
+            not_before: 0,
+            not_after: 1,
+            status: None,
+            deleted: false,
+            is_ca: false,
+            user_id: None,
+            external_id: None,
+            date_created: 0,
+            creator: None,
+            rotation_policy: None,
+            authority: None,
+            details: None,
+        }
+    }
+
+    #[test]
+    fn a_read_only_owner_reads_the_key_but_changes_nothing() {
+        let mine = certificate_of("u@example.com");
+        let read_only = user(&["read-only"]);
+        assert!(authorize(&read_only, Action::ReadPrivateKey(&mine)).is_ok());
+        assert!(authorize(&read_only, Action::RevokeCertificate(&mine)).is_err());
+        assert!(authorize(&read_only, Action::ReplaceCertificate(&mine)).is_err());
+        assert!(authorize(&read_only, Action::IssueFromAny).is_err());
+        let auditor = user(&["auditor"]);
+        assert!(authorize(&auditor, Action::ReadPrivateKey(&mine)).is_err());
+        assert!(authorize(&auditor, Action::ReadCertificate(&mine)).is_ok());
+        let owner = user(&[]);
+        assert!(authorize(&owner, Action::RevokeCertificate(&mine)).is_ok());
+        assert!(
+            authorize(&owner, Action::IssueFromAny).is_err(),
+            "no role, no issuance"
+        );
+        let theirs = certificate_of("them@example.com");
+        assert!(authorize(&owner, Action::RevokeCertificate(&theirs)).is_err());
+        assert!(authorize(&user(&["admin"]), Action::RevokeCertificate(&theirs)).is_ok());
+        assert!(authorize(&user(&["team-web"]), Action::IssueFromAny).is_ok());
+    }
+
     #[test]
     fn a_user_with_no_role_sees_only_what_they_own() {
         let subject = user(&[]);

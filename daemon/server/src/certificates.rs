@@ -141,6 +141,7 @@ pub async fn key(
         (status = 403, description = "Not the caller's to revoke", body = ErrorBody),
         (status = 404, description = "No such certificate", body = ErrorBody),
         (status = 409, description = "Revoked already", body = ErrorBody),
+        (status = 500, description = "The authority's issuer plugin is not installed", body = ErrorBody),
         (status = 503, description = "Issuer or database unavailable", body = ErrorBody),
     ))]
 pub async fn revoke(

@@ -116,7 +116,9 @@ pub trait IssuerPlugin: Send + Sync {
         plan: IssuePlan,
     ) -> Result<Issued>;
     /// Revokes a certificate `authority` issued, for `reason` (an RFC 5280 CRLReason name), at
-    /// the CA behind the plugin. The domain records the revocation once this succeeds.
+    /// the CA behind the plugin. The domain records the revocation once this succeeds. Must be
+    /// idempotent: two requests racing may both call it, and a certificate the CA already
+    /// counts as revoked is a success.
     async fn revoke(
         &self,
         app: &App,

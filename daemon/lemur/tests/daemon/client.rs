@@ -168,6 +168,12 @@ fn the_typed_client_drives_the_api_as_a_user_would() {
             if body.reasons.as_ref().is_some_and(|r| r.contains_key("crlReason"))),
         "{bad_reason:?}"
     );
+    let root_certificate = root.authority_certificate.as_ref().unwrap().id;
+    let ca_revoke = client.revoke(root_certificate, &RevokeCertificate::default());
+    assert!(
+        matches!(&ca_revoke, Err(Error::Api { status: 400, body }) if body.message.contains("CA certificate")),
+        "{ca_revoke:?}"
+    );
     let (body, chain, key) = crate::ca::external_certificate();
     let imported = client
         .upload(&UploadCertificate {

@@ -226,6 +226,20 @@ fn real_responses_validate_against_the_served_openapi_document() {
             token,
         ),
         (
+            "PUT",
+            "/certificates/{id}/revoke",
+            format!("/api/1/certificates/{first_id}/revoke"),
+            json!({ "crlReason": "superseded" }),
+            token,
+        ),
+        (
+            "PUT",
+            "/certificates/{id}/revoke",
+            format!("/api/1/certificates/{first_id}/revoke"),
+            json!({}),
+            token,
+        ),
+        (
             "GET",
             "/plugins",
             "/api/1/plugins".into(),

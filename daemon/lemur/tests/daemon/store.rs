@@ -79,11 +79,11 @@ fn a_database_outage_is_a_503_with_a_retry_hint_and_service_resumes_after() {
 fn answers_again(app: &Appliance, path: &str) {
     let mut reply = app.get(path);
     for _ in 0..50 {
+        std::thread::park_timeout(std::time::Duration::from_millis(200));
+        reply = app.get(path);
         if reply.status == 200 {
             return;
         }
-        std::thread::park_timeout(std::time::Duration::from_millis(200));
-        reply = app.get(path);
     }
     panic!("{path} still answers {}: {}", reply.status, reply.text);
 }

@@ -1,3 +1,3 @@
--- Revocation: when and why a certificate was revoked (the local CA's CRL is built from these).
+-- Revocation: when and why a certificate was revoked (for the local CA's CRL, still to come).
 ALTER TABLE certificates ADD COLUMN revoked_at BIGINT;
 ALTER TABLE certificates ADD COLUMN revocation_reason TEXT;

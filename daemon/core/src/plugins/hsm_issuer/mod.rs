@@ -13,7 +13,8 @@ use super::{
     AuthorityPlan, CreatedAuthority, IssuePlan, Issued, IssuerPlugin, PluginInfo, PluginKind,
 };
 use crate::App;
-use crate::ca::profile;
+use crate::ca::material::signing_material;
+use crate::ca::{profile, x509};
 use crate::error::{Error, Result};
 use crate::model::{AuthorityRecord, CertificateRecord};
 use async_trait::async_trait;
@@ -70,22 +71,25 @@ impl IssuerPlugin for HsmIssuer {
         leaf::issue(app, authority, plan).await
     }
 
-    /// The local CA is the inventory: a revocation it records is what its CRL lists, so there
-    /// is no one else to tell. It only refuses certificates it did not issue.
+    /// The local CA keeps its revocations in the inventory, where the domain records them, so
+    /// there is no one else to tell; it checks that the certificate really is signed by the
+    /// authority's key.
     async fn revoke(
         &self,
-        _app: &App,
+        app: &App,
         authority: &AuthorityRecord,
         certificate: &CertificateRecord,
         _reason: &str,
     ) -> Result<()> {
-        if certificate.authority.as_ref().map(|a| a.id) == Some(authority.id) {
+        let material = signing_material(app, authority).await?;
+        let der = x509::first_certificate(&certificate.body, "body")?;
+        if x509::signed_by(&der, &material.certificate.der) {
             Ok(())
         } else {
             Err(Error::invalid(
                 "id",
                 format!(
-                    "certificate {} was not issued by authority {}",
+                    "certificate {} is not signed by authority {}",
                     certificate.id, authority.name
                 ),
             ))
