@@ -2,6 +2,7 @@
 //! [`Store`], the HSM's [`KeyStore`] and [`Sealer`], the entropy monitor, the [`Clock`], the
 //! plugin [`Registry`]). Only the `lemur` binary chooses the concrete backends.
 
+use crate::auth::throttle::{LoginThrottle, QueueGate};
 use crate::auth::token::TokenKeys;
 use crate::ca::material::SigningCache;
 use crate::clock::Clock;
@@ -12,6 +13,9 @@ use crate::store::Store;
 use lemur_entropy::HealthMonitor;
 use lemur_hsm::{KeyStore, Sealer};
 use std::sync::Arc;
+
+/// Logins that may wait for a password check, per CPU: a few tenths of a second of work each.
+const LOGINS_WAITING_PER_CPU: usize = 8;
 
 /// Lemur's default admin user name.
 pub const DEFAULT_ADMIN: &str = "lemur";
@@ -61,6 +65,10 @@ pub struct App {
     /// 19 MiB and tens of milliseconds, so a login flood must queue rather than exhaust memory
     /// and the blocking threads HSM calls share.
     pub(crate) password_checks: tokio::sync::Semaphore,
+    /// How many logins may wait for a password check.
+    pub(crate) login_queue: QueueGate,
+    /// Failed logins by account name and client address.
+    pub(crate) login_throttle: LoginThrottle,
 }
 
 impl App {
@@ -81,6 +89,7 @@ impl App {
             config.auth.token_lifetime_minutes,
             Arc::clone(&clock),
         )?;
+        let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
         Ok(Self {
             config,
             store,
@@ -91,9 +100,9 @@ impl App {
             plugins,
             default_rotation_policy,
             signing: SigningCache::default(),
-            password_checks: tokio::sync::Semaphore::new(
-                std::thread::available_parallelism().map_or(2, |n| n.get()),
-            ),
+            password_checks: tokio::sync::Semaphore::new(cpus),
+            login_queue: QueueGate::new(LOGINS_WAITING_PER_CPU * cpus),
+            login_throttle: LoginThrottle::default(),
         })
     }
 

@@ -77,6 +77,14 @@ pub enum Error {
     /// The caller may not do this.
     #[error("{0}")]
     Forbidden(String),
+    /// Too many requests of this kind: retry after the given time.
+    #[error("{reason}")]
+    TooManyRequests {
+        /// Seconds to wait.
+        retry_after_secs: u64,
+        /// What was limited.
+        reason: String,
+    },
     /// Building or signing a certificate failed.
     #[error("certificate authority error: {0}")]
     Ca(String),
@@ -100,6 +108,7 @@ impl Error {
             Error::Conflict(_) => "conflict",
             Error::Unauthorized(_) => "unauthorized",
             Error::Forbidden(_) => "forbidden",
+            Error::TooManyRequests { .. } => "rate_limited",
             Error::Entropy(_) | Error::Hsm(lemur_hsm::Error::Entropy(_)) => "entropy_unhealthy",
             Error::Hsm(hsm) if hsm.is_unavailable() => "hsm_unavailable",
             Error::Database { .. } => "database_unavailable",

@@ -5,18 +5,23 @@ use crate::App;
 use crate::app::DEFAULT_ADMIN;
 use crate::auth::password;
 use crate::error::{Error, Result};
-use crate::model::{NewUser, RoleRecord, UserRecord};
+use crate::model::{LogEntry, NewUser, RoleRecord, UserRecord};
 use crate::policy::{Action, Subject, authorize};
 use lemur_api::Login;
 use zeroize::Zeroizing;
 
 /// Username (or email) and password in, a token out. The same message for every failure, and
-/// the same time: an unknown user is checked against a decoy hash.
-pub async fn login(app: &App, body: Login) -> Result<String> {
+/// the same time: an unknown user is checked against a decoy hash. Failures are throttled by
+/// account name and client address, and each is audited (without the password).
+pub async fn login(app: &App, body: Login, source: &str) -> Result<String> {
+    let now = app.clock.unix();
+    app.login_throttle.check(&body.username, source, now)?;
+    let _place = app.login_queue.enter()?;
     let found = app.store.user_by_login(&body.username).await?;
     let (user, hash) = match found {
         Some((user, Some(hash))) => (Some(user), hash),
-        _ => (None, password::decoy_hash().to_owned()),
+        Some((user, None)) => (Some(user), password::decoy_hash().to_owned()),
+        None => (None, password::decoy_hash().to_owned()),
     };
     let secret = body.password.clone();
     let _permit = app
@@ -28,9 +33,30 @@ pub async fn login(app: &App, body: Login) -> Result<String> {
         .await
         .unwrap_or(false);
     match user {
-        Some(user) if matches && user.active => app.tokens.issue(user.id),
-        _ => Err(Error::Unauthorized("invalid username or password".into())),
+        Some(user) if matches && user.active => {
+            app.login_throttle.succeeded(&body.username);
+            app.tokens.issue(user.id)
+        }
+        user => {
+            app.login_throttle
+                .failed(&body.username, source, app.clock.unix());
+            let details = format!("failed login as {:?}", truncated(&body.username));
+            let entry = LogEntry {
+                certificate_id: None,
+                log_type: "login_failed",
+                user_id: user.map(|u| u.id),
+                source_address: Some(source),
+                details: &details,
+            };
+            app.store.log(&entry, app.clock.unix()).await?;
+            Err(Error::Unauthorized("invalid username or password".into()))
+        }
     }
+}
+
+/// At most 64 characters of what a client typed, for the audit log.
+fn truncated(text: &str) -> String {
+    text.chars().take(64).collect()
 }
 
 /// The subject a bearer token stands for, asking from `source`.

@@ -1,6 +1,6 @@
 //! `POST /auth/login`, `GET /auth/me`, `GET /auth/providers`.
 
-use super::{ApiError, AppState, Caller, JsonBody};
+use super::{ApiError, AppState, Caller, ClientAddress, JsonBody};
 use axum::Json;
 use axum::extract::State;
 use lemur_api::{ErrorBody, Login, Me, Provider, RoleRef, Token};
@@ -13,13 +13,15 @@ use lemur_core::policy::Subject;
         (status = 200, description = "A token for `Authorization: Bearer`", body = Token),
         (status = 400, description = "Invalid request", body = ErrorBody),
         (status = 401, description = "Wrong username or password", body = ErrorBody),
+        (status = 429, description = "Too many failed logins, or logins at once; see Retry-After", body = ErrorBody),
         (status = 503, description = "Database unavailable", body = ErrorBody),
     ))]
 pub async fn login(
     State(app): AppState,
+    ClientAddress(source): ClientAddress,
     JsonBody(body): JsonBody<Login>,
 ) -> Result<Json<Token>, ApiError> {
-    let token = lemur_core::users::login(&app, body).await?;
+    let token = lemur_core::users::login(&app, body, &source).await?;
     Ok(Json(Token { token }))
 }
 

@@ -27,6 +27,7 @@ fn status_and_message(error: &Error) -> (StatusCode, String) {
         Error::Conflict(_) => (StatusCode::CONFLICT, error.to_string()),
         Error::Unauthorized(_) => (StatusCode::UNAUTHORIZED, error.to_string()),
         Error::Forbidden(_) => (StatusCode::FORBIDDEN, error.to_string()),
+        Error::TooManyRequests { .. } => (StatusCode::TOO_MANY_REQUESTS, error.to_string()),
         Error::Entropy(_) | Error::Hsm(lemur_hsm::Error::Entropy(_)) => {
             (StatusCode::SERVICE_UNAVAILABLE, error.to_string())
         }
@@ -73,11 +74,15 @@ impl IntoResponse for ApiError {
             },
         };
         let mut response = (status, axum::Json(body)).into_response();
-        if self.0.is_transient() {
-            response.headers_mut().insert(
-                header::RETRY_AFTER,
-                HeaderValue::from_static(RETRY_AFTER_SECS),
-            );
+        let retry_after = match &self.0 {
+            Error::TooManyRequests {
+                retry_after_secs, ..
+            } => Some(HeaderValue::from(*retry_after_secs)),
+            error if error.is_transient() => Some(HeaderValue::from_static(RETRY_AFTER_SECS)),
+            _ => None,
+        };
+        if let Some(value) = retry_after {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
         }
         response
     }

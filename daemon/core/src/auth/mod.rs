@@ -1,4 +1,6 @@
-//! Who is calling: local passwords (Argon2id) and signed login tokens (JWT, HS256 only).
+//! Who is calling: local passwords (Argon2id), login throttling, and signed login tokens (JWT,
+//! HS256 only).
 
 pub mod password;
+pub mod throttle;
 pub mod token;

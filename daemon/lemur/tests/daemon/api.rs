@@ -252,6 +252,50 @@ fn every_request_is_logged_once_with_its_id() {
     );
 }
 
+/// Failed logins slow down the account and the address they come from (429 with Retry-After,
+/// the right password included), and each is audited without the password.
+#[test]
+fn failed_logins_are_throttled_and_audited() {
+    let app = Appliance::start(Db::Sqlite);
+    let login = |username: &str, password: &str| {
+        app.daemon.post(
+            "/api/1/auth/login",
+            None,
+            &json!({ "username": username, "password": password }),
+        )
+    };
+    for _ in 0..5 {
+        assert_eq!(login("lemur", "guess-number-one").status, 401);
+    }
+    let blocked = login("lemur", &app.daemon.admin_password);
+    assert_eq!(blocked.status, 429, "{}", blocked.text);
+    assert_eq!(blocked.body["code"], "rate_limited");
+    let wait: u64 = blocked.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=2).contains(&wait), "{wait}");
+    std::thread::park_timeout(std::time::Duration::from_millis(wait * 1000 + 200));
+    assert_eq!(login("lemur", &app.daemon.admin_password).status, 200);
+    let audited = app
+        .query("SELECT user_id, source_address, details FROM logs WHERE log_type = 'login_failed'");
+    assert_eq!(audited.lines().count(), 5, "{audited}");
+    assert!(
+        audited.lines().all(|l| l.starts_with("1|127.0.0.1|")),
+        "{audited}"
+    );
+    assert!(!audited.contains("guess-number-one"), "{audited}");
+    // The address has 5 failures; 15 more on other names block it for everyone.
+    for n in 0..15 {
+        assert_eq!(login(&format!("nobody-{n}"), "x").status, 401);
+    }
+    let address = login("someone-new", "x");
+    assert_eq!(address.status, 429, "{}", address.text);
+    assert!(
+        address.body["message"]
+            .as_str()
+            .unwrap()
+            .contains("address")
+    );
+}
+
 #[test]
 fn sigterm_stops_the_daemon_cleanly() {
     let mut app = Appliance::start(Db::Sqlite);
