@@ -5,7 +5,7 @@ use crate::ca::{lint, x509};
 use crate::error::{Error, Result};
 use crate::model::{AuthorityDetail, LogEntry, NewAuthority, NewCertificate};
 use crate::plugins::{AuthorityPlan, AuthorityToCreate, CreatedAuthority, hsm_issuer};
-use crate::policy::{Action, Subject, authorize};
+use crate::policy::{Action, Role, Subject, authorize};
 use crate::requests::{subject_fields, validity};
 use lemur_api::{CreateAuthority, Paging};
 
@@ -44,6 +44,7 @@ pub async fn create(app: &App, subject: &Subject, body: CreateAuthority) -> Resu
             format!("an authority named {:?} exists", body.name),
         ));
     }
+    check_role_names(app, &body).await?;
     let plan = plan(app, &body).await?;
     let created = issuer.create_authority(app, &plan).await?;
     let stored = store(app, subject, &body, &plan, issuer.info().slug, &created).await;
@@ -163,9 +164,9 @@ fn valid_url(url: &str) -> bool {
     })
 }
 
-/// The roles every authority gets: its administrators, its operators and its owner, each of
-/// which may issue from it.
-fn authority_roles(name: &str, owner: &str) -> [(String, String); 3] {
+/// The roles an authority gets for itself alone: its administrators and its operators, who may
+/// issue from it (with its owner's role).
+fn own_roles(name: &str) -> [(String, String); 2] {
     [
         (
             format!("{name}_admin"),
@@ -175,8 +176,33 @@ fn authority_roles(name: &str, owner: &str) -> [(String, String); 3] {
             format!("{name}_operator"),
             format!("Issues from authority {name}"),
         ),
-        (owner.to_owned(), format!("Owner role for {owner}")),
     ]
+}
+
+/// Refuses names whose automatic roles would collide with roles that exist: a pre-created
+/// `<name>_operator`, or an owner named like a built-in or another authority's role, would hand
+/// its holders this authority.
+async fn check_role_names(app: &App, body: &CreateAuthority) -> Result<()> {
+    if !matches!(Role::parse(&body.owner), Role::Named(_))
+        || body.owner.ends_with("_admin")
+        || body.owner.ends_with("_operator")
+    {
+        return Err(Error::invalid(
+            "owner",
+            "is a built-in role name or ends in _admin or _operator, which name authority roles",
+        ));
+    }
+    for (role, _) in own_roles(&body.name) {
+        if app.store.role_by_name(&role).await?.is_some() {
+            return Err(Error::invalid(
+                "name",
+                format!(
+                    "a role named {role:?} exists already and would be given this authority; choose another name"
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Records a new authority, its certificate, roles and audit row; returns its id.
@@ -214,7 +240,8 @@ async fn store(
         Some(parent_id) => Some(root_of(app, parent_id).await?),
         None => None,
     };
-    let roles = authority_roles(&request.name, &request.owner);
+    let own_roles = own_roles(&request.name);
+    let owner_description = format!("Owner role for {}", request.owner);
     let new = NewAuthority {
         name: &request.name,
         owner: &request.owner,
@@ -228,7 +255,8 @@ async fn store(
         crl_url: request.crl_url.as_deref(),
         issuer_url: request.issuer_url.as_deref(),
         user_id: subject.user_id(),
-        roles: &roles,
+        own_roles: &own_roles,
+        owner_role: (&request.owner, &owner_description),
     };
     let name = crate::certificates::lemur_name(&parsed);
     let certificate = NewCertificate {

@@ -308,8 +308,12 @@ pub struct NewAuthority<'a> {
     pub issuer_url: Option<&'a str>,
     /// Creator.
     pub user_id: Option<i64>,
-    /// Roles created (if missing) and attached to it: name and description.
-    pub roles: &'a [(String, String)],
+    /// Roles made for it alone (`<name>_admin`, `<name>_operator`), name and description: created
+    /// here, and a conflict if one exists already (it would hand its holders this authority).
+    pub own_roles: &'a [(String, String)],
+    /// The owner's role, name and description: created if missing, shared with the owner's other
+    /// authorities.
+    pub owner_role: (&'a str, &'a str),
 }
 
 /// A stored authority.

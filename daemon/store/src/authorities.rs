@@ -149,13 +149,19 @@ impl AuthorityRepository for SqlStore {
             "linking the CA certificate",
         )
         .await?;
-        for (role, description) in new.roles {
-            tx.execute(
-                "INSERT INTO roles (name, description) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
-                args![role, description],
-                "creating authority roles",
-            )
-            .await?;
+        let own = new
+            .own_roles
+            .iter()
+            .map(|(role, description)| (role.as_str(), description.as_str(), false));
+        let owner = std::iter::once((new.owner_role.0, new.owner_role.1, true));
+        for (role, description, shared) in own.chain(owner) {
+            let insert = if shared {
+                "INSERT INTO roles (name, description) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING"
+            } else {
+                "INSERT INTO roles (name, description) VALUES ($1, $2)"
+            };
+            tx.execute(insert, args![role, description], "creating authority roles")
+                .await?;
             tx.execute(
                 "INSERT INTO authority_roles (authority_id, role_id) SELECT $1, id FROM roles WHERE name = $2
                  ON CONFLICT DO NOTHING",

@@ -271,3 +271,61 @@ fn every_route_answers_every_caller_as_the_matrix_says() {
         "read-only sees everything"
     );
 }
+
+/// An authority's automatic roles are its own: a role made earlier under one of their names, or
+/// an owner named like a built-in or another authority's role, would hand the authority to that
+/// role's holders, so such names are refused.
+#[test]
+fn automatic_role_names_cannot_be_taken_over() {
+    let app = Appliance::start(Db::Sqlite);
+    lemur(
+        &app,
+        &[
+            "create_role",
+            "-n",
+            "taken_operator",
+            "-d",
+            "Made before the authority",
+        ],
+    );
+    let root = |name: &str, owner: &str| {
+        app.post(
+            "/api/1/authorities",
+            &json!({ "name": name, "owner": owner, "commonName": format!("{name} Root"),
+                     "type": "root", "keyType": "ECCPRIME256V1", "validityYears": 1 }),
+        )
+    };
+    let taken = root("taken", "pki@example.com");
+    assert_eq!(taken.status, 400, "{}", taken.text);
+    assert!(
+        taken.body["reasons"]["name"]
+            .as_str()
+            .unwrap()
+            .contains("taken_operator")
+    );
+    for owner in [
+        "operator",
+        "admin",
+        "auditor",
+        "read-only",
+        "other_operator",
+        "other_admin",
+    ] {
+        let reply = root("fresh", owner);
+        assert_eq!(reply.status, 400, "{owner}: {}", reply.text);
+        assert!(
+            reply.body["reasons"]["owner"].is_string(),
+            "{owner}: {}",
+            reply.text
+        );
+    }
+    let fresh = root("fresh", "pki@example.com");
+    assert_eq!(fresh.status, 200, "{}", fresh.text);
+    let names: Vec<&str> = fresh.body["roles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["fresh_admin", "fresh_operator", "pki@example.com"]);
+}
