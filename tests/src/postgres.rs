@@ -174,6 +174,93 @@ impl Postgres {
         );
     }
 
+    /// The port it listens on (0 for a cluster named by `DATABASE_URL`).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Turns TLS on with a certificate for `localhost` and 127.0.0.1 from a new CA; returns the
+    /// CA's PEM file.
+    pub fn enable_tls(&self) -> PathBuf {
+        let dir = self.directory();
+        let openssl = |args: &[&str]| crate::openssl(args, dir);
+        openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-subj",
+            "/CN=Test Database CA",
+            "-days",
+            "2",
+            "-out",
+            "ca.pem",
+        ]);
+        openssl(&[
+            "req",
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-subj",
+            "/CN=localhost",
+            "-out",
+            "server.csr",
+        ]);
+        std::fs::write(
+            dir.join("server.ext"),
+            "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
+        )
+        .expect("extensions file");
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "server.ext",
+            "-out",
+            "server.pem",
+        ]);
+        if is_root() {
+            let status = Command::new("chown")
+                .arg("postgres:")
+                .arg(dir.join("server.key"))
+                .arg(dir.join("server.pem"))
+                .status()
+                .expect("chown");
+            assert!(status.success(), "chown of the server key");
+        }
+        let key = dir.join("server.key");
+        std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .expect("server key mode");
+        for setting in [
+            "ssl = on".to_owned(),
+            format!("ssl_cert_file = '{}'", dir.join("server.pem").display()),
+            format!("ssl_key_file = '{}'", key.display()),
+        ] {
+            self.query(&format!("ALTER SYSTEM SET {setting}"));
+        }
+        self.query("SELECT pg_reload_conf()");
+        dir.join("ca.pem")
+    }
+
     /// The server's log so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.directory().join("postgres.log")).unwrap_or_default()

@@ -66,6 +66,15 @@ pub struct DatabaseConfig {
     /// seconds: while the database is down, every request waits this long.
     #[serde(default = "default_acquire_timeout")]
     pub acquire_timeout_secs: u64,
+    /// PEM file of the CA that signed the PostgreSQL server's certificate (the system's trust
+    /// store when absent).
+    #[serde(default)]
+    pub tls_ca_file: Option<PathBuf>,
+    /// Let a PostgreSQL server that is not on this machine be reached without verifying its
+    /// certificate and name (`sslmode` other than `verify-full`). Users, roles and token validity
+    /// come from the database, so only for a network you trust; a warning is logged.
+    #[serde(default)]
+    pub allow_unverified_tls: bool,
 }
 
 fn default_acquire_timeout() -> u64 {
@@ -223,6 +232,10 @@ url = "{database_url}"
 max_connections = 8
 # Seconds a request waits for a connection before answering 503 (retry later).
 acquire_timeout_secs = 5
+# PostgreSQL on another machine is reached over TLS with the server's certificate and name
+# verified (sslmode=verify-full), against the system's CAs or this file:
+# tls_ca_file = "/etc/lemur/db-ca.pem"
+# allow_unverified_tls = false
 
 [hsm]
 # PKCS#11 module; SoftHSM2's Debian path when absent.

@@ -12,6 +12,7 @@ mod engine;
 mod migrations;
 mod query;
 mod rows;
+mod tls;
 mod users;
 
 use async_trait::async_trait;
@@ -44,7 +45,7 @@ pub(crate) fn db(context: &'static str) -> impl FnOnce(sqlx::Error) -> Error {
 }
 
 /// A configuration error on `database.url`.
-fn bad_url(reason: impl Into<String>) -> Error {
+pub(crate) fn bad_url(reason: impl Into<String>) -> Error {
     Error::invalid("database.url", reason)
 }
 
@@ -72,8 +73,10 @@ impl SqlStore {
                 .map_err(db("connecting"))?;
             Engine::Sqlite { read, write }
         } else if config.url.starts_with("postgres://") || config.url.starts_with("postgresql://") {
-            let mut options =
-                PgConnectOptions::from_str(&config.url).map_err(|e| bad_url(e.to_string()))?;
+            let mut options = tls::policy(
+                PgConnectOptions::from_str(&config.url).map_err(|e| bad_url(e.to_string()))?,
+                config,
+            )?;
             if let Some(file) = &config.password_file {
                 let password = zeroize::Zeroizing::new(
                     std::fs::read_to_string(file)

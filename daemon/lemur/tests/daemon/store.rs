@@ -163,3 +163,80 @@ fn rows_without_stored_details_show_the_same_view() {
     let parsed = app.get(&path).body;
     assert_eq!(parsed, stored);
 }
+
+/// PostgreSQL over TLS with the server's certificate and name verified: the daemon works, the
+/// server sees TLS connections, and a CA that did not sign the server's certificate is refused.
+#[test]
+fn postgres_over_verified_tls() {
+    let postgres = lemur_testkit::postgres::Postgres::start();
+    let ca = postgres.enable_tls();
+    let url = |ca: &std::path::Path| {
+        format!(
+            "postgres://lemur@localhost:{}/lemur?sslmode=verify-full&sslrootcert={}",
+            postgres.port(),
+            ca.display()
+        )
+    };
+    let daemon = lemur_testkit::daemon::Daemon::start(
+        std::path::Path::new(env!("CARGO_BIN_EXE_lemur")),
+        Some(&url(&ca)),
+    );
+    let token = daemon.admin_token();
+    assert_eq!(daemon.get("/api/1/certificates", Some(&token)).status, 200);
+    let encrypted = postgres.query(
+        "SELECT count(*) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid)
+         WHERE a.usename = 'lemur' AND s.ssl AND a.pid <> pg_backend_pid()",
+    );
+    assert!(encrypted.trim().parse::<u32>().unwrap() > 0, "{encrypted}");
+    let plain = postgres.query(
+        "SELECT count(*) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid)
+         WHERE a.usename = 'lemur' AND NOT s.ssl AND a.pid <> pg_backend_pid()",
+    );
+    assert_eq!(plain.trim(), "0");
+
+    let other = crate::support::scratch();
+    lemur_testkit::openssl(
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "other.key",
+            "-subj",
+            "/CN=Another CA",
+            "-days",
+            "2",
+            "-out",
+            "other.pem",
+        ],
+        other.path(),
+    );
+    let config = other.path().join("lemur.toml");
+    let lemur = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_lemur"))
+            .env("LEMUR_CONF", &config)
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let state = other.path().join("state");
+    let created = lemur(&[
+        "create_config",
+        "--state-dir",
+        state.to_str().unwrap(),
+        "--database-url",
+        &url(&other.path().join("other.pem")),
+    ]);
+    assert!(created.status.success(), "{created:?}");
+    let refused = lemur(&["init", "--password-file", "/dev/null"]);
+    let text = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success() && text.contains("database"),
+        "{text}"
+    );
+}
