@@ -86,6 +86,13 @@ impl Client {
         Ok(())
     }
 
+    /// Logs the session's token out; later calls are anonymous.
+    pub fn logout(&mut self) -> Result<()> {
+        let () = self.post("/auth/logout", &())?;
+        self.token = None;
+        Ok(())
+    }
+
     /// The token of the session, if signed in.
     pub fn token(&self) -> Option<&str> {
         self.token.as_deref().map(String::as_str)
@@ -246,7 +253,13 @@ fn finish<T: DeserializeOwned>(
         reason: reason.to_string(),
     };
     if (200..300).contains(&status) {
-        serde_json::from_str(&text).map_err(decode)
+        // No content (204) reads as JSON null, which `()` takes.
+        let text = if text.is_empty() {
+            "null"
+        } else {
+            text.as_str()
+        };
+        serde_json::from_str(text).map_err(decode)
     } else {
         Err(Error::Api {
             status,

@@ -16,6 +16,17 @@ pub struct UserRecord {
     pub active: bool,
 }
 
+/// What logging in needs to know of a user.
+#[derive(Clone)]
+pub struct LoginRecord {
+    /// The user.
+    pub user: UserRecord,
+    /// Their Argon2id password hash, if they have a local password.
+    pub password_hash: Option<String>,
+    /// The generation new tokens carry.
+    pub token_generation: i64,
+}
+
 /// What authenticating a request needs to know of its user.
 #[derive(Debug, Clone)]
 pub struct UserSession {
@@ -23,8 +34,10 @@ pub struct UserSession {
     pub user: UserRecord,
     /// Their roles.
     pub roles: Vec<RoleRecord>,
-    /// Tokens issued before this time are refused: the last password reset.
-    pub tokens_valid_after: i64,
+    /// The generation a token must carry: advanced by every password reset.
+    pub token_generation: i64,
+    /// The presented token was logged out.
+    pub token_revoked: bool,
 }
 
 /// A role.

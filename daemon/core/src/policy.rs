@@ -86,17 +86,25 @@ pub struct UserSubject {
     pub parsed: Vec<Role>,
     /// Where the request came from.
     pub source: String,
+    /// The login token the user presented: its id and expiry (for logging it out).
+    pub token: Option<(String, i64)>,
 }
 
 impl Subject {
-    /// A user subject with `roles`.
-    pub fn user(user: UserRecord, roles: Vec<RoleRecord>, source: String) -> Self {
+    /// A user subject with `roles`, asking from `source` with the token `token` (id, expiry).
+    pub fn user(
+        user: UserRecord,
+        roles: Vec<RoleRecord>,
+        source: String,
+        token: Option<(String, i64)>,
+    ) -> Self {
         let parsed = roles.iter().map(|role| Role::parse(&role.name)).collect();
         Subject::User(UserSubject {
             user,
             roles,
             parsed,
             source,
+            token,
         })
     }
 
@@ -290,6 +298,7 @@ mod tests {
             },
             roles,
             "127.0.0.1".into(),
+            None,
         )
     }
 

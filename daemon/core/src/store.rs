@@ -7,8 +7,8 @@
 use crate::error::Result;
 use crate::model::{
     AuthorityDetail, AuthorityKey, AuthorityRecord, CertificateFilter, CertificateLinks,
-    CertificateRecord, LogEntry, NewAuthority, NewCertificate, NewUser, Page, Revocation,
-    RoleRecord, UserRecord, UserSession, Visibility,
+    CertificateRecord, LogEntry, LoginRecord, NewAuthority, NewCertificate, NewUser, Page,
+    Revocation, RoleRecord, UserRecord, UserSession, Visibility,
 };
 use async_trait::async_trait;
 
@@ -17,10 +17,14 @@ use async_trait::async_trait;
 pub trait UserRepository: Send + Sync {
     /// Creates a user and grants its roles; a taken username or email is a conflict.
     async fn create_user(&self, new: &NewUser<'_>, now: i64) -> Result<UserRecord>;
-    /// The user with this username or email, and their password hash.
-    async fn user_by_login(&self, login: &str) -> Result<Option<(UserRecord, Option<String>)>>;
-    /// Replaces a user's password hash and revokes the tokens issued before `now`.
-    async fn set_password(&self, user_id: i64, password_hash: &str, now: i64) -> Result<()>;
+    /// The user with this username or email, their password hash and token generation.
+    async fn user_by_login(&self, login: &str) -> Result<Option<LoginRecord>>;
+    /// Replaces a user's password hash and advances their token generation, revoking every
+    /// token issued before.
+    async fn set_password(&self, user_id: i64, password_hash: &str) -> Result<()>;
+    /// Records that the token `jti` of `user_id` is logged out, until it expires at
+    /// `expires_at`; forgets tokens that have expired by `now`.
+    async fn revoke_token(&self, jti: &str, user_id: i64, expires_at: i64, now: i64) -> Result<()>;
     /// The role with this name, created if missing (safe when several daemons start at once).
     async fn ensure_role(&self, name: &str, description: &str) -> Result<RoleRecord>;
     /// The role with this name.
@@ -32,9 +36,9 @@ pub trait UserRepository: Send + Sync {
         description: &str,
         user_ids: &[i64],
     ) -> Result<RoleRecord>;
-    /// The user with this id, their roles and token cut-off, in one round trip; `None` when
-    /// the user does not exist.
-    async fn user_session(&self, id: i64) -> Result<Option<UserSession>>;
+    /// The user with this id, their roles, token generation and whether the token `jti` was
+    /// logged out, in one round trip; `None` when the user does not exist.
+    async fn user_session(&self, id: i64, jti: &str) -> Result<Option<UserSession>>;
 }
 
 /// Authorities.

@@ -19,8 +19,13 @@ pub async fn login(app: &App, body: Login, source: &str) -> Result<String> {
     let _place = app.login_queue.enter()?;
     let found = app.store.user_by_login(&body.username).await?;
     let (user, hash) = match found {
-        Some((user, Some(hash))) => (Some(user), hash),
-        Some((user, None)) => (Some(user), password::decoy_hash().to_owned()),
+        Some(record) => {
+            let hash = record
+                .password_hash
+                .clone()
+                .unwrap_or_else(|| password::decoy_hash().to_owned());
+            (Some(record), hash)
+        }
         None => (None, password::decoy_hash().to_owned()),
     };
     let secret = body.password.clone();
@@ -33,9 +38,9 @@ pub async fn login(app: &App, body: Login, source: &str) -> Result<String> {
         .await
         .unwrap_or(false);
     match user {
-        Some(user) if matches && user.active => {
+        Some(record) if matches && record.user.active => {
             app.login_throttle.succeeded(&body.username);
-            app.tokens.issue(user.id)
+            app.tokens.issue(record.user.id, record.token_generation)
         }
         user => {
             app.login_throttle
@@ -44,7 +49,7 @@ pub async fn login(app: &App, body: Login, source: &str) -> Result<String> {
             let entry = LogEntry {
                 certificate_id: None,
                 log_type: "login_failed",
-                user_id: user.map(|u| u.id),
+                user_id: user.map(|record| record.user.id),
                 source_address: Some(source),
                 details: &details,
             };
@@ -66,18 +71,41 @@ pub async fn authenticate(app: &App, token: &str, source: String) -> Result<Subj
     // database failure (503), not a reason to log everyone out.
     let session = app
         .store
-        .user_session(claims.sub)
+        .user_session(claims.sub, &claims.jti)
         .await?
         .ok_or_else(|| Error::Unauthorized("invalid token".into()))?;
     if !session.user.active {
         return Err(Error::Unauthorized("this user is deactivated".into()));
     }
-    if claims.iat < session.tokens_valid_after {
+    if claims.generation != session.token_generation {
         return Err(Error::Unauthorized(
             "this token was issued before the password was reset; log in again".into(),
         ));
     }
-    Ok(Subject::user(session.user, session.roles, source))
+    if session.token_revoked {
+        return Err(Error::Unauthorized(
+            "this token was logged out; log in again".into(),
+        ));
+    }
+    Ok(Subject::user(
+        session.user,
+        session.roles,
+        source,
+        Some((claims.jti, claims.exp)),
+    ))
+}
+
+/// Logs out the token the subject presented: it is refused from now on.
+pub async fn logout(app: &App, subject: &Subject) -> Result<()> {
+    let Subject::User(user) = subject else {
+        return Err(Error::Unauthorized("only users log out".into()));
+    };
+    let Some((jti, expires_at)) = &user.token else {
+        return Err(Error::Unauthorized("no token to log out".into()));
+    };
+    app.store
+        .revoke_token(jti, user.user.id, *expires_at, app.clock.unix())
+        .await
 }
 
 /// Creates the admin user `lemur` with `password`, unless it exists; whether it was created.
@@ -188,7 +216,7 @@ async fn user_named(app: &App, username: &str) -> Result<UserRecord> {
     app.store
         .user_by_login(username)
         .await?
-        .map(|(user, _)| user)
+        .map(|record| record.user)
         .ok_or_else(|| Error::NotFound {
             what: "user",
             id: username.to_owned(),
@@ -205,7 +233,5 @@ pub async fn reset_password(
     authorize(subject, Action::ManageUsers)?;
     let user = user_named(app, username).await?;
     let hash = password::hash(&password()?)?;
-    app.store
-        .set_password(user.id, &hash, app.clock.unix())
-        .await
+    app.store.set_password(user.id, &hash).await
 }

@@ -3,6 +3,7 @@
 use super::{ApiError, AppState, Caller, ClientAddress, JsonBody};
 use axum::Json;
 use axum::extract::State;
+use axum::http::StatusCode;
 use lemur_api::{ErrorBody, Login, Me, Provider, RoleRef, Token};
 use lemur_core::Error;
 use lemur_core::policy::Subject;
@@ -23,6 +24,18 @@ pub async fn login(
 ) -> Result<Json<Token>, ApiError> {
     let token = lemur_core::users::login(&app, body, &source).await?;
     Ok(Json(Token { token }))
+}
+
+/// Log out the presented token: it is refused from now on (the user's other sessions stay).
+#[utoipa::path(post, path = "/auth/logout", tag = "auth", security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Logged out"),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
+    ))]
+pub async fn logout(State(app): AppState, Caller(subject): Caller) -> Result<StatusCode, ApiError> {
+    lemur_core::users::logout(&app, &subject).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// The caller, with roles.

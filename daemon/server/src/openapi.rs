@@ -32,6 +32,7 @@ impl Modify for BearerToken {
         crate::health::plain,
         crate::health::details,
         crate::auth::login,
+        crate::auth::logout,
         crate::auth::me,
         crate::auth::providers,
         crate::authorities::list,

@@ -37,6 +37,11 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0004_certificate_details.sql"),
         postgres: include_str!("../migrations/postgres/0004_certificate_details.sql"),
     },
+    Migration {
+        version: 5,
+        sqlite: include_str!("../migrations/sqlite/0005_token_sessions.sql"),
+        postgres: include_str!("../migrations/postgres/0005_token_sessions.sql"),
+    },
 ];
 
 /// Arbitrary constant naming the migration lock.

@@ -31,6 +31,7 @@ pub struct LoginRow {
     #[sqlx(flatten)]
     pub user: UserRow,
     pub password_hash: Option<String>,
+    pub token_generation: i64,
 }
 
 /// A user and one of their roles (none for a user without roles).
@@ -38,7 +39,8 @@ pub struct LoginRow {
 pub struct SessionRow {
     #[sqlx(flatten)]
     pub user: UserRow,
-    pub tokens_valid_after: i64,
+    pub token_generation: i64,
+    pub token_revoked: bool,
     pub role_id: Option<i64>,
     pub role_name: Option<String>,
     pub role_description: Option<String>,

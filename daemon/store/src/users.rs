@@ -4,7 +4,7 @@ use crate::SqlStore;
 use crate::engine::args;
 use crate::rows::{LoginRow, RoleRow, SessionRow, UserRow};
 use async_trait::async_trait;
-use lemur_core::model::{NewUser, RoleRecord, UserRecord, UserSession};
+use lemur_core::model::{LoginRecord, NewUser, RoleRecord, UserRecord, UserSession};
 use lemur_core::store::UserRepository;
 use lemur_core::{Error, Result};
 
@@ -47,27 +47,50 @@ impl UserRepository for SqlStore {
         Ok(created.into())
     }
 
-    async fn user_by_login(&self, login: &str) -> Result<Option<(UserRecord, Option<String>)>> {
+    async fn user_by_login(&self, login: &str) -> Result<Option<LoginRecord>> {
         let row: Option<LoginRow> = self
             .engine
             .optional(
-                "SELECT id, username, email, active, password_hash FROM users WHERE username = $1 OR email = $1",
+                "SELECT id, username, email, active, password_hash, token_generation FROM users
+                 WHERE username = $1 OR email = $1",
                 args![login],
                 "looking up a user",
             )
             .await?;
-        Ok(row.map(|row| (row.user.into(), row.password_hash)))
+        Ok(row.map(|row| LoginRecord {
+            user: row.user.into(),
+            password_hash: row.password_hash,
+            token_generation: row.token_generation,
+        }))
     }
 
-    async fn set_password(&self, user_id: i64, password_hash: &str, now: i64) -> Result<()> {
+    async fn set_password(&self, user_id: i64, password_hash: &str) -> Result<()> {
         self.engine
             .execute(
-                "UPDATE users SET password_hash = $1, tokens_valid_after = $3 WHERE id = $2",
-                args![password_hash, user_id, now],
+                "UPDATE users SET password_hash = $1, token_generation = token_generation + 1 WHERE id = $2",
+                args![password_hash, user_id],
                 "setting a password",
             )
             .await
             .map(drop)
+    }
+
+    async fn revoke_token(&self, jti: &str, user_id: i64, expires_at: i64, now: i64) -> Result<()> {
+        let mut tx = self.engine.begin().await?;
+        tx.execute(
+            "DELETE FROM revoked_tokens WHERE expires_at < $1",
+            args![now],
+            "forgetting expired tokens",
+        )
+        .await?;
+        tx.execute(
+            "INSERT INTO revoked_tokens (jti, user_id, expires_at) VALUES ($1, $2, $3)
+             ON CONFLICT (jti) DO NOTHING",
+            args![jti, user_id, expires_at],
+            "logging a token out",
+        )
+        .await?;
+        tx.commit("logging a token out").await
     }
 
     async fn ensure_role(&self, name: &str, description: &str) -> Result<RoleRecord> {
@@ -123,15 +146,16 @@ impl UserRepository for SqlStore {
         Ok(role.into())
     }
 
-    async fn user_session(&self, id: i64) -> Result<Option<UserSession>> {
+    async fn user_session(&self, id: i64, jti: &str) -> Result<Option<UserSession>> {
         let rows: Vec<SessionRow> = self
             .engine
             .all(
-                "SELECT u.id, u.username, u.email, u.active, u.tokens_valid_after, r.id AS role_id,
-                        r.name AS role_name, r.description AS role_description
+                "SELECT u.id, u.username, u.email, u.active, u.token_generation,
+                        EXISTS (SELECT 1 FROM revoked_tokens t WHERE t.jti = $2) AS token_revoked,
+                        r.id AS role_id, r.name AS role_name, r.description AS role_description
                  FROM users u LEFT JOIN roles_users ru ON ru.user_id = u.id LEFT JOIN roles r ON r.id = ru.role_id
                  WHERE u.id = $1 ORDER BY r.id",
-                args![id],
+                args![id, jti],
                 "reading a user",
             )
             .await?;
@@ -140,7 +164,7 @@ impl UserRepository for SqlStore {
             return Ok(None);
         };
         let mut roles = Vec::new();
-        let tokens_valid_after = first.tokens_valid_after;
+        let (token_generation, token_revoked) = (first.token_generation, first.token_revoked);
         let mut add = |row: &SessionRow| {
             if let (Some(id), Some(name), Some(description)) =
                 (row.role_id, &row.role_name, &row.role_description)
@@ -157,7 +181,8 @@ impl UserRepository for SqlStore {
         Ok(Some(UserSession {
             user: first.user.into(),
             roles,
-            tokens_valid_after,
+            token_generation,
+            token_revoked,
         }))
     }
 }

@@ -13,6 +13,9 @@ use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::sync::Arc;
 
+/// The longest a login token may live: a stolen token is good until it expires or is logged out.
+pub const MAX_LIFETIME_MINUTES: u64 = 24 * 60;
+
 /// The claims of a login token (Lemur's shape: `sub` is the user id).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Claims {
@@ -22,6 +25,10 @@ pub struct Claims {
     pub iat: i64,
     /// Expires at (Unix seconds).
     pub exp: i64,
+    /// The user's token generation when it was issued: a password reset advances it.
+    pub generation: i64,
+    /// The token's own id, which logging out records.
+    pub jti: String,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -51,6 +58,12 @@ impl TokenKeys {
                 format!("{} holds fewer than 32 bytes", secret_file.display()),
             ));
         }
+        if !(1..=MAX_LIFETIME_MINUTES).contains(&lifetime_minutes) {
+            return Err(Error::invalid(
+                "auth.token_lifetime_minutes",
+                format!("must be between 1 and {MAX_LIFETIME_MINUTES} (a day)"),
+            ));
+        }
         Ok(Self {
             key: hmac::Key::new(hmac::HMAC_SHA256, trimmed),
             lifetime_secs: i64::try_from(lifetime_minutes.saturating_mul(60)).unwrap_or(i64::MAX),
@@ -58,13 +71,16 @@ impl TokenKeys {
         })
     }
 
-    /// A token for `user_id`, valid for the configured lifetime.
-    pub fn issue(&self, user_id: i64) -> Result<String> {
+    /// A token for `user_id` of token generation `generation`, valid for the configured
+    /// lifetime.
+    pub fn issue(&self, user_id: i64, generation: i64) -> Result<String> {
         let now = self.clock.unix();
         let claims = Claims {
             sub: user_id,
             iat: now,
             exp: now.saturating_add(self.lifetime_secs),
+            generation,
+            jti: crate::files::random_hex(16)?.to_string(),
         };
         let header = Header {
             alg: "HS256".into(),
@@ -147,11 +163,34 @@ mod tests {
     }
 
     #[test]
+    fn lifetimes_are_capped_at_a_day() {
+        let clock = Arc::new(FixedClock(Mutex::new(1_700_000_000)));
+        let dir = std::env::temp_dir().join(format!("lemur-token-cap-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("secret");
+        std::fs::write(&file, [b's'; 32]).unwrap();
+        for minutes in [0, MAX_LIFETIME_MINUTES + 1] {
+            let Err(Error::Validation { field, .. }) =
+                TokenKeys::load(&file, minutes, Arc::clone(&clock) as Arc<dyn Clock>)
+            else {
+                panic!("{minutes} minutes accepted")
+            };
+            assert_eq!(field, "auth.token_lifetime_minutes");
+        }
+        assert!(TokenKeys::load(&file, MAX_LIFETIME_MINUTES, clock).is_ok());
+    }
+
+    #[test]
     fn tokens_round_trip_and_expire() {
         let clock = Arc::new(FixedClock(Mutex::new(1_700_000_000)));
         let keys = keys(&[7u8; 32], Arc::clone(&clock));
-        let token = keys.issue(42).unwrap();
-        assert_eq!(keys.verify(&token).unwrap().sub, 42);
+        let token = keys.issue(42, 3).unwrap();
+        let claims = keys.verify(&token).unwrap();
+        assert_eq!((claims.sub, claims.generation), (42, 3));
+        assert_ne!(
+            claims.jti,
+            keys.verify(&keys.issue(42, 3).unwrap()).unwrap().jti
+        );
         *clock.0.lock().unwrap() += 3600;
         assert!(
             keys.verify(&token)
@@ -166,7 +205,7 @@ mod tests {
         let clock = Arc::new(FixedClock(Mutex::new(1_700_000_000)));
         let keys = keys(&[7u8; 33], Arc::clone(&clock));
         let other = keys_with_other_secret(&clock);
-        let token = keys.issue(1).unwrap();
+        let token = keys.issue(1, 0).unwrap();
         assert!(
             other.verify(&token).is_err(),
             "another secret must not verify"

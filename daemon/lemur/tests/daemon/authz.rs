@@ -32,6 +32,7 @@ const MATRIX: &[(&str, &str, [u16; 9])] = &[
     ("GET",  "/healthcheck",                 [200, 200, 200, 200, 200, 200, 200, 200, 200]),
     ("GET",  "/healthcheck/details",         [401, 401, 403, 403, 200, 403, 403, 403, 200]),
     ("POST", "/auth/login",                  [200, 200, 200, 200, 200, 200, 200, 200, 200]),
+    ("POST", "/auth/logout",                 [401, 401, 204, 204, 204, 204, 204, 204, 204]),
     ("GET",  "/auth/me",                     [401, 401, 200, 200, 200, 200, 200, 200, 200]),
     ("GET",  "/auth/providers",              [200, 200, 200, 200, 200, 200, 200, 200, 200]),
     ("GET",  "/authorities",                 [401, 401, 403, 200, 200, 403, 200, 200, 200]),
@@ -205,6 +206,10 @@ fn every_route_answers_every_caller_as_the_matrix_says() {
             .map(|(name, ..)| Some(login(&app, name, password))),
     );
     tokens.push(Some(app.token.clone()));
+    let admin_password = app.daemon.admin_password.clone();
+    let mut logins: Vec<Option<(&str, &str)>> = vec![None, None];
+    logins.extend(users.iter().map(|(name, ..)| Some((*name, password))));
+    logins.push(Some(("lemur", admin_password.as_str())));
     let fixture = Fixture {
         authority: root["id"].as_i64().unwrap(),
         certificate: issued.body["id"].as_i64().unwrap(),
@@ -224,6 +229,15 @@ fn every_route_answers_every_caller_as_the_matrix_says() {
         };
         for (caller, token) in tokens.iter().enumerate() {
             let body = fixture.body(route.path, caller);
+            // Logging out ends the session it is given: each caller logs out a fresh one.
+            let fresh;
+            let token = match (route.path, logins[caller]) {
+                ("/auth/logout", Some((name, password))) => {
+                    fresh = Some(login(&app, name, password));
+                    &fresh
+                }
+                _ => token,
+            };
             let path = if route.path == "/certificates/{id}/revoke" {
                 format!(
                     "/api/1/certificates/{}/revoke",

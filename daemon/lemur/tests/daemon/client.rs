@@ -198,6 +198,20 @@ fn the_typed_client_drives_the_api_as_a_user_would() {
         "revoked (keyCompromise) by client: lost laptop"
     );
 
+    // Logging out ends this session only.
+    let mut other_session = Client::new(&app.daemon.base);
+    other_session
+        .login("lemur", &app.daemon.admin_password)
+        .unwrap();
+    let stale = Client::new(&app.daemon.base).with_token(other_session.token().unwrap());
+    other_session.logout().unwrap();
+    let refused = stale.me();
+    assert!(
+        matches!(&refused, Err(Error::Api { status: 401, body }) if body.message.contains("logged out")),
+        "{refused:?}"
+    );
+    assert_eq!(client.me().unwrap().username, "lemur");
+
     let missing = client.certificate(4242);
     assert!(
         matches!(&missing, Err(Error::Api { status: 404, body }) if body.code == "not_found"),

@@ -240,6 +240,13 @@ fn real_responses_validate_against_the_served_openapi_document() {
             token,
         ),
         (
+            "POST",
+            "/auth/logout",
+            "/api/1/auth/logout".into(),
+            Value::Null,
+            None,
+        ),
+        (
             "GET",
             "/plugins",
             "/api/1/plugins".into(),
