@@ -208,14 +208,42 @@ pub fn after_signing(
     if issued.not_before != plan.not_before || issued.not_after != plan.not_after {
         return problem("has another validity");
     }
-    if issued
+    let mut signed_dns: Vec<String> = issued
         .alt_names
         .iter()
         .filter(|n| n.kind == "DNSName")
-        .count()
-        != plan.dns_names.len()
-    {
-        return problem("lost subject alternative names");
+        .map(|n| n.value.to_ascii_lowercase())
+        .collect();
+    let mut asked_dns: Vec<String> = plan
+        .dns_names
+        .iter()
+        .map(|n| n.to_ascii_lowercase())
+        .collect();
+    signed_dns.sort_unstable();
+    asked_dns.sort_unstable();
+    if signed_dns != asked_dns {
+        return problem("names other DNS names than were asked for");
+    }
+    let mut signed_ips: Vec<String> = issued
+        .alt_names
+        .iter()
+        .filter(|n| n.kind == "IPAddress")
+        .map(|n| n.value.clone())
+        .collect();
+    let mut asked_ips: Vec<String> = plan.ip_addresses.iter().map(|ip| ip.to_string()).collect();
+    signed_ips.sort_unstable();
+    asked_ips.sort_unstable();
+    if signed_ips != asked_ips {
+        return problem("names other IP addresses than were asked for");
+    }
+    if issued.cn != plan.common_name {
+        return problem("has another common name");
+    }
+    if issued.is_ca || issued.signs_certificates {
+        return problem("could sign certificates (CA:TRUE, keyCertSign or cRLSign)");
+    }
+    if !issued.digital_signature || !issued.server_auth {
+        return problem("lacks digitalSignature or the serverAuth extended key usage");
     }
     if !super::x509::signed_by(&issued.der, ca_der) {
         return problem("does not verify against the authority's certificate");
@@ -394,6 +422,52 @@ mod tests {
             before_signing(&backdated, &private).is_ok(),
             "private authorities may backdate inside their own validity"
         );
+    }
+
+    /// A certificate signed by `ca` for `names`, made by rcgen, as a faulty signer could make it.
+    fn signed(
+        ca: &(rcgen::Certificate, rcgen::KeyPair),
+        names: &[&str],
+        is_ca: bool,
+    ) -> ParsedCertificate {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(
+            names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>(),
+        )
+        .unwrap();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, names[0]);
+        params.not_before = time::OffsetDateTime::from_unix_timestamp(DAY).unwrap();
+        params.not_after = time::OffsetDateTime::from_unix_timestamp(91 * DAY).unwrap();
+        params.serial_number = Some(rcgen::SerialNumber::from(vec![0x42]));
+        params.key_usages = vec![rcgen::KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
+        if is_ca {
+            params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        }
+        let issuer = rcgen::Issuer::from_ca_cert_der(ca.0.der(), &ca.1).unwrap();
+        let certificate = params.signed_by(&key, &issuer).unwrap();
+        super::super::x509::parse(certificate.der(), "test").unwrap()
+    }
+
+    #[test]
+    fn the_signed_certificate_must_say_what_was_asked() {
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca = (ca_params.self_signed(&ca_key).unwrap(), ca_key);
+        let dns = vec!["a.example.com".to_owned()];
+        let asked = plan("a.example.com", &dns, 90);
+        let good = signed(&ca, &["a.example.com"], false);
+        assert!(after_signing(&good, "42", &asked, ca.0.der()).is_ok());
+        let other_name = signed(&ca, &["b.example.com"], false);
+        assert!(
+            after_signing(&other_name, "42", &asked, ca.0.der()).is_err(),
+            "the same number of names is not the same names"
+        );
+        let a_ca = signed(&ca, &["a.example.com"], true);
+        assert!(after_signing(&a_ca, "42", &asked, ca.0.der()).is_err());
     }
 
     #[test]

@@ -71,6 +71,10 @@ pub struct ParsedCertificate {
     pub server_auth: bool,
     /// Extended key usage: TLS client authentication.
     pub client_auth: bool,
+    /// Key usage: may sign certificates or CRLs (keyCertSign or cRLSign).
+    pub signs_certificates: bool,
+    /// Key usage: digitalSignature.
+    pub digital_signature: bool,
     /// Subject and issuer names are equal (self-issued).
     pub subject_matches_issuer: bool,
     /// The SubjectPublicKeyInfo DER.
@@ -265,6 +269,7 @@ pub fn parse(der: &[u8], field: &str) -> Result<ParsedCertificate> {
     let constraints = cert.basic_constraints().ok().flatten().map(|bc| bc.value);
     let is_ca = constraints.is_some_and(|bc| bc.ca);
     let path_len = constraints.and_then(|bc| bc.path_len_constraint);
+    let key_usage = cert.key_usage().ok().flatten().map(|ku| ku.value);
     let usages = cert
         .extended_key_usage()
         .ok()
@@ -294,6 +299,8 @@ pub fn parse(der: &[u8], field: &str) -> Result<ParsedCertificate> {
         path_len,
         server_auth: usages.is_some_and(|eku| eku.server_auth),
         client_auth: usages.is_some_and(|eku| eku.client_auth),
+        signs_certificates: key_usage.is_some_and(|ku| ku.key_cert_sign() || ku.crl_sign()),
+        digital_signature: key_usage.is_some_and(|ku| ku.digital_signature()),
         subject_matches_issuer: cert.subject().as_raw() == cert.issuer().as_raw(),
         spki: cert.public_key().raw.to_vec(),
         sha256: sha256_hex(der),
