@@ -164,7 +164,22 @@ impl Daemon {
 
     /// POST JSON to `path` with an optional bearer token.
     pub fn post(&self, path: &str, token: Option<&str>, body: &Value) -> Reply {
-        Self::send(self.agent.post(format!("{}{path}", self.base)), token, body)
+        self.post_with(path, token, body, &[])
+    }
+
+    /// POST JSON to `path` with an optional bearer token and more headers.
+    pub fn post_with(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        body: &Value,
+        headers: &[(&str, &str)],
+    ) -> Reply {
+        let mut request = self.agent.post(format!("{}{path}", self.base));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        Self::send(request, token, body)
     }
 
     /// PUT JSON to `path` with an optional bearer token.

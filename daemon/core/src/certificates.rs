@@ -359,7 +359,18 @@ pub async fn private_key(app: &App, subject: &Subject, id: i64) -> Result<Zeroiz
         .certificate(id)
         .await?
         .ok_or_else(|| not_found(id))?;
-    authorize(subject, Action::ReadPrivateKey(&record))?;
+    if let Err(denied) = authorize(subject, Action::ReadPrivateKey(&record)) {
+        // A refused attempt on a key is worth knowing about too.
+        let log = LogEntry {
+            certificate_id: Some(id),
+            log_type: "key_view_denied",
+            user_id: subject.user_id(),
+            source_address: subject.source(),
+            details: "",
+        };
+        app.store.log(&log, app.clock.unix()).await?;
+        return Err(denied);
+    }
     let sealed = app
         .store
         .sealed_private_key(id)

@@ -48,6 +48,11 @@ pub struct ServerConfig {
     /// PEM private key for `tls_certificate` (a secret: 0600).
     #[serde(default)]
     pub tls_private_key: Option<PathBuf>,
+    /// Peers whose `X-Real-IP` / `X-Forwarded-For` name the client (the proxy in front): IP
+    /// addresses, or `unix` for the unix socket. Anyone else's headers are ignored, so a client
+    /// cannot choose the address the audit log records.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
 }
 
 /// `[database]`.
@@ -224,6 +229,8 @@ listen = "{listen}"
 # Serve HTTPS directly (no nginx in front): PEM chain and key (0600).
 # tls_certificate = "/etc/lemur/tls/chain.pem"
 # tls_private_key = "/etc/lemur/tls/key.pem"
+# Peers whose X-Real-IP / X-Forwarded-For name the client, e.g. ["unix"] behind the bundled nginx.
+trusted_proxies = []
 
 [database]
 # sqlite:///path/lemur.db (embedded default) or postgres://lemur@db.example.com/lemur (scale-out).

@@ -79,18 +79,39 @@ impl FromRequestParts<Arc<App>> for Caller {
 #[derive(Debug, Clone, Copy)]
 pub struct Peer(pub std::net::SocketAddr);
 
-/// Where a request came from, for the audit log: the TCP peer, or `unix` behind a local proxy.
+/// Where a request came from, for the audit log: the TCP peer (`unix` on the unix socket), or,
+/// when that peer is a trusted proxy (`server.trusted_proxies`), the client it names in
+/// `X-Real-IP` or the last `X-Forwarded-For` entry.
 pub struct ClientAddress(pub String);
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientAddress {
+impl FromRequestParts<Arc<App>> for ClientAddress {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        app: &Arc<App>,
+    ) -> Result<Self, Self::Rejection> {
         let peer = parts
             .extensions
             .get::<axum::extract::ConnectInfo<Peer>>()
-            .map(|info| info.0.0.ip().to_string());
-        Ok(ClientAddress(peer.unwrap_or_else(|| "unix".to_owned())))
+            .map_or_else(|| "unix".to_owned(), |info| info.0.0.ip().to_string());
+        if !app.config.server.trusted_proxies.contains(&peer) {
+            return Ok(ClientAddress(peer));
+        }
+        let header = |name: &str| {
+            parts
+                .headers
+                .get(name)
+                .and_then(|value| value.to_str().ok())
+                .map(str::to_owned)
+        };
+        let named = header("x-real-ip")
+            .or_else(|| {
+                header("x-forwarded-for")
+                    .and_then(|list| list.rsplit(',').next().map(|last| last.trim().to_owned()))
+            })
+            .and_then(|text| text.parse::<std::net::IpAddr>().ok());
+        Ok(ClientAddress(named.map_or(peer, |ip| ip.to_string())))
     }
 }
 

@@ -296,6 +296,36 @@ fn failed_logins_are_throttled_and_audited() {
     );
 }
 
+/// The audit log records the TCP peer, unless the peer is a configured trusted proxy: only then
+/// does `X-Real-IP` or the last `X-Forwarded-For` entry name the client.
+#[test]
+fn only_a_trusted_proxy_names_the_client() {
+    let mut app = Appliance::start(Db::Sqlite);
+    let fail = |app: &Appliance, header: (&str, &str)| {
+        let reply = app.daemon.post_with(
+            "/api/1/auth/login",
+            None,
+            &json!({ "username": "lemur", "password": "not it" }),
+            &[header],
+        );
+        assert_eq!(reply.status, 401, "{}", reply.text);
+        app.query("SELECT source_address FROM logs WHERE log_type = 'login_failed' ORDER BY id DESC LIMIT 1")
+            .trim()
+            .to_owned()
+    };
+    assert_eq!(fail(&app, ("X-Real-IP", "203.0.113.9")), "127.0.0.1");
+    let config = std::fs::read_to_string(app.daemon.config_path()).unwrap();
+    let config = config.replace("trusted_proxies = []", "trusted_proxies = [\"127.0.0.1\"]");
+    std::fs::write(app.daemon.config_path(), config).unwrap();
+    app.daemon.restart();
+    assert_eq!(fail(&app, ("X-Real-IP", "203.0.113.9")), "203.0.113.9");
+    assert_eq!(
+        fail(&app, ("X-Forwarded-For", "198.51.100.1, 203.0.113.10")),
+        "203.0.113.10"
+    );
+    assert_eq!(fail(&app, ("X-Real-IP", "not an address")), "127.0.0.1");
+}
+
 #[test]
 fn sigterm_stops_the_daemon_cleanly() {
     let mut app = Appliance::start(Db::Sqlite);

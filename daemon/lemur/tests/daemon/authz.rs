@@ -264,6 +264,12 @@ fn every_route_answers_every_caller_as_the_matrix_says() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+    // Every refused key view is audited: one per 403 in the key route's row.
+    assert_eq!(
+        app.query("SELECT COUNT(*) FROM logs WHERE log_type = 'key_view_denied'")
+            .trim(),
+        "5"
+    );
 
     // Lists are filtered, not refused: a user sees what they own and no more.
     let list = |token: &Option<String>| {
