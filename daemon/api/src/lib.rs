@@ -20,7 +20,8 @@ pub struct ErrorBody {
     /// What went wrong, for people.
     pub message: String,
     /// `validation`, `not_found`, `conflict`, `unauthorized`, `forbidden`, `rate_limited`,
-    /// `entropy_unhealthy`, `hsm_unavailable`, `database_unavailable` or `internal`.
+    /// `timeout`, `overloaded`, `entropy_unhealthy`, `hsm_unavailable`, `database_unavailable`
+    /// or `internal`.
     pub code: String,
     /// For validation errors: the field (as the request names it) and the problem.
     #[serde(default, skip_serializing_if = "Option::is_none")]

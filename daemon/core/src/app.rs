@@ -69,6 +69,8 @@ pub struct App {
     pub(crate) login_queue: QueueGate,
     /// Failed logins by account name and client address.
     pub(crate) login_throttle: LoginThrottle,
+    /// The latest health verdict.
+    pub(crate) health: crate::health::HealthCache,
 }
 
 impl App {
@@ -103,6 +105,7 @@ impl App {
             password_checks: tokio::sync::Semaphore::new(cpus),
             login_queue: QueueGate::new(LOGINS_WAITING_PER_CPU * cpus),
             login_throttle: LoginThrottle::default(),
+            health: Default::default(),
         })
     }
 

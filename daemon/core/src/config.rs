@@ -53,6 +53,21 @@ pub struct ServerConfig {
     /// cannot choose the address the audit log records.
     #[serde(default)]
     pub trusted_proxies: Vec<String>,
+    /// Seconds a request may take from its headers to its answer (a body sent slowly counts);
+    /// past that it is answered 408.
+    #[serde(default = "default_request_timeout")]
+    pub request_timeout_secs: u64,
+    /// Requests served at once; past that, a request is answered 503 at once rather than queued.
+    #[serde(default = "default_max_in_flight")]
+    pub max_in_flight_requests: usize,
+}
+
+fn default_request_timeout() -> u64 {
+    60
+}
+
+fn default_max_in_flight() -> usize {
+    1024
 }
 
 /// `[database]`.
@@ -231,6 +246,9 @@ listen = "{listen}"
 # tls_private_key = "/etc/lemur/tls/key.pem"
 # Peers whose X-Real-IP / X-Forwarded-For name the client, e.g. ["unix"] behind the bundled nginx.
 trusted_proxies = []
+# Seconds a request may take (a slowly sent body counts), and requests served at once.
+request_timeout_secs = 60
+max_in_flight_requests = 1024
 
 [database]
 # sqlite:///path/lemur.db (embedded default) or postgres://lemur@db.example.com/lemur (scale-out).

@@ -77,6 +77,12 @@ pub enum Error {
     /// The caller may not do this.
     #[error("{0}")]
     Forbidden(String),
+    /// The request took longer than the server allows.
+    #[error("the request took too long; retry it")]
+    RequestTimeout,
+    /// The daemon is serving as many requests as it may: retry shortly.
+    #[error("the daemon is busy; retry in a second")]
+    Overloaded,
     /// Too many requests of this kind: retry after the given time.
     #[error("{reason}")]
     TooManyRequests {
@@ -109,6 +115,8 @@ impl Error {
             Error::Unauthorized(_) => "unauthorized",
             Error::Forbidden(_) => "forbidden",
             Error::TooManyRequests { .. } => "rate_limited",
+            Error::RequestTimeout => "timeout",
+            Error::Overloaded => "overloaded",
             Error::Entropy(_) | Error::Hsm(lemur_hsm::Error::Entropy(_)) => "entropy_unhealthy",
             Error::Hsm(hsm) if hsm.is_unavailable() => "hsm_unavailable",
             Error::Database { .. } => "database_unavailable",
@@ -125,7 +133,7 @@ impl Error {
     pub fn is_transient(&self) -> bool {
         matches!(
             self.code(),
-            "entropy_unhealthy" | "hsm_unavailable" | "database_unavailable"
+            "entropy_unhealthy" | "hsm_unavailable" | "database_unavailable" | "overloaded"
         )
     }
 

@@ -1,9 +1,11 @@
-//! Health: the database, the HSM and entropy, each checked on every call.
+//! Health: the database, the HSM and entropy, each checked at most every few seconds.
 
 use crate::App;
 use crate::error::Result;
 use crate::policy::{Action, Subject, authorize};
 use lemur_entropy::HealthState;
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 /// The result of each check: `Err` holds the reason.
 #[derive(Debug, Clone)]
@@ -23,8 +25,41 @@ impl Checks {
     }
 }
 
-/// Runs every check (for load balancers: no subject, only a verdict is shown).
+/// How long a health verdict is reused: `/healthcheck` needs no sign-in, so without this every
+/// probe (or anyone) would take an HSM session and a database connection.
+const CACHE_SECS: u64 = 5;
+
+/// The latest verdict and when it was reached.
+#[derive(Debug, Default)]
+pub struct HealthCache(Mutex<Option<(Instant, Checks)>>);
+
+/// Every check's verdict, at most [`CACHE_SECS`] old (for load balancers: no subject, only a
+/// verdict is shown).
 pub async fn check(app: &App) -> Checks {
+    let cached = app
+        .health
+        .0
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .as_ref()
+        .filter(|(at, _)| at.elapsed() < Duration::from_secs(CACHE_SECS))
+        .map(|(_, checks)| checks.clone());
+    if let Some(checks) = cached {
+        return checks;
+    }
+    fresh(app).await
+}
+
+/// Every check run now; the verdict is kept for [`check`].
+async fn fresh(app: &App) -> Checks {
+    let checks = run(app).await;
+    *app.health.0.lock().unwrap_or_else(PoisonError::into_inner) =
+        Some((Instant::now(), checks.clone()));
+    checks
+}
+
+/// Runs every check.
+async fn run(app: &App) -> Checks {
     let database = app.store.ping().await.map_err(|e| e.to_string());
     let hsm = app
         .hsm(|hsm| {
@@ -45,9 +80,9 @@ pub async fn check(app: &App) -> Checks {
     }
 }
 
-/// Every check with its reason: the reasons name HSM and entropy internals, so only some roles
-/// may read them.
+/// Every check with its reason, run now: the reasons name HSM and entropy internals, so only
+/// some roles may read them.
 pub async fn details(app: &App, subject: &Subject) -> Result<Checks> {
     authorize(subject, Action::ReadHealthDetails)?;
-    Ok(check(app).await)
+    Ok(fresh(app).await)
 }

@@ -25,13 +25,18 @@ pub use json::{IdPath, JsonBody, QueryParams};
 pub use openapi::ApiDoc;
 pub use serve::serve;
 
+use axum::BoxError;
 use axum::Router;
+use axum::error_handling::HandleErrorLayer;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use axum::routing::{MethodRouter, get, post, put};
 use lemur_core::policy::Subject;
 use lemur_core::{App, Error};
 use std::sync::Arc;
+use std::time::Duration;
+use tower::ServiceBuilder;
+use tower::limit::GlobalConcurrencyLimitLayer;
 
 /// Shared state of every handler.
 pub type AppState = axum::extract::State<Arc<App>>;
@@ -174,8 +179,18 @@ fn handler(route: &Route) -> Option<MethodRouter<Arc<App>>> {
     })
 }
 
+/// What the limits answer: 408 for a request that took too long, 503 when the daemon is full.
+async fn limit_reached(error: BoxError) -> ApiError {
+    if error.is::<tower::timeout::error::Elapsed>() {
+        ApiError::from(Error::RequestTimeout)
+    } else {
+        ApiError::from(Error::Overloaded)
+    }
+}
+
 /// Every route of [`ROUTES`], under `/api/1`.
 pub fn router(app: Arc<App>) -> Router {
+    let limits = app.config.server.clone();
     let api = ROUTES
         .iter()
         .filter_map(|route| Some((route.path, handler(route)?)))
@@ -190,7 +205,16 @@ pub fn router(app: Arc<App>) -> Router {
                 id: "requested".into(),
             })
         })
-        .layer(axum::middleware::from_fn(access::log_request))
+        .layer(
+            ServiceBuilder::new()
+                .layer(axum::middleware::from_fn(access::log_request))
+                .layer(HandleErrorLayer::new(limit_reached))
+                .load_shed()
+                .layer(GlobalConcurrencyLimitLayer::new(
+                    limits.max_in_flight_requests,
+                ))
+                .timeout(Duration::from_secs(limits.request_timeout_secs)),
+        )
         .with_state(app)
 }
 

@@ -434,3 +434,44 @@ fn reset(db: Db) {
     assert_eq!(app.daemon.get("/api/1/auth/me", Some(token)).status, 200);
 }
 on_both_databases!(a_password_reset_revokes_earlier_tokens, reset);
+
+/// A client that sends its body slowly is cut off (408), and while the daemon serves as many
+/// requests as it may, another is answered 503 at once instead of queueing.
+#[test]
+fn slow_requests_time_out_and_a_full_daemon_sheds_load() {
+    use std::io::{Read, Write};
+    let mut app = Appliance::start(Db::Sqlite);
+    let config = std::fs::read_to_string(app.daemon.config_path()).unwrap();
+    let config = config
+        .replace("request_timeout_secs = 60", "request_timeout_secs = 2")
+        .replace(
+            "max_in_flight_requests = 1024",
+            "max_in_flight_requests = 1",
+        );
+    std::fs::write(app.daemon.config_path(), config).unwrap();
+    app.daemon.restart();
+    let address = app.daemon.base.trim_start_matches("http://").to_owned();
+    let mut slow = std::net::TcpStream::connect(&address).unwrap();
+    slow.write_all(
+        b"POST /api/1/auth/login HTTP/1.1\r\nHost: lemur\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{",
+    )
+    .unwrap();
+    // The slow request holds the only slot: another is shed.
+    let mut shed = app.daemon.get("/api/1/healthcheck", None);
+    for _ in 0..20 {
+        if shed.status == 503 {
+            break;
+        }
+        std::thread::park_timeout(std::time::Duration::from_millis(50));
+        shed = app.daemon.get("/api/1/healthcheck", None);
+    }
+    assert_eq!(shed.status, 503, "{}", shed.text);
+    assert_eq!(shed.body["code"], "overloaded", "{}", shed.text);
+    slow.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let mut answer = [0u8; 64];
+    let read = slow.read(&mut answer).unwrap();
+    let status_line = String::from_utf8_lossy(&answer[..read]);
+    assert!(status_line.starts_with("HTTP/1.1 408"), "{status_line}");
+    assert_eq!(app.daemon.get("/api/1/healthcheck", None).status, 200);
+}

@@ -240,3 +240,23 @@ fn postgres_over_verified_tls() {
         "{text}"
     );
 }
+
+/// `/healthcheck` needs no sign-in: a burst of probes reuses one verdict instead of taking a
+/// database connection (and an HSM session) each.
+#[test]
+fn health_probes_reuse_a_recent_verdict() {
+    let app = Appliance::start(Db::Postgres);
+    let postgres = app.postgres.as_ref().unwrap();
+    postgres.query("ALTER SYSTEM SET log_statement = 'all'");
+    postgres.query("SELECT pg_reload_conf()");
+    postgres.query("SELECT 'lemur-marker-health-a'");
+    for _ in 0..20 {
+        assert_eq!(app.daemon.get("/api/1/healthcheck", None).status, 200);
+    }
+    postgres.query("SELECT 'lemur-marker-health-b'");
+    let log = postgres.log();
+    let start = log.find("lemur-marker-health-a").unwrap();
+    let end = log.find("lemur-marker-health-b").unwrap();
+    let pings = log[start..end].matches("CAST(1 AS BIGINT)").count();
+    assert!(pings <= 1, "{pings} database pings for 20 probes");
+}
