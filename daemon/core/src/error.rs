@@ -19,15 +19,16 @@ pub enum Error {
         /// What is wrong, naming the key.
         reason: String,
     },
-    /// A file holding a secret, or the state directory, is readable by others.
-    #[error("{path} is readable by group or others (mode {mode:o}): run `chmod {fix} {path}`")]
+    /// A file holding a secret, the state directory, a directory above them or the PKCS#11
+    /// module can be read or changed by someone it should not.
+    #[error("{path} {problem}: run `{fix}`")]
     Permissions {
         /// The file or directory.
         path: PathBuf,
-        /// Its mode bits.
-        mode: u32,
-        /// The mode to set.
-        fix: &'static str,
+        /// What is wrong (mode bits, owner).
+        problem: String,
+        /// The command that fixes it.
+        fix: String,
     },
     /// Reading or writing a local file failed.
     #[error("{context}: {source}")]

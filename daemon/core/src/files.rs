@@ -1,21 +1,111 @@
-//! Local files holding secrets: created 0600, refused when others can read them.
+//! Local files holding secrets: created 0600, refused when anyone but their owner (this
+//! process's user) can read them, or when a directory above them, or the code the daemon loads,
+//! could be changed by someone else.
 
 use crate::error::{Error, Result};
 use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
-/// Fails with the fix when `path` can be read (or, for a directory, entered) by group or others.
+/// This process's effective user id.
+pub fn effective_uid() -> u32 {
+    rustix::process::geteuid().as_raw()
+}
+
+/// Whether this process runs as root.
+pub fn is_root() -> bool {
+    effective_uid() == 0
+}
+
+fn metadata(path: &Path) -> Result<std::fs::Metadata> {
+    std::fs::metadata(path).map_err(Error::io(format!("reading {}", path.display())))
+}
+
+fn refuse(path: &Path, problem: String, fix: String) -> Error {
+    Error::Permissions {
+        path: path.to_owned(),
+        problem,
+        fix,
+    }
+}
+
+/// Fails with the fix when `path` is not owned by this process's user, or can be read (or, for
+/// a directory, entered) by group or others, or lies below a directory someone else could
+/// change.
 pub fn check_private(path: &Path) -> Result<()> {
-    let metadata =
-        std::fs::metadata(path).map_err(Error::io(format!("reading {}", path.display())))?;
-    let mode = metadata.permissions().mode() & 0o777;
+    let found = metadata(path)?;
+    let uid = effective_uid();
+    if found.uid() != uid {
+        return Err(refuse(
+            path,
+            format!(
+                "is owned by uid {}, not by this process's uid {uid}",
+                found.uid()
+            ),
+            format!("chown {uid} {}", path.display()),
+        ));
+    }
+    let mode = found.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
-        return Err(Error::Permissions {
-            path: path.to_owned(),
-            mode,
-            fix: if metadata.is_dir() { "700" } else { "600" },
-        });
+        let fix = if found.is_dir() { "700" } else { "600" };
+        return Err(refuse(
+            path,
+            format!("is readable by group or others (mode {mode:o})"),
+            format!("chmod {fix} {}", path.display()),
+        ));
+    }
+    check_parents(path)
+}
+
+/// Fails with the fix when `path` (code the daemon loads, such as the PKCS#11 module) or a
+/// directory above it could be changed by anyone but root or this process's user.
+pub fn check_not_writable_by_others(path: &Path) -> Result<()> {
+    let found = metadata(path)?;
+    check_trusted_owner(path, &found)?;
+    if found.permissions().mode() & 0o022 != 0 {
+        return Err(refuse(
+            path,
+            "is writable by group or others".into(),
+            format!("chmod go-w {}", path.display()),
+        ));
+    }
+    check_parents(path)
+}
+
+fn check_trusted_owner(path: &Path, found: &std::fs::Metadata) -> Result<()> {
+    let uid = effective_uid();
+    if found.uid() != 0 && found.uid() != uid {
+        return Err(refuse(
+            path,
+            format!(
+                "is owned by uid {}, neither root nor this process's uid {uid}",
+                found.uid()
+            ),
+            format!("chown root {}", path.display()),
+        ));
+    }
+    Ok(())
+}
+
+/// Every directory above `path` is owned by root or this process's user, and not writable by
+/// group or others unless it is sticky (as `/tmp`), where others cannot replace what is ours.
+fn check_parents(path: &Path) -> Result<()> {
+    let absolute =
+        std::path::absolute(path).map_err(Error::io(format!("resolving {}", path.display())))?;
+    for directory in absolute.ancestors().skip(1) {
+        let found = metadata(directory)?;
+        check_trusted_owner(directory, &found)?;
+        let mode = found.permissions().mode();
+        if mode & 0o022 != 0 && mode & 0o1000 == 0 {
+            return Err(refuse(
+                directory,
+                format!(
+                    "is writable by group or others (mode {:o}), so what lies below can be replaced",
+                    mode & 0o7777
+                ),
+                format!("chmod go-w {}", directory.display()),
+            ));
+        }
     }
     Ok(())
 }
@@ -45,4 +135,61 @@ pub fn random_hex(len: usize) -> Result<zeroize::Zeroizing<String>> {
     ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
         .map_err(|_| Error::Ca("the OS random number generator failed".into()))?;
     Ok(zeroize::Zeroizing::new(crate::ca::x509::hex(&bytes)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set_mode(path: &Path, mode: u32) {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    #[test]
+    fn secrets_must_be_ours_private_and_below_safe_directories() {
+        let base = tempfile::tempdir().unwrap();
+        let dir = base.path().join("state");
+        create_private_dir(&dir).unwrap();
+        let secret = dir.join("secret");
+        write_private(&secret, b"x").unwrap();
+        assert!(check_private(&secret).is_ok());
+        set_mode(&secret, 0o640);
+        assert!(
+            check_private(&secret)
+                .unwrap_err()
+                .to_string()
+                .contains("chmod 600")
+        );
+        set_mode(&secret, 0o600);
+        set_mode(&dir, 0o777);
+        let error = check_private(&secret).unwrap_err().to_string();
+        assert!(
+            error.contains("chmod go-w") && error.contains("state"),
+            "{error}"
+        );
+        set_mode(&dir, 0o1777);
+        assert!(check_private(&secret).is_ok(), "a sticky directory is safe");
+        set_mode(&dir, 0o700);
+        if is_root() {
+            std::os::unix::fs::chown(&secret, Some(65534), None).unwrap();
+            let error = check_private(&secret).unwrap_err().to_string();
+            assert!(error.contains("owned by uid 65534"), "{error}");
+        }
+    }
+
+    #[test]
+    fn loaded_code_must_not_be_writable_by_others() {
+        let base = tempfile::tempdir().unwrap();
+        let module = base.path().join("module.so");
+        std::fs::write(&module, b"\x7fELF").unwrap();
+        set_mode(&module, 0o644);
+        assert!(check_not_writable_by_others(&module).is_ok());
+        set_mode(&module, 0o666);
+        assert!(
+            check_not_writable_by_others(&module)
+                .unwrap_err()
+                .to_string()
+                .contains("go-w")
+        );
+    }
 }

@@ -2,7 +2,7 @@
 //! serves until SIGTERM or SIGINT, letting requests in flight finish.
 
 use lemur_core::config::Config;
-use lemur_core::files::check_private;
+use lemur_core::files::{check_not_writable_by_others, check_private, is_root};
 use lemur_core::{App, Error, Result, clock};
 use std::path::Path;
 use std::sync::Arc;
@@ -17,16 +17,6 @@ pub enum Mode {
     Development,
 }
 
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status").is_ok_and(|status| {
-        status
-            .lines()
-            .find(|l| l.starts_with("Uid:"))
-            .and_then(|l| l.split_whitespace().nth(2))
-            == Some("0")
-    })
-}
-
 /// Refuses configuration, secrets or state readable by others, then root in production.
 pub fn preflight(config_path: &Path, config: &Config, mode: Mode) -> Result<()> {
     check_private(config_path)?;
@@ -34,6 +24,14 @@ pub fn preflight(config_path: &Path, config: &Config, mode: Mode) -> Result<()> 
     for secret in config.secret_files() {
         check_private(secret)?;
     }
+    // A database file outside the private state directory must be private itself.
+    if let Some(file) = config.database.url.strip_prefix("sqlite://").map(Path::new)
+        && file.exists()
+        && !file.starts_with(&config.state_dir)
+    {
+        check_private(file)?;
+    }
+    check_not_writable_by_others(&config.hsm.module_path())?;
     if is_root() {
         match mode {
             Mode::Production => {

@@ -220,6 +220,27 @@ fn start_refuses_readable_secrets_then_root() {
         "{message}"
     );
     std::fs::set_permissions(&pin, std::fs::Permissions::from_mode(0o600)).unwrap();
+    // A PKCS#11 module others could replace is code they could run inside the daemon.
+    let module = installation.dir.path().join("module.so");
+    std::fs::copy(lemur_hsm::resolve_module(None), &module).unwrap();
+    std::fs::set_permissions(&module, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let config = std::fs::read_to_string(installation.config()).unwrap();
+    let with_module = config.replace(
+        "token = \"lemur\"",
+        &format!(
+            "module = {:?}\ntoken = \"lemur\"",
+            module.display().to_string()
+        ),
+    );
+    std::fs::write(installation.config(), with_module).unwrap();
+    let writable = installation.lemur(&["start"]);
+    assert!(!writable.status.success());
+    assert!(
+        text(&writable).contains("module.so") && text(&writable).contains("go-w"),
+        "{}",
+        text(&writable)
+    );
+    std::fs::write(installation.config(), config).unwrap();
     let as_root = installation.lemur(&["start"]);
     if std::fs::read_to_string("/proc/self/status")
         .unwrap()
