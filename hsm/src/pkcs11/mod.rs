@@ -37,6 +37,8 @@ pub struct Pkcs11KeyStore {
     handles: Mutex<HashMap<KeyUri, (u64, ObjectHandle)>>,
     /// The newest KEK version seen, so sealing does not list the token every time.
     current_kek: Mutex<Option<u32>>,
+    /// Where sealing nonces come from.
+    nonces: seal::NonceSequence,
 }
 
 impl Pkcs11KeyStore {
@@ -67,6 +69,7 @@ impl Pkcs11KeyStore {
             kek_label: config.kek_label.clone(),
             handles: Mutex::new(HashMap::new()),
             current_kek: Mutex::new(None),
+            nonces: seal::NonceSequence::default(),
         })
     }
 
@@ -161,6 +164,22 @@ fn pss_params() -> PkcsPssParams {
         mgf: PkcsMgfType::MGF1_SHA256,
         s_len: 32.into(),
     }
+}
+
+/// The repetition count test on the bytes of one draw: the health monitor judges samples, this
+/// judges what is actually used, so a token RNG that sticks between checks is caught at once.
+fn check_draw(bytes: &[u8]) -> Result<()> {
+    let config = lemur_entropy::CheckConfig::default();
+    let cutoff = lemur_entropy::cutoff::repetition_count(config.min_entropy_bits, config.alpha_exp);
+    let mut test = lemur_entropy::RepetitionCountTest::new(cutoff);
+    for &byte in bytes {
+        test.feed(byte).map_err(|failure| {
+            Error::Entropy(lemur_entropy::Error::Unhealthy {
+                reason: format!("the token's random bytes: {failure}"),
+            })
+        })?;
+    }
+    Ok(())
 }
 
 impl KeyStore for Pkcs11KeyStore {
@@ -263,8 +282,10 @@ impl KeyStore for Pkcs11KeyStore {
     }
 
     fn random(&self, buf: &mut [u8]) -> Result<()> {
+        self.entropy.ensure_healthy()?;
         self.pool
-            .run(|lease| lease.generate_random_slice(buf).map_err(Error::from))
+            .run(|lease| lease.generate_random_slice(buf).map_err(Error::from))?;
+        check_draw(buf)
     }
 
     fn generate_exportable_key_pair(
@@ -273,5 +294,16 @@ impl KeyStore for Pkcs11KeyStore {
     ) -> Result<crate::ExportableKeyPair> {
         self.entropy.ensure_healthy()?;
         self.pool.run(|lease| export::generate(lease, algorithm))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stuck_draw_is_refused() {
+        assert!(check_draw(&[0x5a; 16]).is_err());
+        assert!(check_draw(&[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16]).is_ok());
     }
 }

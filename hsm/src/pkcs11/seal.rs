@@ -12,7 +12,7 @@ use cryptoki::mechanism::Mechanism;
 use cryptoki::mechanism::aead::GcmParams;
 use cryptoki::object::{Attribute, KeyType, ObjectClass};
 use serde::Serialize;
-use std::sync::PoisonError;
+use std::sync::{Mutex, PoisonError};
 use zeroize::Zeroizing;
 
 const TAG_BITS: u64 = 128;
@@ -165,22 +165,69 @@ impl Pkcs11KeyStore {
     }
 }
 
+/// Sealing nonces, unique by construction (NIST SP 800-38D's deterministic construction): a
+/// random 64-bit prefix drawn once per process (through the entropy gate), then a 32-bit counter.
+/// A weak RNG cannot repeat a nonce within a process; a new prefix is drawn before the counter
+/// wraps.
+#[derive(Debug, Default)]
+pub(super) struct NonceSequence(Mutex<Option<([u8; 8], u32)>>);
+
+impl NonceSequence {
+    /// The next nonce, drawing a prefix with `draw` when there is none or the counter is spent.
+    pub(super) fn next(
+        &self,
+        draw: impl FnOnce(&mut [u8]) -> Result<()>,
+    ) -> Result<[u8; NONCE_LEN]> {
+        let mut state = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let (prefix, counter) = match *state {
+            Some((prefix, counter)) if counter < u32::MAX => (prefix, counter),
+            _ => {
+                let mut prefix = [0u8; 8];
+                draw(&mut prefix)?;
+                (prefix, 0)
+            }
+        };
+        *state = Some((prefix, counter + 1));
+        let mut nonce = [0u8; NONCE_LEN];
+        nonce[..8].copy_from_slice(&prefix);
+        nonce[8..].copy_from_slice(&counter.to_be_bytes());
+        Ok(nonce)
+    }
+}
+
+/// Fails when the token replaced the IV it was given: some HSMs in FIPS mode (CloudHSM, Luna)
+/// generate the GCM IV themselves and write it back, and an envelope holding the IV we asked
+/// for would never open again.
+fn iv_kept(asked: &[u8], used: &[u8]) -> Result<()> {
+    if asked == used {
+        Ok(())
+    } else {
+        Err(Error::Unsupported(
+            "the token generated its own AES-GCM IV; sealing needs a token that uses the IV it is given"
+                .into(),
+        ))
+    }
+}
+
 impl Sealer for Pkcs11KeyStore {
     fn seal(&self, plaintext: &[u8], context: &[u8]) -> Result<Vec<u8>> {
         let version = self.current_kek_version()?;
-        let mut nonce = [0u8; NONCE_LEN];
-        crate::KeyStore::random(self, &mut nonce)?;
+        let nonce = self
+            .nonces
+            .next(|prefix| crate::KeyStore::random(self, prefix))?;
         let header = Header {
             kek_label: self.kek_label.clone(),
             kek_version: version,
             nonce,
         };
         let aad = header.aad(context)?;
-        let sealed = self.with_handle(&self.kek_uri(version), |session, kek| {
+        let (sealed, iv) = self.with_handle(&self.kek_uri(version), |session, kek| {
             let mut iv = nonce;
             let params = GcmParams::new(&mut iv, &aad, TAG_BITS.into())?;
-            session.encrypt(&Mechanism::AesGcm(params), kek, plaintext)
+            let sealed = session.encrypt(&Mechanism::AesGcm(params), kek, plaintext)?;
+            Ok((sealed, iv))
         })?;
+        iv_kept(&nonce, &iv)?;
         let mut envelope = header.encode()?;
         envelope.extend_from_slice(&sealed);
         Ok(envelope)
@@ -210,5 +257,31 @@ impl Sealer for Pkcs11KeyStore {
             Err(Error::Pkcs11 { .. }) => Err(Error::SealAuthentication),
             Err(other) => Err(other),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nonces_never_repeat_even_when_the_rng_does() {
+        let sequence = NonceSequence::default();
+        let stuck = |prefix: &mut [u8]| {
+            prefix.fill(7);
+            Ok(())
+        };
+        let first = sequence.next(stuck).unwrap();
+        let second = sequence.next(stuck).unwrap();
+        assert_ne!(first, second);
+        assert_eq!(first[..8], second[..8], "one prefix per process");
+        let refused = NonceSequence::default().next(|_| Err(Error::Unsupported("stuck".into())));
+        assert!(refused.is_err(), "no nonce without a healthy draw");
+    }
+
+    #[test]
+    fn an_iv_the_token_replaced_is_refused() {
+        assert!(iv_kept(&[1; NONCE_LEN], &[1; NONCE_LEN]).is_ok());
+        assert!(iv_kept(&[1; NONCE_LEN], &[2; NONCE_LEN]).is_err());
     }
 }

@@ -150,6 +150,9 @@ fn key_generation_is_refused_while_entropy_health_fails() {
     );
     assert!(matches!(store.create_kek(), Err(Error::Entropy(_))));
     assert!(store.list().unwrap().is_empty());
+    // Every draw is gated (serial numbers and sealing nonces come from it).
+    let mut serial = [0u8; 16];
+    assert!(matches!(store.random(&mut serial), Err(Error::Entropy(_))));
 }
 
 #[test]
