@@ -164,6 +164,15 @@ pub enum Error {
         /// Its newest version.
         version: u32,
     },
+    /// A key that must never leave the token could: it is extractable, not sensitive, or not a
+    /// token object (or, for a KEK, not a 256-bit AES key).
+    #[error("key {uri} is not protected by the token ({reason}); refusing to use it")]
+    KeyNotProtected {
+        /// The key.
+        uri: String,
+        /// What is wrong.
+        reason: String,
+    },
     /// The token returned data this crate cannot interpret (a public key attribute, a signature).
     #[error("unexpected data from the token: {0}")]
     Malformed(String),

@@ -72,10 +72,35 @@ pub struct KeyInfo {
     pub extractable: bool,
     /// A token object (persistent) rather than a session object.
     pub persistent: bool,
+    /// CKA_LOCAL: generated inside the token, its value never known outside it (false for an
+    /// imported or unwrapped key).
+    pub local: bool,
 }
 
 fn serialize_display<S: serde::Serializer>(uri: &KeyUri, s: S) -> Result<S::Ok, S::Error> {
     s.collect_str(uri)
+}
+
+impl KeyInfo {
+    /// Fails unless the key cannot leave the token: sensitive, not extractable, a token object.
+    pub fn ensure_protected(&self) -> Result<()> {
+        let problems: Vec<&str> = [
+            (!self.sensitive, "not sensitive"),
+            (self.extractable, "extractable"),
+            (!self.persistent, "a session object"),
+        ]
+        .into_iter()
+        .filter_map(|(bad, what)| bad.then_some(what))
+        .collect();
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(crate::Error::KeyNotProtected {
+                uri: self.uri.to_string(),
+                reason: problems.join(", "),
+            })
+        }
+    }
 }
 
 /// Asymmetric keys that live in an HSM.
@@ -100,6 +125,8 @@ pub trait KeyStore: Send + Sync {
     fn destroy(&self, key: &KeyUri) -> Result<()>;
     /// Every private and secret key in the token.
     fn list(&self) -> Result<Vec<KeyInfo>>;
+    /// What the token says about the key `key`.
+    fn describe(&self, key: &KeyUri) -> Result<KeyInfo>;
     /// Fills `buf` from the token's RNG.
     fn random(&self, buf: &mut [u8]) -> Result<()>;
     /// Generates an end-entity key pair in the token and exports it (the token's key generation
@@ -116,4 +143,37 @@ pub trait Sealer: Send + Sync {
     /// Decrypts an envelope made by [`Sealer::seal`] with any KEK version still in the token. Fails
     /// with [`crate::Error::SealAuthentication`] if the envelope or context was changed.
     fn unseal(&self, envelope: &[u8], context: &[u8]) -> Result<Zeroizing<Vec<u8>>>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(sensitive: bool, extractable: bool, persistent: bool) -> KeyInfo {
+        KeyInfo {
+            uri: "pkcs11:token=t;object=k;type=private"
+                .parse()
+                .unwrap_or_else(|_| unreachable!()),
+            label: "k".into(),
+            class: KeyClass::Private,
+            key_type: "p256".into(),
+            sensitive,
+            extractable,
+            persistent,
+            local: true,
+        }
+    }
+
+    #[test]
+    fn only_keys_that_cannot_leave_the_token_are_protected() {
+        assert!(info(true, false, true).ensure_protected().is_ok());
+        for (key, problem) in [
+            (info(false, false, true), "not sensitive"),
+            (info(true, true, true), "extractable"),
+            (info(true, false, false), "session object"),
+        ] {
+            let error = key.ensure_protected().unwrap_err().to_string();
+            assert!(error.contains(problem), "{error}");
+        }
+    }
 }

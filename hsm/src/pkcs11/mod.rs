@@ -39,6 +39,8 @@ pub struct Pkcs11KeyStore {
     current_kek: Mutex<Option<u32>>,
     /// Where sealing nonces come from.
     nonces: seal::NonceSequence,
+    /// KEK versions whose attributes were checked.
+    checked_keks: Mutex<std::collections::HashSet<u32>>,
 }
 
 impl Pkcs11KeyStore {
@@ -70,6 +72,7 @@ impl Pkcs11KeyStore {
             handles: Mutex::new(HashMap::new()),
             current_kek: Mutex::new(None),
             nonces: seal::NonceSequence::default(),
+            checked_keks: Mutex::new(std::collections::HashSet::new()),
         })
     }
 
@@ -278,6 +281,19 @@ impl KeyStore for Pkcs11KeyStore {
             }
             keys.sort_by(|a, b| a.label.cmp(&b.label));
             Ok(keys)
+        })
+    }
+
+    fn describe(&self, key: &KeyUri) -> Result<KeyInfo> {
+        let class = objects::class_of(key);
+        let kind = if class == ObjectClass::SECRET_KEY {
+            KeyClass::Secret
+        } else {
+            KeyClass::Private
+        };
+        self.pool.run(|lease| {
+            let handle = objects::find_required(lease, key, class)?;
+            objects::describe(lease, self.token_label(), handle, kind)
         })
     }
 

@@ -60,7 +60,7 @@ fn curve_oid(algorithm: KeyAlgorithm) -> &'static [u8] {
 }
 
 /// The search template for `class` objects matching `uri`.
-fn template(uri: &KeyUri, class: ObjectClass) -> Vec<Attribute> {
+pub(super) fn template(uri: &KeyUri, class: ObjectClass) -> Vec<Attribute> {
     let mut template = vec![Attribute::Class(class)];
     if let Some(label) = uri.object() {
         template.push(Attribute::Label(label.as_bytes().to_vec()));
@@ -129,6 +129,7 @@ fn flag(attributes: &[Attribute], wanted: AttributeType) -> bool {
             (AttributeType::Sensitive, Attribute::Sensitive(true))
                 | (AttributeType::Extractable, Attribute::Extractable(true))
                 | (AttributeType::Token, Attribute::Token(true))
+                | (AttributeType::Local, Attribute::Local(true))
         )
     })
 }
@@ -176,6 +177,7 @@ pub(super) fn describe(
             AttributeType::Sensitive,
             AttributeType::Extractable,
             AttributeType::Token,
+            AttributeType::Local,
         ],
     )?;
     let label =
@@ -208,6 +210,7 @@ pub(super) fn describe(
         sensitive: flag(&attributes, AttributeType::Sensitive),
         extractable: flag(&attributes, AttributeType::Extractable),
         persistent: flag(&attributes, AttributeType::Token),
+        local: flag(&attributes, AttributeType::Local),
     })
 }
 

@@ -34,6 +34,43 @@ fn display<S: serde::Serializer>(uri: &KeyUri, s: S) -> Result<S::Ok, S::Error> 
 }
 
 impl Pkcs11KeyStore {
+    /// Fails unless KEK `version` is a protected 256-bit AES key in the token (anyone who can log
+    /// in could otherwise plant an extractable key under the next version's label); checked once
+    /// per version and process.
+    fn ensure_kek_protected(&self, version: u32) -> Result<()> {
+        if self
+            .checked_keks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(&version)
+        {
+            return Ok(());
+        }
+        let info = crate::KeyStore::describe(self, &self.kek_uri(version))?;
+        info.ensure_protected()?;
+        let wrong = if info.key_type != "aes256" {
+            Some(format!(
+                "a KEK must be a 256-bit AES key, not {}",
+                info.key_type
+            ))
+        } else if !info.local {
+            Some("a KEK must be generated in the token; this one was imported".to_owned())
+        } else {
+            None
+        };
+        if let Some(reason) = wrong {
+            return Err(Error::KeyNotProtected {
+                uri: info.uri.to_string(),
+                reason,
+            });
+        }
+        self.checked_keks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(version);
+        Ok(())
+    }
+
     fn kek_uri(&self, version: u32) -> KeyUri {
         KeyUri::labelled(
             self.token_label(),
@@ -121,10 +158,27 @@ impl Pkcs11KeyStore {
             Attribute::Label(label.into_bytes()),
             Attribute::Id(format!("kek{version}").into_bytes()),
         ];
+        let uri = self.kek_uri(version);
         self.pool.run(|lease| {
-            lease
-                .generate_key(&Mechanism::AesKeyGen, &template)
-                .map_err(Error::from)
+            // Another process may be creating the same version: the label must be free before,
+            // and ours alone after, or ours is destroyed and theirs stands.
+            if objects::find(lease, &uri, ObjectClass::SECRET_KEY)?.is_some() {
+                return Err(Error::KekExists {
+                    label: self.kek_label.clone(),
+                    version,
+                });
+            }
+            let ours = lease.generate_key(&Mechanism::AesKeyGen, &template)?;
+            let unique = matches!(lease.find_objects(&objects::template(&uri, ObjectClass::SECRET_KEY))?.as_slice(), [one] if *one == ours);
+            if unique {
+                Ok(())
+            } else {
+                lease.destroy_object(ours)?;
+                Err(Error::KekExists {
+                    label: self.kek_label.clone(),
+                    version,
+                })
+            }
         })?;
         *self
             .current_kek
@@ -212,6 +266,7 @@ fn iv_kept(asked: &[u8], used: &[u8]) -> Result<()> {
 impl Sealer for Pkcs11KeyStore {
     fn seal(&self, plaintext: &[u8], context: &[u8]) -> Result<Vec<u8>> {
         let version = self.current_kek_version()?;
+        self.ensure_kek_protected(version)?;
         let nonce = self
             .nonces
             .next(|prefix| crate::KeyStore::random(self, prefix))?;
@@ -242,6 +297,15 @@ impl Sealer for Pkcs11KeyStore {
             });
         }
         let aad = header.aad(context)?;
+        match self.ensure_kek_protected(header.kek_version) {
+            Err(Error::KeyNotFound { .. }) => {
+                return Err(Error::KekNotFound {
+                    label: header.kek_label,
+                    version: header.kek_version,
+                });
+            }
+            checked => checked?,
+        }
         let uri = self.kek_uri(header.kek_version);
         let opened = self.with_handle(&uri, |session, kek| {
             let mut iv = header.nonce;

@@ -124,3 +124,45 @@ fn a_rotation_by_another_process_is_picked_up() {
         2
     );
 }
+
+/// Anyone who can log in to the token could plant a key under the next KEK version's label: a
+/// KEK whose value was known outside the token (imported) or could leave it is refused, and
+/// nothing is sealed with it.
+#[test]
+fn a_planted_kek_version_is_refused() {
+    let token = TempToken::new();
+    let store = token.open();
+    store.create_kek().unwrap();
+    let sealed = store.seal(b"secret", b"c").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("aes.key");
+    std::fs::write(&key, [0x42u8; 32]).unwrap();
+    let pin = std::fs::read_to_string(&token.pin_file).unwrap();
+    let planted = std::process::Command::new("softhsm2-util")
+        .env("SOFTHSM2_CONF", lemur_testkit::softhsm_conf())
+        .args(["--import"])
+        .arg(&key)
+        .args([
+            "--aes",
+            "--token",
+            &token.label,
+            "--label",
+            "lemur-kek-v2",
+            "--id",
+            "99",
+        ])
+        .args(["--pin", pin.trim()])
+        .output()
+        .unwrap();
+    assert!(planted.status.success(), "{planted:?}");
+    let refused = store.seal(b"secret", b"c").unwrap_err();
+    assert!(
+        matches!(&refused, Error::KeyNotProtected { uri, .. } if uri.contains("lemur-kek-v2")),
+        "{refused}"
+    );
+    assert_eq!(
+        store.unseal(&sealed, b"c").unwrap().as_slice(),
+        b"secret",
+        "what the real KEK sealed still opens"
+    );
+}

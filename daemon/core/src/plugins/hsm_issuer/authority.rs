@@ -207,8 +207,13 @@ async fn import(
     let der = x509::first_certificate(body, "body")?;
     let parsed = x509::parse(&der, "body")?;
     let lookup = uri.clone();
+    // The key must not be able to leave the token: an adopted CA key that is extractable or
+    // not sensitive would make this CA's security no better than its copies'.
     let public = app
-        .hsm(move |keys| keys.public_key(&lookup).map_err(Error::from))
+        .hsm(move |keys| {
+            keys.describe(&lookup)?.ensure_protected()?;
+            keys.public_key(&lookup).map_err(Error::from)
+        })
         .await
         .map_err(|e| {
             // An HSM that is away is an outage (503), not a bad key URI.
