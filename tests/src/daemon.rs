@@ -96,6 +96,11 @@ impl Daemon {
         self.base = base;
     }
 
+    /// The daemon's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// What the daemon logged so far (its warnings and errors also go to this process's stderr).
     pub fn log(&self) -> String {
         self.log.lock().map(|log| log.clone()).unwrap_or_default()

@@ -12,6 +12,22 @@ pub fn effective_uid() -> u32 {
     rustix::process::geteuid().as_raw()
 }
 
+/// Keeps secrets out of core dumps: no core files, and no ptrace or `/proc/<pid>/mem` access for
+/// other processes of the same user (`PR_SET_DUMPABLE` 0). Called first thing by every command.
+pub fn forbid_core_dumps() -> Result<()> {
+    use rustix::process::{DumpableBehavior, Resource, Rlimit, set_dumpable_behavior, setrlimit};
+    setrlimit(
+        Resource::Core,
+        Rlimit {
+            current: Some(0),
+            maximum: Some(0),
+        },
+    )
+    .map_err(|e| Error::io("setting RLIMIT_CORE to 0")(e.into()))?;
+    set_dumpable_behavior(DumpableBehavior::NotDumpable)
+        .map_err(|e| Error::io("clearing PR_SET_DUMPABLE")(e.into()))
+}
+
 /// Whether this process runs as root.
 pub fn is_root() -> bool {
     effective_uid() == 0

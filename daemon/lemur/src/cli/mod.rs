@@ -119,6 +119,10 @@ enum Command {
 /// Parses the command line, runs the command, and turns failures into a message and exit code 1.
 pub fn main() -> std::process::ExitCode {
     crate::logging::init();
+    if let Err(error) = lemur_core::files::forbid_core_dumps() {
+        eprintln!("lemur: error: {error}");
+        return std::process::ExitCode::FAILURE;
+    }
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

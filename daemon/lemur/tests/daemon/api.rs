@@ -329,6 +329,17 @@ fn only_a_trusted_proxy_names_the_client() {
 #[test]
 fn sigterm_stops_the_daemon_cleanly() {
     let mut app = Appliance::start(Db::Sqlite);
+    // A crash must not write the daemon's memory (keys, PINs) to a core file.
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", app.daemon.pid())).unwrap();
+    let core = limits
+        .lines()
+        .find(|l| l.starts_with("Max core file size"))
+        .unwrap();
+    assert_eq!(
+        core.split_whitespace().skip(4).take(2).collect::<Vec<_>>(),
+        ["0", "0"],
+        "{core}"
+    );
     assert!(app.daemon.stop(), "the daemon should exit 0 on SIGTERM");
 }
 
