@@ -5,6 +5,7 @@
 use crate::auth::throttle::{LoginThrottle, QueueGate};
 use crate::auth::token::TokenKeys;
 use crate::ca::material::SigningCache;
+use crate::ca::suffixes::PublicSuffixes;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::error::{Error, Result};
@@ -71,6 +72,8 @@ pub struct App {
     pub(crate) login_throttle: LoginThrottle,
     /// The latest health verdict.
     pub(crate) health: crate::health::HealthCache,
+    /// The public suffix list, if installed (CA/Browser Forum compliant issuance needs it).
+    pub(crate) suffixes: Option<PublicSuffixes>,
 }
 
 impl App {
@@ -92,6 +95,13 @@ impl App {
             Arc::clone(&clock),
         )?;
         let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let suffixes = match PublicSuffixes::load(&config.names.public_suffix_list) {
+            Ok(list) => Some(list),
+            Err(error) => {
+                log::warn!("{error}: CA/Browser Forum compliant authorities cannot issue");
+                None
+            }
+        };
         Ok(Self {
             config,
             store,
@@ -106,6 +116,7 @@ impl App {
             login_queue: QueueGate::new(LOGINS_WAITING_PER_CPU * cpus),
             login_throttle: LoginThrottle::default(),
             health: Default::default(),
+            suffixes,
         })
     }
 

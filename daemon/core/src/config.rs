@@ -32,6 +32,9 @@ pub struct Config {
     /// Entropy health checks.
     #[serde(default)]
     pub entropy: EntropyConfig,
+    /// What names certificates may carry.
+    #[serde(default)]
+    pub names: NamesConfig,
     /// Directory for the daemon's state (SQLite database, runtime files).
     pub state_dir: PathBuf,
 }
@@ -155,6 +158,27 @@ impl Default for Defaults {
     }
 }
 
+/// `[names]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NamesConfig {
+    /// The public suffix list, which CA/Browser Forum compliant issuance checks names against.
+    #[serde(default = "default_public_suffix_list")]
+    pub public_suffix_list: PathBuf,
+}
+
+fn default_public_suffix_list() -> PathBuf {
+    PathBuf::from(crate::ca::suffixes::DEBIAN_LIST)
+}
+
+impl Default for NamesConfig {
+    fn default() -> Self {
+        Self {
+            public_suffix_list: default_public_suffix_list(),
+        }
+    }
+}
+
 /// `[entropy]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -225,6 +249,7 @@ pub fn template(
     hsm_environment: &[(&str, &str)],
 ) -> String {
     let state = state_dir.display();
+    let suffixes = crate::ca::suffixes::DEBIAN_LIST;
     let environment = hsm_environment
         .iter()
         .map(|(name, value)| format!("{name} = {value:?}"))
@@ -293,6 +318,11 @@ validity_days = 365
 recheck_interval_secs = 600
 # Hardware RNG devices to health-test as well, e.g. ["/dev/hwrng"].
 devices = []
+
+[names]
+# The public suffix list (Debian's publicsuffix package), against which CA/Browser Forum
+# compliant authorities check names: a registered TLD, no wildcard over a public suffix.
+public_suffix_list = "{suffixes}"
 "#
     )
 }

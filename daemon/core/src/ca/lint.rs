@@ -2,6 +2,7 @@
 //! is never signed) and after (the signed certificate says what was asked and verifies).
 
 use super::names::valid_dns_name;
+use super::suffixes::PublicSuffixes;
 use super::x509::ParsedCertificate;
 use crate::error::{Error, Result};
 
@@ -22,7 +23,7 @@ pub struct Plan<'a> {
 }
 
 /// The issuing authority's limits.
-pub struct Limits {
+pub struct Limits<'a> {
     /// The CA certificate's validity.
     pub ca_not_before: i64,
     /// The CA certificate's validity.
@@ -33,6 +34,8 @@ pub struct Limits {
     pub cab_compliant: bool,
     /// When the certificate is signed (now).
     pub signing_time: i64,
+    /// The public suffix list, which CA/Browser Forum compliant issuance needs.
+    pub suffixes: Option<&'a PublicSuffixes>,
 }
 
 /// How far a CA/Browser Forum compliant certificate's notBefore may lie from its signing time:
@@ -60,7 +63,7 @@ pub fn cabf_max_validity_secs(not_before: i64) -> i64 {
 }
 
 /// Refuses a plan that would make a non-conforming certificate, naming the field.
-pub fn before_signing(plan: &Plan<'_>, limits: &Limits) -> Result<()> {
+pub fn before_signing(plan: &Plan<'_>, limits: &Limits<'_>) -> Result<()> {
     if plan.not_after <= plan.not_before {
         return Err(Error::invalid("validityEnd", "must be after validityStart"));
     }
@@ -148,13 +151,18 @@ pub fn before_signing(plan: &Plan<'_>, limits: &Limits) -> Result<()> {
                 ),
             ));
         }
-        if let Some(name) = plan.dns_names.iter().find(|name| !name.contains('.')) {
-            return Err(Error::invalid(
-                "extensions.subAltNames",
-                format!(
-                    "{name:?} is an internal name, which a publicly trusted certificate may not name (CA/Browser Forum)"
-                ),
-            ));
+        let suffixes = limits.suffixes.ok_or_else(|| {
+            Error::Ca(format!(
+                "CA/Browser Forum compliant issuance needs the public suffix list ({}): install Debian's publicsuffix package",
+                super::suffixes::DEBIAN_LIST
+            ))
+        })?;
+        if let Some(reason) = plan
+            .dns_names
+            .iter()
+            .find_map(|name| suffixes.refusal(name))
+        {
+            return Err(Error::invalid("extensions.subAltNames", reason));
         }
     }
     Ok(())
@@ -299,13 +307,24 @@ pub fn self_signed_or_chained(
 mod tests {
     use super::*;
 
-    fn limits(cab: bool) -> Limits {
+    fn suffixes() -> &'static PublicSuffixes {
+        static LIST: std::sync::OnceLock<PublicSuffixes> = std::sync::OnceLock::new();
+        LIST.get_or_init(|| {
+            PublicSuffixes::parse(
+                "// ===BEGIN ICANN DOMAINS===\ncom\norg\nuk\nco.uk\n// ===END ICANN DOMAINS===\n",
+            )
+            .unwrap()
+        })
+    }
+
+    fn limits(cab: bool) -> Limits<'static> {
         Limits {
             ca_not_before: 0,
             ca_not_after: 1000 * DAY,
             max_days: 397,
             cab_compliant: cab,
             signing_time: DAY,
+            suffixes: Some(suffixes()),
         }
     }
 
@@ -365,6 +384,7 @@ mod tests {
             max_days: 1000,
             cab_compliant: true,
             signing_time: start,
+            suffixes: Some(suffixes()),
         };
         assert!(before_signing(&exactly, &limits).is_ok());
         let one_second_more = Plan {
@@ -387,6 +407,7 @@ mod tests {
             max_days: 1000,
             cab_compliant: true,
             signing_time: nov_2026,
+            suffixes: Some(suffixes()),
         };
         let backdated = Plan {
             not_before: jan_2026,

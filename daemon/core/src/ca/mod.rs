@@ -6,6 +6,7 @@ pub mod lint;
 pub mod material;
 pub mod names;
 pub mod profile;
+pub mod suffixes;
 pub mod x509;
 
 use crate::config::Defaults;

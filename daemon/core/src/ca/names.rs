@@ -3,10 +3,16 @@
 use time::OffsetDateTime;
 
 /// Whether `name` is a DNS name a CA may certify: LDH labels of 1 to 63 characters, 253 in all,
-/// a wildcard only as the whole leftmost label, at least two labels.
+/// a wildcard only as the whole leftmost label, at least two labels, and a last label that is not
+/// all digits (`10.0.0.1` is an IP address, which belongs in an IP SAN).
 pub fn valid_dns_name(name: &str) -> bool {
     let labels: Vec<&str> = name.split('.').collect();
-    if name.len() > 253 || labels.len() < 2 {
+    if name.len() > 253
+        || labels.len() < 2
+        || labels
+            .last()
+            .is_some_and(|tld| tld.bytes().all(|b| b.is_ascii_digit()))
+    {
         return false;
     }
     labels.iter().enumerate().all(|(index, label)| {

@@ -788,3 +788,48 @@ fn backdating_does_not_buy_a_longer_validity() {
         too_long.text
     );
 }
+
+/// Names a publicly trusted certificate may not carry: a wildcard over a public suffix, a name
+/// under no registered top-level domain; and for any authority, an IP address as a DNS name.
+#[test]
+fn cab_names_are_checked_against_the_public_suffix_list() {
+    let app = Appliance::start(Db::Sqlite);
+    let public = app.post(
+        "/api/1/authorities",
+        &json!({
+            "name": "psl-root", "owner": "pki@example.com", "commonName": "PSL Root",
+            "type": "root", "keyType": "ECCPRIME256V1", "cabCompliant": true, "validityYears": 5,
+            "crlUrl": "http://crl.example.com/psl.crl",
+        }),
+    );
+    assert_eq!(public.status, 200, "{}", public.text);
+    let private = app.root("private-root", "ECCPRIME256V1");
+    let issue = |authority: &Value, name: &str| {
+        app.post(
+            "/api/1/certificates",
+            &json!({ "owner": "web@example.com", "authority": { "id": authority["id"] },
+                     "csr": openssl_csr(&[name]).1 }),
+        )
+    };
+    for refused in ["*.co.uk", "*.com", "host.internal", "printer.local"] {
+        let reply = issue(&public.body, refused);
+        assert_eq!(reply.status, 400, "{refused}: {}", reply.text);
+        assert!(
+            reply.body["reasons"]["extensions.subAltNames"].is_string(),
+            "{refused}: {}",
+            reply.text
+        );
+    }
+    assert_eq!(issue(&public.body, "*.example.co.uk").status, 200);
+    assert_eq!(
+        issue(&private, "host.internal").status,
+        200,
+        "private CAs may"
+    );
+    let numeric = issue(&private, "10.0.0.1");
+    assert_eq!(
+        numeric.status, 400,
+        "an IP address is no DNS name: {}",
+        numeric.text
+    );
+}

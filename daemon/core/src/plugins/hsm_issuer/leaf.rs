@@ -148,6 +148,7 @@ pub(super) async fn issue(
         max_days,
         cab_compliant: authority.cab_compliant,
         signing_time: now,
+        suffixes: app.suffixes.as_ref(),
     };
     lint::before_signing(&plan, &limits)?;
     let mut subject = request.subject.subject(&common_name, &app.config.defaults);
