@@ -303,3 +303,38 @@ pub struct RevokeCertificate {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub comments: Option<String>,
 }
+
+/// `POST /domains`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CreateDomain {
+    /// The DNS name.
+    pub name: String,
+    /// Only administrators and the sensitive-domain roles may issue for it and names under it.
+    #[serde(default)]
+    pub sensitive: bool,
+}
+
+/// `PUT /domains/{id}` (Lemur sends the name too; only the flag changes).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct UpdateDomain {
+    /// The DNS name, as Lemur's UI sends it back (ignored).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The new flag.
+    pub sensitive: bool,
+}
+
+/// `GET /domains` query.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DomainQuery {
+    /// 1-based page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page: Option<i64>,
+    /// Items per page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<i64>,
+    /// `name;value`: names containing value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<String>,
+}

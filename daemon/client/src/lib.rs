@@ -11,8 +11,8 @@
 
 use lemur_api::{
     AuthorityView, CertificateItem, CertificateQuery, CertificateView, CreateAuthority,
-    CreateCertificate, ErrorBody, HealthDetails, IdView, Login, Me, Page, Paging, PluginView,
-    PrivateKey, RevokeCertificate, Token, UploadCertificate,
+    CreateCertificate, CreateDomain, DomainView, ErrorBody, HealthDetails, IdView, Login, Me, Page,
+    Paging, PluginView, PrivateKey, RevokeCertificate, Token, UpdateDomain, UploadCertificate,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -162,6 +162,21 @@ impl Client {
     /// `GET /authorities`: a page of authorities.
     pub fn authorities(&self, page: Paging) -> Result<Page<AuthorityView>> {
         self.get_query("/authorities", &paging(page))
+    }
+
+    /// `POST /domains`: records a domain.
+    pub fn create_domain(&self, request: &CreateDomain) -> Result<DomainView> {
+        self.post("/domains", request)
+    }
+
+    /// `PUT /domains/{id}`: marks a domain sensitive or not.
+    pub fn update_domain(&self, id: i64, request: &UpdateDomain) -> Result<DomainView> {
+        self.put(&format!("/domains/{id}"), request)
+    }
+
+    /// `GET /domains`: a page of domains.
+    pub fn domains(&self, page: Paging) -> Result<Page<DomainView>> {
+        self.get_query("/domains", &paging(page))
     }
 
     /// `GET /plugins`, of one `kind` (`issuer`, `destination`...) if given.

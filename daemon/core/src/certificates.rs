@@ -3,7 +3,7 @@
 //! is stored with its audit row in one unit of work.
 
 use crate::App;
-use crate::ca::x509::{self, ParsedCertificate};
+use crate::ca::x509::{self, AltName, ParsedCertificate};
 use crate::ca::{key_context, names};
 use crate::error::{Error, Result};
 use crate::model::{
@@ -83,6 +83,7 @@ pub async fn issue(app: &App, subject: &Subject, body: CreateCertificate) -> Res
         key,
         subject: subject_fields(body.subject)?,
     };
+    crate::domains::check_sensitive(app, subject, &requested_dns_names(&plan)?).await?;
     let issued = issuer.issue(app, &authority, plan).await?;
     let parsed = &issued.certificate;
     let sealed = match &issued.pkcs8 {
@@ -117,6 +118,35 @@ pub async fn issue(app: &App, subject: &Subject, body: CreateCertificate) -> Res
     app.store
         .create_certificate(&new, &log, false, app.clock.unix())
         .await
+}
+
+/// Every DNS name a request may end up certifying, before anything is signed: its alternative
+/// names, its CSR's and its common name (lower-case).
+fn requested_dns_names(plan: &IssuePlan) -> Result<Vec<String>> {
+    let csr = plan.csr.as_deref().map(x509::parse_csr).transpose()?;
+    let from_csr = csr.iter().flat_map(|c| {
+        c.alt_names
+            .iter()
+            .chain(std::iter::once(&AltName {
+                kind: "DNSName",
+                value: c.common_name.clone(),
+            }))
+            .cloned()
+            .collect::<Vec<_>>()
+    });
+    let mut names: Vec<String> = plan
+        .alt_names
+        .iter()
+        .cloned()
+        .chain(from_csr)
+        .filter(|name| name.kind == "DNSName")
+        .map(|name| name.value.to_ascii_lowercase())
+        .chain(std::iter::once(plan.common_name.to_ascii_lowercase()))
+        .filter(|name| !name.is_empty())
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    Ok(names)
 }
 
 fn refuse_destinations(destinations: &[IdRef]) -> Result<()> {

@@ -165,6 +165,10 @@ pub struct NamesConfig {
     /// The public suffix list, which CA/Browser Forum compliant issuance checks names against.
     #[serde(default = "default_public_suffix_list")]
     pub public_suffix_list: PathBuf,
+    /// Roles that may mark domains sensitive and issue for them, besides `admin` (Lemur's
+    /// `SENSITIVE_DOMAIN_ROLES`).
+    #[serde(default)]
+    pub sensitive_domain_roles: Vec<String>,
 }
 
 fn default_public_suffix_list() -> PathBuf {
@@ -175,6 +179,7 @@ impl Default for NamesConfig {
     fn default() -> Self {
         Self {
             public_suffix_list: default_public_suffix_list(),
+            sensitive_domain_roles: Vec::new(),
         }
     }
 }
@@ -323,6 +328,8 @@ devices = []
 # The public suffix list (Debian's publicsuffix package), against which CA/Browser Forum
 # compliant authorities check names: a registered TLD, no wildcard over a public suffix.
 public_suffix_list = "{suffixes}"
+# Roles that may mark domains sensitive and issue for them, besides admin.
+sensitive_domain_roles = []
 "#
     )
 }

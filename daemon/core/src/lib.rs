@@ -13,6 +13,7 @@ pub mod ca;
 pub mod certificates;
 pub mod clock;
 pub mod config;
+pub mod domains;
 mod error;
 pub mod files;
 pub mod health;

@@ -206,8 +206,16 @@ pub enum Action<'a> {
         /// The authority's roles.
         authority_roles: &'a [RoleRecord],
     },
-    /// Read authorities.
+    /// Read authorities, or domains.
     ReadAuthorities,
+    /// Record a domain (not sensitive).
+    CreateDomain,
+    /// Mark a domain sensitive or not, or issue for a sensitive one: admins and holders of the
+    /// configured sensitive-domain roles.
+    SensitiveDomains {
+        /// Role names allowed besides admin (`[names] sensitive_domain_roles`).
+        allowed_roles: &'a [String],
+    },
     /// Create an authority.
     CreateAuthority,
     /// Read the installed plugins.
@@ -259,6 +267,19 @@ pub fn authorize(subject: &Subject, action: Action<'_>) -> Result<()> {
         Action::ReadAuthorities => (
             subject.is_admin() || matches!(subject, Subject::User(user) if !user.roles.is_empty()),
             "reading authorities needs a role",
+        ),
+        Action::CreateDomain => (
+            subject.is_admin()
+                || (subject.may_write()
+                    && (subject.has(&Role::Operator) || subject.has(&Role::GlobalCertIssuer))),
+            "recording domains needs the operator, global_cert_issuer or admin role",
+        ),
+        Action::SensitiveDomains { allowed_roles } => (
+            subject.is_admin()
+                || (subject.may_write()
+                    && matches!(subject, Subject::User(user)
+                        if user.roles.iter().any(|role| allowed_roles.contains(&role.name)))),
+            "sensitive domains are for administrators and the sensitive-domain roles",
         ),
         Action::CreateAuthority | Action::ManageUsers => {
             (subject.is_admin(), "only administrators may do this")

@@ -7,8 +7,8 @@
 use crate::error::Result;
 use crate::model::{
     AuthorityDetail, AuthorityKey, AuthorityRecord, CertificateFilter, CertificateLinks,
-    CertificateRecord, LogEntry, LoginRecord, NewAuthority, NewCertificate, NewUser, Page,
-    Revocation, RoleRecord, UserRecord, UserSession, Visibility,
+    CertificateRecord, DomainRecord, LogEntry, LoginRecord, NewAuthority, NewCertificate, NewUser,
+    Page, Revocation, RoleRecord, UserRecord, UserSession, Visibility,
 };
 use async_trait::async_trait;
 
@@ -107,9 +107,39 @@ pub trait CertificateRepository: Send + Sync {
     async fn log(&self, entry: &LogEntry<'_>, now: i64) -> Result<()>;
 }
 
+/// Domains, and which of them are sensitive.
+#[async_trait]
+pub trait DomainRepository: Send + Sync {
+    /// A page of domains by name, those containing `name` if given, and the total.
+    async fn domains(&self, name: Option<&str>, page: Page) -> Result<(Vec<DomainRecord>, i64)>;
+    /// The domain with this id.
+    async fn domain(&self, id: i64) -> Result<Option<DomainRecord>>;
+    /// Records a domain with its audit row; a conflict when it exists.
+    async fn create_domain(
+        &self,
+        name: &str,
+        sensitive: bool,
+        log: &LogEntry<'_>,
+        now: i64,
+    ) -> Result<DomainRecord>;
+    /// Sets a domain's sensitive flag with its audit row; `None` when it does not exist.
+    async fn set_domain_sensitive(
+        &self,
+        id: i64,
+        sensitive: bool,
+        log: &LogEntry<'_>,
+        now: i64,
+    ) -> Result<Option<DomainRecord>>;
+    /// The sensitive domains among `names` and the domains above them (`example.com` covers
+    /// `www.example.com` and `*.example.com`).
+    async fn sensitive_domains_covering(&self, names: &[String]) -> Result<Vec<String>>;
+}
+
 /// The whole inventory.
 #[async_trait]
-pub trait Store: UserRepository + AuthorityRepository + CertificateRepository {
+pub trait Store:
+    UserRepository + AuthorityRepository + CertificateRepository + DomainRepository
+{
     /// Brings the schema up to date (safe to run concurrently from several daemons).
     async fn migrate(&self, now: i64) -> Result<()>;
     /// The rotation policy with this name, created with `days` if missing; its id.

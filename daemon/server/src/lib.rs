@@ -11,6 +11,7 @@ mod access;
 mod auth;
 mod authorities;
 mod certificates;
+mod domains;
 mod error;
 mod health;
 mod json;
@@ -149,6 +150,10 @@ pub const ROUTES: &[Route] = &[
     Route { method: "GET", path: "/certificates/{id}" },
     Route { method: "GET", path: "/certificates/{id}/key" },
     Route { method: "PUT", path: "/certificates/{id}/revoke" },
+    Route { method: "GET", path: "/domains" },
+    Route { method: "POST", path: "/domains" },
+    Route { method: "GET", path: "/domains/{id}" },
+    Route { method: "PUT", path: "/domains/{id}" },
     Route { method: "GET", path: "/plugins" },
     Route { method: "GET", path: "/plugins/{slug}" },
     Route { method: "GET", path: "/openapi.json" },
@@ -172,6 +177,10 @@ fn handler(route: &Route) -> Option<MethodRouter<Arc<App>>> {
         ("GET", "/certificates/{id}") => get(certificates::get),
         ("GET", "/certificates/{id}/key") => get(certificates::key),
         ("PUT", "/certificates/{id}/revoke") => put(certificates::revoke),
+        ("GET", "/domains") => get(domains::list),
+        ("POST", "/domains") => post(domains::create),
+        ("GET", "/domains/{id}") => get(domains::get),
+        ("PUT", "/domains/{id}") => put(domains::update),
         ("GET", "/plugins") => get(plugins::list),
         ("GET", "/plugins/{slug}") => get(plugins::get),
         ("GET", "/openapi.json") => get(openapi::document),

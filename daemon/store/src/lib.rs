@@ -8,6 +8,7 @@
 
 mod authorities;
 mod certificates;
+mod domains;
 mod engine;
 mod migrations;
 mod query;

@@ -322,3 +322,21 @@ impl From<DomainRow> for DomainRecord {
         }
     }
 }
+
+/// A domain row on its own.
+#[derive(sqlx::FromRow)]
+pub struct DomainOnlyRow {
+    pub id: i64,
+    pub name: String,
+    pub sensitive: bool,
+}
+
+impl From<DomainOnlyRow> for DomainRecord {
+    fn from(row: DomainOnlyRow) -> Self {
+        DomainRecord {
+            id: row.id,
+            name: row.name,
+            sensitive: row.sensitive,
+        }
+    }
+}

@@ -44,6 +44,10 @@ const MATRIX: &[(&str, &str, [u16; 9])] = &[
     ("GET",  "/certificates/{id}",           [401, 401, 403, 200, 200, 200, 403, 403, 200]),
     ("GET",  "/certificates/{id}/key",       [401, 401, 403, 403, 403, 200, 403, 403, 200]),
     ("PUT",  "/certificates/{id}/revoke",    [401, 401, 403, 403, 403, 200, 403, 403, 200]),
+    ("GET",  "/domains",                     [401, 401, 403, 200, 200, 403, 200, 200, 200]),
+    ("POST", "/domains",                     [401, 401, 403, 403, 403, 403, 403, 403, 200]),
+    ("GET",  "/domains/{id}",                [401, 401, 403, 200, 200, 403, 200, 200, 200]),
+    ("PUT",  "/domains/{id}",                [401, 401, 403, 403, 403, 403, 403, 403, 200]),
     ("GET",  "/plugins",                     [401, 401, 200, 200, 200, 200, 200, 200, 200]),
     ("GET",  "/plugins/{slug}",              [401, 401, 200, 200, 200, 200, 200, 200, 200]),
     ("GET",  "/openapi.json",                [200, 200, 200, 200, 200, 200, 200, 200, 200]),
@@ -115,6 +119,7 @@ fn expired_token(app: &Appliance) -> String {
 struct Fixture {
     authority: i64,
     certificate: i64,
+    domain: i64,
     admin_password: String,
 }
 
@@ -122,6 +127,8 @@ impl Fixture {
     fn path(&self, path: &str) -> String {
         let concrete = if path.starts_with("/authorities/") {
             path.replace("{id}", &self.authority.to_string())
+        } else if path.starts_with("/domains/") {
+            path.replace("{id}", &self.domain.to_string())
         } else {
             path.replace("{id}", &self.certificate.to_string())
                 .replace("{slug}", "cryptography-issuer")
@@ -144,6 +151,8 @@ impl Fixture {
             "/certificates/{id}/revoke" => {
                 json!({ "crlReason": "superseded", "comments": "matrix" })
             }
+            "/domains" => json!({ "name": format!("d{caller}.example.com") }),
+            "/domains/{id}" => json!({ "sensitive": false }),
             "/certificates/upload" => {
                 let (body, chain, key) = crate::ca::external_certificate();
                 json!({ "owner": "owner@example.com", "body": body, "chain": chain, "privateKey": key })
@@ -213,6 +222,9 @@ fn every_route_answers_every_caller_as_the_matrix_says() {
     let fixture = Fixture {
         authority: root["id"].as_i64().unwrap(),
         certificate: issued.body["id"].as_i64().unwrap(),
+        domain: app.get("/api/1/domains").body["items"][0]["id"]
+            .as_i64()
+            .unwrap(),
         admin_password: app.daemon.admin_password.clone(),
     };
     let mut failures = Vec::new();
@@ -348,4 +360,59 @@ fn automatic_role_names_cannot_be_taken_over() {
         .map(|r| r["name"].as_str().unwrap())
         .collect();
     assert_eq!(names, ["fresh_admin", "fresh_operator", "pki@example.com"]);
+}
+
+/// A sensitive domain, and every name under it, is for administrators (and the configured
+/// sensitive-domain roles) alone, even for a holder of the authority's role; marking one is too.
+#[test]
+fn sensitive_domains_are_issued_for_by_administrators_only() {
+    let app = Appliance::start(Db::Sqlite);
+    let root = app.root("guarded", "ECCPRIME256V1");
+    create_user(
+        &app,
+        "operator",
+        "op@example.com",
+        &["guarded_operator"],
+        "a long operator password",
+    );
+    let operator = login(&app, "operator", "a long operator password");
+    let marked = app.post(
+        "/api/1/domains",
+        &json!({ "name": "secret.example.com", "sensitive": true }),
+    );
+    assert_eq!(marked.status, 200, "{}", marked.text);
+    let issue = |token: &str, name: &str| {
+        app.daemon.post(
+            "/api/1/certificates",
+            Some(token),
+            &json!({ "owner": "op@example.com", "authority": { "id": root["id"] },
+                     "csr": openssl_csr(&[name]).1 }),
+        )
+    };
+    for guarded in [
+        "secret.example.com",
+        "www.secret.example.com",
+        "*.secret.example.com",
+    ] {
+        let refused = issue(&operator, guarded);
+        assert_eq!(refused.status, 403, "{guarded}: {}", refused.text);
+        assert!(
+            refused.body["message"]
+                .as_str()
+                .unwrap()
+                .contains("secret.example.com")
+        );
+    }
+    assert_eq!(issue(&operator, "open.example.com").status, 200);
+    assert_eq!(issue(&app.token, "www.secret.example.com").status, 200);
+    let unmark = app.daemon.put(
+        &format!("/api/1/domains/{}", marked.body["id"]),
+        Some(&operator),
+        &json!({ "sensitive": false }),
+    );
+    assert_eq!(unmark.status, 403, "{}", unmark.text);
+    assert!(
+        app.query("SELECT log_type FROM logs WHERE log_type = 'create_domain'")
+            .contains("create_domain")
+    );
 }
