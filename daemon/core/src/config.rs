@@ -51,13 +51,13 @@ pub struct ServerConfig {
     /// PEM private key for `tls_certificate` (a secret: 0600).
     #[serde(default)]
     pub tls_private_key: Option<PathBuf>,
-    /// Peers whose `X-Real-IP` / `X-Forwarded-For` name the client (the proxy in front): IP
+    /// Peers whose `X-Forwarded-For` (its last entry) names the client (the proxy in front): IP
     /// addresses, or `unix` for the unix socket. Anyone else's headers are ignored, so a client
     /// cannot choose the address the audit log records.
     #[serde(default)]
     pub trusted_proxies: Vec<String>,
-    /// Seconds a request may take from its headers to its answer (a body sent slowly counts);
-    /// past that it is answered 408.
+    /// Seconds a request's body may take to arrive; past that it is answered 408 (the work a
+    /// request starts is never cut short).
     #[serde(default = "default_request_timeout")]
     pub request_timeout_secs: u64,
     /// Requests served at once; past that, a request is answered 503 at once rather than queued.
@@ -274,9 +274,9 @@ listen = "{listen}"
 # Serve HTTPS directly (no nginx in front): PEM chain and key (0600).
 # tls_certificate = "/etc/lemur/tls/chain.pem"
 # tls_private_key = "/etc/lemur/tls/key.pem"
-# Peers whose X-Real-IP / X-Forwarded-For name the client, e.g. ["unix"] behind the bundled nginx.
+# Peers whose X-Forwarded-For (last entry) names the client, e.g. ["unix"] behind the bundled nginx.
 trusted_proxies = []
-# Seconds a request may take (a slowly sent body counts), and requests served at once.
+# Seconds a request body may take to arrive, and requests served at once.
 request_timeout_secs = 60
 max_in_flight_requests = 1024
 

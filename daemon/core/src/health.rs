@@ -4,7 +4,6 @@ use crate::App;
 use crate::error::Result;
 use crate::policy::{Action, Subject, authorize};
 use lemur_entropy::HealthState;
-use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 /// The result of each check: `Err` holds the reason.
@@ -29,32 +28,31 @@ impl Checks {
 /// probe (or anyone) would take an HSM session and a database connection.
 const CACHE_SECS: u64 = 5;
 
-/// The latest verdict and when it was reached.
+/// The latest verdict and when it was reached. Held while a new verdict is reached, so probes
+/// that arrive meanwhile wait for it rather than each running the checks (one at a time even
+/// while the database hangs).
 #[derive(Debug, Default)]
-pub struct HealthCache(Mutex<Option<(Instant, Checks)>>);
+pub struct HealthCache(tokio::sync::Mutex<Option<(Instant, Checks)>>);
 
 /// Every check's verdict, at most [`CACHE_SECS`] old (for load balancers: no subject, only a
 /// verdict is shown).
 pub async fn check(app: &App) -> Checks {
-    let cached = app
-        .health
-        .0
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .as_ref()
-        .filter(|(at, _)| at.elapsed() < Duration::from_secs(CACHE_SECS))
-        .map(|(_, checks)| checks.clone());
-    if let Some(checks) = cached {
-        return checks;
+    let mut cached = app.health.0.lock().await;
+    if let Some((at, checks)) = cached.as_ref()
+        && at.elapsed() < Duration::from_secs(CACHE_SECS)
+    {
+        return checks.clone();
     }
-    fresh(app).await
+    let checks = run(app).await;
+    *cached = Some((Instant::now(), checks.clone()));
+    checks
 }
 
 /// Every check run now; the verdict is kept for [`check`].
 async fn fresh(app: &App) -> Checks {
+    let mut cached = app.health.0.lock().await;
     let checks = run(app).await;
-    *app.health.0.lock().unwrap_or_else(PoisonError::into_inner) =
-        Some((Instant::now(), checks.clone()));
+    *cached = Some((Instant::now(), checks.clone()));
     checks
 }
 

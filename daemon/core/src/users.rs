@@ -18,6 +18,15 @@ pub async fn login(app: &App, body: Login, source: &str) -> Result<String> {
     app.login_throttle.check(&body.username, source, now)?;
     let _place = app.login_queue.enter()?;
     let found = app.store.user_by_login(&body.username).await?;
+    // Counted by the user's name, so typing the email instead gets no fresh allowance.
+    let account = found
+        .as_ref()
+        .map_or(body.username.as_str(), |record| {
+            record.user.username.as_str()
+        })
+        .to_owned();
+    app.login_throttle.check(&account, source, now)?;
+    let _checking = app.login_throttle.begin(&account)?;
     let (user, hash) = match found {
         Some(record) => {
             let hash = record
@@ -39,7 +48,7 @@ pub async fn login(app: &App, body: Login, source: &str) -> Result<String> {
         .unwrap_or(false);
     match user {
         Some(record) if matches && record.user.active => {
-            app.login_throttle.succeeded(&body.username);
+            app.login_throttle.succeeded(&account);
             app.tokens.issue(record.user.id, record.token_generation)
         }
         user => {

@@ -4,18 +4,25 @@
 use super::ApiError;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
+use lemur_core::App;
 use lemur_core::Error;
 use serde::de::DeserializeOwned;
+use std::sync::Arc;
+use std::time::Duration;
 
 /// The request body, parsed as `T`.
 pub struct JsonBody<T>(pub T);
 
-impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+impl<T: DeserializeOwned> FromRequest<Arc<App>> for JsonBody<T> {
     type Rejection = ApiError;
 
-    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = Bytes::from_request(request, state)
+    /// Reads the body within `server.request_timeout_secs` (408 after, so a client that sends
+    /// slowly cannot hold a request open); the handler's own work is never cut short.
+    async fn from_request(request: Request, app: &Arc<App>) -> Result<Self, Self::Rejection> {
+        let limit = Duration::from_secs(app.config.server.request_timeout_secs.max(1));
+        let bytes = tokio::time::timeout(limit, Bytes::from_request(request, app))
             .await
+            .map_err(|_| Error::RequestTimeout)?
             .map_err(|e| Error::invalid("body", e.body_text()))?;
         parse(&bytes).map(JsonBody).map_err(ApiError::from)
     }

@@ -35,7 +35,6 @@ use axum::routing::{MethodRouter, get, post, put};
 use lemur_core::policy::Subject;
 use lemur_core::{App, Error};
 use std::sync::Arc;
-use std::time::Duration;
 use tower::ServiceBuilder;
 use tower::limit::GlobalConcurrencyLimitLayer;
 
@@ -85,9 +84,9 @@ impl FromRequestParts<Arc<App>> for Caller {
 #[derive(Debug, Clone, Copy)]
 pub struct Peer(pub std::net::SocketAddr);
 
-/// Where a request came from, for the audit log: the TCP peer (`unix` on the unix socket), or,
-/// when that peer is a trusted proxy (`server.trusted_proxies`), the client it names in
-/// `X-Real-IP` or the last `X-Forwarded-For` entry.
+/// Where a request came from, for the audit log and login throttling: the TCP peer (`unix` on
+/// the unix socket), or, when that peer is a trusted proxy (`server.trusted_proxies`), the
+/// client it appended to `X-Forwarded-For`.
 pub struct ClientAddress(pub String);
 
 impl FromRequestParts<Arc<App>> for ClientAddress {
@@ -104,19 +103,16 @@ impl FromRequestParts<Arc<App>> for ClientAddress {
         if !app.config.server.trusted_proxies.contains(&peer) {
             return Ok(ClientAddress(peer));
         }
-        let header = |name: &str| {
-            parts
-                .headers
-                .get(name)
-                .and_then(|value| value.to_str().ok())
-                .map(str::to_owned)
-        };
-        let named = header("x-real-ip")
-            .or_else(|| {
-                header("x-forwarded-for")
-                    .and_then(|list| list.rsplit(',').next().map(|last| last.trim().to_owned()))
-            })
-            .and_then(|text| text.parse::<std::net::IpAddr>().ok());
+        // The proxy appends the address it saw to X-Forwarded-For: the last entry of the last
+        // line is the proxy's word; anything before it is the client's own claim.
+        let named = parts
+            .headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .next_back()
+            .and_then(|value| value.to_str().ok())
+            .and_then(|list| list.rsplit(',').next())
+            .and_then(|last| last.trim().parse::<std::net::IpAddr>().ok());
         Ok(ClientAddress(named.map_or(peer, |ip| ip.to_string())))
     }
 }
@@ -188,13 +184,9 @@ fn handler(route: &Route) -> Option<MethodRouter<Arc<App>>> {
     })
 }
 
-/// What the limits answer: 408 for a request that took too long, 503 when the daemon is full.
-async fn limit_reached(error: BoxError) -> ApiError {
-    if error.is::<tower::timeout::error::Elapsed>() {
-        ApiError::from(Error::RequestTimeout)
-    } else {
-        ApiError::from(Error::Overloaded)
-    }
+/// What the in-flight cap answers: 503, retry in a moment.
+async fn limit_reached(_: BoxError) -> ApiError {
+    ApiError::from(Error::Overloaded)
 }
 
 /// Every route of [`ROUTES`], under `/api/1`.
@@ -220,9 +212,8 @@ pub fn router(app: Arc<App>) -> Router {
                 .layer(HandleErrorLayer::new(limit_reached))
                 .load_shed()
                 .layer(GlobalConcurrencyLimitLayer::new(
-                    limits.max_in_flight_requests,
-                ))
-                .timeout(Duration::from_secs(limits.request_timeout_secs)),
+                    limits.max_in_flight_requests.max(1),
+                )),
         )
         .with_state(app)
 }

@@ -41,6 +41,9 @@ pub struct Pkcs11KeyStore {
     nonces: seal::NonceSequence,
     /// KEK versions whose attributes were checked.
     checked_keks: Mutex<std::collections::HashSet<u32>>,
+    /// A digest of the last draw of 8 bytes or more: a token RNG that repeats itself is caught
+    /// even when each draw alone looks random.
+    last_draw: Mutex<Option<ring::digest::Digest>>,
 }
 
 impl Pkcs11KeyStore {
@@ -73,6 +76,7 @@ impl Pkcs11KeyStore {
             current_kek: Mutex::new(None),
             nonces: seal::NonceSequence::default(),
             checked_keks: Mutex::new(std::collections::HashSet::new()),
+            last_draw: Mutex::new(None),
         })
     }
 
@@ -301,7 +305,24 @@ impl KeyStore for Pkcs11KeyStore {
         self.entropy.ensure_healthy()?;
         self.pool
             .run(|lease| lease.generate_random_slice(buf).map_err(Error::from))?;
-        check_draw(buf)
+        check_draw(buf)?;
+        if buf.len() >= 8 {
+            let digest = ring::digest::digest(&ring::digest::SHA256, buf);
+            let mut last = self
+                .last_draw
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if last
+                .as_ref()
+                .is_some_and(|previous| previous.as_ref() == digest.as_ref())
+            {
+                return Err(Error::Entropy(lemur_entropy::Error::Unhealthy {
+                    reason: "the token's random bytes repeated the previous draw".into(),
+                }));
+            }
+            *last = Some(digest);
+        }
+        Ok(())
     }
 
     fn generate_exportable_key_pair(

@@ -127,7 +127,6 @@ fn flag(attributes: &[Attribute], wanted: AttributeType) -> bool {
         matches!(
             (wanted, attribute),
             (AttributeType::Sensitive, Attribute::Sensitive(true))
-                | (AttributeType::Extractable, Attribute::Extractable(true))
                 | (AttributeType::Token, Attribute::Token(true))
                 | (AttributeType::Local, Attribute::Local(true))
         )
@@ -208,7 +207,10 @@ pub(super) fn describe(
         class,
         key_type,
         sensitive: flag(&attributes, AttributeType::Sensitive),
-        extractable: flag(&attributes, AttributeType::Extractable),
+        // A token that does not say is taken to allow extraction: protection must be stated.
+        extractable: !attributes
+            .iter()
+            .any(|attribute| matches!(attribute, Attribute::Extractable(false))),
         persistent: flag(&attributes, AttributeType::Token),
         local: flag(&attributes, AttributeType::Local),
     })

@@ -220,9 +220,10 @@ impl Pkcs11KeyStore {
 }
 
 /// Sealing nonces, unique by construction (NIST SP 800-38D's deterministic construction): a
-/// random 64-bit prefix drawn once per process (through the entropy gate), then a 32-bit counter.
-/// A weak RNG cannot repeat a nonce within a process; a new prefix is drawn before the counter
-/// wraps.
+/// 64-bit prefix per process, then a 32-bit counter. The prefix hashes a random draw (through the
+/// entropy gate) with what differs between processes without any RNG (boot id, process id, the
+/// time), so even a token RNG stuck on one output gives each process, on each machine and at each
+/// start, its own prefix. A new prefix is made before the counter wraps.
 #[derive(Debug, Default)]
 pub(super) struct NonceSequence(Mutex<Option<([u8; 8], u32)>>);
 
@@ -236,9 +237,9 @@ impl NonceSequence {
         let (prefix, counter) = match *state {
             Some((prefix, counter)) if counter < u32::MAX => (prefix, counter),
             _ => {
-                let mut prefix = [0u8; 8];
-                draw(&mut prefix)?;
-                (prefix, 0)
+                let mut random = [0u8; 8];
+                draw(&mut random)?;
+                (process_unique_prefix(&random), 0)
             }
         };
         *state = Some((prefix, counter + 1));
@@ -247,6 +248,25 @@ impl NonceSequence {
         nonce[8..].copy_from_slice(&counter.to_be_bytes());
         Ok(nonce)
     }
+}
+
+/// 8 bytes of SHA-256 over `random`, the boot id, the process id and the time.
+fn process_unique_prefix(random: &[u8]) -> [u8; 8] {
+    let boot_id = std::fs::read("/proc/sys/kernel/random/boot_id").unwrap_or_default();
+    // Not a time to reason with, only a value that differs between two starts of a process.
+    #[allow(clippy::disallowed_methods)]
+    let started = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let mut context = ring::digest::Context::new(&ring::digest::SHA256);
+    context.update(random);
+    context.update(&boot_id);
+    context.update(&std::process::id().to_be_bytes());
+    context.update(&started.to_be_bytes());
+    let digest = context.finish();
+    let mut prefix = [0u8; 8];
+    prefix.copy_from_slice(&digest.as_ref()[..8]);
+    prefix
 }
 
 /// Fails when the token replaced the IV it was given: some HSMs in FIPS mode (CloudHSM, Luna)
@@ -339,6 +359,12 @@ mod tests {
         let second = sequence.next(stuck).unwrap();
         assert_ne!(first, second);
         assert_eq!(first[..8], second[..8], "one prefix per process");
+        let another_start = NonceSequence::default().next(stuck).unwrap();
+        assert_ne!(
+            first[..8],
+            another_start[..8],
+            "a stuck RNG still gives another start another prefix"
+        );
         let refused = NonceSequence::default().next(|_| Err(Error::Unsupported("stuck".into())));
         assert!(refused.is_err(), "no nonce without a healthy draw");
     }

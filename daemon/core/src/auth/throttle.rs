@@ -67,7 +67,8 @@ impl Counter {
         entry.last = now;
         if entry.count >= self.free {
             let doublings = (entry.count - self.free).min(10);
-            entry.blocked_until = now + (1_i64 << doublings).min(MAX_BLOCK_SECS);
+            // `now` is whole seconds: one more makes the block last at least its length.
+            entry.blocked_until = now + (1_i64 << doublings).min(MAX_BLOCK_SECS) + 1;
         }
     }
 
@@ -84,6 +85,9 @@ impl Counter {
 pub struct LoginThrottle {
     accounts: Counter,
     addresses: Counter,
+    /// Accounts with a password check under way: one at a time each, so parallel guesses
+    /// cannot all pass the check before the first failure is counted.
+    checking: Mutex<std::collections::HashSet<String>>,
 }
 
 impl Default for LoginThrottle {
@@ -91,7 +95,25 @@ impl Default for LoginThrottle {
         Self {
             accounts: Counter::new(ACCOUNT_FREE_FAILURES),
             addresses: Counter::new(ADDRESS_FREE_FAILURES),
+            checking: Mutex::new(std::collections::HashSet::new()),
         }
+    }
+}
+
+/// The one password check under way for an account, ended when dropped.
+#[derive(Debug)]
+pub struct CheckInProgress<'a> {
+    throttle: &'a LoginThrottle,
+    account: String,
+}
+
+impl Drop for CheckInProgress<'_> {
+    fn drop(&mut self) {
+        self.throttle
+            .checking
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&self.account);
     }
 }
 
@@ -113,6 +135,23 @@ impl LoginThrottle {
             return Err(too_many(wait, "for this account"));
         }
         Ok(())
+    }
+
+    /// Starts the password check for `account` (its canonical name): 429 while another is under
+    /// way.
+    pub fn begin(&self, account: &str) -> Result<CheckInProgress<'_>> {
+        let account = account.to_lowercase();
+        let mut checking = self.checking.lock().unwrap_or_else(PoisonError::into_inner);
+        if !checking.insert(account.clone()) {
+            return Err(Error::TooManyRequests {
+                retry_after_secs: 1,
+                reason: "a login for this account is being checked; retry in a second".into(),
+            });
+        }
+        Ok(CheckInProgress {
+            throttle: self,
+            account,
+        })
     }
 
     /// Counts a failed login.
@@ -186,11 +225,11 @@ mod tests {
         else {
             panic!("the fifth failure blocks the account")
         };
-        assert_eq!(retry_after_secs, 1);
-        assert!(throttle.check("bob", "10.0.0.1", 105).is_ok(), "one second");
-        throttle.failed("bob", "10.0.0.1", 105);
-        assert!(throttle.check("bob", "10.0.0.1", 106).is_err(), "now two");
-        assert!(throttle.check("bob", "10.0.0.1", 107).is_ok());
+        assert_eq!(retry_after_secs, 2, "at least one whole second");
+        assert!(throttle.check("bob", "10.0.0.1", 106).is_ok());
+        throttle.failed("bob", "10.0.0.1", 106);
+        assert!(throttle.check("bob", "10.0.0.1", 108).is_err(), "now two");
+        assert!(throttle.check("bob", "10.0.0.1", 109).is_ok());
         assert!(
             throttle.check("alice", "10.0.0.1", 105).is_ok(),
             "per account"
@@ -228,7 +267,7 @@ mod tests {
         else {
             panic!("blocked")
         };
-        assert_eq!(retry_after_secs, MAX_BLOCK_SECS as u64);
+        assert_eq!(retry_after_secs, MAX_BLOCK_SECS as u64 + 1);
     }
 
     #[test]

@@ -253,6 +253,9 @@ pub fn after_signing(
     if !issued.digital_signature || !issued.server_auth {
         return problem("lacks digitalSignature or the serverAuth extended key usage");
     }
+    if issued.other_purposes {
+        return problem("allows purposes besides TLS authentication");
+    }
     if !super::x509::signed_by(&issued.der, ca_der) {
         return problem("does not verify against the authority's certificate");
     }

@@ -94,5 +94,11 @@ mod tests {
         assert!(list.refusal("*.co.uk").is_some());
         assert!(list.refusal("host.internal").is_some());
         assert_eq!(list.refusal("www.example.org"), None);
+        // Internationalised rules are in Unicode in the list, names in certificates in ASCII.
+        assert!(
+            list.refusal("*.xn--55qx5d.hk").is_some(),
+            "公司.hk is a suffix"
+        );
+        assert_eq!(list.refusal("example.xn--p1ai"), None, "рф is a TLD");
     }
 }

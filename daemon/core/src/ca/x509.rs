@@ -71,6 +71,8 @@ pub struct ParsedCertificate {
     pub server_auth: bool,
     /// Extended key usage: TLS client authentication.
     pub client_auth: bool,
+    /// Extended key usage: any purpose besides TLS server and client authentication.
+    pub other_purposes: bool,
     /// Key usage: may sign certificates or CRLs (keyCertSign or cRLSign).
     pub signs_certificates: bool,
     /// Key usage: digitalSignature.
@@ -266,14 +268,21 @@ pub fn parse(der: &[u8], field: &str) -> Result<ParsedCertificate> {
         return Err(Error::invalid(field, "trailing data after the certificate"));
     }
     let (key_type, bits) = key_type(&cert);
-    let constraints = cert.basic_constraints().ok().flatten().map(|bc| bc.value);
+    // A malformed or repeated extension is an error, not an absent one: "absent" would let a
+    // doubled basicConstraints hide CA:TRUE from the checks.
+    let malformed = |e: x509_parser::error::X509Error| {
+        Error::invalid(field, format!("malformed extension: {e}"))
+    };
+    let constraints = cert
+        .basic_constraints()
+        .map_err(malformed)?
+        .map(|bc| bc.value);
     let is_ca = constraints.is_some_and(|bc| bc.ca);
     let path_len = constraints.and_then(|bc| bc.path_len_constraint);
-    let key_usage = cert.key_usage().ok().flatten().map(|ku| ku.value);
+    let key_usage = cert.key_usage().map_err(malformed)?.map(|ku| ku.value);
     let usages = cert
         .extended_key_usage()
-        .ok()
-        .flatten()
+        .map_err(malformed)?
         .map(|eku| eku.value);
     Ok(ParsedCertificate {
         der: der.to_vec(),
@@ -299,6 +308,14 @@ pub fn parse(der: &[u8], field: &str) -> Result<ParsedCertificate> {
         path_len,
         server_auth: usages.is_some_and(|eku| eku.server_auth),
         client_auth: usages.is_some_and(|eku| eku.client_auth),
+        other_purposes: usages.is_some_and(|eku| {
+            eku.any
+                || eku.code_signing
+                || eku.email_protection
+                || eku.time_stamping
+                || eku.ocsp_signing
+                || !eku.other.is_empty()
+        }),
         signs_certificates: key_usage.is_some_and(|ku| ku.key_cert_sign() || ku.crl_sign()),
         digital_signature: key_usage.is_some_and(|ku| ku.digital_signature()),
         subject_matches_issuer: cert.subject().as_raw() == cert.issuer().as_raw(),

@@ -24,12 +24,17 @@ pub fn preflight(config_path: &Path, config: &Config, mode: Mode) -> Result<()> 
     for secret in config.secret_files() {
         check_private(secret)?;
     }
-    // A database file outside the private state directory must be private itself.
-    if let Some(file) = config.database.url.strip_prefix("sqlite://").map(Path::new)
-        && file.exists()
-        && !file.starts_with(&config.state_dir)
+    // A database file outside the private state directory must be private itself (compared
+    // once links and `..` are resolved, without the URL's query).
+    if let Some(file) = config
+        .database
+        .url
+        .strip_prefix("sqlite://")
+        .map(|rest| Path::new(rest.split('?').next().unwrap_or(rest)))
+        && let (Ok(file), Ok(state)) = (file.canonicalize(), config.state_dir.canonicalize())
+        && !file.starts_with(&state)
     {
-        check_private(file)?;
+        check_private(&file)?;
     }
     check_not_writable_by_others(&config.hsm.module_path())?;
     if is_root() {
