@@ -259,6 +259,10 @@ pub struct CreateAuthority {
     /// caIssuers URL for what it issues.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub issuer_url: Option<String>,
+    /// The domains it may issue for (and names under them), written into the certificates of
+    /// the CAs it makes as nameConstraints; any when absent (a sub-CA inherits its parent's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permitted_domains: Option<Vec<String>>,
     /// Import: the existing CA certificate.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub body: Option<String>,

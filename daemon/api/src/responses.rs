@@ -243,6 +243,8 @@ pub struct AuthorityView {
     pub crl_url: Option<String>,
     /// caIssuers URL it writes.
     pub issuer_url: Option<String>,
+    /// The domains it may issue for; any when null.
+    pub permitted_domains: Option<Vec<String>>,
     /// Created.
     pub date_created: String,
 }

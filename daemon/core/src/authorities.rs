@@ -1,9 +1,10 @@
 //! Authorities: create (through the issuer plugin the request names), read and list.
 
 use crate::App;
+use crate::ca::names::{valid_dns_name, within};
 use crate::ca::{lint, x509};
 use crate::error::{Error, Result};
-use crate::model::{AuthorityDetail, LogEntry, NewAuthority, NewCertificate};
+use crate::model::{AuthorityDetail, AuthorityRecord, LogEntry, NewAuthority, NewCertificate};
 use crate::plugins::{AuthorityPlan, AuthorityToCreate, CreatedAuthority, hsm_issuer};
 use crate::policy::{Action, Role, Subject, authorize};
 use crate::requests::{subject_fields, validity};
@@ -95,7 +96,9 @@ async fn plan(app: &App, body: &CreateAuthority) -> Result<AuthorityPlan> {
             let parent = app.store.authority(parent_id).await?.ok_or_else(|| {
                 Error::invalid("parent", format!("authority {parent_id} does not exist"))
             })?;
-            AuthorityToCreate::SubCa { parent }
+            AuthorityToCreate::SubCa {
+                parent: Box::new(parent),
+            }
         }
         (other, _, _) => {
             return Err(Error::invalid(
@@ -104,6 +107,11 @@ async fn plan(app: &App, body: &CreateAuthority) -> Result<AuthorityPlan> {
             ));
         }
     };
+    let parent = match &kind {
+        AuthorityToCreate::SubCa { parent } => Some(parent.as_ref()),
+        _ => None,
+    };
+    let permitted = permitted_domains(body.permitted_domains.as_deref(), parent)?;
     Ok(AuthorityPlan {
         name: body.name.clone(),
         common_name: body.common_name.clone(),
@@ -113,7 +121,46 @@ async fn plan(app: &App, body: &CreateAuthority) -> Result<AuthorityPlan> {
         not_after: end.unwrap_or(now + 10 * 365 * 86_400),
         subject: subject_fields(body.subject.clone())?,
         cab_compliant: body.cab_compliant,
+        permitted_domains: permitted,
     })
+}
+
+/// The domains a new authority may issue for: those asked (checked, lower-case), which must lie
+/// within its parent's; else its parent's; else any.
+fn permitted_domains(
+    asked: Option<&[String]>,
+    parent: Option<&AuthorityRecord>,
+) -> Result<Option<Vec<String>>> {
+    let inherited = parent.and_then(|p| p.permitted_domains.clone());
+    let Some(asked) = asked else {
+        return Ok(inherited);
+    };
+    let mut domains = Vec::with_capacity(asked.len());
+    for domain in asked {
+        let domain = domain.trim().to_ascii_lowercase();
+        if !valid_dns_name(&domain) || domain.starts_with("*.") {
+            return Err(Error::invalid(
+                "permittedDomains",
+                format!("{domain:?} is not a domain name"),
+            ));
+        }
+        if let Some(allowed) = &inherited
+            && !allowed.iter().any(|parent| within(&domain, parent))
+        {
+            return Err(Error::invalid(
+                "permittedDomains",
+                format!("{domain:?} is outside the parent's permitted domains"),
+            ));
+        }
+        domains.push(domain);
+    }
+    if domains.is_empty() {
+        return Err(Error::invalid(
+            "permittedDomains",
+            "name at least one domain, or leave it out for any",
+        ));
+    }
+    Ok(Some(domains))
 }
 
 /// Refuses authority settings that would break every later issuance, naming the field.
@@ -257,6 +304,7 @@ async fn store(
         user_id: subject.user_id(),
         own_roles: &own_roles,
         owner_role: (&request.owner, &owner_description),
+        permitted_domains: plan.permitted_domains.as_deref(),
     };
     let name = crate::certificates::lemur_name(&parsed);
     let certificate = NewCertificate {

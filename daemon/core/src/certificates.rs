@@ -83,7 +83,9 @@ pub async fn issue(app: &App, subject: &Subject, body: CreateCertificate) -> Res
         key,
         subject: subject_fields(body.subject)?,
     };
-    crate::domains::check_sensitive(app, subject, &requested_dns_names(&plan)?).await?;
+    let names = requested_dns_names(&plan)?;
+    check_permitted(app, subject, &authority, &names)?;
+    crate::domains::check_sensitive(app, subject, &names).await?;
     let issued = issuer.issue(app, &authority, plan).await?;
     let parsed = &issued.certificate;
     let sealed = match &issued.pkcs8 {
@@ -118,6 +120,44 @@ pub async fn issue(app: &App, subject: &Subject, body: CreateCertificate) -> Res
     app.store
         .create_certificate(&new, &log, false, app.clock.unix())
         .await
+}
+
+/// Refuses names outside the authority's permitted domains (400), and, for callers who may not
+/// issue for any domain, outside `[names] allowed_domains` (403; Lemur's domain authorization,
+/// which `global_cert_issuer` skips).
+fn check_permitted(
+    app: &App,
+    subject: &Subject,
+    authority: &crate::model::AuthorityRecord,
+    names: &[String],
+) -> Result<()> {
+    if let Some(permitted) = &authority.permitted_domains
+        && let Some(outside) = names
+            .iter()
+            .find(|name| !permitted.iter().any(|domain| names::within(name, domain)))
+    {
+        return Err(Error::invalid(
+            "extensions.subAltNames",
+            format!(
+                "{outside:?} is outside the domains authority {} may issue for ({})",
+                authority.name,
+                permitted.join(", ")
+            ),
+        ));
+    }
+    let allowed = &app.config.names.allowed_domains;
+    if !allowed.is_empty()
+        && authorize(subject, Action::IssueForAnyDomain).is_err()
+        && let Some(outside) = names
+            .iter()
+            .find(|name| !allowed.iter().any(|domain| names::within(name, domain)))
+    {
+        return Err(Error::Forbidden(format!(
+            "{outside:?} is outside the allowed domains ({}); only administrators and global_cert_issuer may issue for it",
+            allowed.join(", ")
+        )));
+    }
+    Ok(())
 }
 
 /// Every DNS name a request may end up certifying, before anything is signed: its alternative

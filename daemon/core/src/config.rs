@@ -169,6 +169,10 @@ pub struct NamesConfig {
     /// `SENSITIVE_DOMAIN_ROLES`).
     #[serde(default)]
     pub sensitive_domain_roles: Vec<String>,
+    /// Domains anyone but administrators and `global_cert_issuer` may issue for (and names under
+    /// them); any when empty (Lemur's `LEMUR_ALLOWED_DOMAINS`, as domains rather than a regex).
+    #[serde(default)]
+    pub allowed_domains: Vec<String>,
 }
 
 fn default_public_suffix_list() -> PathBuf {
@@ -180,6 +184,7 @@ impl Default for NamesConfig {
         Self {
             public_suffix_list: default_public_suffix_list(),
             sensitive_domain_roles: Vec::new(),
+            allowed_domains: Vec::new(),
         }
     }
 }
@@ -330,6 +335,8 @@ devices = []
 public_suffix_list = "{suffixes}"
 # Roles that may mark domains sensitive and issue for them, besides admin.
 sensitive_domain_roles = []
+# Domains anyone but admin and global_cert_issuer may issue for; any when empty.
+allowed_domains = []
 "#
     )
 }

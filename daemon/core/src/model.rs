@@ -327,6 +327,8 @@ pub struct NewAuthority<'a> {
     /// The owner's role, name and description: created if missing, shared with the owner's other
     /// authorities.
     pub owner_role: (&'a str, &'a str),
+    /// The domains it may issue for; `None` for any.
+    pub permitted_domains: Option<&'a [String]>,
 }
 
 /// A stored authority.
@@ -360,6 +362,8 @@ pub struct AuthorityRecord {
     pub issuer_url: Option<String>,
     /// The CA's own certificate.
     pub authority_certificate_id: Option<i64>,
+    /// The domains it may issue for (and names under them); `None` for any.
+    pub permitted_domains: Option<Vec<String>>,
     /// Creator.
     pub user_id: Option<i64>,
     /// Created.

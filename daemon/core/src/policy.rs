@@ -206,6 +206,8 @@ pub enum Action<'a> {
         /// The authority's roles.
         authority_roles: &'a [RoleRecord],
     },
+    /// Issue for names outside `[names] allowed_domains` (Lemur's domain authorization).
+    IssueForAnyDomain,
     /// Read authorities, or domains.
     ReadAuthorities,
     /// Record a domain (not sensitive).
@@ -267,6 +269,10 @@ pub fn authorize(subject: &Subject, action: Action<'_>) -> Result<()> {
         Action::ReadAuthorities => (
             subject.is_admin() || matches!(subject, Subject::User(user) if !user.roles.is_empty()),
             "reading authorities needs a role",
+        ),
+        Action::IssueForAnyDomain => (
+            subject.is_admin() || subject.has(&Role::GlobalCertIssuer),
+            "only administrators and global_cert_issuer skip domain authorization",
         ),
         Action::CreateDomain => (
             subject.is_admin()

@@ -113,6 +113,7 @@ pub fn authority(app: &App, detail: &AuthorityDetail) -> api::AuthorityView {
         key_uri: record.key_uri.clone(),
         crl_url: record.crl_url.clone(),
         issuer_url: record.issuer_url.clone(),
+        permitted_domains: record.permitted_domains.clone(),
         date_created: date(record.date_created),
     }
 }

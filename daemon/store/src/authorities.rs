@@ -113,12 +113,16 @@ impl AuthorityRepository for SqlStore {
         log: &LogEntry<'_>,
         now: i64,
     ) -> Result<i64> {
+        let permitted = new
+            .permitted_domains
+            .map(|domains| serde_json::to_string(domains).unwrap_or_else(|_| "[]".to_owned()));
         let mut tx = self.engine.begin().await?;
         let id: Option<(i64,)> = tx
             .optional(
                 "INSERT INTO authorities (name, owner, description, plugin_name, key_uri, parent_id, cab_compliant,
-                    max_issuance_days, default_validity_days, crl_url, issuer_url, user_id, date_created)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id",
+                    max_issuance_days, default_validity_days, crl_url, issuer_url, user_id, date_created,
+                    permitted_domains)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING id",
                 args![
                     new.name,
                     new.owner,
@@ -133,6 +137,7 @@ impl AuthorityRepository for SqlStore {
                     new.issuer_url,
                     new.user_id,
                     now,
+                    permitted.as_deref(),
                 ],
                 "storing an authority",
             )

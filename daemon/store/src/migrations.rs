@@ -42,6 +42,11 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0005_token_sessions.sql"),
         postgres: include_str!("../migrations/postgres/0005_token_sessions.sql"),
     },
+    Migration {
+        version: 6,
+        sqlite: include_str!("../migrations/sqlite/0006_permitted_domains.sql"),
+        postgres: include_str!("../migrations/postgres/0006_permitted_domains.sql"),
+    },
 ];
 
 /// Arbitrary constant naming the migration lock.

@@ -91,12 +91,13 @@ pub struct AuthorityRow {
     pub authority_certificate_id: Option<i64>,
     pub user_id: Option<i64>,
     pub date_created: i64,
+    pub permitted_domains: Option<String>,
 }
 
 /// Columns of [`AuthorityRow`], from `authorities a`.
 pub const AUTHORITY_COLUMNS: &str = "a.id, a.name, a.owner, a.description, a.active, a.plugin_name, a.key_uri,
     a.parent_id, a.cab_compliant, a.max_issuance_days, a.default_validity_days, a.crl_url, a.issuer_url,
-    a.authority_certificate_id, a.user_id, a.date_created";
+    a.authority_certificate_id, a.user_id, a.date_created, a.permitted_domains";
 
 /// An authority and one of its roles (none for an authority without roles).
 #[derive(sqlx::FromRow)]
@@ -127,6 +128,9 @@ impl From<AuthorityRow> for AuthorityRecord {
             authority_certificate_id: row.authority_certificate_id,
             user_id: row.user_id,
             date_created: row.date_created,
+            permitted_domains: row
+                .permitted_domains
+                .and_then(|text| serde_json::from_str(&text).ok()),
         }
     }
 }

@@ -27,6 +27,15 @@ pub fn valid_dns_name(name: &str) -> bool {
     })
 }
 
+/// Whether `name` (a wildcard standing for its base) is `domain` or a name under it.
+pub fn within(name: &str, domain: &str) -> bool {
+    let name = name.trim_start_matches("*.");
+    name == domain
+        || name
+            .strip_suffix(domain)
+            .is_some_and(|head| head.ends_with('.'))
+}
+
 /// Lemur's certificate name: `[SAN-]{cn}-{issuer}-{notBefore:YYYYMMDD}-{notAfter:YYYYMMDD}`, with
 /// `*` spelled `WILDCARD` and anything but letters, digits, `.` and `-` turned into `-`.
 pub fn certificate_name(
@@ -67,6 +76,15 @@ pub fn certificate_name(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn within_a_domain() {
+        assert!(within("example.com", "example.com"));
+        assert!(within("www.example.com", "example.com"));
+        assert!(within("*.example.com", "example.com"));
+        assert!(!within("badexample.com", "example.com"));
+        assert!(!within("example.com.evil.net", "example.com"));
+    }
 
     #[test]
     fn dns_names() {

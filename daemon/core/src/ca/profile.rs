@@ -6,8 +6,8 @@ use lemur_hsm::KeyAlgorithm;
 use lemur_hsm::der::tlv;
 use rcgen::{
     BasicConstraints, CertificateParams, CrlDistributionPoint, CustomExtension, DistinguishedName,
-    DnType, DnValue, ExtendedKeyUsagePurpose, IsCa, KeyIdMethod, KeyUsagePurpose, SanType,
-    SerialNumber, SignatureAlgorithm,
+    DnType, DnValue, ExtendedKeyUsagePurpose, GeneralSubtree, IsCa, KeyIdMethod, KeyUsagePurpose,
+    NameConstraints, SanType, SerialNumber, SignatureAlgorithm,
 };
 use time::OffsetDateTime;
 
@@ -177,6 +177,8 @@ pub struct Authority<'a> {
     /// (subordinate CA): no organizationalUnitName; a subordinate also names the reserved
     /// policies and the TLS purposes its leaves carry.
     pub baseline: bool,
+    /// The DNS subtrees it may certify (nameConstraints); any when `None`.
+    pub permitted_domains: Option<&'a [String]>,
 }
 
 /// A CA certificate: basic constraints critical (path length 0 for a sub-CA), key usages
@@ -202,6 +204,13 @@ pub fn authority(request: Authority<'_>) -> Result<CertificateParams> {
         KeyUsagePurpose::DigitalSignature,
     ];
     params.use_authority_key_identifier_extension = request.sub_ca.is_some();
+    params.name_constraints = request.permitted_domains.map(|domains| NameConstraints {
+        permitted_subtrees: domains
+            .iter()
+            .map(|domain| GeneralSubtree::DnsName(domain.clone()))
+            .collect(),
+        excluded_subtrees: Vec::new(),
+    });
     distribute(&mut params, request.distribution);
     if request.baseline && request.sub_ca.is_some() {
         params.extended_key_usages = vec![

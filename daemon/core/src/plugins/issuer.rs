@@ -20,7 +20,7 @@ pub enum AuthorityToCreate {
     /// A subordinate CA signed by `parent`.
     SubCa {
         /// The parent authority.
-        parent: AuthorityRecord,
+        parent: Box<AuthorityRecord>,
     },
     /// An existing CA certificate whose private key is already in the token.
     Import {
@@ -52,6 +52,8 @@ pub struct AuthorityPlan {
     pub subject: SubjectFields,
     /// Apply the CA/Browser Forum rules.
     pub cab_compliant: bool,
+    /// The domains it may issue for, for its certificate's nameConstraints; any when `None`.
+    pub permitted_domains: Option<Vec<String>>,
 }
 
 /// A new authority's certificate and key, not yet stored.

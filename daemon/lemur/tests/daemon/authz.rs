@@ -416,3 +416,49 @@ fn sensitive_domains_are_issued_for_by_administrators_only() {
             .contains("create_domain")
     );
 }
+
+/// Lemur's domain authorization: with `[names] allowed_domains` set, only administrators and
+/// `global_cert_issuer` issue for names outside it.
+#[test]
+fn allowed_domains_bind_all_but_admins_and_global_cert_issuers() {
+    let mut app = Appliance::start(Db::Sqlite);
+    let config = std::fs::read_to_string(app.daemon.config_path()).unwrap();
+    let config = config.replace(
+        "allowed_domains = []",
+        "allowed_domains = [\"example.com\"]",
+    );
+    std::fs::write(app.daemon.config_path(), config).unwrap();
+    app.daemon.restart();
+    let root = app.root("allowed", "ECCPRIME256V1");
+    let password = "a long enough password";
+    create_user(
+        &app,
+        "plain",
+        "plain@example.com",
+        &["allowed_operator"],
+        password,
+    );
+    create_user(
+        &app,
+        "global",
+        "global@example.com",
+        &["allowed_operator", "global_cert_issuer"],
+        password,
+    );
+    let issue = |token: &str, name: &str| {
+        app.daemon
+            .post(
+                "/api/1/certificates",
+                Some(token),
+                &json!({ "owner": "plain@example.com", "authority": { "id": root["id"] },
+                         "csr": openssl_csr(&[name]).1 }),
+            )
+            .status
+    };
+    let plain = login(&app, "plain", password);
+    let global = login(&app, "global", password);
+    assert_eq!(issue(&plain, "www.example.com"), 200);
+    assert_eq!(issue(&plain, "www.example.org"), 403);
+    assert_eq!(issue(&global, "www.example.org"), 200);
+    assert_eq!(issue(&app.token, "www.example.org"), 200);
+}

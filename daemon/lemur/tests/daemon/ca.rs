@@ -834,3 +834,76 @@ fn cab_names_are_checked_against_the_public_suffix_list() {
         numeric.text
     );
 }
+
+/// An authority limited to some domains issues for nothing else, makes only sub-CAs within
+/// them, and writes them into its sub-CAs' certificates as nameConstraints.
+#[test]
+fn permitted_domains_bound_an_authority_and_its_sub_cas() {
+    let app = Appliance::start(Db::Sqlite);
+    let root = app.post(
+        "/api/1/authorities",
+        &json!({ "name": "bounded", "owner": "pki@example.com", "commonName": "Bounded Root",
+                 "type": "root", "keyType": "ECCPRIME256V1", "validityYears": 3,
+                 "permittedDomains": ["Example.com", "example.net"] }),
+    );
+    assert_eq!(root.status, 200, "{}", root.text);
+    assert_eq!(
+        root.body["permittedDomains"],
+        json!(["example.com", "example.net"])
+    );
+    let root_id = root.body["id"].as_i64().unwrap();
+    let outside = app.post(
+        "/api/1/authorities",
+        &json!({ "name": "stray", "owner": "pki@example.com", "commonName": "Stray", "type": "subca",
+                 "parent": { "id": root_id }, "keyType": "ECCPRIME256V1", "validityYears": 1,
+                 "permittedDomains": ["example.org"] }),
+    );
+    assert_eq!(outside.status, 400, "{}", outside.text);
+    assert!(outside.body["reasons"]["permittedDomains"].is_string());
+    let shop = app.sub_ca(
+        "shop",
+        root_id,
+        json!({ "permittedDomains": ["shop.example.com"] }),
+    );
+    let inherited = app.sub_ca("inherits", root_id, json!({}));
+    assert_eq!(
+        inherited["permittedDomains"],
+        json!(["example.com", "example.net"])
+    );
+    let dir = scratch();
+    std::fs::write(
+        dir.path().join("shop.pem"),
+        shop["authorityCertificate"]["body"].as_str().unwrap(),
+    )
+    .unwrap();
+    let text = openssl(&["x509", "-in", "shop.pem", "-noout", "-text"], dir.path());
+    assert!(
+        text.contains("X509v3 Name Constraints") && text.contains("DNS:shop.example.com"),
+        "{text}"
+    );
+    let issue = |authority: &Value, name: &str| {
+        app.post(
+            "/api/1/certificates",
+            &json!({ "owner": "web@example.com", "authority": { "id": authority["id"] },
+                     "csr": openssl_csr(&[name]).1 }),
+        )
+    };
+    assert_eq!(issue(&root.body, "www.example.com").status, 200);
+    assert_eq!(issue(&root.body, "www.example.net").status, 200);
+    let stray = issue(&root.body, "www.example.org");
+    assert_eq!(stray.status, 400, "{}", stray.text);
+    assert!(
+        stray.body["reasons"]["extensions.subAltNames"]
+            .as_str()
+            .unwrap()
+            .contains("outside")
+    );
+    assert_eq!(issue(&shop, "www.shop.example.com").status, 200);
+    assert_eq!(issue(&shop, "www.example.com").status, 400);
+    // A certificate the sub-CA issues verifies within the constraint.
+    let leaf = issue(&shop, "cart.shop.example.com");
+    verify_with_openssl(
+        leaf.body["body"].as_str().unwrap(),
+        leaf.body["chain"].as_str().unwrap(),
+    );
+}

@@ -29,6 +29,7 @@ fn root_request(name: &str) -> CreateAuthority {
         default_validity_days: None,
         crl_url: None,
         issuer_url: None,
+        permitted_domains: None,
         body: None,
         key_uri: None,
         chain: None,

@@ -96,6 +96,7 @@ async fn generate(
         }),
         distribution: &distribution,
         baseline: request.cab_compliant,
+        permitted_domains: request.permitted_domains.as_deref(),
     })?;
     let label = format!(
         "lemur-ca-{}-{}",
