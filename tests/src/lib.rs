@@ -351,6 +351,24 @@ pub fn openssl(args: &[&str], dir: &Path) -> String {
     text
 }
 
+/// `openssl req MODE` with a fresh P-256 key written to `key_file` (`MODE` is `-new` for a CSR,
+/// `-x509` for a self-signed certificate), then `rest`, in `dir`.
+pub fn openssl_p256_request(dir: &Path, mode: &str, key_file: &str, rest: &[&str]) -> String {
+    let mut args = vec![
+        "req",
+        mode,
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        key_file,
+    ];
+    args.extend_from_slice(rest);
+    openssl(&args, dir)
+}
+
 /// Points this process's SoftHSM2 at `conf` (another process's token directory, e.g. a daemon's),
 /// before the module is loaded. Only for single-purpose processes such as benchmarks.
 pub fn use_softhsm_conf(conf: &Path) {

@@ -183,61 +183,50 @@ impl Postgres {
     /// CA's PEM file.
     pub fn enable_tls(&self) -> PathBuf {
         let dir = self.directory();
-        let openssl = |args: &[&str]| crate::openssl(args, dir);
-        openssl(&[
-            "req",
+        crate::openssl_p256_request(
+            dir,
             "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
             "ca.key",
-            "-subj",
-            "/CN=Test Database CA",
-            "-days",
-            "2",
-            "-out",
-            "ca.pem",
-        ]);
-        openssl(&[
-            "req",
+            &[
+                "-subj",
+                "/CN=Test Database CA",
+                "-days",
+                "2",
+                "-out",
+                "ca.pem",
+            ],
+        );
+        crate::openssl_p256_request(
+            dir,
             "-new",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
             "server.key",
-            "-subj",
-            "/CN=localhost",
-            "-out",
-            "server.csr",
-        ]);
+            &["-subj", "/CN=localhost", "-out", "server.csr"],
+        );
         std::fs::write(
             dir.join("server.ext"),
             "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
         )
         .expect("extensions file");
-        openssl(&[
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-days",
-            "2",
-            "-extfile",
-            "server.ext",
-            "-out",
-            "server.pem",
-        ]);
+        crate::openssl(
+            &[
+                "x509",
+                "-req",
+                "-in",
+                "server.csr",
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-days",
+                "2",
+                "-extfile",
+                "server.ext",
+                "-out",
+                "server.pem",
+            ],
+            dir,
+        );
         if is_root() {
             let status = Command::new("chown")
                 .arg("postgres:")

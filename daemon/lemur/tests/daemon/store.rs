@@ -36,17 +36,7 @@ fn a_database_outage_is_a_503_with_a_retry_hint_and_service_resumes_after() {
         "/api/1/certificates?filter=cn;host",
         "/api/1/authorities/1",
     ] {
-        let reply = app.get(path);
-        assert_eq!(reply.status, 503, "{path}: {}", reply.text);
-        assert_eq!(
-            reply.body["code"], "database_unavailable",
-            "{path}: {}",
-            reply.text
-        );
-        assert!(
-            reply.header("retry-after").is_some(),
-            "{path}: no Retry-After"
-        );
+        answers_outage(&app, path);
     }
     // The database answers again, but not for certificates: a failure after authentication is
     // still a 503, never "not found".
@@ -54,13 +44,7 @@ fn a_database_outage_is_a_503_with_a_retry_hint_and_service_resumes_after() {
     answers_again(&app, "/api/1/auth/me");
     postgres.query("ALTER TABLE certificates RENAME TO certificates_away");
     for path in ["/api/1/certificates/1", "/api/1/certificates/999"] {
-        let reply = app.get(path);
-        assert_eq!(reply.status, 503, "{path}: {}", reply.text);
-        assert_eq!(
-            reply.body["code"], "database_unavailable",
-            "{path}: {}",
-            reply.text
-        );
+        answers_outage(&app, path);
     }
     postgres.query("ALTER TABLE certificates_away RENAME TO certificates");
     postgres.stop();
@@ -73,6 +57,21 @@ fn a_database_outage_is_a_503_with_a_retry_hint_and_service_resumes_after() {
     assert_eq!(app.daemon.get("/api/1/healthcheck", None).status, 503);
     postgres.start_again();
     answers_again(&app, "/api/1/certificates/1");
+}
+
+/// `path` answers as an outage: 503, the database's code, and when to retry.
+fn answers_outage(app: &Appliance, path: &str) {
+    let reply = app.get(path);
+    assert_eq!(reply.status, 503, "{path}: {}", reply.text);
+    assert_eq!(
+        reply.body["code"], "database_unavailable",
+        "{path}: {}",
+        reply.text
+    );
+    assert!(
+        reply.header("retry-after").is_some(),
+        "{path}: no Retry-After"
+    );
 }
 
 /// Waits (ten seconds at most) until `path` answers 200 again after the database came back.
@@ -195,25 +194,11 @@ fn postgres_over_verified_tls() {
     assert_eq!(plain.trim(), "0");
 
     let other = crate::support::scratch();
-    lemur_testkit::openssl(
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            "other.key",
-            "-subj",
-            "/CN=Another CA",
-            "-days",
-            "2",
-            "-out",
-            "other.pem",
-        ],
+    lemur_testkit::openssl_p256_request(
         other.path(),
+        "-x509",
+        "other.key",
+        &["-subj", "/CN=Another CA", "-days", "2", "-out", "other.pem"],
     );
     let config = other.path().join("lemur.toml");
     let lemur = |args: &[&str]| {

@@ -125,7 +125,7 @@ fn write(dir: &Path, name: &str, content: &str) -> PathBuf {
     path
 }
 
-pub use lemur_testkit::openssl;
+pub use lemur_testkit::{openssl, openssl_p256_request};
 
 /// The PEM blocks of a chain, issuer first, root last.
 fn split_pem(chain: &str) -> Vec<String> {
@@ -178,24 +178,6 @@ pub fn pkilint(pem: &str, cabf_type: Option<&str>) {
             run.get_program()
         );
     }
-}
-
-/// `openssl req MODE` with a fresh P-256 key written to `key_file` (`MODE` is `-new` for a CSR,
-/// `-x509` for a self-signed certificate), then `rest`, in `dir`.
-pub fn openssl_p256_request(dir: &Path, mode: &str, key_file: &str, rest: &[&str]) -> String {
-    let mut args = vec![
-        "req",
-        mode,
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:P-256",
-        "-nodes",
-        "-keyout",
-        key_file,
-    ];
-    args.extend_from_slice(rest);
-    openssl(&args, dir)
 }
 
 /// A fresh P-256 key and CSR for `names` (the first is the CN), made by openssl.
