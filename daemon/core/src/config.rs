@@ -63,6 +63,14 @@ pub struct ServerConfig {
     /// Requests served at once; past that, a request is answered 503 at once rather than queued.
     #[serde(default = "default_max_in_flight")]
     pub max_in_flight_requests: usize,
+    /// Seconds a connection may take to send a request's headers, counted from when the daemon
+    /// starts waiting for them (so an idle keep-alive connection is closed after as long).
+    #[serde(default = "default_header_timeout")]
+    pub header_timeout_secs: u64,
+    /// Connections open at once (TLS handshakes included); past that, new connections wait in
+    /// the kernel's backlog until one closes. Keep it under the process's file-descriptor limit.
+    #[serde(default = "default_connection_cap")]
+    pub max_connections: usize,
 }
 
 fn default_request_timeout() -> u64 {
@@ -70,7 +78,15 @@ fn default_request_timeout() -> u64 {
 }
 
 fn default_max_in_flight() -> usize {
-    1024
+    512
+}
+
+fn default_header_timeout() -> u64 {
+    30
+}
+
+fn default_connection_cap() -> usize {
+    768
 }
 
 /// `[database]`.
@@ -283,7 +299,11 @@ listen = "{listen}"
 trusted_proxies = []
 # Seconds a request body may take to arrive, and requests served at once.
 request_timeout_secs = 60
-max_in_flight_requests = 1024
+max_in_flight_requests = 512
+# Seconds a connection may take to send its headers (also the keep-alive idle limit), and
+# connections open at once (more wait in the kernel's backlog; keep under `ulimit -n`).
+header_timeout_secs = 30
+max_connections = 768
 
 [database]
 # sqlite:///path/lemur.db (embedded default) or postgres://lemur@db.example.com/lemur (scale-out).

@@ -28,6 +28,22 @@ pub fn forbid_core_dumps() -> Result<()> {
         .map_err(|e| Error::io("clearing PR_SET_DUMPABLE")(e.into()))
 }
 
+/// Raises this process's open-file limit to its hard limit (as much as its unit allows, as Go
+/// and nginx do) and returns it, so a daemon can check that its connection cap fits.
+pub fn raise_open_file_limit() -> Result<u64> {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    if limit.current != limit.maximum {
+        let raised = rustix::process::Rlimit {
+            current: limit.maximum,
+            maximum: limit.maximum,
+        };
+        setrlimit(Resource::Nofile, raised)
+            .map_err(|e| Error::io("raising RLIMIT_NOFILE to its hard limit")(e.into()))?;
+    }
+    Ok(limit.maximum.unwrap_or(u64::MAX))
+}
+
 /// Whether this process runs as root.
 pub fn is_root() -> bool {
     effective_uid() == 0

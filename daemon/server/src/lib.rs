@@ -80,7 +80,7 @@ impl FromRequestParts<Arc<App>> for Caller {
     }
 }
 
-/// The TCP peer of a connection (`ConnectInfo<Peer>`), over plain TCP or TLS.
+/// The TCP peer of a connection (a request extension), over plain TCP or TLS.
 #[derive(Debug, Clone, Copy)]
 pub struct Peer(pub std::net::SocketAddr);
 
@@ -98,8 +98,8 @@ impl FromRequestParts<Arc<App>> for ClientAddress {
     ) -> Result<Self, Self::Rejection> {
         let peer = parts
             .extensions
-            .get::<axum::extract::ConnectInfo<Peer>>()
-            .map_or_else(|| "unix".to_owned(), |info| info.0.0.ip().to_string());
+            .get::<Peer>()
+            .map_or_else(|| "unix".to_owned(), |peer| peer.0.ip().to_string());
         if !app.config.server.trusted_proxies.contains(&peer) {
             return Ok(ClientAddress(peer));
         }

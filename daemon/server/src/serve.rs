@@ -1,9 +1,31 @@
 //! Serving the API until a shutdown signal: on a unix socket (behind nginx), plain TCP, or
 //! HTTPS with rustls; requests in flight finish before it returns.
+//!
+//! The accept loop is ours rather than `axum::serve`'s so that every connection is bounded:
+//! a cap on connections open at once (a connection waits in the kernel's backlog for a place
+//! before it is accepted), and a deadline for each request's headers (hyper's header timeout,
+//! which also closes keep-alive connections left idle as long). Request bodies have their own
+//! deadline (`server.request_timeout_secs`, in the JSON extractor).
 
+use crate::Peer;
+use axum::Router;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use lemur_core::config::ServerConfig;
 use lemur_core::{App, Error, Result};
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, UnixListener};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// File descriptors kept back from the connection cap: the database pool, the HSM, logs, the
+/// listener and files the daemon opens.
+const RESERVED_DESCRIPTORS: u64 = 128;
 
 /// Serves `app` where its configuration says until `shutdown` completes; `on_ready` runs with
 /// the address once the listener is bound.
@@ -12,48 +34,175 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
     on_ready: impl FnOnce(&str),
 ) -> Result<()> {
-    let router = crate::router(Arc::clone(&app));
     let server = &app.config.server;
+    let places = connection_places(server)?;
+    let router = crate::router(Arc::clone(&app));
     if let Some(path) = server.listen.strip_prefix("unix:") {
         let _ = std::fs::remove_file(path);
-        let listener =
-            tokio::net::UnixListener::bind(path).map_err(Error::io(format!("binding {path}")))?;
+        let listener = UnixListener::bind(path).map_err(Error::io(format!("binding {path}")))?;
         on_ready(&format!("unix:{path}"));
-        return axum::serve(listener, router.into_make_service())
-            .with_graceful_shutdown(shutdown)
-            .await
-            .map_err(Error::io("serving"));
+        let connections = Plain { listener, places };
+        return run(connections, router, server, shutdown).await;
     }
-    let listener = tokio::net::TcpListener::bind(&server.listen)
+    let listener = TcpListener::bind(&server.listen)
         .await
         .map_err(Error::io(format!("binding {}", server.listen)))?;
     let address = listener
         .local_addr()
         .map_err(Error::io("reading the bound address"))?;
-    let service = router.into_make_service_with_connect_info::<crate::Peer>();
     match (&server.tls_certificate, &server.tls_private_key) {
         (Some(certificate), Some(key)) => {
-            let tls = crate::tls::TlsListener::new(
-                listener,
-                crate::tls::server_config(certificate, key)?,
-            )?;
+            let config = crate::tls::server_config(certificate, key)?;
+            let connections = crate::tls::TlsListener::new(listener, config, places);
             on_ready(&format!("https://{address}"));
-            axum::serve(tls, service)
-                .with_graceful_shutdown(shutdown)
-                .await
+            run(connections, router, server, shutdown).await
         }
         (None, None) => {
             on_ready(&format!("http://{address}"));
-            axum::serve(listener, service)
-                .with_graceful_shutdown(shutdown)
-                .await
+            run(Plain { listener, places }, router, server, shutdown).await
         }
-        _ => {
-            return Err(Error::invalid(
-                "server",
-                "set both tls_certificate and tls_private_key, or neither",
-            ));
+        _ => Err(Error::invalid(
+            "server",
+            "set both tls_certificate and tls_private_key, or neither",
+        )),
+    }
+}
+
+/// The connection cap as a semaphore, once it is known to fit the process's open-file limit.
+fn connection_places(server: &ServerConfig) -> Result<Arc<Semaphore>> {
+    let wanted = server.max_connections.max(1);
+    let descriptors = lemur_core::files::raise_open_file_limit()?;
+    let fits = descriptors.saturating_sub(RESERVED_DESCRIPTORS);
+    if wanted as u64 > fits {
+        return Err(Error::invalid(
+            "server.max_connections",
+            format!(
+                "{wanted} connections do not fit this process's open-file limit of \
+                 {descriptors} ({RESERVED_DESCRIPTORS} are kept for everything else): lower it \
+                 to {fits} or raise LimitNOFILE= in the service unit"
+            ),
+        ));
+    }
+    Ok(Arc::new(Semaphore::new(wanted)))
+}
+
+/// A connection ready for HTTP, holding its place under the connection cap until it closes.
+pub(crate) struct Accepted<Io> {
+    pub io: Io,
+    /// The TCP peer (none on the unix socket).
+    pub peer: Option<SocketAddr>,
+    pub place: OwnedSemaphorePermit,
+}
+
+/// Where connections come from: a plain listener, or TLS handshakes finished in the background.
+pub(crate) trait Connections: Send {
+    type Io: AsyncRead + AsyncWrite + Unpin + Send + 'static;
+
+    /// The next connection; waits for a place under the cap first.
+    fn next(&mut self) -> impl Future<Output = Accepted<Self::Io>> + Send;
+}
+
+/// A socket listener, TCP or unix.
+pub(crate) trait Listen: Send + Sync {
+    type Io: AsyncRead + AsyncWrite + Unpin + Send + 'static;
+
+    fn accept_one(
+        &self,
+    ) -> impl Future<Output = std::io::Result<(Self::Io, Option<SocketAddr>)>> + Send;
+}
+
+impl Listen for TcpListener {
+    type Io = tokio::net::TcpStream;
+
+    async fn accept_one(&self) -> std::io::Result<(Self::Io, Option<SocketAddr>)> {
+        let (stream, peer) = self.accept().await?;
+        // Responses are written whole; Nagle's delay only adds latency.
+        let _ = stream.set_nodelay(true);
+        Ok((stream, Some(peer)))
+    }
+}
+
+impl Listen for UnixListener {
+    type Io = tokio::net::UnixStream;
+
+    async fn accept_one(&self) -> std::io::Result<(Self::Io, Option<SocketAddr>)> {
+        Ok((self.accept().await?.0, None))
+    }
+}
+
+/// Waits for a place under the cap, then accepts a connection on `listener`. Accept errors
+/// (out of descriptors, a connection reset before it was accepted) are logged and retried
+/// after a pause, never fatal.
+pub(crate) async fn accept<L: Listen>(listener: &L, places: &Arc<Semaphore>) -> Accepted<L::Io> {
+    // The semaphore is never closed; were it, no place would ever come free.
+    let Ok(place) = Arc::clone(places).acquire_owned().await else {
+        return std::future::pending().await;
+    };
+    loop {
+        match listener.accept_one().await {
+            Ok((io, peer)) => return Accepted { io, peer, place },
+            Err(error) => {
+                log::warn!("accepting a connection failed: {error}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
         }
     }
-    .map_err(Error::io("serving"))
+}
+
+/// Connections straight from a listener.
+struct Plain<L> {
+    listener: L,
+    places: Arc<Semaphore>,
+}
+
+impl<L: Listen> Connections for Plain<L> {
+    type Io = L::Io;
+
+    async fn next(&mut self) -> Accepted<L::Io> {
+        accept(&self.listener, &self.places).await
+    }
+}
+
+/// Serves HTTP/1.1 on every connection from `connections` until `shutdown`, then waits for the
+/// requests in flight (idle connections are closed at once).
+async fn run<C: Connections>(
+    mut connections: C,
+    router: Router,
+    server: &ServerConfig,
+    shutdown: impl Future<Output = ()>,
+) -> Result<()> {
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(server.header_timeout_secs.max(1)));
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let accepted = tokio::select! {
+            accepted = connections.next() => accepted,
+            () = &mut shutdown => break,
+        };
+        let peer = accepted.peer.map(Peer);
+        let service = tower::ServiceExt::map_request(
+            router.clone(),
+            move |mut request: axum::http::Request<Incoming>| {
+                if let Some(peer) = peer {
+                    request.extensions_mut().insert(peer);
+                }
+                request
+            },
+        );
+        let connection = graceful.watch(
+            http.serve_connection(TokioIo::new(accepted.io), TowerToHyperService::new(service)),
+        );
+        let place = accepted.place;
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                log::debug!("connection closed: {error}");
+            }
+            drop(place);
+        });
+    }
+    drop(connections);
+    graceful.shutdown().await;
+    Ok(())
 }

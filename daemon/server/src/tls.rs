@@ -1,28 +1,28 @@
 //! Serving HTTPS directly with rustls, for deployments without nginx in front.
 //!
 //! Handshakes run in their own tasks so a slow or silent client cannot hold up the accept loop;
-//! finished connections are handed to axum through a channel.
+//! finished connections are handed to the serving loop through a channel.
 
-use crate::Peer;
+use crate::serve::{Accepted, Connections, accept};
 use lemur_core::{Error, Result};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
+use tokio::sync::{Semaphore, mpsc};
+use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 
 /// How long a client may take to complete the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A TLS listener for `axum::serve`.
+/// Connections on a TCP listener, each handed over once its TLS handshake is done.
 pub struct TlsListener {
-    local: SocketAddr,
-    ready: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
+    ready: mpsc::Receiver<Accepted<TlsStream<TcpStream>>>,
+    acceptor: JoinHandle<()>,
 }
 
 /// The server configuration from a PEM chain and a PEM private key (TLS 1.2 and 1.3, HTTP/1.1).
@@ -64,63 +64,50 @@ pub fn server_config(certificate: &Path, private_key: &Path) -> Result<Arc<rustl
 }
 
 impl TlsListener {
-    /// Accepts TCP connections on `listener` and completes TLS handshakes in the background.
-    pub fn new(listener: TcpListener, config: Arc<rustls::ServerConfig>) -> Result<Self> {
-        let local = listener
-            .local_addr()
-            .map_err(Error::io("reading the bound address"))?;
+    /// Accepts TCP connections on `listener`, each once it has a place under the cap, and
+    /// completes TLS handshakes in the background (the place is held through the handshake).
+    pub(crate) fn new(
+        listener: TcpListener,
+        config: Arc<rustls::ServerConfig>,
+        places: Arc<Semaphore>,
+    ) -> Self {
         let acceptor = TlsAcceptor::from(config);
         let (sender, ready) = mpsc::channel(64);
-        tokio::spawn(async move {
+        let acceptor = tokio::spawn(async move {
             loop {
-                let (stream, peer) = match listener.accept().await {
-                    Ok(accepted) => accepted,
-                    Err(error) => {
-                        log::warn!("accepting a connection failed: {error}");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
+                let Accepted { io, peer, place } = accept(&listener, &places).await;
                 let (acceptor, sender) = (acceptor.clone(), sender.clone());
                 tokio::spawn(async move {
-                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                        Ok(Ok(tls)) => {
-                            let _ = sender.send((tls, peer)).await;
+                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(io)).await {
+                        Ok(Ok(io)) => {
+                            let _ = sender.send(Accepted { io, peer, place }).await;
                         }
-                        Ok(Err(error)) => log::debug!("TLS handshake with {peer} failed: {error}"),
-                        Err(_) => log::debug!("TLS handshake with {peer} timed out"),
+                        Ok(Err(error)) => {
+                            log::debug!("TLS handshake with {peer:?} failed: {error}")
+                        }
+                        Err(_) => log::debug!("TLS handshake with {peer:?} timed out"),
                     }
                 });
             }
         });
-        Ok(Self { local, ready })
+        Self { ready, acceptor }
     }
 }
 
-impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, TlsListener>> for Peer {
-    fn connect_info(stream: axum::serve::IncomingStream<'_, TlsListener>) -> Self {
-        Peer(*stream.remote_addr())
-    }
-}
-
-impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, TcpListener>> for Peer {
-    fn connect_info(stream: axum::serve::IncomingStream<'_, TcpListener>) -> Self {
-        Peer(*stream.remote_addr())
-    }
-}
-
-impl axum::serve::Listener for TlsListener {
+impl Connections for TlsListener {
     type Io = TlsStream<TcpStream>;
-    type Addr = SocketAddr;
 
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+    async fn next(&mut self) -> Accepted<Self::Io> {
         match self.ready.recv().await {
             Some(connection) => connection,
             None => std::future::pending().await,
         }
     }
+}
 
-    fn local_addr(&self) -> std::io::Result<SocketAddr> {
-        Ok(self.local)
+impl Drop for TlsListener {
+    /// Stops accepting: the listener closes with the task.
+    fn drop(&mut self) {
+        self.acceptor.abort();
     }
 }

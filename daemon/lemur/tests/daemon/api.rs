@@ -467,10 +467,7 @@ fn slow_requests_time_out_and_a_full_daemon_sheds_load() {
     let config = std::fs::read_to_string(app.daemon.config_path()).unwrap();
     let config = config
         .replace("request_timeout_secs = 60", "request_timeout_secs = 6")
-        .replace(
-            "max_in_flight_requests = 1024",
-            "max_in_flight_requests = 1",
-        );
+        .replace("max_in_flight_requests = 512", "max_in_flight_requests = 1");
     std::fs::write(app.daemon.config_path(), config).unwrap();
     app.daemon.restart();
     let address = app.daemon.base.trim_start_matches("http://").to_owned();
@@ -497,4 +494,96 @@ fn slow_requests_time_out_and_a_full_daemon_sheds_load() {
     let status_line = String::from_utf8_lossy(&answer[..read]);
     assert!(status_line.starts_with("HTTP/1.1 408"), "{status_line}");
     assert_eq!(app.daemon.get("/api/1/healthcheck", None).status, 200);
+}
+
+/// Connections past `server.max_connections` wait, unanswered, until one closes; and a
+/// connection that does not finish its headers in time, or says nothing at all, is closed.
+#[test]
+fn silent_and_surplus_connections_are_bounded() {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    use std::time::{Duration, Instant};
+    let mut app = Appliance::start(Db::Sqlite);
+    let configured = std::fs::read_to_string(app.daemon.config_path()).unwrap();
+    let set = |header_timeout: &str, connections: &str| {
+        let config = configured
+            .replace(
+                "header_timeout_secs = 30",
+                &format!("header_timeout_secs = {header_timeout}"),
+            )
+            .replace(
+                "max_connections = 768",
+                &format!("max_connections = {connections}"),
+            );
+        assert_ne!(config, configured, "the template names both settings");
+        config
+    };
+    std::fs::write(app.daemon.config_path(), set("30", "2")).unwrap();
+    app.daemon.restart();
+    let address = app.daemon.base.trim_start_matches("http://").to_owned();
+    let request = b"GET /api/1/healthcheck HTTP/1.1\r\nHost: lemur\r\nConnection: close\r\n\r\n";
+    let answer = |stream: &mut TcpStream, wait: u64| {
+        stream
+            .set_read_timeout(Some(Duration::from_secs(wait)))
+            .unwrap();
+        let mut text = Vec::new();
+        let outcome = stream.read_to_end(&mut text);
+        (outcome, String::from_utf8_lossy(&text).into_owned())
+    };
+
+    // Two silent connections take both places (the second is served a request first, so both
+    // are known to be accepted); a third is not answered while they stay open.
+    let first = TcpStream::connect(&address).unwrap();
+    let mut second = TcpStream::connect(&address).unwrap();
+    second
+        .write_all(b"GET /api/1/healthcheck HTTP/1.1\r\nHost: lemur\r\n\r\n")
+        .unwrap();
+    let mut head = [0u8; 12];
+    second.read_exact(&mut head).unwrap();
+    assert_eq!(&head, b"HTTP/1.1 200");
+    let mut third = TcpStream::connect(&address).unwrap();
+    third.write_all(request).unwrap();
+    let (waiting, text) = answer(&mut third, 2);
+    assert!(waiting.is_err() && text.is_empty(), "{waiting:?} {text}");
+    drop(first);
+    let (served, text) = answer(&mut third, 10);
+    assert!(
+        served.is_ok() && text.starts_with("HTTP/1.1 200"),
+        "{served:?} {text}"
+    );
+    drop(second);
+
+    // A connection that never finishes its headers, and one that sends nothing, are closed.
+    std::fs::write(app.daemon.config_path(), set("1", "768")).unwrap();
+    app.daemon.restart();
+    let address = app.daemon.base.trim_start_matches("http://").to_owned();
+    let mut partial = TcpStream::connect(&address).unwrap();
+    partial
+        .write_all(b"GET /api/1/healthcheck HTTP/1.1\r\nHost: lem")
+        .unwrap();
+    let mut silent = TcpStream::connect(&address).unwrap();
+    let started = Instant::now();
+    for stream in [&mut partial, &mut silent] {
+        let (closed, text) = answer(stream, 10);
+        assert!(
+            text.is_empty()
+                && closed.map_or_else(
+                    |e| e.kind() == std::io::ErrorKind::ConnectionReset,
+                    |_| true
+                ),
+            "{text}"
+        );
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        started.elapsed()
+    );
+    let mut prompt = TcpStream::connect(&address).unwrap();
+    prompt.write_all(request).unwrap();
+    let (served, text) = answer(&mut prompt, 10);
+    assert!(
+        served.is_ok() && text.starts_with("HTTP/1.1 200"),
+        "{served:?} {text}"
+    );
 }
