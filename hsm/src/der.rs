@@ -3,6 +3,7 @@
 //! `r || s` into the `ECDSA-Sig-Value` X.509 expects, and PKCS#8 for exported or imported keys.
 
 use crate::KeyAlgorithm;
+use zeroize::Zeroizing;
 
 /// `id-ecPublicKey` (1.2.840.10045.2.1), tag and length included.
 const OID_EC_PUBLIC_KEY: &[u8] = &[0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
@@ -62,55 +63,107 @@ pub(crate) fn rsa_public_key(modulus: &[u8], exponent: &[u8]) -> Vec<u8> {
     tlv(0x30, &content)
 }
 
-fn octet_string(content: &[u8]) -> Vec<u8> {
-    tlv(0x04, content)
-}
-
 /// PKCS#8 around a PKCS#1 `RSAPrivateKey` (an `RSA PRIVATE KEY` PEM).
-pub fn rsa_pkcs1_to_pkcs8(pkcs1: &[u8]) -> Vec<u8> {
-    private_key_info(RSA_ALGORITHM, pkcs1)
+pub fn rsa_pkcs1_to_pkcs8(pkcs1: &[u8]) -> Zeroizing<Vec<u8>> {
+    let key = SecretDer::with_room_for(pkcs1.len());
+    key.private_key_info(RSA_ALGORITHM, |key| key.extend(pkcs1))
 }
 
-/// `PrivateKeyInfo` (PKCS#8 v1) around an algorithm-specific private key.
-fn private_key_info(algorithm_id: &[u8], private_key: &[u8]) -> Vec<u8> {
-    let mut content = unsigned_integer(&[0]);
-    content.extend(tlv(0x30, algorithm_id));
-    content.extend(octet_string(private_key));
-    tlv(0x30, &content)
+/// DER holding a private key, built in one buffer whose room is reserved up front and whose
+/// headers are inserted in place, so it never reallocates: wiping it on drop wipes every copy
+/// of the key this code made.
+struct SecretDer(Zeroizing<Vec<u8>>);
+
+impl SecretDer {
+    /// Room for `secret_len` bytes of key material plus every header and public part a private
+    /// key's DER adds (algorithm identifiers, version numbers, an EC public point).
+    fn with_room_for(secret_len: usize) -> Self {
+        Self(Zeroizing::new(Vec::with_capacity(secret_len + 256)))
+    }
+
+    fn extend(&mut self, bytes: &[u8]) {
+        debug_assert!(
+            self.0.capacity() - self.0.len() >= bytes.len(),
+            "room reserved"
+        );
+        self.0.extend_from_slice(bytes);
+    }
+
+    /// Turns everything from `start` on into the content of a `tag` TLV.
+    fn wrap_from(&mut self, start: usize, tag: u8) {
+        let mut header = Vec::with_capacity(6);
+        header.push(tag);
+        push_length(self.0.len() - start, &mut header);
+        debug_assert!(
+            self.0.capacity() - self.0.len() >= header.len(),
+            "room reserved"
+        );
+        self.0.splice(start..start, header);
+    }
+
+    /// An INTEGER from unsigned big-endian bytes, as [`unsigned_integer`] encodes it.
+    fn integer(&mut self, value: &[u8]) {
+        let start = self.0.len();
+        let skip = value.iter().take_while(|&&b| b == 0).count();
+        let trimmed = &value[skip.min(value.len().saturating_sub(1))..];
+        if trimmed.first().is_some_and(|b| b & 0x80 != 0) {
+            self.extend(&[0]);
+        }
+        self.extend(trimmed);
+        self.wrap_from(start, 0x02);
+    }
+
+    /// `PrivateKeyInfo` (PKCS#8 v1) around the algorithm-specific key `write` appends.
+    fn private_key_info(
+        mut self,
+        algorithm_id: &[u8],
+        write: impl FnOnce(&mut Self),
+    ) -> Zeroizing<Vec<u8>> {
+        self.integer(&[0]);
+        self.extend(&tlv(0x30, algorithm_id));
+        let key_start = self.0.len();
+        write(&mut self);
+        self.wrap_from(key_start, 0x04);
+        self.wrap_from(0, 0x30);
+        self.0
+    }
 }
 
 /// PKCS#8 for an EC key: `ECPrivateKey` (RFC 5915) with the public point, curve in the
 /// AlgorithmIdentifier (the form ring and OpenSSL read).
-pub fn ec_pkcs8(algorithm: KeyAlgorithm, scalar: &[u8], point: &[u8]) -> Vec<u8> {
-    let field_len: usize = if algorithm == KeyAlgorithm::EcP384 {
-        48
+pub fn ec_pkcs8(algorithm: KeyAlgorithm, scalar: &[u8], point: &[u8]) -> Zeroizing<Vec<u8>> {
+    let (field_len, curve) = if algorithm == KeyAlgorithm::EcP384 {
+        (48, OID_P384)
     } else {
-        32
+        (32, OID_P256)
     };
-    let mut padded = vec![0u8; field_len.saturating_sub(scalar.len())];
-    padded.extend_from_slice(scalar);
-    let mut ec_private_key = unsigned_integer(&[1]);
-    ec_private_key.extend(octet_string(&padded));
-    ec_private_key.extend(tlv(0xa1, &bit_string(point)));
-    let curve = if algorithm == KeyAlgorithm::EcP384 {
-        OID_P384
-    } else {
-        OID_P256
-    };
-    private_key_info(
-        &[OID_EC_PUBLIC_KEY, curve].concat(),
-        &tlv(0x30, &ec_private_key),
-    )
+    let key = SecretDer::with_room_for(field_len.max(scalar.len()) + point.len());
+    key.private_key_info(&[OID_EC_PUBLIC_KEY, curve].concat(), |key| {
+        let start = key.0.len();
+        key.integer(&[1]);
+        let scalar_start = key.0.len();
+        for _ in scalar.len()..field_len {
+            key.extend(&[0]);
+        }
+        key.extend(scalar);
+        key.wrap_from(scalar_start, 0x04);
+        key.extend(&tlv(0xa1, &bit_string(point)));
+        key.wrap_from(start, 0x30);
+    })
 }
 
 /// PKCS#8 for an RSA key from its CRT components, in `RSAPrivateKey` order
 /// (n, e, d, p, q, d mod p-1, d mod q-1, q^-1 mod p).
-pub fn rsa_pkcs8(components: [&[u8]; 8]) -> Vec<u8> {
-    let mut rsa_private_key = unsigned_integer(&[0]);
-    for component in components {
-        rsa_private_key.extend(unsigned_integer(component));
-    }
-    private_key_info(RSA_ALGORITHM, &tlv(0x30, &rsa_private_key))
+pub fn rsa_pkcs8(components: [&[u8]; 8]) -> Zeroizing<Vec<u8>> {
+    let key = SecretDer::with_room_for(components.iter().map(|c| c.len()).sum());
+    key.private_key_info(RSA_ALGORITHM, |key| {
+        let start = key.0.len();
+        key.integer(&[0]);
+        for component in components {
+            key.integer(component);
+        }
+        key.wrap_from(start, 0x30);
+    })
 }
 
 /// SubjectPublicKeyInfo for `key` (the EC point, or the PKCS#1 RSAPublicKey).
@@ -171,6 +224,42 @@ mod tests {
         let content = vec![0u8; 300];
         let encoded = tlv(0x04, &content);
         assert_eq!(&encoded[..4], &[0x04, 0x82, 0x01, 0x2c]);
+    }
+
+    /// The room reserved for a private key's DER suffices for the largest keys with every
+    /// integer needing its sign byte, so the buffer is never reallocated (which would leave an
+    /// unwiped copy behind); `SecretDer`'s debug assertions fail the test if it would be.
+    #[test]
+    fn private_key_der_is_built_without_reallocating() {
+        let big = |len: usize| vec![0xffu8; len];
+        let (n, d, p, e) = (big(1024), big(1024), big(512), big(3));
+        let rsa = rsa_pkcs8([&n, &e, &d, &p, &p, &p, &p, &p]);
+        let reserved = n.len() + d.len() + e.len() + 5 * p.len() + 256;
+        assert_eq!(rsa.capacity(), reserved);
+        assert_eq!(&rsa[..2], &[0x30, 0x82]);
+        assert_eq!(
+            usize::from(u16::from_be_bytes([rsa[2], rsa[3]])),
+            rsa.len() - 4
+        );
+
+        let point = [&[0x04u8][..], &[0xffu8; 96]].concat();
+        let ec = ec_pkcs8(KeyAlgorithm::EcP384, &[0xff; 47], &point);
+        assert_eq!(ec.capacity(), 48 + point.len() + 256);
+        assert_eq!(&ec[..2], &[0x30, 0x81]);
+        assert_eq!(usize::from(ec[2]), ec.len() - 3);
+        let scalar_at = ec
+            .windows(2)
+            .position(|w| w == [0x04, 0x30])
+            .unwrap_or_default();
+        assert_eq!(
+            &ec[scalar_at..scalar_at + 3],
+            &[0x04, 0x30, 0x00],
+            "left-padded"
+        );
+
+        let wrapped = rsa_pkcs1_to_pkcs8(&n);
+        assert_eq!(wrapped.capacity(), n.len() + 256);
+        assert!(wrapped.ends_with(&n));
     }
 
     #[test]

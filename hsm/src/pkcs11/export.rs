@@ -5,37 +5,50 @@ use super::objects;
 use crate::{Error, ExportableKeyPair, KeyAlgorithm, Result, der};
 use cryptoki::object::{Attribute, AttributeType, ObjectHandle};
 use cryptoki::session::Session;
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, Zeroizing};
 
+/// The values of `wanted`, in order. The values are moved out of cryptoki's answer, and whatever
+/// is left of it wiped, so no unwiped copy remains on our side (cryptoki's own receive buffers
+/// are freed unwiped: see SECURITY.md).
 fn read(
     session: &Session,
     handle: ObjectHandle,
     wanted: &[AttributeType],
 ) -> Result<Vec<Zeroizing<Vec<u8>>>> {
-    let attributes = session.get_attributes(handle, wanted)?;
-    wanted
+    let mut attributes = session.get_attributes(handle, wanted)?;
+    let values = wanted
         .iter()
         .map(|kind| {
             attributes
-                .iter()
-                .find_map(|attribute| match (kind, attribute) {
-                    (AttributeType::Value, Attribute::Value(v))
-                    | (AttributeType::EcPoint, Attribute::EcPoint(v))
-                    | (AttributeType::Modulus, Attribute::Modulus(v))
-                    | (AttributeType::PublicExponent, Attribute::PublicExponent(v))
-                    | (AttributeType::PrivateExponent, Attribute::PrivateExponent(v))
-                    | (AttributeType::Prime1, Attribute::Prime1(v))
-                    | (AttributeType::Prime2, Attribute::Prime2(v))
-                    | (AttributeType::Exponent1, Attribute::Exponent1(v))
-                    | (AttributeType::Exponent2, Attribute::Exponent2(v))
-                    | (AttributeType::Coefficient, Attribute::Coefficient(v)) => {
-                        Some(Zeroizing::new(v.clone()))
-                    }
-                    _ => None,
-                })
+                .iter_mut()
+                .find(|attribute| attribute.attribute_type() == *kind)
+                .and_then(value_of)
+                .map(|value| Zeroizing::new(std::mem::take(value)))
                 .ok_or_else(|| Error::Malformed(format!("the token did not export {kind:?}")))
         })
-        .collect()
+        .collect();
+    attributes
+        .iter_mut()
+        .filter_map(value_of)
+        .for_each(|value| value.zeroize());
+    values
+}
+
+/// The bytes of a key component attribute.
+fn value_of(attribute: &mut Attribute) -> Option<&mut Vec<u8>> {
+    match attribute {
+        Attribute::Value(v)
+        | Attribute::EcPoint(v)
+        | Attribute::Modulus(v)
+        | Attribute::PublicExponent(v)
+        | Attribute::PrivateExponent(v)
+        | Attribute::Prime1(v)
+        | Attribute::Prime2(v)
+        | Attribute::Exponent1(v)
+        | Attribute::Exponent2(v)
+        | Attribute::Coefficient(v) => Some(v),
+        _ => None,
+    }
 }
 
 pub(super) fn generate(session: &Session, algorithm: KeyAlgorithm) -> Result<ExportableKeyPair> {
@@ -95,8 +108,5 @@ fn export(
             ])
         }
     };
-    Ok(ExportableKeyPair {
-        pkcs8: Zeroizing::new(pkcs8),
-        public,
-    })
+    Ok(ExportableKeyPair { pkcs8, public })
 }

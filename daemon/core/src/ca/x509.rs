@@ -415,9 +415,7 @@ pub fn private_key_pkcs8(text: &str) -> Result<zeroize::Zeroizing<Vec<u8>>> {
     let (label, der) = private_key_block(text)?;
     match label {
         "PRIVATE KEY" => Ok(der),
-        "RSA PRIVATE KEY" => Ok(zeroize::Zeroizing::new(lemur_hsm::der::rsa_pkcs1_to_pkcs8(
-            &der,
-        ))),
+        "RSA PRIVATE KEY" => Ok(lemur_hsm::der::rsa_pkcs1_to_pkcs8(&der)),
         "EC PRIVATE KEY" => sec1_to_pkcs8(&der),
         other => Err(Error::invalid(
             "privateKey",
@@ -460,9 +458,7 @@ fn sec1_to_pkcs8(der: &[u8]) -> Result<zeroize::Zeroizing<Vec<u8>>> {
     };
     let point = point
         .ok_or_else(|| Error::invalid("privateKey", "the EC PRIVATE KEY lacks its public key"))?;
-    Ok(zeroize::Zeroizing::new(lemur_hsm::der::ec_pkcs8(
-        algorithm, scalar, &point,
-    )))
+    Ok(lemur_hsm::der::ec_pkcs8(algorithm, scalar, &point))
 }
 
 /// The SubjectPublicKeyInfo of a PKCS#8 private key (to check it matches a certificate).
