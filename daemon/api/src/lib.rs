@@ -5,9 +5,11 @@
 
 mod requests;
 mod responses;
+mod secret;
 
 pub use requests::*;
 pub use responses::*;
+pub use secret::{SecretString, to_json};
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;

@@ -150,7 +150,7 @@ pub struct UploadCertificate {
     /// Its private key, PEM.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>)]
-    pub private_key: Option<Zeroizing<String>>,
+    pub private_key: Option<crate::SecretString>,
     /// Certificates it replaces.
     #[serde(default)]
     pub replaces: Vec<IdRef>,

@@ -4,7 +4,6 @@
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
-use zeroize::Zeroizing;
 
 /// A page of a list.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -497,7 +496,7 @@ pub enum CertificateItem {
 pub struct PrivateKey {
     /// The private key, PEM.
     #[schema(value_type = String)]
-    pub key: Zeroizing<String>,
+    pub key: crate::SecretString,
 }
 
 /// One health check.

@@ -141,7 +141,7 @@ impl Client {
     /// `GET /certificates/{id}/key`: the private key (the view is audited).
     pub fn private_key(&self, id: i64) -> Result<Zeroizing<String>> {
         let key: PrivateKey = self.get(&format!("/certificates/{id}/key"))?;
-        Ok(key.key)
+        Ok(key.key.into_inner())
     }
 
     /// `PUT /certificates/{id}/revoke`: revokes a certificate.

@@ -295,7 +295,10 @@ pub async fn upload(app: &App, subject: &Subject, body: UploadCertificate) -> Re
                     "does not match the certificate's public key",
                 ));
             }
-            let pem = Zeroizing::new(key.trim().to_owned() + "\n");
+            let key = key.trim();
+            let mut pem = Zeroizing::new(String::with_capacity(key.len() + 1));
+            pem.push_str(key);
+            pem.push('\n');
             Some(seal(app, pem, &parsed.sha256).await?)
         }
         _ => None,

@@ -117,7 +117,12 @@ pub async fn key(
     Caller(subject): Caller,
     IdPath(id): IdPath,
 ) -> Result<impl IntoResponse, ApiError> {
-    let key = certificates::private_key(&app, &subject, id).await?;
+    let view = PrivateKey {
+        key: certificates::private_key(&app, &subject, id).await?.into(),
+    };
+    // One buffer, wiped when hyper has written it and drops the body.
+    let body = lemur_api::to_json(&view, view.key.len(), 16)
+        .map_err(|e| lemur_core::Error::io("writing the key view")(e.into()))?;
     Ok((
         [
             (
@@ -125,8 +130,9 @@ pub async fn key(
                 "no-store, no-cache, must-revalidate, private",
             ),
             (header::PRAGMA, "no-cache"),
+            (header::CONTENT_TYPE, "application/json"),
         ],
-        Json(PrivateKey { key }),
+        axum::body::Body::from(axum::body::Bytes::from_owner(body)),
     ))
 }
 

@@ -2,13 +2,14 @@
 //! own answers with plain text.
 
 use super::ApiError;
-use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
+use http_body_util::BodyExt;
 use lemur_core::App;
 use lemur_core::Error;
 use serde::de::DeserializeOwned;
 use std::sync::Arc;
 use std::time::Duration;
+use zeroize::{Zeroize, Zeroizing};
 
 /// The request body, parsed as `T`.
 pub struct JsonBody<T>(pub T);
@@ -20,12 +21,52 @@ impl<T: DeserializeOwned> FromRequest<Arc<App>> for JsonBody<T> {
     /// slowly cannot hold a request open); the handler's own work is never cut short.
     async fn from_request(request: Request, app: &Arc<App>) -> Result<Self, Self::Rejection> {
         let limit = Duration::from_secs(app.config.server.request_timeout_secs.max(1));
-        let bytes = tokio::time::timeout(limit, Bytes::from_request(request, app))
+        let body = tokio::time::timeout(limit, read_body(request))
             .await
-            .map_err(|_| Error::RequestTimeout)?
-            .map_err(|e| Error::invalid("body", e.body_text()))?;
-        parse(&bytes).map(JsonBody).map_err(ApiError::from)
+            .map_err(|_| Error::RequestTimeout)??;
+        parse(&body).map(JsonBody).map_err(ApiError::from)
     }
+}
+
+/// The largest request body read (as axum's default).
+const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
+
+/// The whole body in zeroizing memory, since bodies carry passwords and private keys: reserved
+/// from `Content-Length`, and when it must grow, moved to a larger buffer and the old one wiped
+/// (never reallocated in place, which would free an unwiped copy). Each chunk hyper hands over
+/// is wiped too when nothing else shares it.
+async fn read_body(request: Request) -> Result<Zeroizing<Vec<u8>>, Error> {
+    let too_large = || Error::invalid("body", format!("is larger than {MAX_BODY_BYTES} bytes"));
+    let declared = request
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok()?.parse::<usize>().ok())
+        .unwrap_or(0);
+    if declared > MAX_BODY_BYTES {
+        return Err(too_large());
+    }
+    let mut body = Zeroizing::new(Vec::with_capacity(declared));
+    let mut stream = request.into_body();
+    while let Some(frame) = stream.frame().await {
+        let frame = frame.map_err(|e| Error::invalid("body", e.to_string()))?;
+        let Ok(chunk) = frame.into_data() else {
+            continue;
+        };
+        if body.len() + chunk.len() > MAX_BODY_BYTES {
+            return Err(too_large());
+        }
+        if body.capacity() - body.len() < chunk.len() {
+            let room = (body.len() + chunk.len()).max(body.capacity() * 2);
+            let mut larger = Zeroizing::new(Vec::with_capacity(room.min(MAX_BODY_BYTES)));
+            larger.extend_from_slice(&body);
+            body = larger;
+        }
+        body.extend_from_slice(&chunk);
+        if let Ok(mut unshared) = chunk.try_into_mut() {
+            unshared.zeroize();
+        }
+    }
+    Ok(body)
 }
 
 /// Query parameters parsed as `T`; a bad parameter is a 400 with a JSON body like any other.
@@ -170,6 +211,52 @@ mod tests {
         match parse::<Request>(body.as_bytes()) {
             Err(Error::Validation { field, reason }) => (field, reason),
             other => panic!("expected a validation error, got {other:?}"),
+        }
+    }
+
+    fn read(
+        chunks: &[&'static [u8]],
+        declared: Option<usize>,
+    ) -> Result<Zeroizing<Vec<u8>>, Error> {
+        let chunks: Vec<_> = chunks
+            .iter()
+            .copied()
+            .map(Ok::<_, std::io::Error>)
+            .collect();
+        let stream = futures_util::stream::iter(chunks);
+        let mut request = axum::extract::Request::new(axum::body::Body::from_stream(stream));
+        if let Some(length) = declared {
+            request.headers_mut().insert(
+                axum::http::header::CONTENT_LENGTH,
+                axum::http::HeaderValue::from(length),
+            );
+        }
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .map_err(Error::io("runtime"))?
+            .block_on(read_body(request))
+    }
+
+    #[test]
+    fn bodies_are_read_whole_and_bounded() {
+        let whole = read(&[b"{\"a\":", b" \"", b"b\"}"], None).unwrap_or_default();
+        assert_eq!(&whole[..], b"{\"a\": \"b\"}");
+        let declared = read(&[b"12", b"345"], Some(5)).unwrap_or_default();
+        assert_eq!((&declared[..], declared.capacity()), (&b"12345"[..], 5));
+        let big: &'static [u8] = Box::leak(vec![b' '; MAX_BODY_BYTES].into_boxed_slice());
+        for declared in [None, Some(MAX_BODY_BYTES + 1)] {
+            match read(&[big, b"x"], declared) {
+                Err(Error::Validation { field, reason }) => {
+                    assert_eq!(
+                        (field.as_str(), reason.contains("larger than")),
+                        ("body", true)
+                    )
+                }
+                other => panic!(
+                    "expected a validation error, got {:?}",
+                    other.map(|b| b.len())
+                ),
+            }
         }
     }
 

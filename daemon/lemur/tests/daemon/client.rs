@@ -183,7 +183,7 @@ fn the_typed_client_drives_the_api_as_a_user_would() {
             notify: true,
             body,
             chain: Some(chain),
-            private_key: Some(key.into()),
+            private_key: Some(key.as_str().into()),
             replaces: Vec::new(),
             destinations: Vec::new(),
         })
