@@ -2,7 +2,6 @@
 
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
-use zeroize::Zeroizing;
 
 /// `{"id": N}` references.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -282,7 +281,7 @@ pub struct Login {
     pub username: String,
     /// Password.
     #[schema(value_type = String, format = Password)]
-    pub password: Zeroizing<String>,
+    pub password: crate::SecretString,
 }
 
 /// `GET /plugins` query.

@@ -79,7 +79,7 @@ impl Client {
     pub fn login(&mut self, username: &str, password: &str) -> Result<()> {
         let body = Login {
             username: username.to_owned(),
-            password: Zeroizing::new(password.to_owned()),
+            password: password.into(),
         };
         let token: Token = self.post("/auth/login", &body)?;
         self.token = Some(Zeroizing::new(token.token));

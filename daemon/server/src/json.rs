@@ -31,10 +31,14 @@ impl<T: DeserializeOwned> FromRequest<Arc<App>> for JsonBody<T> {
 /// The largest request body read (as axum's default).
 const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
 
+/// Room reserved up front from `Content-Length`, at most: a client that only declares a large
+/// body cannot make the daemon commit (and later wipe) much memory.
+const RESERVED_BODY_BYTES: usize = 64 * 1024;
+
 /// The whole body in zeroizing memory, since bodies carry passwords and private keys: reserved
-/// from `Content-Length`, and when it must grow, moved to a larger buffer and the old one wiped
-/// (never reallocated in place, which would free an unwiped copy). Each chunk hyper hands over
-/// is wiped too when nothing else shares it.
+/// from `Content-Length` (up to [`RESERVED_BODY_BYTES`]), and when it must grow, moved to a
+/// larger buffer and the old one wiped (never reallocated in place, which would free an unwiped
+/// copy). The chunks hyper hands over share its read buffer, which is beyond our reach.
 async fn read_body(request: Request) -> Result<Zeroizing<Vec<u8>>, Error> {
     let too_large = || Error::invalid("body", format!("is larger than {MAX_BODY_BYTES} bytes"));
     let declared = request
@@ -45,7 +49,7 @@ async fn read_body(request: Request) -> Result<Zeroizing<Vec<u8>>, Error> {
     if declared > MAX_BODY_BYTES {
         return Err(too_large());
     }
-    let mut body = Zeroizing::new(Vec::with_capacity(declared));
+    let mut body = Zeroizing::new(Vec::with_capacity(declared.min(RESERVED_BODY_BYTES)));
     let mut stream = request.into_body();
     while let Some(frame) = stream.frame().await {
         let frame = frame.map_err(|e| Error::invalid("body", e.to_string()))?;
@@ -62,9 +66,6 @@ async fn read_body(request: Request) -> Result<Zeroizing<Vec<u8>>, Error> {
             body = larger;
         }
         body.extend_from_slice(&chunk);
-        if let Ok(mut unshared) = chunk.try_into_mut() {
-            unshared.zeroize();
-        }
     }
     Ok(body)
 }
@@ -129,6 +130,17 @@ fn nul_at(value: &serde_json::Value, path: &str) -> Option<String> {
     }
 }
 
+/// Wipes every string in `value`.
+fn wipe_strings(value: &mut serde_json::Value) {
+    use serde_json::Value;
+    match value {
+        Value::String(text) => text.zeroize(),
+        Value::Array(items) => items.iter_mut().for_each(wipe_strings),
+        Value::Object(fields) => fields.values_mut().for_each(wipe_strings),
+        _ => {}
+    }
+}
+
 /// A numeric id from the route (`/certificates/{id}`); anything else is a 400 naming `id` with a
 /// JSON body, where axum's `Path` answers in plain text.
 pub struct IdPath(pub i64);
@@ -153,12 +165,16 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for IdPath {
 /// Parses `bytes`, turning a serde error into a validation error on the field it concerns.
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
     // JSON can only carry NUL escaped as \u0000; look for the field only when that text occurs,
-    // so ordinary bodies are parsed once.
+    // so ordinary bodies are parsed once. The copy this makes of the body's strings (secrets
+    // among them) is wiped; serde_json's unescaping scratch for it is not.
     if bytes.windows(6).any(|w| w == b"\\u0000")
-        && let Ok(value) = serde_json::from_slice::<serde_json::Value>(bytes)
-        && let Some(field) = nul_at(&value, "")
+        && let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(bytes)
     {
-        return Err(Error::invalid(&field, "contains a NUL character"));
+        let field = nul_at(&value, "");
+        wipe_strings(&mut value);
+        if let Some(field) = field {
+            return Err(Error::invalid(&field, "contains a NUL character"));
+        }
     }
     let deserializer = &mut serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(deserializer).map_err(|error| {

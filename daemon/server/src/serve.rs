@@ -27,6 +27,13 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 /// listener and files the daemon opens.
 const RESERVED_DESCRIPTORS: u64 = 128;
 
+/// A connection's read buffer, which bounds its request headers (hyper's default is ~400 KiB,
+/// so the connection cap alone would still let slow clients hold hundreds of megabytes).
+const READ_BUFFER_BYTES: usize = 64 * 1024;
+
+/// How long requests in flight may take to finish once shutdown begins.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
 /// Serves `app` where its configuration says until `shutdown` completes; `on_ready` runs with
 /// the address once the listener is bound.
 pub async fn serve(
@@ -82,6 +89,13 @@ fn connection_places(server: &ServerConfig) -> Result<Arc<Semaphore>> {
                  to {fits} or raise LimitNOFILE= in the service unit"
             ),
         ));
+    }
+    if server.max_in_flight_requests >= wanted {
+        log::warn!(
+            "server.max_in_flight_requests ({}) is not below server.max_connections ({wanted}): \
+             requests will queue for a connection rather than be answered 503 when busy",
+            server.max_in_flight_requests
+        );
     }
     Ok(Arc::new(Semaphore::new(wanted)))
 }
@@ -173,7 +187,8 @@ async fn run<C: Connections>(
 ) -> Result<()> {
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(server.header_timeout_secs.max(1)));
+        .header_read_timeout(Duration::from_secs(server.header_timeout_secs.max(1)))
+        .max_buf_size(READ_BUFFER_BYTES);
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
@@ -203,6 +218,15 @@ async fn run<C: Connections>(
         });
     }
     drop(connections);
-    graceful.shutdown().await;
+    if tokio::time::timeout(SHUTDOWN_GRACE, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        log::warn!(
+            "connections still open {} s after shutdown began (a client not reading its \
+             response?); stopping anyway",
+            SHUTDOWN_GRACE.as_secs()
+        );
+    }
     Ok(())
 }
