@@ -369,6 +369,31 @@ pub fn openssl_p256_request(dir: &Path, mode: &str, key_file: &str, rest: &[&str
     openssl(&args, dir)
 }
 
+/// `openssl x509 -req`: signs the request `csr` with `ca.pem`/`ca.key` in `dir` for `days`,
+/// adding the extensions in the file `extensions`, into `out`.
+pub fn openssl_ca_sign(dir: &Path, csr: &str, days: &str, extensions: &str, out: &str) -> String {
+    openssl(
+        &[
+            "x509",
+            "-req",
+            "-in",
+            csr,
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            days,
+            "-extfile",
+            extensions,
+            "-out",
+            out,
+        ],
+        dir,
+    )
+}
+
 /// Points this process's SoftHSM2 at `conf` (another process's token directory, e.g. a daemon's),
 /// before the module is loaded. Only for single-purpose processes such as benchmarks.
 pub fn use_softhsm_conf(conf: &Path) {

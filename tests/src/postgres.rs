@@ -207,26 +207,7 @@ impl Postgres {
             "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
         )
         .expect("extensions file");
-        crate::openssl(
-            &[
-                "x509",
-                "-req",
-                "-in",
-                "server.csr",
-                "-CA",
-                "ca.pem",
-                "-CAkey",
-                "ca.key",
-                "-CAcreateserial",
-                "-days",
-                "2",
-                "-extfile",
-                "server.ext",
-                "-out",
-                "server.pem",
-            ],
-            dir,
-        );
+        crate::openssl_ca_sign(dir, "server.csr", "2", "server.ext", "server.pem");
         if is_root() {
             let status = Command::new("chown")
                 .arg("postgres:")

@@ -385,26 +385,7 @@ pub(crate) fn external_certificate() -> (String, String, String) {
         "subjectAltName=DNS:imported.example.com\n",
     )
     .unwrap();
-    openssl(
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "leaf.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-days",
-            "20",
-            "-extfile",
-            "ext.cnf",
-            "-out",
-            "leaf.pem",
-        ],
-        dir.path(),
-    );
+    lemur_testkit::openssl_ca_sign(dir.path(), "leaf.csr", "20", "ext.cnf", "leaf.pem");
     openssl(
         &[
             "pkey",
