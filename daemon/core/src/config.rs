@@ -71,6 +71,10 @@ pub struct ServerConfig {
     /// the kernel's backlog until one closes. Keep it under the process's file-descriptor limit.
     #[serde(default = "default_connection_cap")]
     pub max_connections: usize,
+    /// Connections open at once from one address (trusted proxies and the unix socket are
+    /// bounded by `max_connections` only); past that, its new connections are closed at once.
+    #[serde(default = "default_connections_per_client")]
+    pub max_connections_per_client: usize,
 }
 
 fn default_request_timeout() -> u64 {
@@ -87,6 +91,10 @@ fn default_header_timeout() -> u64 {
 
 fn default_connection_cap() -> usize {
     768
+}
+
+fn default_connections_per_client() -> usize {
+    64
 }
 
 /// `[database]`.
@@ -304,6 +312,8 @@ max_in_flight_requests = 512
 # connections open at once (more wait in the kernel's backlog; keep under `ulimit -n`).
 header_timeout_secs = 30
 max_connections = 768
+# Connections open at once from one address (not counting trusted proxies).
+max_connections_per_client = 64
 
 [database]
 # sqlite:///path/lemur.db (embedded default) or postgres://lemur@db.example.com/lemur (scale-out).

@@ -15,6 +15,7 @@ mod domains;
 mod error;
 mod health;
 mod json;
+mod limits;
 mod openapi;
 mod plugins;
 mod serve;

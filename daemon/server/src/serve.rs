@@ -8,6 +8,7 @@
 //! deadline (`server.request_timeout_secs`, in the JSON extractor).
 
 use crate::Peer;
+use crate::limits::{ConnectionLimits, Place};
 use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -21,11 +22,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, UnixListener};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-
-/// File descriptors kept back from the connection cap: the database pool, the HSM, logs, the
-/// listener and files the daemon opens.
-const RESERVED_DESCRIPTORS: u64 = 128;
 
 /// A connection's read buffer, which bounds its request headers (hyper's default is ~400 KiB,
 /// so the connection cap alone would still let slow clients hold hundreds of megabytes).
@@ -42,7 +38,7 @@ pub async fn serve(
     on_ready: impl FnOnce(&str),
 ) -> Result<()> {
     let server = &app.config.server;
-    let places = connection_places(server)?;
+    let places = ConnectionLimits::new(server)?;
     let router = crate::router(Arc::clone(&app));
     if let Some(path) = server.listen.strip_prefix("unix:") {
         let _ = std::fs::remove_file(path);
@@ -75,37 +71,12 @@ pub async fn serve(
     }
 }
 
-/// The connection cap as a semaphore, once it is known to fit the process's open-file limit.
-fn connection_places(server: &ServerConfig) -> Result<Arc<Semaphore>> {
-    let wanted = server.max_connections.max(1);
-    let descriptors = lemur_core::files::raise_open_file_limit()?;
-    let fits = descriptors.saturating_sub(RESERVED_DESCRIPTORS);
-    if wanted as u64 > fits {
-        return Err(Error::invalid(
-            "server.max_connections",
-            format!(
-                "{wanted} connections do not fit this process's open-file limit of \
-                 {descriptors} ({RESERVED_DESCRIPTORS} are kept for everything else): lower it \
-                 to {fits} or raise LimitNOFILE= in the service unit"
-            ),
-        ));
-    }
-    if server.max_in_flight_requests >= wanted {
-        log::warn!(
-            "server.max_in_flight_requests ({}) is not below server.max_connections ({wanted}): \
-             requests will queue for a connection rather than be answered 503 when busy",
-            server.max_in_flight_requests
-        );
-    }
-    Ok(Arc::new(Semaphore::new(wanted)))
-}
-
 /// A connection ready for HTTP, holding its place under the connection cap until it closes.
 pub(crate) struct Accepted<Io> {
     pub io: Io,
     /// The TCP peer (none on the unix socket).
     pub peer: Option<SocketAddr>,
-    pub place: OwnedSemaphorePermit,
+    pub place: Place,
 }
 
 /// Where connections come from: a plain listener, or TLS handshakes finished in the background.
@@ -144,17 +115,20 @@ impl Listen for UnixListener {
     }
 }
 
-/// Waits for a place under the cap, then accepts a connection on `listener`. Accept errors
-/// (out of descriptors, a connection reset before it was accepted) are logged and retried
-/// after a pause, never fatal.
-pub(crate) async fn accept<L: Listen>(listener: &L, places: &Arc<Semaphore>) -> Accepted<L::Io> {
-    // The semaphore is never closed; were it, no place would ever come free.
-    let Ok(place) = Arc::clone(places).acquire_owned().await else {
-        return std::future::pending().await;
-    };
+/// Waits for a place under the cap, then accepts a connection on `listener` that its client's
+/// limit admits (others are closed at once). Accept errors (out of descriptors, a connection
+/// reset before it was accepted) are logged and retried after a pause, never fatal.
+pub(crate) async fn accept<L: Listen>(
+    listener: &L,
+    limits: &Arc<ConnectionLimits>,
+) -> Accepted<L::Io> {
+    let mut total = limits.wait_for_place().await;
     loop {
         match listener.accept_one().await {
-            Ok((io, peer)) => return Accepted { io, peer, place },
+            Ok((io, peer)) => match limits.admit(total, peer) {
+                Some(place) => return Accepted { io, peer, place },
+                None => total = limits.wait_for_place().await,
+            },
             Err(error) => {
                 log::warn!("accepting a connection failed: {error}");
                 tokio::time::sleep(Duration::from_millis(50)).await;
@@ -166,7 +140,7 @@ pub(crate) async fn accept<L: Listen>(listener: &L, places: &Arc<Semaphore>) -> 
 /// Connections straight from a listener.
 struct Plain<L> {
     listener: L,
-    places: Arc<Semaphore>,
+    places: Arc<ConnectionLimits>,
 }
 
 impl<L: Listen> Connections for Plain<L> {

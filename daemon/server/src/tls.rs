@@ -3,6 +3,7 @@
 //! Handshakes run in their own tasks so a slow or silent client cannot hold up the accept loop;
 //! finished connections are handed to the serving loop through a channel.
 
+use crate::limits::ConnectionLimits;
 use crate::serve::{Accepted, Connections, accept};
 use lemur_core::{Error, Result};
 use rustls::pki_types::pem::PemObject;
@@ -11,7 +12,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
@@ -69,7 +70,7 @@ impl TlsListener {
     pub(crate) fn new(
         listener: TcpListener,
         config: Arc<rustls::ServerConfig>,
-        places: Arc<Semaphore>,
+        places: Arc<ConnectionLimits>,
     ) -> Self {
         let acceptor = TlsAcceptor::from(config);
         let (sender, ready) = mpsc::channel(64);

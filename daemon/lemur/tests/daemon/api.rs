@@ -496,8 +496,9 @@ fn slow_requests_time_out_and_a_full_daemon_sheds_load() {
     assert_eq!(app.daemon.get("/api/1/healthcheck", None).status, 200);
 }
 
-/// Connections past `server.max_connections` wait, unanswered, until one closes; and a
-/// connection that does not finish its headers in time, or says nothing at all, is closed.
+/// Connections past `server.max_connections` wait, unanswered, until one closes; past
+/// `server.max_connections_per_client` from one address they are closed; and a connection that
+/// does not finish its headers in time, or says nothing at all, is closed.
 #[test]
 fn silent_and_surplus_connections_are_bounded() {
     use std::io::{Read, Write};
@@ -505,7 +506,7 @@ fn silent_and_surplus_connections_are_bounded() {
     use std::time::{Duration, Instant};
     let mut app = Appliance::start(Db::Sqlite);
     let configured = std::fs::read_to_string(app.daemon.config_path()).unwrap();
-    let set = |header_timeout: &str, connections: &str| {
+    let set = |header_timeout: &str, connections: &str, per_client: &str| {
         let config = configured
             .replace(
                 "header_timeout_secs = 30",
@@ -514,11 +515,18 @@ fn silent_and_surplus_connections_are_bounded() {
             .replace(
                 "max_connections = 768",
                 &format!("max_connections = {connections}"),
+            )
+            .replace(
+                "max_connections_per_client = 64",
+                &format!("max_connections_per_client = {per_client}"),
             );
-        assert_ne!(config, configured, "the template names both settings");
+        assert_eq!(
+            config.matches(" = ").count(),
+            configured.matches(" = ").count()
+        );
         config
     };
-    std::fs::write(app.daemon.config_path(), set("30", "2")).unwrap();
+    std::fs::write(app.daemon.config_path(), set("30", "2", "64")).unwrap();
     app.daemon.restart();
     let address = app.daemon.base.trim_start_matches("http://").to_owned();
     let request = b"GET /api/1/healthcheck HTTP/1.1\r\nHost: lemur\r\nConnection: close\r\n\r\n";
@@ -534,13 +542,17 @@ fn silent_and_surplus_connections_are_bounded() {
     // Two silent connections take both places (the second is served a request first, so both
     // are known to be accepted); a third is not answered while they stay open.
     let first = TcpStream::connect(&address).unwrap();
-    let mut second = TcpStream::connect(&address).unwrap();
-    second
-        .write_all(b"GET /api/1/healthcheck HTTP/1.1\r\nHost: lemur\r\n\r\n")
-        .unwrap();
-    let mut head = [0u8; 12];
-    second.read_exact(&mut head).unwrap();
-    assert_eq!(&head, b"HTTP/1.1 200");
+    let healthy = |address: &str| {
+        let mut stream = TcpStream::connect(address).unwrap();
+        stream
+            .write_all(b"GET /api/1/healthcheck HTTP/1.1\r\nHost: lemur\r\n\r\n")
+            .unwrap();
+        let mut head = [0u8; 12];
+        stream.read_exact(&mut head).unwrap();
+        assert_eq!(&head, b"HTTP/1.1 200");
+        stream
+    };
+    let second = healthy(&address);
     let mut third = TcpStream::connect(&address).unwrap();
     third.write_all(request).unwrap();
     let (waiting, text) = answer(&mut third, 2);
@@ -553,8 +565,40 @@ fn silent_and_surplus_connections_are_bounded() {
     );
     drop(second);
 
+    // A third connection from one address when two may be open is closed unanswered, and
+    // admitted once one of the two closes.
+    std::fs::write(app.daemon.config_path(), set("30", "768", "2")).unwrap();
+    app.daemon.restart();
+    let address = app.daemon.base.trim_start_matches("http://").to_owned();
+    let (first, _second) = (healthy(&address), healthy(&address));
+    let mut third = TcpStream::connect(&address).unwrap();
+    let _ = third.write_all(request);
+    let (closed, text) = answer(&mut third, 10);
+    assert!(text.is_empty(), "{closed:?} {text}");
+    drop(first);
+    // The daemon frees the place once it sees the close.
+    let admitted = |address: &str| -> std::io::Result<TcpStream> {
+        let mut stream = TcpStream::connect(address)?;
+        stream.write_all(request)?;
+        let mut head = [0u8; 12];
+        stream.read_exact(&mut head)?;
+        assert_eq!(&head, b"HTTP/1.1 200");
+        Ok(stream)
+    };
+    let mut fourth = admitted(&address);
+    for _ in 0..50 {
+        if fourth.is_ok() {
+            break;
+        }
+        std::thread::park_timeout(Duration::from_millis(100));
+        fourth = admitted(&address);
+    }
+    let mut fourth = fourth.unwrap();
+    let (rest, text) = answer(&mut fourth, 10);
+    assert!(rest.is_ok() && text.contains("\r\n\r\n"), "{rest:?} {text}");
+
     // A connection that never finishes its headers, and one that sends nothing, are closed.
-    std::fs::write(app.daemon.config_path(), set("1", "768")).unwrap();
+    std::fs::write(app.daemon.config_path(), set("1", "768", "64")).unwrap();
     app.daemon.restart();
     let address = app.daemon.base.trim_start_matches("http://").to_owned();
     let mut partial = TcpStream::connect(&address).unwrap();
