@@ -14,7 +14,7 @@ use serde::Serialize;
 use std::path::{Path, PathBuf};
 
 /// Mechanisms the appliance needs from a token, with what each is for.
-pub const REQUIRED_MECHANISMS: [(MechanismType, &str); 7] = [
+pub const REQUIRED_MECHANISMS: [(MechanismType, &str); 8] = [
     (MechanismType::ECC_KEY_PAIR_GEN, "EC CA keys"),
     (MechanismType::RSA_PKCS_KEY_PAIR_GEN, "RSA CA keys"),
     (MechanismType::ECDSA, "ECDSA signatures"),
@@ -22,6 +22,10 @@ pub const REQUIRED_MECHANISMS: [(MechanismType, &str); 7] = [
     (MechanismType::SHA256_RSA_PKCS_PSS, "RSA-PSS signatures"),
     (MechanismType::AES_KEY_GEN, "key-encryption keys"),
     (MechanismType::AES_GCM, "sealing stored secrets"),
+    (
+        MechanismType::AES_KEY_WRAP_PAD,
+        "exporting generated leaf keys",
+    ),
 ];
 
 /// A token as a slot reports it.

@@ -166,6 +166,55 @@ pub fn rsa_pkcs8(components: [&[u8]; 8]) -> Zeroizing<Vec<u8>> {
     })
 }
 
+/// One DER TLV at the start of `input`: its tag, its content and what follows it.
+fn read_tlv(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+    let (&tag, rest) = input.split_first()?;
+    let (&first, rest) = rest.split_first()?;
+    let (len, rest) = if first < 0x80 {
+        (usize::from(first), rest)
+    } else {
+        let count = usize::from(first & 0x7f);
+        if count == 0 || count > 4 || rest.len() < count {
+            return None;
+        }
+        let (bytes, rest) = rest.split_at(count);
+        let len = bytes
+            .iter()
+            .fold(0usize, |len, &b| len << 8 | usize::from(b));
+        (len, rest)
+    };
+    (rest.len() >= len).then(|| {
+        let (content, rest) = rest.split_at(len);
+        (tag, content, rest)
+    })
+}
+
+/// The private scalar in an EC key's PKCS#8 (`PrivateKeyInfo` around an `ECPrivateKey`).
+pub(crate) fn ec_scalar_of_pkcs8(pkcs8: &[u8]) -> Option<&[u8]> {
+    let (0x30, info, _) = read_tlv(pkcs8)? else {
+        return None;
+    };
+    let (0x02, _version, rest) = read_tlv(info)? else {
+        return None;
+    };
+    let (0x30, _algorithm, rest) = read_tlv(rest)? else {
+        return None;
+    };
+    let (0x04, key, _) = read_tlv(rest)? else {
+        return None;
+    };
+    let (0x30, ec_private_key, _) = read_tlv(key)? else {
+        return None;
+    };
+    let (0x02, _version, rest) = read_tlv(ec_private_key)? else {
+        return None;
+    };
+    let (0x04, scalar, _) = read_tlv(rest)? else {
+        return None;
+    };
+    Some(scalar)
+}
+
 /// SubjectPublicKeyInfo for `key` (the EC point, or the PKCS#1 RSAPublicKey).
 pub(crate) fn subject_public_key_info(algorithm: KeyAlgorithm, key: &[u8]) -> Vec<u8> {
     let algorithm_id = match algorithm {
@@ -260,6 +309,16 @@ mod tests {
         let wrapped = rsa_pkcs1_to_pkcs8(&n);
         assert_eq!(wrapped.capacity(), n.len() + 256);
         assert!(wrapped.ends_with(&n));
+    }
+
+    #[test]
+    fn the_scalar_is_read_back_from_pkcs8() {
+        let point = [&[0x04u8][..], &[7u8; 64]].concat();
+        let scalar = [0x42u8; 32];
+        let pkcs8 = ec_pkcs8(KeyAlgorithm::EcP256, &scalar, &point);
+        assert_eq!(ec_scalar_of_pkcs8(&pkcs8), Some(&scalar[..]));
+        assert_eq!(ec_scalar_of_pkcs8(&pkcs8[..pkcs8.len() - 1]), None);
+        assert_eq!(ec_scalar_of_pkcs8(&rsa_pkcs1_to_pkcs8(&[0x30, 0])), None);
     }
 
     #[test]

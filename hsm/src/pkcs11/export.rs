@@ -1,70 +1,27 @@
-//! End-entity key pairs generated in the token as session objects that may be exported, read out
-//! once as PKCS#8, and destroyed.
+//! End-entity key pairs generated in the token as session objects, exported once as PKCS#8, and
+//! destroyed.
+//!
+//! The private key stays sensitive: it leaves the token only wrapped (`CKM_AES_KEY_WRAP_PAD`)
+//! under a one-time AES-256 key drawn from the token's generator, and is unwrapped here into a
+//! zeroizing buffer. Reading its components as attributes instead would pass them through
+//! cryptoki's receive buffers, which are freed unwiped.
 
 use super::objects;
 use crate::{Error, ExportableKeyPair, KeyAlgorithm, Result, der};
-use cryptoki::object::{Attribute, AttributeType, ObjectHandle};
+use aes_kw::KekAes256;
+use cryptoki::mechanism::Mechanism;
+use cryptoki::object::{Attribute, KeyType, ObjectClass, ObjectHandle};
 use cryptoki::session::Session;
 use zeroize::{Zeroize, Zeroizing};
 
-/// The values of `wanted`, in order. The values are moved out of cryptoki's answer, and whatever
-/// is left of it wiped, so no unwiped copy remains on our side (cryptoki's own receive buffers
-/// are freed unwiped: see SECURITY.md).
-fn read(
-    session: &Session,
-    handle: ObjectHandle,
-    wanted: &[AttributeType],
-) -> Result<Vec<Zeroizing<Vec<u8>>>> {
-    let mut attributes = session.get_attributes(handle, wanted)?;
-    let values = wanted
-        .iter()
-        .map(|kind| {
-            attributes
-                .iter_mut()
-                .find(|attribute| attribute.attribute_type() == *kind)
-                .and_then(value_of)
-                .map(|value| Zeroizing::new(std::mem::take(value)))
-                .ok_or_else(|| Error::Malformed(format!("the token did not export {kind:?}")))
-        })
-        .collect();
-    attributes
-        .iter_mut()
-        .filter_map(value_of)
-        .for_each(|value| value.zeroize());
-    values
-}
-
-/// The bytes of a key component attribute.
-fn value_of(attribute: &mut Attribute) -> Option<&mut Vec<u8>> {
-    match attribute {
-        Attribute::Value(v)
-        | Attribute::EcPoint(v)
-        | Attribute::Modulus(v)
-        | Attribute::PublicExponent(v)
-        | Attribute::PrivateExponent(v)
-        | Attribute::Prime1(v)
-        | Attribute::Prime2(v)
-        | Attribute::Exponent1(v)
-        | Attribute::Exponent2(v)
-        | Attribute::Coefficient(v) => Some(v),
-        _ => None,
-    }
-}
+/// The length of the integrity block key wrapping adds.
+const WRAP_OVERHEAD: usize = 8;
 
 pub(super) fn generate(session: &Session, algorithm: KeyAlgorithm) -> Result<ExportableKeyPair> {
     let (mechanism, mut public, mut private) =
         objects::key_pair_templates(algorithm, "lemur-leaf", b"leaf", false);
-    private.retain(|a| {
-        !matches!(
-            a,
-            Attribute::Sensitive(_) | Attribute::Extractable(_) | Attribute::Private(_)
-        )
-    });
-    private.extend([
-        Attribute::Sensitive(false),
-        Attribute::Extractable(true),
-        Attribute::Private(true),
-    ]);
+    private.retain(|a| !matches!(a, Attribute::Extractable(_) | Attribute::Private(_)));
+    private.extend([Attribute::Extractable(true), Attribute::Private(true)]);
     public.retain(|a| !matches!(a, Attribute::Private(_)));
     public.push(Attribute::Private(false));
     let (public_handle, private_handle) =
@@ -82,31 +39,53 @@ fn export(
     private_handle: ObjectHandle,
 ) -> Result<ExportableKeyPair> {
     let public = objects::public_key_of(session, public_handle, "a generated leaf key")?;
+    let unwrapped = wrap_and_unwrap(session, private_handle)?;
     let pkcs8 = match algorithm {
+        // Rebuilt with the public point, which ring requires and tokens may leave out.
         KeyAlgorithm::EcP256 | KeyAlgorithm::EcP384 => {
-            let scalar = read(session, private_handle, &[AttributeType::Value])?;
-            der::ec_pkcs8(algorithm, &scalar[0], public.key_bytes())
+            let scalar = der::ec_scalar_of_pkcs8(&unwrapped).ok_or_else(|| {
+                Error::Malformed("the token's wrapped EC key is not PKCS#8".to_owned())
+            })?;
+            der::ec_pkcs8(algorithm, scalar, public.key_bytes())
         }
-        _ => {
-            let parts = read(
-                session,
-                private_handle,
-                &[
-                    AttributeType::Modulus,
-                    AttributeType::PublicExponent,
-                    AttributeType::PrivateExponent,
-                    AttributeType::Prime1,
-                    AttributeType::Prime2,
-                    AttributeType::Exponent1,
-                    AttributeType::Exponent2,
-                    AttributeType::Coefficient,
-                ],
-            )?;
-            der::rsa_pkcs8([
-                &parts[0], &parts[1], &parts[2], &parts[3], &parts[4], &parts[5], &parts[6],
-                &parts[7],
-            ])
-        }
+        _ => unwrapped,
     };
     Ok(ExportableKeyPair { pkcs8, public })
+}
+
+/// The PKCS#8 of `private_handle`, wrapped in the token under a one-time key and unwrapped here.
+fn wrap_and_unwrap(session: &Session, private_handle: ObjectHandle) -> Result<Zeroizing<Vec<u8>>> {
+    let mut secret = Zeroizing::new([0u8; 32]);
+    session.generate_random_slice(&mut secret[..])?;
+    let mut template = vec![
+        Attribute::Class(ObjectClass::SECRET_KEY),
+        Attribute::KeyType(KeyType::AES),
+        Attribute::Token(false),
+        Attribute::Private(true),
+        Attribute::Sensitive(true),
+        Attribute::Extractable(false),
+        Attribute::Wrap(true),
+        Attribute::Encrypt(false),
+        Attribute::Decrypt(false),
+        Attribute::Value(secret.to_vec()),
+    ];
+    let created = session.create_object(&template);
+    for attribute in &mut template {
+        if let Attribute::Value(value) = attribute {
+            value.zeroize();
+        }
+    }
+    let wrapping = created?;
+    let wrapped = session.wrap_key(&Mechanism::AesKeyWrapPad, wrapping, private_handle);
+    session.destroy_object(wrapping)?;
+    let wrapped = wrapped?;
+    let kek = KekAes256::try_from(&secret[..])
+        .map_err(|e| Error::Malformed(format!("one-time wrapping key: {e}")))?;
+    let mut pkcs8 = Zeroizing::new(vec![0u8; wrapped.len().saturating_sub(WRAP_OVERHEAD)]);
+    let len = kek
+        .unwrap_with_padding(&wrapped, &mut pkcs8)
+        .map_err(|e| Error::Malformed(format!("the token's wrapped key did not unwrap: {e}")))?
+        .len();
+    pkcs8.truncate(len);
+    Ok(pkcs8)
 }
