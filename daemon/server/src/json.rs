@@ -7,9 +7,11 @@ use http_body_util::BodyExt;
 use lemur_core::App;
 use lemur_core::Error;
 use serde::de::DeserializeOwned;
+use serde_json::value::RawValue;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
-use zeroize::{Zeroize, Zeroizing};
+use zeroize::Zeroizing;
 
 /// The request body, parsed as `T`.
 pub struct JsonBody<T>(pub T);
@@ -104,41 +106,52 @@ impl<S: Send + Sync, T: DeserializeOwned> axum::extract::FromRequestParts<S> for
     }
 }
 
-/// The path of the first string in `value` that holds a NUL character: PostgreSQL cannot store
-/// one, X.509 names must not contain one, and no field has a use for it.
-fn nul_at(value: &serde_json::Value, path: &str) -> Option<String> {
-    use serde_json::Value;
-    match value {
-        Value::String(text) if text.contains('\0') => Some(if path.is_empty() {
-            "body".to_owned()
-        } else {
-            path.to_owned()
+/// The path of the first string in `raw` that holds a NUL character: PostgreSQL cannot store
+/// one, X.509 names must not contain one, and no field has a use for it. Strings are looked at
+/// in their raw JSON form, never unescaped, so no copy of a secret among them is made.
+fn nul_at(raw: &RawValue, path: &str) -> Option<String> {
+    let text = raw.get();
+    match text.as_bytes().first()? {
+        b'"' => escapes_nul(text).then(|| {
+            if path.is_empty() {
+                "body".to_owned()
+            } else {
+                path.to_owned()
+            }
         }),
-        Value::Array(items) => items
-            .iter()
+        b'[' => serde_json::from_str::<Vec<&RawValue>>(text)
+            .ok()?
+            .into_iter()
             .enumerate()
             .find_map(|(index, item)| nul_at(item, &format!("{path}[{index}]"))),
-        Value::Object(fields) => fields.iter().find_map(|(key, item)| {
-            let inner = if path.is_empty() {
-                key.clone()
-            } else {
-                format!("{path}.{key}")
-            };
-            nul_at(item, &inner)
-        }),
+        b'{' => serde_json::from_str::<BTreeMap<String, &RawValue>>(text)
+            .ok()?
+            .into_iter()
+            .find_map(|(key, item)| {
+                let inner = if path.is_empty() {
+                    key
+                } else {
+                    format!("{path}.{key}")
+                };
+                nul_at(item, &inner)
+            }),
         _ => None,
     }
 }
 
-/// Wipes every string in `value`.
-fn wipe_strings(value: &mut serde_json::Value) {
-    use serde_json::Value;
-    match value {
-        Value::String(text) => text.zeroize(),
-        Value::Array(items) => items.iter_mut().for_each(wipe_strings),
-        Value::Object(fields) => fields.values_mut().for_each(wipe_strings),
-        _ => {}
+/// Whether the JSON string literal `literal` holds the escape `\u0000` (and not, say, an
+/// escaped backslash followed by `u0000`).
+fn escapes_nul(literal: &str) -> bool {
+    let mut bytes = literal.bytes();
+    while let Some(byte) = bytes.next() {
+        if byte == b'\\' {
+            match bytes.next() {
+                Some(b'u') if bytes.clone().take(4).eq(*b"0000") => return true,
+                _ => {}
+            }
+        }
     }
+    false
 }
 
 /// A numeric id from the route (`/certificates/{id}`); anything else is a 400 naming `id` with a
@@ -165,16 +178,12 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for IdPath {
 /// Parses `bytes`, turning a serde error into a validation error on the field it concerns.
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
     // JSON can only carry NUL escaped as \u0000; look for the field only when that text occurs,
-    // so ordinary bodies are parsed once. The copy this makes of the body's strings (secrets
-    // among them) is wiped; serde_json's unescaping scratch for it is not.
+    // so ordinary bodies are parsed once.
     if bytes.windows(6).any(|w| w == b"\\u0000")
-        && let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(bytes)
+        && let Ok(raw) = serde_json::from_slice::<&RawValue>(bytes)
+        && let Some(field) = nul_at(raw, "")
     {
-        let field = nul_at(&value, "");
-        wipe_strings(&mut value);
-        if let Some(field) = field {
-            return Err(Error::invalid(&field, "contains a NUL character"));
-        }
+        return Err(Error::invalid(&field, "contains a NUL character"));
     }
     let deserializer = &mut serde_json::Deserializer::from_slice(bytes);
     serde_path_to_error::deserialize(deserializer).map_err(|error| {
@@ -294,6 +303,12 @@ mod tests {
             field_and_reason(r#"{"owner": "a", "nested": {"list": ["x", "\u0000"]}}"#),
             ("nested.list[1]".into(), "contains a NUL character".into())
         );
+        assert_eq!(
+            field_and_reason(r#"{"owner": "a\u0000"}"#),
+            ("owner".into(), "contains a NUL character".into())
+        );
+        // An escaped backslash before `u0000` is no NUL: the body is parsed as usual.
+        assert!(parse::<Request>(r#"{"owner": "a\\u0000"}"#.as_bytes()).is_ok());
         assert!(
             field_and_reason(r#"{"owner": "a", "extra": 1}"#)
                 .1
