@@ -189,29 +189,21 @@ fn read_tlv(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
     })
 }
 
+/// The content of the TLV at the start of `input` when its tag is `tag`, and what follows it.
+fn expect_tlv(tag: u8, input: &[u8]) -> Option<(&[u8], &[u8])> {
+    let (found, content, rest) = read_tlv(input)?;
+    (found == tag).then_some((content, rest))
+}
+
 /// The private scalar in an EC key's PKCS#8 (`PrivateKeyInfo` around an `ECPrivateKey`).
 pub(crate) fn ec_scalar_of_pkcs8(pkcs8: &[u8]) -> Option<&[u8]> {
-    let (0x30, info, _) = read_tlv(pkcs8)? else {
-        return None;
-    };
-    let (0x02, _version, rest) = read_tlv(info)? else {
-        return None;
-    };
-    let (0x30, _algorithm, rest) = read_tlv(rest)? else {
-        return None;
-    };
-    let (0x04, key, _) = read_tlv(rest)? else {
-        return None;
-    };
-    let (0x30, ec_private_key, _) = read_tlv(key)? else {
-        return None;
-    };
-    let (0x02, _version, rest) = read_tlv(ec_private_key)? else {
-        return None;
-    };
-    let (0x04, scalar, _) = read_tlv(rest)? else {
-        return None;
-    };
+    let (info, _) = expect_tlv(0x30, pkcs8)?;
+    let (_version, rest) = expect_tlv(0x02, info)?;
+    let (_algorithm, rest) = expect_tlv(0x30, rest)?;
+    let (key, _) = expect_tlv(0x04, rest)?;
+    let (ec_private_key, _) = expect_tlv(0x30, key)?;
+    let (_version, rest) = expect_tlv(0x02, ec_private_key)?;
+    let (scalar, _) = expect_tlv(0x04, rest)?;
     Some(scalar)
 }
 
