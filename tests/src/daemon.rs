@@ -106,6 +106,44 @@ impl Daemon {
         self.log.lock().map(|log| log.clone()).unwrap_or_default()
     }
 
+    /// Whether `needle` occurs anywhere in the daemon's writable memory (heap, anonymous
+    /// mappings, stacks), read through `/proc/PID/mem`. The daemon is not dumpable, so this needs
+    /// root (`CAP_SYS_PTRACE`); `None` when this process may not read it.
+    pub fn memory_holds(&self, needle: &[u8]) -> Option<bool> {
+        use std::io::{Read, Seek, SeekFrom};
+        let pid = self.child.id();
+        let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).ok()?;
+        let mut memory = std::fs::File::open(format!("/proc/{pid}/mem")).ok()?;
+        let mut found = false;
+        for line in maps.lines() {
+            let mut fields = line.split_whitespace();
+            let (Some(range), Some(permissions)) = (fields.next(), fields.next()) else {
+                continue;
+            };
+            let Some((start, end)) = range.split_once('-') else {
+                continue;
+            };
+            let (Ok(start), Ok(end)) =
+                (u64::from_str_radix(start, 16), u64::from_str_radix(end, 16))
+            else {
+                continue;
+            };
+            if !permissions.starts_with("rw") || line.contains("[vvar") {
+                continue;
+            }
+            let mut region = vec![0u8; usize::try_from(end - start).ok()?];
+            if memory.seek(SeekFrom::Start(start)).is_err() {
+                continue;
+            }
+            match memory.read_exact(&mut region) {
+                Ok(()) => found |= region.windows(needle.len()).any(|w| w == needle),
+                Err(error) if error.kind() == std::io::ErrorKind::PermissionDenied => return None,
+                Err(_) => continue,
+            }
+        }
+        Some(found)
+    }
+
     /// The configuration file `lemur dev` wrote.
     pub fn config_path(&self) -> PathBuf {
         self.state_dir().join("lemur.toml")

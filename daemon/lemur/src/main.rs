@@ -6,6 +6,13 @@ mod cli;
 mod logging;
 mod open;
 
+/// Every heap block is wiped when freed, so secrets that pass through libraries we do not
+/// control (hyper's and rustls's buffers, rcgen, ring, serde) leave no copy behind; our own
+/// secret types wipe themselves earlier, when they are dropped.
+#[global_allocator]
+static ALLOCATOR: zeroizing_alloc::ZeroAlloc<std::alloc::System> =
+    zeroizing_alloc::ZeroAlloc(std::alloc::System);
+
 fn main() -> std::process::ExitCode {
     cli::main()
 }

@@ -888,3 +888,66 @@ fn permitted_domains_bound_an_authority_and_its_sub_cas() {
         leaf.body["chain"].as_str().unwrap(),
     );
 }
+
+/// An uploaded private key, and the key view that returns it, leave no clear copy in the
+/// daemon's memory once the connections close: the daemon's own secret types wipe themselves,
+/// and its allocator wipes every block the libraries it uses free.
+#[test]
+fn an_uploaded_key_leaves_no_copy_in_the_daemons_memory() {
+    use std::io::{Read, Write};
+    let app = Appliance::start(Db::Sqlite);
+    let (body, chain, key) = external_certificate();
+    // A line of the key's base64: it occurs nowhere else.
+    let marker = key.lines().nth(8).unwrap().to_owned();
+    let address = app.daemon.base.trim_start_matches("http://").to_owned();
+    let exchange = |request: String| {
+        let mut stream = std::net::TcpStream::connect(&address).unwrap();
+        stream.write_all(request.as_bytes()).unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        answer
+    };
+
+    let upload = json!({ "owner": "bob@example.com", "body": body, "chain": chain,
+                         "privateKey": key })
+    .to_string();
+    let answer = exchange(format!(
+        "POST /api/1/certificates/upload HTTP/1.1\r\nHost: lemur\r\nConnection: close\r\n\
+         Authorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{upload}",
+        app.token,
+        upload.len()
+    ));
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let id = answer.split("\"id\":").nth(1).unwrap();
+    let id: String = id.chars().take_while(char::is_ascii_digit).collect();
+    let view = exchange(format!(
+        "GET /api/1/certificates/{id}/key HTTP/1.1\r\nHost: lemur\r\nConnection: close\r\n\
+         Authorization: Bearer {}\r\n\r\n",
+        app.token
+    ));
+    assert!(view.contains(&marker), "{view}");
+
+    // The search itself works: the daemon's configuration, which it keeps, is found.
+    let kept = app.daemon.state_dir().display().to_string();
+    match app.daemon.memory_holds(kept.as_bytes()) {
+        None => {
+            eprintln!("skipped: reading the daemon's memory needs root");
+            return;
+        }
+        found => assert_eq!(found, Some(true), "{kept} not found: the search is broken"),
+    }
+    let mut holds = app.daemon.memory_holds(marker.as_bytes());
+    // The daemon frees a connection's buffers once it has seen the close.
+    for _ in 0..50 {
+        if holds == Some(false) {
+            break;
+        }
+        std::thread::park_timeout(std::time::Duration::from_millis(100));
+        holds = app.daemon.memory_holds(marker.as_bytes());
+    }
+    assert_eq!(
+        holds,
+        Some(false),
+        "the daemon's memory still holds the key"
+    );
+}

@@ -137,6 +137,12 @@ enum Command {
     },
 }
 
+/// Every heap block is wiped when freed, so PINs and key material that pass through cryptoki
+/// or clap leave no copy behind.
+#[global_allocator]
+static ALLOCATOR: zeroizing_alloc::ZeroAlloc<std::alloc::System> =
+    zeroizing_alloc::ZeroAlloc(std::alloc::System);
+
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let out = Output::new(cli.json);
