@@ -132,10 +132,11 @@ impl SecretDer {
 /// PKCS#8 for an EC key: `ECPrivateKey` (RFC 5915) with the public point, curve in the
 /// AlgorithmIdentifier (the form ring and OpenSSL read).
 pub fn ec_pkcs8(algorithm: KeyAlgorithm, scalar: &[u8], point: &[u8]) -> Zeroizing<Vec<u8>> {
-    let (field_len, curve) = if algorithm == KeyAlgorithm::EcP384 {
-        (48, OID_P384)
+    let field_len = field_len(algorithm);
+    let curve = if algorithm == KeyAlgorithm::EcP384 {
+        OID_P384
     } else {
-        (32, OID_P256)
+        OID_P256
     };
     let key = SecretDer::with_room_for(field_len.max(scalar.len()) + point.len());
     key.private_key_info(&[OID_EC_PUBLIC_KEY, curve].concat(), |key| {
@@ -195,16 +196,33 @@ fn expect_tlv(tag: u8, input: &[u8]) -> Option<(&[u8], &[u8])> {
     (found == tag).then_some((content, rest))
 }
 
-/// The private scalar in an EC key's PKCS#8 (`PrivateKeyInfo` around an `ECPrivateKey`).
-pub(crate) fn ec_scalar_of_pkcs8(pkcs8: &[u8]) -> Option<&[u8]> {
+/// The algorithm-specific private key inside a PKCS#8 v1 `PrivateKeyInfo` (an RSA key's
+/// `RSAPrivateKey`, an EC key's `ECPrivateKey`).
+pub(crate) fn pkcs8_private_key(pkcs8: &[u8]) -> Option<&[u8]> {
     let (info, _) = expect_tlv(0x30, pkcs8)?;
-    let (_version, rest) = expect_tlv(0x02, info)?;
+    let (version, rest) = expect_tlv(0x02, info)?;
     let (_algorithm, rest) = expect_tlv(0x30, rest)?;
     let (key, _) = expect_tlv(0x04, rest)?;
-    let (ec_private_key, _) = expect_tlv(0x30, key)?;
+    (version == [0] && key.first() == Some(&0x30)).then_some(key)
+}
+
+/// The private scalar in an EC key's PKCS#8, without leading zeros; `None` unless it is a
+/// non-zero number that fits `algorithm`'s field.
+pub(crate) fn ec_scalar_of_pkcs8(pkcs8: &[u8], algorithm: KeyAlgorithm) -> Option<&[u8]> {
+    let (ec_private_key, _) = expect_tlv(0x30, pkcs8_private_key(pkcs8)?)?;
     let (_version, rest) = expect_tlv(0x02, ec_private_key)?;
     let (scalar, _) = expect_tlv(0x04, rest)?;
-    Some(scalar)
+    let scalar = &scalar[scalar.iter().take_while(|&&b| b == 0).count()..];
+    (!scalar.is_empty() && scalar.len() <= field_len(algorithm)).then_some(scalar)
+}
+
+/// The byte length of an EC algorithm's field elements.
+fn field_len(algorithm: KeyAlgorithm) -> usize {
+    if algorithm == KeyAlgorithm::EcP384 {
+        48
+    } else {
+        32
+    }
 }
 
 /// SubjectPublicKeyInfo for `key` (the EC point, or the PKCS#1 RSAPublicKey).
@@ -307,10 +325,27 @@ mod tests {
     fn the_scalar_is_read_back_from_pkcs8() {
         let point = [&[0x04u8][..], &[7u8; 64]].concat();
         let scalar = [0x42u8; 32];
-        let pkcs8 = ec_pkcs8(KeyAlgorithm::EcP256, &scalar, &point);
-        assert_eq!(ec_scalar_of_pkcs8(&pkcs8), Some(&scalar[..]));
-        assert_eq!(ec_scalar_of_pkcs8(&pkcs8[..pkcs8.len() - 1]), None);
-        assert_eq!(ec_scalar_of_pkcs8(&rsa_pkcs1_to_pkcs8(&[0x30, 0])), None);
+        let p256 = KeyAlgorithm::EcP256;
+        let pkcs8 = ec_pkcs8(p256, &scalar, &point);
+        assert_eq!(ec_scalar_of_pkcs8(&pkcs8, p256), Some(&scalar[..]));
+        assert_eq!(ec_scalar_of_pkcs8(&pkcs8[..pkcs8.len() - 1], p256), None);
+        assert_eq!(
+            ec_scalar_of_pkcs8(&rsa_pkcs1_to_pkcs8(&[0x30, 0]), p256),
+            None
+        );
+        // Leading zeros go; a scalar wider than the field, or zero, is refused.
+        let short = ec_pkcs8(p256, &[0x42; 31], &point);
+        assert_eq!(ec_scalar_of_pkcs8(&short, p256), Some(&[0x42u8; 31][..]));
+        let wide = ec_pkcs8(p256, &[0x42; 33], &point);
+        assert_eq!(ec_scalar_of_pkcs8(&wide, p256), None);
+        assert_eq!(
+            ec_scalar_of_pkcs8(&ec_pkcs8(p256, &[0; 32], &point), p256),
+            None
+        );
+        assert_eq!(
+            pkcs8_private_key(&rsa_pkcs1_to_pkcs8(&[0x30, 0])),
+            Some(&[0x30u8, 0][..])
+        );
     }
 
     #[test]

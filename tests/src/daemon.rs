@@ -112,8 +112,13 @@ impl Daemon {
     pub fn memory_holds(&self, needle: &[u8]) -> Option<bool> {
         use std::io::{Read, Seek, SeekFrom};
         let pid = self.child.id();
-        let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).ok()?;
-        let mut memory = std::fs::File::open(format!("/proc/{pid}/mem")).ok()?;
+        let maps = std::fs::read_to_string(format!("/proc/{pid}/maps"))
+            .unwrap_or_else(|e| panic!("the daemon is not running: {e}"));
+        let mut memory = match std::fs::File::open(format!("/proc/{pid}/mem")) {
+            Ok(memory) => memory,
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => return None,
+            Err(e) => panic!("/proc/{pid}/mem: {e}"),
+        };
         let mut found = false;
         for line in maps.lines() {
             let mut fields = line.split_whitespace();

@@ -77,6 +77,22 @@ pub struct ServerConfig {
     pub max_connections_per_client: usize,
 }
 
+impl ServerConfig {
+    /// Whether a peer (its address, or `None` on the unix socket) is a trusted proxy. Addresses
+    /// are compared as addresses, so `10.0.0.1` also matches `::ffff:10.0.0.1` on a dual-stack
+    /// listener.
+    pub fn is_trusted_proxy(&self, peer: Option<std::net::IpAddr>) -> bool {
+        match peer {
+            None => self.trusted_proxies.iter().any(|proxy| proxy == "unix"),
+            Some(ip) => self
+                .trusted_proxies
+                .iter()
+                .filter_map(|proxy| proxy.parse::<std::net::IpAddr>().ok())
+                .any(|proxy| proxy.to_canonical() == ip.to_canonical()),
+        }
+    }
+}
+
 fn default_request_timeout() -> u64 {
     60
 }
@@ -260,6 +276,16 @@ impl Config {
                 config.version
             ));
         }
+        if let Some(bad) = config
+            .server
+            .trusted_proxies
+            .iter()
+            .find(|proxy| *proxy != "unix" && proxy.parse::<std::net::IpAddr>().is_err())
+        {
+            return Err(format!(
+                "server.trusted_proxies: {bad:?} is neither an IP address nor \"unix\""
+            ));
+        }
         Ok(config)
     }
 
@@ -408,5 +434,28 @@ mod tests {
         let text = template(Path::new("/x"), "127.0.0.1:1", "sqlite:///x/db", &[])
             .replace("version = 1", "version = 2");
         assert!(Config::parse(&text).unwrap_err().contains("version = 2"));
+    }
+
+    #[test]
+    fn trusted_proxies_are_addresses_compared_as_addresses() {
+        let with = |proxies: &str| {
+            let text = template(Path::new("/x"), "127.0.0.1:1", "sqlite:///x/db", &[]).replace(
+                "trusted_proxies = []",
+                &format!("trusted_proxies = {proxies}"),
+            );
+            Config::parse(&text)
+        };
+        let error = with(r#"["10.0.0.0/8"]"#).unwrap_err();
+        assert!(
+            error.contains("server.trusted_proxies") && error.contains("10.0.0.0/8"),
+            "{error}"
+        );
+        let server = with(r#"["unix", "10.0.0.1"]"#).unwrap().server;
+        let ip = |text: &str| text.parse::<std::net::IpAddr>().ok();
+        assert!(server.is_trusted_proxy(None));
+        assert!(server.is_trusted_proxy(ip("10.0.0.1")));
+        assert!(server.is_trusted_proxy(ip("::ffff:10.0.0.1")));
+        assert!(!server.is_trusted_proxy(ip("10.0.0.2")));
+        assert!(!with("[]").unwrap().server.is_trusted_proxy(None));
     }
 }

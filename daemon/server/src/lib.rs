@@ -100,9 +100,10 @@ impl FromRequestParts<Arc<App>> for ClientAddress {
         let peer = parts
             .extensions
             .get::<Peer>()
-            .map_or_else(|| "unix".to_owned(), |peer| peer.0.ip().to_string());
-        if !app.config.server.trusted_proxies.contains(&peer) {
-            return Ok(ClientAddress(peer));
+            .map(|peer| peer.0.ip().to_canonical());
+        let address = peer.map_or_else(|| "unix".to_owned(), |ip| ip.to_string());
+        if !app.config.server.is_trusted_proxy(peer) {
+            return Ok(ClientAddress(address));
         }
         // The proxy appends the address it saw to X-Forwarded-For: the last entry of the last
         // line is the proxy's word; anything before it is the client's own claim.
@@ -114,7 +115,7 @@ impl FromRequestParts<Arc<App>> for ClientAddress {
             .and_then(|value| value.to_str().ok())
             .and_then(|list| list.rsplit(',').next())
             .and_then(|last| last.trim().parse::<std::net::IpAddr>().ok());
-        Ok(ClientAddress(named.map_or(peer, |ip| ip.to_string())))
+        Ok(ClientAddress(named.map_or(address, |ip| ip.to_string())))
     }
 }
 

@@ -19,7 +19,7 @@ const RESERVED_DESCRIPTORS: u64 = 128;
 pub(crate) struct ConnectionLimits {
     places: Arc<Semaphore>,
     per_client: usize,
-    exempt: Vec<IpAddr>,
+    server: ServerConfig,
     open: Mutex<HashMap<IpAddr, usize>>,
 }
 
@@ -56,11 +56,7 @@ impl ConnectionLimits {
         Ok(Arc::new(Self {
             places: Arc::new(Semaphore::new(total)),
             per_client: server.max_connections_per_client.max(1),
-            exempt: server
-                .trusted_proxies
-                .iter()
-                .filter_map(|proxy| proxy.parse().ok())
-                .collect(),
+            server: server.clone(),
             open: Mutex::new(HashMap::new()),
         }))
     }
@@ -87,7 +83,7 @@ impl ConnectionLimits {
                 client: None,
             });
         };
-        if self.exempt.contains(&ip) {
+        if self.server.is_trusted_proxy(Some(ip)) {
             return Some(Place {
                 _total: total,
                 client: None,

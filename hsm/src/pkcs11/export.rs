@@ -27,9 +27,13 @@ pub(super) fn generate(session: &Session, algorithm: KeyAlgorithm) -> Result<Exp
     let (public_handle, private_handle) =
         session.generate_key_pair(&mechanism, &public, &private)?;
     let exported = export(session, algorithm, public_handle, private_handle);
-    session.destroy_object(private_handle)?;
-    session.destroy_object(public_handle)?;
-    exported
+    // Both halves go whatever happened; the first error is the one reported.
+    let private_destroyed = session.destroy_object(private_handle);
+    let public_destroyed = session.destroy_object(public_handle);
+    let exported = exported?;
+    private_destroyed?;
+    public_destroyed?;
+    Ok(exported)
 }
 
 fn export(
@@ -40,15 +44,15 @@ fn export(
 ) -> Result<ExportableKeyPair> {
     let public = objects::public_key_of(session, public_handle, "a generated leaf key")?;
     let unwrapped = wrap_and_unwrap(session, private_handle)?;
+    let malformed = || Error::Malformed(format!("the token's wrapped {algorithm:?} key"));
+    // Rebuilt in the form this crate writes (PKCS#8 v1; EC with the public point, which ring
+    // requires and tokens may leave out), whatever form the token chose.
     let pkcs8 = match algorithm {
-        // Rebuilt with the public point, which ring requires and tokens may leave out.
         KeyAlgorithm::EcP256 | KeyAlgorithm::EcP384 => {
-            let scalar = der::ec_scalar_of_pkcs8(&unwrapped).ok_or_else(|| {
-                Error::Malformed("the token's wrapped EC key is not PKCS#8".to_owned())
-            })?;
+            let scalar = der::ec_scalar_of_pkcs8(&unwrapped, algorithm).ok_or_else(malformed)?;
             der::ec_pkcs8(algorithm, scalar, public.key_bytes())
         }
-        _ => unwrapped,
+        _ => der::rsa_pkcs1_to_pkcs8(der::pkcs8_private_key(&unwrapped).ok_or_else(malformed)?),
     };
     Ok(ExportableKeyPair { pkcs8, public })
 }
@@ -77,8 +81,9 @@ fn wrap_and_unwrap(session: &Session, private_handle: ObjectHandle) -> Result<Ze
     }
     let wrapping = created?;
     let wrapped = session.wrap_key(&Mechanism::AesKeyWrapPad, wrapping, private_handle);
-    session.destroy_object(wrapping)?;
+    let destroyed = session.destroy_object(wrapping);
     let wrapped = wrapped?;
+    destroyed?;
     let kek = KekAes256::try_from(&secret[..])
         .map_err(|e| Error::Malformed(format!("one-time wrapping key: {e}")))?;
     let mut pkcs8 = Zeroizing::new(vec![0u8; wrapped.len().saturating_sub(WRAP_OVERHEAD)]);

@@ -824,7 +824,7 @@ fn permitted_domains_bound_an_authority_and_its_sub_cas() {
     let root = app.post(
         "/api/1/authorities",
         &json!({ "name": "bounded", "owner": "pki@example.com", "commonName": "Bounded Root",
-                 "type": "root", "keyType": "ECCPRIME256V1", "validityYears": 3,
+                 "type": "root", "keyType": "ECCPRIME256V1", "validityYears": 5,
                  "permittedDomains": ["Example.com", "example.net"] }),
     );
     assert_eq!(root.status, 200, "{}", root.text);
@@ -931,6 +931,10 @@ fn an_uploaded_key_leaves_no_copy_in_the_daemons_memory() {
     let kept = app.daemon.state_dir().display().to_string();
     match app.daemon.memory_holds(kept.as_bytes()) {
         None => {
+            assert!(
+                std::env::var_os("LEMUR_TEST_AS_ROOT").is_none(),
+                "CI runs as root, where the daemon's memory must be readable"
+            );
             eprintln!("skipped: reading the daemon's memory needs root");
             return;
         }
