@@ -7,6 +7,7 @@
 use crate::error::{Error, Result};
 use lemur_hsm::HsmConfig;
 use serde::{Deserialize, Serialize};
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 /// The only configuration format this build reads.
@@ -55,7 +56,7 @@ pub struct ServerConfig {
     /// addresses, or `unix` for the unix socket. Anyone else's headers are ignored, so a client
     /// cannot choose the address the audit log records.
     #[serde(default)]
-    pub trusted_proxies: Vec<String>,
+    pub trusted_proxies: TrustedProxies,
     /// Seconds a request's body may take to arrive; past that it is answered 408 (the work a
     /// request starts is never cut short).
     #[serde(default = "default_request_timeout")]
@@ -77,19 +78,40 @@ pub struct ServerConfig {
     pub max_connections_per_client: usize,
 }
 
-impl ServerConfig {
-    /// Whether a peer (its address, or `None` on the unix socket) is a trusted proxy. Addresses
-    /// are compared as addresses, so `10.0.0.1` also matches `::ffff:10.0.0.1` on a dual-stack
-    /// listener.
-    pub fn is_trusted_proxy(&self, peer: Option<std::net::IpAddr>) -> bool {
+/// `server.trusted_proxies`, parsed once at load: whether the unix socket is one, and the
+/// addresses, canonical (so `10.0.0.1` also matches `::ffff:10.0.0.1` on a dual-stack listener).
+#[derive(Debug, Clone, Default)]
+pub struct TrustedProxies {
+    unix: bool,
+    addresses: Vec<IpAddr>,
+}
+
+impl TrustedProxies {
+    /// Whether a peer (its address, or `None` on the unix socket) is a trusted proxy.
+    pub fn contains(&self, peer: Option<IpAddr>) -> bool {
         match peer {
-            None => self.trusted_proxies.iter().any(|proxy| proxy == "unix"),
-            Some(ip) => self
-                .trusted_proxies
-                .iter()
-                .filter_map(|proxy| proxy.parse::<std::net::IpAddr>().ok())
-                .any(|proxy| proxy.to_canonical() == ip.to_canonical()),
+            None => self.unix,
+            Some(ip) => self.addresses.contains(&ip.to_canonical()),
         }
+    }
+}
+
+impl<'de> Deserialize<'de> for TrustedProxies {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let mut proxies = Self::default();
+        for entry in Vec::<String>::deserialize(deserializer)? {
+            if entry == "unix" {
+                proxies.unix = true;
+                continue;
+            }
+            let ip = entry.parse::<IpAddr>().map_err(|_| {
+                serde::de::Error::custom(format!(
+                    "server.trusted_proxies: {entry:?} is neither an IP address nor \"unix\""
+                ))
+            })?;
+            proxies.addresses.push(ip.to_canonical());
+        }
+        Ok(proxies)
     }
 }
 
@@ -276,16 +298,6 @@ impl Config {
                 config.version
             ));
         }
-        if let Some(bad) = config
-            .server
-            .trusted_proxies
-            .iter()
-            .find(|proxy| *proxy != "unix" && proxy.parse::<std::net::IpAddr>().is_err())
-        {
-            return Err(format!(
-                "server.trusted_proxies: {bad:?} is neither an IP address nor \"unix\""
-            ));
-        }
         Ok(config)
     }
 
@@ -452,10 +464,10 @@ mod tests {
         );
         let server = with(r#"["unix", "10.0.0.1"]"#).unwrap().server;
         let ip = |text: &str| text.parse::<std::net::IpAddr>().ok();
-        assert!(server.is_trusted_proxy(None));
-        assert!(server.is_trusted_proxy(ip("10.0.0.1")));
-        assert!(server.is_trusted_proxy(ip("::ffff:10.0.0.1")));
-        assert!(!server.is_trusted_proxy(ip("10.0.0.2")));
-        assert!(!with("[]").unwrap().server.is_trusted_proxy(None));
+        assert!(server.trusted_proxies.contains(None));
+        assert!(server.trusted_proxies.contains(ip("10.0.0.1")));
+        assert!(server.trusted_proxies.contains(ip("::ffff:10.0.0.1")));
+        assert!(!server.trusted_proxies.contains(ip("10.0.0.2")));
+        assert!(!with("[]").unwrap().server.trusted_proxies.contains(None));
     }
 }

@@ -102,7 +102,7 @@ impl FromRequestParts<Arc<App>> for ClientAddress {
             .get::<Peer>()
             .map(|peer| peer.0.ip().to_canonical());
         let address = peer.map_or_else(|| "unix".to_owned(), |ip| ip.to_string());
-        if !app.config.server.is_trusted_proxy(peer) {
+        if !app.config.server.trusted_proxies.contains(peer) {
             return Ok(ClientAddress(address));
         }
         // The proxy appends the address it saw to X-Forwarded-For: the last entry of the last

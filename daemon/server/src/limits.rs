@@ -4,7 +4,7 @@
 //! (past that its new connections are closed at once). Trusted proxies and the unix socket carry
 //! many clients and are bounded only by the total.
 
-use lemur_core::config::ServerConfig;
+use lemur_core::config::{ServerConfig, TrustedProxies};
 use lemur_core::{Error, Result};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -19,7 +19,7 @@ const RESERVED_DESCRIPTORS: u64 = 128;
 pub(crate) struct ConnectionLimits {
     places: Arc<Semaphore>,
     per_client: usize,
-    server: ServerConfig,
+    exempt: TrustedProxies,
     open: Mutex<HashMap<IpAddr, usize>>,
 }
 
@@ -56,7 +56,7 @@ impl ConnectionLimits {
         Ok(Arc::new(Self {
             places: Arc::new(Semaphore::new(total)),
             per_client: server.max_connections_per_client.max(1),
-            server: server.clone(),
+            exempt: server.trusted_proxies.clone(),
             open: Mutex::new(HashMap::new()),
         }))
     }
@@ -83,7 +83,7 @@ impl ConnectionLimits {
                 client: None,
             });
         };
-        if self.server.is_trusted_proxy(Some(ip)) {
+        if self.exempt.contains(Some(ip)) {
             return Some(Place {
                 _total: total,
                 client: None,
