@@ -91,7 +91,7 @@ fn measure(database_url: Option<&str>, csrs: &Mutex<Vec<String>>, duration: Dura
     let authority = root.id;
     let key_uri = root.key_uri.unwrap();
     let ca_pem = root.authority_certificate.unwrap().body;
-    let api = [1, 4]
+    let api = [1, 4, 16]
         .into_iter()
         .map(|concurrency| {
             let measured = rate(concurrency, duration, || {
@@ -109,7 +109,7 @@ fn measure(database_url: Option<&str>, csrs: &Mutex<Vec<String>>, duration: Dura
         .collect();
     lemur_testkit::use_softhsm_conf(&daemon.state_dir().join("softhsm/softhsm2.conf"));
     let (mut raw, mut floor) = (Vec::new(), Vec::new());
-    for sessions in [1, 4] {
+    for sessions in [1, 4, 16] {
         let mut config = HsmConfig::new("lemur", daemon.state_dir().join("secrets/hsm-pin"));
         config.pool_size = Some(sessions);
         let monitor = Arc::new(lemur_entropy::HealthMonitor::with_os_source());

@@ -1,8 +1,8 @@
 //! Certificate authorities and their roles.
 
 use crate::SqlStore;
-use crate::certificates::{insert, insert_log};
 use crate::engine::{Arg, args};
+use crate::insert;
 use crate::query::{Conditions, ids};
 use crate::rows::{
     AUTHORITY_COLUMNS, AuthorityRoleRow, AuthorityRow, AuthorityWithRoleRow, CERTIFICATE_COLUMNS,
@@ -147,7 +147,7 @@ impl AuthorityRepository for SqlStore {
             authority_id: Some(new.parent_id.unwrap_or(id)),
             ..*certificate
         };
-        let certificate_id = insert(&mut tx, &issued_by, now).await?;
+        let certificate_id = insert::certificate(&mut tx, &issued_by, now).await?;
         tx.execute(
             "UPDATE authorities SET authority_certificate_id = $1 WHERE id = $2",
             args![certificate_id, id],
@@ -179,7 +179,7 @@ impl AuthorityRepository for SqlStore {
             certificate_id: Some(certificate_id),
             ..*log
         };
-        insert_log(&mut tx, &log, now).await?;
+        insert::log(&mut tx, &log, now).await?;
         tx.commit("committing an authority").await?;
         Ok(id)
     }

@@ -1,8 +1,8 @@
 //! Domains: one row per distinct DNS name (certificates link to them), some marked sensitive.
 
 use crate::SqlStore;
-use crate::certificates::insert_log;
 use crate::engine::args;
+use crate::insert;
 use crate::query::{Conditions, Param};
 use crate::rows::DomainOnlyRow;
 use async_trait::async_trait;
@@ -75,7 +75,7 @@ impl DomainRepository for SqlStore {
             )
             .await?;
         let row = row.ok_or_else(|| Error::Conflict(format!("domain {name:?} exists")))?;
-        insert_log(&mut tx, log, now).await?;
+        insert::log(&mut tx, log, now).await?;
         tx.commit("committing a domain").await?;
         Ok(row.into())
     }
@@ -96,7 +96,7 @@ impl DomainRepository for SqlStore {
             )
             .await?;
         if row.is_some() {
-            insert_log(&mut tx, log, now).await?;
+            insert::log(&mut tx, log, now).await?;
         }
         tx.commit("committing a domain").await?;
         Ok(row.map(Into::into))

@@ -224,6 +224,28 @@ impl Engine {
 }
 
 impl Tx {
+    /// Every row of a statement in the transaction.
+    pub async fn all<T: Record>(
+        &mut self,
+        sql: &str,
+        args: &[Arg<'_>],
+        context: &'static str,
+    ) -> Result<Vec<T>> {
+        match self {
+            Tx::Sqlite(tx) => {
+                bind_all!(sqlx::query_as::<Sqlite, T>(sql), args)
+                    .fetch_all(&mut **tx)
+                    .await
+            }
+            Tx::Postgres(tx) => {
+                bind_all!(sqlx::query_as::<Postgres, T>(sql), args)
+                    .fetch_all(&mut **tx)
+                    .await
+            }
+        }
+        .map_err(db(context))
+    }
+
     /// The row of a statement in the transaction, if any.
     pub async fn optional<T: Record>(
         &mut self,

@@ -10,11 +10,13 @@ mod authorities;
 mod certificates;
 mod domains;
 mod engine;
+mod insert;
 mod migrations;
 mod query;
 mod rows;
 mod tls;
 mod users;
+mod writer;
 
 use async_trait::async_trait;
 use engine::{Engine, args};
@@ -29,6 +31,8 @@ use std::time::Duration;
 #[derive(Clone)]
 pub struct SqlStore {
     engine: Engine,
+    /// Group commit for certificates (see [`writer`]).
+    writer: writer::Writer,
 }
 
 /// Wraps a database error with what was being done. A unique-constraint violation (another
@@ -97,7 +101,8 @@ impl SqlStore {
                 "use sqlite:///path/lemur.db or postgres://user@host/database",
             ));
         };
-        Ok(Self { engine })
+        let writer = writer::Writer::start(engine.clone());
+        Ok(Self { engine, writer })
     }
 }
 

@@ -1,0 +1,351 @@
+//! Writing certificates, many per statement: their rows, domains, replacements and audit rows.
+//! A batch of certificates costs the same handful of statements as one, which is what lets the
+//! [`writer`](crate::writer) commit a whole queue of issuances in one transaction.
+
+use crate::engine::{Arg, Tx, args};
+use lemur_core::model::{CertificateDetails, LogEntry, NewCertificate};
+use lemur_core::{Error, Result};
+use std::collections::HashMap;
+
+/// The most parameters one statement binds: well under SQLite's limit (32,766) and
+/// PostgreSQL's (65,535).
+const MAX_PARAMS: usize = 30_000;
+
+/// Columns of a certificate row, in the order [`row_args`] binds them.
+const CERTIFICATE_COLUMNS: &str = "name, owner, description, notify, rotation, body, body_sha256,
+    chain, csr, sealed_private_key, issuer, serial, serial_hex, cn, distinguished_name, san, bits,
+    key_type, signing_algorithm, not_before, not_after, is_ca, authority_id, root_authority_id,
+    user_id, rotation_policy_id, date_created, subject_organization, subject_organizational_unit,
+    subject_country, subject_state, subject_location, path_length, server_auth, client_auth,
+    alt_names";
+const CERTIFICATE_ARITY: usize = 36;
+
+/// `($n, $n+1, ...), (...)`: `rows` tuples of `arity` placeholders, numbered from 1.
+fn placeholders(rows: usize, arity: usize) -> String {
+    (0..rows)
+        .map(|row| {
+            let tuple = (1..=arity)
+                .map(|column| format!("${}", row * arity + column))
+                .collect::<Vec<_>>()
+                .join(", ");
+            format!("({tuple})")
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// How many rows of `arity` parameters fit in one statement.
+fn rows_per_statement(arity: usize) -> usize {
+    (MAX_PARAMS / arity).max(1)
+}
+
+/// The arguments of one certificate row named `name`, in [`CERTIFICATE_COLUMNS`] order.
+fn row_args<'a>(
+    new: &'a NewCertificate<'a>,
+    name: &'a str,
+    alt_names: &'a str,
+    now: i64,
+) -> [Arg<'a>; CERTIFICATE_ARITY] {
+    let parsed = new.parsed;
+    *args![
+        name,
+        new.owner,
+        new.description,
+        new.notify,
+        new.rotation,
+        &parsed.pem,
+        &parsed.sha256,
+        new.chain,
+        new.csr,
+        new.sealed_private_key,
+        &parsed.issuer,
+        &parsed.serial,
+        &parsed.serial_hex,
+        &parsed.cn,
+        &parsed.subject,
+        parsed.alt_names.len() > 1,
+        parsed.bits,
+        &parsed.key_type,
+        &parsed.signing_algorithm,
+        parsed.not_before,
+        parsed.not_after,
+        parsed.is_ca,
+        new.authority_id,
+        new.root_authority_id,
+        new.user_id,
+        new.rotation_policy_id,
+        now,
+        &parsed.organization,
+        &parsed.organizational_unit,
+        &parsed.country,
+        &parsed.state,
+        &parsed.location,
+        parsed.path_len.map(i64::from),
+        parsed.server_auth,
+        parsed.client_auth,
+        alt_names,
+    ]
+}
+
+/// Stores each certificate of `batch` under the first of its names that is free, with its
+/// domains and replacements, in the caller's transaction. Returns each one's id, in order, or
+/// `None` when both its names are taken.
+pub(crate) async fn certificates(
+    tx: &mut Tx,
+    batch: &[&NewCertificate<'_>],
+    now: i64,
+) -> Result<Vec<Option<i64>>> {
+    let mut ids = vec![None; batch.len()];
+    // `ON CONFLICT DO NOTHING` makes a writer that races another for a name wait for it and
+    // take the next name, where a look-up before the INSERT would see nothing and fail on the
+    // unique index. The second name is for the few whose first was taken.
+    for attempt in 0..2 {
+        let waiting: Vec<usize> = (0..batch.len()).filter(|&i| ids[i].is_none()).collect();
+        if waiting.is_empty() {
+            break;
+        }
+        insert_rows(tx, batch, &waiting, attempt, now, &mut ids).await?;
+    }
+    let stored: Vec<(i64, &NewCertificate<'_>)> = ids
+        .iter()
+        .zip(batch)
+        .filter_map(|(id, new)| id.map(|id| (id, *new)))
+        .collect();
+    link_domains(tx, &stored).await?;
+    for (id, new) in &stored {
+        record_replacements(tx, *id, new.replaces).await?;
+    }
+    Ok(ids)
+}
+
+/// Inserts the rows `waiting` (indexes into `batch`) under their name number `attempt`, and
+/// records the id of each that was stored.
+async fn insert_rows(
+    tx: &mut Tx,
+    batch: &[&NewCertificate<'_>],
+    waiting: &[usize],
+    attempt: usize,
+    now: i64,
+    ids: &mut [Option<i64>],
+) -> Result<()> {
+    let alt_names: Vec<String> = waiting
+        .iter()
+        .map(|&i| CertificateDetails::encode_alt_names(&batch[i].parsed.alt_names))
+        .collect();
+    let rows = rows_per_statement(CERTIFICATE_ARITY);
+    for (chunk, chunk_alt_names) in waiting.chunks(rows).zip(alt_names.chunks(rows)) {
+        let args: Vec<Arg<'_>> = chunk
+            .iter()
+            .zip(chunk_alt_names)
+            .flat_map(|(&i, alt)| row_args(batch[i], batch[i].names[attempt], alt, now))
+            .collect();
+        let sql = format!(
+            "INSERT INTO certificates ({CERTIFICATE_COLUMNS}) VALUES {}
+             ON CONFLICT (name) DO NOTHING RETURNING id, name, body_sha256",
+            placeholders(chunk.len(), CERTIFICATE_ARITY)
+        );
+        let inserted: Vec<(i64, String, String)> =
+            tx.all(&sql, &args, "storing certificates").await?;
+        // RETURNING promises no order: match each row to the first waiting certificate with its
+        // name and body that has no id yet.
+        for (id, name, sha256) in inserted {
+            if let Some(&i) = chunk.iter().find(|&&i| {
+                ids[i].is_none()
+                    && batch[i].names[attempt] == name
+                    && batch[i].parsed.sha256 == sha256
+            }) {
+                ids[i] = Some(id);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Records each distinct domain once and links each certificate to its own: two statements
+/// however many certificates and names (more only past the parameter limit). Domains are
+/// written in sorted order, so concurrent writers lock their rows in one order.
+async fn link_domains(tx: &mut Tx, stored: &[(i64, &NewCertificate<'_>)]) -> Result<()> {
+    let mut names: Vec<&str> = stored
+        .iter()
+        .flat_map(|(_, new)| new.domains.iter().map(String::as_str))
+        .collect();
+    if names.is_empty() {
+        return Ok(());
+    }
+    names.sort_unstable();
+    names.dedup();
+    for chunk in names.chunks(rows_per_statement(1)) {
+        let args: Vec<Arg<'_>> = chunk.iter().map(|&name| Arg::Text(name)).collect();
+        tx.execute(
+            &format!(
+                "INSERT INTO domains (name) VALUES {} ON CONFLICT (name) DO NOTHING",
+                placeholders(chunk.len(), 1)
+            ),
+            &args,
+            "storing domains",
+        )
+        .await?;
+    }
+    let links: Vec<(i64, &str)> = stored
+        .iter()
+        .flat_map(|(id, new)| new.domains.iter().map(move |name| (*id, name.as_str())))
+        .collect();
+    for chunk in links.chunks(rows_per_statement(2)) {
+        let args: Vec<Arg<'_>> = chunk
+            .iter()
+            .flat_map(|&(id, name)| [Arg::Int(id), Arg::Text(name)])
+            .collect();
+        // `WHERE TRUE`: SQLite needs a WHERE before an upsert clause after a SELECT.
+        tx.execute(
+            &format!(
+                "WITH link (certificate_id, name) AS (VALUES {})
+                 INSERT INTO certificate_domains (certificate_id, domain_id)
+                 SELECT link.certificate_id, d.id FROM link JOIN domains d ON d.name = link.name
+                 WHERE TRUE ON CONFLICT DO NOTHING",
+                placeholders(chunk.len(), 2)
+            ),
+            &args,
+            "linking domains",
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Records that `id` replaces each of `replaces`, and turns the replaced ones' notifications
+/// off (the replacement carries them on).
+async fn record_replacements(tx: &mut Tx, id: i64, replaces: &[i64]) -> Result<()> {
+    for &replaced in replaces {
+        tx.execute(
+            "INSERT INTO certificate_replacements (certificate_id, replaced_certificate_id) VALUES ($1, $2)",
+            args![id, replaced],
+            "recording a replacement",
+        )
+        .await?;
+        tx.execute(
+            "UPDATE certificates SET notify = FALSE WHERE id = $1",
+            args![replaced],
+            "silencing a replaced certificate",
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Stores one certificate in the caller's transaction; a conflict when both its names are
+/// taken. Returns its id.
+pub(crate) async fn certificate(tx: &mut Tx, new: &NewCertificate<'_>, now: i64) -> Result<i64> {
+    certificates(tx, &[new], now)
+        .await?
+        .first()
+        .copied()
+        .flatten()
+        .ok_or_else(|| name_taken(new))
+}
+
+/// The conflict of a certificate whose names are both taken.
+pub(crate) fn name_taken(new: &NewCertificate<'_>) -> Error {
+    Error::Conflict(format!("a certificate named {:?} exists", new.names[1]))
+}
+
+/// Writes audit rows in the caller's transaction, in one statement.
+pub(crate) async fn logs(tx: &mut Tx, entries: &[LogEntry<'_>], now: i64) -> Result<()> {
+    const ARITY: usize = 6;
+    for chunk in entries.chunks(rows_per_statement(ARITY)) {
+        let args: Vec<Arg<'_>> = chunk
+            .iter()
+            .flat_map(|entry| {
+                *args![
+                    entry.certificate_id,
+                    entry.log_type,
+                    now,
+                    entry.user_id,
+                    entry.source_address,
+                    entry.details,
+                ]
+            })
+            .collect();
+        tx.execute(
+            &format!(
+                "INSERT INTO logs (certificate_id, log_type, logged_at, user_id, source_address, details)
+                 VALUES {}",
+                placeholders(chunk.len(), ARITY)
+            ),
+            &args,
+            "writing the audit log",
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Writes one audit row in the caller's transaction.
+pub(crate) async fn log(tx: &mut Tx, entry: &LogEntry<'_>, now: i64) -> Result<()> {
+    logs(tx, std::slice::from_ref(entry), now).await
+}
+
+/// Which of `hashes` (SHA-256 of certificate bodies) a live certificate has already, inside the
+/// caller's write transaction: hash to id. SQLite's single writer serialises the check; on
+/// PostgreSQL transaction locks on the hashes, taken in sorted order, make two imports of the
+/// same certificate take turns.
+pub(crate) async fn existing_bodies(tx: &mut Tx, hashes: &[&str]) -> Result<HashMap<String, i64>> {
+    if hashes.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let mut hashes = hashes.to_vec();
+    hashes.sort_unstable();
+    hashes.dedup();
+    if tx.is_postgres() {
+        let mut keys: Vec<i64> = hashes
+            .iter()
+            .map(|sha256| {
+                u64::from_str_radix(sha256.get(..16).unwrap_or_default(), 16)
+                    .unwrap_or(0)
+                    .cast_signed()
+            })
+            .collect();
+        keys.sort_unstable();
+        keys.dedup();
+        let args: Vec<Arg<'_>> = keys.iter().map(|&key| Arg::Int(key)).collect();
+        tx.execute(
+            &format!(
+                "SELECT pg_advisory_xact_lock(key) FROM (VALUES {}) AS locks (key) ORDER BY key",
+                placeholders(keys.len(), 1)
+            ),
+            &args,
+            "locking duplicate detection",
+        )
+        .await?;
+    }
+    let mut found = HashMap::new();
+    for chunk in hashes.chunks(rows_per_statement(1)) {
+        let args: Vec<Arg<'_>> = chunk.iter().map(|&sha256| Arg::Text(sha256)).collect();
+        let list = (1..=chunk.len())
+            .map(|n| format!("${n}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let rows: Vec<(String, i64)> = tx
+            .all(
+                &format!(
+                    "SELECT body_sha256, id FROM certificates
+                     WHERE body_sha256 IN ({list}) AND deleted = FALSE"
+                ),
+                &args,
+                "looking for duplicates",
+            )
+            .await?;
+        found.extend(rows);
+    }
+    Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::placeholders;
+
+    #[test]
+    fn placeholders_number_rows_one_after_another() {
+        assert_eq!(placeholders(2, 3), "($1, $2, $3), ($4, $5, $6)");
+        assert_eq!(placeholders(1, 1), "($1)");
+    }
+}

@@ -1,0 +1,278 @@
+//! Group commit for certificates. Issuances and imports queue here, and one task stores
+//! whatever has queued up in one transaction: one durable commit (one fsync) and a handful of
+//! statements per batch instead of per certificate. A request is answered only once its batch
+//! has committed, so every 2xx is durable. Under light load a batch is one certificate and
+//! nothing waits; under heavy load batches grow while the previous one commits.
+
+use crate::engine::Engine;
+use crate::insert;
+use lemur_core::ca::x509::ParsedCertificate;
+use lemur_core::model::{LogEntry, NewCertificate};
+use lemur_core::{Error, Result};
+use std::collections::HashMap;
+use tokio::sync::{mpsc, oneshot};
+
+/// The most certificates one transaction stores: enough to amortise the commit, few enough that
+/// a batch's statements stay small and its wait short.
+const MAX_BATCH: usize = 128;
+
+/// Requests that may wait for the writer before senders wait too (back-pressure).
+const QUEUE: usize = 1024;
+
+/// The handle requests queue certificates through.
+#[derive(Clone)]
+pub(crate) struct Writer {
+    queue: mpsc::Sender<Job>,
+}
+
+/// A certificate with its audit row, owned while it waits in the queue.
+struct Job {
+    certificate: Certificate,
+    log: Log,
+    unique_body: bool,
+    now: i64,
+    reply: oneshot::Sender<Result<i64>>,
+}
+
+/// [`NewCertificate`], owned.
+struct Certificate {
+    parsed: ParsedCertificate,
+    names: [String; 2],
+    owner: String,
+    description: String,
+    notify: bool,
+    rotation: bool,
+    chain: Option<String>,
+    csr: Option<String>,
+    sealed_private_key: Option<Vec<u8>>,
+    authority_id: Option<i64>,
+    root_authority_id: Option<i64>,
+    user_id: Option<i64>,
+    rotation_policy_id: Option<i64>,
+    replaces: Vec<i64>,
+    domains: Vec<String>,
+}
+
+impl Certificate {
+    fn from_new(new: &NewCertificate<'_>) -> Self {
+        Self {
+            parsed: new.parsed.clone(),
+            names: new.names.map(str::to_owned),
+            owner: new.owner.to_owned(),
+            description: new.description.to_owned(),
+            notify: new.notify,
+            rotation: new.rotation,
+            chain: new.chain.map(str::to_owned),
+            csr: new.csr.map(str::to_owned),
+            sealed_private_key: new.sealed_private_key.map(<[u8]>::to_vec),
+            authority_id: new.authority_id,
+            root_authority_id: new.root_authority_id,
+            user_id: new.user_id,
+            rotation_policy_id: new.rotation_policy_id,
+            replaces: new.replaces.to_vec(),
+            domains: new.domains.to_vec(),
+        }
+    }
+
+    fn borrow(&self) -> NewCertificate<'_> {
+        NewCertificate {
+            parsed: &self.parsed,
+            names: [&self.names[0], &self.names[1]],
+            owner: &self.owner,
+            description: &self.description,
+            notify: self.notify,
+            rotation: self.rotation,
+            chain: self.chain.as_deref(),
+            csr: self.csr.as_deref(),
+            sealed_private_key: self.sealed_private_key.as_deref(),
+            authority_id: self.authority_id,
+            root_authority_id: self.root_authority_id,
+            user_id: self.user_id,
+            rotation_policy_id: self.rotation_policy_id,
+            replaces: &self.replaces,
+            domains: &self.domains,
+        }
+    }
+}
+
+/// [`LogEntry`], owned.
+struct Log {
+    log_type: String,
+    user_id: Option<i64>,
+    source_address: Option<String>,
+    details: String,
+}
+
+impl Log {
+    fn from_entry(entry: &LogEntry<'_>) -> Self {
+        Self {
+            log_type: entry.log_type.to_owned(),
+            user_id: entry.user_id,
+            source_address: entry.source_address.map(str::to_owned),
+            details: entry.details.to_owned(),
+        }
+    }
+
+    fn of(&self, certificate_id: i64) -> LogEntry<'_> {
+        LogEntry {
+            certificate_id: Some(certificate_id),
+            log_type: &self.log_type,
+            user_id: self.user_id,
+            source_address: self.source_address.as_deref(),
+            details: &self.details,
+        }
+    }
+}
+
+impl Writer {
+    /// Starts the writing task on the current runtime.
+    pub(crate) fn start(engine: Engine) -> Self {
+        let (queue, jobs) = mpsc::channel(QUEUE);
+        tokio::spawn(run(engine, jobs));
+        Self { queue }
+    }
+
+    /// Stores a certificate and its audit row; see
+    /// [`CertificateRepository::create_certificate`](lemur_core::store::CertificateRepository).
+    pub(crate) async fn create(
+        &self,
+        new: &NewCertificate<'_>,
+        log: &LogEntry<'_>,
+        unique_body: bool,
+        now: i64,
+    ) -> Result<i64> {
+        let (reply, answer) = oneshot::channel();
+        let job = Job {
+            certificate: Certificate::from_new(new),
+            log: Log::from_entry(log),
+            unique_body,
+            now,
+            reply,
+        };
+        self.queue.send(job).await.map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+}
+
+/// The error of a request whose writer is gone (the daemon is stopping).
+fn stopped() -> Error {
+    Error::Database {
+        context: "storing a certificate",
+        source: "the certificate writer has stopped".into(),
+    }
+}
+
+/// Takes whatever has queued, up to [`MAX_BATCH`], and commits it; until every handle is gone.
+async fn run(engine: Engine, mut jobs: mpsc::Receiver<Job>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while jobs.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        commit(&engine, std::mem::take(&mut batch)).await;
+    }
+}
+
+/// Commits a batch and answers each request. When the batch fails as a whole, each certificate
+/// is tried alone so one bad row fails only its own request; once one fails for the database
+/// itself (an outage), the rest get that error without trying.
+async fn commit(engine: &Engine, batch: Vec<Job>) {
+    let results = match write(engine, &batch).await {
+        Ok(results) => results,
+        Err(error) if batch.len() == 1 => vec![Err(error)],
+        Err(error) => {
+            log::warn!(
+                "storing a batch of {} certificates failed ({error}); storing them one by one",
+                batch.len()
+            );
+            alone(engine, &batch).await
+        }
+    };
+    for (job, result) in batch.into_iter().zip(results) {
+        // A request that gave up waiting is gone; its certificate is stored all the same.
+        let _ = job.reply.send(result);
+    }
+}
+
+async fn alone(engine: &Engine, batch: &[Job]) -> Vec<Result<i64>> {
+    let mut outage: Option<(&'static str, String)> = None;
+    let mut results = Vec::with_capacity(batch.len());
+    for job in batch {
+        let result = match &outage {
+            Some((context, detail)) => Err(Error::Database {
+                context,
+                source: detail.clone().into(),
+            }),
+            None => write(engine, std::slice::from_ref(job))
+                .await
+                .and_then(|mut results| results.pop().unwrap_or_else(|| Err(stopped()))),
+        };
+        if let Err(Error::Database { context, source }) = &result {
+            outage = Some((context, source.to_string()));
+        }
+        results.push(result);
+    }
+    results
+}
+
+/// Stores `batch` in one transaction: per certificate its id, or why it alone was refused (a
+/// duplicate import, both names taken).
+async fn write(engine: &Engine, batch: &[Job]) -> Result<Vec<Result<i64>>> {
+    let now = batch.iter().map(|job| job.now).max().unwrap_or_default();
+    let news: Vec<NewCertificate<'_>> = batch.iter().map(|job| job.certificate.borrow()).collect();
+    let mut tx = engine.begin().await?;
+    let unique: Vec<&str> = batch
+        .iter()
+        .filter(|job| job.unique_body)
+        .map(|job| job.certificate.parsed.sha256.as_str())
+        .collect();
+    let existing = insert::existing_bodies(&mut tx, &unique).await?;
+    // An import whose body is stored already, or queued earlier in this batch, is refused.
+    let mut first_with_body: HashMap<&str, usize> = HashMap::new();
+    let mut refused = Vec::with_capacity(batch.len());
+    let mut to_store = Vec::with_capacity(batch.len());
+    for (index, (job, new)) in batch.iter().zip(&news).enumerate() {
+        let sha256 = job.certificate.parsed.sha256.as_str();
+        let duplicate = job.unique_body
+            && (existing.contains_key(sha256) || first_with_body.contains_key(sha256));
+        if job.unique_body {
+            first_with_body.entry(sha256).or_insert(index);
+        }
+        refused.push(duplicate);
+        if !duplicate {
+            to_store.push(new);
+        }
+    }
+    let stored = insert::certificates(&mut tx, &to_store, now).await?;
+    let mut ids = vec![None; batch.len()];
+    let storing = (0..batch.len()).filter(|&i| !refused[i]);
+    for (index, id) in storing.zip(stored) {
+        ids[index] = id;
+    }
+    let logs: Vec<LogEntry<'_>> = batch
+        .iter()
+        .zip(&ids)
+        .filter_map(|(job, id)| id.map(|id| job.log.of(id)))
+        .collect();
+    insert::logs(&mut tx, &logs, now).await?;
+    tx.commit("committing certificates").await?;
+    Ok((0..batch.len())
+        .map(|index| match (ids[index], refused[index]) {
+            (Some(id), _) => Ok(id),
+            (None, true) => {
+                let sha256 = batch[index].certificate.parsed.sha256.as_str();
+                let holder = existing
+                    .get(sha256)
+                    .copied()
+                    .or_else(|| first_with_body.get(sha256).and_then(|&first| ids[first]));
+                Err(duplicate(holder))
+            }
+            (None, false) => Err(insert::name_taken(&news[index])),
+        })
+        .collect())
+}
+
+/// The conflict of an import whose certificate is in the inventory already, as `holder`.
+fn duplicate(holder: Option<i64>) -> Error {
+    Error::Conflict(match holder {
+        Some(id) => format!("this certificate is already in the inventory as certificate {id}"),
+        None => "this certificate is being imported by another request".to_owned(),
+    })
+}
