@@ -79,7 +79,7 @@ pub async fn issue(app: &App, subject: &Subject, body: CreateCertificate) -> Res
         alt_names: alt_names(&body.extensions)?,
         not_before,
         not_after,
-        csr: body.csr.clone(),
+        csr: body.csr.as_deref().map(x509::parse_csr).transpose()?,
         key,
         subject: subject_fields(body.subject)?,
     };
@@ -163,8 +163,7 @@ fn check_permitted(
 /// Every DNS name a request may end up certifying, before anything is signed: its alternative
 /// names, its CSR's and its common name (lower-case).
 fn requested_dns_names(plan: &IssuePlan) -> Result<Vec<String>> {
-    let csr = plan.csr.as_deref().map(x509::parse_csr).transpose()?;
-    let from_csr = csr.iter().flat_map(|c| {
+    let from_csr = plan.csr.iter().flat_map(|c| {
         c.alt_names
             .iter()
             .chain(std::iter::once(&AltName {

@@ -1,6 +1,7 @@
 //! Certificate authorities and their roles.
 
 use crate::SqlStore;
+use crate::cache::AuthorityName;
 use crate::engine::{Arg, args};
 use crate::insert;
 use crate::query::{Conditions, ids};
@@ -181,6 +182,7 @@ impl AuthorityRepository for SqlStore {
         };
         insert::log(&mut tx, &log, now).await?;
         tx.commit("committing an authority").await?;
+        self.caches.authorities.clear();
         Ok(id)
     }
 
@@ -209,6 +211,59 @@ impl AuthorityRepository for SqlStore {
     }
 
     async fn authority_with_roles(
+        &self,
+        key: AuthorityKey<'_>,
+    ) -> Result<Option<(AuthorityRecord, Vec<RoleRecord>)>> {
+        let name = match key {
+            AuthorityKey::Id(id) => AuthorityName::Id(id),
+            AuthorityKey::Name(name) => AuthorityName::Name(name.to_owned()),
+        };
+        let started = match self.caches.authorities.get(&name) {
+            Ok(found) => return Ok(Some(found)),
+            Err(started) => started,
+        };
+        let found = self.read_authority_with_roles(key).await?;
+        if let Some(found) = &found {
+            self.caches.authorities.put(started, name, found.clone());
+        }
+        Ok(found)
+    }
+
+    async fn authorities(&self, page: Page) -> Result<(Vec<AuthorityDetail>, i64)> {
+        let rows: Vec<AuthorityRow> = self
+            .engine
+            .all(
+                &format!(
+                    "SELECT {AUTHORITY_COLUMNS} FROM authorities a ORDER BY a.id LIMIT $1 OFFSET $2"
+                ),
+                args![page.count, page.offset()],
+                "listing authorities",
+            )
+            .await?;
+        let (total,): (i64,) = self
+            .engine
+            .optional(
+                "SELECT COUNT(*) FROM authorities",
+                &[],
+                "counting authorities",
+            )
+            .await?
+            .unwrap_or((0,));
+        let records = rows.into_iter().map(Into::into).collect();
+        Ok((self.details(records).await?, total))
+    }
+
+    async fn authority_detail(&self, id: i64) -> Result<Option<AuthorityDetail>> {
+        let Some(record) = self.authority(id).await? else {
+            return Ok(None);
+        };
+        Ok(self.details(vec![record]).await?.pop())
+    }
+}
+
+impl SqlStore {
+    /// An authority and its roles, from the database.
+    async fn read_authority_with_roles(
         &self,
         key: AuthorityKey<'_>,
     ) -> Result<Option<(AuthorityRecord, Vec<RoleRecord>)>> {
@@ -245,36 +300,5 @@ impl AuthorityRepository for SqlStore {
             authority.get_or_insert(row.authority);
         }
         Ok(authority.map(|authority| (authority.into(), roles)))
-    }
-
-    async fn authorities(&self, page: Page) -> Result<(Vec<AuthorityDetail>, i64)> {
-        let rows: Vec<AuthorityRow> = self
-            .engine
-            .all(
-                &format!(
-                    "SELECT {AUTHORITY_COLUMNS} FROM authorities a ORDER BY a.id LIMIT $1 OFFSET $2"
-                ),
-                args![page.count, page.offset()],
-                "listing authorities",
-            )
-            .await?;
-        let (total,): (i64,) = self
-            .engine
-            .optional(
-                "SELECT COUNT(*) FROM authorities",
-                &[],
-                "counting authorities",
-            )
-            .await?
-            .unwrap_or((0,));
-        let records = rows.into_iter().map(Into::into).collect();
-        Ok((self.details(records).await?, total))
-    }
-
-    async fn authority_detail(&self, id: i64) -> Result<Option<AuthorityDetail>> {
-        let Some(record) = self.authority(id).await? else {
-            return Ok(None);
-        };
-        Ok(self.details(vec![record]).await?.pop())
     }
 }

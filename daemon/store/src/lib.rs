@@ -7,6 +7,7 @@
 //! integer indexes.
 
 mod authorities;
+mod cache;
 mod certificates;
 mod domains;
 mod engine;
@@ -33,6 +34,8 @@ pub struct SqlStore {
     engine: Engine,
     /// Group commit for certificates (see [`writer`]).
     writer: writer::Writer,
+    /// What nearly every request reads (see [`cache`]).
+    caches: std::sync::Arc<cache::Caches>,
 }
 
 /// Wraps a database error with what was being done. A unique-constraint violation (another
@@ -102,7 +105,11 @@ impl SqlStore {
             ));
         };
         let writer = writer::Writer::start(engine.clone());
-        Ok(Self { engine, writer })
+        Ok(Self {
+            engine,
+            writer,
+            caches: Default::default(),
+        })
     }
 }
 

@@ -47,6 +47,11 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0006_permitted_domains.sql"),
         postgres: include_str!("../migrations/postgres/0006_permitted_domains.sql"),
     },
+    Migration {
+        version: 7,
+        sqlite: include_str!("../migrations/sqlite/0007_sensitive_domains.sql"),
+        postgres: include_str!("../migrations/postgres/0007_sensitive_domains.sql"),
+    },
 ];
 
 /// Arbitrary constant naming the migration lock.

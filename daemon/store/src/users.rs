@@ -71,8 +71,9 @@ impl UserRepository for SqlStore {
                 args![password_hash, user_id],
                 "setting a password",
             )
-            .await
-            .map(drop)
+            .await?;
+        self.caches.sessions.clear();
+        Ok(())
     }
 
     async fn revoke_token(&self, jti: &str, user_id: i64, expires_at: i64, now: i64) -> Result<()> {
@@ -90,7 +91,9 @@ impl UserRepository for SqlStore {
             "logging a token out",
         )
         .await?;
-        tx.commit("logging a token out").await
+        tx.commit("logging a token out").await?;
+        self.caches.sessions.clear();
+        Ok(())
     }
 
     async fn ensure_role(&self, name: &str, description: &str) -> Result<RoleRecord> {
@@ -143,10 +146,28 @@ impl UserRepository for SqlStore {
             .await?;
         }
         tx.commit("committing a role").await?;
+        self.caches.sessions.clear();
+        self.caches.authorities.clear();
         Ok(role.into())
     }
 
     async fn user_session(&self, id: i64, jti: &str) -> Result<Option<UserSession>> {
+        let key = (id, jti.to_owned());
+        let started = match self.caches.sessions.get(&key) {
+            Ok(session) => return Ok(Some(session)),
+            Err(started) => started,
+        };
+        let session = self.read_session(id, jti).await?;
+        if let Some(session) = &session {
+            self.caches.sessions.put(started, key, session.clone());
+        }
+        Ok(session)
+    }
+}
+
+impl SqlStore {
+    /// A user's session, from the database.
+    async fn read_session(&self, id: i64, jti: &str) -> Result<Option<UserSession>> {
         let rows: Vec<SessionRow> = self
             .engine
             .all(

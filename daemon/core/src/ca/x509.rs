@@ -469,7 +469,10 @@ pub fn public_key_of_pkcs8(pkcs8: &[u8]) -> Result<Vec<u8>> {
 }
 
 /// What a CSR asks for, after its signature was checked.
+#[derive(Debug, Clone)]
 pub struct ParsedCsr {
+    /// The request as received, PEM.
+    pub pem: String,
     /// The subject key's algorithm.
     pub algorithm: KeyAlgorithm,
     /// The subject key (EC point or PKCS#1 RSAPublicKey).
@@ -523,6 +526,7 @@ pub fn parse_csr(text: &str) -> Result<ParsedCsr> {
     };
     let alt_names = general_names(csr.requested_extensions().into_iter().flatten());
     Ok(ParsedCsr {
+        pem: text.to_owned(),
         algorithm,
         key: spki.subject_public_key.data.to_vec(),
         common_name: info

@@ -5,7 +5,7 @@
 use super::PluginInfo;
 use crate::App;
 use crate::ca::SubjectFields;
-use crate::ca::x509::{AltName, ParsedCertificate};
+use crate::ca::x509::{AltName, ParsedCertificate, ParsedCsr};
 use crate::error::Result;
 use crate::model::{AuthorityRecord, CertificateRecord};
 use async_trait::async_trait;
@@ -80,8 +80,8 @@ pub struct IssuePlan {
     pub not_before: Option<i64>,
     /// Validity end; the authority's default validity when absent.
     pub not_after: Option<i64>,
-    /// A PEM CSR: the subject's own key.
-    pub csr: Option<String>,
+    /// A CSR (its signature verified): the subject's own key.
+    pub csr: Option<ParsedCsr>,
     /// Key to generate when there is no CSR.
     pub key: KeyAlgorithm,
     /// Subject fields.

@@ -92,7 +92,7 @@ pub(super) async fn issue(
 ) -> Result<Issued> {
     let material = signing_material(app, authority).await?;
     let ca = &material.certificate;
-    let csr = request.csr.as_deref().map(x509::parse_csr).transpose()?;
+    let csr = request.csr.as_ref();
     let common_name = match (&csr, request.common_name.is_empty()) {
         (Some(csr), true) => csr.common_name.clone(),
         _ => request.common_name.clone(),
@@ -205,7 +205,7 @@ pub(super) async fn issue(
         .await?;
     let parsed = x509::parse(&der, "certificate")?;
     let serial_hex = x509::hex(&serial).to_uppercase();
-    lint::after_signing(&parsed, &serial_hex, &plan, &ca.der)?;
+    lint::after_signing(&parsed, &serial_hex, &plan)?;
     Ok(Issued {
         details: format!("issued serial {} by {}", parsed.serial_hex, authority.name),
         certificate: parsed,
