@@ -19,8 +19,13 @@ use lemur_api::{
 use lemur_hsm::KeyAlgorithm;
 use zeroize::Zeroizing;
 
-/// Issues a certificate from the authority the request names; returns its id.
-pub async fn issue(app: &App, subject: &Subject, body: CreateCertificate) -> Result<i64> {
+/// Issues a certificate from the authority the request names; returns it as stored, with the
+/// links the subject may see.
+pub async fn issue(
+    app: &App,
+    subject: &Subject,
+    body: CreateCertificate,
+) -> Result<(CertificateRecord, CertificateLinks)> {
     // Refused before anything is looked up, so callers who may issue from no authority at all
     // (read-only, auditors, users without a role) get a 403 whatever they send.
     authorize(subject, Action::IssueFromAny)?;
@@ -117,9 +122,11 @@ pub async fn issue(app: &App, subject: &Subject, body: CreateCertificate) -> Res
         source_address: subject.source(),
         details: &issued.details,
     };
-    app.store
+    let (record, links) = app
+        .store
         .create_certificate(&new, &log, false, app.clock.unix())
-        .await
+        .await?;
+    Ok((record, readable(subject, links)))
 }
 
 /// Refuses names outside the authority's permitted domains (400), and, for callers who may not
@@ -255,7 +262,11 @@ pub(crate) fn dns_domains(parsed: &ParsedCertificate) -> Vec<String> {
 
 /// Imports a certificate issued elsewhere; returns its id. The key must match, the chain must
 /// verify, and the same certificate cannot be imported twice.
-pub async fn upload(app: &App, subject: &Subject, body: UploadCertificate) -> Result<i64> {
+pub async fn upload(
+    app: &App,
+    subject: &Subject,
+    body: UploadCertificate,
+) -> Result<(CertificateRecord, CertificateLinks)> {
     authorize(subject, Action::UploadCertificate)?;
     refuse_destinations(&body.destinations)?;
     if body.owner.trim().is_empty() {
@@ -330,9 +341,11 @@ pub async fn upload(app: &App, subject: &Subject, body: UploadCertificate) -> Re
             parsed.serial_hex, parsed.issuer
         ),
     };
-    app.store
+    let (record, links) = app
+        .store
         .create_certificate(&new, &log, true, app.clock.unix())
-        .await
+        .await?;
+    Ok((record, readable(subject, links)))
 }
 
 /// Seals a private key PEM under the HSM KEK, bound to the certificate's hash.

@@ -72,14 +72,15 @@ pub trait AuthorityRepository: Send + Sync {
 #[async_trait]
 pub trait CertificateRepository: Send + Sync {
     /// Stores a certificate and its audit row in one transaction; with `unique_body`, refuses
-    /// (409) a certificate whose body is in the inventory already.
+    /// (409) a certificate whose body is in the inventory already. Returns it as stored, with
+    /// its links, so the caller answers without reading it again.
     async fn create_certificate(
         &self,
         new: &NewCertificate<'_>,
         log: &LogEntry<'_>,
         unique_body: bool,
         now: i64,
-    ) -> Result<i64>;
+    ) -> Result<(CertificateRecord, CertificateLinks)>;
     /// The certificate with this id.
     async fn certificate(&self, id: i64) -> Result<Option<CertificateRecord>>;
     /// A page of certificates, newest first, matching `filter` among those `visible`, and the

@@ -35,8 +35,8 @@ pub async fn create(
     Caller(subject): Caller,
     JsonBody(body): JsonBody<CreateCertificate>,
 ) -> Result<Json<CertificateView>, ApiError> {
-    let id = certificates::issue(&app, &subject, body).await?;
-    view(&app, &subject, id).await
+    let (record, links) = certificates::issue(&app, &subject, body).await?;
+    Ok(Json(views::certificate(&app, &record, &links)))
 }
 
 /// Import a certificate issued elsewhere, with its chain and private key.
@@ -55,8 +55,8 @@ pub async fn upload(
     Caller(subject): Caller,
     JsonBody(body): JsonBody<UploadCertificate>,
 ) -> Result<Json<CertificateView>, ApiError> {
-    let id = certificates::upload(&app, &subject, body).await?;
-    view(&app, &subject, id).await
+    let (record, links) = certificates::upload(&app, &subject, body).await?;
+    Ok(Json(views::certificate(&app, &record, &links)))
 }
 
 /// One certificate.

@@ -2,7 +2,7 @@
 //! certificate events.
 
 use crate::SqlStore;
-use crate::engine::args;
+use crate::engine::{Tx, args};
 use crate::insert;
 use crate::query::{Conditions, Param, ids};
 use crate::rows::{
@@ -16,6 +16,49 @@ use lemur_core::model::{
 };
 use lemur_core::store::CertificateRepository;
 use std::collections::HashMap;
+
+/// The certificates `ids` as stored, with their domains, in the caller's transaction: what a
+/// writer answers with, read once per batch rather than once per request.
+pub(crate) async fn read_back(
+    tx: &mut Tx,
+    ids: &[i64],
+) -> Result<HashMap<i64, (CertificateRecord, CertificateLinks)>> {
+    let mut stored = HashMap::with_capacity(ids.len());
+    if ids.is_empty() {
+        return Ok(stored);
+    }
+    let mut params = Conditions::default();
+    let list = params.list(crate::query::ids(ids));
+    let args = params.args();
+    let rows: Vec<CertificateRow> = tx
+        .all(
+            &format!("SELECT {CERTIFICATE_COLUMNS} FROM {CERTIFICATE_FROM} WHERE c.id IN ({list})"),
+            &args,
+            "reading stored certificates",
+        )
+        .await?;
+    for row in rows {
+        let record: CertificateRecord = row.into();
+        stored.insert(record.id, (record, CertificateLinks::default()));
+    }
+    let domains: Vec<DomainRow> = tx
+        .all(
+            &format!(
+                "SELECT cd.certificate_id, d.id, d.name, d.sensitive FROM domains d
+                 JOIN certificate_domains cd ON cd.domain_id = d.id
+                 WHERE cd.certificate_id IN ({list}) ORDER BY d.name"
+            ),
+            &args,
+            "reading stored domains",
+        )
+        .await?;
+    for row in domains {
+        if let Some((_, links)) = stored.get_mut(&row.certificate_id) {
+            links.domains.push(row.into());
+        }
+    }
+    Ok(stored)
+}
 
 /// Rows of a certificate list: the filter's condition and the caller's visibility.
 fn list_conditions(filter: &CertificateFilter, visible: &Visibility) -> Conditions {
@@ -54,8 +97,14 @@ impl CertificateRepository for SqlStore {
         log: &LogEntry<'_>,
         unique_body: bool,
         now: i64,
-    ) -> Result<i64> {
-        self.writer.create(new, log, unique_body, now).await
+    ) -> Result<(CertificateRecord, CertificateLinks)> {
+        let (record, links) = self.writer.create(new, log, unique_body, now).await?;
+        if new.replaces.is_empty() {
+            return Ok((record, links));
+        }
+        // A replacement: its links name whole certificates, read apart (reissues are rare).
+        let links = self.certificate_links(&[record.id]).await?;
+        Ok((record, links.into_iter().next().unwrap_or_default()))
     }
 
     async fn certificate(&self, id: i64) -> Result<Option<CertificateRecord>> {

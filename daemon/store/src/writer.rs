@@ -7,10 +7,13 @@
 use crate::engine::Engine;
 use crate::insert;
 use lemur_core::ca::x509::ParsedCertificate;
-use lemur_core::model::{LogEntry, NewCertificate};
+use lemur_core::model::{CertificateLinks, CertificateRecord, LogEntry, NewCertificate};
 use lemur_core::{Error, Result};
 use std::collections::HashMap;
 use tokio::sync::{mpsc, oneshot};
+
+/// A certificate as stored, with its links.
+type Stored = (CertificateRecord, CertificateLinks);
 
 /// The most certificates one transaction stores: enough to amortise the commit, few enough that
 /// a batch's statements stay small and its wait short.
@@ -31,7 +34,7 @@ struct Job {
     log: Log,
     unique_body: bool,
     now: i64,
-    reply: oneshot::Sender<Result<i64>>,
+    reply: oneshot::Sender<Result<Stored>>,
 }
 
 /// [`NewCertificate`], owned.
@@ -140,7 +143,7 @@ impl Writer {
         log: &LogEntry<'_>,
         unique_body: bool,
         now: i64,
-    ) -> Result<i64> {
+    ) -> Result<Stored> {
         let (reply, answer) = oneshot::channel();
         let job = Job {
             certificate: Certificate::from_new(new),
@@ -191,7 +194,7 @@ async fn commit(engine: &Engine, batch: Vec<Job>) {
     }
 }
 
-async fn alone(engine: &Engine, batch: &[Job]) -> Vec<Result<i64>> {
+async fn alone(engine: &Engine, batch: &[Job]) -> Vec<Result<Stored>> {
     let mut outage: Option<(&'static str, String)> = None;
     let mut results = Vec::with_capacity(batch.len());
     for job in batch {
@@ -214,7 +217,7 @@ async fn alone(engine: &Engine, batch: &[Job]) -> Vec<Result<i64>> {
 
 /// Stores `batch` in one transaction: per certificate its id, or why it alone was refused (a
 /// duplicate import, both names taken).
-async fn write(engine: &Engine, batch: &[Job]) -> Result<Vec<Result<i64>>> {
+async fn write(engine: &Engine, batch: &[Job]) -> Result<Vec<Result<Stored>>> {
     let now = batch.iter().map(|job| job.now).max().unwrap_or_default();
     let news: Vec<NewCertificate<'_>> = batch.iter().map(|job| job.certificate.borrow()).collect();
     let mut tx = engine.begin().await?;
@@ -252,10 +255,15 @@ async fn write(engine: &Engine, batch: &[Job]) -> Result<Vec<Result<i64>>> {
         .filter_map(|(job, id)| id.map(|id| job.log.of(id)))
         .collect();
     insert::logs(&mut tx, &logs, now).await?;
+    let stored_ids: Vec<i64> = ids.iter().flatten().copied().collect();
+    let mut stored = crate::certificates::read_back(&mut tx, &stored_ids).await?;
     tx.commit("committing certificates").await?;
     Ok((0..batch.len())
         .map(|index| match (ids[index], refused[index]) {
-            (Some(id), _) => Ok(id),
+            (Some(id), _) => stored.remove(&id).ok_or_else(|| Error::Database {
+                context: "reading a stored certificate",
+                source: format!("certificate {id} was not read back").into(),
+            }),
             (None, true) => {
                 let sha256 = batch[index].certificate.parsed.sha256.as_str();
                 let holder = existing
