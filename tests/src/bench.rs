@@ -4,40 +4,67 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-/// Operations per second of a timed run, and how many failed.
+/// Operations per second of a timed run, how many failed, and the latency of the successful
+/// ones.
 #[derive(Debug, Clone, Copy)]
 pub struct Rate {
     /// Successful operations per second.
     pub per_second: f64,
     /// Failed operations.
     pub failed: u64,
+    /// Median latency of a successful operation.
+    pub p50: Duration,
+    /// 99th percentile latency of a successful operation.
+    pub p99: Duration,
 }
 
 /// Runs `op` on `threads` threads for `duration`; `op` returns whether it succeeded.
 pub fn rate(threads: usize, duration: Duration, op: impl Fn() -> bool + Sync) -> Rate {
-    let done = AtomicU64::new(0);
     let failed = AtomicU64::new(0);
+    let latencies = std::sync::Mutex::new(Vec::new());
     let started = Instant::now();
     std::thread::scope(|scope| {
         for _ in 0..threads {
             scope.spawn(|| {
-                let (mut ok, mut bad) = (0, 0);
+                let (mut ok, mut bad) = (Vec::new(), 0);
                 while started.elapsed() < duration {
+                    let began = Instant::now();
                     if op() {
-                        ok += 1;
+                        ok.push(began.elapsed());
                     } else {
                         bad += 1;
                     }
                 }
-                done.fetch_add(ok, Ordering::Relaxed);
+                latencies
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .extend(ok);
                 failed.fetch_add(bad, Ordering::Relaxed);
             });
         }
     });
+    let elapsed = started.elapsed().as_secs_f64();
+    let mut latencies = latencies
+        .into_inner()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    latencies.sort_unstable();
+    let percentile = |p: usize| {
+        latencies
+            .get((latencies.len() * p / 100).min(latencies.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or_default()
+    };
     Rate {
-        per_second: done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64(),
+        per_second: latencies.len() as f64 / elapsed,
         failed: failed.load(Ordering::Relaxed),
+        p50: percentile(50),
+        p99: percentile(99),
     }
+}
+
+/// The machine's CPUs: how many threads a CPU-bound limit is measured with.
+pub fn cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 /// The time per figure: `LEMUR_BENCH_SECONDS`, else `default` seconds.
@@ -52,7 +79,7 @@ pub fn seconds_per_figure(default: u64) -> Duration {
 
 /// `2 x Intel(R) Xeon(R) ...`: the CPUs the figures were measured on.
 pub fn machine() -> String {
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let cpus = cpus();
     let model = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|info| {
