@@ -171,7 +171,14 @@ impl Daemon {
     }
 
     fn finish(response: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Reply {
-        let mut response = response.expect("HTTP request to the daemon");
+        Self::try_finish(response).expect("HTTP request to the daemon")
+    }
+
+    /// The reply, or the transport error when there was none (the daemon is gone).
+    fn try_finish(
+        response: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    ) -> Result<Reply, ureq::Error> {
+        let mut response = response?;
         let status = response.status().as_u16();
         let headers = response
             .headers()
@@ -185,12 +192,12 @@ impl Daemon {
             .collect();
         let text = response.body_mut().read_to_string().unwrap_or_default();
         let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-        Reply {
+        Ok(Reply {
             status,
             body,
             text,
             headers,
-        }
+        })
     }
 
     /// GET `path` with an optional bearer token.
@@ -223,11 +230,8 @@ impl Daemon {
         body: &Value,
         headers: &[(&str, &str)],
     ) -> Reply {
-        let mut request = self.agent.post(format!("{}{path}", self.base));
-        for (name, value) in headers {
-            request = request.header(*name, *value);
-        }
-        Self::send(request, token, body)
+        self.try_post_with(path, token, body, headers)
+            .expect("HTTP request to the daemon")
     }
 
     /// PUT JSON to `path` with an optional bearer token.
@@ -240,11 +244,63 @@ impl Daemon {
         token: Option<&str>,
         body: &Value,
     ) -> Reply {
+        Self::try_send(request, token, body).expect("HTTP request to the daemon")
+    }
+
+    fn try_send(
+        request: ureq::RequestBuilder<ureq::typestate::WithBody>,
+        token: Option<&str>,
+        body: &Value,
+    ) -> Result<Reply, ureq::Error> {
         let mut request = request.header("Content-Type", "application/json");
         if let Some(token) = token {
             request = request.header("Authorization", format!("Bearer {token}"));
         }
-        Self::finish(request.send(body.to_string()))
+        Self::try_finish(request.send(body.to_string()))
+    }
+
+    /// POST JSON like [`Daemon::post_with`], but `None` instead of a panic when no answer
+    /// comes (the daemon died under the request).
+    pub fn try_post_with(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        body: &Value,
+        headers: &[(&str, &str)],
+    ) -> Option<Reply> {
+        self.post_giving_up_after(path, token, body, headers, Duration::from_secs(120))
+    }
+
+    /// POST JSON like [`Daemon::try_post_with`], hanging up when no answer came within
+    /// `patience`, as an impatient client or a broken network loses an answer.
+    pub fn post_giving_up_after(
+        &self,
+        path: &str,
+        token: Option<&str>,
+        body: &Value,
+        headers: &[(&str, &str)],
+        patience: Duration,
+    ) -> Option<Reply> {
+        let mut request = self
+            .agent
+            .post(format!("{}{path}", self.base))
+            .config()
+            .timeout_global(Some(patience))
+            .build();
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        Self::try_send(request, token, body).ok()
+    }
+
+    /// Kills the daemon with SIGKILL, as a power cut or an OOM kill would, and starts it again
+    /// on the same state.
+    pub fn crash_and_restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let (child, base) = spawn(&self.binary, self.state.path(), &self.arguments, &self.log);
+        self.child = child;
+        self.base = base;
     }
 
     /// Stops the daemon with SIGTERM and waits for it; returns whether it exited cleanly.

@@ -323,6 +323,7 @@ async fn store(
         rotation_policy_id: None,
         replaces: &[],
         domains: &crate::certificates::dns_domains(&parsed),
+        idempotency: None,
     };
     let log = LogEntry {
         certificate_id: None,

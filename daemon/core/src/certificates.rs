@@ -7,8 +7,8 @@ use crate::ca::x509::{self, AltName, ParsedCertificate};
 use crate::ca::{key_context, names};
 use crate::error::{Error, Result};
 use crate::model::{
-    AuthorityKey, CertificateFilter, CertificateLinks, CertificateRecord, LogEntry, NewCertificate,
-    Revocation,
+    AuthorityKey, CertificateFilter, CertificateLinks, CertificateRecord, IdempotencyKey, LogEntry,
+    NewCertificate, Revocation,
 };
 use crate::plugins::IssuePlan;
 use crate::policy::{Action, Subject, authorize};
@@ -20,15 +20,20 @@ use lemur_hsm::KeyAlgorithm;
 use zeroize::Zeroizing;
 
 /// Issues a certificate from the authority the request names; returns it as stored, with the
-/// links the subject may see.
+/// links the subject may see. With an idempotency key the subject used before for the same
+/// request, returns the certificate that request made instead.
 pub async fn issue(
     app: &App,
     subject: &Subject,
     body: CreateCertificate,
+    idempotency: Option<&IdempotencyKey>,
 ) -> Result<(CertificateRecord, CertificateLinks)> {
     // Refused before anything is looked up, so callers who may issue from no authority at all
     // (read-only, auditors, users without a role) get a 403 whatever they send.
     authorize(subject, Action::IssueFromAny)?;
+    if let Some(earlier) = replay(app, subject, idempotency).await? {
+        return Ok(earlier);
+    }
     refuse_destinations(&body.destinations)?;
     if body.owner.trim().is_empty() {
         return Err(Error::invalid("owner", "is required"));
@@ -114,6 +119,7 @@ pub async fn issue(
         rotation_policy_id: Some(app.default_rotation_policy),
         replaces: &replaces,
         domains: &dns_domains(parsed),
+        idempotency,
     };
     let log = LogEntry {
         certificate_id: None,
@@ -127,6 +133,26 @@ pub async fn issue(
         .create_certificate(&new, &log, false, app.clock.unix())
         .await?;
     Ok((record, readable(subject, links)))
+}
+
+/// The certificate an earlier request of the subject with the same idempotency key made, when
+/// there is one; refused when that request was another. The writer checks again as it stores,
+/// for requests that race.
+async fn replay(
+    app: &App,
+    subject: &Subject,
+    idempotency: Option<&IdempotencyKey>,
+) -> Result<Option<(CertificateRecord, CertificateLinks)>> {
+    let (Some(key), Some(user_id)) = (idempotency, subject.user_id()) else {
+        return Ok(None);
+    };
+    match app.store.idempotent_request(user_id, &key.key).await? {
+        None => Ok(None),
+        Some((id, fingerprint)) if fingerprint.as_deref() == Some(key.fingerprint.as_str()) => {
+            get(app, subject, id).await.map(Some)
+        }
+        Some(_) => Err(Error::idempotency_key_reused()),
+    }
 }
 
 /// Refuses names outside the authority's permitted domains (400), and, for callers who may not
@@ -266,8 +292,12 @@ pub async fn upload(
     app: &App,
     subject: &Subject,
     body: UploadCertificate,
+    idempotency: Option<&IdempotencyKey>,
 ) -> Result<(CertificateRecord, CertificateLinks)> {
     authorize(subject, Action::UploadCertificate)?;
+    if let Some(earlier) = replay(app, subject, idempotency).await? {
+        return Ok(earlier);
+    }
     refuse_destinations(&body.destinations)?;
     if body.owner.trim().is_empty() {
         return Err(Error::invalid("owner", "is required"));
@@ -330,6 +360,7 @@ pub async fn upload(
         rotation_policy_id: None,
         replaces: &replaces,
         domains: &dns_domains(&parsed),
+        idempotency,
     };
     let log = LogEntry {
         certificate_id: None,

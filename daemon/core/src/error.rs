@@ -72,6 +72,9 @@ pub enum Error {
     /// The request conflicts with existing data (a duplicate).
     #[error("{0}")]
     Conflict(String),
+    /// An `Idempotency-Key` was used before for another request: it names one request only.
+    #[error("{0}")]
+    IdempotencyKeyReused(String),
     /// Missing or invalid credentials.
     #[error("{0}")]
     Unauthorized(String),
@@ -106,6 +109,14 @@ impl Error {
         }
     }
 
+    /// The refusal of a request whose `Idempotency-Key` was used with another request.
+    pub fn idempotency_key_reused() -> Self {
+        Error::IdempotencyKeyReused(
+            "this Idempotency-Key was used with another request; send a new key with a new request"
+                .to_owned(),
+        )
+    }
+
     /// The stable, machine-readable code API clients match on (`validation`, `not_found` ...):
     /// messages may be reworded, codes may not.
     pub fn code(&self) -> &'static str {
@@ -113,6 +124,7 @@ impl Error {
             Error::Validation { .. } => "validation",
             Error::NotFound { .. } => "not_found",
             Error::Conflict(_) => "conflict",
+            Error::IdempotencyKeyReused(_) => "idempotency_key_reused",
             Error::Unauthorized(_) => "unauthorized",
             Error::Forbidden(_) => "forbidden",
             Error::TooManyRequests { .. } => "rate_limited",

@@ -100,6 +100,20 @@ pub struct NewCertificate<'a> {
     /// DNS names to index, lower-case, sorted, without repeats (so concurrent writers lock
     /// domain rows in one order).
     pub domains: &'a [String],
+    /// The client's key for this request, stored with the certificate: a retry with it finds
+    /// this certificate instead of making another (scoped to `user_id`).
+    pub idempotency: Option<&'a IdempotencyKey>,
+}
+
+/// A client's `Idempotency-Key` for a request that creates a certificate, and the fingerprint
+/// of the request it came with. A retry after a lost answer, with the same key and request,
+/// gets the certificate the first attempt made; the same key with another request is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyKey {
+    /// The key, as the client sent it.
+    pub key: String,
+    /// SHA-256 of the request body, hex.
+    pub fingerprint: String,
 }
 
 /// What a certificate's view shows from inside the certificate, kept beside it so a list page

@@ -83,6 +83,13 @@ pub trait CertificateRepository: Send + Sync {
     ) -> Result<(CertificateRecord, CertificateLinks)>;
     /// The certificate with this id.
     async fn certificate(&self, id: i64) -> Result<Option<CertificateRecord>>;
+    /// The certificate a request of `user_id` with this idempotency key made, and that
+    /// request's fingerprint.
+    async fn idempotent_request(
+        &self,
+        user_id: i64,
+        key: &str,
+    ) -> Result<Option<(i64, Option<String>)>>;
     /// A page of certificates, newest first, matching `filter` among those `visible`, and the
     /// total.
     async fn certificates(

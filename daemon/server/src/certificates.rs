@@ -1,7 +1,7 @@
 //! `GET/POST /certificates`, `GET /certificates/{id}`, `POST /certificates/upload`,
 //! `GET /certificates/{id}/key`.
 
-use super::{ApiError, AppState, Caller, IdPath, JsonBody, QueryParams, views};
+use super::{ApiError, AppState, Caller, IdPath, IdempotentJson, JsonBody, QueryParams, views};
 use axum::Json;
 use axum::extract::State;
 use axum::http::header;
@@ -23,39 +23,45 @@ async fn view(app: &App, subject: &Subject, id: i64) -> Result<Json<CertificateV
 /// Issue a certificate from an authority, from a CSR or with a key generated in the HSM.
 #[utoipa::path(post, path = "/certificates", tag = "certificates", request_body = CreateCertificate,
     security(("bearer" = [])),
+    params(("Idempotency-Key" = Option<String>, Header,
+        description = "A key unique to this request (a UUID): a retry with the same key and body gets the certificate the first attempt made")),
     responses(
         (status = 200, description = "Issued", body = CertificateView),
         (status = 400, description = "Invalid request", body = ErrorBody),
         (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "No role on the authority", body = ErrorBody),
+        (status = 422, description = "Idempotency-Key used with another request", body = ErrorBody),
         (status = 503, description = "HSM, entropy or database unavailable", body = ErrorBody),
     ))]
 pub async fn create(
     State(app): AppState,
     Caller(subject): Caller,
-    JsonBody(body): JsonBody<CreateCertificate>,
+    IdempotentJson(body, idempotency): IdempotentJson<CreateCertificate>,
 ) -> Result<Json<CertificateView>, ApiError> {
-    let (record, links) = certificates::issue(&app, &subject, body).await?;
+    let (record, links) = certificates::issue(&app, &subject, body, idempotency.as_ref()).await?;
     Ok(Json(views::certificate(&app, &record, &links)))
 }
 
 /// Import a certificate issued elsewhere, with its chain and private key.
 #[utoipa::path(post, path = "/certificates/upload", tag = "certificates",
     request_body = UploadCertificate, security(("bearer" = [])),
+    params(("Idempotency-Key" = Option<String>, Header,
+        description = "A key unique to this request (a UUID): a retry with the same key and body gets the certificate the first attempt made")),
     responses(
         (status = 200, description = "Imported", body = CertificateView),
         (status = 400, description = "Invalid request", body = ErrorBody),
         (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Not allowed to import", body = ErrorBody),
         (status = 409, description = "Already in the inventory", body = ErrorBody),
+        (status = 422, description = "Idempotency-Key used with another request", body = ErrorBody),
         (status = 503, description = "HSM or database unavailable", body = ErrorBody),
     ))]
 pub async fn upload(
     State(app): AppState,
     Caller(subject): Caller,
-    JsonBody(body): JsonBody<UploadCertificate>,
+    IdempotentJson(body, idempotency): IdempotentJson<UploadCertificate>,
 ) -> Result<Json<CertificateView>, ApiError> {
-    let (record, links) = certificates::upload(&app, &subject, body).await?;
+    let (record, links) = certificates::upload(&app, &subject, body, idempotency.as_ref()).await?;
     Ok(Json(views::certificate(&app, &record, &links)))
 }
 

@@ -25,6 +25,7 @@ fn status_and_message(error: &Error) -> (StatusCode, String) {
         Error::Validation { .. } => (StatusCode::BAD_REQUEST, error.to_string()),
         Error::NotFound { .. } => (StatusCode::NOT_FOUND, error.to_string()),
         Error::Conflict(_) => (StatusCode::CONFLICT, error.to_string()),
+        Error::IdempotencyKeyReused(_) => (StatusCode::UNPROCESSABLE_ENTITY, error.to_string()),
         Error::Unauthorized(_) => (StatusCode::UNAUTHORIZED, error.to_string()),
         Error::Forbidden(_) => (StatusCode::FORBIDDEN, error.to_string()),
         Error::TooManyRequests { .. } => (StatusCode::TOO_MANY_REQUESTS, error.to_string()),

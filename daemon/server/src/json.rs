@@ -6,6 +6,7 @@ use axum::extract::{FromRequest, Request};
 use http_body_util::BodyExt;
 use lemur_core::App;
 use lemur_core::Error;
+use lemur_core::model::IdempotencyKey;
 use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
 use std::collections::BTreeMap;
@@ -28,6 +29,57 @@ impl<T: DeserializeOwned> FromRequest<Arc<App>> for JsonBody<T> {
             .map_err(|_| Error::RequestTimeout)??;
         parse(&body).map(JsonBody).map_err(ApiError::from)
     }
+}
+
+/// A request body parsed as `T`, and the client's `Idempotency-Key` with the fingerprint of
+/// the body it came with (SHA-256 of the bytes as sent: a retry sends the same bytes).
+pub struct IdempotentJson<T>(pub T, pub Option<IdempotencyKey>);
+
+/// The longest `Idempotency-Key` accepted: room for any UUID or ULID with a prefix.
+const MAX_IDEMPOTENCY_KEY: usize = 255;
+
+impl<T: DeserializeOwned> FromRequest<Arc<App>> for IdempotentJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, app: &Arc<App>) -> Result<Self, Self::Rejection> {
+        let key = idempotency_key(request.headers())?;
+        let limit = Duration::from_secs(app.config.server.request_timeout_secs.max(1));
+        let body = tokio::time::timeout(limit, read_body(request))
+            .await
+            .map_err(|_| Error::RequestTimeout)??;
+        let key = key.map(|key| IdempotencyKey {
+            key,
+            fingerprint: lemur_core::ca::x509::sha256_hex(&body),
+        });
+        let parsed = parse(&body)?;
+        Ok(IdempotentJson(parsed, key))
+    }
+}
+
+/// The `Idempotency-Key` header, if sent: 1 to 255 visible ASCII characters (quotes, as the
+/// draft's structured-field string has them, are taken off).
+fn idempotency_key(headers: &axum::http::HeaderMap) -> Result<Option<String>, Error> {
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let invalid = || {
+        Error::invalid(
+            "Idempotency-Key",
+            format!("must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters, such as a UUID"),
+        )
+    };
+    let text = value.to_str().map_err(|_| invalid())?.trim();
+    let key = text
+        .strip_prefix('"')
+        .and_then(|inner| inner.strip_suffix('"'))
+        .unwrap_or(text);
+    if key.is_empty()
+        || key.len() > MAX_IDEMPOTENCY_KEY
+        || !key.bytes().all(|b| b.is_ascii_graphic())
+    {
+        return Err(invalid());
+    }
+    Ok(Some(key.to_owned()))
 }
 
 /// The largest request body read (as axum's default).

@@ -23,7 +23,7 @@ mod tls;
 mod views;
 
 pub use error::ApiError;
-pub use json::{IdPath, JsonBody, QueryParams};
+pub use json::{IdPath, IdempotentJson, JsonBody, QueryParams};
 pub use openapi::ApiDoc;
 pub use serve::serve;
 

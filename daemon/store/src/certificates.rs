@@ -119,6 +119,21 @@ impl CertificateRepository for SqlStore {
         Ok(row.map(Into::into))
     }
 
+    async fn idempotent_request(
+        &self,
+        user_id: i64,
+        key: &str,
+    ) -> Result<Option<(i64, Option<String>)>> {
+        self.engine
+            .optional(
+                "SELECT id, idempotency_fingerprint FROM certificates
+                 WHERE user_id = $1 AND idempotency_key = $2",
+                args![user_id, key],
+                "looking up an idempotency key",
+            )
+            .await
+    }
+
     async fn certificates(
         &self,
         filter: &CertificateFilter,

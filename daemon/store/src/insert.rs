@@ -17,8 +17,8 @@ const CERTIFICATE_COLUMNS: &str = "name, owner, description, notify, rotation, b
     key_type, signing_algorithm, not_before, not_after, is_ca, authority_id, root_authority_id,
     user_id, rotation_policy_id, date_created, subject_organization, subject_organizational_unit,
     subject_country, subject_state, subject_location, path_length, server_auth, client_auth,
-    alt_names";
-const CERTIFICATE_ARITY: usize = 36;
+    alt_names, idempotency_key, idempotency_fingerprint";
+const CERTIFICATE_ARITY: usize = 38;
 
 /// `($n, $n+1, ...), (...)`: `rows` tuples of `arity` placeholders, numbered from 1.
 fn placeholders(rows: usize, arity: usize) -> String {
@@ -84,27 +84,51 @@ fn row_args<'a>(
         parsed.server_auth,
         parsed.client_auth,
         alt_names,
+        new.idempotency.map(|key| key.key.as_str()),
+        new.idempotency.map(|key| key.fingerprint.as_str()),
     ]
 }
 
+/// What became of one certificate of a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// Stored, with this id.
+    Stored(i64),
+    /// Not stored: the same request, by its idempotency key, made this certificate before.
+    Replayed(i64),
+    /// Not stored: its idempotency key was used before for another request.
+    KeyReused,
+    /// Not stored: both its names are taken.
+    NameTaken,
+}
+
 /// Stores each certificate of `batch` under the first of its names that is free, with its
-/// domains and replacements, in the caller's transaction. Returns each one's id, in order, or
-/// `None` when both its names are taken.
+/// domains and replacements, in the caller's transaction, unless its idempotency key names a
+/// certificate already. Returns what became of each, in order.
 pub(crate) async fn certificates(
     tx: &mut Tx,
     batch: &[&NewCertificate<'_>],
     now: i64,
-) -> Result<Vec<Option<i64>>> {
+) -> Result<Vec<Outcome>> {
     let mut ids = vec![None; batch.len()];
-    // `ON CONFLICT DO NOTHING` makes a writer that races another for a name wait for it and
-    // take the next name, where a look-up before the INSERT would see nothing and fail on the
-    // unique index. The second name is for the few whose first was taken.
+    let mut outcomes: Vec<Option<Outcome>> = vec![None; batch.len()];
+    // `ON CONFLICT DO NOTHING` makes a writer that races another for a name or an idempotency
+    // key wait for it and then skip the row, where a look-up before the INSERT would see nothing
+    // and fail on the unique index. A skipped row with a key may be a retry; else the second
+    // name is for the few whose first was taken.
     for attempt in 0..2 {
-        let waiting: Vec<usize> = (0..batch.len()).filter(|&i| ids[i].is_none()).collect();
+        let waiting: Vec<usize> = (0..batch.len())
+            .filter(|&i| ids[i].is_none() && outcomes[i].is_none())
+            .collect();
         if waiting.is_empty() {
             break;
         }
         insert_rows(tx, batch, &waiting, attempt, now, &mut ids).await?;
+        for &i in &waiting {
+            if ids[i].is_none() {
+                outcomes[i] = earlier_request(tx, batch[i]).await?;
+            }
+        }
     }
     let stored: Vec<(i64, &NewCertificate<'_>)> = ids
         .iter()
@@ -115,7 +139,38 @@ pub(crate) async fn certificates(
     for (id, new) in &stored {
         record_replacements(tx, *id, new.replaces).await?;
     }
-    Ok(ids)
+    Ok(ids
+        .into_iter()
+        .zip(outcomes)
+        .map(|(id, outcome)| match (id, outcome) {
+            (Some(id), _) => Outcome::Stored(id),
+            (None, Some(outcome)) => outcome,
+            (None, None) => Outcome::NameTaken,
+        })
+        .collect())
+}
+
+/// The certificate an earlier request with `new`'s idempotency key made, if any: a replay when
+/// the requests match, else a reused key.
+async fn earlier_request(tx: &mut Tx, new: &NewCertificate<'_>) -> Result<Option<Outcome>> {
+    let (Some(key), Some(user_id)) = (new.idempotency, new.user_id) else {
+        return Ok(None);
+    };
+    let earlier: Option<(i64, Option<String>)> = tx
+        .optional(
+            "SELECT id, idempotency_fingerprint FROM certificates
+             WHERE user_id = $1 AND idempotency_key = $2",
+            args![user_id, key.key.as_str()],
+            "looking up an idempotency key",
+        )
+        .await?;
+    Ok(earlier.map(|(id, fingerprint)| {
+        if fingerprint.as_deref() == Some(key.fingerprint.as_str()) {
+            Outcome::Replayed(id)
+        } else {
+            Outcome::KeyReused
+        }
+    }))
 }
 
 /// Inserts the rows `waiting` (indexes into `batch`) under their name number `attempt`, and
@@ -141,7 +196,7 @@ async fn insert_rows(
             .collect();
         let sql = format!(
             "INSERT INTO certificates ({CERTIFICATE_COLUMNS}) VALUES {}
-             ON CONFLICT (name) DO NOTHING RETURNING id, name, body_sha256",
+             ON CONFLICT DO NOTHING RETURNING id, name, body_sha256",
             placeholders(chunk.len(), CERTIFICATE_ARITY)
         );
         let inserted: Vec<(i64, String, String)> =
@@ -232,15 +287,13 @@ async fn record_replacements(tx: &mut Tx, id: i64, replaces: &[i64]) -> Result<(
     Ok(())
 }
 
-/// Stores one certificate in the caller's transaction; a conflict when both its names are
-/// taken. Returns its id.
+/// Stores one certificate (with no idempotency key) in the caller's transaction; a conflict
+/// when both its names are taken. Returns its id.
 pub(crate) async fn certificate(tx: &mut Tx, new: &NewCertificate<'_>, now: i64) -> Result<i64> {
-    certificates(tx, &[new], now)
-        .await?
-        .first()
-        .copied()
-        .flatten()
-        .ok_or_else(|| name_taken(new))
+    match certificates(tx, &[new], now).await?.first() {
+        Some(Outcome::Stored(id)) => Ok(*id),
+        _ => Err(name_taken(new)),
+    }
 }
 
 /// The conflict of a certificate whose names are both taken.

@@ -52,6 +52,11 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0007_sensitive_domains.sql"),
         postgres: include_str!("../migrations/postgres/0007_sensitive_domains.sql"),
     },
+    Migration {
+        version: 8,
+        sqlite: include_str!("../migrations/sqlite/0008_idempotency_keys.sql"),
+        postgres: include_str!("../migrations/postgres/0008_idempotency_keys.sql"),
+    },
 ];
 
 /// Arbitrary constant naming the migration lock.

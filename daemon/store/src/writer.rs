@@ -5,9 +5,11 @@
 //! nothing waits; under heavy load batches grow while the previous one commits.
 
 use crate::engine::Engine;
-use crate::insert;
+use crate::insert::{self, Outcome};
 use lemur_core::ca::x509::ParsedCertificate;
-use lemur_core::model::{CertificateLinks, CertificateRecord, LogEntry, NewCertificate};
+use lemur_core::model::{
+    CertificateLinks, CertificateRecord, IdempotencyKey, LogEntry, NewCertificate,
+};
 use lemur_core::{Error, Result};
 use std::collections::HashMap;
 use tokio::sync::{mpsc, oneshot};
@@ -54,6 +56,7 @@ struct Certificate {
     rotation_policy_id: Option<i64>,
     replaces: Vec<i64>,
     domains: Vec<String>,
+    idempotency: Option<IdempotencyKey>,
 }
 
 impl Certificate {
@@ -74,6 +77,7 @@ impl Certificate {
             rotation_policy_id: new.rotation_policy_id,
             replaces: new.replaces.to_vec(),
             domains: new.domains.to_vec(),
+            idempotency: new.idempotency.cloned(),
         }
     }
 
@@ -94,6 +98,7 @@ impl Certificate {
             rotation_policy_id: self.rotation_policy_id,
             replaces: &self.replaces,
             domains: &self.domains,
+            idempotency: self.idempotency.as_ref(),
         }
     }
 }
@@ -243,36 +248,53 @@ async fn write(engine: &Engine, batch: &[Job]) -> Result<Vec<Result<Stored>>> {
             to_store.push(new);
         }
     }
-    let stored = insert::certificates(&mut tx, &to_store, now).await?;
-    let mut ids = vec![None; batch.len()];
+    let outcomes = insert::certificates(&mut tx, &to_store, now).await?;
+    let mut results: Vec<Option<Outcome>> = vec![None; batch.len()];
     let storing = (0..batch.len()).filter(|&i| !refused[i]);
-    for (index, id) in storing.zip(stored) {
-        ids[index] = id;
+    for (index, outcome) in storing.zip(outcomes) {
+        results[index] = Some(outcome);
     }
     let logs: Vec<LogEntry<'_>> = batch
         .iter()
-        .zip(&ids)
-        .filter_map(|(job, id)| id.map(|id| job.log.of(id)))
+        .zip(&results)
+        .filter_map(|(job, outcome)| match outcome {
+            Some(Outcome::Stored(id)) => Some(job.log.of(*id)),
+            _ => None,
+        })
         .collect();
     insert::logs(&mut tx, &logs, now).await?;
-    let stored_ids: Vec<i64> = ids.iter().flatten().copied().collect();
-    let mut stored = crate::certificates::read_back(&mut tx, &stored_ids).await?;
+    let answered: Vec<i64> = results
+        .iter()
+        .filter_map(|outcome| match outcome {
+            Some(Outcome::Stored(id) | Outcome::Replayed(id)) => Some(*id),
+            _ => None,
+        })
+        .collect();
+    let stored = crate::certificates::read_back(&mut tx, &answered).await?;
     tx.commit("committing certificates").await?;
-    Ok((0..batch.len())
-        .map(|index| match (ids[index], refused[index]) {
-            (Some(id), _) => stored.remove(&id).ok_or_else(|| Error::Database {
-                context: "reading a stored certificate",
-                source: format!("certificate {id} was not read back").into(),
-            }),
-            (None, true) => {
+    Ok(results
+        .iter()
+        .enumerate()
+        .map(|(index, outcome)| match outcome {
+            Some(Outcome::Stored(id) | Outcome::Replayed(id)) => {
+                stored.get(id).cloned().ok_or_else(|| Error::Database {
+                    context: "reading a stored certificate",
+                    source: format!("certificate {id} was not read back").into(),
+                })
+            }
+            Some(Outcome::KeyReused) => Err(Error::idempotency_key_reused()),
+            Some(Outcome::NameTaken) => Err(insert::name_taken(&news[index])),
+            None => {
                 let sha256 = batch[index].certificate.parsed.sha256.as_str();
-                let holder = existing
-                    .get(sha256)
-                    .copied()
-                    .or_else(|| first_with_body.get(sha256).and_then(|&first| ids[first]));
+                let holder = existing.get(sha256).copied().or_else(|| {
+                    let first = *first_with_body.get(sha256)?;
+                    match results[first] {
+                        Some(Outcome::Stored(id)) => Some(id),
+                        _ => None,
+                    }
+                });
                 Err(duplicate(holder))
             }
-            (None, false) => Err(insert::name_taken(&news[index])),
         })
         .collect())
 }

@@ -7,6 +7,7 @@ mod authz;
 mod ca;
 mod cli;
 mod client;
+mod crash;
 mod openapi;
 mod store;
 mod support;
