@@ -182,9 +182,22 @@ pub struct CertificateQuery {
     /// Items per page.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub count: Option<i64>,
-    /// `field;value`: cn, name, owner, serial or authority.
+    /// `field;value`: cn, name, san (substrings), owner, serial or authority.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub filter: Option<String>,
+    /// Sort by `id` (the default), `notAfter`, `cn`, `name` or `owner`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sort_by: Option<String>,
+    /// `asc` or `desc`; by default `desc` by id, `asc` by anything else.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sort_dir: Option<String>,
+    /// A serial number: decimal, `0x` hex, or colon-separated hex.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serial: Option<String>,
+    /// The `next` of the previous page: the page after it, found as fast at any depth (instead
+    /// of `page`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
     /// Lemur's short form of each item.
     #[serde(default)]
     pub short: bool,

@@ -12,6 +12,10 @@ pub struct Page<T> {
     pub items: Vec<T>,
     /// How many items the whole list has.
     pub total: i64,
+    /// A cursor for the page after this one (`cursor=`), when there may be one; lists that
+    /// page by number only leave it out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
 }
 
 /// `{"token": ...}`: a login token, sent back as `Authorization: Bearer <token>`.

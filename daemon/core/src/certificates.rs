@@ -6,16 +6,15 @@ use crate::App;
 use crate::ca::x509::{self, AltName, ParsedCertificate};
 use crate::ca::{key_context, names};
 use crate::error::{Error, Result};
+use crate::listing::{cursor_after, list_query, page_size};
 use crate::model::{
-    AuthorityKey, CertificateFilter, CertificateLinks, CertificateRecord, IdempotencyKey, LogEntry,
-    NewCertificate, Revocation,
+    AuthorityKey, CertificateLinks, CertificateRecord, IdempotencyKey, LogEntry, NewCertificate,
+    Revocation,
 };
 use crate::plugins::IssuePlan;
 use crate::policy::{Action, Subject, authorize};
-use crate::requests::{alt_names, page, subject_fields, validity};
-use lemur_api::{
-    CertificateQuery, CreateCertificate, IdRef, Paging, RevokeCertificate, UploadCertificate,
-};
+use crate::requests::{alt_names, subject_fields, validity};
+use lemur_api::{CertificateQuery, CreateCertificate, IdRef, RevokeCertificate, UploadCertificate};
 use lemur_hsm::KeyAlgorithm;
 use zeroize::Zeroizing;
 
@@ -260,7 +259,7 @@ async fn replaceable(app: &App, subject: &Subject, replaces: &[IdRef]) -> Result
 /// Lemur's name for a certificate, and the name to take when another certificate has it: the
 /// same with a suffix from the certificate's hash, unique without counting (Lemur counts
 /// certificates one by one).
-pub(crate) fn lemur_name(parsed: &ParsedCertificate) -> [String; 2] {
+pub fn lemur_name(parsed: &ParsedCertificate) -> [String; 2] {
     let base = names::certificate_name(
         &parsed.cn,
         &parsed.issuer,
@@ -274,7 +273,7 @@ pub(crate) fn lemur_name(parsed: &ParsedCertificate) -> [String; 2] {
 
 /// The certificate's DNS names, lower-case, sorted, without repeats: the domain index's rows in
 /// the one order every writer locks them.
-pub(crate) fn dns_domains(parsed: &ParsedCertificate) -> Vec<String> {
+pub fn dns_domains(parsed: &ParsedCertificate) -> Vec<String> {
     let mut dns: Vec<String> = parsed
         .alt_names
         .iter()
@@ -409,23 +408,18 @@ pub async fn get(
     Ok((record, readable(subject, links)))
 }
 
-/// A page of the certificates the subject may see, newest first; with their links unless
-/// `short`; and the total.
-pub async fn list(
-    app: &App,
-    subject: &Subject,
-    query: &CertificateQuery,
-) -> Result<(Vec<(CertificateRecord, CertificateLinks)>, i64)> {
+/// A page of the certificates the subject may see (newest first unless sorted otherwise), with
+/// their links unless `short`, the total and the cursor of the next page.
+pub async fn list(app: &App, subject: &Subject, query: &CertificateQuery) -> Result<Listing> {
     authorize(subject, Action::ListCertificates)?;
-    let page = page(Paging {
-        page: query.page,
-        count: query.count,
-    })?;
-    let filter = parse_filter(query.filter.as_deref())?;
-    let (records, total) = app
-        .store
-        .certificates(&filter, &subject.visibility(), page)
-        .await?;
+    let list = list_query(query)?;
+    let (records, total) = app.store.certificates(&list, &subject.visibility()).await?;
+    let next = match records.last() {
+        Some(last) if i64::try_from(records.len()).ok() == Some(page_size(&list)) => {
+            Some(cursor_after(last, &list))
+        }
+        _ => None,
+    };
     let links = if query.short {
         vec![CertificateLinks::default(); records.len()]
     } else {
@@ -433,7 +427,21 @@ pub async fn list(
         let links = app.store.certificate_links(&ids).await?;
         links.into_iter().map(|l| readable(subject, l)).collect()
     };
-    Ok((records.into_iter().zip(links).collect(), total))
+    Ok(Listing {
+        items: records.into_iter().zip(links).collect(),
+        total,
+        next,
+    })
+}
+
+/// A page of the certificate list.
+pub struct Listing {
+    /// The certificates, with their links.
+    pub items: Vec<(CertificateRecord, CertificateLinks)>,
+    /// How many the whole list has (see the store for when this is a recent count).
+    pub total: i64,
+    /// The cursor of the next page, when there may be one.
+    pub next: Option<String>,
 }
 
 /// The links of a view without the linked certificates the subject may not read: a view must
@@ -444,28 +452,6 @@ fn readable(subject: &Subject, mut links: CertificateLinks) -> CertificateLinks 
     links.replaces.retain(visible);
     links.replaced_by.retain(visible);
     links
-}
-
-/// Lemur's `filter=field;value`.
-fn parse_filter(filter: Option<&str>) -> Result<CertificateFilter> {
-    Ok(match filter.map(|f| f.split_once(';')) {
-        None => CertificateFilter::All,
-        Some(Some(("cn", value))) => CertificateFilter::Cn(value.to_owned()),
-        Some(Some(("name", value))) => CertificateFilter::Name(value.to_owned()),
-        Some(Some(("owner", value))) => CertificateFilter::Owner(value.to_owned()),
-        Some(Some(("serial", value))) => CertificateFilter::Serial(value.to_owned()),
-        Some(Some(("authority", value))) => CertificateFilter::Authority(
-            value
-                .parse()
-                .map_err(|_| Error::invalid("filter", "authority takes an id"))?,
-        ),
-        Some(_) => {
-            return Err(Error::invalid(
-                "filter",
-                "use field;value with field one of cn, name, owner, serial, authority",
-            ));
-        }
-    })
 }
 
 /// The certificate's private key as PEM, unsealed by the HSM; every view is audited.

@@ -17,6 +17,7 @@ pub mod domains;
 mod error;
 pub mod files;
 pub mod health;
+pub mod listing;
 pub mod model;
 pub mod plugins;
 pub mod policy;

@@ -244,6 +244,45 @@ pub struct CertificateRecord {
     pub details: Option<CertificateDetails>,
 }
 
+#[cfg(test)]
+impl CertificateRecord {
+    /// A record with made-up values, owned by `owner`, for unit tests.
+    pub(crate) fn for_tests(owner: &str) -> Self {
+        CertificateRecord {
+            id: 1,
+            name: "c".into(),
+            owner: owner.into(),
+            description: String::new(),
+            notify: true,
+            rotation: false,
+            body: String::new(),
+            chain: None,
+            csr: None,
+            has_private_key: true,
+            issuer: String::new(),
+            serial: "1".into(),
+            serial_hex: "01".into(),
+            cn: "c".into(),
+            distinguished_name: String::new(),
+            bits: 256,
+            key_type: "ECCPRIME256V1".into(),
+            signing_algorithm: String::new(),
+            not_before: 0,
+            not_after: 1,
+            status: None,
+            deleted: false,
+            is_ca: false,
+            user_id: None,
+            external_id: None,
+            date_created: 0,
+            creator: None,
+            rotation_policy: None,
+            authority: None,
+            details: None,
+        }
+    }
+}
+
 /// What a certificate view shows of its issuing authority.
 #[derive(Debug, Clone)]
 pub struct AuthorityBrief {
@@ -431,8 +470,67 @@ pub enum CertificateFilter {
     Owner(String),
     /// Issued by authority.
     Authority(i64),
-    /// Serial (decimal).
+    /// Serial number, upper-case hex without leading zeros (however the client wrote it).
     Serial(String),
+    /// A DNS name among its subject alternative names contains (case-insensitive).
+    San(String),
+}
+
+/// What a certificate list is sorted by; ties are broken by id, in the same direction.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SortKey {
+    /// Id: the order of creation.
+    #[default]
+    Id,
+    /// End of validity.
+    NotAfter,
+    /// Common name (case-insensitive).
+    Cn,
+    /// Name (case-insensitive).
+    Name,
+    /// Owner.
+    Owner,
+}
+
+/// The sort key's value of a row, as a keyset cursor carries it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SortValue {
+    /// For [`SortKey::Id`]: the id alone orders.
+    Id,
+    /// A number.
+    Int(i64),
+    /// Text.
+    Text(String),
+}
+
+/// Where a page of a list starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PageStart {
+    /// Lemur's page number.
+    Page(Page),
+    /// Just after the row with this sort value and id (keyset pagination: as fast at any
+    /// depth).
+    After {
+        /// The last row's sort value.
+        value: SortValue,
+        /// The last row's id.
+        id: i64,
+        /// Items per page.
+        count: i64,
+    },
+}
+
+/// A certificate list request, checked by the domain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListQuery {
+    /// Lemur's one filter.
+    pub filter: CertificateFilter,
+    /// Sort key.
+    pub sort: SortKey,
+    /// Descending.
+    pub descending: bool,
+    /// Where the page starts.
+    pub start: PageStart,
 }
 
 /// Which rows of a list a caller may see: everything, or only certificates they own, created

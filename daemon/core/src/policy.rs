@@ -357,38 +357,7 @@ mod tests {
     }
 
     fn certificate_of(owner: &str) -> CertificateRecord {
-        CertificateRecord {
-            id: 1,
-            name: "c".into(),
-            owner: owner.into(),
-            description: String::new(),
-            notify: true,
-            rotation: false,
-            body: String::new(),
-            chain: None,
-            csr: None,
-            has_private_key: true,
-            issuer: String::new(),
-            serial: "1".into(),
-            serial_hex: "01".into(),
-            cn: "c".into(),
-            distinguished_name: String::new(),
-            bits: 256,
-            key_type: "ECCPRIME256V1".into(),
-            signing_algorithm: String::new(),
-            not_before: 0,
-            not_after: 1,
-            status: None,
-            deleted: false,
-            is_ca: false,
-            user_id: None,
-            external_id: None,
-            date_created: 0,
-            creator: None,
-            rotation_policy: None,
-            authority: None,
-            details: None,
-        }
+        CertificateRecord::for_tests(owner)
     }
 
     #[test]

@@ -6,9 +6,9 @@
 
 use crate::error::Result;
 use crate::model::{
-    AuthorityDetail, AuthorityKey, AuthorityRecord, CertificateFilter, CertificateLinks,
-    CertificateRecord, DomainRecord, LogEntry, LoginRecord, NewAuthority, NewCertificate, NewUser,
-    Page, Revocation, RoleRecord, UserRecord, UserSession, Visibility,
+    AuthorityDetail, AuthorityKey, AuthorityRecord, CertificateLinks, CertificateRecord,
+    DomainRecord, ListQuery, LogEntry, LoginRecord, NewAuthority, NewCertificate, NewUser, Page,
+    Revocation, RoleRecord, UserRecord, UserSession, Visibility,
 };
 use async_trait::async_trait;
 
@@ -90,13 +90,13 @@ pub trait CertificateRepository: Send + Sync {
         user_id: i64,
         key: &str,
     ) -> Result<Option<(i64, Option<String>)>>;
-    /// A page of certificates, newest first, matching `filter` among those `visible`, and the
-    /// total.
+    /// A page of the certificates `query` asks for among those `visible`, and how many match.
+    /// The total is exact up to a bound; past it, it may be a count a few seconds old (so a
+    /// page of a million-row list does not count a million rows).
     async fn certificates(
         &self,
-        filter: &CertificateFilter,
+        query: &ListQuery,
         visible: &Visibility,
-        page: Page,
     ) -> Result<(Vec<CertificateRecord>, i64)>;
     /// Domains and replacement links of each certificate in `ids`, in the same order, in a
     /// constant number of queries.

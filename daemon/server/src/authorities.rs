@@ -63,5 +63,9 @@ pub async fn list(
 ) -> Result<Json<Page<AuthorityView>>, ApiError> {
     let (details, total) = authorities::list(&app, &subject, paging).await?;
     let items = details.iter().map(|d| views::authority(&app, d)).collect();
-    Ok(Json(Page { items, total }))
+    Ok(Json(Page {
+        items,
+        total,
+        next: None,
+    }))
 }

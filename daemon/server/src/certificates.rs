@@ -84,8 +84,11 @@ pub async fn get(
     view(&app, &subject, id).await
 }
 
-/// A page of the certificates the caller may see, newest first; `filter=field;value` with
-/// field one of cn, name, owner, serial, authority.
+/// A page of the certificates the caller may see, newest first unless `sortBy` says otherwise;
+/// `filter=field;value` with field one of cn, name, san (substrings), owner, serial, authority;
+/// `serial` in decimal, `0x` hex or colon hex; `cursor` (the `next` of a page) for the page
+/// after it at any depth. `total` is exact up to 10,000 and a count at most a minute old past
+/// that.
 #[utoipa::path(get, path = "/certificates", tag = "certificates", params(CertificateQuery),
     security(("bearer" = [])),
     responses(
@@ -99,12 +102,17 @@ pub async fn list(
     Caller(subject): Caller,
     QueryParams(query): QueryParams<CertificateQuery>,
 ) -> Result<Json<Page<CertificateItem>>, ApiError> {
-    let (page, total) = certificates::list(&app, &subject, &query).await?;
-    let items = page
+    let listing = certificates::list(&app, &subject, &query).await?;
+    let items = listing
+        .items
         .iter()
         .map(|(record, links)| views::certificate_item(&app, record, links, query.short))
         .collect();
-    Ok(Json(Page { items, total }))
+    Ok(Json(Page {
+        items,
+        total: listing.total,
+        next: listing.next,
+    }))
 }
 
 /// The private key, unsealed by the HSM, with no-cache headers; every view is audited.

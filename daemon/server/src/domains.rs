@@ -34,6 +34,7 @@ pub async fn list(
     Ok(Json(Page {
         items: records.into_iter().map(view).collect(),
         total,
+        next: None,
     }))
 }
 

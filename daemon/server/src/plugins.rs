@@ -43,6 +43,7 @@ pub async fn list(
     Ok(Json(Page {
         total: i64::try_from(items.len()).unwrap_or(i64::MAX),
         items,
+        next: None,
     }))
 }
 

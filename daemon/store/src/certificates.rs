@@ -4,15 +4,15 @@
 use crate::SqlStore;
 use crate::engine::{Tx, args};
 use crate::insert;
-use crate::query::{Conditions, Param, ids};
+use crate::query::{Conditions, ids};
 use crate::rows::{
     CERTIFICATE_COLUMNS, CERTIFICATE_FROM, CertificateRow, DomainRow, ReplacementRow,
 };
 use async_trait::async_trait;
 use lemur_core::Result;
 use lemur_core::model::{
-    CertificateFilter, CertificateLinks, CertificateRecord, LogEntry, NewCertificate, Page,
-    Revocation, Visibility,
+    CertificateLinks, CertificateRecord, ListQuery, LogEntry, NewCertificate, Revocation,
+    Visibility,
 };
 use lemur_core::store::CertificateRepository;
 use std::collections::HashMap;
@@ -58,35 +58,6 @@ pub(crate) async fn read_back(
         }
     }
     Ok(stored)
-}
-
-/// Rows of a certificate list: the filter's condition and the caller's visibility.
-fn list_conditions(filter: &CertificateFilter, visible: &Visibility) -> Conditions {
-    let mut conditions = Conditions::default();
-    let mut add = |template: &str, param: Param| {
-        let placeholder = conditions.param(param);
-        conditions.and(&template.replace('?', &placeholder));
-    };
-    match filter {
-        CertificateFilter::All => {}
-        CertificateFilter::Cn(value) => add(
-            "lower(c.cn) LIKE ?",
-            Param::Text(format!("%{}%", value.to_lowercase())),
-        ),
-        CertificateFilter::Name(value) => add(
-            "lower(c.name) LIKE ?",
-            Param::Text(format!("%{}%", value.to_lowercase())),
-        ),
-        CertificateFilter::Owner(value) => add("c.owner = ?", Param::Text(value.clone())),
-        CertificateFilter::Serial(value) => add("c.serial = ?", Param::Text(value.clone())),
-        CertificateFilter::Authority(id) => add("c.authority_id = ?", Param::Int(*id)),
-    }
-    if let Visibility::Owned { owners, user_id } = visible {
-        let list = conditions.list(owners.iter().cloned().map(Param::Text));
-        let user = conditions.param(Param::Int(*user_id));
-        conditions.and(&format!("(c.owner IN ({list}) OR c.user_id = {user})"));
-    }
-    conditions
 }
 
 #[async_trait]
@@ -136,32 +107,10 @@ impl CertificateRepository for SqlStore {
 
     async fn certificates(
         &self,
-        filter: &CertificateFilter,
+        query: &ListQuery,
         visible: &Visibility,
-        page: Page,
     ) -> Result<(Vec<CertificateRecord>, i64)> {
-        let mut conditions = list_conditions(filter, visible);
-        let count_sql = format!(
-            "SELECT COUNT(*) FROM certificates c WHERE c.deleted = FALSE{}",
-            conditions.sql()
-        );
-        let (total,): (i64,) = self
-            .engine
-            .optional(&count_sql, &conditions.args(), "counting certificates")
-            .await?
-            .unwrap_or((0,));
-        let limit = conditions.param(Param::Int(page.count));
-        let offset = conditions.param(Param::Int(page.offset()));
-        let list_sql = format!(
-            "SELECT {CERTIFICATE_COLUMNS} FROM {CERTIFICATE_FROM} WHERE c.deleted = FALSE{}
-             ORDER BY c.id DESC LIMIT {limit} OFFSET {offset}",
-            conditions.sql()
-        );
-        let rows: Vec<CertificateRow> = self
-            .engine
-            .all(&list_sql, &conditions.args(), "listing certificates")
-            .await?;
-        Ok((rows.into_iter().map(Into::into).collect(), total))
+        self.list(query, visible).await
     }
 
     async fn certificate_links(&self, certificate_ids: &[i64]) -> Result<Vec<CertificateLinks>> {

@@ -139,6 +139,11 @@ impl Engine {
         }
     }
 
+    /// Whether this is PostgreSQL (for what the engines write differently).
+    pub fn is_postgres(&self) -> bool {
+        matches!(self, Engine::Postgres(_))
+    }
+
     /// Starts a write transaction. On SQLite it takes the write lock at once (`BEGIN
     /// IMMEDIATE`): a deferred transaction that reads and then writes fails with `SQLITE_BUSY`
     /// when another writer committed in between, which `busy_timeout` cannot cure.

@@ -150,6 +150,30 @@ pub(crate) async fn certificates(
         .collect())
 }
 
+/// Stores certificates as [`certificates`] does, and the audit row of each one stored (its
+/// `certificate_id` filled in), in the caller's transaction.
+pub(crate) async fn certificates_with_logs(
+    tx: &mut Tx,
+    batch: &[(&NewCertificate<'_>, &LogEntry<'_>)],
+    now: i64,
+) -> Result<Vec<Outcome>> {
+    let news: Vec<&NewCertificate<'_>> = batch.iter().map(|(new, _)| *new).collect();
+    let outcomes = certificates(tx, &news, now).await?;
+    let logs: Vec<LogEntry<'_>> = batch
+        .iter()
+        .zip(&outcomes)
+        .filter_map(|((_, log), outcome)| match outcome {
+            Outcome::Stored(id) => Some(LogEntry {
+                certificate_id: Some(*id),
+                ..**log
+            }),
+            _ => None,
+        })
+        .collect();
+    self::logs(tx, &logs, now).await?;
+    Ok(outcomes)
+}
+
 /// The certificate an earlier request with `new`'s idempotency key made, if any: a replay when
 /// the requests match, else a reused key.
 async fn earlier_request(tx: &mut Tx, new: &NewCertificate<'_>) -> Result<Option<Outcome>> {

@@ -12,6 +12,7 @@ mod certificates;
 mod domains;
 mod engine;
 mod insert;
+mod listing;
 mod migrations;
 mod query;
 mod rows;
@@ -22,6 +23,7 @@ mod writer;
 use async_trait::async_trait;
 use engine::{Engine, args};
 use lemur_core::config::DatabaseConfig;
+use lemur_core::model::{LogEntry, NewCertificate};
 use lemur_core::{Error, Result};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -36,6 +38,8 @@ pub struct SqlStore {
     writer: writer::Writer,
     /// What nearly every request reads (see [`cache`]).
     caches: std::sync::Arc<cache::Caches>,
+    /// Totals of large lists (see [`listing`]).
+    large_totals: std::sync::Arc<listing::LargeTotals>,
 }
 
 /// Wraps a database error with what was being done. A unique-constraint violation (another
@@ -109,7 +113,32 @@ impl SqlStore {
             engine,
             writer,
             caches: Default::default(),
+            large_totals: Default::default(),
         })
+    }
+}
+
+impl SqlStore {
+    /// The bulk path: stores many certificates, each with its audit row, in one transaction
+    /// (for imports of whole inventories, and the inventory benchmark). Returns each one's id,
+    /// or `None` when both its names were taken.
+    pub async fn store_certificates(
+        &self,
+        batch: &[(NewCertificate<'_>, LogEntry<'_>)],
+        now: i64,
+    ) -> Result<Vec<Option<i64>>> {
+        let batch: Vec<(&NewCertificate<'_>, &LogEntry<'_>)> =
+            batch.iter().map(|(new, log)| (new, log)).collect();
+        let mut tx = self.engine.begin().await?;
+        let outcomes = insert::certificates_with_logs(&mut tx, &batch, now).await?;
+        tx.commit("committing certificates").await?;
+        Ok(outcomes
+            .into_iter()
+            .map(|outcome| match outcome {
+                insert::Outcome::Stored(id) => Some(id),
+                _ => None,
+            })
+            .collect())
     }
 }
 

@@ -12,6 +12,16 @@ pub enum Param {
     Int(i64),
 }
 
+impl Param {
+    /// The parameter as a query argument.
+    pub fn arg(&self) -> Arg<'_> {
+        match self {
+            Param::Text(text) => Arg::Text(text),
+            Param::Int(value) => Arg::Int(*value),
+        }
+    }
+}
+
 /// SQL conditions and their parameters.
 #[derive(Debug, Default)]
 pub struct Conditions {
@@ -48,13 +58,12 @@ impl Conditions {
 
     /// The parameters, in order, to bind.
     pub fn args(&self) -> Vec<Arg<'_>> {
-        self.params
-            .iter()
-            .map(|param| match param {
-                Param::Text(text) => Arg::Text(text),
-                Param::Int(value) => Arg::Int(*value),
-            })
-            .collect()
+        self.params.iter().map(Param::arg).collect()
+    }
+
+    /// The parameters, owned (for a query that outlives the request).
+    pub fn params(&self) -> &[Param] {
+        &self.params
     }
 }
 

@@ -121,9 +121,9 @@ impl Log {
         }
     }
 
-    fn of(&self, certificate_id: i64) -> LogEntry<'_> {
+    fn entry(&self) -> LogEntry<'_> {
         LogEntry {
-            certificate_id: Some(certificate_id),
+            certificate_id: None,
             log_type: &self.log_type,
             user_id: self.user_id,
             source_address: self.source_address.as_deref(),
@@ -235,8 +235,9 @@ async fn write(engine: &Engine, batch: &[Job]) -> Result<Vec<Result<Stored>>> {
     // An import whose body is stored already, or queued earlier in this batch, is refused.
     let mut first_with_body: HashMap<&str, usize> = HashMap::new();
     let mut refused = Vec::with_capacity(batch.len());
+    let logs: Vec<LogEntry<'_>> = batch.iter().map(|job| job.log.entry()).collect();
     let mut to_store = Vec::with_capacity(batch.len());
-    for (index, (job, new)) in batch.iter().zip(&news).enumerate() {
+    for (index, ((job, new), log)) in batch.iter().zip(&news).zip(&logs).enumerate() {
         let sha256 = job.certificate.parsed.sha256.as_str();
         let duplicate = job.unique_body
             && (existing.contains_key(sha256) || first_with_body.contains_key(sha256));
@@ -245,24 +246,15 @@ async fn write(engine: &Engine, batch: &[Job]) -> Result<Vec<Result<Stored>>> {
         }
         refused.push(duplicate);
         if !duplicate {
-            to_store.push(new);
+            to_store.push((new, log));
         }
     }
-    let outcomes = insert::certificates(&mut tx, &to_store, now).await?;
+    let outcomes = insert::certificates_with_logs(&mut tx, &to_store, now).await?;
     let mut results: Vec<Option<Outcome>> = vec![None; batch.len()];
     let storing = (0..batch.len()).filter(|&i| !refused[i]);
     for (index, outcome) in storing.zip(outcomes) {
         results[index] = Some(outcome);
     }
-    let logs: Vec<LogEntry<'_>> = batch
-        .iter()
-        .zip(&results)
-        .filter_map(|(job, outcome)| match outcome {
-            Some(Outcome::Stored(id)) => Some(job.log.of(*id)),
-            _ => None,
-        })
-        .collect();
-    insert::logs(&mut tx, &logs, now).await?;
     let answered: Vec<i64> = results
         .iter()
         .filter_map(|outcome| match outcome {

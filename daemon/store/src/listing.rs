@@ -1,0 +1,210 @@
+//! The certificate list at inventory scale: each filter through an index (substrings of the CN
+//! and of DNS names through trigram indexes: FTS5 on SQLite, pg_trgm on PostgreSQL), pages by
+//! offset or by keyset, and a total that never counts more than [`EXACT_UP_TO`] rows per
+//! request.
+
+use crate::SqlStore;
+use crate::engine::Arg;
+use crate::query::{Conditions, Param};
+use crate::rows::{CERTIFICATE_COLUMNS, CERTIFICATE_FROM, CertificateRow};
+use lemur_core::Result;
+use lemur_core::model::{
+    CertificateFilter, CertificateRecord, ListQuery, PageStart, SortKey, SortValue, Visibility,
+};
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+/// Totals up to this are counted exactly on every request.
+const EXACT_UP_TO: i64 = 10_000;
+
+/// How long a larger total is served before it is counted again (in the background, while the
+/// previous count keeps being served).
+const LARGE_TOTAL_FRESH_FOR: Duration = Duration::from_secs(60);
+
+/// Large totals by the query that counts them: when each was counted, and the count.
+#[derive(Default)]
+pub(crate) struct LargeTotals {
+    counts: Mutex<HashMap<String, (Instant, i64)>>,
+}
+
+/// `value` for a `LIKE` pattern, its wildcards escaped with `\`.
+fn escaped(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
+}
+
+/// The conditions of a list: its filter and the caller's visibility.
+fn conditions(filter: &CertificateFilter, visible: &Visibility, postgres: bool) -> Conditions {
+    let mut conditions = Conditions::default();
+    let mut add = |template: &str, param: Param| {
+        let placeholder = conditions.param(param);
+        conditions.and(&template.replace('?', &placeholder));
+    };
+    let contains = |value: &str| Param::Text(format!("%{}%", escaped(&value.to_lowercase())));
+    match filter {
+        CertificateFilter::All => {}
+        // FTS5's trigram index answers LIKE on its own column (case-insensitively); a pattern
+        // with an escaped wildcard takes the plain scan, which handles ESCAPE.
+        CertificateFilter::Cn(value) if !postgres && escaped(value) == *value => add(
+            "c.id IN (SELECT rowid FROM certificates_cn_search WHERE cn LIKE ?)",
+            contains(value),
+        ),
+        CertificateFilter::Cn(value) => add("lower(c.cn) LIKE ? ESCAPE '\\'", contains(value)),
+        CertificateFilter::Name(value) => add("lower(c.name) LIKE ? ESCAPE '\\'", contains(value)),
+        CertificateFilter::San(value) if !postgres && escaped(value) == *value => add(
+            "c.id IN (SELECT cd.certificate_id FROM certificate_domains cd
+                WHERE cd.domain_id IN (SELECT rowid FROM domains_search WHERE name LIKE ?))",
+            contains(value),
+        ),
+        CertificateFilter::San(value) => add(
+            "c.id IN (SELECT cd.certificate_id FROM certificate_domains cd
+                JOIN domains d ON d.id = cd.domain_id WHERE d.name LIKE ? ESCAPE '\\')",
+            contains(value),
+        ),
+        CertificateFilter::Owner(value) => add("c.owner = ?", Param::Text(value.clone())),
+        CertificateFilter::Serial(hex) => add("c.serial_hex = ?", Param::Text(hex.clone())),
+        CertificateFilter::Authority(id) => add("c.authority_id = ?", Param::Int(*id)),
+    }
+    if let Visibility::Owned { owners, user_id } = visible {
+        let list = conditions.list(owners.iter().cloned().map(Param::Text));
+        let user = conditions.param(Param::Int(*user_id));
+        conditions.and(&format!("(c.owner IN ({list}) OR c.user_id = {user})"));
+    }
+    conditions
+}
+
+/// The SQL expression of a sort key (each has an index with the id after it).
+fn sort_expression(sort: SortKey) -> &'static str {
+    match sort {
+        SortKey::Id => "c.id",
+        SortKey::NotAfter => "c.not_after",
+        SortKey::Cn => "lower(c.cn)",
+        SortKey::Name => "lower(c.name)",
+        SortKey::Owner => "c.owner",
+    }
+}
+
+impl SqlStore {
+    /// A page of the list and its total; see
+    /// [`CertificateRepository::certificates`](lemur_core::store::CertificateRepository).
+    pub(crate) async fn list(
+        &self,
+        query: &ListQuery,
+        visible: &Visibility,
+    ) -> Result<(Vec<CertificateRecord>, i64)> {
+        let matching = conditions(&query.filter, visible, self.engine.is_postgres());
+        let mut page = conditions(&query.filter, visible, self.engine.is_postgres());
+        let key = sort_expression(query.sort);
+        let direction = if query.descending { "DESC" } else { "ASC" };
+        let (limit, offset) = match &query.start {
+            PageStart::Page(page) => (page.count, page.offset()),
+            PageStart::After { value, id, count } => {
+                let after = if query.descending { "<" } else { ">" };
+                let id = page.param(Param::Int(*id));
+                let keyset = match value {
+                    SortValue::Id => format!("c.id {after} {id}"),
+                    SortValue::Int(value) => {
+                        let value = page.param(Param::Int(*value));
+                        format!("({key}, c.id) {after} ({value}, {id})")
+                    }
+                    SortValue::Text(value) => {
+                        let value = page.param(Param::Text(value.clone()));
+                        format!("({key}, c.id) {after} ({value}, {id})")
+                    }
+                };
+                page.and(&keyset);
+                (*count, 0)
+            }
+        };
+        let limit = page.param(Param::Int(limit));
+        let offset = page.param(Param::Int(offset));
+        let list_sql = format!(
+            "SELECT {CERTIFICATE_COLUMNS} FROM {CERTIFICATE_FROM} WHERE c.deleted = FALSE{}
+             ORDER BY {key} {direction}, c.id {direction} LIMIT {limit} OFFSET {offset}",
+            page.sql()
+        );
+        let page_args = page.args();
+        let (rows, total): (Vec<CertificateRow>, i64) = tokio::try_join!(
+            self.engine
+                .all(&list_sql, &page_args, "listing certificates"),
+            self.total(&matching),
+        )?;
+        Ok((rows.into_iter().map(Into::into).collect(), total))
+    }
+
+    /// How many live certificates match: exact up to [`EXACT_UP_TO`], else the last full
+    /// count of this query (counted now if there is none, refreshed in the background once it
+    /// is older than [`LARGE_TOTAL_FRESH_FOR`]).
+    async fn total(&self, matching: &Conditions) -> Result<i64> {
+        let where_ = format!("WHERE c.deleted = FALSE{}", matching.sql());
+        let args = matching.args();
+        let bounded: Option<(i64,)> = self
+            .engine
+            .optional(
+                &format!(
+                    "SELECT COUNT(*) FROM (SELECT 1 FROM certificates c {where_} LIMIT {}) AS bounded",
+                    EXACT_UP_TO + 1
+                ),
+                &args,
+                "counting certificates",
+            )
+            .await?;
+        let bounded = bounded.map_or(0, |(count,)| count);
+        if bounded <= EXACT_UP_TO {
+            return Ok(bounded);
+        }
+        let sql = format!("SELECT COUNT(*) FROM certificates c {where_}");
+        let key = format!("{sql} {args:?}");
+        let known = self
+            .large_totals
+            .counts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&key)
+            .copied();
+        match known {
+            Some((counted, total)) if counted.elapsed() < LARGE_TOTAL_FRESH_FOR => Ok(total),
+            Some((_, total)) => {
+                self.remember_total(&key, total);
+                let (store, params) = (self.clone(), matching.params().to_vec());
+                tokio::spawn(async move {
+                    let args: Vec<Arg<'_>> = params.iter().map(Param::arg).collect();
+                    match store.count(&sql, &args).await {
+                        Ok(total) => store.remember_total(&key, total),
+                        Err(error) => log::warn!("recounting certificates failed: {error}"),
+                    }
+                });
+                Ok(total)
+            }
+            None => {
+                let total = self.count(&sql, &args).await?;
+                self.remember_total(&key, total);
+                Ok(total)
+            }
+        }
+    }
+
+    async fn count(&self, sql: &str, args: &[Arg<'_>]) -> Result<i64> {
+        let counted: Option<(i64,)> = self
+            .engine
+            .optional(sql, args, "counting certificates")
+            .await?;
+        Ok(counted.map_or(0, |(count,)| count))
+    }
+
+    /// Keeps `total` for `key`, counted now (or being counted again from now).
+    fn remember_total(&self, key: &str, total: i64) {
+        let mut counts = self
+            .large_totals
+            .counts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if counts.len() >= 1_000 {
+            counts.clear();
+        }
+        counts.insert(key.to_owned(), (Instant::now(), total));
+    }
+}
