@@ -340,6 +340,16 @@ pub struct UpdateDomain {
     pub sensitive: bool,
 }
 
+/// `GET /certificates/stats` query.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct StatsQuery {
+    /// `bits`, `issuer`, `signing_algorithm`, or `not_after` (certificates per issuer expiring
+    /// in the next 32 weeks).
+    #[serde(default)]
+    pub metric: Option<String>,
+}
+
 /// `GET /domains` query.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]

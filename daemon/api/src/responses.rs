@@ -18,6 +18,34 @@ pub struct Page<T> {
     pub next: Option<String>,
 }
 
+/// `GET /certificates/stats`: Lemur's `{"items": {"labels", "values"}, "total"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Stats {
+    /// The labels and their counts, in the same order.
+    pub items: StatsItems,
+    /// How many labels.
+    pub total: i64,
+}
+
+/// The bars of a statistic.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct StatsItems {
+    /// What is counted: key sizes (numbers), issuers or algorithms (text).
+    pub labels: Vec<StatsLabel>,
+    /// How many certificates have each label.
+    pub values: Vec<i64>,
+}
+
+/// A statistic's label: a number (key sizes) or text.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum StatsLabel {
+    /// A number.
+    Int(i64),
+    /// Text.
+    Text(String),
+}
+
 /// `{"token": ...}`: a login token, sent back as `Authorization: Bearer <token>`.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Token {

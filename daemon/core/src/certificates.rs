@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::listing::{cursor_after, list_query, page_size};
 use crate::model::{
     AuthorityKey, CertificateLinks, CertificateRecord, IdempotencyKey, LogEntry, NewCertificate,
-    Revocation,
+    Revocation, StatsLabel, StatsMetric,
 };
 use crate::plugins::IssuePlan;
 use crate::policy::{Action, Subject, authorize};
@@ -432,6 +432,27 @@ pub async fn list(app: &App, subject: &Subject, query: &CertificateQuery) -> Res
         total,
         next,
     })
+}
+
+/// Lemur's certificate statistics for `metric` (`bits`, `issuer`, `signing_algorithm` or
+/// `not_after`), over the certificates the subject may see: each label and its count.
+pub async fn stats(app: &App, subject: &Subject, metric: &str) -> Result<Vec<(StatsLabel, i64)>> {
+    authorize(subject, Action::ListCertificates)?;
+    let metric = match metric {
+        "bits" => StatsMetric::Bits,
+        "issuer" => StatsMetric::Issuer,
+        "signing_algorithm" => StatsMetric::SigningAlgorithm,
+        "not_after" => StatsMetric::NotAfter,
+        _ => {
+            return Err(Error::invalid(
+                "metric",
+                "use bits, issuer, signing_algorithm or not_after",
+            ));
+        }
+    };
+    app.store
+        .certificate_stats(metric, &subject.visibility(), app.clock.unix())
+        .await
 }
 
 /// A page of the certificate list.

@@ -15,6 +15,7 @@ pub mod clock;
 pub mod config;
 pub mod domains;
 mod error;
+pub mod expirations;
 pub mod files;
 pub mod health;
 pub mod listing;

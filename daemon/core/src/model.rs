@@ -520,6 +520,43 @@ pub enum PageStart {
     },
 }
 
+/// What `GET /certificates/stats` counts certificates by (Lemur's metrics).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatsMetric {
+    /// Key size.
+    Bits,
+    /// Issuer.
+    Issuer,
+    /// Signature algorithm.
+    SigningAlgorithm,
+    /// Issuer, of the certificates expiring in the next 32 weeks.
+    NotAfter,
+}
+
+/// One bar of a statistic: its label (a number for key sizes) and its count.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StatsLabel {
+    /// A number.
+    Int(i64),
+    /// Text.
+    Text(String),
+}
+
+/// A certificate inside one of its expiration notification windows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExpiringCertificate {
+    /// Id.
+    pub id: i64,
+    /// Name.
+    pub name: String,
+    /// Common name.
+    pub cn: String,
+    /// Owner, who is told.
+    pub owner: String,
+    /// End of validity.
+    pub not_after: i64,
+}
+
 /// A certificate list request, checked by the domain.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListQuery {

@@ -226,6 +226,9 @@ pub enum Action<'a> {
     ReadHealthDetails,
     /// Manage users and roles.
     ManageUsers,
+    /// Scan the whole inventory for certificates to announce as expiring (the scheduler's and
+    /// `lemur notify expirations`' job: they tell every owner).
+    ScanExpirations,
 }
 
 /// Allows the action or says why not (403).
@@ -287,7 +290,7 @@ pub fn authorize(subject: &Subject, action: Action<'_>) -> Result<()> {
                         if user.roles.iter().any(|role| allowed_roles.contains(&role.name)))),
             "sensitive domains are for administrators and the sensitive-domain roles",
         ),
-        Action::CreateAuthority | Action::ManageUsers => {
+        Action::CreateAuthority | Action::ManageUsers | Action::ScanExpirations => {
             (subject.is_admin(), "only administrators may do this")
         }
         Action::ReadHealthDetails => (

@@ -7,8 +7,9 @@
 use crate::error::Result;
 use crate::model::{
     AuthorityDetail, AuthorityKey, AuthorityRecord, CertificateLinks, CertificateRecord,
-    DomainRecord, ListQuery, LogEntry, LoginRecord, NewAuthority, NewCertificate, NewUser, Page,
-    Revocation, RoleRecord, UserRecord, UserSession, Visibility,
+    DomainRecord, ExpiringCertificate, ListQuery, LogEntry, LoginRecord, NewAuthority,
+    NewCertificate, NewUser, Page, Revocation, RoleRecord, StatsLabel, StatsMetric, UserRecord,
+    UserSession, Visibility,
 };
 use async_trait::async_trait;
 
@@ -98,6 +99,23 @@ pub trait CertificateRepository: Send + Sync {
         query: &ListQuery,
         visible: &Visibility,
     ) -> Result<(Vec<CertificateRecord>, i64)>;
+    /// How many certificates among those `visible` have each value of `metric` (for
+    /// [`StatsMetric::NotAfter`], each issuer of those expiring between `now` and 32 weeks on).
+    async fn certificate_stats(
+        &self,
+        metric: StatsMetric,
+        visible: &Visibility,
+        now: i64,
+    ) -> Result<Vec<(StatsLabel, i64)>>;
+    /// Up to `limit` live certificates with notifications on, not revoked, whose end of
+    /// validity falls in one of `windows` (`[start, end)` Unix times), ordered by owner then id,
+    /// after `after` (an owner and id) when given: the expiration scan reads them page by page.
+    async fn expiring_certificates(
+        &self,
+        windows: &[(i64, i64)],
+        after: Option<(&str, i64)>,
+        limit: i64,
+    ) -> Result<Vec<ExpiringCertificate>>;
     /// Domains and replacement links of each certificate in `ids`, in the same order, in a
     /// constant number of queries.
     async fn certificate_links(&self, ids: &[i64]) -> Result<Vec<CertificateLinks>>;

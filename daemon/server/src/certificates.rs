@@ -8,7 +8,7 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use lemur_api::{
     CertificateItem, CertificateQuery, CertificateView, CreateCertificate, ErrorBody, IdView, Page,
-    PrivateKey, RevokeCertificate, UploadCertificate,
+    PrivateKey, RevokeCertificate, Stats, StatsItems, StatsLabel, StatsQuery, UploadCertificate,
 };
 use lemur_core::App;
 use lemur_core::certificates;
@@ -112,6 +112,39 @@ pub async fn list(
         items,
         total: listing.total,
         next: listing.next,
+    }))
+}
+
+/// Lemur's certificate statistics over the certificates the caller may see.
+#[utoipa::path(get, path = "/certificates/stats", tag = "certificates", params(StatsQuery),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Labels and counts", body = Stats),
+        (status = 400, description = "Unknown metric", body = ErrorBody),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 503, description = "Database unavailable", body = ErrorBody),
+    ))]
+pub async fn stats(
+    State(app): AppState,
+    Caller(subject): Caller,
+    QueryParams(query): QueryParams<StatsQuery>,
+) -> Result<Json<Stats>, ApiError> {
+    let metric = query.metric.as_deref().unwrap_or_default();
+    let counted = certificates::stats(&app, &subject, metric).await?;
+    let (labels, values) = counted
+        .into_iter()
+        .map(|(label, count)| {
+            let label = match label {
+                lemur_core::model::StatsLabel::Int(value) => StatsLabel::Int(value),
+                lemur_core::model::StatsLabel::Text(text) => StatsLabel::Text(text),
+            };
+            (label, count)
+        })
+        .unzip();
+    let items = StatsItems { labels, values };
+    Ok(Json(Stats {
+        total: i64::try_from(items.values.len()).unwrap_or(i64::MAX),
+        items,
     }))
 }
 

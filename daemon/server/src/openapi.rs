@@ -41,6 +41,7 @@ impl Modify for BearerToken {
         crate::certificates::list,
         crate::certificates::create,
         crate::certificates::upload,
+        crate::certificates::stats,
         crate::certificates::get,
         crate::certificates::key,
         crate::certificates::revoke,

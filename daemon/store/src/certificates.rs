@@ -11,8 +11,8 @@ use crate::rows::{
 use async_trait::async_trait;
 use lemur_core::Result;
 use lemur_core::model::{
-    CertificateLinks, CertificateRecord, ListQuery, LogEntry, NewCertificate, Revocation,
-    Visibility,
+    CertificateLinks, CertificateRecord, ExpiringCertificate, ListQuery, LogEntry, NewCertificate,
+    Revocation, StatsLabel, StatsMetric, Visibility,
 };
 use lemur_core::store::CertificateRepository;
 use std::collections::HashMap;
@@ -111,6 +111,24 @@ impl CertificateRepository for SqlStore {
         visible: &Visibility,
     ) -> Result<(Vec<CertificateRecord>, i64)> {
         self.list(query, visible).await
+    }
+
+    async fn certificate_stats(
+        &self,
+        metric: StatsMetric,
+        visible: &Visibility,
+        now: i64,
+    ) -> Result<Vec<(StatsLabel, i64)>> {
+        self.stats(metric, visible, now).await
+    }
+
+    async fn expiring_certificates(
+        &self,
+        windows: &[(i64, i64)],
+        after: Option<(&str, i64)>,
+        limit: i64,
+    ) -> Result<Vec<ExpiringCertificate>> {
+        self.expiring(windows, after, limit).await
     }
 
     async fn certificate_links(&self, certificate_ids: &[i64]) -> Result<Vec<CertificateLinks>> {

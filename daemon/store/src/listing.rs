@@ -9,11 +9,15 @@ use crate::query::{Conditions, Param};
 use crate::rows::{CERTIFICATE_COLUMNS, CERTIFICATE_FROM, CertificateRow};
 use lemur_core::Result;
 use lemur_core::model::{
-    CertificateFilter, CertificateRecord, ListQuery, PageStart, SortKey, SortValue, Visibility,
+    CertificateFilter, CertificateRecord, ExpiringCertificate, ListQuery, PageStart, SortKey,
+    SortValue, StatsLabel, StatsMetric, Visibility,
 };
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
+
+/// Lemur's `not_after` statistic counts certificates expiring within this many weeks.
+const EXPIRING_WEEKS: i64 = 32;
 
 /// Totals up to this are counted exactly on every request.
 const EXACT_UP_TO: i64 = 10_000;
@@ -185,6 +189,102 @@ impl SqlStore {
                 Ok(total)
             }
         }
+    }
+
+    /// Counts by `metric`; see
+    /// [`CertificateRepository::certificate_stats`](lemur_core::store::CertificateRepository).
+    pub(crate) async fn stats(
+        &self,
+        metric: StatsMetric,
+        visible: &Visibility,
+        now: i64,
+    ) -> Result<Vec<(StatsLabel, i64)>> {
+        let mut matching = conditions(&CertificateFilter::All, visible, self.engine.is_postgres());
+        let column = match metric {
+            StatsMetric::Bits => "bits",
+            StatsMetric::Issuer | StatsMetric::NotAfter => "issuer",
+            StatsMetric::SigningAlgorithm => "signing_algorithm",
+        };
+        if metric == StatsMetric::NotAfter {
+            let from = matching.param(Param::Int(now));
+            let to = matching.param(Param::Int(now + EXPIRING_WEEKS * 7 * 86_400));
+            matching.and(&format!("c.not_after BETWEEN {from} AND {to}"));
+        }
+        let sql = format!(
+            "SELECT CAST(c.{column} AS TEXT), COUNT(*) FROM certificates c
+             WHERE c.deleted = FALSE{} GROUP BY c.{column} ORDER BY c.{column}",
+            matching.sql()
+        );
+        let rows: Vec<(String, i64)> = self
+            .engine
+            .all(&sql, &matching.args(), "counting certificates")
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(label, count)| {
+                let label = match metric {
+                    StatsMetric::Bits => label
+                        .parse()
+                        .map_or(StatsLabel::Text(label), StatsLabel::Int),
+                    _ => StatsLabel::Text(label),
+                };
+                (label, count)
+            })
+            .collect())
+    }
+
+    /// A page of the expiration scan; see
+    /// [`CertificateRepository::expiring_certificates`](lemur_core::store::CertificateRepository).
+    pub(crate) async fn expiring(
+        &self,
+        windows: &[(i64, i64)],
+        after: Option<(&str, i64)>,
+        limit: i64,
+    ) -> Result<Vec<ExpiringCertificate>> {
+        if windows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut conditions = Conditions::default();
+        let ranges = windows
+            .iter()
+            .map(|&(start, end)| {
+                let start = conditions.param(Param::Int(start));
+                let end = conditions.param(Param::Int(end));
+                format!("(c.not_after >= {start} AND c.not_after < {end})")
+            })
+            .collect::<Vec<_>>()
+            .join(" OR ");
+        conditions.and(&format!("({ranges})"));
+        if let Some((owner, id)) = after {
+            let owner = conditions.param(Param::Text(owner.to_owned()));
+            let id = conditions.param(Param::Int(id));
+            conditions.and(&format!("(c.owner, c.id) > ({owner}, {id})"));
+        }
+        let limit = conditions.param(Param::Int(limit));
+        let rows: Vec<(i64, String, String, String, i64)> = self
+            .engine
+            .all(
+                &format!(
+                    "SELECT c.id, c.name, c.cn, c.owner, c.not_after FROM certificates c
+                     WHERE c.deleted = FALSE AND c.notify = TRUE
+                        AND (c.status IS NULL OR c.status <> 'revoked'){}
+                     ORDER BY c.owner, c.id LIMIT {limit}",
+                    conditions.sql()
+                ),
+                &conditions.args(),
+                "scanning for expiring certificates",
+            )
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, name, cn, owner, not_after)| ExpiringCertificate {
+                id,
+                name,
+                cn,
+                owner,
+                not_after,
+            })
+            .collect())
     }
 
     async fn count(&self, sql: &str, args: &[Arg<'_>]) -> Result<i64> {

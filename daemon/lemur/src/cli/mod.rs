@@ -1,6 +1,7 @@
 //! The `lemur` command line: Lemur's operator commands plus `dev` for a one-command local appliance.
 
 mod dev;
+mod notify;
 mod serve;
 mod users;
 
@@ -104,6 +105,11 @@ enum Command {
         #[arg(long, short = 'd', default_value = "")]
         description: String,
     },
+    /// Expiration notifications.
+    Notify {
+        #[command(subcommand)]
+        command: NotifyCommand,
+    },
     /// Set a new password for a local user.
     #[command(name = "reset_password", alias = "reset-password")]
     ResetPassword {
@@ -113,6 +119,21 @@ enum Command {
         /// File with the new password; prompted when absent.
         #[arg(long, short = 'p')]
         password_file: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum NotifyCommand {
+    /// Find the certificates inside their expiration notification windows (30, 15 and 2 days
+    /// before expiry), owner by owner.
+    Expirations {
+        /// Leave out certificates whose CN contains this (repeatable; Lemur's
+        /// EXCLUDE_CN_FROM_NOTIFICATION).
+        #[arg(long = "exclude", short = 'e')]
+        exclude: Vec<String>,
+        /// List who would be told, and send nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
 }
 
@@ -201,5 +222,8 @@ async fn run(cli: Cli) -> Result<()> {
             username,
             password_file,
         } => users::reset_password(&cli.config, &username, password_file.as_deref()).await,
+        Command::Notify {
+            command: NotifyCommand::Expirations { exclude, dry_run },
+        } => notify::expirations(&cli.config, &exclude, dry_run).await,
     }
 }

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use zeroize::Zeroizing;
 
 /// The subject operator commands act as.
-const CLI: Subject = Subject::System("cli");
+pub(super) const CLI: Subject = Subject::System("cli");
 
 /// A password from `file` (first line), or typed twice without echo.
 pub fn read_password(file: Option<&Path>, what: &str) -> Result<Zeroizing<String>> {
@@ -48,7 +48,7 @@ pub fn read_password(file: Option<&Path>, what: &str) -> Result<Zeroizing<String
     Ok(first)
 }
 
-async fn open(config_path: &Path) -> Result<(App, Arc<Pkcs11KeyStore>)> {
+pub(super) async fn open(config_path: &Path) -> Result<(App, Arc<Pkcs11KeyStore>)> {
     let config = Config::load(config_path)?;
     crate::open::app(config, clock::system()).await
 }

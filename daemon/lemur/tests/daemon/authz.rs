@@ -41,6 +41,7 @@ const MATRIX: &[(&str, &str, [u16; 9])] = &[
     ("GET",  "/certificates",                [401, 401, 200, 200, 200, 200, 200, 200, 200]),
     ("POST", "/certificates",                [401, 401, 403, 403, 403, 403, 403, 200, 200]),
     ("POST", "/certificates/upload",         [401, 401, 403, 403, 403, 403, 403, 403, 200]),
+    ("GET",  "/certificates/stats",          [401, 401, 200, 200, 200, 200, 200, 200, 200]),
     ("GET",  "/certificates/{id}",           [401, 401, 403, 200, 200, 200, 403, 403, 200]),
     ("GET",  "/certificates/{id}/key",       [401, 401, 403, 403, 403, 200, 403, 403, 200]),
     ("PUT",  "/certificates/{id}/revoke",    [401, 401, 403, 403, 403, 200, 403, 403, 200]),
@@ -129,6 +130,8 @@ impl Fixture {
             path.replace("{id}", &self.authority.to_string())
         } else if path.starts_with("/domains/") {
             path.replace("{id}", &self.domain.to_string())
+        } else if path == "/certificates/stats" {
+            format!("{path}?metric=bits")
         } else {
             path.replace("{id}", &self.certificate.to_string())
                 .replace("{slug}", "cryptography-issuer")
