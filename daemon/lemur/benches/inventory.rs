@@ -86,6 +86,8 @@ struct Authority {
     id: i64,
     key_uri: String,
     certificate: Vec<u8>,
+    /// The chain its certificates ship (its own certificate), PEM.
+    pem: String,
 }
 
 /// Builds certificates `range` signed in the token, parsed as the store keeps them.
@@ -196,7 +198,7 @@ fn populate(daemon: &Daemon, database_url: &str, authorities: &[Authority], size
                         description: "inventory benchmark",
                         notify: true,
                         rotation: false,
-                        chain: None,
+                        chain: Some(&authority.pem),
                         csr: None,
                         sealed_private_key: None,
                         authority_id: Some(authority.id),
@@ -307,6 +309,7 @@ fn leg(database: &'static str, url: Option<&str>) {
                 id: reply.body["id"].as_i64().unwrap(),
                 key_uri: reply.body["keyUri"].as_str().unwrap().to_owned(),
                 certificate: pem::parse(pem).unwrap().into_contents(),
+                pem: pem.to_owned(),
             }
         })
         .collect();

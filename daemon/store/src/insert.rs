@@ -12,23 +12,34 @@ use std::collections::HashMap;
 const MAX_PARAMS: usize = 30_000;
 
 /// Columns of a certificate row, in the order [`row_args`] binds them.
-const CERTIFICATE_COLUMNS: &str = "name, owner, description, notify, rotation, body, body_sha256,
-    chain, csr, sealed_private_key, issuer, serial, serial_hex, cn, distinguished_name, san, bits,
+const CERTIFICATE_COLUMNS: &str = "name, owner, description, notify, rotation, body, body_der,
+    body_sha256, chain_id, csr, sealed_private_key, issuer, serial, serial_hex, cn, distinguished_name, san, bits,
     key_type, signing_algorithm, not_before, not_after, is_ca, authority_id, root_authority_id,
     user_id, rotation_policy_id, date_created, subject_organization, subject_organizational_unit,
     subject_country, subject_state, subject_location, path_length, server_auth, client_auth,
     alt_names, idempotency_key, idempotency_fingerprint";
-const CERTIFICATE_ARITY: usize = 38;
+const CERTIFICATE_ARITY: usize = 39;
 
-/// `($n, $n+1, ...), (...)`: `rows` tuples of `arity` placeholders, numbered from 1.
-fn placeholders(rows: usize, arity: usize) -> String {
+/// `($1, $2, ...), (...)`: `rows` tuples of `arity` placeholders, bound in order. SQLite gets
+/// anonymous `?`s: sqlx looks each named parameter up by walking SQLite's list of names, which
+/// makes binding a statement of thousands of `$n`s quadratic (most of a bulk insert's time).
+fn placeholders(postgres: bool, rows: usize, arity: usize) -> String {
     (0..rows)
-        .map(|row| {
-            let tuple = (1..=arity)
-                .map(|column| format!("${}", row * arity + column))
-                .collect::<Vec<_>>()
-                .join(", ");
-            format!("({tuple})")
+        .map(|row| format!("({})", in_list(postgres, row * arity, arity)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `$n+1, ..., $n+count` (or as many `?`s on SQLite): parameters bound in order after the
+/// first `after`.
+fn in_list(postgres: bool, after: usize, count: usize) -> String {
+    (after + 1..=after + count)
+        .map(|n| {
+            if postgres {
+                format!("${n}")
+            } else {
+                "?".to_owned()
+            }
         })
         .collect::<Vec<_>>()
         .join(", ")
@@ -39,11 +50,13 @@ fn rows_per_statement(arity: usize) -> usize {
     (MAX_PARAMS / arity).max(1)
 }
 
-/// The arguments of one certificate row named `name`, in [`CERTIFICATE_COLUMNS`] order.
+/// The arguments of one certificate row named `name`, in [`CERTIFICATE_COLUMNS`] order: the
+/// body as DER (the PEM column left empty), the chain by its id in `chains`.
 fn row_args<'a>(
     new: &'a NewCertificate<'a>,
     name: &'a str,
     alt_names: &'a str,
+    chain_id: Option<i64>,
     now: i64,
 ) -> [Arg<'a>; CERTIFICATE_ARITY] {
     let parsed = new.parsed;
@@ -53,9 +66,10 @@ fn row_args<'a>(
         new.description,
         new.notify,
         new.rotation,
-        &parsed.pem,
+        "",
+        Some(parsed.der.as_slice()),
         &parsed.sha256,
-        new.chain,
+        chain_id,
         new.csr,
         new.sealed_private_key,
         &parsed.issuer,
@@ -110,6 +124,7 @@ pub(crate) async fn certificates(
     batch: &[&NewCertificate<'_>],
     now: i64,
 ) -> Result<Vec<Outcome>> {
+    let chains = chain_ids(tx, batch).await?;
     let mut ids = vec![None; batch.len()];
     let mut outcomes: Vec<Option<Outcome>> = vec![None; batch.len()];
     // `ON CONFLICT DO NOTHING` makes a writer that races another for a name or an idempotency
@@ -123,7 +138,12 @@ pub(crate) async fn certificates(
         if waiting.is_empty() {
             break;
         }
-        insert_rows(tx, batch, &waiting, attempt, now, &mut ids).await?;
+        let rows = Rows {
+            batch,
+            chains: &chains,
+            now,
+        };
+        insert_rows(tx, &rows, &waiting, attempt, &mut ids).await?;
         for &i in &waiting {
             if ids[i].is_none() {
                 outcomes[i] = earlier_request(tx, batch[i]).await?;
@@ -197,31 +217,91 @@ async fn earlier_request(tx: &mut Tx, new: &NewCertificate<'_>) -> Result<Option
     }))
 }
 
-/// Inserts the rows `waiting` (indexes into `batch`) under their name number `attempt`, and
+/// A batch of certificates with what their rows need besides.
+struct Rows<'b, 'a> {
+    batch: &'b [&'b NewCertificate<'a>],
+    /// Chain ids by chain PEM.
+    chains: &'b HashMap<&'b str, i64>,
+    now: i64,
+}
+
+/// The id of each distinct chain of `batch`, stored if it was not: two statements per batch
+/// that ships chains, whatever its size.
+async fn chain_ids<'b>(
+    tx: &mut Tx,
+    batch: &[&'b NewCertificate<'_>],
+) -> Result<HashMap<&'b str, i64>> {
+    let mut chains: Vec<(&str, String)> = batch
+        .iter()
+        .filter_map(|new| new.chain)
+        .map(|pem| (pem, lemur_core::ca::x509::sha256_hex(pem.as_bytes())))
+        .collect();
+    chains.sort_unstable_by(|a, b| a.1.cmp(&b.1));
+    chains.dedup_by(|a, b| a.1 == b.1);
+    if chains.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let args: Vec<Arg<'_>> = chains
+        .iter()
+        .flat_map(|(pem, sha256)| [Arg::Text(sha256), Arg::Text(pem)])
+        .collect();
+    tx.execute(
+        &format!(
+            "INSERT INTO chains (sha256, pem) VALUES {} ON CONFLICT (sha256) DO NOTHING",
+            placeholders(tx.is_postgres(), chains.len(), 2)
+        ),
+        &args,
+        "storing chains",
+    )
+    .await?;
+    let hashes: Vec<Arg<'_>> = chains.iter().map(|(_, sha256)| Arg::Text(sha256)).collect();
+    let list = in_list(tx.is_postgres(), 0, hashes.len());
+    let stored: HashMap<String, i64> = tx
+        .all::<(String, i64)>(
+            &format!("SELECT sha256, id FROM chains WHERE sha256 IN ({list})"),
+            &hashes,
+            "reading chains",
+        )
+        .await?
+        .into_iter()
+        .collect();
+    Ok(chains
+        .into_iter()
+        .filter_map(|(pem, sha256)| Some((pem, *stored.get(&sha256)?)))
+        .collect())
+}
+
+/// Inserts the rows `waiting` (indexes into the batch) under their name number `attempt`, and
 /// records the id of each that was stored.
 async fn insert_rows(
     tx: &mut Tx,
-    batch: &[&NewCertificate<'_>],
+    rows: &Rows<'_, '_>,
     waiting: &[usize],
     attempt: usize,
-    now: i64,
     ids: &mut [Option<i64>],
 ) -> Result<()> {
+    let batch = rows.batch;
     let alt_names: Vec<String> = waiting
         .iter()
         .map(|&i| CertificateDetails::encode_alt_names(&batch[i].parsed.alt_names))
         .collect();
-    let rows = rows_per_statement(CERTIFICATE_ARITY);
-    for (chunk, chunk_alt_names) in waiting.chunks(rows).zip(alt_names.chunks(rows)) {
+    let per_statement = rows_per_statement(CERTIFICATE_ARITY);
+    for (chunk, chunk_alt_names) in waiting
+        .chunks(per_statement)
+        .zip(alt_names.chunks(per_statement))
+    {
         let args: Vec<Arg<'_>> = chunk
             .iter()
             .zip(chunk_alt_names)
-            .flat_map(|(&i, alt)| row_args(batch[i], batch[i].names[attempt], alt, now))
+            .flat_map(|(&i, alt)| {
+                let chain_id = batch[i].chain.and_then(|pem| rows.chains.get(pem).copied());
+                row_args(batch[i], batch[i].names[attempt], alt, chain_id, rows.now)
+            })
             .collect();
         let sql = format!(
             "INSERT INTO certificates ({CERTIFICATE_COLUMNS}) VALUES {}
              ON CONFLICT DO NOTHING RETURNING id, name, body_sha256",
-            placeholders(chunk.len(), CERTIFICATE_ARITY)
+            placeholders(tx.is_postgres(), chunk.len(), CERTIFICATE_ARITY)
         );
         let inserted: Vec<(i64, String, String)> =
             tx.all(&sql, &args, "storing certificates").await?;
@@ -258,7 +338,7 @@ async fn link_domains(tx: &mut Tx, stored: &[(i64, &NewCertificate<'_>)]) -> Res
         tx.execute(
             &format!(
                 "INSERT INTO domains (name) VALUES {} ON CONFLICT (name) DO NOTHING",
-                placeholders(chunk.len(), 1)
+                placeholders(tx.is_postgres(), chunk.len(), 1)
             ),
             &args,
             "storing domains",
@@ -281,7 +361,7 @@ async fn link_domains(tx: &mut Tx, stored: &[(i64, &NewCertificate<'_>)]) -> Res
                  INSERT INTO certificate_domains (certificate_id, domain_id)
                  SELECT link.certificate_id, d.id FROM link JOIN domains d ON d.name = link.name
                  WHERE TRUE ON CONFLICT DO NOTHING",
-                placeholders(chunk.len(), 2)
+                placeholders(tx.is_postgres(), chunk.len(), 2)
             ),
             &args,
             "linking domains",
@@ -346,7 +426,7 @@ pub(crate) async fn logs(tx: &mut Tx, entries: &[LogEntry<'_>], now: i64) -> Res
             &format!(
                 "INSERT INTO logs (certificate_id, log_type, logged_at, user_id, source_address, details)
                  VALUES {}",
-                placeholders(chunk.len(), ARITY)
+                placeholders(tx.is_postgres(), chunk.len(), ARITY)
             ),
             &args,
             "writing the audit log",
@@ -387,7 +467,7 @@ pub(crate) async fn existing_bodies(tx: &mut Tx, hashes: &[&str]) -> Result<Hash
         tx.execute(
             &format!(
                 "SELECT pg_advisory_xact_lock(key) FROM (VALUES {}) AS locks (key) ORDER BY key",
-                placeholders(keys.len(), 1)
+                placeholders(true, keys.len(), 1)
             ),
             &args,
             "locking duplicate detection",
@@ -397,10 +477,7 @@ pub(crate) async fn existing_bodies(tx: &mut Tx, hashes: &[&str]) -> Result<Hash
     let mut found = HashMap::new();
     for chunk in hashes.chunks(rows_per_statement(1)) {
         let args: Vec<Arg<'_>> = chunk.iter().map(|&sha256| Arg::Text(sha256)).collect();
-        let list = (1..=chunk.len())
-            .map(|n| format!("${n}"))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let list = in_list(tx.is_postgres(), 0, chunk.len());
         let rows: Vec<(String, i64)> = tx
             .all(
                 &format!(
@@ -422,7 +499,8 @@ mod tests {
 
     #[test]
     fn placeholders_number_rows_one_after_another() {
-        assert_eq!(placeholders(2, 3), "($1, $2, $3), ($4, $5, $6)");
-        assert_eq!(placeholders(1, 1), "($1)");
+        assert_eq!(placeholders(true, 2, 3), "($1, $2, $3), ($4, $5, $6)");
+        assert_eq!(placeholders(true, 1, 1), "($1)");
+        assert_eq!(placeholders(false, 2, 2), "(?, ?), (?, ?)");
     }
 }

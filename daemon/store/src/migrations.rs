@@ -62,6 +62,11 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0009_substring_search.sql"),
         postgres: include_str!("../migrations/postgres/0009_substring_search.sql"),
     },
+    Migration {
+        version: 10,
+        sqlite: include_str!("../migrations/sqlite/0010_compact_certificates.sql"),
+        postgres: include_str!("../migrations/postgres/0010_compact_certificates.sql"),
+    },
 ];
 
 /// Arbitrary constant naming the migration lock.

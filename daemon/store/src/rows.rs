@@ -1,5 +1,6 @@
 //! Rows as both drivers decode them, and their conversion into the domain's records.
 
+use lemur_core::ca::x509;
 use lemur_core::model::{
     AuthorityBrief, AuthorityRecord, CertificateDetails, CertificateRecord, DomainRecord,
     RoleRecord, UserRecord,
@@ -145,6 +146,7 @@ pub struct CertificateRow {
     pub notify: bool,
     pub rotation: bool,
     pub body: String,
+    pub body_der: Option<Vec<u8>>,
     pub chain: Option<String>,
     pub csr: Option<String>,
     pub has_private_key: bool,
@@ -212,7 +214,8 @@ impl CertificateRow {
 
 /// Columns of [`CertificateRow`], from [`CERTIFICATE_FROM`].
 pub const CERTIFICATE_COLUMNS: &str =
-    "c.id, c.name, c.owner, c.description, c.notify, c.rotation, c.body, c.chain, c.csr,
+    "c.id, c.name, c.owner, c.description, c.notify, c.rotation, c.body, c.body_der,
+    COALESCE(ch.pem, c.chain) AS chain, c.csr,
     (c.sealed_private_key IS NOT NULL) AS has_private_key, c.issuer, c.serial,
     c.serial_hex, c.cn, c.distinguished_name, c.bits, c.key_type, c.signing_algorithm,
     c.not_before, c.not_after, c.status, c.deleted, c.is_ca, c.authority_id, c.user_id,
@@ -230,7 +233,8 @@ pub const CERTIFICATE_FROM: &str = "certificates c
     LEFT JOIN users u ON u.id = c.user_id
     LEFT JOIN rotation_policies rp ON rp.id = c.rotation_policy_id
     LEFT JOIN authorities a ON a.id = c.authority_id
-    LEFT JOIN certificates ac ON ac.id = a.authority_certificate_id";
+    LEFT JOIN certificates ac ON ac.id = a.authority_certificate_id
+    LEFT JOIN chains ch ON ch.id = c.chain_id";
 
 impl From<CertificateRow> for CertificateRecord {
     fn from(mut row: CertificateRow) -> Self {
@@ -271,7 +275,11 @@ impl From<CertificateRow> for CertificateRecord {
             description: row.description,
             notify: row.notify,
             rotation: row.rotation,
-            body: row.body,
+            // Rows stored since migration 10 keep DER; older ones their PEM.
+            body: row
+                .body_der
+                .as_deref()
+                .map_or(row.body, |der| x509::to_pem("CERTIFICATE", der)),
             chain: row.chain,
             csr: row.csr,
             has_private_key: row.has_private_key,
