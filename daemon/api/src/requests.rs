@@ -182,10 +182,11 @@ pub struct CertificateQuery {
     /// Items per page.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub count: Option<i64>,
-    /// `field;value`: cn, name, san (substrings), owner, serial or authority.
+    /// `field;value`: cn or name (substrings), san (the certificates valid for a DNS name,
+    /// wildcards included), owner, serial or authority.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub filter: Option<String>,
-    /// Sort by `id` (the default), `notAfter`, `cn`, `name` or `owner`.
+    /// Sort by `id` (the default), `notAfter`, `cn` (case-insensitive), `name` or `owner`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sort_by: Option<String>,
     /// `asc` or `desc`; by default `desc` by id, `asc` by anything else.

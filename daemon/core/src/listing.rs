@@ -135,7 +135,7 @@ fn sort_value(record: &CertificateRecord, sort: SortKey) -> SortValue {
         SortKey::Id => SortValue::Id,
         SortKey::NotAfter => SortValue::Int(record.not_after),
         SortKey::Cn => SortValue::Text(record.cn.to_lowercase()),
-        SortKey::Name => SortValue::Text(record.name.to_lowercase()),
+        SortKey::Name => SortValue::Text(record.name.clone()),
         SortKey::Owner => SortValue::Text(record.owner.clone()),
     }
 }

@@ -85,7 +85,8 @@ pub async fn get(
 }
 
 /// A page of the certificates the caller may see, newest first unless `sortBy` says otherwise;
-/// `filter=field;value` with field one of cn, name, san (substrings), owner, serial, authority;
+/// `filter=field;value` with field one of cn, name (substrings), san (valid for a DNS name),
+/// owner, serial, authority;
 /// `serial` in decimal, `0x` hex or colon hex; `cursor` (the `next` of a page) for the page
 /// after it at any depth. `total` is exact up to 10,000 and a count at most a minute old past
 /// that.

@@ -71,6 +71,9 @@ impl SqlStore {
                 .create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Full)
+                // Certificate rows are about 1 KB: a 4 KB page holds three and wastes a fifth;
+                // 16 KB pages hold fifteen. Takes effect when a database is created.
+                .page_size(16_384)
                 .foreign_keys(true)
                 .busy_timeout(Duration::from_secs(10));
             let pool = |size: u32| {

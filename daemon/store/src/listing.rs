@@ -1,7 +1,7 @@
 //! The certificate list at inventory scale: each filter through an index (substrings of the CN
-//! and of DNS names through trigram indexes: FTS5 on SQLite, pg_trgm on PostgreSQL), pages by
-//! offset or by keyset, and a total that never counts more than [`EXACT_UP_TO`] rows per
-//! request.
+//! through a trigram index: FTS5 on SQLite, pg_trgm on PostgreSQL; a DNS name through the
+//! domains), pages by offset or by keyset, and a total that never counts more than
+//! [`EXACT_UP_TO`] rows per request.
 
 use crate::SqlStore;
 use crate::engine::Arg;
@@ -43,34 +43,44 @@ fn escaped(value: &str) -> String {
 /// The conditions of a list: its filter and the caller's visibility.
 fn conditions(filter: &CertificateFilter, visible: &Visibility, postgres: bool) -> Conditions {
     let mut conditions = Conditions::default();
-    let mut add = |template: &str, param: Param| {
-        let placeholder = conditions.param(param);
-        conditions.and(&template.replace('?', &placeholder));
-    };
     let contains = |value: &str| Param::Text(format!("%{}%", escaped(&value.to_lowercase())));
-    match filter {
-        CertificateFilter::All => {}
+    let (template, params) = match filter {
+        CertificateFilter::All => ("", Vec::new()),
         // FTS5's trigram index answers LIKE on its own column (case-insensitively); a pattern
         // with an escaped wildcard takes the plain scan, which handles ESCAPE.
-        CertificateFilter::Cn(value) if !postgres && escaped(value) == *value => add(
+        CertificateFilter::Cn(value) if !postgres && escaped(value) == *value => (
             "c.id IN (SELECT rowid FROM certificates_cn_search WHERE cn LIKE ?)",
-            contains(value),
+            vec![contains(value)],
         ),
-        CertificateFilter::Cn(value) => add("lower(c.cn) LIKE ? ESCAPE '\\'", contains(value)),
-        CertificateFilter::Name(value) => add("lower(c.name) LIKE ? ESCAPE '\\'", contains(value)),
-        CertificateFilter::San(value) if !postgres && escaped(value) == *value => add(
-            "c.id IN (SELECT cd.certificate_id FROM certificate_domains cd
-                WHERE cd.domain_id IN (SELECT rowid FROM domains_search WHERE name LIKE ?))",
-            contains(value),
-        ),
-        CertificateFilter::San(value) => add(
-            "c.id IN (SELECT cd.certificate_id FROM certificate_domains cd
-                JOIN domains d ON d.id = cd.domain_id WHERE d.name LIKE ? ESCAPE '\\')",
-            contains(value),
-        ),
-        CertificateFilter::Owner(value) => add("c.owner = ?", Param::Text(value.clone())),
-        CertificateFilter::Serial(hex) => add("c.serial_hex = ?", Param::Text(hex.clone())),
-        CertificateFilter::Authority(id) => add("c.authority_id = ?", Param::Int(*id)),
+        CertificateFilter::Cn(value) => ("lower(c.cn) LIKE ? ESCAPE '\\'", vec![contains(value)]),
+        CertificateFilter::Name(value) => {
+            ("lower(c.name) LIKE ? ESCAPE '\\'", vec![contains(value)])
+        }
+        // The certificates valid for a DNS name: naming it, or a wildcard covering it.
+        CertificateFilter::San(name) => {
+            let wildcard = name
+                .split_once('.')
+                .map_or_else(String::new, |(_, parent)| format!("*.{parent}"));
+            (
+                "c.id IN (SELECT cd.certificate_id FROM certificate_domains cd
+                    JOIN domains d ON d.id = cd.domain_id WHERE d.name IN (?, ?))",
+                vec![Param::Text(name.clone()), Param::Text(wildcard)],
+            )
+        }
+        CertificateFilter::Owner(value) => ("c.owner = ?", vec![Param::Text(value.clone())]),
+        CertificateFilter::Serial(hex) => ("c.serial_hex = ?", vec![Param::Text(hex.clone())]),
+        CertificateFilter::Authority(id) => ("c.authority_id = ?", vec![Param::Int(*id)]),
+    };
+    if !template.is_empty() {
+        let mut sql = String::new();
+        let mut params = params.into_iter();
+        for (index, part) in template.split('?').enumerate() {
+            if index > 0 {
+                sql.push_str(&conditions.param(params.next().unwrap_or(Param::Int(0))));
+            }
+            sql.push_str(part);
+        }
+        conditions.and(&sql);
     }
     if let Visibility::Owned { owners, user_id } = visible {
         let list = conditions.list(owners.iter().cloned().map(Param::Text));
@@ -86,7 +96,7 @@ fn sort_expression(sort: SortKey) -> &'static str {
         SortKey::Id => "c.id",
         SortKey::NotAfter => "c.not_after",
         SortKey::Cn => "lower(c.cn)",
-        SortKey::Name => "lower(c.name)",
+        SortKey::Name => "c.name",
         SortKey::Owner => "c.owner",
     }
 }

@@ -8,6 +8,7 @@ mod ca;
 mod cli;
 mod client;
 mod crash;
+mod inventory;
 mod openapi;
 mod store;
 mod support;

@@ -8,3 +8,7 @@ CREATE TABLE chains (
 );
 ALTER TABLE certificates ADD COLUMN chain_id BIGINT REFERENCES chains(id);
 ALTER TABLE certificates ADD COLUMN body_der BYTEA;
+-- Indexes nothing reads any more: serials are looked up by their hex form, names sort as
+-- stored.
+DROP INDEX certificates_serial;
+DROP INDEX certificates_name_lower;

@@ -8,3 +8,13 @@ CREATE TABLE chains (
 );
 ALTER TABLE certificates ADD COLUMN chain_id INTEGER REFERENCES chains(id);
 ALTER TABLE certificates ADD COLUMN body_der BLOB;
+-- Indexes nothing reads any more: serials are looked up by their hex form, names sort as
+-- stored.
+DROP INDEX certificates_serial;
+DROP INDEX certificates_name_lower;
+-- The domain links as a table clustered on its key, without a second copy in a rowid table.
+CREATE TABLE certificate_domains_rebuilt (certificate_id INTEGER NOT NULL REFERENCES certificates(id) ON DELETE CASCADE, domain_id INTEGER NOT NULL REFERENCES domains(id), PRIMARY KEY (certificate_id, domain_id)) WITHOUT ROWID;
+INSERT INTO certificate_domains_rebuilt (certificate_id, domain_id) SELECT certificate_id, domain_id FROM certificate_domains;
+DROP TABLE certificate_domains;
+ALTER TABLE certificate_domains_rebuilt RENAME TO certificate_domains;
+CREATE INDEX certificate_domains_domain ON certificate_domains(domain_id, certificate_id);
