@@ -42,6 +42,17 @@ impl KeyAlgorithm {
         }
     }
 
+    /// Lemur's name for it (`ECCPRIME256V1`, `RSA2048` ...), as its API shows key types.
+    pub fn lemur_name(self) -> &'static str {
+        match self {
+            KeyAlgorithm::EcP256 => "ECCPRIME256V1",
+            KeyAlgorithm::EcP384 => "ECCSECP384R1",
+            KeyAlgorithm::Rsa2048 => "RSA2048",
+            KeyAlgorithm::Rsa3072 => "RSA3072",
+            KeyAlgorithm::Rsa4096 => "RSA4096",
+        }
+    }
+
     /// RSA modulus size in bits, `None` for EC keys.
     pub fn rsa_bits(self) -> Option<u32> {
         match self {
@@ -171,6 +182,9 @@ mod tests {
         );
         assert_eq!("RSA4096".parse::<KeyAlgorithm>()?, KeyAlgorithm::Rsa4096);
         assert!("ECCPRIME192V1".parse::<KeyAlgorithm>().is_err());
+        for algorithm in KeyAlgorithm::ALL {
+            assert_eq!(algorithm.lemur_name().parse::<KeyAlgorithm>()?, algorithm);
+        }
         Ok(())
     }
 

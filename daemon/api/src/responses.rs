@@ -552,6 +552,21 @@ pub struct HealthDetails {
     pub hsm: CheckView,
     /// The latest entropy health verdict.
     pub entropy: CheckView,
+    /// Keys generated ahead of demand, per key type (`[keys] ready`).
+    #[serde(default, rename = "readyKeys")]
+    pub ready_keys: Vec<ReadyKeys>,
+}
+
+/// How many keys of a type are generated ahead of demand.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReadyKeys {
+    /// Lemur's key type name (`RSA2048`...).
+    pub key_type: String,
+    /// Ready now.
+    pub ready: usize,
+    /// Kept ready when the pool is full.
+    pub target: usize,
 }
 
 /// `GET /auth/providers`: a single sign-on provider (none are configured in this build).

@@ -4,6 +4,7 @@
 
 use crate::auth::throttle::{LoginThrottle, QueueGate};
 use crate::auth::token::TokenKeys;
+use crate::ca::key_pool::KeyPool;
 use crate::ca::material::SigningCache;
 use crate::ca::suffixes::PublicSuffixes;
 use crate::clock::Clock;
@@ -74,6 +75,8 @@ pub struct App {
     pub(crate) health: crate::health::HealthCache,
     /// The public suffix list, if installed (CA/Browser Forum compliant issuance needs it).
     pub(crate) suffixes: Option<PublicSuffixes>,
+    /// Keys generated ahead of demand (filled by [`crate::ca::key_pool::refill`]).
+    pub key_pool: KeyPool,
 }
 
 impl App {
@@ -102,7 +105,15 @@ impl App {
                 None
             }
         };
+        let targets = config
+            .keys
+            .ready
+            .iter()
+            .filter_map(|(key_type, count)| Some((key_type.parse().ok()?, *count)))
+            .filter(|(_, count)| *count > 0)
+            .collect();
         Ok(Self {
+            key_pool: KeyPool::new(targets),
             config,
             store,
             hsm,

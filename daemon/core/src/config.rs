@@ -36,6 +36,9 @@ pub struct Config {
     /// What names certificates may carry.
     #[serde(default)]
     pub names: NamesConfig,
+    /// Keys generated ahead of demand.
+    #[serde(default)]
+    pub keys: KeysConfig,
     /// Directory for the daemon's state (SQLite database, runtime files).
     pub state_dir: PathBuf,
 }
@@ -220,6 +223,29 @@ impl Default for Defaults {
     }
 }
 
+/// `[keys]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeysConfig {
+    /// How many keys of each type (Lemur's key type names: `RSA2048`...) the daemon keeps
+    /// generated in the HSM ahead of demand, for certificates issued without a CSR. RSA keys
+    /// take the token a tenth of a second and more each; a ready one is handed out at once.
+    #[serde(default = "default_ready_keys")]
+    pub ready: std::collections::BTreeMap<String, usize>,
+}
+
+impl Default for KeysConfig {
+    fn default() -> Self {
+        Self {
+            ready: default_ready_keys(),
+        }
+    }
+}
+
+fn default_ready_keys() -> std::collections::BTreeMap<String, usize> {
+    [("RSA2048".to_owned(), 32)].into_iter().collect()
+}
+
 /// `[names]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -297,6 +323,18 @@ impl Config {
                 "version = {} is not supported by this build (expected {CONFIG_VERSION})",
                 config.version
             ));
+        }
+        for (key_type, count) in &config.keys.ready {
+            if key_type.parse::<lemur_hsm::KeyAlgorithm>().is_err() {
+                return Err(format!(
+                    "keys.ready: {key_type:?} is not a key type; use ECCPRIME256V1, ECCSECP384R1, RSA2048, RSA3072 or RSA4096"
+                ));
+            }
+            if *count > 10_000 {
+                return Err(format!(
+                    "keys.ready.{key_type}: at most 10000 keys are kept ready"
+                ));
+            }
         }
         Ok(config)
     }
@@ -397,6 +435,13 @@ recheck_interval_secs = 600
 # Hardware RNG devices to health-test as well, e.g. ["/dev/hwrng"].
 devices = []
 
+[keys]
+# Keys generated in the HSM ahead of demand, per key type, for certificates issued without a
+# CSR: held in the daemon's memory only (wiped when used or at exit), each given to one
+# certificate. RSA keys take the token a tenth of a second and more each. Size this to the
+# bursts you expect; {{}} turns it off.
+ready = {{ RSA2048 = 32 }}
+
 [names]
 # The public suffix list (Debian's publicsuffix package), against which CA/Browser Forum
 # compliant authorities check names: a registered TLD, no wildcard over a public suffix.
@@ -439,6 +484,31 @@ mod tests {
             .replace("token_lifetime_minutes", "token_lifetime_minutez");
         let error = Config::parse(&text).unwrap_err();
         assert!(error.contains("token_lifetime_minutez"), "{error}");
+    }
+
+    #[test]
+    fn ready_keys_must_be_key_types_in_reason() {
+        let with = |ready: &str| {
+            Config::parse(
+                &template(Path::new("/x"), "127.0.0.1:1", "sqlite:///x/db", &[])
+                    .replace("ready = { RSA2048 = 32 }", ready),
+            )
+        };
+        assert_eq!(with("ready = {}").unwrap().keys.ready.len(), 0);
+        assert!(
+            with("ready = { RSA1024 = 1 }")
+                .unwrap_err()
+                .contains("keys.ready")
+        );
+        assert!(
+            with("ready = { RSA2048 = 100000 }")
+                .unwrap_err()
+                .contains("at most")
+        );
+        assert_eq!(
+            with("ready = { RSA2048 = 32 }").unwrap().keys.ready["RSA2048"],
+            32
+        );
     }
 
     #[test]

@@ -6,7 +6,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use lemur_api::{CheckView, ErrorBody, HealthDetails};
+use lemur_api::{CheckView, ErrorBody, HealthDetails, ReadyKeys};
 use lemur_core::health;
 
 /// `ok`, or 503 `unhealthy`.
@@ -50,6 +50,16 @@ pub async fn details(
         database: show(&checks.database),
         hsm: show(&checks.hsm),
         entropy: show(&checks.entropy),
+        ready_keys: app
+            .key_pool
+            .status()
+            .into_iter()
+            .map(|(algorithm, ready, target)| ReadyKeys {
+                key_type: algorithm.lemur_name().to_owned(),
+                ready,
+                target,
+            })
+            .collect(),
     };
     Ok((status, Json(body)))
 }

@@ -2,6 +2,7 @@
 //! profiles ([`profile`]), the checks before and after signing ([`lint`]), Lemur's certificate
 //! names ([`names`]) and the cached signing material of each authority ([`material`]).
 
+pub mod key_pool;
 pub mod lint;
 pub mod material;
 pub mod names;

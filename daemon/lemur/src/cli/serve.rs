@@ -82,10 +82,14 @@ pub async fn serve_app(app: Arc<App>, on_ready: impl FnOnce(&str)) -> Result<()>
     let _entropy_rechecks = app.entropy.start_periodic(Duration::from_secs(
         app.config.entropy.recheck_interval_secs.max(1),
     ));
-    lemur_server::serve(Arc::clone(&app), shutdown_signal(), |address| {
+    let key_pool = tokio::spawn(lemur_core::ca::key_pool::refill(Arc::clone(&app)));
+    let served = lemur_server::serve(Arc::clone(&app), shutdown_signal(), |address| {
         announce(address, on_ready)
     })
-    .await?;
+    .await;
+    // Unused ready keys are wiped as the pool drops with the application.
+    key_pool.abort();
+    served?;
     log::info!("stopped; closing the database");
     app.store.close().await;
     Ok(())

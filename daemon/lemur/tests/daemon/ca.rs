@@ -955,3 +955,59 @@ fn an_uploaded_key_leaves_no_copy_in_the_daemons_memory() {
         "the daemon's memory still holds the key"
     );
 }
+
+/// The daemon keeps RSA-2048 keys generated ahead of demand, reports them in the health
+/// details, hands each to one certificate (whose key it is) and makes more.
+#[test]
+fn rsa_keys_generated_ahead_are_each_given_to_one_certificate_and_replaced() {
+    let app = Appliance::start(Db::Sqlite);
+    let root = app.root("ready-keys", "ECCPRIME256V1");
+    let ready = || {
+        let details = app.get("/api/1/healthcheck/details");
+        let keys = details.body["readyKeys"].as_array().unwrap().clone();
+        assert_eq!(keys.len(), 1, "{}", details.text);
+        assert_eq!(keys[0]["keyType"], "RSA2048");
+        (
+            keys[0]["ready"].as_u64().unwrap(),
+            keys[0]["target"].as_u64().unwrap(),
+        )
+    };
+    let wait_until_full = || {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        loop {
+            let (now, target) = ready();
+            if now == target {
+                return target;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the pool never filled"
+            );
+            std::thread::park_timeout(std::time::Duration::from_millis(100));
+        }
+    };
+    let target = wait_until_full();
+    assert!(target > 0);
+    let mut keys = std::collections::HashSet::new();
+    for n in 0..3 {
+        let issued = issue(
+            &app,
+            json!({
+                "owner": "alice@example.com", "commonName": format!("rsa-{n}.example.com"),
+                "authority": { "id": root["id"] }, "keyType": "RSA2048",
+            }),
+        );
+        assert_eq!(issued["keyType"], "RSA2048");
+        let id = issued["id"].as_i64().unwrap();
+        let key = app.get(&format!("/api/1/certificates/{id}/key"));
+        assert_eq!(key.status, 200, "{}", key.text);
+        let key = key.body["key"].as_str().unwrap();
+        let body = issued["body"].as_str().unwrap();
+        assert!(
+            key_matches(body, key),
+            "the certificate is for the key handed out"
+        );
+        assert!(keys.insert(key.to_owned()), "a key was handed out twice");
+    }
+    assert_eq!(wait_until_full(), target, "used keys are replaced");
+}

@@ -165,6 +165,11 @@ pub(super) async fn issue(
     let baseline = authority.cab_compliant;
     let alt_names = names.sans.clone();
     let csr_key = csr.as_ref().map(|c| c.key.clone());
+    // A key generated ahead of demand, when one is ready (see `ca::key_pool`).
+    let ready_key = match csr_key {
+        None => app.key_pool.take(key_algorithm),
+        Some(_) => None,
+    };
     let signing = std::sync::Arc::clone(&material);
     // One trip to the HSM thread pool for the serial, any key generation and the signature.
     let (der, pkcs8, serial) = app
@@ -183,7 +188,10 @@ pub(super) async fn issue(
             let (subject_key, pkcs8) = match csr_key {
                 Some(key) => (profile::SubjectKey::new(key_algorithm, key), None),
                 None => {
-                    let pair = keys.generate_exportable_key_pair(key_algorithm)?;
+                    let pair = match ready_key {
+                        Some(pair) => pair,
+                        None => keys.generate_exportable_key_pair(key_algorithm)?,
+                    };
                     (
                         profile::SubjectKey::new(key_algorithm, pair.public.key_bytes().to_vec()),
                         Some(pair.pkcs8),
