@@ -148,7 +148,8 @@ impl AuthorityRepository for SqlStore {
             authority_id: Some(new.parent_id.unwrap_or(id)),
             ..*certificate
         };
-        let certificate_id = insert::certificate(&mut tx, &issued_by, now).await?;
+        let mut chains = crate::chains::Chains::unremembered();
+        let certificate_id = insert::certificate(&mut tx, &issued_by, now, &mut chains).await?;
         tx.execute(
             "UPDATE authorities SET authority_certificate_id = $1 WHERE id = $2",
             args![certificate_id, id],

@@ -2,6 +2,7 @@
 //! A batch of certificates costs the same handful of statements as one, which is what lets the
 //! [`writer`](crate::writer) commit a whole queue of issuances in one transaction.
 
+use crate::chains::Chains;
 use crate::engine::{Arg, Tx, args};
 use lemur_core::model::{CertificateDetails, LogEntry, NewCertificate};
 use lemur_core::{Error, Result};
@@ -123,8 +124,9 @@ pub(crate) async fn certificates(
     tx: &mut Tx,
     batch: &[&NewCertificate<'_>],
     now: i64,
+    chains: &mut Chains<'_>,
 ) -> Result<Vec<Outcome>> {
-    let chains = chain_ids(tx, batch).await?;
+    let chains = chain_ids(tx, batch, chains).await?;
     let mut ids = vec![None; batch.len()];
     let mut outcomes: Vec<Option<Outcome>> = vec![None; batch.len()];
     // `ON CONFLICT DO NOTHING` makes a writer that races another for a name or an idempotency
@@ -176,9 +178,10 @@ pub(crate) async fn certificates_with_logs(
     tx: &mut Tx,
     batch: &[(&NewCertificate<'_>, &LogEntry<'_>)],
     now: i64,
+    chains: &mut Chains<'_>,
 ) -> Result<Vec<Outcome>> {
     let news: Vec<&NewCertificate<'_>> = batch.iter().map(|(new, _)| *new).collect();
-    let outcomes = certificates(tx, &news, now).await?;
+    let outcomes = certificates(tx, &news, now, chains).await?;
     let logs: Vec<LogEntry<'_>> = batch
         .iter()
         .zip(&outcomes)
@@ -225,36 +228,51 @@ struct Rows<'b, 'a> {
     now: i64,
 }
 
-/// The id of each distinct chain of `batch`, stored if it was not: two statements per batch
-/// that ships chains, whatever its size.
+/// The id of each distinct chain of `batch` (by PEM): from `chains` when known to be
+/// committed, else stored if missing and read, in two statements however many.
 async fn chain_ids<'b>(
     tx: &mut Tx,
     batch: &[&'b NewCertificate<'_>],
+    chains: &mut Chains<'_>,
 ) -> Result<HashMap<&'b str, i64>> {
-    let mut chains: Vec<(&str, String)> = batch
-        .iter()
-        .filter_map(|new| new.chain)
-        .map(|pem| (pem, lemur_core::ca::x509::sha256_hex(pem.as_bytes())))
-        .collect();
-    chains.sort_unstable_by(|a, b| a.1.cmp(&b.1));
-    chains.dedup_by(|a, b| a.1 == b.1);
-    if chains.is_empty() {
-        return Ok(HashMap::new());
+    let mut ids = HashMap::new();
+    let mut unknown: Vec<(&str, String)> = Vec::new();
+    for pem in batch.iter().filter_map(|new| new.chain) {
+        if ids.contains_key(pem) {
+            continue;
+        }
+        let sha256 = lemur_core::ca::x509::sha256_hex(pem.as_bytes());
+        match chains.known(&sha256) {
+            Some(id) => {
+                ids.insert(pem, id);
+            }
+            None if !unknown.iter().any(|(_, known)| *known == sha256) => {
+                unknown.push((pem, sha256));
+            }
+            None => {}
+        }
     }
-    let args: Vec<Arg<'_>> = chains
+    if unknown.is_empty() {
+        return Ok(ids);
+    }
+    unknown.sort_unstable_by(|a, b| a.1.cmp(&b.1));
+    let args: Vec<Arg<'_>> = unknown
         .iter()
         .flat_map(|(pem, sha256)| [Arg::Text(sha256), Arg::Text(pem)])
         .collect();
     tx.execute(
         &format!(
             "INSERT INTO chains (sha256, pem) VALUES {} ON CONFLICT (sha256) DO NOTHING",
-            placeholders(tx.is_postgres(), chains.len(), 2)
+            placeholders(tx.is_postgres(), unknown.len(), 2)
         ),
         &args,
         "storing chains",
     )
     .await?;
-    let hashes: Vec<Arg<'_>> = chains.iter().map(|(_, sha256)| Arg::Text(sha256)).collect();
+    let hashes: Vec<Arg<'_>> = unknown
+        .iter()
+        .map(|(_, sha256)| Arg::Text(sha256))
+        .collect();
     let list = in_list(tx.is_postgres(), 0, hashes.len());
     let stored: HashMap<String, i64> = tx
         .all::<(String, i64)>(
@@ -265,10 +283,13 @@ async fn chain_ids<'b>(
         .await?
         .into_iter()
         .collect();
-    Ok(chains
-        .into_iter()
-        .filter_map(|(pem, sha256)| Some((pem, *stored.get(&sha256)?)))
-        .collect())
+    for (pem, sha256) in unknown {
+        if let Some(&id) = stored.get(&sha256) {
+            ids.insert(pem, id);
+            chains.learned(sha256, id);
+        }
+    }
+    Ok(ids)
 }
 
 /// Inserts the rows `waiting` (indexes into the batch) under their name number `attempt`, and
@@ -393,8 +414,13 @@ async fn record_replacements(tx: &mut Tx, id: i64, replaces: &[i64]) -> Result<(
 
 /// Stores one certificate (with no idempotency key) in the caller's transaction; a conflict
 /// when both its names are taken. Returns its id.
-pub(crate) async fn certificate(tx: &mut Tx, new: &NewCertificate<'_>, now: i64) -> Result<i64> {
-    match certificates(tx, &[new], now).await?.first() {
+pub(crate) async fn certificate(
+    tx: &mut Tx,
+    new: &NewCertificate<'_>,
+    now: i64,
+    chains: &mut Chains<'_>,
+) -> Result<i64> {
+    match certificates(tx, &[new], now, chains).await?.first() {
         Some(Outcome::Stored(id)) => Ok(*id),
         _ => Err(name_taken(new)),
     }

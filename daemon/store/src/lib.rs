@@ -9,6 +9,7 @@
 mod authorities;
 mod cache;
 mod certificates;
+mod chains;
 mod domains;
 mod engine;
 mod insert;
@@ -40,6 +41,8 @@ pub struct SqlStore {
     caches: std::sync::Arc<cache::Caches>,
     /// Totals of large lists (see [`listing`]).
     large_totals: std::sync::Arc<listing::LargeTotals>,
+    /// Chain ids already committed (see [`chains`]).
+    known_chains: std::sync::Arc<chains::KnownChains>,
 }
 
 /// Wraps a database error with what was being done. A unique-constraint violation (another
@@ -72,8 +75,9 @@ impl SqlStore {
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Full)
                 // Certificate rows are about 1 KB: a 4 KB page holds three and wastes a fifth;
-                // 16 KB pages hold fifteen. Takes effect when a database is created.
-                .page_size(16_384)
+                // 8 KB pages hold seven (larger pages waste less still, but every commit writes
+                // each page it changes whole). Takes effect when a database is created.
+                .page_size(8_192)
                 .foreign_keys(true)
                 .busy_timeout(Duration::from_secs(10))
                 // Keeps the planner's statistics current (SQLite's advice for long-lived
@@ -117,12 +121,14 @@ impl SqlStore {
                 "use sqlite:///path/lemur.db or postgres://user@host/database",
             ));
         };
-        let writer = writer::Writer::start(engine.clone());
+        let known_chains = std::sync::Arc::new(chains::KnownChains::default());
+        let writer = writer::Writer::start(engine.clone(), std::sync::Arc::clone(&known_chains));
         Ok(Self {
             engine,
             writer,
             caches: Default::default(),
             large_totals: Default::default(),
+            known_chains,
         })
     }
 }
@@ -139,8 +145,10 @@ impl SqlStore {
         let batch: Vec<(&NewCertificate<'_>, &LogEntry<'_>)> =
             batch.iter().map(|(new, log)| (new, log)).collect();
         let mut tx = self.engine.begin().await?;
-        let outcomes = insert::certificates_with_logs(&mut tx, &batch, now).await?;
+        let mut chains = chains::Chains::remembered_in(&self.known_chains);
+        let outcomes = insert::certificates_with_logs(&mut tx, &batch, now, &mut chains).await?;
         tx.commit("committing certificates").await?;
+        chains.committed();
         Ok(outcomes
             .into_iter()
             .map(|outcome| match outcome {

@@ -4,6 +4,7 @@
 //! has committed, so every 2xx is durable. Under light load a batch is one certificate and
 //! nothing waits; under heavy load batches grow while the previous one commits.
 
+use crate::chains::{Chains, KnownChains};
 use crate::engine::Engine;
 use crate::insert::{self, Outcome};
 use lemur_core::ca::x509::ParsedCertificate;
@@ -12,6 +13,7 @@ use lemur_core::model::{
 };
 use lemur_core::{Error, Result};
 use std::collections::HashMap;
+use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
 /// A certificate as stored, with its links.
@@ -28,6 +30,12 @@ const QUEUE: usize = 1024;
 #[derive(Clone)]
 pub(crate) struct Writer {
     queue: mpsc::Sender<Job>,
+}
+
+/// What the writing task works with.
+struct Target {
+    engine: Engine,
+    known_chains: Arc<KnownChains>,
 }
 
 /// A certificate with its audit row, owned while it waits in the queue.
@@ -134,9 +142,15 @@ impl Log {
 
 impl Writer {
     /// Starts the writing task on the current runtime.
-    pub(crate) fn start(engine: Engine) -> Self {
+    pub(crate) fn start(engine: Engine, known_chains: Arc<KnownChains>) -> Self {
         let (queue, jobs) = mpsc::channel(QUEUE);
-        tokio::spawn(run(engine, jobs));
+        tokio::spawn(run(
+            Target {
+                engine,
+                known_chains,
+            },
+            jobs,
+        ));
         Self { queue }
     }
 
@@ -171,18 +185,18 @@ fn stopped() -> Error {
 }
 
 /// Takes whatever has queued, up to [`MAX_BATCH`], and commits it; until every handle is gone.
-async fn run(engine: Engine, mut jobs: mpsc::Receiver<Job>) {
+async fn run(target: Target, mut jobs: mpsc::Receiver<Job>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while jobs.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        commit(&engine, std::mem::take(&mut batch)).await;
+        commit(&target, std::mem::take(&mut batch)).await;
     }
 }
 
 /// Commits a batch and answers each request. When the batch fails as a whole, each certificate
 /// is tried alone so one bad row fails only its own request; once one fails for the database
 /// itself (an outage), the rest get that error without trying.
-async fn commit(engine: &Engine, batch: Vec<Job>) {
-    let results = match write(engine, &batch).await {
+async fn commit(target: &Target, batch: Vec<Job>) {
+    let results = match write(target, &batch).await {
         Ok(results) => results,
         Err(error) if batch.len() == 1 => vec![Err(error)],
         Err(error) => {
@@ -190,7 +204,7 @@ async fn commit(engine: &Engine, batch: Vec<Job>) {
                 "storing a batch of {} certificates failed ({error}); storing them one by one",
                 batch.len()
             );
-            alone(engine, &batch).await
+            alone(target, &batch).await
         }
     };
     for (job, result) in batch.into_iter().zip(results) {
@@ -199,7 +213,7 @@ async fn commit(engine: &Engine, batch: Vec<Job>) {
     }
 }
 
-async fn alone(engine: &Engine, batch: &[Job]) -> Vec<Result<Stored>> {
+async fn alone(target: &Target, batch: &[Job]) -> Vec<Result<Stored>> {
     let mut outage: Option<(&'static str, String)> = None;
     let mut results = Vec::with_capacity(batch.len());
     for job in batch {
@@ -208,7 +222,7 @@ async fn alone(engine: &Engine, batch: &[Job]) -> Vec<Result<Stored>> {
                 context,
                 source: detail.clone().into(),
             }),
-            None => write(engine, std::slice::from_ref(job))
+            None => write(target, std::slice::from_ref(job))
                 .await
                 .and_then(|mut results| results.pop().unwrap_or_else(|| Err(stopped()))),
         };
@@ -222,10 +236,11 @@ async fn alone(engine: &Engine, batch: &[Job]) -> Vec<Result<Stored>> {
 
 /// Stores `batch` in one transaction: per certificate its id, or why it alone was refused (a
 /// duplicate import, both names taken).
-async fn write(engine: &Engine, batch: &[Job]) -> Result<Vec<Result<Stored>>> {
+async fn write(target: &Target, batch: &[Job]) -> Result<Vec<Result<Stored>>> {
     let now = batch.iter().map(|job| job.now).max().unwrap_or_default();
     let news: Vec<NewCertificate<'_>> = batch.iter().map(|job| job.certificate.borrow()).collect();
-    let mut tx = engine.begin().await?;
+    let mut tx = target.engine.begin().await?;
+    let mut chains = Chains::remembered_in(&target.known_chains);
     let unique: Vec<&str> = batch
         .iter()
         .filter(|job| job.unique_body)
@@ -249,7 +264,7 @@ async fn write(engine: &Engine, batch: &[Job]) -> Result<Vec<Result<Stored>>> {
             to_store.push((new, log));
         }
     }
-    let outcomes = insert::certificates_with_logs(&mut tx, &to_store, now).await?;
+    let outcomes = insert::certificates_with_logs(&mut tx, &to_store, now, &mut chains).await?;
     let mut results: Vec<Option<Outcome>> = vec![None; batch.len()];
     let storing = (0..batch.len()).filter(|&i| !refused[i]);
     for (index, outcome) in storing.zip(outcomes) {
@@ -264,6 +279,7 @@ async fn write(engine: &Engine, batch: &[Job]) -> Result<Vec<Result<Stored>>> {
         .collect();
     let stored = crate::certificates::read_back(&mut tx, &answered).await?;
     tx.commit("committing certificates").await?;
+    chains.committed();
     Ok(results
         .iter()
         .enumerate()
