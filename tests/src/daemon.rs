@@ -230,8 +230,11 @@ impl Daemon {
         body: &Value,
         headers: &[(&str, &str)],
     ) -> Reply {
-        self.try_post_with(path, token, body, headers)
-            .expect("HTTP request to the daemon")
+        let mut request = self.agent.post(format!("{}{path}", self.base));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        Self::send(request, token, body)
     }
 
     /// PUT JSON to `path` with an optional bearer token.
