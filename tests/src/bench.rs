@@ -62,6 +62,16 @@ pub fn rate(threads: usize, duration: Duration, op: impl Fn() -> bool + Sync) ->
     }
 }
 
+/// The build the figures come from: only a release build's are figures; a debug build (the
+/// test suite's smoke run) only shows that the benchmark works.
+pub fn build() -> &'static str {
+    if cfg!(debug_assertions) {
+        "DEBUG build, a smoke run: these are not figures"
+    } else {
+        "release build"
+    }
+}
+
 /// The machine's CPUs: how many threads a CPU-bound limit is measured with.
 pub fn cpus() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())

@@ -523,9 +523,10 @@ fn main() {
         return;
     }
     println!(
-        "Inventory benchmark: {} certificates, {} samples per query; lemur dev (release, SoftHSM2); {}",
+        "Inventory benchmark: {} certificates, {} samples per query; lemur dev ({}, SoftHSM2); {}",
         inventory_size(),
         samples(),
+        bench::build(),
         bench::machine()
     );
     println!(
