@@ -230,11 +230,19 @@ impl Daemon {
         body: &Value,
         headers: &[(&str, &str)],
     ) -> Reply {
-        let mut request = self.agent.post(format!("{}{path}", self.base));
-        for (name, value) in headers {
-            request = request.header(*name, *value);
-        }
-        Self::send(request, token, body)
+        Self::send(self.post_request(path, headers), token, body)
+    }
+
+    /// A POST of `path` with `headers`.
+    fn post_request(
+        &self,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> ureq::RequestBuilder<ureq::typestate::WithBody> {
+        headers.iter().fold(
+            self.agent.post(format!("{}{path}", self.base)),
+            |request, (name, value)| request.header(*name, *value),
+        )
     }
 
     /// PUT JSON to `path` with an optional bearer token.
@@ -271,7 +279,7 @@ impl Daemon {
         body: &Value,
         headers: &[(&str, &str)],
     ) -> Option<Reply> {
-        self.post_giving_up_after(path, token, body, headers, Duration::from_secs(120))
+        Self::try_send(self.post_request(path, headers), token, body).ok()
     }
 
     /// POST JSON like [`Daemon::try_post_with`], hanging up when no answer came within
@@ -284,15 +292,11 @@ impl Daemon {
         headers: &[(&str, &str)],
         patience: Duration,
     ) -> Option<Reply> {
-        let mut request = self
-            .agent
-            .post(format!("{}{path}", self.base))
+        let request = self
+            .post_request(path, headers)
             .config()
             .timeout_global(Some(patience))
             .build();
-        for (name, value) in headers {
-            request = request.header(*name, *value);
-        }
         Self::try_send(request, token, body).ok()
     }
 
