@@ -40,18 +40,45 @@ fn escaped(value: &str) -> String {
         .replace('_', "\\_")
 }
 
-/// The conditions of a list: its filter and the caller's visibility.
-fn conditions(filter: &CertificateFilter, visible: &Visibility, postgres: bool) -> Conditions {
+/// Where a list's rows come from, and the expression of their id there.
+#[derive(Debug, Clone, Copy)]
+struct Source {
+    from: &'static str,
+    id: &'static str,
+}
+
+/// The certificates table.
+const CERTIFICATES: Source = Source {
+    from: "certificates c",
+    id: "c.id",
+};
+
+/// SQLite's CN search index, joined to the certificates it finds: driven from the index in id
+/// order, a page by id stops after its rows and a bounded count after its bound, where an
+/// `IN (...)` over the index would first check every candidate.
+const CN_SEARCH: Source = Source {
+    from: "certificates_cn_search s JOIN certificates c ON c.id = s.rowid",
+    id: "s.rowid",
+};
+
+/// The conditions of a list (its filter and the caller's visibility) and where its rows come
+/// from.
+fn conditions(
+    filter: &CertificateFilter,
+    visible: &Visibility,
+    postgres: bool,
+) -> (Source, Conditions) {
     let mut conditions = Conditions::default();
+    let mut source = CERTIFICATES;
     let contains = |value: &str| Param::Text(format!("%{}%", escaped(&value.to_lowercase())));
     let (template, params) = match filter {
         CertificateFilter::All => ("", Vec::new()),
         // FTS5's trigram index answers LIKE on its own column (case-insensitively); a pattern
         // with an escaped wildcard takes the plain scan, which handles ESCAPE.
-        CertificateFilter::Cn(value) if !postgres && escaped(value) == *value => (
-            "c.id IN (SELECT rowid FROM certificates_cn_search WHERE cn LIKE ?)",
-            vec![contains(value)],
-        ),
+        CertificateFilter::Cn(value) if !postgres && escaped(value) == *value => {
+            source = CN_SEARCH;
+            ("s.cn LIKE ?", vec![contains(value)])
+        }
         CertificateFilter::Cn(value) => ("lower(c.cn) LIKE ? ESCAPE '\\'", vec![contains(value)]),
         CertificateFilter::Name(value) => {
             ("lower(c.name) LIKE ? ESCAPE '\\'", vec![contains(value)])
@@ -87,13 +114,13 @@ fn conditions(filter: &CertificateFilter, visible: &Visibility, postgres: bool) 
         let user = conditions.param(Param::Int(*user_id));
         conditions.and(&format!("(c.owner IN ({list}) OR c.user_id = {user})"));
     }
-    conditions
+    (source, conditions)
 }
 
-/// The SQL expression of a sort key (each has an index with the id after it).
-fn sort_expression(sort: SortKey) -> &'static str {
+/// The SQL expression of a sort key in `source` (each has an index with the id after it).
+fn sort_expression(sort: SortKey, source: Source) -> &'static str {
     match sort {
-        SortKey::Id => "c.id",
+        SortKey::Id => source.id,
         SortKey::NotAfter => "c.not_after",
         SortKey::Cn => "lower(c.cn)",
         SortKey::Name => "c.name",
@@ -109,24 +136,25 @@ impl SqlStore {
         query: &ListQuery,
         visible: &Visibility,
     ) -> Result<(Vec<CertificateRecord>, i64)> {
-        let matching = conditions(&query.filter, visible, self.engine.is_postgres());
-        let mut page = conditions(&query.filter, visible, self.engine.is_postgres());
-        let key = sort_expression(query.sort);
+        let (source, matching) = conditions(&query.filter, visible, self.engine.is_postgres());
+        let (_, mut page) = conditions(&query.filter, visible, self.engine.is_postgres());
+        let key = sort_expression(query.sort, source);
+        let id_column = source.id;
         let direction = if query.descending { "DESC" } else { "ASC" };
         let (limit, offset) = match &query.start {
             PageStart::Page(page) => (page.count, page.offset()),
             PageStart::After { value, id, count } => {
                 let after = if query.descending { "<" } else { ">" };
-                let id = page.param(Param::Int(*id));
+                let last = page.param(Param::Int(*id));
                 let keyset = match value {
-                    SortValue::Id => format!("c.id {after} {id}"),
+                    SortValue::Id => format!("{id_column} {after} {last}"),
                     SortValue::Int(value) => {
                         let value = page.param(Param::Int(*value));
-                        format!("({key}, c.id) {after} ({value}, {id})")
+                        format!("({key}, {id_column}) {after} ({value}, {last})")
                     }
                     SortValue::Text(value) => {
                         let value = page.param(Param::Text(value.clone()));
-                        format!("({key}, c.id) {after} ({value}, {id})")
+                        format!("({key}, {id_column}) {after} ({value}, {last})")
                     }
                 };
                 page.and(&keyset);
@@ -137,18 +165,20 @@ impl SqlStore {
         let offset = page.param(Param::Int(offset));
         // The page's ids first, through the index alone; only its rows are then read and
         // joined (an offset would otherwise join every row it skips).
+        let from = source.from;
+        let outer_key = sort_expression(query.sort, CERTIFICATES);
         let list_sql = format!(
             "SELECT {CERTIFICATE_COLUMNS} FROM {CERTIFICATE_FROM}
-             WHERE c.id IN (SELECT c.id FROM certificates c WHERE c.deleted = FALSE{}
-                ORDER BY {key} {direction}, c.id {direction} LIMIT {limit} OFFSET {offset})
-             ORDER BY {key} {direction}, c.id {direction}",
+             WHERE c.id IN (SELECT {id_column} FROM {from} WHERE c.deleted = FALSE{}
+                ORDER BY {key} {direction}, {id_column} {direction} LIMIT {limit} OFFSET {offset})
+             ORDER BY {outer_key} {direction}, c.id {direction}",
             page.sql()
         );
         let page_args = page.args();
         let (rows, total): (Vec<CertificateRow>, i64) = tokio::try_join!(
             self.engine
                 .all(&list_sql, &page_args, "listing certificates"),
-            self.total(&matching),
+            self.total(source, &matching),
         )?;
         Ok((rows.into_iter().map(Into::into).collect(), total))
     }
@@ -156,14 +186,15 @@ impl SqlStore {
     /// How many live certificates match: exact up to [`EXACT_UP_TO`], else the last full
     /// count of this query (counted now if there is none, refreshed in the background once it
     /// is older than [`LARGE_TOTAL_FRESH_FOR`]).
-    async fn total(&self, matching: &Conditions) -> Result<i64> {
+    async fn total(&self, source: Source, matching: &Conditions) -> Result<i64> {
+        let from = source.from;
         let where_ = format!("WHERE c.deleted = FALSE{}", matching.sql());
         let args = matching.args();
         let bounded: Option<(i64,)> = self
             .engine
             .optional(
                 &format!(
-                    "SELECT COUNT(*) FROM (SELECT 1 FROM certificates c {where_} LIMIT {}) AS bounded",
+                    "SELECT COUNT(*) FROM (SELECT 1 FROM {from} {where_} LIMIT {}) AS bounded",
                     EXACT_UP_TO + 1
                 ),
                 &args,
@@ -174,7 +205,7 @@ impl SqlStore {
         if bounded <= EXACT_UP_TO {
             return Ok(bounded);
         }
-        let sql = format!("SELECT COUNT(*) FROM certificates c {where_}");
+        let sql = format!("SELECT COUNT(*) FROM {from} {where_}");
         let key = format!("{sql} {args:?}");
         let known = self
             .large_totals
@@ -213,7 +244,8 @@ impl SqlStore {
         visible: &Visibility,
         now: i64,
     ) -> Result<Vec<(StatsLabel, i64)>> {
-        let mut matching = conditions(&CertificateFilter::All, visible, self.engine.is_postgres());
+        let (_, mut matching) =
+            conditions(&CertificateFilter::All, visible, self.engine.is_postgres());
         let column = match metric {
             StatsMetric::Bits => "bits",
             StatsMetric::Issuer | StatsMetric::NotAfter => "issuer",
