@@ -186,7 +186,8 @@ pub struct CertificateQuery {
     /// wildcards included), owner, serial or authority.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub filter: Option<String>,
-    /// Sort by `id` (the default), `notAfter`, `cn` (case-insensitive), `name` or `owner`.
+    /// Sort by `id` (the default), `notAfter`, `cn`, `name` or `owner` (text as the database
+    /// orders it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sort_by: Option<String>,
     /// `asc` or `desc`; by default `desc` by id, `asc` by anything else.

@@ -134,7 +134,7 @@ fn sort_value(record: &CertificateRecord, sort: SortKey) -> SortValue {
     match sort {
         SortKey::Id => SortValue::Id,
         SortKey::NotAfter => SortValue::Int(record.not_after),
-        SortKey::Cn => SortValue::Text(record.cn.to_lowercase()),
+        SortKey::Cn => SortValue::Text(record.cn.clone()),
         SortKey::Name => SortValue::Text(record.name.clone()),
         SortKey::Owner => SortValue::Text(record.owner.clone()),
     }
@@ -190,7 +190,10 @@ fn unhex(text: &str) -> Option<String> {
         .step_by(2)
         .map(|at| u8::from_str_radix(text.get(at..at + 2)?, 16).ok())
         .collect::<Option<Vec<u8>>>()?;
-    String::from_utf8(bytes).ok()
+    // No stored name holds a control character; one in a cursor is not one this list gave out.
+    String::from_utf8(bytes)
+        .ok()
+        .filter(|text| !text.chars().any(char::is_control))
 }
 
 /// The items per page of a list query.
@@ -231,10 +234,14 @@ mod tests {
         let cursor = cursor_after(&record, &query);
         assert_eq!(
             decode_cursor(&cursor, SortKey::Cn, false).unwrap(),
-            (SortValue::Text("web~1.example.com".into()), 7)
+            (SortValue::Text("Web~1.Example.com".into()), 7)
         );
         assert!(decode_cursor(&cursor, SortKey::Cn, true).is_err());
         assert!(decode_cursor(&cursor, SortKey::Owner, false).is_err());
         assert!(decode_cursor("garbage", SortKey::Cn, false).is_err());
+        assert!(
+            decode_cursor("cn~asc~00~7", SortKey::Cn, false).is_err(),
+            "a NUL in a cursor is refused, not sent to the database"
+        );
     }
 }

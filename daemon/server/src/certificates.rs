@@ -88,7 +88,7 @@ pub async fn get(
 /// `filter=field;value` with field one of cn, name (substrings), san (valid for a DNS name),
 /// owner, serial, authority;
 /// `serial` in decimal, `0x` hex or colon hex; `cursor` (the `next` of a page) for the page
-/// after it at any depth. `total` is exact up to 10,000 and a count at most a minute old past
+/// after it at any depth. `total` is exact up to 1,000 and a count at most a minute old past
 /// that.
 #[utoipa::path(get, path = "/certificates", tag = "certificates", params(CertificateQuery),
     security(("bearer" = [])),

@@ -199,7 +199,10 @@ pub(crate) async fn certificates_with_logs(
 
 /// The certificate an earlier request with `new`'s idempotency key made, if any: a replay when
 /// the requests match, else a reused key.
-async fn earlier_request(tx: &mut Tx, new: &NewCertificate<'_>) -> Result<Option<Outcome>> {
+pub(crate) async fn earlier_request(
+    tx: &mut Tx,
+    new: &NewCertificate<'_>,
+) -> Result<Option<Outcome>> {
     let (Some(key), Some(user_id)) = (new.idempotency, new.user_id) else {
         return Ok(None);
     };

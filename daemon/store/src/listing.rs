@@ -122,7 +122,7 @@ fn sort_expression(sort: SortKey, source: Source) -> &'static str {
     match sort {
         SortKey::Id => source.id,
         SortKey::NotAfter => "c.not_after",
-        SortKey::Cn => "lower(c.cn)",
+        SortKey::Cn => "c.cn",
         SortKey::Name => "c.name",
         SortKey::Owner => "c.owner",
     }

@@ -192,13 +192,37 @@ async fn run(target: Target, mut jobs: mpsc::Receiver<Job>) {
     }
 }
 
-/// Commits a batch and answers each request. When the batch fails as a whole, each certificate
-/// is tried alone so one bad row fails only its own request; once one fails for the database
-/// itself (an outage), the rest get that error without trying.
+/// What a failed commit reports: the batch may or may not be stored (the connection can fail
+/// after the database committed), so no certificate of it is tried again; each request gets
+/// 503 and its client retries, with its `Idempotency-Key` if it sent one.
+const COMMITTING: &str = "committing certificates";
+
+/// Commits a batch and answers each request. When the batch fails before its commit, each
+/// certificate is tried alone so one bad row fails only its own request; once one fails
+/// because the database is unreachable, the rest get that error without trying.
 async fn commit(target: &Target, batch: Vec<Job>) {
     let results = match write(target, &batch).await {
         Ok(results) => results,
         Err(error) if batch.len() == 1 => vec![Err(error)],
+        Err(Error::Database {
+            context: COMMITTING,
+            source,
+        }) => {
+            log::warn!(
+                "committing a batch of {} certificates failed ({source}); it may or may not be stored",
+                batch.len()
+            );
+            let detail = source.to_string();
+            batch
+                .iter()
+                .map(|_| {
+                    Err(Error::Database {
+                        context: COMMITTING,
+                        source: detail.clone().into(),
+                    })
+                })
+                .collect()
+        }
         Err(error) => {
             log::warn!(
                 "storing a batch of {} certificates failed ({error}); storing them one by one",
@@ -226,12 +250,25 @@ async fn alone(target: &Target, batch: &[Job]) -> Vec<Result<Stored>> {
                 .await
                 .and_then(|mut results| results.pop().unwrap_or_else(|| Err(stopped()))),
         };
-        if let Err(Error::Database { context, source }) = &result {
+        if let Err(Error::Database { context, source }) = &result
+            && unreachable(source.as_ref())
+        {
             outage = Some((context, source.to_string()));
         }
         results.push(result);
     }
     results
+}
+
+/// Whether a database error means the database cannot be reached (every later statement would
+/// fail too), rather than that one statement's data was refused.
+fn unreachable(source: &(dyn std::error::Error + Send + Sync + 'static)) -> bool {
+    match source.downcast_ref::<sqlx::Error>() {
+        Some(sqlx::Error::Database(_)) => false,
+        Some(_) => true,
+        // Errors copied as text for the rest of a batch: already judged.
+        None => true,
+    }
 }
 
 /// Stores `batch` in one transaction: per certificate its id, or why it alone was refused (a
@@ -247,27 +284,36 @@ async fn write(target: &Target, batch: &[Job]) -> Result<Vec<Result<Stored>>> {
         .map(|job| job.certificate.parsed.sha256.as_str())
         .collect();
     let existing = insert::existing_bodies(&mut tx, &unique).await?;
+    let mut results: Vec<Option<Outcome>> = vec![None; batch.len()];
+    // An import retried with its key while the first attempt was in flight gets what that
+    // attempt made, before its body is taken for a duplicate.
+    for (index, (job, new)) in batch.iter().zip(&news).enumerate() {
+        if job.unique_body && new.idempotency.is_some() {
+            results[index] = insert::earlier_request(&mut tx, new).await?;
+        }
+    }
     // An import whose body is stored already, or queued earlier in this batch, is refused.
     let mut first_with_body: HashMap<&str, usize> = HashMap::new();
-    let mut refused = Vec::with_capacity(batch.len());
+    let mut refused = vec![false; batch.len()];
     let logs: Vec<LogEntry<'_>> = batch.iter().map(|job| job.log.entry()).collect();
     let mut to_store = Vec::with_capacity(batch.len());
     for (index, ((job, new), log)) in batch.iter().zip(&news).zip(&logs).enumerate() {
+        if results[index].is_some() {
+            continue;
+        }
         let sha256 = job.certificate.parsed.sha256.as_str();
-        let duplicate = job.unique_body
+        refused[index] = job.unique_body
             && (existing.contains_key(sha256) || first_with_body.contains_key(sha256));
         if job.unique_body {
             first_with_body.entry(sha256).or_insert(index);
         }
-        refused.push(duplicate);
-        if !duplicate {
-            to_store.push((new, log));
+        if !refused[index] {
+            to_store.push((index, (new, log)));
         }
     }
+    let (indexes, to_store): (Vec<usize>, Vec<_>) = to_store.into_iter().unzip();
     let outcomes = insert::certificates_with_logs(&mut tx, &to_store, now, &mut chains).await?;
-    let mut results: Vec<Option<Outcome>> = vec![None; batch.len()];
-    let storing = (0..batch.len()).filter(|&i| !refused[i]);
-    for (index, outcome) in storing.zip(outcomes) {
+    for (index, outcome) in indexes.into_iter().zip(outcomes) {
         results[index] = Some(outcome);
     }
     let answered: Vec<i64> = results
@@ -278,7 +324,7 @@ async fn write(target: &Target, batch: &[Job]) -> Result<Vec<Result<Stored>>> {
         })
         .collect();
     let stored = crate::certificates::read_back(&mut tx, &answered).await?;
-    tx.commit("committing certificates").await?;
+    tx.commit(COMMITTING).await?;
     chains.committed();
     Ok(results
         .iter()

@@ -1009,5 +1009,8 @@ fn rsa_keys_generated_ahead_are_each_given_to_one_certificate_and_replaced() {
         );
         assert!(keys.insert(key.to_owned()), "a key was handed out twice");
     }
+    // The three came from the pool (refilling takes a tenth of a second a key), ...
+    assert!(ready().0 < target, "the certificates took ready keys");
+    // ... which makes new ones.
     assert_eq!(wait_until_full(), target, "used keys are replaced");
 }

@@ -132,6 +132,12 @@ fn inventory(db: Db) {
     );
     let by_cn = walk(&app, "sortBy=cn&sortDir=desc");
     assert_eq!(by_cn.len(), by_expiry.len());
+    // Owners repeat: ties are broken by id, page after page.
+    assert_eq!(
+        walk(&app, "sortBy=owner&sortDir=desc").len(),
+        by_expiry.len()
+    );
+    assert_eq!(walk(&app, "sortBy=owner").len(), by_expiry.len());
     let total = list(&app, "count=1")["total"].as_i64().unwrap();
     assert_eq!(
         usize::try_from(total).unwrap(),

@@ -18,7 +18,7 @@ DROP INDEX certificates_cn;
 DROP INDEX certificates_not_after;
 DROP INDEX certificates_owner;
 DROP INDEX certificates_authority;
-CREATE INDEX certificates_live_cn ON certificates (lower(cn), id) WHERE deleted = FALSE;
+CREATE INDEX certificates_live_cn ON certificates (cn, id) WHERE deleted = FALSE;
 CREATE INDEX certificates_live_not_after ON certificates (not_after, id, issuer) WHERE deleted = FALSE;
 CREATE INDEX certificates_live_owner ON certificates (owner, id) WHERE deleted = FALSE;
 CREATE INDEX certificates_live_authority ON certificates (authority_id, id) WHERE deleted = FALSE;
