@@ -128,6 +128,17 @@ fn sort_expression(sort: SortKey, source: Source) -> &'static str {
     }
 }
 
+/// `ORDER BY` of a sort in `source`: the key, then the id (only once when the key is the id: a
+/// repeated term keeps SQLite from reading an index in order, and it sorts every row instead).
+fn order_by(sort: SortKey, source: Source, direction: &str) -> String {
+    let key = sort_expression(sort, source);
+    if sort == SortKey::Id {
+        format!("{key} {direction}")
+    } else {
+        format!("{key} {direction}, {} {direction}", source.id)
+    }
+}
+
 impl SqlStore {
     /// A page of the list and its total; see
     /// [`CertificateRepository::certificates`](lemur_core::store::CertificateRepository).
@@ -166,12 +177,13 @@ impl SqlStore {
         // The page's ids first, through the index alone; only its rows are then read and
         // joined (an offset would otherwise join every row it skips).
         let from = source.from;
-        let outer_key = sort_expression(query.sort, CERTIFICATES);
+        let inner_order = order_by(query.sort, source, direction);
+        let outer_order = order_by(query.sort, CERTIFICATES, direction);
         let list_sql = format!(
             "SELECT {CERTIFICATE_COLUMNS} FROM {CERTIFICATE_FROM}
              WHERE c.id IN (SELECT {id_column} FROM {from} WHERE c.deleted = FALSE{}
-                ORDER BY {key} {direction}, {id_column} {direction} LIMIT {limit} OFFSET {offset})
-             ORDER BY {outer_key} {direction}, c.id {direction}",
+                ORDER BY {inner_order} LIMIT {limit} OFFSET {offset})
+             ORDER BY {outer_order}",
             page.sql()
         );
         let page_args = page.args();
