@@ -311,17 +311,6 @@ pub async fn upload(
     }
     let der = bodies.remove(0);
     let parsed = x509::parse(&der, "body")?;
-    // A NUL inside a name would be refused by PostgreSQL as a database error; it is the
-    // certificate that is wrong.
-    let names = std::iter::once(&parsed.cn)
-        .chain(std::iter::once(&parsed.subject))
-        .chain(parsed.alt_names.iter().map(|name| &name.value));
-    if names.into_iter().any(|name| name.contains('\0')) {
-        return Err(Error::invalid(
-            "body",
-            "the certificate's names contain a NUL character",
-        ));
-    }
     let chain = match body.chain.as_deref().filter(|c| !c.trim().is_empty()) {
         Some(text) => {
             let chain = x509::pem_certificates(text, "chain")?;

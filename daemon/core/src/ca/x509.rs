@@ -284,7 +284,7 @@ pub fn parse(der: &[u8], field: &str) -> Result<ParsedCertificate> {
         .extended_key_usage()
         .map_err(malformed)?
         .map(|eku| eku.value);
-    Ok(ParsedCertificate {
+    let parsed = ParsedCertificate {
         der: der.to_vec(),
         pem: to_pem("CERTIFICATE", der),
         cn: cert
@@ -326,7 +326,30 @@ pub fn parse(der: &[u8], field: &str) -> Result<ParsedCertificate> {
         country: attribute(&cert, &oid_registry::OID_X509_COUNTRY_NAME),
         state: attribute(&cert, &oid_registry::OID_X509_STATE_OR_PROVINCE_NAME),
         location: attribute(&cert, &oid_registry::OID_X509_LOCALITY_NAME),
-    })
+    };
+    // A NUL inside a name is refused here, for every certificate read from outside: PostgreSQL
+    // cannot store it (a database error), and no name has a use for it.
+    let names = [
+        &parsed.cn,
+        &parsed.subject,
+        &parsed.issuer,
+        &parsed.organization,
+        &parsed.organizational_unit,
+        &parsed.country,
+        &parsed.state,
+        &parsed.location,
+    ];
+    if names
+        .into_iter()
+        .chain(parsed.alt_names.iter().map(|name| &name.value))
+        .any(|name| name.contains('\0'))
+    {
+        return Err(Error::invalid(
+            field,
+            "the certificate's names contain a NUL character",
+        ));
+    }
+    Ok(parsed)
 }
 
 /// Whether `child` carries a valid signature by `issuer`'s key.
