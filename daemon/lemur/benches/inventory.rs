@@ -229,18 +229,24 @@ fn populate(daemon: &Daemon, database_url: &str, authorities: &[Authority], size
     size as f64 / started.elapsed().as_secs_f64()
 }
 
+/// A memory figure of process `pid` from `/proc/PID/status` (`VmRSS:`, `VmHWM:`), in MiB; 0
+/// when the process is gone.
+fn memory(pid: u32, field: &str) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix(field))
+                .and_then(|rest| rest.split_whitespace().next()?.parse::<f64>().ok())
+        })
+        .unwrap_or(0.0)
+        / 1024.0
+}
+
 /// The daemon's resident memory, and its peak, in MiB.
 fn rss(pid: u32) -> (f64, f64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|line| line.strip_prefix(name))
-            .and_then(|rest| rest.split_whitespace().next()?.parse::<f64>().ok())
-            .unwrap_or(0.0)
-            / 1024.0
-    };
-    (field("VmRSS:"), field("VmHWM:"))
+    (memory(pid, "VmRSS:"), memory(pid, "VmHWM:"))
 }
 
 /// Latencies of `samples` requests of `path` after a first one: (p50, p99), and the last reply.
@@ -491,14 +497,7 @@ fn expiration_scan(binary: &Path, daemon: &Daemon) -> (Duration, f64, String) {
         .unwrap();
     let mut peak = 0.0_f64;
     while child.try_wait().unwrap().is_none() {
-        if let Ok(status) = std::fs::read_to_string(format!("/proc/{}/status", child.id())) {
-            let hwm = status
-                .lines()
-                .find_map(|line| line.strip_prefix("VmHWM:"))
-                .and_then(|rest| rest.split_whitespace().next()?.parse::<f64>().ok())
-                .unwrap_or(0.0);
-            peak = peak.max(hwm / 1024.0);
-        }
+        peak = peak.max(memory(child.id(), "VmHWM:"));
         std::thread::park_timeout(Duration::from_millis(2));
     }
     let elapsed = started.elapsed();

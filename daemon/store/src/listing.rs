@@ -148,7 +148,8 @@ impl SqlStore {
         visible: &Visibility,
     ) -> Result<(Vec<CertificateRecord>, i64)> {
         let (source, matching) = conditions(&query.filter, visible, self.engine.is_postgres());
-        let (_, mut page) = conditions(&query.filter, visible, self.engine.is_postgres());
+        // The page adds the keyset and its bounds to what the total counts.
+        let mut page = matching.clone();
         let key = sort_expression(query.sort, source);
         let id_column = source.id;
         let direction = if query.descending { "DESC" } else { "ASC" };

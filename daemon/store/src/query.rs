@@ -23,7 +23,7 @@ impl Param {
 }
 
 /// SQL conditions and their parameters.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Conditions {
     sql: String,
     params: Vec<Param>,
