@@ -20,6 +20,7 @@ pub struct Daemon {
     agent: ureq::Agent,
     binary: PathBuf,
     arguments: Vec<std::ffi::OsString>,
+    environment: Vec<(std::ffi::OsString, std::ffi::OsString)>,
     log: Arc<Mutex<String>>,
 }
 
@@ -58,6 +59,21 @@ impl Daemon {
         database_url: Option<&str>,
         extra: &[&std::ffi::OsStr],
     ) -> Self {
+        Self::start_with_env(binary, database_url, extra, &[])
+    }
+
+    /// Like [`Daemon::start_with`], with variables added to the daemon's environment (kept
+    /// across restarts).
+    pub fn start_with_env(
+        binary: &Path,
+        database_url: Option<&str>,
+        extra: &[&std::ffi::OsStr],
+        environment: &[(&str, &std::ffi::OsStr)],
+    ) -> Self {
+        let environment: Vec<_> = environment
+            .iter()
+            .map(|(name, value)| (name.into(), value.into()))
+            .collect();
         let state = tempfile::Builder::new()
             .prefix("lemur-daemon-")
             .tempdir()
@@ -69,7 +85,7 @@ impl Daemon {
             arguments.extend(["--database-url".into(), url.into()]);
         }
         let log = Arc::default();
-        let (child, base) = spawn(binary, state.path(), &arguments, &log);
+        let (child, base) = spawn(binary, state.path(), &arguments, &environment, &log);
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_global(Some(Duration::from_secs(120)))
@@ -83,6 +99,7 @@ impl Daemon {
             agent,
             binary: binary.to_owned(),
             arguments,
+            environment,
             log,
         }
     }
@@ -91,7 +108,13 @@ impl Daemon {
     /// which a test may have edited in between).
     pub fn restart(&mut self) {
         assert!(self.stop(), "the daemon did not stop cleanly");
-        let (child, base) = spawn(&self.binary, self.state.path(), &self.arguments, &self.log);
+        let (child, base) = spawn(
+            &self.binary,
+            self.state.path(),
+            &self.arguments,
+            &self.environment,
+            &self.log,
+        );
         self.child = child;
         self.base = base;
     }
@@ -305,7 +328,13 @@ impl Daemon {
     pub fn crash_and_restart(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let (child, base) = spawn(&self.binary, self.state.path(), &self.arguments, &self.log);
+        let (child, base) = spawn(
+            &self.binary,
+            self.state.path(),
+            &self.arguments,
+            &self.environment,
+            &self.log,
+        );
         self.child = child;
         self.base = base;
     }
@@ -328,11 +357,12 @@ impl Daemon {
 }
 
 /// Runs `binary dev` on the state under `state` (`lemur/`, and `admin-password` beside it) with
-/// `arguments`; returns it and its base URL once it reports where it listens.
+/// `arguments` and `environment`; returns it and its base URL once it reports where it listens.
 fn spawn(
     binary: &Path,
     state: &Path,
     arguments: &[std::ffi::OsString],
+    environment: &[(std::ffi::OsString, std::ffi::OsString)],
     log: &Arc<Mutex<String>>,
 ) -> (Child, String) {
     let mut child = Command::new(binary)
@@ -345,6 +375,7 @@ fn spawn(
         .args(arguments)
         .env_remove("SOFTHSM2_CONF")
         .env("LEMUR_LOG", "info")
+        .envs(environment.iter().map(|(name, value)| (name, value)))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

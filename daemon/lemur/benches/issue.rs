@@ -114,6 +114,24 @@ fn crypto_floor(daemon: &Daemon, key_uri: &str, ca_pem: &str, duration: Duration
     (floor.per_second, raw)
 }
 
+/// The latency of the durable commit every issuance waits for, measured where the daemon's
+/// database lives: an 8 KB append (one WAL page) and `fdatasync`, as SQLite's WAL commit does
+/// with `synchronous = FULL`. No issuer that stores what it signed before answering can answer
+/// one request faster than this plus its cryptography.
+fn durable_commit_floor(daemon: &Daemon, duration: Duration) -> Duration {
+    use std::io::Write;
+    let path = daemon.state_dir().join("bench-fsync-floor");
+    let file = Mutex::new(std::fs::File::create(&path).unwrap());
+    let page = [0u8; 8_192];
+    let commit = rate(1, duration, || {
+        let mut file = file.lock().unwrap();
+        file.write_all(&page).is_ok() && file.sync_data().is_ok()
+    });
+    std::fs::remove_file(path).unwrap();
+    assert_eq!(commit.failed, 0, "the durable commit loop failed");
+    commit.p50
+}
+
 /// One workload's figure.
 struct Figure {
     database: &'static str,
@@ -272,6 +290,7 @@ fn main() {
     let postgres = Postgres::start();
     let mut figures = Vec::new();
     let mut floor = None;
+    let mut commit_floor = None;
     for (database, url) in [
         ("SQLite", None),
         ("PostgreSQL", Some(postgres.url.as_str())),
@@ -280,14 +299,22 @@ fn main() {
         let (measured, key_uri, ca_pem) = measure(database, &daemon, &inputs, duration);
         figures.extend(measured);
         floor.get_or_insert_with(|| crypto_floor(&daemon, &key_uri, &ca_pem, duration));
+        commit_floor.get_or_insert_with(|| durable_commit_floor(&daemon, duration));
     }
     let (floor, raw) = floor.unwrap();
+    let commit_floor = commit_floor.unwrap();
     println!(
         "(*) starting with the 32 RSA-2048 keys the daemon keeps generated ahead of demand ([keys] ready); past those, key generation in the token bounds the rate"
     );
     println!(
         "crypto floor: {floor:.0} certificates/s ({} threads, a token session each; raw C_Sign P-256 {raw:.0}/s)",
         bench::cpus()
+    );
+    println!(
+        "latency floor at c=1: {:.2} ms = the cryptography on one thread ({:.2} ms) + a durable commit in the daemon's directory (8 KB append + fdatasync, p50 {:.2} ms)",
+        (bench::cpus() as f64 / floor + commit_floor.as_secs_f64()) * 1e3,
+        bench::cpus() as f64 / floor * 1e3,
+        commit_floor.as_secs_f64() * 1e3,
     );
     println!(
         "{:<11} {:<21} {:>3} {:>9} {:>9} {:>9} {:>8} {:>6}  target",

@@ -5,6 +5,7 @@
 mod cli;
 mod logging;
 mod open;
+mod systemd;
 
 /// Every heap block is wiped when freed, so secrets that pass through libraries we do not
 /// control (hyper's and rustls's buffers, rcgen, ring, serde) leave no copy behind; our own

@@ -162,6 +162,9 @@ pub fn main() -> std::process::ExitCode {
                 log::error!("database: {source}");
             }
             eprintln!("lemur: error: {error}");
+            if let Some(manager) = crate::systemd::manager() {
+                manager.failed(&error.to_string());
+            }
             std::process::ExitCode::FAILURE
         }
     }

@@ -1,6 +1,7 @@
 //! `lemur start`: checks that secrets are private and that it is not root, opens everything, and
 //! serves until SIGTERM or SIGINT, letting requests in flight finish.
 
+use crate::systemd;
 use lemur_core::config::Config;
 use lemur_core::files::{check_not_writable_by_others, check_private, is_root};
 use lemur_core::{App, Error, Result, clock};
@@ -41,7 +42,7 @@ pub fn preflight(config_path: &Path, config: &Config, mode: Mode) -> Result<()> 
         match mode {
             Mode::Production => {
                 return Err(Error::Forbidden(
-                    "lemur start refuses to run as root: run it as the lemur user (see systemd/lemurd.service)".into(),
+                    "lemur start refuses to run as root: run it as the lemur user (see systemd/lemur.service)".into(),
                 ));
             }
             Mode::Development => log::warn!("running as root: acceptable in development only"),
@@ -65,6 +66,9 @@ pub async fn serve(
     on_ready: impl FnOnce(&str),
 ) -> Result<()> {
     preflight(config_path, &config, mode)?;
+    if let Some(manager) = systemd::manager() {
+        manager.status("starting: HSM login, entropy self-test, database");
+    }
     let (app, _) = crate::open::app(config, clock::system()).await?;
     serve_app(Arc::new(app), on_ready).await
 }
@@ -83,22 +87,51 @@ pub async fn serve_app(app: Arc<App>, on_ready: impl FnOnce(&str)) -> Result<()>
         app.config.entropy.recheck_interval_secs.max(1),
     ));
     let key_pool = tokio::spawn(lemur_core::ca::key_pool::refill(Arc::clone(&app)));
-    let served = lemur_server::serve(Arc::clone(&app), shutdown_signal(), |address| {
+    let watchdog = systemd::manager()
+        .zip(systemd::watchdog_interval())
+        .map(|(manager, interval)| tokio::spawn(keep_alive(manager, interval)));
+    let shutdown = async {
+        shutdown_signal().await;
+        if let Some(manager) = systemd::manager() {
+            manager.stopping();
+        }
+    };
+    let served = lemur_server::serve(Arc::clone(&app), shutdown, |address| {
         announce(address, on_ready)
     })
     .await;
     // Unused ready keys are wiped as the pool drops with the application.
     key_pool.abort();
+    if let Some(watchdog) = watchdog {
+        watchdog.abort();
+    }
     served?;
     log::info!("stopped; closing the database");
     app.store.close().await;
     Ok(())
 }
 
+/// Called once the listener is bound, which is after HSM login and the entropy self-test.
 fn announce(address: &str, on_ready: impl FnOnce(&str)) {
     log::info!("ready: listening on {address}");
     println!("lemur: listening on {address}");
+    if let Some(manager) = systemd::manager() {
+        manager.ready(&format!("serving on {address}"));
+    }
     on_ready(address);
+}
+
+/// Tells systemd's watchdog the daemon is alive, twice per interval as `sd_watchdog_enabled(3)`
+/// advises. The pings come from the async runtime that serves every request, so a runtime
+/// that stops turning (a deadlock, a blocked worker) stops them and systemd restarts the
+/// daemon.
+async fn keep_alive(manager: &'static systemd::Notifier, interval: Duration) {
+    let mut ticks = tokio::time::interval(interval / 2);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        manager.watchdog();
+    }
 }
 
 async fn shutdown_signal() {

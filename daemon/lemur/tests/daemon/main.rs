@@ -12,3 +12,4 @@ mod inventory;
 mod openapi;
 mod store;
 mod support;
+mod systemd;
