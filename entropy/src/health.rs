@@ -88,6 +88,50 @@ pub struct HealthReport {
     pub check_number: u64,
 }
 
+/// The report as an operator reads it on a terminal: the kernel's RNG, the test parameters, a
+/// line per source, and the verdict.
+impl std::fmt::Display for HealthReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let system = &self.system;
+        writeln!(f, "kernel CRNG initialised: {}", system.crng_ready)?;
+        writeln!(
+            f,
+            "hardware RNG:            {}",
+            system.hw_rng.as_deref().unwrap_or("none")
+        )?;
+        match system.entropy_avail {
+            Some(bits) => writeln!(f, "entropy_avail:           {bits} bits")?,
+            None => writeln!(f, "entropy_avail:           unknown")?,
+        }
+        writeln!(
+            f,
+            "SP 800-90B: H = {} bits/sample, alpha = 2^-{}, RCT cutoff {}, APT cutoff {} of {}",
+            self.config.min_entropy_bits,
+            self.config.alpha_exp,
+            self.rct_cutoff,
+            self.apt_cutoff,
+            self.config.apt_window
+        )?;
+        for source in &self.sources {
+            let detail = match (&source.failure, &source.error) {
+                (Some(failure), _) => failure.to_string(),
+                (None, Some(error)) => error.clone(),
+                (None, None) => "repetition count and adaptive proportion tests passed".to_owned(),
+            };
+            let mark = if source.passed() { "ok  " } else { "FAIL" };
+            writeln!(
+                f,
+                "[{mark}] {:<4} {} samples: {detail}",
+                source.source, source.samples_tested
+            )?;
+        }
+        match &self.reason {
+            None => write!(f, "healthy"),
+            Some(reason) => write!(f, "UNHEALTHY: {reason}"),
+        }
+    }
+}
+
 /// Where the monitor stands, as the daemon's health endpoint shows it.
 #[derive(Debug, Clone, PartialEq)]
 pub enum HealthState {

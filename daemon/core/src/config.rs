@@ -302,6 +302,9 @@ impl Default for EntropyConfig {
     }
 }
 
+/// How a secret file names a systemd credential.
+const CREDENTIALS_PREFIX: &str = "$CREDENTIALS_DIRECTORY";
+
 impl Config {
     /// Reads and validates the configuration at `path`.
     pub fn load(path: &Path) -> Result<Self> {
@@ -309,10 +312,54 @@ impl Config {
             path: path.to_owned(),
             reason: format!("cannot read it: {e}"),
         })?;
-        Self::parse(&text).map_err(|reason| Error::Config {
+        let mut config = Self::parse(&text).map_err(|reason| Error::Config {
             path: path.to_owned(),
             reason,
-        })
+        })?;
+        let credentials = std::env::var_os("CREDENTIALS_DIRECTORY").map(PathBuf::from);
+        config
+            .resolve_credentials(credentials.as_deref())
+            .map_err(|reason| Error::Config {
+                path: path.to_owned(),
+                reason,
+            })?;
+        Ok(config)
+    }
+
+    /// Resolves secret files written `$CREDENTIALS_DIRECTORY/NAME`: systemd credentials, which
+    /// systemd decrypts into a private directory for the unit it starts (`LoadCredentialEncrypted=`).
+    /// The same configuration then serves the daemon and any command run with the credentials
+    /// (`systemd-run -p LoadCredentialEncrypted=...`), whatever unit name systemd gives it.
+    fn resolve_credentials(&mut self, directory: Option<&Path>) -> std::result::Result<(), String> {
+        let secrets = [
+            ("hsm.pin_file", Some(&mut self.hsm.pin_file)),
+            (
+                "auth.token_secret_file",
+                Some(&mut self.auth.token_secret_file),
+            ),
+            (
+                "database.password_file",
+                self.database.password_file.as_mut(),
+            ),
+            (
+                "server.tls_private_key",
+                self.server.tls_private_key.as_mut(),
+            ),
+        ];
+        for (key, path) in secrets {
+            let Some(path) = path else { continue };
+            let Ok(name) = path.strip_prefix(CREDENTIALS_PREFIX) else {
+                continue;
+            };
+            let Some(directory) = directory else {
+                return Err(format!(
+                    "{key} names the systemd credential {:?}, but CREDENTIALS_DIRECTORY is not set: run this command under systemd with its credentials (systemctl start lemur, or systemd-run -p LoadCredentialEncrypted=...; see README.md)",
+                    name.display()
+                ));
+            };
+            *path = directory.join(name);
+        }
+        Ok(())
     }
 
     /// Parses configuration text; the error names the offending key.
@@ -475,6 +522,39 @@ mod tests {
         assert_eq!(
             config.auth.token_secret_file,
             Path::new("/var/lib/lemur/secrets/token-secret")
+        );
+    }
+
+    #[test]
+    fn secrets_may_be_systemd_credentials() {
+        let text = template(
+            Path::new("/var/lib/lemur"),
+            "unix:/run/lemur/lemur.sock",
+            "sqlite:///var/lib/lemur/lemur.db",
+            &[],
+        )
+        .replace(
+            "/var/lib/lemur/secrets/hsm-pin",
+            "$CREDENTIALS_DIRECTORY/hsm-pin",
+        );
+        let mut config = Config::parse(&text).unwrap();
+        let mut unresolved = config.clone();
+        config
+            .resolve_credentials(Some(Path::new("/run/credentials/lemur.service")))
+            .unwrap();
+        assert_eq!(
+            config.hsm.pin_file,
+            Path::new("/run/credentials/lemur.service/hsm-pin")
+        );
+        // Other paths stay as written.
+        assert_eq!(
+            config.auth.token_secret_file,
+            Path::new("/var/lib/lemur/secrets/token-secret")
+        );
+        let error = unresolved.resolve_credentials(None).unwrap_err();
+        assert!(
+            error.starts_with("hsm.pin_file names the systemd credential \"hsm-pin\", but CREDENTIALS_DIRECTORY is not set"),
+            "{error}"
         );
     }
 

@@ -35,27 +35,35 @@ pub fn module_environment(config: &Config) -> Result<()> {
     ))
 }
 
+/// The key store, logged in, and an entropy monitor over every random source the configuration
+/// has: the kernel's, the token's and `[entropy] devices`; nothing checked yet. Blocking.
+pub fn hsm_and_entropy(config: &Config) -> Result<(Pkcs11KeyStore, Arc<HealthMonitor>)> {
+    let entropy = Arc::new(HealthMonitor::with_os_source());
+    let keys = Pkcs11KeyStore::open(&config.hsm, Arc::clone(&entropy))?;
+    entropy.add_source(keys.rng_source());
+    for device in &config.entropy.devices {
+        entropy.add_source(Arc::new(DeviceSource::new(device.clone())));
+    }
+    Ok((keys, entropy))
+}
+
 /// The database, the HSM (with its KEK checked or created when `baseline`), the entropy monitor
 /// after its self-test, and the application over them.
 pub async fn app(config: Config, clock: Arc<dyn Clock>) -> Result<(App, Arc<Pkcs11KeyStore>)> {
     module_environment(&config)?;
     let store = SqlStore::connect(&config.database).await?;
-    let hsm_config = config.hsm.clone();
-    let devices = config.entropy.devices.clone();
-    let (keys, entropy) = tokio::task::spawn_blocking(move || -> Result<_> {
-        let entropy = Arc::new(HealthMonitor::with_os_source());
-        let keys = Pkcs11KeyStore::open(&hsm_config, Arc::clone(&entropy))?;
-        entropy.add_source(keys.rng_source());
-        for device in devices {
-            entropy.add_source(Arc::new(DeviceSource::new(device)));
+    let (keys, entropy) = tokio::task::spawn_blocking({
+        let config = config.clone();
+        move || -> Result<_> {
+            let (keys, entropy) = hsm_and_entropy(&config)?;
+            let report = entropy.check();
+            if let Some(reason) = &report.reason {
+                log::error!(
+                    "entropy self-test failed: {reason}; key generation is refused until a re-check passes"
+                );
+            }
+            Ok((Arc::new(keys), entropy))
         }
-        let report = entropy.check();
-        if let Some(reason) = &report.reason {
-            log::error!(
-                "entropy self-test failed: {reason}; key generation is refused until a re-check passes"
-            );
-        }
-        Ok((Arc::new(keys), entropy))
     })
     .await
     .map_err(|e| Error::Ca(format!("HSM start-up task failed: {e}")))??;

@@ -43,6 +43,10 @@ pub async fn serve(
     if let Some(path) = server.listen.strip_prefix("unix:") {
         let _ = std::fs::remove_file(path);
         let listener = UnixListener::bind(path).map_err(Error::io(format!("binding {path}")))?;
+        // Owner and group may connect: the directory decides who that is (the bundled units make
+        // /run/lemur setgid to nginx's group, so nginx and no one else reaches the socket).
+        std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o660))
+            .map_err(Error::io(format!("opening {path} to its group")))?;
         on_ready(&format!("unix:{path}"));
         let connections = Plain { listener, places };
         return run(connections, router, server, shutdown).await;

@@ -1,5 +1,6 @@
 //! The `lemur` command line: Lemur's operator commands plus `dev` for a one-command local appliance.
 
+mod check;
 mod dev;
 mod notify;
 mod serve;
@@ -105,6 +106,11 @@ enum Command {
         #[arg(long, short = 'd', default_value = "")]
         description: String,
     },
+    /// Health checks run before the daemon starts.
+    Check {
+        #[command(subcommand)]
+        command: CheckCommand,
+    },
     /// Expiration notifications.
     Notify {
         #[command(subcommand)]
@@ -120,6 +126,13 @@ enum Command {
         #[arg(long, short = 'p')]
         password_file: Option<PathBuf>,
     },
+}
+
+#[derive(Subcommand)]
+enum CheckCommand {
+    /// Run the SP 800-90B health tests on the kernel's, the token's and the configured devices'
+    /// random sources, as the daemon does at start-up; fails when any source fails.
+    Entropy,
 }
 
 #[derive(Subcommand)]
@@ -225,6 +238,9 @@ async fn run(cli: Cli) -> Result<()> {
             username,
             password_file,
         } => users::reset_password(&cli.config, &username, password_file.as_deref()).await,
+        Command::Check {
+            command: CheckCommand::Entropy,
+        } => check::entropy(&cli.config).await,
         Command::Notify {
             command: NotifyCommand::Expirations { exclude, dry_run },
         } => notify::expirations(&cli.config, &exclude, dry_run).await,

@@ -115,3 +115,116 @@ fn a_daemon_that_cannot_start_tells_systemd_why() {
     );
     assert!(!failed.contains("READY=1"));
 }
+
+/// The repository's `systemd/` directory.
+fn units_dir() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../systemd")
+}
+
+/// The daemon's units as the appliance installs them, in a root of the test's own: the host's
+/// own units (what they depend on), ours, nginx, and `/usr/bin/lemur` starting the binary under
+/// test.
+fn installed_root() -> tempfile::TempDir {
+    let root = tempfile::tempdir().unwrap();
+    let units = root.path().join("usr/lib/systemd/system");
+    std::fs::create_dir_all(&units).unwrap();
+    let host_units = ["/usr/lib/systemd/system", "/lib/systemd/system"]
+        .into_iter()
+        .find(|dir| Path::new(dir).join("sysinit.target").exists())
+        .expect("systemd's own units (Debian package systemd)");
+    let copied = std::process::Command::new("cp")
+        .args(["-a", &format!("{host_units}/."), units.to_str().unwrap()])
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    assert!(
+        units.join("nginx.service").exists(),
+        "nginx.service is not installed (Debian package nginx): the drop-in is verified against it"
+    );
+    for unit in ["lemur.service", "lemur-entropy.service"] {
+        std::fs::copy(units_dir().join(unit), units.join(unit)).unwrap();
+    }
+    let drop_in = root.path().join("etc/systemd/system/nginx.service.d");
+    std::fs::create_dir_all(&drop_in).unwrap();
+    std::fs::copy(
+        units_dir().join("nginx.service.d/lemur.conf"),
+        drop_in.join("lemur.conf"),
+    )
+    .unwrap();
+    let sbin = root.path().join("usr/sbin");
+    std::fs::create_dir_all(&sbin).unwrap();
+    std::fs::copy("/usr/sbin/nginx", sbin.join("nginx")).unwrap();
+    let bin = root.path().join("usr/bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let launcher = bin.join("lemur");
+    std::fs::write(
+        &launcher,
+        format!("#!/bin/sh\nexec {} \"$@\"\n", env!("CARGO_BIN_EXE_lemur")),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &launcher,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    root
+}
+
+#[test]
+fn the_units_pass_systemd_analyze_verify() {
+    let root = installed_root();
+    let output = std::process::Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(format!("--root={}", root.path().display()))
+        .args(["lemur.service", "lemur-entropy.service", "nginx.service"])
+        .output()
+        .expect("systemd-analyze (Debian package systemd)");
+    let report = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "systemd-analyze verify: {report}");
+    // Warnings (unknown keys, bad values) do not fail the command: any output is a finding.
+    assert!(report.trim().is_empty(), "systemd-analyze verify: {report}");
+}
+
+#[test]
+fn the_units_expose_at_most_1_5_to_systemd_analyze_security() {
+    for unit in ["lemur.service", "lemur-entropy.service"] {
+        let output = std::process::Command::new("systemd-analyze")
+            .args(["security", "--offline=yes", "--threshold=15"])
+            .arg(units_dir().join(unit))
+            .output()
+            .expect("systemd-analyze (Debian package systemd)");
+        let report = String::from_utf8_lossy(&output.stdout);
+        let overall = report
+            .lines()
+            .find(|line| line.contains("Overall exposure level"))
+            .unwrap_or_default()
+            .to_owned();
+        println!("{overall}");
+        assert!(
+            output.status.success(),
+            "{unit} exposes more than 1.5:\n{report}"
+        );
+    }
+}
+
+#[test]
+fn the_entropy_check_the_daemon_waits_for_reads_the_daemons_configuration() {
+    let daemon = Daemon::start(Path::new(env!("CARGO_BIN_EXE_lemur")), None);
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_lemur"))
+        .arg("--config")
+        .arg(daemon.config_path())
+        .args(["check", "entropy"])
+        .env_remove("SOFTHSM2_CONF")
+        .output()
+        .unwrap();
+    let printed = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{printed}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // The kernel's source and the token's, each tested.
+    assert!(printed.contains("[ok  ] os "), "{printed}");
+    assert!(printed.contains("[ok  ] hsm "), "{printed}");
+    assert!(printed.trim_end().ends_with("healthy"), "{printed}");
+}

@@ -192,42 +192,8 @@ impl Output {
     pub fn entropy(&self, report: &HealthReport) {
         if self.json {
             print_json(report);
-            return;
-        }
-        let system = &report.system;
-        println!("kernel CRNG initialised: {}", system.crng_ready);
-        println!(
-            "hardware RNG:            {}",
-            system.hw_rng.as_deref().unwrap_or("none")
-        );
-        match system.entropy_avail {
-            Some(bits) => println!("entropy_avail:           {bits} bits"),
-            None => println!("entropy_avail:           unknown"),
-        }
-        println!(
-            "SP 800-90B: H = {} bits/sample, alpha = 2^-{}, RCT cutoff {}, APT cutoff {} of {}",
-            report.config.min_entropy_bits,
-            report.config.alpha_exp,
-            report.rct_cutoff,
-            report.apt_cutoff,
-            report.config.apt_window
-        );
-        for source in &report.sources {
-            let detail = match (&source.failure, &source.error) {
-                (Some(failure), _) => failure.to_string(),
-                (None, Some(error)) => error.clone(),
-                (None, None) => "repetition count and adaptive proportion tests passed".to_owned(),
-            };
-            println!(
-                "[{}] {:<4} {} samples: {detail}",
-                mark(source.passed()),
-                source.source,
-                source.samples_tested
-            );
-        }
-        match &report.reason {
-            None => println!("healthy"),
-            Some(reason) => println!("UNHEALTHY: {reason}"),
+        } else {
+            println!("{report}");
         }
     }
 }
