@@ -365,11 +365,17 @@ fn spawn(
     environment: &[(std::ffi::OsString, std::ffi::OsString)],
     log: &Arc<Mutex<String>>,
 ) -> (Child, String) {
+    // A free loopback port unless the test chose where to listen.
+    let listen: &[&str] = if arguments.iter().any(|a| a == "--listen") {
+        &[]
+    } else {
+        &["--listen", "127.0.0.1:0"]
+    };
     let mut child = Command::new(binary)
         .arg("dev")
         .arg("--state-dir")
         .arg(state.join("lemur"))
-        .args(["--listen", "127.0.0.1:0"])
+        .args(listen)
         .arg("--admin-password-file")
         .arg(state.join("admin-password"))
         .args(arguments)

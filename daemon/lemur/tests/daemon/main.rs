@@ -9,6 +9,7 @@ mod cli;
 mod client;
 mod crash;
 mod inventory;
+mod nginx;
 mod openapi;
 mod store;
 mod support;

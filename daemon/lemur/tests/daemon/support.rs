@@ -6,6 +6,24 @@ use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+/// The rows `sql` returns from the SQLite database of `daemon`, one per line, columns separated
+/// by `|`.
+pub fn sqlite_query(daemon: &Daemon, sql: &str) -> String {
+    let script = "import sqlite3, sys\nfor row in sqlite3.connect(sys.argv[1]).execute(sys.argv[2]):\n    print('|'.join('' if v is None else str(v) for v in row))";
+    let output = Command::new("python3")
+        .args(["-c", script])
+        .arg(daemon.state_dir().join("lemur.db"))
+        .arg(sql)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
 /// A daemon and, for the PostgreSQL leg, the cluster behind it.
 pub struct Appliance {
     pub daemon: Daemon,
@@ -64,21 +82,7 @@ impl Appliance {
     pub fn query(&self, sql: &str) -> String {
         match &self.postgres {
             Some(postgres) => postgres.query(sql),
-            None => {
-                let script = "import sqlite3, sys\nfor row in sqlite3.connect(sys.argv[1]).execute(sys.argv[2]):\n    print('|'.join('' if v is None else str(v) for v in row))";
-                let output = Command::new("python3")
-                    .args(["-c", script])
-                    .arg(self.daemon.state_dir().join("lemur.db"))
-                    .arg(sql)
-                    .output()
-                    .unwrap();
-                assert!(
-                    output.status.success(),
-                    "{}",
-                    String::from_utf8_lossy(&output.stderr)
-                );
-                String::from_utf8_lossy(&output.stdout).into_owned()
-            }
+            None => sqlite_query(&self.daemon, sql),
         }
     }
 

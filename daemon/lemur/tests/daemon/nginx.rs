@@ -1,0 +1,571 @@
+//! The bundled nginx configuration (`nginx/lemur.conf`), run by Debian's nginx as an
+//! unprivileged process on loopback ports in front of the real daemon on its unix socket, with
+//! a certificate the daemon's own HSM CA issued: the API and the UI through it, its headers,
+//! redirects and limits, and testssl.sh's verdict on its TLS.
+
+use lemur_testkit::daemon::Daemon;
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+/// A response as curl saw it.
+struct Response {
+    status: u16,
+    /// Header lines, names lower-cased.
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Response {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or(Value::Null)
+    }
+}
+
+/// Runs curl with `arguments` and parses the last response it printed.
+fn curl(arguments: &[&str]) -> Response {
+    let output = Command::new("curl")
+        .args(["--silent", "--show-error", "--include", "--max-time", "30"])
+        .args(arguments)
+        .output()
+        .expect("curl (Debian package curl)");
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "curl {arguments:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|line| line.split_whitespace().nth(1))
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_default();
+    let headers = lines
+        .filter_map(|line| line.split_once(':'))
+        .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_owned()))
+        .collect();
+    Response {
+        status,
+        headers,
+        body: body.to_owned(),
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|output| output.stdout.trim_ascii() == b"0")
+}
+
+/// The front end's name (RFC 6761's reserved `.test`), resolved to loopback by curl.
+const FRONT_NAME: &str = "lemur.test";
+
+/// The unprivileged user nginx runs as when the tests run as root.
+const NOBODY: u32 = 65534;
+
+/// Debian's nginx with the bundled configuration in front of a daemon on a unix socket.
+struct Front {
+    daemon: Daemon,
+    nginx: Child,
+    dir: tempfile::TempDir,
+    /// The HTTPS and plain HTTP ports.
+    https: u16,
+    http: u16,
+    /// The daemon's root CA, which issued nginx's certificate.
+    ca: PathBuf,
+    /// An admin token, obtained through nginx.
+    token: String,
+}
+
+impl Front {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path();
+        let root = is_root();
+        // nginx runs as nobody when the tests run as root: it may read what it serves, and
+        // reach the socket through its directory's group, as www-data does on the appliance.
+        chmod(path, 0o755);
+        let sockets = path.join("run");
+        std::fs::create_dir(&sockets).unwrap();
+        chmod(&sockets, 0o2750);
+        if root {
+            chown(&sockets, None, Some(NOBODY));
+        }
+        let socket = sockets.join("lemur.sock");
+        let mut daemon = Daemon::start_with(
+            Path::new(env!("CARGO_BIN_EXE_lemur")),
+            None,
+            &[
+                "--listen".as_ref(),
+                format!("unix:{}", socket.display()).as_ref(),
+            ],
+        );
+        let config = std::fs::read_to_string(daemon.config_path()).unwrap();
+        std::fs::write(
+            daemon.config_path(),
+            config.replace("trusted_proxies = []", "trusted_proxies = [\"unix\"]"),
+        )
+        .unwrap();
+        daemon.restart();
+        let mode = std::fs::metadata(&socket).unwrap();
+        assert_eq!(
+            std::os::unix::fs::PermissionsExt::mode(&mode.permissions()) & 0o777,
+            0o660,
+            "the socket is for its owner and its directory's group"
+        );
+
+        let ca = path.join("ca.pem");
+        let (chain, key) = frontend_certificate(&daemon, &socket, &ca);
+        let tls = path.join("frontend");
+        std::fs::create_dir(&tls).unwrap();
+        std::fs::write(tls.join("chain.pem"), chain).unwrap();
+        std::fs::write(tls.join("key.pem"), key).unwrap();
+        chmod(&tls.join("key.pem"), 0o600);
+        let web = path.join("web");
+        std::fs::create_dir_all(web.join("assets")).unwrap();
+        std::fs::write(
+            web.join("index.html"),
+            "<!doctype html><title>Lemur-HSM</title>",
+        )
+        .unwrap();
+        std::fs::write(web.join("assets/app-1a2b3c.js"), "console.log('lemur');").unwrap();
+        for dir in ["logs", "temp"] {
+            std::fs::create_dir(path.join(dir)).unwrap();
+        }
+        if root {
+            for owned in ["frontend", "frontend/key.pem", "logs", "temp"] {
+                chown(&path.join(owned), Some(NOBODY), Some(NOBODY));
+            }
+        }
+
+        let (https, http) = (free_port(), free_port());
+        std::fs::write(
+            path.join("lemur.conf"),
+            templated(&socket, &tls, &web, https, http),
+        )
+        .unwrap();
+        let main = path.join("nginx.conf");
+        std::fs::write(
+            &main,
+            format!(
+                "daemon off;\npid {dir}/logs/nginx.pid;\nerror_log {dir}/logs/error.log notice;\n\
+                 events {{ worker_connections 256; }}\n\
+                 http {{\n  include /etc/nginx/mime.types;\n  access_log {dir}/logs/access.log;\n\
+                 client_body_temp_path {dir}/temp/body;\n  proxy_temp_path {dir}/temp/proxy;\n\
+                 fastcgi_temp_path {dir}/temp/fastcgi;\n  uwsgi_temp_path {dir}/temp/uwsgi;\n\
+                 scgi_temp_path {dir}/temp/scgi;\n  include {dir}/lemur.conf;\n}}\n",
+                dir = path.display()
+            ),
+        )
+        .unwrap();
+        let nginx = |test: bool| {
+            let mut command = if root {
+                let mut command = Command::new("setpriv");
+                command.args([
+                    "--reuid=65534",
+                    "--regid=65534",
+                    "--clear-groups",
+                    "--inh-caps=-all",
+                    "nginx",
+                ]);
+                command
+            } else {
+                Command::new("nginx")
+            };
+            command.arg("-c").arg(&main).arg("-p").arg(path);
+            if test {
+                command.arg("-t");
+            }
+            command
+        };
+        let checked = nginx(true).output().expect("nginx (Debian package nginx)");
+        assert!(
+            checked.status.success(),
+            "nginx -t: {}",
+            String::from_utf8_lossy(&checked.stderr)
+        );
+        let child = nginx(false).spawn().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", https)).is_err() {
+            assert!(Instant::now() < deadline, "nginx did not listen");
+            std::thread::park_timeout(Duration::from_millis(50));
+        }
+        let mut front = Self {
+            daemon,
+            nginx: child,
+            dir,
+            https,
+            http,
+            ca,
+            token: String::new(),
+        };
+        let login = front.https(&[
+            "-X",
+            "POST",
+            "-H",
+            "Content-Type: application/json",
+            "--data",
+            &json!({ "username": "lemur", "password": front.daemon.admin_password }).to_string(),
+            "/api/1/auth/login",
+        ]);
+        assert_eq!(login.status, 200, "{}", login.body);
+        front.token = login.json()["token"].as_str().unwrap().to_owned();
+        front
+    }
+
+    /// A request through nginx over HTTPS, the daemon's CA trusted; the last argument is the
+    /// path.
+    fn https(&self, arguments: &[&str]) -> Response {
+        let (path, options) = arguments.split_last().unwrap();
+        let url = format!("https://{FRONT_NAME}:{}{path}", self.https);
+        let resolve = format!("{FRONT_NAME}:{}:127.0.0.1", self.https);
+        let mut all = vec!["--cacert", self.ca.to_str().unwrap(), "--resolve", &resolve];
+        all.extend_from_slice(options);
+        all.push(&url);
+        curl(&all)
+    }
+
+    fn authorized(&self, arguments: &[&str]) -> Response {
+        let bearer = format!("Authorization: Bearer {}", self.token);
+        let mut all = vec!["-H", bearer.as_str()];
+        all.extend_from_slice(arguments);
+        self.https(&all)
+    }
+
+    fn error_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("logs/error.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Front {
+    fn drop(&mut self) {
+        // SIGTERM: the master stops its workers (SIGKILL would leave them running).
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.nginx.id().to_string()])
+            .status();
+        let _ = self.nginx.wait();
+    }
+}
+
+fn chmod(path: &Path, mode: u32) {
+    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(mode)).unwrap();
+}
+
+fn chown(path: &Path, user: Option<u32>, group: Option<u32>) {
+    std::os::unix::fs::chown(path, user, group).unwrap();
+}
+
+/// `nginx/lemur.conf` with the appliance's paths and ports replaced by the test's; each one
+/// must be found, so the test follows the file.
+fn templated(socket: &Path, tls: &Path, web: &Path, https: u16, http: u16) -> String {
+    let shipped = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../nginx/lemur.conf"),
+    )
+    .unwrap();
+    let replacements = [
+        (
+            "unix:/run/lemur/lemur.sock".to_owned(),
+            format!("unix:{}", socket.display()),
+        ),
+        (
+            "/var/lib/lemur/frontend".to_owned(),
+            tls.display().to_string(),
+        ),
+        (
+            "/usr/share/lemur-hsm/web".to_owned(),
+            web.display().to_string(),
+        ),
+        (
+            "listen 80 default_server;".to_owned(),
+            format!("listen 127.0.0.1:{http} default_server;"),
+        ),
+        (
+            "listen 443 ssl http2 default_server;".to_owned(),
+            format!("listen 127.0.0.1:{https} ssl http2 default_server;"),
+        ),
+        // Loopback only: the test machine may have no IPv6.
+        ("listen [::]:80 default_server;".to_owned(), String::new()),
+        (
+            "listen [::]:443 ssl http2 default_server;".to_owned(),
+            String::new(),
+        ),
+    ];
+    let mut text = shipped;
+    for (from, to) in replacements {
+        assert!(
+            text.contains(&from),
+            "nginx/lemur.conf no longer has {from:?}"
+        );
+        text = text.replace(&from, &to);
+    }
+    text
+}
+
+/// The front end's certificate and key, as the appliance gets them: issued with a key generated
+/// in the HSM by the daemon's own root CA, for [`FRONT_NAME`] and 127.0.0.1. Asked over the unix
+/// socket, before nginx exists. Writes the root's PEM to `ca`.
+fn frontend_certificate(daemon: &Daemon, socket: &Path, ca: &Path) -> (String, String) {
+    let socket = socket.to_str().unwrap();
+    let call = |method: &str, path: &str, token: Option<&str>, body: Option<Value>| {
+        let url = format!("http://lemur{path}");
+        let bearer = token.map(|t| format!("Authorization: Bearer {t}"));
+        let body = body.map(|b| b.to_string());
+        let mut arguments = vec!["--unix-socket", socket, "-X", method];
+        if let Some(bearer) = &bearer {
+            arguments.extend(["-H", bearer.as_str()]);
+        }
+        if let Some(body) = &body {
+            arguments.extend(["-H", "Content-Type: application/json", "--data", body]);
+        }
+        arguments.push(&url);
+        let response = curl(&arguments);
+        assert_eq!(response.status, 200, "{method} {path}: {}", response.body);
+        response.json()
+    };
+    let login = call(
+        "POST",
+        "/api/1/auth/login",
+        None,
+        Some(json!({ "username": "lemur", "password": daemon.admin_password })),
+    );
+    let token = login["token"].as_str().unwrap();
+    let root = call(
+        "POST",
+        "/api/1/authorities",
+        Some(token),
+        Some(json!({
+            "name": "appliance", "owner": "pki@example.com", "commonName": "Appliance Root",
+            "type": "root", "keyType": "ECCPRIME256V1", "validityYears": 5,
+        })),
+    );
+    std::fs::write(ca, root["authorityCertificate"]["body"].as_str().unwrap()).unwrap();
+    let issued = call(
+        "POST",
+        "/api/1/certificates",
+        Some(token),
+        Some(json!({
+            "owner": "pki@example.com", "commonName": FRONT_NAME,
+            "authority": { "id": root["id"] }, "keyType": "ECCPRIME256V1",
+            "extensions": { "subAltNames": { "names": [
+                { "nameType": "DNSName", "value": FRONT_NAME },
+                { "nameType": "IPAddress", "value": "127.0.0.1" },
+            ] } },
+        })),
+    );
+    let key = call(
+        "GET",
+        &format!("/api/1/certificates/{}/key", issued["id"]),
+        Some(token),
+        None,
+    );
+    let chain = format!(
+        "{}\n{}\n",
+        issued["body"].as_str().unwrap().trim(),
+        issued["chain"].as_str().unwrap_or_default().trim()
+    );
+    (chain, key["key"].as_str().unwrap().to_owned())
+}
+
+#[test]
+fn the_bundled_nginx_fronts_the_daemon_with_its_headers_and_limits() {
+    let front = Front::start();
+
+    // Plain HTTP only redirects, keeping the path and query.
+    let redirect = curl(&[&format!(
+        "http://127.0.0.1:{}/certificates?page=2",
+        front.http
+    )]);
+    assert_eq!(redirect.status, 301);
+    assert_eq!(
+        redirect.header("location"),
+        Some("https://127.0.0.1/certificates?page=2")
+    );
+
+    // The API through nginx: an authenticated call works, and the daemon saw the client's own
+    // address (a failed login is audited with it), not the socket.
+    let me = front.authorized(&["/api/1/auth/me"]);
+    assert_eq!(me.status, 200, "{}", me.body);
+    assert_eq!(me.json()["username"], "lemur");
+    let failed = front.https(&[
+        "-X",
+        "POST",
+        "-H",
+        "Content-Type: application/json",
+        "--data",
+        r#"{"username": "lemur", "password": "not the password"}"#,
+        "/api/1/auth/login",
+    ]);
+    assert_eq!(failed.status, 401, "{}", failed.body);
+    let audited = crate::support::sqlite_query(
+        &front.daemon,
+        "SELECT source_address FROM logs WHERE log_type = 'login_failed' ORDER BY id DESC LIMIT 1",
+    );
+    assert_eq!(audited.trim(), "127.0.0.1");
+
+    // Every response carries the security headers and no version banner, errors included.
+    for response in [&me, &failed, &front.https(&["/"])] {
+        for (name, value) in [
+            ("strict-transport-security", "max-age=63072000"),
+            ("x-frame-options", "DENY"),
+            ("x-content-type-options", "nosniff"),
+            ("referrer-policy", "no-referrer"),
+        ] {
+            assert_eq!(response.header(name), Some(value), "{name}");
+        }
+        let csp = response
+            .header("content-security-policy")
+            .unwrap_or_default();
+        assert!(
+            csp.starts_with("default-src 'none'; script-src 'self'") && !csp.contains("unsafe"),
+            "{csp}"
+        );
+        assert!(response.header("permissions-policy").is_some());
+        assert_eq!(response.header("server"), Some("nginx"));
+        assert_eq!(response.header("x-xss-protection"), None);
+    }
+
+    // The UI: its files, any other path is the application's, hashed assets cached for long.
+    let index = front.https(&["/certificates/42"]);
+    assert_eq!(index.status, 200);
+    assert!(index.body.contains("<title>Lemur-HSM</title>"));
+    assert_eq!(index.header("cache-control"), Some("no-cache"));
+    let asset = front.https(&["/assets/app-1a2b3c.js"]);
+    assert_eq!(asset.status, 200);
+    assert_eq!(asset.header("cache-control"), Some("max-age=31536000"));
+
+    // A body over the limit stops at nginx.
+    let big = front.dir.path().join("big.json");
+    std::fs::write(&big, "x".repeat(2 * 1024 * 1024)).unwrap();
+    let too_big = front.authorized(&[
+        "-X",
+        "POST",
+        "-H",
+        "Content-Type: application/json",
+        "--data-binary",
+        &format!("@{}", big.display()),
+        "/api/1/certificates/upload",
+    ]);
+    assert_eq!(too_big.status, 413);
+
+    // Sign-in attempts are rate limited per address: a burst past the allowance gets 429s.
+    let mut limited = 0;
+    for _ in 0..20 {
+        let attempt = front.https(&[
+            "-X",
+            "POST",
+            "-H",
+            "Content-Type: application/json",
+            "--data",
+            r#"{"username": "nobody", "password": "x"}"#,
+            "/api/1/auth/login",
+        ]);
+        // nginx's refusal, not the daemon's own throttle (which answers JSON).
+        if attempt.status == 429 && attempt.body.contains("<center>nginx</center>") {
+            limited += 1;
+        }
+    }
+    assert!(limited >= 5, "nginx limited {limited} of 20 rapid logins");
+
+    // TLS 1.1 is refused; 1.2 and 1.3 are spoken.
+    for (version, accepted) in [("-tls1_1", false), ("-tls1_2", true), ("-tls1_3", true)] {
+        let handshake = Command::new("openssl")
+            .args(["s_client", version, "-connect"])
+            .arg(format!("127.0.0.1:{}", front.https))
+            .arg("-CAfile")
+            .arg(&front.ca)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&handshake.stdout);
+        let spoken =
+            !text.contains("Cipher is (NONE)") && text.contains("Verify return code: 0 (ok)");
+        assert_eq!(spoken, accepted, "{version}: {text}");
+    }
+
+    let log = front.error_log();
+    println!("{log}");
+    assert!(
+        !["[emerg]", "[alert]", "[crit]"]
+            .iter()
+            .any(|level| log.contains(level)),
+        "{log}"
+    );
+}
+
+#[test]
+fn testssl_finds_no_high_or_critical_issue_in_the_bundled_nginx_but_the_missing_crl() {
+    let front = Front::start();
+    let report = front.dir.path().join("testssl.json");
+    let started = Instant::now();
+    let output = Command::new("testssl")
+        .args([
+            "--quiet",
+            "--color",
+            "0",
+            "--warnings",
+            "off",
+            "--severity",
+            "HIGH",
+        ])
+        .arg("--add-ca")
+        .arg(&front.ca)
+        .arg("--jsonfile")
+        .arg(&report)
+        .args(["--ip", "127.0.0.1"])
+        .arg(format!("https://{FRONT_NAME}:{}", front.https))
+        .output()
+        .expect("testssl (Debian package testssl.sh)");
+    let findings: Vec<Value> =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap_or_else(|error| {
+            panic!(
+                "testssl wrote no report ({error}): {}{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            )
+        }))
+        .unwrap();
+    // The JSON holds only findings of HIGH severity and above (--severity), plus testssl's own
+    // scan notes. One finding is known and open: the appliance's CA does not yet publish a CRL,
+    // so its certificates name no CRL distribution point (and it runs no OCSP responder).
+    let known_open = ["cert_revocation"];
+    let serious: Vec<&Value> = findings
+        .iter()
+        .filter(|finding| matches!(finding["severity"].as_str(), Some("HIGH" | "CRITICAL")))
+        .filter(|finding| !known_open.contains(&finding["id"].as_str().unwrap_or_default()))
+        .collect();
+    println!(
+        "testssl.sh: {} findings of HIGH or CRITICAL severity, in {:.0?}",
+        serious.len(),
+        started.elapsed()
+    );
+    assert!(
+        serious.is_empty(),
+        "testssl.sh found: {}",
+        serde_json::to_string_pretty(&serious).unwrap()
+    );
+    // It really tested this server: protocols and the certificate's chain were examined.
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        text.contains("TLS 1.3") && text.contains("Chain of trust"),
+        "{text}"
+    );
+}
