@@ -111,13 +111,15 @@ impl Front {
             chown(&sockets, None, Some(NOBODY));
         }
         let socket = sockets.join("lemur.sock");
-        let mut daemon = Daemon::start_with(
+        // At debug level, so the log secret scan reads everything the daemon can say.
+        let mut daemon = Daemon::start_with_env(
             Path::new(env!("CARGO_BIN_EXE_lemur")),
             None,
             &[
                 "--listen".as_ref(),
                 format!("unix:{}", socket.display()).as_ref(),
             ],
+            &[("LEMUR_LOG", "debug".as_ref())],
         );
         let config = std::fs::read_to_string(daemon.config_path()).unwrap();
         std::fs::write(
@@ -568,4 +570,145 @@ fn testssl_finds_no_high_or_critical_issue_in_the_bundled_nginx_but_the_missing_
         text.contains("TLS 1.3") && text.contains("Chain of trust"),
         "{text}"
     );
+}
+
+/// The base64 lines of a PEM document: what a leaked key or certificate would show in a log.
+fn pem_lines(pem: &str) -> Vec<String> {
+    pem.lines()
+        .filter(|line| !line.starts_with("-----") && line.len() >= 32)
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn no_log_holds_a_secret_after_a_full_scenario() {
+    let front = Front::start();
+    let state = front.daemon.state_dir();
+    let read = |path: PathBuf| std::fs::read_to_string(path).unwrap().trim().to_owned();
+    let mut secrets = vec![
+        ("the HSM PIN", read(state.join("secrets/hsm-pin"))),
+        ("the HSM SO PIN", read(state.join("secrets/hsm-so-pin"))),
+        ("the token secret", read(state.join("secrets/token-secret"))),
+        ("the admin password", front.daemon.admin_password.clone()),
+        ("the admin's token", front.token.clone()),
+    ];
+    for line in pem_lines(&read(front.dir.path().join("frontend/key.pem"))) {
+        secrets.push(("the front end's private key", line));
+    }
+
+    // Through nginx: a failed login with a password-like secret, an import with its key, the
+    // key viewed, an issuance with a key made in the HSM, a password change.
+    let wrong = "Wr0ng-but-secret-Passw0rd!";
+    secrets.push(("a mistyped password", wrong.to_owned()));
+    let json = |body: Value| body.to_string();
+    let failed = front.https(&[
+        "-X",
+        "POST",
+        "-H",
+        "Content-Type: application/json",
+        "--data",
+        &json(json!({ "username": "lemur", "password": wrong })),
+        "/api/1/auth/login",
+    ]);
+    assert_eq!(failed.status, 401);
+    let imported_key = rcgen::KeyPair::generate().unwrap();
+    let mut params =
+        rcgen::CertificateParams::new(vec!["imported.example.com".to_owned()]).unwrap();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "imported.example.com");
+    let imported = params.self_signed(&imported_key).unwrap();
+    for line in pem_lines(&imported_key.serialize_pem()) {
+        secrets.push(("an imported private key", line));
+    }
+    let upload = front.authorized(&[
+        "-X",
+        "POST",
+        "-H",
+        "Content-Type: application/json",
+        "--data",
+        &json(json!({
+            "owner": "pki@example.com", "body": imported.pem(),
+            "privateKey": imported_key.serialize_pem(),
+        })),
+        "/api/1/certificates/upload",
+    ]);
+    assert_eq!(upload.status, 200, "{}", upload.body);
+    let viewed = front.authorized(&[&format!("/api/1/certificates/{}/key", upload.json()["id"])]);
+    assert_eq!(viewed.status, 200, "{}", viewed.body);
+    let authorities = front.authorized(&["/api/1/authorities"]);
+    let authority = authorities.json()["items"][0]["id"].clone();
+    let issued = front.authorized(&[
+        "-X",
+        "POST",
+        "-H",
+        "Content-Type: application/json",
+        "--data",
+        &json(json!({
+            "owner": "pki@example.com", "commonName": "app.example.com",
+            "authority": { "id": authority }, "keyType": "ECCPRIME256V1",
+        })),
+        "/api/1/certificates",
+    ]);
+    assert_eq!(issued.status, 200, "{}", issued.body);
+    let issued_key =
+        front.authorized(&[&format!("/api/1/certificates/{}/key", issued.json()["id"])]);
+    for line in pem_lines(issued_key.json()["key"].as_str().unwrap()) {
+        secrets.push(("an issued private key", line));
+    }
+    let new_password = front.dir.path().join("new-password");
+    std::fs::write(&new_password, "An0ther-Secret-Passw0rd").unwrap();
+    secrets.push(("a new password", "An0ther-Secret-Passw0rd".to_owned()));
+    let reset = Command::new(env!("CARGO_BIN_EXE_lemur"))
+        .arg("--config")
+        .arg(front.daemon.config_path())
+        .args(["reset_password", "-u", "lemur", "-p"])
+        .arg(&new_password)
+        .env_remove("SOFTHSM2_CONF")
+        .output()
+        .unwrap();
+    assert!(
+        reset.status.success(),
+        "{}",
+        String::from_utf8_lossy(&reset.stderr)
+    );
+    let reset_output = format!(
+        "{}{}",
+        String::from_utf8_lossy(&reset.stdout),
+        String::from_utf8_lossy(&reset.stderr)
+    );
+
+    // Every log: the daemon's (debug level), nginx's access and error logs, the CLI's output,
+    // and the audit log in the database.
+    let nginx_logs = ["access.log", "error.log"].map(|name| {
+        std::fs::read_to_string(front.dir.path().join("logs").join(name)).unwrap_or_default()
+    });
+    let audit = crate::support::sqlite_query(&front.daemon, "SELECT * FROM logs");
+    let logs = [
+        ("the daemon's log", front.daemon.log()),
+        ("nginx's access log", nginx_logs[0].clone()),
+        ("nginx's error log", nginx_logs[1].clone()),
+        ("lemur reset_password", reset_output),
+        ("the audit log", audit),
+    ];
+    // Each log recorded the scenario, so an empty or unread log cannot pass for a clean one.
+    for (index, expected) in [
+        (0, "POST /api/1/certificates/upload 200"),
+        (1, "\"POST /api/1/auth/login HTTP/2.0\" 401"),
+        (3, "lemur"),
+        (4, "key_view"),
+    ] {
+        assert!(
+            logs[index].1.contains(expected),
+            "{}: {}",
+            logs[index].0,
+            logs[index].1
+        );
+    }
+    for (log, text) in &logs {
+        for (what, secret) in &secrets {
+            assert!(!secret.is_empty());
+            assert!(!text.contains(secret.as_str()), "{log} holds {what}");
+        }
+    }
 }
