@@ -108,6 +108,11 @@ impl Daemon {
     /// which a test may have edited in between).
     pub fn restart(&mut self) {
         assert!(self.stop(), "the daemon did not stop cleanly");
+        self.respawn();
+    }
+
+    /// Starts the daemon again, as first started, on the same state.
+    fn respawn(&mut self) {
         let (child, base) = spawn(
             &self.binary,
             self.state.path(),
@@ -328,15 +333,7 @@ impl Daemon {
     pub fn crash_and_restart(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let (child, base) = spawn(
-            &self.binary,
-            self.state.path(),
-            &self.arguments,
-            &self.environment,
-            &self.log,
-        );
-        self.child = child;
-        self.base = base;
+        self.respawn();
     }
 
     /// Stops the daemon with SIGTERM and waits for it; returns whether it exited cleanly.

@@ -90,8 +90,9 @@ pub async fn serve_app(app: Arc<App>, on_ready: impl FnOnce(&str)) -> Result<()>
     let watchdog = systemd::manager()
         .zip(systemd::watchdog_interval())
         .map(|(manager, interval)| tokio::spawn(keep_alive(manager, interval)));
+    let signalled = shutdown_signal();
     let shutdown = async {
-        shutdown_signal().await;
+        signalled.await;
         if let Some(manager) = systemd::manager() {
             manager.stopping();
         }
@@ -134,17 +135,23 @@ async fn keep_alive(manager: &'static systemd::Notifier, interval: Duration) {
     }
 }
 
-async fn shutdown_signal() {
+/// Completes on SIGTERM or SIGINT. The handlers are installed when this is called, not when the
+/// future is first polled: a stop that arrives as soon as the daemon reports ready (systemd's,
+/// or a test's) must find them in place, or the default action kills the daemon mid-start.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
+    let handlers = (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
-    ) else {
-        log::error!("cannot install signal handlers; stop with SIGKILL");
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = term.recv() => log::info!("SIGTERM: finishing requests in flight"),
-        _ = int.recv() => log::info!("SIGINT: finishing requests in flight"),
+    );
+    async move {
+        let (Ok(mut term), Ok(mut int)) = handlers else {
+            log::error!("cannot install signal handlers; stop with SIGKILL");
+            return std::future::pending().await;
+        };
+        tokio::select! {
+            _ = term.recv() => log::info!("SIGTERM: finishing requests in flight"),
+            _ = int.recv() => log::info!("SIGINT: finishing requests in flight"),
+        }
     }
 }

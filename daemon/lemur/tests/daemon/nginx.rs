@@ -220,15 +220,11 @@ impl Front {
             ca,
             token: String::new(),
         };
-        let login = front.https(&[
-            "-X",
-            "POST",
-            "-H",
-            "Content-Type: application/json",
-            "--data",
-            &json!({ "username": "lemur", "password": front.daemon.admin_password }).to_string(),
+        let login = front.post(
             "/api/1/auth/login",
-        ]);
+            &json!({ "username": "lemur", "password": front.daemon.admin_password }),
+            false,
+        );
         assert_eq!(login.status, 200, "{}", login.body);
         front.token = login.json()["token"].as_str().unwrap().to_owned();
         front
@@ -244,6 +240,25 @@ impl Front {
         all.extend_from_slice(options);
         all.push(&url);
         curl(&all)
+    }
+
+    /// A JSON POST through nginx, with the admin's token when `authorized`.
+    fn post(&self, path: &str, body: &Value, authorized: bool) -> Response {
+        let body = body.to_string();
+        let arguments = [
+            "-X",
+            "POST",
+            "-H",
+            "Content-Type: application/json",
+            "--data",
+            &body,
+            path,
+        ];
+        if authorized {
+            self.authorized(&arguments)
+        } else {
+            self.https(&arguments)
+        }
     }
 
     fn authorized(&self, arguments: &[&str]) -> Response {
@@ -407,15 +422,11 @@ fn the_bundled_nginx_fronts_the_daemon_with_its_headers_and_limits() {
     let me = front.authorized(&["/api/1/auth/me"]);
     assert_eq!(me.status, 200, "{}", me.body);
     assert_eq!(me.json()["username"], "lemur");
-    let failed = front.https(&[
-        "-X",
-        "POST",
-        "-H",
-        "Content-Type: application/json",
-        "--data",
-        r#"{"username": "lemur", "password": "not the password"}"#,
+    let failed = front.post(
         "/api/1/auth/login",
-    ]);
+        &json!({ "username": "lemur", "password": "not the password" }),
+        false,
+    );
     assert_eq!(failed.status, 401, "{}", failed.body);
     let audited = crate::support::sqlite_query(
         &front.daemon,
@@ -471,15 +482,11 @@ fn the_bundled_nginx_fronts_the_daemon_with_its_headers_and_limits() {
     // Sign-in attempts are rate limited per address: a burst past the allowance gets 429s.
     let mut limited = 0;
     for _ in 0..20 {
-        let attempt = front.https(&[
-            "-X",
-            "POST",
-            "-H",
-            "Content-Type: application/json",
-            "--data",
-            r#"{"username": "nobody", "password": "x"}"#,
+        let attempt = front.post(
             "/api/1/auth/login",
-        ]);
+            &json!({ "username": "nobody", "password": "x" }),
+            false,
+        );
         // nginx's refusal, not the daemon's own throttle (which answers JSON).
         if attempt.status == 429 && attempt.body.contains("<center>nginx</center>") {
             limited += 1;
@@ -600,16 +607,11 @@ fn no_log_holds_a_secret_after_a_full_scenario() {
     // key viewed, an issuance with a key made in the HSM, a password change.
     let wrong = "Wr0ng-but-secret-Passw0rd!";
     secrets.push(("a mistyped password", wrong.to_owned()));
-    let json = |body: Value| body.to_string();
-    let failed = front.https(&[
-        "-X",
-        "POST",
-        "-H",
-        "Content-Type: application/json",
-        "--data",
-        &json(json!({ "username": "lemur", "password": wrong })),
+    let failed = front.post(
         "/api/1/auth/login",
-    ]);
+        &json!({ "username": "lemur", "password": wrong }),
+        false,
+    );
     assert_eq!(failed.status, 401);
     let imported_key = rcgen::KeyPair::generate().unwrap();
     let mut params =
@@ -621,35 +623,27 @@ fn no_log_holds_a_secret_after_a_full_scenario() {
     for line in pem_lines(&imported_key.serialize_pem()) {
         secrets.push(("an imported private key", line));
     }
-    let upload = front.authorized(&[
-        "-X",
-        "POST",
-        "-H",
-        "Content-Type: application/json",
-        "--data",
-        &json(json!({
+    let upload = front.post(
+        "/api/1/certificates/upload",
+        &json!({
             "owner": "pki@example.com", "body": imported.pem(),
             "privateKey": imported_key.serialize_pem(),
-        })),
-        "/api/1/certificates/upload",
-    ]);
+        }),
+        true,
+    );
     assert_eq!(upload.status, 200, "{}", upload.body);
     let viewed = front.authorized(&[&format!("/api/1/certificates/{}/key", upload.json()["id"])]);
     assert_eq!(viewed.status, 200, "{}", viewed.body);
     let authorities = front.authorized(&["/api/1/authorities"]);
     let authority = authorities.json()["items"][0]["id"].clone();
-    let issued = front.authorized(&[
-        "-X",
-        "POST",
-        "-H",
-        "Content-Type: application/json",
-        "--data",
-        &json(json!({
+    let issued = front.post(
+        "/api/1/certificates",
+        &json!({
             "owner": "pki@example.com", "commonName": "app.example.com",
             "authority": { "id": authority }, "keyType": "ECCPRIME256V1",
-        })),
-        "/api/1/certificates",
-    ]);
+        }),
+        true,
+    );
     assert_eq!(issued.status, 200, "{}", issued.body);
     let issued_key =
         front.authorized(&[&format!("/api/1/certificates/{}/key", issued.json()["id"])]);

@@ -228,3 +228,14 @@ fn the_entropy_check_the_daemon_waits_for_reads_the_daemons_configuration() {
     assert!(printed.contains("[ok  ] hsm "), "{printed}");
     assert!(printed.trim_end().ends_with("healthy"), "{printed}");
 }
+
+/// systemd may stop the daemon the moment it reports ready: the signal handlers are in place
+/// before the ready line, so the stop is clean, never the default action's kill.
+#[test]
+fn a_stop_the_moment_the_daemon_is_ready_is_clean() {
+    let mut daemon = Daemon::start(Path::new(env!("CARGO_BIN_EXE_lemur")), None);
+    assert!(daemon.stop(), "the daemon did not stop cleanly");
+    for _ in 0..4 {
+        daemon.restart();
+    }
+}
