@@ -89,6 +89,34 @@ pub fn check_private(path: &Path) -> Result<()> {
     check_parents(path)
 }
 
+/// A systemd credential: systemd writes it root-owned (0400 or 0440 with an ACL for the unit's
+/// user) on a private read-only mount under `$CREDENTIALS_DIRECTORY`, so [`check_private`]'s
+/// owner rule cannot apply. It must be owned by root or by this process's user and closed to
+/// others.
+pub fn check_credential(path: &Path) -> Result<()> {
+    let found = metadata(path)?;
+    let uid = effective_uid();
+    if found.uid() != 0 && found.uid() != uid {
+        return Err(refuse(
+            path,
+            format!(
+                "is owned by uid {}, not by root or this process's uid {uid}",
+                found.uid()
+            ),
+            "load it with LoadCredentialEncrypted= in the unit".to_owned(),
+        ));
+    }
+    let mode = found.permissions().mode() & 0o777;
+    if mode & 0o007 != 0 {
+        return Err(refuse(
+            path,
+            format!("is readable by others (mode {mode:o})"),
+            "load it with LoadCredentialEncrypted= in the unit".to_owned(),
+        ));
+    }
+    Ok(())
+}
+
 /// Fails with the fix when `path` (code the daemon loads, such as the PKCS#11 module) or a
 /// directory above it could be changed by anyone but root or this process's user.
 pub fn check_not_writable_by_others(path: &Path) -> Result<()> {
@@ -205,6 +233,25 @@ mod tests {
         if is_root() {
             std::os::unix::fs::chown(&secret, Some(65534), None).unwrap();
             let error = check_private(&secret).unwrap_err().to_string();
+            assert!(error.contains("owned by uid 65534"), "{error}");
+        }
+    }
+
+    #[test]
+    fn credentials_are_root_or_ours_and_closed_to_others() {
+        let base = tempfile::tempdir().unwrap();
+        let credential = base.path().join("hsm-pin");
+        std::fs::write(&credential, b"x").unwrap();
+        // As systemd writes it on a noswap tmpfs: group-readable, for the unit's user's ACL.
+        set_mode(&credential, 0o440);
+        assert!(check_credential(&credential).is_ok());
+        set_mode(&credential, 0o444);
+        let error = check_credential(&credential).unwrap_err().to_string();
+        assert!(error.contains("readable by others"), "{error}");
+        set_mode(&credential, 0o400);
+        if is_root() {
+            std::os::unix::fs::chown(&credential, Some(65534), None).unwrap();
+            let error = check_credential(&credential).unwrap_err().to_string();
             assert!(error.contains("owned by uid 65534"), "{error}");
         }
     }

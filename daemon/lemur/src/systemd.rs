@@ -1,7 +1,8 @@
 //! The systemd notification protocol (`sd_notify(3)`), spoken by the daemon itself so that
 //! `Type=notify` means what it says: systemd (and nginx, ordered after the daemon) see the
-//! service ready only once the HSM is logged in, the entropy self-test has passed and the
-//! listener is bound; `WatchdogSec=` restarts a daemon whose runtime stopped turning; `STOPPING`
+//! service ready only once the HSM is logged in, the entropy self-test has run (a failure
+//! leaves key generation refused until a re-check passes; `lemur-entropy.service` keeps a
+//! failing machine from starting the daemon at all) and the listener is bound; `WatchdogSec=` restarts a daemon whose runtime stopped turning; `STOPPING`
 //! tells systemd a shutdown is under way while requests in flight finish.
 //!
 //! Outside systemd (`NOTIFY_SOCKET` unset) every call does nothing.

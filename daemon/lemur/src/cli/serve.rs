@@ -3,7 +3,7 @@
 
 use crate::systemd;
 use lemur_core::config::Config;
-use lemur_core::files::{check_not_writable_by_others, check_private, is_root};
+use lemur_core::files::{check_credential, check_not_writable_by_others, check_private, is_root};
 use lemur_core::{App, Error, Result, clock};
 use std::path::Path;
 use std::sync::Arc;
@@ -22,8 +22,12 @@ pub enum Mode {
 pub fn preflight(config_path: &Path, config: &Config, mode: Mode) -> Result<()> {
     check_private(config_path)?;
     check_private(&config.state_dir)?;
+    let credentials = std::env::var_os("CREDENTIALS_DIRECTORY").map(std::path::PathBuf::from);
     for secret in config.secret_files() {
-        check_private(secret)?;
+        match &credentials {
+            Some(directory) if secret.starts_with(directory) => check_credential(secret)?,
+            _ => check_private(secret)?,
+        }
     }
     // A database file outside the private state directory must be private itself (compared
     // once links and `..` are resolved, without the URL's query).
@@ -123,9 +127,9 @@ fn announce(address: &str, on_ready: impl FnOnce(&str)) {
 }
 
 /// Tells systemd's watchdog the daemon is alive, twice per interval as `sd_watchdog_enabled(3)`
-/// advises. The pings come from the async runtime that serves every request, so a runtime
-/// that stops turning (a deadlock, a blocked worker) stops them and systemd restarts the
-/// daemon.
+/// advises. The pings come from the async runtime that serves every request, so a runtime that
+/// stops turning altogether stops them and systemd restarts the daemon. A hung HSM or database
+/// does not: those are reported as 503s and by the health route, and retried.
 async fn keep_alive(manager: &'static systemd::Notifier, interval: Duration) {
     let mut ticks = tokio::time::interval(interval / 2);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
