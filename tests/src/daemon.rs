@@ -124,6 +124,17 @@ impl Daemon {
         self.base = base;
     }
 
+    /// A `lemur` command on this daemon's configuration alone, as an operator runs one beside
+    /// it: the module's environment comes from the configuration, not from this process.
+    pub fn command(&self) -> Command {
+        let mut command = Command::new(&self.binary);
+        command
+            .env_remove("SOFTHSM2_CONF")
+            .env("LEMUR_CONF", self.config_path())
+            .env("LEMUR_LOG", "warn");
+        command
+    }
+
     /// The daemon's process id.
     pub fn pid(&self) -> u32 {
         self.child.id()

@@ -424,10 +424,9 @@ fn reset(db: Db) {
     let dir = crate::support::scratch();
     let new_password = dir.path().join("new-password");
     std::fs::write(&new_password, "a brand new passphrase\n").unwrap();
-    let reset = std::process::Command::new(env!("CARGO_BIN_EXE_lemur"))
-        .env("LEMUR_CONF", app.daemon.config_path())
-        .env_remove("SOFTHSM2_CONF")
-        .env("LEMUR_LOG", "warn")
+    let reset = app
+        .daemon
+        .command()
         .args(["reset_password", "-u", "lemur", "-p"])
         .arg(&new_password)
         .output()

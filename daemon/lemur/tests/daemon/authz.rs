@@ -10,7 +10,6 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use lemur_testkit::daemon::Reply;
 use serde_json::{Value, json};
-use std::process::Command;
 
 /// Who asks, in the order of the table's columns.
 const CALLERS: [&str; 9] = [
@@ -56,13 +55,7 @@ const MATRIX: &[(&str, &str, [u16; 9])] = &[
 
 /// Runs `lemur ARGS` on the daemon's configuration alone.
 fn lemur(app: &Appliance, args: &[&str]) {
-    let output = Command::new(env!("CARGO_BIN_EXE_lemur"))
-        .env_remove("SOFTHSM2_CONF")
-        .env("LEMUR_CONF", app.daemon.config_path())
-        .env("LEMUR_LOG", "warn")
-        .args(args)
-        .output()
-        .unwrap();
+    let output = app.daemon.command().args(args).output().unwrap();
     assert!(
         output.status.success(),
         "lemur {args:?}: {}{}",

@@ -6,7 +6,6 @@ use crate::on_both_databases;
 use crate::support::{Appliance, Db};
 use serde_json::{Value, json};
 use std::collections::HashSet;
-use std::process::Command;
 
 /// Issued per test: enough for several pages of 4.
 const CERTIFICATES: usize = 11;
@@ -251,15 +250,7 @@ fn inventory(db: Db) {
 
     // The expiration scan finds host 4 (30 days out) and tells its owner; nothing else is in
     // a window of 30, 15 or 2 days.
-    let scan = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_lemur"))
-            .env_remove("SOFTHSM2_CONF")
-            .env("LEMUR_CONF", app.daemon.config_path())
-            .env("LEMUR_LOG", "warn")
-            .args(args)
-            .output()
-            .unwrap()
-    };
+    let scan = |args: &[&str]| app.daemon.command().args(args).output().unwrap();
     let dry = scan(&["notify", "expirations", "--dry-run"]);
     let report = String::from_utf8_lossy(&dry.stdout);
     assert!(

@@ -159,12 +159,6 @@ impl Front {
             }
         }
 
-        let (https, http) = (free_port(), free_port());
-        std::fs::write(
-            path.join("lemur.conf"),
-            templated(&socket, &tls, &web, https, http),
-        )
-        .unwrap();
         let main = path.join("nginx.conf");
         std::fs::write(
             &main,
@@ -199,18 +193,34 @@ impl Front {
             }
             command
         };
-        let checked = nginx(true).output().expect("nginx (Debian package nginx)");
-        assert!(
-            checked.status.success(),
-            "nginx -t: {}",
-            String::from_utf8_lossy(&checked.stderr)
-        );
-        let child = nginx(false).spawn().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", https)).is_err() {
-            assert!(Instant::now() < deadline, "nginx did not listen");
-            std::thread::park_timeout(Duration::from_millis(50));
-        }
+        // Ports found free may be taken by another test before nginx binds them: nginx then
+        // exits, and it is started again on other ports.
+        let (child, https, http) = (0..5)
+            .find_map(|_| {
+                let (https, http) = (free_port(), free_port());
+                std::fs::write(
+                    path.join("lemur.conf"),
+                    templated(&socket, &tls, &web, https, http),
+                )
+                .unwrap();
+                let checked = nginx(true).output().expect("nginx (Debian package nginx)");
+                assert!(
+                    checked.status.success(),
+                    "nginx -t: {}",
+                    String::from_utf8_lossy(&checked.stderr)
+                );
+                let mut child = nginx(false).spawn().unwrap();
+                let deadline = Instant::now() + Duration::from_secs(20);
+                while std::net::TcpStream::connect(("127.0.0.1", https)).is_err() {
+                    if child.try_wait().unwrap().is_some() {
+                        return None;
+                    }
+                    assert!(Instant::now() < deadline, "nginx did not listen");
+                    std::thread::park_timeout(Duration::from_millis(50));
+                }
+                Some((child, https, http))
+            })
+            .expect("nginx could not bind free ports in 5 attempts");
         let mut front = Self {
             daemon,
             nginx: child,
@@ -661,12 +671,11 @@ fn no_log_holds_a_secret_after_a_full_scenario() {
     let new_password = front.dir.path().join("new-password");
     std::fs::write(&new_password, "An0ther-Secret-Passw0rd").unwrap();
     secrets.push(("a new password", "An0ther-Secret-Passw0rd".to_owned()));
-    let reset = Command::new(env!("CARGO_BIN_EXE_lemur"))
-        .arg("--config")
-        .arg(front.daemon.config_path())
+    let reset = front
+        .daemon
+        .command()
         .args(["reset_password", "-u", "lemur", "-p"])
         .arg(&new_password)
-        .env_remove("SOFTHSM2_CONF")
         .output()
         .unwrap();
     assert!(

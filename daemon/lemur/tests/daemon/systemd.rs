@@ -210,11 +210,9 @@ fn the_units_expose_at_most_1_5_to_systemd_analyze_security() {
 #[test]
 fn the_entropy_check_the_daemon_waits_for_reads_the_daemons_configuration() {
     let daemon = Daemon::start(Path::new(env!("CARGO_BIN_EXE_lemur")), None);
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_lemur"))
-        .arg("--config")
-        .arg(daemon.config_path())
+    let output = daemon
+        .command()
         .args(["check", "entropy"])
-        .env_remove("SOFTHSM2_CONF")
         .output()
         .unwrap();
     let printed = String::from_utf8_lossy(&output.stdout);
