@@ -236,12 +236,25 @@ impl Postgres {
         std::fs::read_to_string(self.directory().join("postgres.log")).unwrap_or_default()
     }
 
-    /// How `pg_dump` and `psql` reach the database.
+    /// Makes TCP connections (the daemon's) sign in with `password` (SCRAM); the tests' own
+    /// `psql` and `pg_dump` keep the cluster's unix socket, which stays trusted.
+    pub fn require_password(&self, password: &str) {
+        self.query(&format!("ALTER ROLE lemur PASSWORD '{password}'"));
+        let hba = self.directory().join("data/pg_hba.conf");
+        std::fs::write(
+            &hba,
+            "local all all trust\nhost all all 127.0.0.1/32 scram-sha-256\n",
+        )
+        .expect("pg_hba.conf");
+        self.query("SELECT pg_reload_conf()");
+    }
+
+    /// How `pg_dump` and `psql` reach the database: the cluster's socket directory.
     fn connection(&self) -> Vec<String> {
         if self.cluster.is_some() {
             [
                 "-h",
-                "127.0.0.1",
+                self.directory().to_str().expect("UTF-8 path"),
                 "-p",
                 &self.port.to_string(),
                 "-U",

@@ -92,8 +92,8 @@ impl App {
         } = parts;
         store.migrate(clock.unix()).await?;
         let default_rotation_policy = store.ensure_rotation_policy("default", 30).await?;
-        let tokens = TokenKeys::load(
-            &config.auth.token_secret_file,
+        let tokens = TokenKeys::new(
+            &crate::locked::read(&config.auth.token_secret_file, &*hsm)?,
             config.auth.token_lifetime_minutes,
             Arc::clone(&clock),
         )?;

@@ -386,6 +386,26 @@ impl Config {
         Ok(config)
     }
 
+    /// The secret files `lemur lock` may seal: all but the HSM PIN, which opens the token that
+    /// unseals them (systemd's encrypted credentials protect it instead), and the files in the
+    /// keys directory (third-party credentials, as Lemur keeps them).
+    pub fn lockable_files(&self) -> Result<Vec<PathBuf>> {
+        let mut files: Vec<PathBuf> = self
+            .secret_files()
+            .into_iter()
+            .filter(|file| *file != self.hsm.pin_file)
+            .map(Path::to_owned)
+            .collect();
+        files.extend(crate::locked::files_in(&self.keys_dir())?);
+        Ok(files)
+    }
+
+    /// Where third-party credentials (plugins' passwords and API keys) are kept: `keys/` in
+    /// the state directory.
+    pub fn keys_dir(&self) -> PathBuf {
+        self.state_dir.join("keys")
+    }
+
     /// Every secret file the configuration names.
     pub fn secret_files(&self) -> Vec<&Path> {
         let mut files = vec![

@@ -38,6 +38,15 @@ pub enum Error {
         /// The OS error.
         source: std::io::Error,
     },
+    /// A locked file (`lemur lock`) did not open: changed, moved from another name, or sealed
+    /// under a key-encryption key the token no longer holds.
+    #[error("{path} does not unseal: {reason}")]
+    Locked {
+        /// The locked file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
     /// The database failed or cannot be reached. `context` says what was being done; the
     /// driver's error is kept for the log, never shown to API clients.
     #[error("database error while {context}")]
@@ -137,6 +146,7 @@ impl Error {
             | Error::Config { .. }
             | Error::Permissions { .. }
             | Error::Io { .. }
+            | Error::Locked { .. }
             | Error::Ca(_) => "internal",
         }
     }

@@ -333,6 +333,28 @@ pub struct CertificateLinks {
     pub replaced_by: Vec<CertificateRecord>,
 }
 
+/// A stored private key as a key-encryption key rotation reads it.
+#[derive(Debug, Clone)]
+pub struct SealedKey {
+    /// The certificate.
+    pub id: i64,
+    /// Its PEM body (the envelope is bound to the body's hash).
+    pub body: String,
+    /// The envelope.
+    pub sealed: Vec<u8>,
+}
+
+/// A stored private key sealed again: written only where the row still holds `old`.
+#[derive(Debug, Clone)]
+pub struct Resealed {
+    /// The certificate.
+    pub id: i64,
+    /// The envelope read.
+    pub old: Vec<u8>,
+    /// The envelope that replaces it.
+    pub new: Vec<u8>,
+}
+
 /// A row of the `logs` table: who did what to which certificate, from where.
 #[derive(Debug, Clone, Copy)]
 pub struct LogEntry<'a> {

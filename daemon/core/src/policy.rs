@@ -226,6 +226,8 @@ pub enum Action<'a> {
     ReadHealthDetails,
     /// Manage users and roles.
     ManageUsers,
+    /// Seal every stored secret again under a new key-encryption key.
+    RotateKek,
     /// Scan the whole inventory for certificates to announce as expiring (the scheduler's and
     /// `lemur notify expirations`' job: they tell every owner).
     ScanExpirations,
@@ -290,9 +292,10 @@ pub fn authorize(subject: &Subject, action: Action<'_>) -> Result<()> {
                         if user.roles.iter().any(|role| allowed_roles.contains(&role.name)))),
             "sensitive domains are for administrators and the sensitive-domain roles",
         ),
-        Action::CreateAuthority | Action::ManageUsers | Action::ScanExpirations => {
-            (subject.is_admin(), "only administrators may do this")
-        }
+        Action::CreateAuthority
+        | Action::ManageUsers
+        | Action::ScanExpirations
+        | Action::RotateKek => (subject.is_admin(), "only administrators may do this"),
         Action::ReadHealthDetails => (
             subject.is_admin() || subject.has(&Role::Operator) || subject.has(&Role::Auditor),
             "health details need the admin, operator or auditor role",

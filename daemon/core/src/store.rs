@@ -8,8 +8,8 @@ use crate::error::Result;
 use crate::model::{
     AuthorityDetail, AuthorityKey, AuthorityRecord, CertificateLinks, CertificateRecord,
     DomainRecord, ExpiringCertificate, ListQuery, LogEntry, LoginRecord, NewAuthority,
-    NewCertificate, NewUser, Page, Revocation, RoleRecord, StatsLabel, StatsMetric, UserRecord,
-    UserSession, Visibility,
+    NewCertificate, NewUser, Page, Resealed, Revocation, RoleRecord, SealedKey, StatsLabel,
+    StatsMetric, UserRecord, UserSession, Visibility,
 };
 use async_trait::async_trait;
 
@@ -122,6 +122,18 @@ pub trait CertificateRepository: Send + Sync {
     /// The sealed private key of a certificate: `None` when the certificate does not exist,
     /// `Some(None)` when it has no key.
     async fn sealed_private_key(&self, id: i64) -> Result<Option<Option<Vec<u8>>>>;
+    /// Certificates holding a sealed private key with an id above `after`, by id, at most
+    /// `limit` of them.
+    async fn sealed_private_keys(&self, after: i64, limit: i64) -> Result<Vec<SealedKey>>;
+    /// Writes each new envelope where its row still holds the old one (a row changed meanwhile
+    /// is left alone), with `log` as the audit row, in one transaction; returns how many rows
+    /// changed.
+    async fn replace_sealed_private_keys(
+        &self,
+        changes: &[Resealed],
+        log: &LogEntry<'_>,
+        now: i64,
+    ) -> Result<u64>;
     /// Records a revocation with its audit row, turning the certificate's notifications and
     /// rotation off; `false` when the certificate was revoked already (nothing is written).
     async fn revoke_certificate(

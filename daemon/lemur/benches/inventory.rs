@@ -156,6 +156,7 @@ fn populate(daemon: &Daemon, database_url: &str, authorities: &[Authority], size
     let store = runtime
         .block_on(SqlStore::connect(
             &serde_json::from_value::<DatabaseConfig>(json!({ "url": database_url })).unwrap(),
+            None,
         ))
         .unwrap();
     let now = now();

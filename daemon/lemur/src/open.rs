@@ -1,5 +1,7 @@
 //! Wiring: the application from a configuration, each part opened in the order that lets its
-//! failure say what is wrong (database, then HSM and entropy, then token keys).
+//! failure say what is wrong and that the next part needs (HSM and entropy first, since they
+//! unseal locked secret files such as the database password; then the database; then token
+//! keys).
 
 use lemur_core::clock::Clock;
 use lemur_core::config::Config;
@@ -51,8 +53,7 @@ pub fn hsm_and_entropy(config: &Config) -> Result<(Pkcs11KeyStore, Arc<HealthMon
 /// after its self-test, and the application over them.
 pub async fn app(config: Config, clock: Arc<dyn Clock>) -> Result<(App, Arc<Pkcs11KeyStore>)> {
     module_environment(&config)?;
-    let store = SqlStore::connect(&config.database).await?;
-    let (keys, entropy) = tokio::task::spawn_blocking({
+    let (keys, entropy, password) = tokio::task::spawn_blocking({
         let config = config.clone();
         move || -> Result<_> {
             let (keys, entropy) = hsm_and_entropy(&config)?;
@@ -62,11 +63,14 @@ pub async fn app(config: Config, clock: Arc<dyn Clock>) -> Result<(App, Arc<Pkcs
                     "entropy self-test failed: {reason}; key generation is refused until a re-check passes"
                 );
             }
-            Ok((Arc::new(keys), entropy))
+            let password = database_password(&config, &keys)?;
+            Ok((Arc::new(keys), entropy, password))
         }
     })
     .await
     .map_err(|e| Error::Ca(format!("HSM start-up task failed: {e}")))??;
+    let store =
+        SqlStore::connect(&config.database, password.as_deref().map(|p| p.as_str())).await?;
     let app = App::new(Parts {
         config,
         store: Arc::new(store),
@@ -77,6 +81,23 @@ pub async fn app(config: Config, clock: Arc<dyn Clock>) -> Result<(App, Arc<Pkcs
     })
     .await?;
     Ok((app, keys))
+}
+
+/// The database password from `database.password_file`, clear or locked, without its final
+/// newline.
+fn database_password(
+    config: &Config,
+    keys: &Pkcs11KeyStore,
+) -> Result<Option<zeroize::Zeroizing<String>>> {
+    let Some(file) = &config.database.password_file else {
+        return Ok(None);
+    };
+    let bytes = lemur_core::locked::read(file, keys)?;
+    let text = std::str::from_utf8(&bytes)
+        .map_err(|_| Error::invalid("database.password_file", "is not UTF-8 text"))?;
+    Ok(Some(zeroize::Zeroizing::new(
+        text.trim_end_matches(['\n', '\r']).to_owned(),
+    )))
 }
 
 /// Makes sure the key-encryption key and the built-in roles exist (idempotent, as `lemur init`

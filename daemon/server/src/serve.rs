@@ -59,7 +59,11 @@ pub async fn serve(
         .map_err(Error::io("reading the bound address"))?;
     match (&server.tls_certificate, &server.tls_private_key) {
         (Some(certificate), Some(key)) => {
-            let config = crate::tls::server_config(certificate, key)?;
+            let key = key.clone();
+            let key = app
+                .hsm(move |hsm| lemur_core::locked::read(&key, &**hsm))
+                .await?;
+            let config = crate::tls::server_config(certificate, &key)?;
             let connections = crate::tls::TlsListener::new(listener, config, places);
             on_ready(&format!("https://{address}"));
             run(connections, router, server, shutdown).await

@@ -26,8 +26,9 @@ pub struct TlsListener {
     acceptor: JoinHandle<()>,
 }
 
-/// The server configuration from a PEM chain and a PEM private key (TLS 1.2 and 1.3, HTTP/1.1).
-pub fn server_config(certificate: &Path, private_key: &Path) -> Result<Arc<rustls::ServerConfig>> {
+/// The server configuration from a PEM chain and the PEM private key read from `private_key`
+/// (TLS 1.2 and 1.3, HTTP/1.1).
+pub fn server_config(certificate: &Path, private_key: &[u8]) -> Result<Arc<rustls::ServerConfig>> {
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(certificate)
         .and_then(|certs| certs.collect())
         .map_err(|e| {
@@ -42,12 +43,8 @@ pub fn server_config(certificate: &Path, private_key: &Path) -> Result<Arc<rustl
             format!("{} holds no certificate", certificate.display()),
         ));
     }
-    let key = PrivateKeyDer::from_pem_file(private_key).map_err(|e| {
-        Error::invalid(
-            "server.tls_private_key",
-            format!("{}: {e}", private_key.display()),
-        )
-    })?;
+    let key = PrivateKeyDer::from_pem_slice(private_key)
+        .map_err(|e| Error::invalid("server.tls_private_key", e.to_string()))?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()

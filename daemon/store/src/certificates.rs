@@ -10,9 +10,10 @@ use crate::rows::{
 };
 use async_trait::async_trait;
 use lemur_core::Result;
+use lemur_core::ca::x509;
 use lemur_core::model::{
     CertificateLinks, CertificateRecord, ExpiringCertificate, ListQuery, LogEntry, NewCertificate,
-    Revocation, StatsLabel, StatsMetric, Visibility,
+    Resealed, Revocation, SealedKey, StatsLabel, StatsMetric, Visibility,
 };
 use lemur_core::store::CertificateRepository;
 use std::collections::HashMap;
@@ -202,6 +203,55 @@ impl CertificateRepository for SqlStore {
             )
             .await?;
         Ok(row.map(|(sealed,)| sealed))
+    }
+
+    async fn sealed_private_keys(&self, after: i64, limit: i64) -> Result<Vec<SealedKey>> {
+        let rows: Vec<(i64, String, Option<Vec<u8>>, Vec<u8>)> = self
+            .engine
+            .all(
+                "SELECT id, body, body_der, sealed_private_key FROM certificates
+                 WHERE id > $1 AND sealed_private_key IS NOT NULL ORDER BY id LIMIT $2",
+                args![after, limit],
+                "reading sealed keys",
+            )
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, body, der, sealed)| SealedKey {
+                id,
+                body: der
+                    .as_deref()
+                    .map_or(body, |der| x509::to_pem("CERTIFICATE", der)),
+                sealed,
+            })
+            .collect())
+    }
+
+    async fn replace_sealed_private_keys(
+        &self,
+        changes: &[Resealed],
+        log: &LogEntry<'_>,
+        now: i64,
+    ) -> Result<u64> {
+        let mut tx = self.engine.begin().await?;
+        let mut changed = 0;
+        for change in changes {
+            changed += tx
+                .execute(
+                    "UPDATE certificates SET sealed_private_key = $2
+                     WHERE id = $1 AND sealed_private_key = $3",
+                    args![
+                        change.id,
+                        Some(change.new.as_slice()),
+                        Some(change.old.as_slice())
+                    ],
+                    "sealing a key again",
+                )
+                .await?;
+        }
+        insert::log(&mut tx, log, now).await?;
+        tx.commit("committing keys sealed again").await?;
+        Ok(changed)
     }
 
     async fn revoke_certificate(

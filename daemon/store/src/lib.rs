@@ -65,8 +65,10 @@ pub(crate) fn bad_url(reason: impl Into<String>) -> Error {
 }
 
 impl SqlStore {
-    /// Connects to the configured database (creating a SQLite file if needed).
-    pub async fn connect(config: &DatabaseConfig) -> Result<Self> {
+    /// Connects to the configured database (creating a SQLite file if needed), with
+    /// `password` (read from `database.password_file` by the caller, which may have to unseal
+    /// it) for a server that asks for one.
+    pub async fn connect(config: &DatabaseConfig, password: Option<&str>) -> Result<Self> {
         let timeout = Duration::from_secs(config.acquire_timeout_secs.max(1));
         let engine = if config.url.starts_with("sqlite://") {
             let options = SqliteConnectOptions::from_str(&config.url)
@@ -102,12 +104,8 @@ impl SqlStore {
                 PgConnectOptions::from_str(&config.url).map_err(|e| bad_url(e.to_string()))?,
                 config,
             )?;
-            if let Some(file) = &config.password_file {
-                let password = zeroize::Zeroizing::new(
-                    std::fs::read_to_string(file)
-                        .map_err(Error::io(format!("reading {}", file.display())))?,
-                );
-                options = options.password(password.trim_end_matches(['\n', '\r']));
+            if let Some(password) = password {
+                options = options.password(password);
             }
             let pool = PgPoolOptions::new()
                 .max_connections(config.max_connections)

@@ -1,4 +1,4 @@
-//! Login tokens: JWTs signed with HMAC-SHA256 under a secret read from a file.
+//! Login tokens: JWTs signed with HMAC-SHA256 under the secret of `auth.token_secret_file`.
 //!
 //! The algorithm is pinned by construction: a token whose header says anything but `HS256` is
 //! refused before its signature is looked at (Lemur's GHSA-r9gp algorithm confusion cannot happen),
@@ -10,7 +10,6 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use ring::hmac;
 use serde::{Deserialize, Serialize};
-use std::path::Path;
 use std::sync::Arc;
 
 /// The longest a login token may live: a stolen token is good until it expires or is logged out.
@@ -45,17 +44,14 @@ pub struct TokenKeys {
 }
 
 impl TokenKeys {
-    /// Reads the signing secret from `secret_file` (at least 32 bytes).
-    pub fn load(secret_file: &Path, lifetime_minutes: u64, clock: Arc<dyn Clock>) -> Result<Self> {
-        let secret = zeroize::Zeroizing::new(
-            std::fs::read(secret_file)
-                .map_err(Error::io(format!("reading {}", secret_file.display())))?,
-        );
+    /// Signs with `secret` (the file's content: at least 32 bytes once trailing white space
+    /// is cut).
+    pub fn new(secret: &[u8], lifetime_minutes: u64, clock: Arc<dyn Clock>) -> Result<Self> {
         let trimmed = secret.trim_ascii_end();
         if trimmed.len() < 32 {
             return Err(Error::invalid(
                 "auth.token_secret_file",
-                format!("{} holds fewer than 32 bytes", secret_file.display()),
+                "holds fewer than 32 bytes",
             ));
         }
         if !(1..=MAX_LIFETIME_MINUTES).contains(&lifetime_minutes) {
@@ -151,33 +147,22 @@ mod tests {
     }
 
     fn keys(secret: &[u8], clock: Arc<FixedClock>) -> TokenKeys {
-        let dir = std::env::temp_dir().join(format!(
-            "lemur-token-{}-{}",
-            std::process::id(),
-            secret.len()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        let file = dir.join("secret");
-        std::fs::write(&file, secret).unwrap();
-        TokenKeys::load(&file, 60, clock).unwrap()
+        TokenKeys::new(secret, 60, clock).unwrap()
     }
 
     #[test]
     fn lifetimes_are_capped_at_a_day() {
         let clock = Arc::new(FixedClock(Mutex::new(1_700_000_000)));
-        let dir = std::env::temp_dir().join(format!("lemur-token-cap-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let file = dir.join("secret");
-        std::fs::write(&file, [b's'; 32]).unwrap();
+        let secret = [b's'; 32];
         for minutes in [0, MAX_LIFETIME_MINUTES + 1] {
             let Err(Error::Validation { field, .. }) =
-                TokenKeys::load(&file, minutes, Arc::clone(&clock) as Arc<dyn Clock>)
+                TokenKeys::new(&secret, minutes, Arc::clone(&clock) as Arc<dyn Clock>)
             else {
                 panic!("{minutes} minutes accepted")
             };
             assert_eq!(field, "auth.token_lifetime_minutes");
         }
-        assert!(TokenKeys::load(&file, MAX_LIFETIME_MINUTES, clock).is_ok());
+        assert!(TokenKeys::new(&secret, MAX_LIFETIME_MINUTES, clock).is_ok());
     }
 
     #[test]

@@ -3,6 +3,7 @@
 mod check;
 mod dev;
 mod notify;
+mod secrets;
 mod serve;
 mod users;
 
@@ -116,6 +117,15 @@ enum Command {
         #[command(subcommand)]
         command: NotifyCommand,
     },
+    /// Seal the secret files (token secret, database password, TLS key, the keys directory)
+    /// under the HSM's key-encryption key; the daemon reads them sealed.
+    Lock,
+    /// Turn locked secret files back into clear files (0600), to edit them.
+    Unlock,
+    /// Create a new key-encryption key version and seal every stored private key and locked
+    /// file again under it, while the daemon runs.
+    #[command(name = "rotate_kek", alias = "rotate-kek")]
+    RotateKek,
     /// Set a new password for a local user.
     #[command(name = "reset_password", alias = "reset-password")]
     ResetPassword {
@@ -238,6 +248,9 @@ async fn run(cli: Cli) -> Result<()> {
             username,
             password_file,
         } => users::reset_password(&cli.config, &username, password_file.as_deref()).await,
+        Command::Lock => secrets::lock(&cli.config, secrets::Direction::Lock).await,
+        Command::Unlock => secrets::lock(&cli.config, secrets::Direction::Unlock).await,
+        Command::RotateKek => secrets::rotate_kek(&cli.config).await,
         Command::Check {
             command: CheckCommand::Entropy,
         } => check::entropy(&cli.config).await,

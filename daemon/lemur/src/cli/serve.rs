@@ -26,7 +26,7 @@ pub fn preflight(config_path: &Path, config: &Config, mode: Mode) -> Result<()> 
     for secret in config.secret_files() {
         match &credentials {
             Some(directory) if secret.starts_with(directory) => check_credential(secret)?,
-            _ => check_private(secret)?,
+            _ => check_private(&lemur_core::locked::on_disk(secret))?,
         }
     }
     // A database file outside the private state directory must be private itself (compared

@@ -11,6 +11,7 @@ mod crash;
 mod inventory;
 mod nginx;
 mod openapi;
+mod secrets;
 mod store;
 mod support;
 mod systemd;

@@ -200,25 +200,19 @@ fn postgres_over_verified_tls() {
         "other.key",
         &["-subj", "/CN=Another CA", "-days", "2", "-out", "other.pem"],
     );
+    // The daemon's own configuration (so the token opens), with the server's CA swapped.
     let config = other.path().join("lemur.toml");
-    let lemur = |args: &[&str]| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_lemur"))
-            .env("LEMUR_CONF", &config)
-            .args(args)
-            .stdin(std::process::Stdio::null())
-            .output()
-            .unwrap()
-    };
-    let state = other.path().join("state");
-    let created = lemur(&[
-        "create_config",
-        "--state-dir",
-        state.to_str().unwrap(),
-        "--database-url",
-        &url(&other.path().join("other.pem")),
-    ]);
-    assert!(created.status.success(), "{created:?}");
-    let refused = lemur(&["init", "--password-file", "/dev/null"]);
+    let text = std::fs::read_to_string(daemon.config_path()).unwrap();
+    let text = text.replace(&url(&ca), &url(&other.path().join("other.pem")));
+    assert!(text.contains("other.pem"), "{text}");
+    lemur_testkit::write_secret_file(&config, &text);
+    let refused = daemon
+        .command()
+        .env("LEMUR_CONF", &config)
+        .args(["init", "--password-file", "/dev/null"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&refused.stderr);
     assert!(
         !refused.status.success() && text.contains("database"),

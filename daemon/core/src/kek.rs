@@ -1,0 +1,195 @@
+//! Key-encryption key rotation: once a new KEK version exists in the token, every stored secret
+//! (the private keys in the inventory, the locked files) is sealed again under it, while the
+//! daemon keeps serving.
+//!
+//! Daemons notice the new version at their next seal, so for a moment they may still store a
+//! key under the old one: the rows are read again until a pass finds nothing left to move.
+//! Each row is replaced only if it still holds the envelope read, so a concurrent change wins.
+//! Old versions stay in the token, so envelopes in backups still open.
+
+use crate::App;
+use crate::ca::key_context;
+use crate::ca::x509;
+use crate::error::{Error, Result};
+use crate::locked::{self, Outcome};
+use crate::model::{LogEntry, Resealed, SealedKey};
+use crate::policy::{Action, Subject, authorize};
+use lemur_hsm::envelope;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Rows read and sealed again per transaction.
+const PAGE: i64 = 512;
+/// Passes over the inventory before giving up on keys that keep arriving under an old version.
+const MAX_PASSES: usize = 5;
+
+/// What a rotation moved.
+#[derive(Debug, Default)]
+pub struct Rotation {
+    /// The KEK version everything is now sealed under.
+    pub version: u32,
+    /// Private keys sealed again.
+    pub private_keys: u64,
+    /// Locked files sealed again.
+    pub files: Vec<PathBuf>,
+    /// Private keys that could not be opened: certificate id and why.
+    pub failed: Vec<(i64, String)>,
+}
+
+/// Seals every stored private key and every locked file among `files` again under KEK
+/// version `newest` (which must exist already).
+pub async fn reseal_everything(
+    app: &App,
+    subject: &Subject,
+    newest: u32,
+    files: &[PathBuf],
+) -> Result<Rotation> {
+    authorize(subject, Action::RotateKek)?;
+    let mut rotation = Rotation {
+        version: newest,
+        ..Rotation::default()
+    };
+    for _ in 0..MAX_PASSES {
+        let moved = reseal_pass(app, subject, newest, &mut rotation.failed).await?;
+        rotation.private_keys += moved;
+        if moved == 0 {
+            break;
+        }
+    }
+    rotation.files = reseal_files(app, newest, files).await?;
+    let details = format!(
+        "key-encryption key v{newest}: {} private keys and {} locked files sealed again, {} failed",
+        rotation.private_keys,
+        rotation.files.len(),
+        rotation.failed.len()
+    );
+    let log = LogEntry {
+        certificate_id: None,
+        log_type: "kek_rotated",
+        user_id: subject.user_id(),
+        source_address: subject.source(),
+        details: &details,
+    };
+    app.store.log(&log, app.clock.unix()).await?;
+    Ok(rotation)
+}
+
+/// One pass over the inventory; the keys it moved.
+async fn reseal_pass(
+    app: &App,
+    subject: &Subject,
+    newest: u32,
+    failed: &mut Vec<(i64, String)>,
+) -> Result<u64> {
+    let mut moved = 0;
+    let mut after = 0;
+    loop {
+        let page = app.store.sealed_private_keys(after, PAGE).await?;
+        let Some(last) = page.last() else {
+            return Ok(moved);
+        };
+        after = last.id;
+        let stale: Vec<SealedKey> = page
+            .into_iter()
+            .filter(|key| sealed_before(&key.sealed, newest))
+            .filter(|key| !failed.iter().any(|(id, _)| *id == key.id))
+            .collect();
+        if stale.is_empty() {
+            continue;
+        }
+        let mut changes = Vec::with_capacity(stale.len());
+        for outcome in reseal_keys(app, stale).await? {
+            match outcome {
+                Ok(change) => changes.push(change),
+                Err(failure) => failed.push(failure),
+            }
+        }
+        let details = format!(
+            "{} private keys sealed again under key-encryption key v{newest}",
+            changes.len()
+        );
+        let log = LogEntry {
+            certificate_id: None,
+            log_type: "keys_resealed",
+            user_id: subject.user_id(),
+            source_address: subject.source(),
+            details: &details,
+        };
+        moved += app
+            .store
+            .replace_sealed_private_keys(&changes, &log, app.clock.unix())
+            .await?;
+    }
+}
+
+/// Whether `sealed` names a KEK version older than `newest` (an envelope that does not parse
+/// is tried too, so its failure is reported).
+fn sealed_before(sealed: &[u8], newest: u32) -> bool {
+    envelope::parse(sealed).map_or(true, |(header, _)| header.kek_version < newest)
+}
+
+/// Unseals and seals `keys` again in the HSM, spread over one blocking task per CPU.
+async fn reseal_keys(
+    app: &App,
+    keys: Vec<SealedKey>,
+) -> Result<Vec<std::result::Result<Resealed, (i64, String)>>> {
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let per_worker = keys.len().div_ceil(workers).max(1);
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut keys = keys.into_iter();
+    loop {
+        let chunk: Vec<SealedKey> = keys.by_ref().take(per_worker).collect();
+        if chunk.is_empty() {
+            break;
+        }
+        let hsm = Arc::clone(&app.hsm);
+        tasks.spawn_blocking(move || {
+            chunk
+                .into_iter()
+                .map(|key| reseal_key(&*hsm, key))
+                .collect::<Vec<_>>()
+        });
+    }
+    let mut outcomes = Vec::new();
+    while let Some(done) = tasks.join_next().await {
+        outcomes.extend(done.map_err(|e| Error::Ca(format!("HSM task failed: {e}")))?);
+    }
+    Ok(outcomes)
+}
+
+/// One key, bound (as when it was stored) to the hash of its certificate's body.
+fn reseal_key(
+    hsm: &dyn crate::app::Hsm,
+    key: SealedKey,
+) -> std::result::Result<Resealed, (i64, String)> {
+    let id = key.id;
+    let failed = move |reason: String| (id, reason);
+    let der = x509::first_certificate(&key.body, "body").map_err(|e| failed(e.to_string()))?;
+    let context = key_context(&x509::sha256_hex(&der));
+    let clear = hsm
+        .unseal(&key.sealed, &context)
+        .map_err(|e| failed(e.to_string()))?;
+    let new = hsm
+        .seal(&clear, &context)
+        .map_err(|e| failed(e.to_string()))?;
+    Ok(Resealed {
+        id: key.id,
+        old: key.sealed,
+        new,
+    })
+}
+
+/// Seals the locked ones among `files` again; the files it moved.
+async fn reseal_files(app: &App, newest: u32, files: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let files = files.to_vec();
+    app.hsm(move |hsm| {
+        let mut moved = Vec::new();
+        for file in files {
+            if locked::reseal(&file, &**hsm, newest)? == Outcome::Done {
+                moved.push(file);
+            }
+        }
+        Ok(moved)
+    })
+    .await
+}
