@@ -133,6 +133,11 @@ pub trait KeyStore: Send + Sync {
     /// and RNG, and the same entropy gate, for leaf keys as for CA keys). The objects are
     /// destroyed before this returns; the caller seals the PKCS#8 at once.
     fn generate_exportable_key_pair(&self, algorithm: KeyAlgorithm) -> Result<ExportableKeyPair>;
+    /// Calls and failures per operation, and the session pool's use, for metrics; a key store
+    /// that keeps none reports nothing.
+    fn stats(&self) -> crate::HsmStats {
+        crate::HsmStats::default()
+    }
 }
 
 /// Seals secrets for storage with a key that never leaves the HSM.

@@ -24,6 +24,7 @@ mod pin;
 mod pkcs11;
 pub mod self_test;
 mod signer;
+mod stats;
 mod uri;
 mod verify;
 
@@ -34,5 +35,6 @@ pub use keystore::{ExportableKeyPair, KeyClass, KeyInfo, KeyStore, PublicKey, Se
 pub use pin::Pin;
 pub use pkcs11::{ExtractionProbe, KekInfo, Pkcs11KeyStore};
 pub use signer::HsmSigner;
+pub use stats::{HsmStats, Operation, OperationCount};
 pub use uri::{KeyUri, ObjectType};
 pub use verify::verify_signature;

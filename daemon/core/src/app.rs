@@ -77,6 +77,8 @@ pub struct App {
     pub(crate) suffixes: Option<PublicSuffixes>,
     /// Keys generated ahead of demand (filled by [`crate::ca::key_pool::refill`]).
     pub key_pool: KeyPool,
+    /// Counters for `/metrics`.
+    pub metrics: crate::metrics::Metrics,
 }
 
 impl App {
@@ -114,6 +116,7 @@ impl App {
             .collect();
         Ok(Self {
             key_pool: KeyPool::new(targets),
+            metrics: Default::default(),
             config,
             store,
             hsm,

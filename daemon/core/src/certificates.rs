@@ -131,6 +131,7 @@ pub async fn issue(
         .store
         .create_certificate(&new, &log, false, app.clock.unix())
         .await?;
+    app.metrics.issued(&authority.name);
     Ok((record, readable(subject, links)))
 }
 

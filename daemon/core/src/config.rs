@@ -39,6 +39,9 @@ pub struct Config {
     /// Keys generated ahead of demand.
     #[serde(default)]
     pub keys: KeysConfig,
+    /// Who may read `/metrics`.
+    #[serde(default)]
+    pub metrics: MetricsConfig,
     /// Directory for the daemon's state (SQLite database, runtime files).
     pub state_dir: PathBuf,
 }
@@ -244,6 +247,84 @@ impl Default for KeysConfig {
 
 fn default_ready_keys() -> std::collections::BTreeMap<String, usize> {
     [("RSA2048".to_owned(), 32)].into_iter().collect()
+}
+
+/// `[metrics]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Client addresses or networks (`10.0.0.0/8`) that may read `/metrics`, as the audit log
+    /// sees them (behind nginx, the address nginx passes on); nobody when empty.
+    #[serde(default = "default_metrics_allow")]
+    pub allow: Vec<AddressRange>,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self {
+            allow: default_metrics_allow(),
+        }
+    }
+}
+
+fn default_metrics_allow() -> Vec<AddressRange> {
+    ["127.0.0.1", "::1"]
+        .iter()
+        .filter_map(|a| a.parse().ok())
+        .collect()
+}
+
+/// An IP address or a network in CIDR notation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AddressRange {
+    network: IpAddr,
+    prefix: u8,
+}
+
+impl AddressRange {
+    /// Whether `ip` lies in the range (IPv4-mapped IPv6 addresses count as IPv4).
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let bits = |ip: IpAddr| match ip.to_canonical() {
+            IpAddr::V4(v4) => (u128::from(u32::from(v4)), 32u32),
+            IpAddr::V6(v6) => (u128::from(v6), 128u32),
+        };
+        let ((network, width), (candidate, candidate_width)) = (bits(self.network), bits(ip));
+        if width != candidate_width {
+            return false;
+        }
+        let host_bits = width - u32::from(self.prefix);
+        network.checked_shr(host_bits).unwrap_or(0) == candidate.checked_shr(host_bits).unwrap_or(0)
+    }
+}
+
+impl std::str::FromStr for AddressRange {
+    type Err = String;
+
+    fn from_str(text: &str) -> std::result::Result<Self, String> {
+        let (address, prefix) = text.split_once('/').unwrap_or((text, ""));
+        let network = address
+            .parse::<IpAddr>()
+            .map_err(|_| format!("{text:?} is neither an IP address nor a network"))?
+            .to_canonical();
+        let width = if network.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            "" => width,
+            prefix => prefix
+                .parse::<u8>()
+                .ok()
+                .filter(|p| *p <= width)
+                .ok_or_else(|| format!("{text:?}: the prefix length must be 0 to {width}"))?,
+        };
+        Ok(Self { network, prefix })
+    }
+}
+
+impl<'de> Deserialize<'de> for AddressRange {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer)?
+            .parse()
+            .map_err(|reason: String| serde::de::Error::custom(format!("metrics.allow: {reason}")))
+    }
 }
 
 /// `[names]`.
@@ -509,6 +590,11 @@ devices = []
 # bursts you expect; {{}} turns it off.
 ready = {{ RSA2048 = 32 }}
 
+[metrics]
+# Client addresses or networks ("10.0.0.0/8") that may read /metrics (Prometheus text); the
+# bundled nginx also limits /metrics to loopback. [] turns it off.
+allow = ["127.0.0.1", "::1"]
+
 [names]
 # The public suffix list (Debian's publicsuffix package), against which CA/Browser Forum
 # compliant authorities check names: a registered TLD, no wildcard over a public suffix.
@@ -524,6 +610,23 @@ allowed_domains = []
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn metrics_ranges_hold_what_they_say() {
+        let range = |text: &str| text.parse::<AddressRange>().unwrap();
+        let ip = |text: &str| text.parse::<IpAddr>().unwrap();
+        assert!(range("10.0.0.0/8").contains(ip("10.200.1.2")));
+        assert!(!range("10.0.0.0/8").contains(ip("11.0.0.1")));
+        assert!(range("127.0.0.1").contains(ip("::ffff:127.0.0.1")));
+        assert!(!range("127.0.0.1").contains(ip("127.0.0.2")));
+        assert!(range("::1").contains(ip("::1")));
+        assert!(!range("::1").contains(ip("127.0.0.1")));
+        assert!(range("0.0.0.0/0").contains(ip("192.0.2.1")));
+        assert!(range("2001:db8::/32").contains(ip("2001:db8:1::5")));
+        for bad in ["10.0.0.0/33", "host", "::/129", "1.2.3.4/x"] {
+            assert!(bad.parse::<AddressRange>().is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn the_template_parses() {

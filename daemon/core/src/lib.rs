@@ -21,6 +21,7 @@ pub mod health;
 pub mod kek;
 pub mod listing;
 pub mod locked;
+pub mod metrics;
 pub mod model;
 pub mod plugins;
 pub mod policy;

@@ -122,6 +122,8 @@ pub trait CertificateRepository: Send + Sync {
     /// The sealed private key of a certificate: `None` when the certificate does not exist,
     /// `Some(None)` when it has no key.
     async fn sealed_private_key(&self, id: i64) -> Result<Option<Option<Vec<u8>>>>;
+    /// Certificates, not revoked, that expire in `[from, until)`.
+    async fn count_expiring(&self, from: i64, until: i64) -> Result<i64>;
     /// Certificates holding a sealed private key with an id above `after`, by id, at most
     /// `limit` of them.
     async fn sealed_private_keys(&self, after: i64, limit: i64) -> Result<Vec<SealedKey>>;

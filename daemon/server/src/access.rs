@@ -3,7 +3,8 @@
 //! `X-Request-Id` when it sends a sane one; it is returned to the client and attached to every
 //! error logged while the request runs, so a user's report finds the log.
 
-use axum::extract::{MatchedPath, Request};
+use crate::metrics::HttpMetrics;
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::Response;
@@ -71,8 +72,13 @@ fn request_id(request: &Request) -> String {
     }
 }
 
-/// The middleware: runs the request inside its id's scope and logs it once it is answered.
-pub async fn log_request(mut request: Request, next: Next) -> Response {
+/// The middleware: runs the request inside its id's scope, logs it once it is answered and
+/// counts it for `/metrics`.
+pub async fn log_request(
+    State(metrics): State<Arc<HttpMetrics>>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let started = Instant::now();
     let id = request_id(&request);
     let method = request.method().to_string();
@@ -84,7 +90,15 @@ pub async fn log_request(mut request: Request, next: Next) -> Response {
     request.extensions_mut().insert(subject.clone());
     let mut response = CURRENT.scope(id.clone(), next.run(request)).await;
     let status = response.status().as_u16();
-    let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let took = started.elapsed();
+    metrics.observe(
+        &route,
+        &method,
+        status,
+        took,
+        response.extensions().get::<crate::ErrorCode>().copied(),
+    );
+    let duration_ms = took.as_secs_f64() * 1000.0;
     let subject = subject.get();
     log::info!(
         target: "lemur::access",

@@ -77,6 +77,9 @@ impl IntoResponse for ApiError {
             },
         };
         let mut response = (status, axum::Json(body)).into_response();
+        response
+            .extensions_mut()
+            .insert(crate::ErrorCode(self.0.code()));
         let retry_after = match &self.0 {
             Error::TooManyRequests {
                 retry_after_secs, ..

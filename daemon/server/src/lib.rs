@@ -16,6 +16,7 @@ mod error;
 mod health;
 mod json;
 mod limits;
+mod metrics;
 mod openapi;
 mod plugins;
 mod serve;
@@ -80,6 +81,10 @@ impl FromRequestParts<Arc<App>> for Caller {
         Ok(Caller(subject))
     }
 }
+
+/// The stable code of an error response (a response extension), for the metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ErrorCode(pub &'static str);
 
 /// The TCP peer of a connection (a request extension), over plain TCP or TLS.
 #[derive(Debug, Clone, Copy)]
@@ -196,6 +201,7 @@ async fn limit_reached(_: BoxError) -> ApiError {
 /// Every route of [`ROUTES`], under `/api/1`.
 pub fn router(app: Arc<App>) -> Router {
     let limits = app.config.server.clone();
+    let http = Arc::new(metrics::HttpMetrics::default());
     let api = ROUTES
         .iter()
         .filter_map(|route| Some((route.path, handler(route)?)))
@@ -204,6 +210,10 @@ pub fn router(app: Arc<App>) -> Router {
         });
     Router::new()
         .nest("/api/1", api)
+        .route(
+            "/metrics",
+            get(metrics::serve).layer(axum::Extension(Arc::clone(&http))),
+        )
         .fallback(|| async {
             ApiError::from(Error::NotFound {
                 what: "route",
@@ -212,7 +222,10 @@ pub fn router(app: Arc<App>) -> Router {
         })
         .layer(
             ServiceBuilder::new()
-                .layer(axum::middleware::from_fn(access::log_request))
+                .layer(axum::middleware::from_fn_with_state(
+                    http,
+                    access::log_request,
+                ))
                 .layer(HandleErrorLayer::new(limit_reached))
                 .load_shed()
                 .layer(GlobalConcurrencyLimitLayer::new(

@@ -205,6 +205,21 @@ impl CertificateRepository for SqlStore {
         Ok(row.map(|(sealed,)| sealed))
     }
 
+    async fn count_expiring(&self, from: i64, until: i64) -> Result<i64> {
+        let (count,): (i64,) = self
+            .engine
+            .optional(
+                "SELECT count(*) FROM certificates
+                 WHERE deleted = FALSE AND not_after >= $1 AND not_after < $2
+                   AND (status IS NULL OR status <> 'revoked')",
+                args![from, until],
+                "counting expiring certificates",
+            )
+            .await?
+            .unwrap_or((0,));
+        Ok(count)
+    }
+
     async fn sealed_private_keys(&self, after: i64, limit: i64) -> Result<Vec<SealedKey>> {
         let rows: Vec<(i64, String, Option<Vec<u8>>, Vec<u8>)> = self
             .engine

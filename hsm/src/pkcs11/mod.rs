@@ -13,6 +13,7 @@ pub(crate) use pool::find_token;
 pub use probe::ExtractionProbe;
 pub use seal::KekInfo;
 
+use crate::stats::{HsmStats, Operation, OperationCounters};
 use crate::{
     Error, HsmConfig, KeyAlgorithm, KeyClass, KeyInfo, KeyStore, KeyUri, Pin, PublicKey, Result,
     SignatureScheme, der,
@@ -44,6 +45,8 @@ pub struct Pkcs11KeyStore {
     /// A digest of the last draw of 8 bytes or more: a token RNG that repeats itself is caught
     /// even when each draw alone looks random.
     last_draw: Mutex<Option<ring::digest::Digest>>,
+    /// Calls and failures per operation, for metrics.
+    counters: OperationCounters,
 }
 
 impl Pkcs11KeyStore {
@@ -73,6 +76,7 @@ impl Pkcs11KeyStore {
             entropy,
             kek_label: config.kek_label.clone(),
             handles: Mutex::new(HashMap::new()),
+            counters: OperationCounters::default(),
             current_kek: Mutex::new(None),
             nonces: seal::NonceSequence::default(),
             checked_keks: Mutex::new(std::collections::HashSet::new()),
@@ -196,26 +200,28 @@ impl KeyStore for Pkcs11KeyStore {
         algorithm: KeyAlgorithm,
         ephemeral: bool,
     ) -> Result<KeyInfo> {
-        self.entropy.ensure_healthy()?;
-        if label.is_empty() {
-            return Err(Error::Unsupported("an empty key label".into()));
-        }
-        let probe = KeyUri::labelled(self.token_label(), label, crate::ObjectType::Private);
-        if self
-            .pool
-            .run(|lease| objects::find(lease, &probe, ObjectClass::PRIVATE_KEY))?
-            .is_some()
-        {
-            return Err(Error::KeyExists {
-                label: label.to_owned(),
-            });
-        }
-        let id = self.new_id()?;
-        let (mechanism, public, private) =
-            objects::key_pair_templates(algorithm, label, &id, !ephemeral);
-        self.pool.run(|lease| {
-            let (_, private_key) = lease.generate_key_pair(&mechanism, &public, &private)?;
-            objects::describe(lease, self.token_label(), private_key, KeyClass::Private)
+        self.counters.count(Operation::GenerateKeyPair, || {
+            self.entropy.ensure_healthy()?;
+            if label.is_empty() {
+                return Err(Error::Unsupported("an empty key label".into()));
+            }
+            let probe = KeyUri::labelled(self.token_label(), label, crate::ObjectType::Private);
+            if self
+                .pool
+                .run(|lease| objects::find(lease, &probe, ObjectClass::PRIVATE_KEY))?
+                .is_some()
+            {
+                return Err(Error::KeyExists {
+                    label: label.to_owned(),
+                });
+            }
+            let id = self.new_id()?;
+            let (mechanism, public, private) =
+                objects::key_pair_templates(algorithm, label, &id, !ephemeral);
+            self.pool.run(|lease| {
+                let (_, private_key) = lease.generate_key_pair(&mechanism, &public, &private)?;
+                objects::describe(lease, self.token_label(), private_key, KeyClass::Private)
+            })
         })
     }
 
@@ -225,30 +231,34 @@ impl KeyStore for Pkcs11KeyStore {
     }
 
     fn sign(&self, key: &KeyUri, scheme: SignatureScheme, message: &[u8]) -> Result<Vec<u8>> {
-        self.check_token(key)?;
-        let digest;
-        let (mechanism, data) = match scheme {
-            SignatureScheme::EcdsaSha256 => {
-                digest = ring::digest::digest(&ring::digest::SHA256, message);
-                (Mechanism::Ecdsa, digest.as_ref())
+        self.counters.count(Operation::Sign, || {
+            self.check_token(key)?;
+            let digest;
+            let (mechanism, data) = match scheme {
+                SignatureScheme::EcdsaSha256 => {
+                    digest = ring::digest::digest(&ring::digest::SHA256, message);
+                    (Mechanism::Ecdsa, digest.as_ref())
+                }
+                SignatureScheme::EcdsaSha384 => {
+                    digest = ring::digest::digest(&ring::digest::SHA384, message);
+                    (Mechanism::Ecdsa, digest.as_ref())
+                }
+                SignatureScheme::RsaPkcs1Sha256 => (Mechanism::Sha256RsaPkcs, message),
+                SignatureScheme::RsaPssSha256 => {
+                    (Mechanism::Sha256RsaPkcsPss(pss_params()), message)
+                }
+            };
+            let signature = self.with_handle(key, |session, handle| {
+                session.sign(&mechanism, handle, data)
+            })?;
+            if scheme.is_rsa() {
+                Ok(signature)
+            } else {
+                der::ecdsa_signature(&signature).ok_or_else(|| {
+                    Error::Malformed(format!("ECDSA signature of {} bytes", signature.len()))
+                })
             }
-            SignatureScheme::EcdsaSha384 => {
-                digest = ring::digest::digest(&ring::digest::SHA384, message);
-                (Mechanism::Ecdsa, digest.as_ref())
-            }
-            SignatureScheme::RsaPkcs1Sha256 => (Mechanism::Sha256RsaPkcs, message),
-            SignatureScheme::RsaPssSha256 => (Mechanism::Sha256RsaPkcsPss(pss_params()), message),
-        };
-        let signature = self.with_handle(key, |session, handle| {
-            session.sign(&mechanism, handle, data)
-        })?;
-        if scheme.is_rsa() {
-            Ok(signature)
-        } else {
-            der::ecdsa_signature(&signature).ok_or_else(|| {
-                Error::Malformed(format!("ECDSA signature of {} bytes", signature.len()))
-            })
-        }
+        })
     }
 
     fn destroy(&self, key: &KeyUri) -> Result<()> {
@@ -302,35 +312,45 @@ impl KeyStore for Pkcs11KeyStore {
     }
 
     fn random(&self, buf: &mut [u8]) -> Result<()> {
-        self.entropy.ensure_healthy()?;
-        self.pool
-            .run(|lease| lease.generate_random_slice(buf).map_err(Error::from))?;
-        check_draw(buf)?;
-        if buf.len() >= 8 {
-            let digest = ring::digest::digest(&ring::digest::SHA256, buf);
-            let mut last = self
-                .last_draw
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            if last
-                .as_ref()
-                .is_some_and(|previous| previous.as_ref() == digest.as_ref())
-            {
-                return Err(Error::Entropy(lemur_entropy::Error::Unhealthy {
-                    reason: "the token's random bytes repeated the previous draw".into(),
-                }));
+        self.counters.count(Operation::Random, || {
+            self.entropy.ensure_healthy()?;
+            self.pool
+                .run(|lease| lease.generate_random_slice(buf).map_err(Error::from))?;
+            check_draw(buf)?;
+            if buf.len() >= 8 {
+                let digest = ring::digest::digest(&ring::digest::SHA256, buf);
+                let mut last = self
+                    .last_draw
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner);
+                if last
+                    .as_ref()
+                    .is_some_and(|previous| previous.as_ref() == digest.as_ref())
+                {
+                    return Err(Error::Entropy(lemur_entropy::Error::Unhealthy {
+                        reason: "the token's random bytes repeated the previous draw".into(),
+                    }));
+                }
+                *last = Some(digest);
             }
-            *last = Some(digest);
-        }
-        Ok(())
+            Ok(())
+        })
     }
 
     fn generate_exportable_key_pair(
         &self,
         algorithm: KeyAlgorithm,
     ) -> Result<crate::ExportableKeyPair> {
-        self.entropy.ensure_healthy()?;
-        self.pool.run(|lease| export::generate(lease, algorithm))
+        self.counters
+            .count(Operation::GenerateExportableKeyPair, || {
+                self.entropy.ensure_healthy()?;
+                self.pool.run(|lease| export::generate(lease, algorithm))
+            })
+    }
+
+    fn stats(&self) -> HsmStats {
+        let (open, idle) = self.pool.usage();
+        HsmStats::new(&self.counters, self.pool.capacity(), open, idle)
     }
 }
 

@@ -115,6 +115,12 @@ impl SessionPool {
         self.capacity
     }
 
+    /// Sessions open, and of those, idle.
+    pub(crate) fn usage(&self) -> (usize, usize) {
+        let state = self.lock();
+        (state.open, state.idle.len())
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }

@@ -7,6 +7,7 @@
 
 use super::{Pkcs11KeyStore, objects};
 use crate::envelope::{self, Header, NONCE_LEN};
+use crate::stats::Operation;
 use crate::{Error, KeyUri, ObjectType, Result, Sealer};
 use cryptoki::mechanism::Mechanism;
 use cryptoki::mechanism::aead::GcmParams;
@@ -285,62 +286,66 @@ fn iv_kept(asked: &[u8], used: &[u8]) -> Result<()> {
 
 impl Sealer for Pkcs11KeyStore {
     fn seal(&self, plaintext: &[u8], context: &[u8]) -> Result<Vec<u8>> {
-        let version = self.current_kek_version()?;
-        self.ensure_kek_protected(version)?;
-        let nonce = self
-            .nonces
-            .next(|prefix| crate::KeyStore::random(self, prefix))?;
-        let header = Header {
-            kek_label: self.kek_label.clone(),
-            kek_version: version,
-            nonce,
-        };
-        let aad = header.aad(context)?;
-        let (sealed, iv) = self.with_handle(&self.kek_uri(version), |session, kek| {
-            let mut iv = nonce;
-            let params = GcmParams::new(&mut iv, &aad, TAG_BITS.into())?;
-            let sealed = session.encrypt(&Mechanism::AesGcm(params), kek, plaintext)?;
-            Ok((sealed, iv))
-        })?;
-        iv_kept(&nonce, &iv)?;
-        let mut envelope = header.encode()?;
-        envelope.extend_from_slice(&sealed);
-        Ok(envelope)
+        self.counters.count(Operation::Seal, || {
+            let version = self.current_kek_version()?;
+            self.ensure_kek_protected(version)?;
+            let nonce = self
+                .nonces
+                .next(|prefix| crate::KeyStore::random(self, prefix))?;
+            let header = Header {
+                kek_label: self.kek_label.clone(),
+                kek_version: version,
+                nonce,
+            };
+            let aad = header.aad(context)?;
+            let (sealed, iv) = self.with_handle(&self.kek_uri(version), |session, kek| {
+                let mut iv = nonce;
+                let params = GcmParams::new(&mut iv, &aad, TAG_BITS.into())?;
+                let sealed = session.encrypt(&Mechanism::AesGcm(params), kek, plaintext)?;
+                Ok((sealed, iv))
+            })?;
+            iv_kept(&nonce, &iv)?;
+            let mut envelope = header.encode()?;
+            envelope.extend_from_slice(&sealed);
+            Ok(envelope)
+        })
     }
 
     fn unseal(&self, envelope: &[u8], context: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
-        let (header, body) = envelope::parse(envelope)?;
-        if header.kek_label != self.kek_label {
-            return Err(Error::KekNotFound {
-                label: header.kek_label,
-                version: header.kek_version,
-            });
-        }
-        let aad = header.aad(context)?;
-        match self.ensure_kek_protected(header.kek_version) {
-            Err(Error::KeyNotFound { .. }) => {
+        self.counters.count(Operation::Unseal, || {
+            let (header, body) = envelope::parse(envelope)?;
+            if header.kek_label != self.kek_label {
                 return Err(Error::KekNotFound {
                     label: header.kek_label,
                     version: header.kek_version,
                 });
             }
-            checked => checked?,
-        }
-        let uri = self.kek_uri(header.kek_version);
-        let opened = self.with_handle(&uri, |session, kek| {
-            let mut iv = header.nonce;
-            let params = GcmParams::new(&mut iv, &aad, TAG_BITS.into())?;
-            session.decrypt(&Mechanism::AesGcm(params), kek, body)
-        });
-        match opened {
-            Ok(plaintext) => Ok(Zeroizing::new(plaintext)),
-            Err(Error::KeyNotFound { .. }) => Err(Error::KekNotFound {
-                label: header.kek_label,
-                version: header.kek_version,
-            }),
-            Err(Error::Pkcs11 { .. }) => Err(Error::SealAuthentication),
-            Err(other) => Err(other),
-        }
+            let aad = header.aad(context)?;
+            match self.ensure_kek_protected(header.kek_version) {
+                Err(Error::KeyNotFound { .. }) => {
+                    return Err(Error::KekNotFound {
+                        label: header.kek_label,
+                        version: header.kek_version,
+                    });
+                }
+                checked => checked?,
+            }
+            let uri = self.kek_uri(header.kek_version);
+            let opened = self.with_handle(&uri, |session, kek| {
+                let mut iv = header.nonce;
+                let params = GcmParams::new(&mut iv, &aad, TAG_BITS.into())?;
+                session.decrypt(&Mechanism::AesGcm(params), kek, body)
+            });
+            match opened {
+                Ok(plaintext) => Ok(Zeroizing::new(plaintext)),
+                Err(Error::KeyNotFound { .. }) => Err(Error::KekNotFound {
+                    label: header.kek_label,
+                    version: header.kek_version,
+                }),
+                Err(Error::Pkcs11 { .. }) => Err(Error::SealAuthentication),
+                Err(other) => Err(other),
+            }
+        })
     }
 }
 

@@ -4,23 +4,10 @@
 use crate::on_both_databases;
 use crate::support::{
     Appliance, Db, key_matches, lemur_hsm, openssl, openssl_csr, openssl_p256_request, pkilint,
-    scratch, verify_with_openssl,
+    scratch, verify_with_openssl, window,
 };
 use serde_json::{Value, json};
 use std::process::Command;
-
-/// Lemur-format dates `from` and `to` minutes from now.
-#[allow(clippy::disallowed_methods)] // the daemon checks dates against the real clock
-fn window(from: i64, to: i64) -> (String, String) {
-    let format =
-        time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].000Z");
-    let at = |minutes: i64| {
-        (time::OffsetDateTime::now_utc() + time::Duration::minutes(minutes))
-            .format(&format)
-            .unwrap()
-    };
-    (at(from), at(to))
-}
 
 fn issue(app: &Appliance, body: Value) -> Value {
     let reply = app.post("/api/1/certificates", &body);

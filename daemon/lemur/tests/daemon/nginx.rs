@@ -475,6 +475,18 @@ fn the_bundled_nginx_fronts_the_daemon_with_its_headers_and_limits() {
     assert_eq!(asset.status, 200);
     assert_eq!(asset.header("cache-control"), Some("max-age=31536000"));
 
+    // Metrics reach a scraper on this machine (nginx allows loopback, the daemon the address
+    // nginx passes on), with the requests above counted.
+    let metrics = front.https(&["/metrics"]);
+    assert_eq!(metrics.status, 200, "{}", metrics.body);
+    assert!(
+        metrics.body.contains(
+            "lemur_http_requests_total{route=\"/api/1/auth/me\",method=\"GET\",status=\"200\"} 1"
+        ),
+        "{}",
+        metrics.body
+    );
+
     // A body over the limit stops at nginx.
     let big = front.dir.path().join("big.json");
     std::fs::write(&big, "x".repeat(2 * 1024 * 1024)).unwrap();

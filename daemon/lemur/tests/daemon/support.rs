@@ -251,3 +251,16 @@ macro_rules! on_both_databases {
         }
     };
 }
+
+/// Lemur-format dates `from` and `to` minutes from now.
+#[allow(clippy::disallowed_methods)] // the daemon checks dates against the real clock
+pub fn window(from: i64, to: i64) -> (String, String) {
+    let format =
+        time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].000Z");
+    let at = |minutes: i64| {
+        (time::OffsetDateTime::now_utc() + time::Duration::minutes(minutes))
+            .format(&format)
+            .unwrap()
+    };
+    (at(from), at(to))
+}
