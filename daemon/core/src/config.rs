@@ -42,6 +42,9 @@ pub struct Config {
     /// Who may read `/metrics`.
     #[serde(default)]
     pub metrics: MetricsConfig,
+    /// The certificate nginx serves, kept current by the daemon; none when absent.
+    #[serde(default)]
+    pub frontend: Option<FrontendConfig>,
     /// Directory for the daemon's state (SQLite database, runtime files).
     pub state_dir: PathBuf,
 }
@@ -247,6 +250,42 @@ impl Default for KeysConfig {
 
 fn default_ready_keys() -> std::collections::BTreeMap<String, usize> {
     [("RSA2048".to_owned(), 32)].into_iter().collect()
+}
+
+/// `[frontend]`: the appliance's own HTTPS certificate, which nginx serves.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FrontendConfig {
+    /// The authority that issues it (by name).
+    pub authority: String,
+    /// The DNS names and IP addresses the appliance is reached by; the first is the CN.
+    pub names: Vec<String>,
+    /// Where the certificate and its chain are written (PEM), for nginx's
+    /// `ssl_certificate`.
+    pub certificate: PathBuf,
+    /// Where its private key is written (PEM, 0600), for nginx's `ssl_certificate_key`.
+    pub private_key: PathBuf,
+    /// The certificate's owner in the inventory.
+    #[serde(default = "default_frontend_owner")]
+    pub owner: String,
+    /// Lemur's key type name.
+    #[serde(default = "default_frontend_key_type")]
+    pub key_type: String,
+    /// Days each certificate is valid; a new one is issued once a third of that is left.
+    #[serde(default = "default_frontend_validity")]
+    pub validity_days: i64,
+}
+
+fn default_frontend_owner() -> String {
+    "appliance".to_owned()
+}
+
+fn default_frontend_key_type() -> String {
+    "ECCPRIME256V1".to_owned()
+}
+
+fn default_frontend_validity() -> i64 {
+    90
 }
 
 /// `[metrics]`.
@@ -589,6 +628,15 @@ devices = []
 # certificate. RSA keys take the token a tenth of a second and more each. Size this to the
 # bursts you expect; {{}} turns it off.
 ready = {{ RSA2048 = 32 }}
+
+# The certificate nginx serves, issued by one of this appliance's authorities and issued again
+# once a third of its validity is left (systemd/lemur-frontend.path then reloads nginx).
+# [frontend]
+# authority = "appliance"
+# names = ["lemur.example.com", "192.0.2.10"]
+# certificate = "{state}/frontend/chain.pem"
+# private_key = "{state}/frontend/key.pem"
+# validity_days = 90
 
 [metrics]
 # Client addresses or networks ("10.0.0.0/8") that may read /metrics (Prometheus text); the

@@ -3,9 +3,10 @@
 //! could be changed by someone else.
 
 use crate::error::{Error, Result};
+use std::ffi::OsString;
 use std::io::Write;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// This process's effective user id.
 pub fn effective_uid() -> u32 {
@@ -180,6 +181,35 @@ pub fn write_private(path: &Path, content: &[u8]) -> Result<()> {
         .open(path)
         .map_err(Error::io(context.clone()))?;
     file.write_all(content).map_err(Error::io(context))
+}
+
+/// Writes `content` to `path` (0600) through a temporary file renamed over it, both synced.
+pub fn replace_private(path: &Path, content: &[u8]) -> Result<()> {
+    let mut temporary = OsString::from(path.as_os_str());
+    temporary.push(".tmp");
+    let temporary = PathBuf::from(temporary);
+    let context = format!("writing {}", temporary.display());
+    let _ = std::fs::remove_file(&temporary);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&temporary)
+        .map_err(Error::io(context.clone()))?;
+    file.write_all(content)
+        .and_then(|()| file.sync_all())
+        .map_err(Error::io(context))?;
+    std::fs::rename(&temporary, path)
+        .map_err(Error::io(format!("replacing {}", path.display())))?;
+    sync_directory(path)
+}
+
+/// Syncs the directory holding `path`, so a rename or unlink in it survives a crash.
+pub fn sync_directory(path: &Path) -> Result<()> {
+    let directory = path.parent().unwrap_or(Path::new("."));
+    std::fs::File::open(directory)
+        .and_then(|d| d.sync_all())
+        .map_err(Error::io(format!("syncing {}", directory.display())))
 }
 
 /// Creates `dir` (and parents) with mode 0700.

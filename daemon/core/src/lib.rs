@@ -17,6 +17,7 @@ pub mod domains;
 mod error;
 pub mod expirations;
 pub mod files;
+pub mod frontend;
 pub mod health;
 pub mod kek;
 pub mod listing;

@@ -11,10 +11,9 @@
 //! not reach the old blocks (SECURITY.md says so).
 
 use crate::error::{Error, Result};
+use crate::files;
 use lemur_hsm::{Sealer, envelope};
 use std::ffi::OsString;
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use zeroize::Zeroizing;
 
@@ -115,7 +114,7 @@ pub fn lock(path: &Path, sealer: &dyn Sealer) -> Result<Outcome> {
         std::fs::read(path).map_err(Error::io(format!("reading {}", path.display())))?,
     );
     let sealed = sealer.seal(&clear, &context(path))?;
-    replace(&sealed_path(path), &sealed)?;
+    files::replace_private(&sealed_path(path), &sealed)?;
     remove(path)?;
     Ok(Outcome::Done)
 }
@@ -127,7 +126,7 @@ pub fn unlock(path: &Path, sealer: &dyn Sealer) -> Result<Outcome> {
         return already(path, path.exists());
     }
     let clear = read(path, sealer)?;
-    replace(path, &clear)?;
+    files::replace_private(path, &clear)?;
     remove(&sealed)?;
     Ok(Outcome::Done)
 }
@@ -152,7 +151,7 @@ pub fn reseal(path: &Path, sealer: &dyn Sealer, newest: u32) -> Result<Outcome> 
         return Ok(Outcome::AlreadyDone);
     }
     let clear = read(path, sealer)?;
-    replace(&sealed, &sealer.seal(&clear, &context(path))?)?;
+    files::replace_private(&sealed, &sealer.seal(&clear, &context(path))?)?;
     Ok(Outcome::Done)
 }
 
@@ -166,37 +165,9 @@ fn already(path: &Path, present: bool) -> Result<Outcome> {
     }
 }
 
-/// Writes `content` to `path` (0600) through a temporary file renamed over it, both synced.
-fn replace(path: &Path, content: &[u8]) -> Result<()> {
-    let mut temporary = OsString::from(path.as_os_str());
-    temporary.push(".tmp");
-    let temporary = PathBuf::from(temporary);
-    let context = format!("writing {}", temporary.display());
-    let _ = std::fs::remove_file(&temporary);
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&temporary)
-        .map_err(Error::io(context.clone()))?;
-    file.write_all(content)
-        .and_then(|()| file.sync_all())
-        .map_err(Error::io(context))?;
-    std::fs::rename(&temporary, path)
-        .map_err(Error::io(format!("replacing {}", path.display())))?;
-    sync_directory(path)
-}
-
 fn remove(path: &Path) -> Result<()> {
     std::fs::remove_file(path).map_err(Error::io(format!("removing {}", path.display())))?;
-    sync_directory(path)
-}
-
-fn sync_directory(path: &Path) -> Result<()> {
-    let directory = path.parent().unwrap_or(Path::new("."));
-    std::fs::File::open(directory)
-        .and_then(|d| d.sync_all())
-        .map_err(Error::io(format!("syncing {}", directory.display())))
+    files::sync_directory(path)
 }
 
 #[cfg(test)]

@@ -121,10 +121,21 @@ impl Front {
             ],
             &[("LEMUR_LOG", "debug".as_ref())],
         );
+        // The appliance's CA, then the daemon told to keep nginx's certificate current from it:
+        // it issues one before it reports ready.
+        let ca = path.join("ca.pem");
+        appliance_root(&daemon, &socket, &ca);
+        let tls = path.join("frontend");
         let config = std::fs::read_to_string(daemon.config_path()).unwrap();
         std::fs::write(
             daemon.config_path(),
-            config.replace("trusted_proxies = []", "trusted_proxies = [\"unix\"]"),
+            format!(
+                "{}\n[frontend]\nauthority = \"appliance\"\nnames = [\"{FRONT_NAME}\", \"127.0.0.1\"]\n\
+                 certificate = \"{chain}\"\nprivate_key = \"{key}\"\n",
+                config.replace("trusted_proxies = []", "trusted_proxies = [\"unix\"]"),
+                chain = tls.join("chain.pem").display(),
+                key = tls.join("key.pem").display(),
+            ),
         )
         .unwrap();
         daemon.restart();
@@ -134,14 +145,7 @@ impl Front {
             0o660,
             "the socket is for its owner and its directory's group"
         );
-
-        let ca = path.join("ca.pem");
-        let (chain, key) = frontend_certificate(&daemon, &socket, &ca);
-        let tls = path.join("frontend");
-        std::fs::create_dir(&tls).unwrap();
-        std::fs::write(tls.join("chain.pem"), chain).unwrap();
-        std::fs::write(tls.join("key.pem"), key).unwrap();
-        chmod(&tls.join("key.pem"), 0o600);
+        assert_eq!(mode_of(&tls.join("key.pem")), 0o600);
         let web = path.join("web");
         std::fs::create_dir_all(web.join("assets")).unwrap();
         std::fs::write(
@@ -154,10 +158,11 @@ impl Front {
             std::fs::create_dir(path.join(dir)).unwrap();
         }
         if root {
-            for owned in ["frontend", "frontend/key.pem", "logs", "temp"] {
+            for owned in ["logs", "temp"] {
                 chown(&path.join(owned), Some(NOBODY), Some(NOBODY));
             }
         }
+        hand_to_nginx(&tls);
 
         let main = path.join("nginx.conf");
         std::fs::write(
@@ -283,6 +288,71 @@ impl Front {
     }
 }
 
+impl Front {
+    /// The directory the daemon writes nginx's certificate and key to.
+    fn tls(&self) -> PathBuf {
+        self.dir.path().join("frontend")
+    }
+
+    /// The serial of the certificate nginx serves now.
+    fn served_serial(&self) -> String {
+        let handshake = Command::new("openssl")
+            .args(["s_client", "-servername", FRONT_NAME, "-connect"])
+            .arg(format!("127.0.0.1:{}", self.https))
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        serial_of(&String::from_utf8_lossy(&handshake.stdout))
+    }
+
+    /// Tells nginx to reload, as `systemd/lemur-frontend.path` has systemd do when the chain
+    /// file changes.
+    fn reload_nginx(&self) {
+        hand_to_nginx(&self.tls());
+        let status = Command::new("kill")
+            .args(["-HUP", &self.nginx.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+}
+
+/// The serial (hex) of the first certificate in `text`.
+fn serial_of(text: &str) -> String {
+    leaf(text).0
+}
+
+/// The serial (hex), subject alternative names and notAfter of the first certificate in `text`.
+fn leaf(text: &str) -> (String, Vec<String>, i64) {
+    let start = text
+        .find("-----BEGIN CERTIFICATE-----")
+        .expect("a certificate");
+    let (_, pem) = x509_parser::pem::parse_x509_pem(&text.as_bytes()[start..]).unwrap();
+    let certificate = pem.parse_x509().unwrap();
+    let names = certificate
+        .subject_alternative_name()
+        .unwrap()
+        .map(|san| {
+            san.value
+                .general_names
+                .iter()
+                .map(|name| match name {
+                    x509_parser::extensions::GeneralName::DNSName(dns) => (*dns).to_owned(),
+                    x509_parser::extensions::GeneralName::IPAddress([a, b, c, d]) => {
+                        std::net::Ipv4Addr::new(*a, *b, *c, *d).to_string()
+                    }
+                    other => other.to_string(),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    (
+        certificate.raw_serial_as_string(),
+        names,
+        certificate.validity().not_after.timestamp(),
+    )
+}
+
 impl Drop for Front {
     fn drop(&mut self) {
         // SIGTERM: the master stops its workers (SIGKILL would leave them running).
@@ -347,69 +417,57 @@ fn templated(socket: &Path, tls: &Path, web: &Path, https: u16, http: u16) -> St
     text
 }
 
-/// The front end's certificate and key, as the appliance gets them: issued with a key generated
-/// in the HSM by the daemon's own root CA, for [`FRONT_NAME`] and 127.0.0.1. Asked over the unix
-/// socket, before nginx exists. Writes the root's PEM to `ca`.
-fn frontend_certificate(daemon: &Daemon, socket: &Path, ca: &Path) -> (String, String) {
+/// Creates the appliance's root authority through the daemon's socket and writes its
+/// certificate to `ca`.
+fn appliance_root(daemon: &Daemon, socket: &Path, ca: &Path) {
     let socket = socket.to_str().unwrap();
-    let call = |method: &str, path: &str, token: Option<&str>, body: Option<Value>| {
+    let call = |path: &str, token: Option<&str>, body: Value| {
         let url = format!("http://lemur{path}");
         let bearer = token.map(|t| format!("Authorization: Bearer {t}"));
-        let body = body.map(|b| b.to_string());
-        let mut arguments = vec!["--unix-socket", socket, "-X", method];
+        let body = body.to_string();
+        let mut arguments = vec!["--unix-socket", socket, "-X", "POST"];
         if let Some(bearer) = &bearer {
             arguments.extend(["-H", bearer.as_str()]);
         }
-        if let Some(body) = &body {
-            arguments.extend(["-H", "Content-Type: application/json", "--data", body]);
-        }
-        arguments.push(&url);
+        arguments.extend([
+            "-H",
+            "Content-Type: application/json",
+            "--data",
+            &body,
+            &url,
+        ]);
         let response = curl(&arguments);
-        assert_eq!(response.status, 200, "{method} {path}: {}", response.body);
+        assert_eq!(response.status, 200, "POST {path}: {}", response.body);
         response.json()
     };
     let login = call(
-        "POST",
         "/api/1/auth/login",
         None,
-        Some(json!({ "username": "lemur", "password": daemon.admin_password })),
+        json!({ "username": "lemur", "password": daemon.admin_password }),
     );
-    let token = login["token"].as_str().unwrap();
     let root = call(
-        "POST",
         "/api/1/authorities",
-        Some(token),
-        Some(json!({
+        login["token"].as_str(),
+        json!({
             "name": "appliance", "owner": "pki@example.com", "commonName": "Appliance Root",
             "type": "root", "keyType": "ECCPRIME256V1", "validityYears": 5,
-        })),
+        }),
     );
     std::fs::write(ca, root["authorityCertificate"]["body"].as_str().unwrap()).unwrap();
-    let issued = call(
-        "POST",
-        "/api/1/certificates",
-        Some(token),
-        Some(json!({
-            "owner": "pki@example.com", "commonName": FRONT_NAME,
-            "authority": { "id": root["id"] }, "keyType": "ECCPRIME256V1",
-            "extensions": { "subAltNames": { "names": [
-                { "nameType": "DNSName", "value": FRONT_NAME },
-                { "nameType": "IPAddress", "value": "127.0.0.1" },
-            ] } },
-        })),
-    );
-    let key = call(
-        "GET",
-        &format!("/api/1/certificates/{}/key", issued["id"]),
-        Some(token),
-        None,
-    );
-    let chain = format!(
-        "{}\n{}\n",
-        issued["body"].as_str().unwrap().trim(),
-        issued["chain"].as_str().unwrap_or_default().trim()
-    );
-    (chain, key["key"].as_str().unwrap().to_owned())
+}
+
+/// Lets the test's unprivileged nginx read the certificate and key the daemon wrote (0600, its
+/// own): on the appliance nginx's master process runs as root and reads them as they are.
+fn hand_to_nginx(tls: &Path) {
+    if is_root() {
+        for file in ["", "chain.pem", "key.pem"] {
+            chown(&tls.join(file), Some(NOBODY), Some(NOBODY));
+        }
+    }
+}
+
+fn mode_of(path: &Path) -> u32 {
+    std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(path).unwrap().permissions()) & 0o777
 }
 
 #[test]
@@ -548,6 +606,99 @@ fn the_bundled_nginx_fronts_the_daemon_with_its_headers_and_limits() {
             .any(|level| log.contains(level)),
         "{log}"
     );
+}
+
+/// The daemon keeps nginx's certificate: a current one stays, one from another authority or
+/// with other names is replaced (audited as the system's issuance), and nginx,
+/// reloaded as the path unit has systemd do, serves the new one.
+#[test]
+fn the_daemon_keeps_the_front_ends_certificate_current() {
+    let mut front = Front::start();
+    let chain = front.tls().join("chain.pem");
+    let read = |path: &Path| std::fs::read_to_string(path).unwrap();
+    let first = read(&chain);
+    assert_eq!(front.served_serial(), serial_of(&first));
+    let (_, names, not_after) = leaf(&first);
+    assert_eq!(names, [FRONT_NAME, "127.0.0.1"]);
+    #[allow(clippy::disallowed_methods)] // compared with the certificate's real dates
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    assert!((not_after - now - 90 * 86_400).abs() < 3_600, "{not_after}");
+
+    front.daemon.restart();
+    assert_eq!(read(&chain), first, "a current certificate is kept");
+
+    // A certificate from another authority, put in place by hand (one near its end is
+    // replaced too: `frontend::tests`).
+    let other = front.post(
+        "/api/1/authorities",
+        &json!({
+            "name": "elsewhere", "owner": "pki@example.com", "commonName": "Elsewhere Root",
+            "type": "root", "keyType": "ECCPRIME256V1", "validityYears": 1,
+        }),
+        true,
+    );
+    assert_eq!(other.status, 200, "{}", other.body);
+    let old = front.post(
+        "/api/1/certificates",
+        &json!({
+            "owner": "pki@example.com", "commonName": FRONT_NAME, "authority": { "name": "elsewhere" },
+            "keyType": "ECCPRIME256V1",
+            "extensions": { "subAltNames": { "names": [
+                { "nameType": "DNSName", "value": FRONT_NAME },
+                { "nameType": "IPAddress", "value": "127.0.0.1" },
+            ] } },
+        }),
+        true,
+    );
+    assert_eq!(old.status, 200, "{}", old.body);
+    let old = old.json();
+    let key = front.authorized(&[&format!("/api/1/certificates/{}/key", old["id"])]);
+    std::fs::write(&chain, old["body"].as_str().unwrap()).unwrap();
+    std::fs::write(
+        front.tls().join("key.pem"),
+        key.json()["key"].as_str().unwrap(),
+    )
+    .unwrap();
+    front.daemon.restart();
+    let renewed = read(&chain);
+    assert_ne!(
+        serial_of(&renewed),
+        serial_of(old["body"].as_str().unwrap())
+    );
+    assert!(leaf(&renewed).2 > now + 80 * 86_400);
+
+    // Another name wanted.
+    let config = read(&front.daemon.config_path());
+    std::fs::write(
+        front.daemon.config_path(),
+        config.replace(
+            &format!("names = [\"{FRONT_NAME}\", "),
+            &format!("names = [\"{FRONT_NAME}\", \"www.{FRONT_NAME}\", "),
+        ),
+    )
+    .unwrap();
+    front.daemon.restart();
+    let newest = read(&chain);
+    assert_eq!(
+        leaf(&newest).1,
+        [FRONT_NAME, &format!("www.{FRONT_NAME}"), "127.0.0.1"]
+    );
+    assert_eq!(mode_of(&front.tls().join("key.pem")), 0o600);
+    let issued_by_system = crate::support::sqlite_query(
+        &front.daemon,
+        "SELECT count(*) FROM logs WHERE log_type = 'create_cert' AND user_id IS NULL",
+    );
+    assert_eq!(issued_by_system.trim(), "3");
+
+    front.reload_nginx();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while front.served_serial() != serial_of(&newest) {
+        assert!(
+            Instant::now() < deadline,
+            "nginx still serves the old certificate"
+        );
+        std::thread::park_timeout(Duration::from_millis(100));
+    }
 }
 
 #[test]

@@ -116,13 +116,21 @@ fn a_daemon_that_cannot_start_tells_systemd_why() {
     assert!(!failed.contains("READY=1"));
 }
 
+/// Every unit in `systemd/`.
+const UNITS: [&str; 4] = [
+    "lemur.service",
+    "lemur-entropy.service",
+    "lemur-frontend.path",
+    "lemur-frontend-reload.service",
+];
+
 /// The repository's `systemd/` directory.
 fn units_dir() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../systemd")
 }
 
 /// The daemon's units as the appliance installs them, in a root of the test's own: the host's
-/// own units (what they depend on), ours, nginx, and `/usr/bin/lemur` starting the binary under
+/// own units (what they depend on), ours, nginx, systemctl, and `/usr/bin/lemur` starting the binary under
 /// test.
 fn installed_root() -> tempfile::TempDir {
     let root = tempfile::tempdir().unwrap();
@@ -141,7 +149,7 @@ fn installed_root() -> tempfile::TempDir {
         units.join("nginx.service").exists(),
         "nginx.service is not installed (Debian package nginx): the drop-in is verified against it"
     );
-    for unit in ["lemur.service", "lemur-entropy.service"] {
+    for unit in UNITS {
         std::fs::copy(units_dir().join(unit), units.join(unit)).unwrap();
     }
     let drop_in = root.path().join("etc/systemd/system/nginx.service.d");
@@ -156,6 +164,7 @@ fn installed_root() -> tempfile::TempDir {
     std::fs::copy("/usr/sbin/nginx", sbin.join("nginx")).unwrap();
     let bin = root.path().join("usr/bin");
     std::fs::create_dir_all(&bin).unwrap();
+    std::fs::copy("/usr/bin/systemctl", bin.join("systemctl")).unwrap();
     let launcher = bin.join("lemur");
     std::fs::write(
         &launcher,
@@ -176,7 +185,8 @@ fn the_units_pass_systemd_analyze_verify() {
     let output = std::process::Command::new("systemd-analyze")
         .arg("verify")
         .arg(format!("--root={}", root.path().display()))
-        .args(["lemur.service", "lemur-entropy.service", "nginx.service"])
+        .args(UNITS)
+        .arg("nginx.service")
         .output()
         .expect("systemd-analyze (Debian package systemd)");
     let report = String::from_utf8_lossy(&output.stderr);
@@ -187,7 +197,7 @@ fn the_units_pass_systemd_analyze_verify() {
 
 #[test]
 fn the_units_expose_at_most_1_5_to_systemd_analyze_security() {
-    for unit in ["lemur.service", "lemur-entropy.service"] {
+    for unit in UNITS.iter().filter(|unit| unit.ends_with(".service")) {
         let output = std::process::Command::new("systemd-analyze")
             .args(["security", "--offline=yes", "--threshold=15"])
             .arg(units_dir().join(unit))
