@@ -79,6 +79,8 @@ pub struct App {
     pub key_pool: KeyPool,
     /// Counters for `/metrics`.
     pub metrics: crate::metrics::Metrics,
+    /// The CRLs made.
+    pub(crate) crls: crate::crl::CrlCache,
 }
 
 impl App {
@@ -117,6 +119,7 @@ impl App {
         Ok(Self {
             key_pool: KeyPool::new(targets),
             metrics: Default::default(),
+            crls: Default::default(),
             config,
             store,
             hsm,

@@ -612,6 +612,7 @@ pub async fn revoke(app: &App, subject: &Subject, id: i64, body: RevokeCertifica
         at: app.clock.unix(),
     };
     if app.store.revoke_certificate(&revocation, &log).await? {
+        app.crls.revoked(authority.id);
         Ok(())
     } else {
         Err(Error::Conflict(format!(

@@ -13,6 +13,7 @@ pub mod ca;
 pub mod certificates;
 pub mod clock;
 pub mod config;
+pub mod crl;
 pub mod domains;
 mod error;
 pub mod expirations;

@@ -333,6 +333,17 @@ pub struct CertificateLinks {
     pub replaced_by: Vec<CertificateRecord>,
 }
 
+/// A certificate on its authority's CRL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevokedCertificate {
+    /// Its serial number, upper-case hex.
+    pub serial_hex: String,
+    /// When it was revoked (Unix seconds).
+    pub revoked_at: i64,
+    /// RFC 5280's CRLReason name.
+    pub reason: String,
+}
+
 /// A stored private key as a key-encryption key rotation reads it.
 #[derive(Debug, Clone)]
 pub struct SealedKey {

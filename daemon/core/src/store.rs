@@ -8,8 +8,8 @@ use crate::error::Result;
 use crate::model::{
     AuthorityDetail, AuthorityKey, AuthorityRecord, CertificateLinks, CertificateRecord,
     DomainRecord, ExpiringCertificate, ListQuery, LogEntry, LoginRecord, NewAuthority,
-    NewCertificate, NewUser, Page, Resealed, Revocation, RoleRecord, SealedKey, StatsLabel,
-    StatsMetric, UserRecord, UserSession, Visibility,
+    NewCertificate, NewUser, Page, Resealed, Revocation, RevokedCertificate, RoleRecord, SealedKey,
+    StatsLabel, StatsMetric, UserRecord, UserSession, Visibility,
 };
 use async_trait::async_trait;
 
@@ -122,6 +122,13 @@ pub trait CertificateRepository: Send + Sync {
     /// The sealed private key of a certificate: `None` when the certificate does not exist,
     /// `Some(None)` when it has no key.
     async fn sealed_private_key(&self, id: i64) -> Result<Option<Option<Vec<u8>>>>;
+    /// The revoked certificates `authority_id` issued that are still within their validity at
+    /// `now`, by id.
+    async fn revoked_certificates(
+        &self,
+        authority_id: i64,
+        now: i64,
+    ) -> Result<Vec<RevokedCertificate>>;
     /// Certificates, not revoked, that expire in `[from, until)`.
     async fn count_expiring(&self, from: i64, until: i64) -> Result<i64>;
     /// Certificates holding a sealed private key with an id above `after`, by id, at most

@@ -11,6 +11,7 @@ mod access;
 mod auth;
 mod authorities;
 mod certificates;
+mod crl;
 mod domains;
 mod error;
 mod health;
@@ -210,6 +211,7 @@ pub fn router(app: Arc<App>) -> Router {
         });
     Router::new()
         .nest("/api/1", api)
+        .route("/crl/{file}", get(crl::serve))
         .route(
             "/metrics",
             get(metrics::serve).layer(axum::Extension(Arc::clone(&http))),

@@ -13,7 +13,7 @@ use lemur_core::Result;
 use lemur_core::ca::x509;
 use lemur_core::model::{
     CertificateLinks, CertificateRecord, ExpiringCertificate, ListQuery, LogEntry, NewCertificate,
-    Resealed, Revocation, SealedKey, StatsLabel, StatsMetric, Visibility,
+    Resealed, Revocation, RevokedCertificate, SealedKey, StatsLabel, StatsMetric, Visibility,
 };
 use lemur_core::store::CertificateRepository;
 use std::collections::HashMap;
@@ -203,6 +203,30 @@ impl CertificateRepository for SqlStore {
             )
             .await?;
         Ok(row.map(|(sealed,)| sealed))
+    }
+
+    async fn revoked_certificates(
+        &self,
+        authority_id: i64,
+        now: i64,
+    ) -> Result<Vec<RevokedCertificate>> {
+        let rows: Vec<(String, Option<i64>, Option<String>)> = self
+            .engine
+            .all(
+                "SELECT serial_hex, revoked_at, revocation_reason FROM certificates
+                 WHERE authority_id = $1 AND status = 'revoked' AND not_after > $2 ORDER BY id",
+                args![authority_id, now],
+                "reading revoked certificates",
+            )
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(serial_hex, revoked_at, reason)| RevokedCertificate {
+                serial_hex,
+                revoked_at: revoked_at.unwrap_or(now),
+                reason: reason.unwrap_or_else(|| "unspecified".to_owned()),
+            })
+            .collect())
     }
 
     async fn count_expiring(&self, from: i64, until: i64) -> Result<i64> {

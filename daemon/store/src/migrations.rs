@@ -72,6 +72,11 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0011_statistics.sql"),
         postgres: include_str!("../migrations/postgres/0011_statistics.sql"),
     },
+    Migration {
+        version: 12,
+        sqlite: include_str!("../migrations/sqlite/0012_revoked_index.sql"),
+        postgres: include_str!("../migrations/postgres/0012_revoked_index.sql"),
+    },
 ];
 
 /// Arbitrary constant naming the migration lock.

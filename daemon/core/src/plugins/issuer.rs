@@ -7,7 +7,7 @@ use crate::App;
 use crate::ca::SubjectFields;
 use crate::ca::x509::{AltName, ParsedCertificate, ParsedCsr};
 use crate::error::Result;
-use crate::model::{AuthorityRecord, CertificateRecord};
+use crate::model::{AuthorityRecord, CertificateRecord, RevokedCertificate};
 use async_trait::async_trait;
 use lemur_hsm::KeyAlgorithm;
 use zeroize::Zeroizing;
@@ -100,6 +100,19 @@ pub struct Issued {
     pub details: String,
 }
 
+/// A certificate revocation list to sign.
+#[derive(Debug, Clone, Copy)]
+pub struct CrlPlan<'a> {
+    /// The certificates it lists.
+    pub revoked: &'a [RevokedCertificate],
+    /// When it is made (Unix seconds).
+    pub this_update: i64,
+    /// When the next one will be made, at the latest.
+    pub next_update: i64,
+    /// Its CRL number: greater than every earlier one's.
+    pub number: u64,
+}
+
 /// A certificate authority behind a plugin.
 #[async_trait]
 pub trait IssuerPlugin: Send + Sync {
@@ -128,4 +141,14 @@ pub trait IssuerPlugin: Send + Sync {
         certificate: &CertificateRecord,
         reason: &str,
     ) -> Result<()>;
+    /// The authority's CRL as `plan` says, DER, signed by the authority; `None` when the CA
+    /// behind the plugin publishes its own.
+    async fn crl(
+        &self,
+        _app: &App,
+        _authority: &AuthorityRecord,
+        _plan: &CrlPlan<'_>,
+    ) -> Result<Option<Vec<u8>>> {
+        Ok(None)
+    }
 }

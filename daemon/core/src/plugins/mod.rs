@@ -10,7 +10,7 @@ pub mod hsm_issuer;
 mod issuer;
 
 pub use issuer::{
-    AuthorityPlan, AuthorityToCreate, CreatedAuthority, IssuePlan, Issued, IssuerPlugin,
+    AuthorityPlan, AuthorityToCreate, CreatedAuthority, CrlPlan, IssuePlan, Issued, IssuerPlugin,
 };
 
 use std::sync::Arc;

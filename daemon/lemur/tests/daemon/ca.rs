@@ -1001,3 +1001,149 @@ fn rsa_keys_generated_ahead_are_each_given_to_one_certificate_and_replaced() {
     // ... which makes new ones.
     assert_eq!(wait_until_full(), target, "used keys are replaced");
 }
+
+/// Fetches `path` from the daemon into `file` with curl (a CRL is binary); the status and the
+/// content type.
+fn fetch(app: &Appliance, path: &str, file: &std::path::Path) -> (String, String) {
+    let output = Command::new("curl")
+        .args(["-sS", "-o"])
+        .arg(file)
+        .args(["-w", "%{http_code} %{content_type}"])
+        .arg(format!("{}{path}", app.daemon.base))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    let (status, kind) = text.split_once(' ').unwrap_or((&text, ""));
+    (status.to_owned(), kind.to_owned())
+}
+
+/// The local CA's CRL: signed by the authority, named by what it issues, and listing a
+/// revocation (with its reason) as soon as it is made, so openssl refuses the revoked
+/// certificate and accepts the other.
+fn crl_lists_revocations(db: Db) {
+    let app = Appliance::start(db);
+    let root = app.post(
+        "/api/1/authorities",
+        &json!({
+            "name": "crl-root", "owner": "pki@example.com", "commonName": "CRL Root",
+            "type": "root", "keyType": "ECCPRIME256V1", "validityYears": 2,
+            "crlUrl": "http://pki.example.com/crl/crl-root.crl",
+        }),
+    );
+    assert_eq!(root.status, 200, "{}", root.text);
+    let dir = scratch();
+    let path = |name: &str| dir.path().join(name);
+    std::fs::write(
+        path("root.pem"),
+        root.body["authorityCertificate"]["body"].as_str().unwrap(),
+    )
+    .unwrap();
+    let mut leaves = Vec::new();
+    for name in ["kept", "revoked"] {
+        let leaf = issue(
+            &app,
+            json!({
+                "owner": "pki@example.com", "commonName": format!("{name}.example.com"),
+                "authority": { "name": "crl-root" }, "keyType": "ECCPRIME256V1",
+            }),
+        );
+        std::fs::write(path(&format!("{name}.pem")), leaf["body"].as_str().unwrap()).unwrap();
+        leaves.push(leaf);
+    }
+    let named = openssl(&["x509", "-in", "kept.pem", "-noout", "-text"], dir.path());
+    assert!(
+        named.contains("URI:http://pki.example.com/crl/crl-root.crl"),
+        "{named}"
+    );
+
+    let (status, kind) = fetch(&app, "/crl/crl-root.crl", &path("first.crl"));
+    assert_eq!(
+        (status.as_str(), kind.as_str()),
+        ("200", "application/pkix-crl")
+    );
+    let first = openssl(
+        &[
+            "crl",
+            "-inform",
+            "DER",
+            "-in",
+            "first.crl",
+            "-CAfile",
+            "root.pem",
+            "-noout",
+            "-text",
+        ],
+        dir.path(),
+    );
+    assert!(first.contains("verify OK"), "{first}");
+    assert!(first.contains("No Revoked Certificates"), "{first}");
+
+    let id = leaves[1]["id"].as_i64().unwrap();
+    let revoked = app.daemon.put(
+        &format!("/api/1/certificates/{id}/revoke"),
+        Some(&app.token),
+        &json!({ "crlReason": "keyCompromise" }),
+    );
+    assert_eq!(revoked.status, 200, "{}", revoked.text);
+    fetch(&app, "/crl/crl-root", &path("second.crl"));
+    let second = openssl(
+        &[
+            "crl",
+            "-inform",
+            "DER",
+            "-in",
+            "second.crl",
+            "-CAfile",
+            "root.pem",
+            "-noout",
+            "-text",
+        ],
+        dir.path(),
+    );
+    assert!(second.contains("verify OK"), "{second}");
+    let serial = leaves[1]["serial"].as_str().unwrap();
+    let serial_hex = format!("{:X}", serial.parse::<u128>().unwrap());
+    assert!(second.contains(&serial_hex), "{serial_hex} not in {second}");
+    assert!(second.contains("Key Compromise"), "{second}");
+    let number = |text: &str| {
+        let line = text
+            .lines()
+            .skip_while(|l| !l.contains("X509v3 CRL Number"))
+            .nth(1)
+            .unwrap();
+        u128::from_str_radix(line.trim(), 16).unwrap_or_else(|_| line.trim().parse().unwrap())
+    };
+    assert!(number(&second) > number(&first), "{first}\n{second}");
+
+    std::fs::write(
+        path("crl.pem"),
+        openssl(&["crl", "-inform", "DER", "-in", "second.crl"], dir.path()),
+    )
+    .unwrap();
+    let check = |name: &str| {
+        Command::new("openssl")
+            .args([
+                "verify",
+                "-crl_check",
+                "-CAfile",
+                "root.pem",
+                "-CRLfile",
+                "crl.pem",
+            ])
+            .arg(format!("{name}.pem"))
+            .current_dir(dir.path())
+            .output()
+            .unwrap()
+    };
+    assert!(check("kept").status.success());
+    let refused = check("revoked");
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stdout).contains("certificate revoked")
+            || String::from_utf8_lossy(&refused.stderr).contains("certificate revoked")
+    );
+
+    let (status, _) = fetch(&app, "/crl/no-such-authority.crl", &path("none"));
+    assert_eq!(status, "404");
+}
+on_both_databases!(the_local_ca_publishes_a_crl, crl_lists_revocations);

@@ -451,6 +451,7 @@ fn appliance_root(daemon: &Daemon, socket: &Path, ca: &Path) {
         json!({
             "name": "appliance", "owner": "pki@example.com", "commonName": "Appliance Root",
             "type": "root", "keyType": "ECCPRIME256V1", "validityYears": 5,
+            "crlUrl": format!("http://{FRONT_NAME}/crl/appliance.crl"),
         }),
     );
     std::fs::write(ca, root["authorityCertificate"]["body"].as_str().unwrap()).unwrap();
@@ -543,6 +544,23 @@ fn the_bundled_nginx_fronts_the_daemon_with_its_headers_and_limits() {
         ),
         "{}",
         metrics.body
+    );
+
+    // The CRL over plain HTTP (the certificate names it), and nothing else.
+    let crl = curl(&[&format!(
+        "http://127.0.0.1:{}/crl/appliance.crl",
+        front.http
+    )]);
+    assert_eq!(crl.status, 200, "{}", crl.body);
+    assert_eq!(crl.header("content-type"), Some("application/pkix-crl"));
+    assert_eq!(
+        curl(&[
+            "-X",
+            "POST",
+            &format!("http://127.0.0.1:{}/crl/appliance.crl", front.http)
+        ])
+        .status,
+        403
     );
 
     // A body over the limit stops at nginx.
@@ -702,7 +720,7 @@ fn the_daemon_keeps_the_front_ends_certificate_current() {
 }
 
 #[test]
-fn testssl_finds_no_high_or_critical_issue_in_the_bundled_nginx_but_the_missing_crl() {
+fn testssl_finds_no_high_or_critical_issue_in_the_bundled_nginx() {
     let front = Front::start();
     let report = front.dir.path().join("testssl.json");
     let started = Instant::now();
@@ -734,13 +752,10 @@ fn testssl_finds_no_high_or_critical_issue_in_the_bundled_nginx_but_the_missing_
         }))
         .unwrap();
     // The JSON holds only findings of HIGH severity and above (--severity), plus testssl's own
-    // scan notes. One finding is known and open: the appliance's CA does not yet publish a CRL,
-    // so its certificates name no CRL distribution point (and it runs no OCSP responder).
-    let known_open = ["cert_revocation"];
+    // scan notes.
     let serious: Vec<&Value> = findings
         .iter()
         .filter(|finding| matches!(finding["severity"].as_str(), Some("HIGH" | "CRITICAL")))
-        .filter(|finding| !known_open.contains(&finding["id"].as_str().unwrap_or_default()))
         .collect();
     println!(
         "testssl.sh: {} findings of HIGH or CRITICAL severity, in {:.0?}",

@@ -7,10 +7,12 @@
 //! before the HSM signs it and [`lint::after_signing`](crate::ca::lint::after_signing) after.
 
 mod authority;
+mod crl;
 mod leaf;
 
 use super::{
-    AuthorityPlan, CreatedAuthority, IssuePlan, Issued, IssuerPlugin, PluginInfo, PluginKind,
+    AuthorityPlan, CreatedAuthority, CrlPlan, IssuePlan, Issued, IssuerPlugin, PluginInfo,
+    PluginKind,
 };
 use crate::App;
 use crate::ca::material::signing_material;
@@ -94,6 +96,16 @@ impl IssuerPlugin for HsmIssuer {
                 ),
             ))
         }
+    }
+
+    /// The local CA publishes its own CRLs: the daemon serves them (`GET /crl/{name}`).
+    async fn crl(
+        &self,
+        app: &App,
+        authority: &AuthorityRecord,
+        plan: &CrlPlan<'_>,
+    ) -> Result<Option<Vec<u8>>> {
+        crl::sign(app, authority, plan).await.map(Some)
     }
 }
 
