@@ -400,3 +400,24 @@ pub fn use_softhsm_conf(conf: &Path) {
     // Edition 2021: safe to call; it must run before this process loads the PKCS#11 module.
     std::env::set_var("SOFTHSM2_CONF", conf);
 }
+
+/// Whether the tests run as root (then some run programs as another user, and the daemon's
+/// memory can be read).
+pub fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status").is_ok_and(|status| {
+        status
+            .lines()
+            .find(|l| l.starts_with("Uid:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            == Some("0")
+    })
+}
+
+/// A loopback TCP port free at the moment (another process may take it before the caller binds
+/// it: callers that can retry on another port should).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|address| address.port())
+        .expect("a free port")
+}

@@ -2,7 +2,6 @@
 //! 127.0.0.1, trust authentication (nothing but the test can reach it), removed on drop. With
 //! `DATABASE_URL` set, that database is used instead.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use tempfile::TempDir;
@@ -14,16 +13,6 @@ pub struct Postgres {
     port: u16,
     bin: PathBuf,
     cluster: Option<TempDir>,
-}
-
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status").is_ok_and(|status| {
-        status
-            .lines()
-            .find(|l| l.starts_with("Uid:"))
-            .and_then(|l| l.split_whitespace().nth(1))
-            == Some("0")
-    })
 }
 
 /// PostgreSQL's server programs (Debian keeps them out of PATH).
@@ -44,7 +33,7 @@ fn bin_dir() -> PathBuf {
 /// A PostgreSQL program, run as the `postgres` user when the test runs as root (initdb refuses
 /// root).
 fn command(bin: &Path, program: &str) -> Command {
-    if is_root() {
+    if crate::is_root() {
         let mut command = Command::new("runuser");
         command
             .args(["-u", "postgres", "--"])
@@ -69,13 +58,6 @@ fn run(bin: &Path, program: &str, args: &[&str]) -> std::process::Output {
     output
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|address| address.port())
-        .expect("a free port")
-}
-
 impl Postgres {
     /// Starts a cluster (or uses `DATABASE_URL`).
     pub fn start() -> Self {
@@ -95,7 +77,7 @@ impl Postgres {
             .tempdir()
             .expect("cluster directory");
         let data = cluster.path().join("data");
-        if is_root() {
+        if crate::is_root() {
             let status = Command::new("chown")
                 .arg("postgres:")
                 .arg(cluster.path())
@@ -119,7 +101,7 @@ impl Postgres {
                 "UTF8",
             ],
         );
-        let port = free_port();
+        let port = crate::free_port();
         let postgres = Self {
             url: format!("postgres://lemur@127.0.0.1:{port}/lemur"),
             port,
@@ -208,7 +190,7 @@ impl Postgres {
         )
         .expect("extensions file");
         crate::openssl_ca_sign(dir, "server.csr", "2", "server.ext", "server.pem");
-        if is_root() {
+        if crate::is_root() {
             let status = Command::new("chown")
                 .arg("postgres:")
                 .arg(dir.join("server.key"))

@@ -9,6 +9,7 @@ mod cli;
 mod client;
 mod crash;
 mod inventory;
+mod logging;
 mod metrics;
 mod nginx;
 mod openapi;

@@ -61,21 +61,6 @@ fn curl(arguments: &[&str]) -> Response {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|output| output.stdout.trim_ascii() == b"0")
-}
-
 /// The front end's name (RFC 6761's reserved `.test`), resolved to loopback by curl.
 const FRONT_NAME: &str = "lemur.test";
 
@@ -100,7 +85,7 @@ impl Front {
     fn start() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path();
-        let root = is_root();
+        let root = lemur_testkit::is_root();
         // nginx runs as nobody when the tests run as root: it may read what it serves, and
         // reach the socket through its directory's group, as www-data does on the appliance.
         chmod(path, 0o755);
@@ -202,7 +187,7 @@ impl Front {
         // exits, and it is started again on other ports.
         let (child, https, http) = (0..5)
             .find_map(|_| {
-                let (https, http) = (free_port(), free_port());
+                let (https, http) = (lemur_testkit::free_port(), lemur_testkit::free_port());
                 std::fs::write(
                     path.join("lemur.conf"),
                     templated(&socket, &tls, &web, https, http),
@@ -460,7 +445,7 @@ fn appliance_root(daemon: &Daemon, socket: &Path, ca: &Path) {
 /// Lets the test's unprivileged nginx read the certificate and key the daemon wrote (0600, its
 /// own): on the appliance nginx's master process runs as root and reads them as they are.
 fn hand_to_nginx(tls: &Path) {
-    if is_root() {
+    if lemur_testkit::is_root() {
         for file in ["", "chain.pem", "key.pem"] {
             chown(&tls.join(file), Some(NOBODY), Some(NOBODY));
         }
