@@ -1,8 +1,11 @@
 //! Certificate revocation lists, published without sign-in (relying parties fetch them; they
-//! hold nothing secret): `GET /crl/{authority name}`. Each is made by the authority's issuer
-//! plugin, kept for [`REFRESH_SECS`] and made again at once after a revocation through this
-//! daemon; another daemon sharing the database lists it within that time. Every CRL promises
-//! the next within [`LIFETIME_SECS`], so a relying party never holds one that has lapsed.
+//! hold nothing secret): `GET /crl/{authority name}`.
+//!
+//! Each is made by the authority's issuer plugin, kept for [`REFRESH_SECS`], and made again at
+//! the next request after a revocation this daemon recorded (another daemon sharing the database
+//! lists it once its own copy is [`REFRESH_SECS`] old). One CRL is made at a time, so a burst of
+//! requests costs one signature. CRL numbers come from the database, so they grow across
+//! daemons and restarts. Every CRL promises the next within [`LIFETIME_SECS`].
 
 use crate::App;
 use crate::error::{Error, Result};
@@ -15,100 +18,110 @@ pub const REFRESH_SECS: i64 = 60 * 60;
 /// nextUpdate: how long after it is made a CRL may be relied on.
 pub const LIFETIME_SECS: i64 = 7 * 24 * 60 * 60;
 
-/// The CRLs made, by authority id, with when each was made and the last CRL number used.
+/// The CRLs made, by authority name (known authorities only, so the map is bounded by their
+/// number), and how many revocations each authority has seen in this daemon.
 #[derive(Debug, Default)]
-pub struct CrlCache(Mutex<HashMap<i64, Made>>);
+pub struct CrlCache {
+    made: Mutex<HashMap<String, Made>>,
+    revocations: Mutex<HashMap<i64, u64>>,
+    /// Held while a CRL is made.
+    building: tokio::sync::Mutex<()>,
+}
 
+/// A CRL made, or the answer that the authority's plugin publishes none.
 #[derive(Debug, Clone)]
 struct Made {
+    authority_id: i64,
     at: i64,
-    number: u64,
+    /// The authority's revocation count when its revoked certificates were read.
+    revocations: u64,
     der: Option<Arc<Vec<u8>>>,
 }
 
 impl CrlCache {
-    /// Forgets the CRL of `authority_id` (a certificate it issued was revoked), keeping its
-    /// number so the next one's is greater.
+    /// Notes a revocation by `authority_id`: its CRL is made again at the next request.
     pub(crate) fn revoked(&self, authority_id: i64) {
-        if let Some(made) = self
-            .0
+        *self
+            .revocations
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .get_mut(&authority_id)
-        {
-            made.der = None;
-        }
+            .entry(authority_id)
+            .or_default() += 1;
     }
 
-    fn fresh(&self, authority_id: i64, now: i64) -> Option<Arc<Vec<u8>>> {
-        self.0
+    fn revocations(&self, authority_id: i64) -> u64 {
+        self.revocations
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .get(&authority_id)
-            .filter(|made| now - made.at < REFRESH_SECS)
-            .and_then(|made| made.der.clone())
+            .copied()
+            .unwrap_or_default()
     }
 
-    /// The next CRL number: milliseconds-like from the clock (so numbers keep growing across
-    /// restarts), and above the last one this daemon used.
-    fn next_number(&self, authority_id: i64, now: i64) -> u64 {
-        let last = self
-            .0
+    /// What was made for `name`, when it is recent and no revocation came after it.
+    fn fresh(&self, name: &str, now: i64) -> Option<Made> {
+        let made = self
+            .made
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .get(&authority_id)
-            .map_or(0, |made| made.number);
-        (u64::try_from(now).unwrap_or(0) * 1000).max(last + 1)
+            .get(name)
+            .cloned()?;
+        (now - made.at < REFRESH_SECS && made.revocations == self.revocations(made.authority_id))
+            .then_some(made)
     }
 
-    fn keep(&self, authority_id: i64, made: Made) {
-        self.0
+    fn keep(&self, name: &str, made: Made) {
+        self.made
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .insert(authority_id, made);
+            .insert(name.to_owned(), made);
     }
 }
 
 /// The current CRL (DER) of the authority named `name`.
 pub async fn current(app: &App, name: &str) -> Result<Arc<Vec<u8>>> {
-    let not_found = || Error::NotFound {
-        what: "CRL of authority",
-        id: name.to_owned(),
-    };
+    let now = app.clock.unix();
+    if let Some(made) = app.crls.fresh(name, now) {
+        return made.der.ok_or_else(|| none(name));
+    }
+    let _building = app.crls.building.lock().await;
+    // Made by the request this one waited for?
+    if let Some(made) = app.crls.fresh(name, now) {
+        return made.der.ok_or_else(|| none(name));
+    }
     let authority = app
         .store
         .authority_by_name(name)
         .await?
-        .ok_or_else(not_found)?;
-    let now = app.clock.unix();
-    if let Some(der) = app.crls.fresh(authority.id, now) {
-        return Ok(der);
-    }
+        .ok_or_else(|| none(name))?;
+    let revocations = app.crls.revocations(authority.id);
     let issuer = app
         .plugins
         .issuer(&authority.plugin_name)
-        .ok_or_else(not_found)?;
+        .ok_or_else(|| none(name))?;
     let revoked = app.store.revoked_certificates(authority.id, now).await?;
-    let number = app.crls.next_number(authority.id, now);
     let plan = CrlPlan {
         revoked: &revoked,
         this_update: now,
         next_update: now + LIFETIME_SECS,
-        number,
+        number: app.store.next_crl_number(authority.id).await?,
     };
-    let der = Arc::new(
-        issuer
-            .crl(app, &authority, &plan)
-            .await?
-            .ok_or_else(not_found)?,
-    );
+    let der = issuer.crl(app, &authority, &plan).await?.map(Arc::new);
     app.crls.keep(
-        authority.id,
+        name,
         Made {
+            authority_id: authority.id,
             at: now,
-            number,
-            der: Some(Arc::clone(&der)),
+            revocations,
+            der: der.clone(),
         },
     );
-    Ok(der)
+    der.ok_or_else(|| none(name))
+}
+
+fn none(name: &str) -> Error {
+    Error::NotFound {
+        what: "CRL of authority",
+        id: name.to_owned(),
+    }
 }

@@ -129,6 +129,8 @@ pub trait CertificateRepository: Send + Sync {
         authority_id: i64,
         now: i64,
     ) -> Result<Vec<RevokedCertificate>>;
+    /// The next CRL number of `authority_id`: one more than any taken before, by any daemon.
+    async fn next_crl_number(&self, authority_id: i64) -> Result<u64>;
     /// Certificates, not revoked, that expire in `[from, until)`.
     async fn count_expiring(&self, from: i64, until: i64) -> Result<i64>;
     /// Certificates holding a sealed private key with an id above `after`, by id, at most

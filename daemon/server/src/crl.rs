@@ -8,7 +8,9 @@ use axum::response::{IntoResponse, Response};
 use lemur_core::App;
 use std::sync::Arc;
 
-/// How long a client may keep a CRL before asking again: revocations show within this.
+/// How long a client may keep a CRL before asking again. A revocation this daemon records is
+/// listed from the next request on; one another daemon records, once this daemon's copy is an
+/// hour old (`lemur_core::crl::REFRESH_SECS`).
 const CLIENT_CACHE: &str = "public, max-age=300";
 
 /// The CRL of the authority the path names.

@@ -21,6 +21,18 @@ const BUCKETS: [f64; 12] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
 ];
 
+/// The methods counted by name; any other (a client may send any token) is `other`, so no client
+/// can add series.
+const METHODS: [&str; 7] = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"];
+
+fn label_of(method: &str) -> &'static str {
+    METHODS
+        .iter()
+        .find(|known| **known == method)
+        .copied()
+        .unwrap_or("other")
+}
+
 /// The content type Prometheus scrapes.
 const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
@@ -55,6 +67,7 @@ impl HttpMetrics {
         took: Duration,
         error: Option<ErrorCode>,
     ) {
+        let method = label_of(method);
         let mut http = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         *http
             .requests
@@ -366,5 +379,20 @@ mod tests {
             "{out}"
         );
         assert_eq!(escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
+
+    #[test]
+    fn clients_cannot_add_series_with_methods_of_their_own() {
+        let http = HttpMetrics::default();
+        for n in 0..100 {
+            http.observe("unmatched", &format!("FOO{n}"), 404, Duration::ZERO, None);
+        }
+        let mut out = String::new();
+        http.render(&mut out);
+        assert!(
+            out.contains("method=\"other\",status=\"404\"} 100\n"),
+            "{out}"
+        );
+        assert!(!out.contains("FOO"), "{out}");
     }
 }

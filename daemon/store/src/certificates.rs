@@ -213,7 +213,7 @@ impl CertificateRepository for SqlStore {
         let rows: Vec<(String, Option<i64>, Option<String>)> = self
             .engine
             .all(
-                "SELECT serial_hex, revoked_at, revocation_reason FROM certificates
+                "SELECT serial_hex, COALESCE(revoked_at, not_before), revocation_reason FROM certificates
                  WHERE authority_id = $1 AND status = 'revoked' AND not_after > $2 ORDER BY id",
                 args![authority_id, now],
                 "reading revoked certificates",
@@ -223,10 +223,28 @@ impl CertificateRepository for SqlStore {
             .into_iter()
             .map(|(serial_hex, revoked_at, reason)| RevokedCertificate {
                 serial_hex,
-                revoked_at: revoked_at.unwrap_or(now),
+                revoked_at: revoked_at.unwrap_or_default(),
                 reason: reason.unwrap_or_else(|| "unspecified".to_owned()),
             })
             .collect())
+    }
+
+    async fn next_crl_number(&self, authority_id: i64) -> Result<u64> {
+        let mut tx = self.engine.begin().await?;
+        let number: Option<(i64,)> = tx
+            .optional(
+                "UPDATE authorities SET crl_number = crl_number + 1 WHERE id = $1
+                 RETURNING crl_number",
+                args![authority_id],
+                "taking a CRL number",
+            )
+            .await?;
+        tx.commit("taking a CRL number").await?;
+        let (number,) = number.ok_or_else(|| lemur_core::Error::NotFound {
+            what: "authority",
+            id: authority_id.to_string(),
+        })?;
+        Ok(u64::try_from(number).unwrap_or(0))
     }
 
     async fn count_expiring(&self, from: i64, until: i64) -> Result<i64> {

@@ -352,6 +352,18 @@ pub fn parse(der: &[u8], field: &str) -> Result<ParsedCertificate> {
     Ok(parsed)
 }
 
+/// The subject key identifier of a DER certificate, if it carries one.
+pub fn subject_key_identifier(der: &[u8]) -> Option<Vec<u8>> {
+    let (_, certificate) = X509Certificate::from_der(der).ok()?;
+    certificate
+        .extensions()
+        .iter()
+        .find_map(|extension| match extension.parsed_extension() {
+            ParsedExtension::SubjectKeyIdentifier(id) => Some(id.0.to_vec()),
+            _ => None,
+        })
+}
+
 /// Whether `child` carries a valid signature by `issuer`'s key.
 pub fn signed_by(child: &[u8], issuer: &[u8]) -> bool {
     let (Ok((_, child)), Ok((_, issuer))) = (

@@ -1021,7 +1021,7 @@ fn fetch(app: &Appliance, path: &str, file: &std::path::Path) -> (String, String
 /// revocation (with its reason) as soon as it is made, so openssl refuses the revoked
 /// certificate and accepts the other.
 fn crl_lists_revocations(db: Db) {
-    let app = Appliance::start(db);
+    let mut app = Appliance::start(db);
     let root = app.post(
         "/api/1/authorities",
         &json!({
@@ -1077,6 +1077,18 @@ fn crl_lists_revocations(db: Db) {
     );
     assert!(first.contains("verify OK"), "{first}");
     assert!(first.contains("No Revoked Certificates"), "{first}");
+    let updates = |text: &str, field: &str| {
+        let line = text.lines().find(|l| l.contains(field)).unwrap();
+        openssl_date(line.split_once(": ").unwrap().1.trim())
+    };
+    let week = updates(&first, "Next Update") - updates(&first, "Last Update");
+    assert_eq!(week, 7 * 86_400, "{first}");
+    // Asked again, the same CRL: made once, not signed per request.
+    fetch(&app, "/crl/crl-root.crl", &path("again.crl"));
+    assert_eq!(
+        std::fs::read(path("again.crl")).unwrap(),
+        std::fs::read(path("first.crl")).unwrap()
+    );
 
     let id = leaves[1]["id"].as_i64().unwrap();
     let revoked = app.daemon.put(
@@ -1145,5 +1157,34 @@ fn crl_lists_revocations(db: Db) {
 
     let (status, _) = fetch(&app, "/crl/no-such-authority.crl", &path("none"));
     assert_eq!(status, "404");
+
+    // Numbers come from the database: a restarted daemon's next CRL still comes after.
+    app.daemon.restart();
+    fetch(&app, "/crl/crl-root.crl", &path("third.crl"));
+    let third = openssl(
+        &[
+            "crl",
+            "-inform",
+            "DER",
+            "-in",
+            "third.crl",
+            "-noout",
+            "-text",
+        ],
+        dir.path(),
+    );
+    assert!(number(&third) > number(&second), "{second}\n{third}");
+    assert!(third.contains(&serial_hex), "{third}");
+}
+
+/// Unix seconds of a date as `openssl crl -text` prints it (`Dec  1 20:00:00 2026 GMT`).
+fn openssl_date(text: &str) -> i64 {
+    let format = time::macros::format_description!(
+        "[month repr:short] [day padding:space] [hour]:[minute]:[second] [year] GMT"
+    );
+    time::PrimitiveDateTime::parse(text, &format)
+        .unwrap_or_else(|e| panic!("{text:?}: {e}"))
+        .assume_utc()
+        .unix_timestamp()
 }
 on_both_databases!(the_local_ca_publishes_a_crl, crl_lists_revocations);

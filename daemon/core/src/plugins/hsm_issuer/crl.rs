@@ -1,10 +1,13 @@
 //! The local CA's certificate revocation lists (RFC 5280 v2), signed in the HSM by the
 //! authority's key: every certificate it revoked that has not expired, with its revocation time
-//! and reason, a CRL number and the authority key identifier.
+//! and reason (none for `unspecified`, as RFC 5280 §5.3.1 asks), the CRL number and the
+//! authority key identifier, taken from the CA certificate's subject key identifier. The HSM
+//! signer verifies the signature in software before it returns it, as for certificates.
 
 use super::signing_error;
 use crate::App;
 use crate::ca::material::signing_material;
+use crate::ca::x509;
 use crate::error::{Error, Result};
 use crate::model::{AuthorityRecord, RevokedCertificate};
 use crate::plugins::CrlPlan;
@@ -20,15 +23,16 @@ pub(super) async fn sign(
     plan: &CrlPlan<'_>,
 ) -> Result<Vec<u8>> {
     let revoked_certs = plan.revoked.iter().map(entry).collect::<Result<Vec<_>>>()?;
+    let material = signing_material(app, authority).await?;
     let params = CertificateRevocationListParams {
         this_update: time(plan.this_update)?,
         next_update: time(plan.next_update)?,
-        crl_number: SerialNumber::from_slice(&number_bytes(plan.number)),
+        crl_number: SerialNumber::from(plan.number),
         issuing_distribution_point: None,
         revoked_certs,
-        key_identifier_method: KeyIdMethod::Sha256,
+        key_identifier_method: x509::subject_key_identifier(&material.certificate.der)
+            .map_or(KeyIdMethod::Sha256, KeyIdMethod::PreSpecified),
     };
-    let material = signing_material(app, authority).await?;
     app.hsm(move |keys| {
         let signer =
             material.signer(std::sync::Arc::clone(keys) as std::sync::Arc<dyn lemur_hsm::KeyStore>);
@@ -62,14 +66,14 @@ fn entry(revoked: &RevokedCertificate) -> Result<RevokedCertParams> {
     Ok(RevokedCertParams {
         serial_number: SerialNumber::from_slice(&serial),
         revocation_time: time(revoked.revoked_at)?,
-        reason_code: Some(reason(&revoked.reason)),
+        reason_code: reason(&revoked.reason),
         invalidity_date: None,
     })
 }
 
-/// The CRLReason of a name as revocation requests give it.
-fn reason(name: &str) -> RevocationReason {
-    match name {
+/// The CRLReason of a name as revocation requests give it; none for `unspecified`.
+fn reason(name: &str) -> Option<RevocationReason> {
+    Some(match name {
         "keyCompromise" => RevocationReason::KeyCompromise,
         "cACompromise" => RevocationReason::CaCompromise,
         "affiliationChanged" => RevocationReason::AffiliationChanged,
@@ -78,24 +82,8 @@ fn reason(name: &str) -> RevocationReason {
         "certificateHold" => RevocationReason::CertificateHold,
         "privilegeWithdrawn" => RevocationReason::PrivilegeWithdrawn,
         "aACompromise" => RevocationReason::AaCompromise,
-        _ => RevocationReason::Unspecified,
-    }
-}
-
-/// A CRL number as a positive DER integer: big-endian, no leading zero bytes, a zero byte first
-/// when the top bit is set.
-fn number_bytes(number: u64) -> Vec<u8> {
-    let bytes = number.to_be_bytes();
-    let start = bytes
-        .iter()
-        .position(|b| *b != 0)
-        .unwrap_or(bytes.len() - 1);
-    let mut out = Vec::with_capacity(9);
-    if bytes[start] & 0x80 != 0 {
-        out.push(0);
-    }
-    out.extend_from_slice(&bytes[start..]);
-    out
+        _ => return None,
+    })
 }
 
 fn time(unix: i64) -> Result<OffsetDateTime> {
@@ -117,17 +105,6 @@ mod tests {
         .unwrap();
         assert_eq!(entry.serial_number.as_ref(), [0x0A, 0xBC]);
         assert_eq!(entry.reason_code, Some(RevocationReason::KeyCompromise));
-    }
-
-    #[test]
-    fn crl_numbers_are_positive_minimal_integers() {
-        assert_eq!(number_bytes(0), [0]);
-        assert_eq!(number_bytes(1), [1]);
-        assert_eq!(number_bytes(0x80), [0, 0x80]);
-        assert_eq!(number_bytes(0x0102), [1, 2]);
-        assert_eq!(
-            number_bytes(u64::MAX),
-            [0, 255, 255, 255, 255, 255, 255, 255, 255]
-        );
+        assert_eq!(reason("unspecified"), None);
     }
 }
