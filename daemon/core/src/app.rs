@@ -96,8 +96,15 @@ impl App {
         } = parts;
         store.migrate(clock.unix()).await?;
         let default_rotation_policy = store.ensure_rotation_policy("default", 30).await?;
+        // Read off the runtime: a locked file is unsealed by the HSM.
+        let token_secret = {
+            let (hsm, file) = (Arc::clone(&hsm), config.auth.token_secret_file.clone());
+            tokio::task::spawn_blocking(move || crate::locked::read(&file, &*hsm))
+                .await
+                .map_err(|e| Error::Ca(format!("HSM task failed: {e}")))??
+        };
         let tokens = TokenKeys::new(
-            &crate::locked::read(&config.auth.token_secret_file, &*hsm)?,
+            &token_secret,
             config.auth.token_lifetime_minutes,
             Arc::clone(&clock),
         )?;

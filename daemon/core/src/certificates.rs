@@ -504,10 +504,7 @@ pub async fn private_key(app: &App, subject: &Subject, id: i64) -> Result<Zeroiz
             what: "private key of certificate",
             id: id.to_string(),
         })?;
-    // The context comes from the body itself, not the stored `body_sha256`: a sealed key moved
-    // to another row, or a hash column edited to match, then fails to open.
-    let der = x509::first_certificate(&record.body, "body")?;
-    let context = key_context(&x509::sha256_hex(&der));
+    let context = crate::ca::key_context_of(&record.body)?;
     let clear = app
         .hsm(move |hsm| hsm.unseal(&sealed, &context).map_err(Error::from))
         .await?;

@@ -276,6 +276,41 @@ pub struct FrontendConfig {
     pub validity_days: i64,
 }
 
+impl FrontendConfig {
+    /// Refuses what would fail only when the daemon first issues.
+    fn check(&self) -> std::result::Result<(), String> {
+        if self.authority.trim().is_empty() {
+            return Err(
+                "frontend.authority: name the authority that issues nginx's certificate".into(),
+            );
+        }
+        if self.names.is_empty() || self.names.iter().any(|n| n.trim().is_empty()) {
+            return Err(
+                "frontend.names: give the DNS names and addresses the appliance is reached by"
+                    .into(),
+            );
+        }
+        if !(1..=3650).contains(&self.validity_days) {
+            return Err("frontend.validity_days: must be between 1 and 3650".into());
+        }
+        if self.key_type.parse::<lemur_hsm::KeyAlgorithm>().is_err() {
+            return Err(format!(
+                "frontend.key_type: {:?} is not a key type",
+                self.key_type
+            ));
+        }
+        for (key, path) in [
+            ("certificate", &self.certificate),
+            ("private_key", &self.private_key),
+        ] {
+            if !path.is_absolute() {
+                return Err(format!("frontend.{key}: must be an absolute path"));
+            }
+        }
+        Ok(())
+    }
+}
+
 fn default_frontend_owner() -> String {
     "appliance".to_owned()
 }
@@ -503,6 +538,9 @@ impl Config {
                 ));
             }
         }
+        if let Some(frontend) = &config.frontend {
+            frontend.check()?;
+        }
         Ok(config)
     }
 
@@ -630,7 +668,8 @@ devices = []
 ready = {{ RSA2048 = 32 }}
 
 # The certificate nginx serves, issued by one of this appliance's authorities and issued again
-# once a third of its validity is left (systemd/lemur-frontend.path then reloads nginx).
+# once a third of its validity is left (systemd/lemur-frontend.path then reloads nginx: it
+# watches /var/lib/lemur/frontend/chain.pem, so change it there too if you change the path).
 # [frontend]
 # authority = "appliance"
 # names = ["lemur.example.com", "192.0.2.10"]

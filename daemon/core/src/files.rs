@@ -183,11 +183,20 @@ pub fn write_private(path: &Path, content: &[u8]) -> Result<()> {
     file.write_all(content).map_err(Error::io(context))
 }
 
-/// Writes `content` to `path` (0600) through a temporary file renamed over it, both synced.
-pub fn replace_private(path: &Path, content: &[u8]) -> Result<()> {
+/// Where [`replace_private`] writes before it renames: `NAME.tmp`. One left by a crash may
+/// hold a secret; callers that list secret files remove it.
+pub fn temporary_path(path: &Path) -> PathBuf {
     let mut temporary = OsString::from(path.as_os_str());
     temporary.push(".tmp");
-    let temporary = PathBuf::from(temporary);
+    PathBuf::from(temporary)
+}
+
+/// Writes `content` to `path` (0600) through a temporary file renamed over it, both synced.
+/// With `owner_of`, the new file gets that file's owner and group: an operator running a
+/// command as root must not leave a file the daemon's user may not read (and one who is not
+/// root is told so).
+pub fn replace_private(path: &Path, content: &[u8], owner_of: Option<&Path>) -> Result<()> {
+    let temporary = temporary_path(path);
     let context = format!("writing {}", temporary.display());
     let _ = std::fs::remove_file(&temporary);
     let mut file = std::fs::OpenOptions::new()
@@ -196,6 +205,19 @@ pub fn replace_private(path: &Path, content: &[u8]) -> Result<()> {
         .mode(0o600)
         .open(&temporary)
         .map_err(Error::io(context.clone()))?;
+    if let Some(model) = owner_of {
+        let found = metadata(model)?;
+        if found.uid() != effective_uid() {
+            std::os::unix::fs::fchown(&file, Some(found.uid()), Some(found.gid())).map_err(
+                Error::io(format!(
+                    "giving {} to uid {} like {} (run this as that user)",
+                    temporary.display(),
+                    found.uid(),
+                    model.display()
+                )),
+            )?;
+        }
+    }
     file.write_all(content)
         .and_then(|()| file.sync_all())
         .map_err(Error::io(context))?;
@@ -206,7 +228,10 @@ pub fn replace_private(path: &Path, content: &[u8]) -> Result<()> {
 
 /// Syncs the directory holding `path`, so a rename or unlink in it survives a crash.
 pub fn sync_directory(path: &Path) -> Result<()> {
-    let directory = path.parent().unwrap_or(Path::new("."));
+    let directory = path
+        .parent()
+        .filter(|parent| !parent.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     std::fs::File::open(directory)
         .and_then(|d| d.sync_all())
         .map_err(Error::io(format!("syncing {}", directory.display())))

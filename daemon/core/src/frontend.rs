@@ -12,6 +12,9 @@ use crate::ca::x509;
 use crate::config::FrontendConfig;
 use crate::error::{Error, Result};
 use crate::files;
+use crate::model::{
+    CertificateFilter, CertificateRecord, ListQuery, Page, PageStart, SortKey, Visibility,
+};
 use crate::policy::Subject;
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -90,8 +93,10 @@ pub async fn check(app: &App) -> Duration {
     }
 }
 
-/// Looks at the certificate in place and issues a new one when it is missing, names other
-/// names, was not issued by the authority, or has less than a third of its validity left.
+/// Looks at the certificate in place and issues a new one when it is missing, does not match
+/// its key, names other names, was not issued by the authority, was revoked, or has less than
+/// a third of its validity left. The one it replaces is marked replaced in the inventory (its
+/// expiry notifications stop).
 pub async fn ensure(app: &App, config: &FrontendConfig) -> Result<Outcome> {
     let authority = app
         .store
@@ -110,18 +115,29 @@ pub async fn ensure(app: &App, config: &FrontendConfig) -> Result<Outcome> {
     .ok_or_else(|| Error::Ca(format!("authority {} has no certificate", config.authority)))?;
     let issuer = x509::first_certificate(&issuer.body, "authority")?;
     let now = app.clock.unix();
-    let reason = match in_place(config) {
-        Ok(current) => match replacement_reason(config, &current, &issuer, now) {
-            None => {
-                return Ok(Outcome::Current {
-                    not_after: current.not_after,
-                });
+    let (reason, predecessor) = match in_place(config) {
+        Ok(current) => {
+            let record = inventory_record(app, &current).await?;
+            let revoked = record
+                .as_ref()
+                .is_some_and(|r| r.status.as_deref() == Some("revoked"));
+            let reason = if revoked {
+                Some("it was revoked".to_owned())
+            } else {
+                replacement_reason(config, &current, &issuer, now)
+            };
+            match reason {
+                None => {
+                    return Ok(Outcome::Current {
+                        not_after: current.not_after,
+                    });
+                }
+                Some(reason) => (reason, record.map(|r| r.id)),
             }
-            Some(reason) => reason,
-        },
-        Err(reason) => reason,
+        }
+        Err(reason) => (reason, None),
     };
-    let (id, not_after) = issue(app, config, now).await?;
+    let (id, not_after) = issue(app, config, now, predecessor).await?;
     Ok(Outcome::Issued {
         id,
         not_after,
@@ -129,16 +145,46 @@ pub async fn ensure(app: &App, config: &FrontendConfig) -> Result<Outcome> {
     })
 }
 
-/// The certificate in place, or why there is none to keep.
+/// The certificate in place with its key, or why there is none to keep (a crash between the
+/// two writes leaves a key that does not fit the certificate: nginx would not start on them).
 fn in_place(config: &FrontendConfig) -> std::result::Result<x509::ParsedCertificate, String> {
     let text = std::fs::read_to_string(&config.certificate)
         .map_err(|e| format!("{} could not be read: {e}", config.certificate.display()))?;
-    if !config.private_key.exists() {
-        return Err(format!("{} is missing", config.private_key.display()));
-    }
-    x509::first_certificate(&text, "certificate")
+    let current = x509::first_certificate(&text, "certificate")
         .and_then(|der| x509::parse(&der, "certificate"))
-        .map_err(|e| format!("{} holds no certificate: {e}", config.certificate.display()))
+        .map_err(|e| format!("{} holds no certificate: {e}", config.certificate.display()))?;
+    let key = zeroize::Zeroizing::new(
+        std::fs::read_to_string(&config.private_key)
+            .map_err(|e| format!("{} could not be read: {e}", config.private_key.display()))?,
+    );
+    let fits = x509::private_key_pkcs8(&key)
+        .and_then(|pkcs8| x509::public_key_of_pkcs8(&pkcs8))
+        .is_ok_and(|spki| spki == current.spki);
+    if fits {
+        Ok(current)
+    } else {
+        Err(format!(
+            "{} does not hold the certificate's key",
+            config.private_key.display()
+        ))
+    }
+}
+
+/// The inventory's record of the certificate in place, if it is one of ours.
+async fn inventory_record(
+    app: &App,
+    current: &x509::ParsedCertificate,
+) -> Result<Option<CertificateRecord>> {
+    let query = ListQuery {
+        filter: CertificateFilter::Serial(current.serial_hex.trim_start_matches('0').to_owned()),
+        sort: SortKey::Id,
+        descending: true,
+        start: PageStart::Page(Page { page: 1, count: 10 }),
+    };
+    let (records, _) = app.store.certificates(&query, &Visibility::All).await?;
+    Ok(records.into_iter().find(|record| {
+        x509::first_certificate(&record.body, "body").is_ok_and(|der| der == current.der)
+    }))
 }
 
 fn replacement_reason(
@@ -147,11 +193,21 @@ fn replacement_reason(
     issuer: &[u8],
     now: i64,
 ) -> Option<String> {
-    let wanted: BTreeSet<&str> = config.names.iter().map(String::as_str).collect();
-    let present: BTreeSet<&str> = current.alt_names.iter().map(|n| n.value.as_str()).collect();
+    let wanted: BTreeSet<Name> = config.names.iter().map(|n| Name::of(n)).collect();
+    let present: BTreeSet<Name> = current
+        .alt_names
+        .iter()
+        .map(|n| Name::of(&n.value))
+        .collect();
+    let common_name = config.names.first().map(|n| Name::of(n));
     let lifetime = current.not_after - current.not_before;
     if wanted != present {
         Some(format!("it names {present:?}, not {wanted:?}"))
+    } else if common_name != Some(Name::of(&current.cn)) {
+        Some(format!(
+            "its common name is {:?}, not the first name",
+            current.cn
+        ))
     } else if !x509::signed_by(&current.der, issuer) {
         Some(format!("it was not issued by {}", config.authority))
     } else if current.not_after - now < lifetime / 3 {
@@ -164,9 +220,32 @@ fn replacement_reason(
     }
 }
 
-/// Issues the certificate and writes it with its chain, then its key, where nginx reads them;
-/// the key first, so the chain's change (which reloads nginx) finds both new.
-async fn issue(app: &App, config: &FrontendConfig, now: i64) -> Result<(i64, i64)> {
+/// A name as certificates compare: an IP address by value, a DNS name in lower case without a
+/// final dot.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Name {
+    Ip(std::net::IpAddr),
+    Dns(String),
+}
+
+impl Name {
+    fn of(text: &str) -> Self {
+        match text.parse() {
+            Ok(ip) => Name::Ip(ip),
+            Err(_) => Name::Dns(text.trim_end_matches('.').to_ascii_lowercase()),
+        }
+    }
+}
+
+/// Issues the certificate (replacing `predecessor` in the inventory) and writes its key, then
+/// the certificate with its chain, where nginx reads them: the chain's change, which reloads
+/// nginx, then finds both new.
+async fn issue(
+    app: &App,
+    config: &FrontendConfig,
+    now: i64,
+    predecessor: Option<i64>,
+) -> Result<(i64, i64)> {
     let first = config
         .names
         .first()
@@ -190,8 +269,9 @@ async fn issue(app: &App, config: &FrontendConfig, now: i64) -> Result<(i64, i64
         "authority": { "name": config.authority },
         "keyType": config.key_type,
         "validityStart": format_time(now - 5 * 60),
-        "validityEnd": format_time(now + config.validity_days.max(1) * 24 * 60 * 60),
+        "validityEnd": format_time(now + config.validity_days * 24 * 60 * 60),
         "extensions": { "subAltNames": { "names": names } },
+        "replaces": predecessor.map(|id| serde_json::json!({ "id": id })).into_iter().collect::<Vec<_>>(),
     });
     let request = serde_json::from_value(request)
         .map_err(|e| Error::invalid("frontend", format!("cannot make a request from it: {e}")))?;
@@ -208,8 +288,8 @@ async fn issue(app: &App, config: &FrontendConfig, now: i64) -> Result<(i64, i64
                 .map_err(Error::io(format!("creating {}", directory.display())))?;
         }
     }
-    files::replace_private(&config.private_key, key.as_bytes())?;
-    files::replace_private(&config.certificate, chain.trim_start().as_bytes())?;
+    files::replace_private(&config.private_key, key.as_bytes(), None)?;
+    files::replace_private(&config.certificate, chain.trim_start().as_bytes(), None)?;
     Ok((record.id, record.not_after))
 }
 
@@ -250,6 +330,9 @@ mod tests {
             names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>(),
         )
         .unwrap();
+        leaf.distinguished_name = rcgen::DistinguishedName::new();
+        leaf.distinguished_name
+            .push(rcgen::DnType::CommonName, names[0]);
         leaf.not_before = OffsetDateTime::from_unix_timestamp(from).unwrap();
         leaf.not_after = OffsetDateTime::from_unix_timestamp(to).unwrap();
         let leaf_key = rcgen::KeyPair::generate().unwrap();
@@ -268,6 +351,17 @@ mod tests {
         assert!(reason.contains("less than a third"), "{reason}");
         let (ca, expired) = issued(&names, now - 91 * DAY, now - DAY);
         assert!(replacement_reason(&config(&names), &expired, &ca, now).is_some());
+    }
+
+    #[test]
+    fn names_compare_as_certificates_do() {
+        let now = 1_800_000_000;
+        let (ca, current) = issued(&["lemur.example.com", "2001:db8::1"], now, now + 90 * DAY);
+        let same = config(&["LEMUR.example.com.", "2001:DB8:0::1"]);
+        assert_eq!(replacement_reason(&same, &current, &ca, now), None);
+        let reordered = config(&["2001:db8::1", "lemur.example.com"]);
+        let reason = replacement_reason(&reordered, &current, &ca, now).unwrap();
+        assert!(reason.contains("common name"), "{reason}");
     }
 
     #[test]

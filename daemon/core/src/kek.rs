@@ -2,26 +2,31 @@
 //! (the private keys in the inventory, the locked files) is sealed again under it, while the
 //! daemon keeps serving.
 //!
-//! Daemons notice the new version at their next seal, so for a moment they may still store a
-//! key under the old one: the rows are read again until a pass finds nothing left to move.
-//! Each row is replaced only if it still holds the envelope read, so a concurrent change wins.
-//! Old versions stay in the token, so envelopes in backups still open.
+//! Daemons notice the new version at their next seal, but a key sealed just before may be
+//! stored just after a pass went by, and a row is replaced only if it still holds the envelope
+//! read (a concurrent change wins). So the inventory is passed over until a pass finds nothing
+//! left, then again after a moment for seals in flight, when keys that failed are tried once
+//! more; whatever is still under an older version is counted and reported. Old versions stay in
+//! the token, so envelopes in backups still open.
 
 use crate::App;
-use crate::ca::key_context;
-use crate::ca::x509;
+use crate::ca::key_context_of;
 use crate::error::{Error, Result};
 use crate::locked::{self, Outcome};
 use crate::model::{LogEntry, Resealed, SealedKey};
 use crate::policy::{Action, Subject, authorize};
 use lemur_hsm::envelope;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Rows read and sealed again per transaction.
 const PAGE: i64 = 512;
 /// Passes over the inventory before giving up on keys that keep arriving under an old version.
-const MAX_PASSES: usize = 5;
+const MAX_PASSES: usize = 10;
+/// How long seals in flight (sealed under the old version, not yet stored) are given.
+const SETTLE: Duration = Duration::from_secs(2);
 
 /// What a rotation moved.
 #[derive(Debug, Default)]
@@ -32,8 +37,10 @@ pub struct Rotation {
     pub private_keys: u64,
     /// Locked files sealed again.
     pub files: Vec<PathBuf>,
-    /// Private keys that could not be opened: certificate id and why.
-    pub failed: Vec<(i64, String)>,
+    /// Private keys that could not be opened (on their second try): certificate id and why.
+    pub failed: BTreeMap<i64, String>,
+    /// Private keys still under an older version at the end (the failed ones among them).
+    pub left_behind: u64,
 }
 
 /// Seals every stored private key and every locked file among `files` again under KEK
@@ -49,19 +56,17 @@ pub async fn reseal_everything(
         version: newest,
         ..Rotation::default()
     };
-    for _ in 0..MAX_PASSES {
-        let moved = reseal_pass(app, subject, newest, &mut rotation.failed).await?;
-        rotation.private_keys += moved;
-        if moved == 0 {
-            break;
-        }
-    }
+    rotation.private_keys += converge(app, subject, newest, &mut rotation.failed).await?;
+    tokio::time::sleep(SETTLE).await;
+    rotation.failed.clear();
+    rotation.private_keys += converge(app, subject, newest, &mut rotation.failed).await?;
+    rotation.left_behind = count_left_behind(app, newest).await?;
     rotation.files = reseal_files(app, newest, files).await?;
     let details = format!(
-        "key-encryption key v{newest}: {} private keys and {} locked files sealed again, {} failed",
+        "key-encryption key v{newest}: {} private keys and {} locked files sealed again, {} left under an older version",
         rotation.private_keys,
         rotation.files.len(),
-        rotation.failed.len()
+        rotation.left_behind
     );
     let log = LogEntry {
         certificate_id: None,
@@ -74,35 +79,59 @@ pub async fn reseal_everything(
     Ok(rotation)
 }
 
-/// One pass over the inventory; the keys it moved.
+/// Passes until one finds no key left to move (but those that failed); the keys moved.
+async fn converge(
+    app: &App,
+    subject: &Subject,
+    newest: u32,
+    failed: &mut BTreeMap<i64, String>,
+) -> Result<u64> {
+    let mut moved = 0;
+    for _ in 0..MAX_PASSES {
+        let (found, pass_moved) = reseal_pass(app, subject, newest, failed).await?;
+        moved += pass_moved;
+        if found == 0 {
+            break;
+        }
+    }
+    Ok(moved)
+}
+
+/// One pass over the inventory: the keys it found under an older version (not counting those
+/// that failed before) and the keys it moved.
 async fn reseal_pass(
     app: &App,
     subject: &Subject,
     newest: u32,
-    failed: &mut Vec<(i64, String)>,
-) -> Result<u64> {
-    let mut moved = 0;
+    failed: &mut BTreeMap<i64, String>,
+) -> Result<(u64, u64)> {
+    let (mut found, mut moved) = (0, 0);
     let mut after = 0;
     loop {
         let page = app.store.sealed_private_keys(after, PAGE).await?;
         let Some(last) = page.last() else {
-            return Ok(moved);
+            return Ok((found, moved));
         };
         after = last.id;
         let stale: Vec<SealedKey> = page
             .into_iter()
-            .filter(|key| sealed_before(&key.sealed, newest))
-            .filter(|key| !failed.iter().any(|(id, _)| *id == key.id))
+            .filter(|key| sealed_before(&key.sealed, newest) && !failed.contains_key(&key.id))
             .collect();
         if stale.is_empty() {
             continue;
         }
+        found += stale.len() as u64;
         let mut changes = Vec::with_capacity(stale.len());
         for outcome in reseal_keys(app, stale).await? {
             match outcome {
                 Ok(change) => changes.push(change),
-                Err(failure) => failed.push(failure),
+                Err((id, reason)) => {
+                    failed.insert(id, reason);
+                }
             }
+        }
+        if changes.is_empty() {
+            continue;
         }
         let details = format!(
             "{} private keys sealed again under key-encryption key v{newest}",
@@ -119,6 +148,22 @@ async fn reseal_pass(
             .store
             .replace_sealed_private_keys(&changes, &log, app.clock.unix())
             .await?;
+    }
+}
+
+/// Keys still under a version older than `newest`.
+async fn count_left_behind(app: &App, newest: u32) -> Result<u64> {
+    let (mut left, mut after) = (0, 0);
+    loop {
+        let page = app.store.sealed_private_keys(after, PAGE).await?;
+        let Some(last) = page.last() else {
+            return Ok(left);
+        };
+        after = last.id;
+        left += page
+            .iter()
+            .filter(|key| sealed_before(&key.sealed, newest))
+            .count() as u64;
     }
 }
 
@@ -164,8 +209,7 @@ fn reseal_key(
 ) -> std::result::Result<Resealed, (i64, String)> {
     let id = key.id;
     let failed = move |reason: String| (id, reason);
-    let der = x509::first_certificate(&key.body, "body").map_err(|e| failed(e.to_string()))?;
-    let context = key_context(&x509::sha256_hex(&der));
+    let context = key_context_of(&key.body).map_err(|e| failed(e.to_string()))?;
     let clear = hsm
         .unseal(&key.sealed, &context)
         .map_err(|e| failed(e.to_string()))?;

@@ -27,11 +27,6 @@ pub fn sealed_path(path: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// Whether `path` is a locked form (ends with [`SUFFIX`]).
-pub fn is_sealed_path(path: &Path) -> bool {
-    path.to_string_lossy().ends_with(SUFFIX)
-}
-
 /// The secret files in `dir`, each by its clear name whether it is locked or not (a missing
 /// directory holds none).
 pub fn files_in(dir: &Path) -> Result<Vec<PathBuf>> {
@@ -43,18 +38,43 @@ pub fn files_in(dir: &Path) -> Result<Vec<PathBuf>> {
     for entry in entries {
         let entry = entry.map_err(Error::io(format!("listing {}", dir.display())))?;
         let path = entry.path();
-        let name = path.to_string_lossy();
-        if !path.is_file() || name.ends_with(".tmp") {
+        let name = path.as_os_str().as_encoded_bytes();
+        if !path.is_file() || name.ends_with(b".tmp") {
             continue;
         }
-        files.push(match name.strip_suffix(SUFFIX) {
-            Some(clear) => PathBuf::from(clear),
+        files.push(match name.strip_suffix(SUFFIX.as_bytes()) {
+            Some(clear) => PathBuf::from(os_string_of(clear)),
             None => path,
         });
     }
     files.sort();
     files.dedup();
     Ok(files)
+}
+
+/// The bytes of an `OsStr` cut at an ASCII boundary, as an `OsString`.
+fn os_string_of(bytes: &[u8]) -> OsString {
+    use std::os::unix::ffi::OsStrExt;
+    std::ffi::OsStr::from_bytes(bytes).to_owned()
+}
+
+/// Removes what a crash while replacing `path` or its locked form may have left (a temporary
+/// file that may hold the secret in clear); the files it removed.
+pub fn remove_leftovers(path: &Path) -> Result<Vec<PathBuf>> {
+    let mut removed = Vec::new();
+    for leftover in [
+        files::temporary_path(path),
+        files::temporary_path(&sealed_path(path)),
+    ] {
+        match std::fs::remove_file(&leftover) {
+            Ok(()) => removed.push(leftover),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(error) => {
+                return Err(Error::io(format!("removing {}", leftover.display()))(error));
+            }
+        }
+    }
+    Ok(removed)
 }
 
 /// The form of `path` present on disk: the clear file when there is one, else the locked one,
@@ -114,7 +134,7 @@ pub fn lock(path: &Path, sealer: &dyn Sealer) -> Result<Outcome> {
         std::fs::read(path).map_err(Error::io(format!("reading {}", path.display())))?,
     );
     let sealed = sealer.seal(&clear, &context(path))?;
-    files::replace_private(&sealed_path(path), &sealed)?;
+    files::replace_private(&sealed_path(path), &sealed, Some(path))?;
     remove(path)?;
     Ok(Outcome::Done)
 }
@@ -126,7 +146,7 @@ pub fn unlock(path: &Path, sealer: &dyn Sealer) -> Result<Outcome> {
         return already(path, path.exists());
     }
     let clear = read(path, sealer)?;
-    files::replace_private(path, &clear)?;
+    files::replace_private(path, &clear, Some(&sealed))?;
     remove(&sealed)?;
     Ok(Outcome::Done)
 }
@@ -151,7 +171,11 @@ pub fn reseal(path: &Path, sealer: &dyn Sealer, newest: u32) -> Result<Outcome> 
         return Ok(Outcome::AlreadyDone);
     }
     let clear = read(path, sealer)?;
-    files::replace_private(&sealed, &sealer.seal(&clear, &context(path))?)?;
+    files::replace_private(
+        &sealed,
+        &sealer.seal(&clear, &context(path))?,
+        Some(&sealed),
+    )?;
     Ok(Outcome::Done)
 }
 

@@ -126,8 +126,9 @@ impl FromRequestParts<Arc<App>> for ClientAddress {
 }
 
 /// A route the server serves: method and path under `/api/1`. The router, the OpenAPI coverage
-/// test and the authorization matrix test are built from this table, so a route cannot be
-/// served without appearing in all three.
+/// test and the authorization matrix test are built from this table, so an API route cannot be
+/// served without appearing in all three. Outside the API, `/crl/{file}` (public by design) and
+/// `/metrics` (allowed addresses only) are not JSON and have tests of their own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Route {
     /// `GET`, `POST`...

@@ -195,13 +195,18 @@ impl Pkcs11KeyStore {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         let version = match cached {
-            Some(version) => {
-                let next = self.kek_uri(version + 1);
-                let rotated = self
+            // Several rotations may have happened since the last look.
+            Some(mut version) => {
+                while self
                     .pool
-                    .run(|lease| objects::find(lease, &next, ObjectClass::SECRET_KEY))?
-                    .is_some();
-                if rotated { version + 1 } else { version }
+                    .run(|lease| {
+                        objects::find(lease, &self.kek_uri(version + 1), ObjectClass::SECRET_KEY)
+                    })?
+                    .is_some()
+                {
+                    version += 1;
+                }
+                version
             }
             None => self
                 .kek_versions()?

@@ -48,3 +48,11 @@ impl SubjectFields {
 pub fn key_context(body_sha256: &str) -> Vec<u8> {
     format!("lemur:certificate-private-key:{body_sha256}").into_bytes()
 }
+
+/// The context of the key of the certificate whose PEM body is `body`, from the body itself
+/// (not a stored hash: a sealed key moved to another row, or a hash column edited to match,
+/// then fails to open).
+pub fn key_context_of(body: &str) -> crate::error::Result<Vec<u8>> {
+    let der = x509::first_certificate(body, "body")?;
+    Ok(key_context(&x509::sha256_hex(&der)))
+}

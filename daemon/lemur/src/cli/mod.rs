@@ -125,7 +125,12 @@ enum Command {
     /// Create a new key-encryption key version and seal every stored private key and locked
     /// file again under it, while the daemon runs.
     #[command(name = "rotate_kek", alias = "rotate-kek")]
-    RotateKek,
+    RotateKek {
+        /// Create no new version: seal what is left under the newest one (after a rotation
+        /// that reported keys left behind).
+        #[arg(long)]
+        reseal_only: bool,
+    },
     /// Set a new password for a local user.
     #[command(name = "reset_password", alias = "reset-password")]
     ResetPassword {
@@ -250,7 +255,7 @@ async fn run(cli: Cli) -> Result<()> {
         } => users::reset_password(&cli.config, &username, password_file.as_deref()).await,
         Command::Lock => secrets::lock(&cli.config, secrets::Direction::Lock).await,
         Command::Unlock => secrets::lock(&cli.config, secrets::Direction::Unlock).await,
-        Command::RotateKek => secrets::rotate_kek(&cli.config).await,
+        Command::RotateKek { reseal_only } => secrets::rotate_kek(&cli.config, reseal_only).await,
         Command::Check {
             command: CheckCommand::Entropy,
         } => check::entropy(&cli.config).await,

@@ -30,17 +30,21 @@ pub async fn lock(config_path: &Path, direction: Direction) -> Result<()> {
 
 fn lock_files(config: &Config, direction: Direction) -> Result<()> {
     let keys = checked_hsm(config)?;
-    let credentials = std::env::var_os("CREDENTIALS_DIRECTORY").map(PathBuf::from);
+    // systemd credentials: under this unit's directory when run as one, else anywhere systemd
+    // puts them (read-only, encrypted at rest by systemd: nothing to lock).
+    let credentials: Vec<PathBuf> = std::env::var_os("CREDENTIALS_DIRECTORY")
+        .map(PathBuf::from)
+        .into_iter()
+        .chain([PathBuf::from("/run/credentials")])
+        .collect();
     println!(
         "{} (the HSM PIN opens the token and stays as it is: protect it with LoadCredentialEncrypted=)",
         config.hsm.pin_file.display()
     );
-    let (credentials, files): (Vec<PathBuf>, Vec<PathBuf>) =
-        config.lockable_files()?.into_iter().partition(|file| {
-            credentials
-                .as_ref()
-                .is_some_and(|dir| file.starts_with(dir))
-        });
+    let (credentials, files): (Vec<PathBuf>, Vec<PathBuf>) = config
+        .lockable_files()?
+        .into_iter()
+        .partition(|file| credentials.iter().any(|dir| file.starts_with(dir)));
     for file in credentials {
         println!(
             "{} (a systemd credential: systemd encrypts it)",
@@ -54,6 +58,14 @@ fn lock_files(config: &Config, direction: Direction) -> Result<()> {
             if !file.exists() && locked::sealed_path(file).exists() {
                 locked::read(file, &keys)?;
             }
+        }
+    }
+    for file in &files {
+        for leftover in locked::remove_leftovers(file)? {
+            println!(
+                "{} removed (left by an interrupted write)",
+                leftover.display()
+            );
         }
     }
     for file in files {
@@ -82,16 +94,28 @@ fn checked_hsm(config: &Config) -> Result<Pkcs11KeyStore> {
     }
 }
 
-/// `lemur rotate_kek`: a new KEK version in the token, then every stored private key and
-/// locked file sealed again under it.
-pub async fn rotate_kek(config_path: &Path) -> Result<()> {
+/// `lemur rotate_kek`: a new KEK version in the token (or, with `reseal_only`, the newest one
+/// there, to finish a rotation that left keys behind), then every stored private key and locked
+/// file sealed again under it.
+pub async fn rotate_kek(config_path: &Path, reseal_only: bool) -> Result<()> {
     let config = Config::load(config_path)?;
     let files = config.lockable_files()?;
     let (app, keys) = crate::open::app(config, lemur_core::clock::system()).await?;
-    let kek = tokio::task::spawn_blocking(move || keys.rotate_kek())
-        .await
-        .map_err(|e| Error::Ca(format!("HSM task failed: {e}")))??;
-    println!("created {} (version {})", kek.uri, kek.version);
+    let kek = tokio::task::spawn_blocking(move || -> Result<_> {
+        if !reseal_only {
+            return Ok(keys.rotate_kek()?);
+        }
+        keys.kek_versions()?
+            .pop()
+            .ok_or_else(|| Error::invalid("kek", "the token holds no KEK: run `lemur init`"))
+    })
+    .await
+    .map_err(|e| Error::Ca(format!("HSM task failed: {e}")))??;
+    if reseal_only {
+        println!("sealing under {} (version {})", kek.uri, kek.version);
+    } else {
+        println!("created {} (version {})", kek.uri, kek.version);
+    }
     let rotation = lemur_core::kek::reseal_everything(&app, &CLI, kek.version, &files).await;
     app.store.close().await;
     let rotation = rotation?;
@@ -107,14 +131,16 @@ pub async fn rotate_kek(config_path: &Path) -> Result<()> {
         );
     }
     println!("older versions stay in the token, so backups sealed under them still open");
-    if rotation.failed.is_empty() {
-        return Ok(());
-    }
     for (id, reason) in &rotation.failed {
         eprintln!("certificate {id}: its private key did not open: {reason}");
     }
+    if rotation.left_behind == 0 {
+        return Ok(());
+    }
     Err(Error::Ca(format!(
-        "{} private keys could not be sealed again (listed above); they stay under their old version",
+        "{} private keys are still under an older version ({} did not open, listed above): \
+         run `lemur rotate_kek --reseal-only` to try them again",
+        rotation.left_behind,
         rotation.failed.len()
     )))
 }

@@ -25,7 +25,7 @@ const REMOTE_NAME: &str = "logs.lemur.test";
 /// journald is not systemd's own (a container). Skips with the reason otherwise, unless
 /// `LEMUR_TEST_AS_ROOT` says it must run.
 fn may_run(test: &str) -> bool {
-    let root = std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0);
+    let root = lemur_testkit::is_root();
     let reason = if !root {
         "it starts systemd-journald, which needs root"
     } else if Path::new("/run/systemd/system").exists() {

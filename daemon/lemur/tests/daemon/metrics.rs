@@ -174,6 +174,11 @@ fn metrics_are_refused_to_addresses_not_allowed() {
                 .unwrap()
                 .contains("[metrics] allow")
         );
+        // A client that is no trusted proxy cannot name an allowed address for itself.
+        let spoofed = app
+            .daemon
+            .get_with("/metrics", None, &[("X-Forwarded-For", "192.0.2.7")]);
+        assert_eq!(spoofed.status, 403, "{allow}: {}", spoofed.text);
     }
     std::fs::write(&path, config.replace(allowed, "allow = [\"127.0.0.0/8\"]")).unwrap();
     app.daemon.restart();

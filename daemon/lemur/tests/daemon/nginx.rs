@@ -130,7 +130,7 @@ impl Front {
             0o660,
             "the socket is for its owner and its directory's group"
         );
-        assert_eq!(mode_of(&tls.join("key.pem")), 0o600);
+        assert_eq!(crate::support::mode_of(&tls.join("key.pem")), 0o600);
         let web = path.join("web");
         std::fs::create_dir_all(web.join("assets")).unwrap();
         std::fs::write(
@@ -452,10 +452,6 @@ fn hand_to_nginx(tls: &Path) {
     }
 }
 
-fn mode_of(path: &Path) -> u32 {
-    std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(path).unwrap().permissions()) & 0o777
-}
-
 #[test]
 fn the_bundled_nginx_fronts_the_daemon_with_its_headers_and_limits() {
     let front = Front::start();
@@ -686,12 +682,71 @@ fn the_daemon_keeps_the_front_ends_certificate_current() {
         leaf(&newest).1,
         [FRONT_NAME, &format!("www.{FRONT_NAME}"), "127.0.0.1"]
     );
-    assert_eq!(mode_of(&front.tls().join("key.pem")), 0o600);
+    assert_eq!(crate::support::mode_of(&front.tls().join("key.pem")), 0o600);
+
+    // Revoked: replaced, and the revoked one is marked replaced in the inventory.
+    let current = crate::support::sqlite_query(
+        &front.daemon,
+        &format!(
+            "SELECT id FROM certificates WHERE serial_hex = '{}'",
+            serial_of(&newest)
+                .replace(':', "")
+                .to_uppercase()
+                .trim_start_matches('0')
+        ),
+    );
+    let current = current.trim();
+    assert!(
+        !current.is_empty(),
+        "the certificate in place is in the inventory"
+    );
+    let revoke = Command::new("curl")
+        .args(["-sS", "-o", "/dev/null", "-w", "%{http_code}", "-X", "PUT"])
+        .args(["-H", &format!("Authorization: Bearer {}", front.token)])
+        .args([
+            "-H",
+            "Content-Type: application/json",
+            "--data",
+            "{\"crlReason\":\"keyCompromise\"}",
+        ])
+        .args(["--cacert", front.ca.to_str().unwrap()])
+        .args([
+            "--resolve",
+            &format!("{FRONT_NAME}:{}:127.0.0.1", front.https),
+        ])
+        .arg(format!(
+            "https://{FRONT_NAME}:{}/api/1/certificates/{current}/revoke",
+            front.https
+        ))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&revoke.stdout), "200");
+    front.daemon.restart();
+    let after_revocation = read(&chain);
+    assert_ne!(serial_of(&after_revocation), serial_of(&newest));
+    let replaced = crate::support::sqlite_query(
+        &front.daemon,
+        &format!(
+            "SELECT count(*) FROM certificate_replacements WHERE replaced_certificate_id = {current}"
+        ),
+    );
+    assert_eq!(replaced.trim(), "1");
+
+    // A key that does not fit the certificate (a crash between the two writes): replaced.
+    std::fs::write(
+        front.tls().join("key.pem"),
+        key.json()["key"].as_str().unwrap(),
+    )
+    .unwrap();
+    front.daemon.restart();
+    let newest = read(&chain);
+    assert_ne!(serial_of(&newest), serial_of(&after_revocation));
+
     let issued_by_system = crate::support::sqlite_query(
         &front.daemon,
         "SELECT count(*) FROM logs WHERE log_type = 'create_cert' AND user_id IS NULL",
     );
-    assert_eq!(issued_by_system.trim(), "3");
+    assert_eq!(issued_by_system.trim(), "5");
 
     front.reload_nginx();
     let deadline = Instant::now() + Duration::from_secs(10);

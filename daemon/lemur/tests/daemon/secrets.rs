@@ -2,7 +2,8 @@
 //! `lemur rotate_kek` while clients issue and read keys.
 
 use crate::on_both_databases;
-use crate::support::{Appliance, Db};
+use crate::support::{Appliance, Db, mode_of};
+use lemur_core::locked::sealed_path;
 use lemur_testkit::daemon::Daemon;
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -19,16 +20,6 @@ fn lemur(daemon: &Daemon, args: &[&str]) -> String {
         String::from_utf8_lossy(&output.stderr)
     );
     String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn sealed(path: &Path) -> PathBuf {
-    let mut name = path.as_os_str().to_owned();
-    name.push(".sealed");
-    PathBuf::from(name)
-}
-
-fn mode(path: &Path) -> u32 {
-    std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(path).unwrap().permissions()) & 0o777
 }
 
 /// The KEK version an envelope names.
@@ -75,8 +66,8 @@ fn lock_and_unlock(db: Db) {
     for (file, original) in files.iter().zip(&originals) {
         assert!(out.contains(&format!("{} locked", file.display())), "{out}");
         assert!(!file.exists(), "{} is still in clear", file.display());
-        let envelope = std::fs::read(sealed(file)).unwrap();
-        assert_eq!(mode(&sealed(file)), 0o600);
+        let envelope = std::fs::read(sealed_path(file)).unwrap();
+        assert_eq!(mode_of(&sealed_path(file)), 0o600);
         assert!(
             !envelope
                 .windows(original.len())
@@ -85,9 +76,21 @@ fn lock_and_unlock(db: Db) {
             file.display()
         );
     }
+    for file in files_below(&state) {
+        let bytes = std::fs::read(&file).unwrap();
+        for original in &originals {
+            assert!(
+                !bytes
+                    .windows(original.len())
+                    .any(|w| w == original.as_slice()),
+                "{} holds a locked secret in clear",
+                file.display()
+            );
+        }
+    }
     let pin = state.join("secrets/hsm-pin");
     assert!(
-        pin.exists() && !sealed(&pin).exists(),
+        pin.exists() && !sealed_path(&pin).exists(),
         "the PIN stays: {out}"
     );
     assert!(lemur(&app.daemon, &["lock"]).contains("was locked"));
@@ -99,7 +102,11 @@ fn lock_and_unlock(db: Db) {
     assert!(app.daemon.admin_token().len() > 20);
 
     // A locked file renamed to stand for another does not open, and says which file.
-    std::fs::copy(sealed(&files[1]), sealed(&keys_dir.join("stand-in"))).unwrap();
+    std::fs::copy(
+        sealed_path(&files[1]),
+        sealed_path(&keys_dir.join("stand-in")),
+    )
+    .unwrap();
     let refused = app.daemon.command().arg("unlock").output().unwrap();
     assert!(!refused.status.success());
     assert!(
@@ -107,7 +114,7 @@ fn lock_and_unlock(db: Db) {
         "{}",
         String::from_utf8_lossy(&refused.stderr)
     );
-    std::fs::remove_file(sealed(&keys_dir.join("stand-in"))).unwrap();
+    std::fs::remove_file(sealed_path(&keys_dir.join("stand-in"))).unwrap();
 
     let out = lemur(&app.daemon, &["unlock"]);
     for (file, original) in files.iter().zip(&originals) {
@@ -116,13 +123,27 @@ fn lock_and_unlock(db: Db) {
             "{out}"
         );
         assert_eq!(&std::fs::read(file).unwrap(), original);
-        assert_eq!(mode(file), 0o600);
-        assert!(!sealed(file).exists());
+        assert_eq!(mode_of(file), 0o600);
+        assert!(!sealed_path(file).exists());
     }
     app.daemon.restart();
     assert_eq!(app.get("/api/1/auth/me").status, 200);
 }
 on_both_databases!(locked_secret_files, lock_and_unlock);
+
+/// Every file below `dir`.
+fn files_below(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(files_below(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
 
 /// Every sealed key the database holds, by certificate id, with its KEK version.
 fn stored_versions(app: &Appliance, db: Db) -> Vec<(i64, u32)> {
@@ -154,9 +175,13 @@ fn rotate_under_load(db: Db) {
         .as_i64()
         .unwrap();
     let token_secret = app.daemon.state_dir().join("secrets/token-secret");
+    let keys_dir = app.daemon.state_dir().join("keys");
+    std::fs::create_dir(&keys_dir).unwrap();
+    let credential = keys_dir.join("smtp-password");
+    lemur_testkit::write_secret_file(&credential, "an SMTP password");
     lemur(&app.daemon, &["lock"]);
     assert_eq!(
-        kek_version(&std::fs::read(sealed(&token_secret)).unwrap()),
+        kek_version(&std::fs::read(sealed_path(&token_secret)).unwrap()),
         1
     );
 
@@ -254,16 +279,19 @@ fn rotate_under_load(db: Db) {
             "certificate {id}"
         );
     }
-    assert_eq!(
-        kek_version(&std::fs::read(sealed(&token_secret)).unwrap()),
-        3
-    );
+    for file in [&token_secret, &credential] {
+        assert_eq!(kek_version(&std::fs::read(sealed_path(file)).unwrap()), 3);
+    }
     app.daemon.restart();
     assert_eq!(app.get("/api/1/auth/me").status, 200);
     let audit = app.query("SELECT details FROM logs WHERE log_type = 'kek_rotated' ORDER BY id");
     let audit: Vec<&str> = audit.lines().collect();
     assert_eq!(audit.len(), 2, "{audit:?}");
     assert!(audit[1].starts_with("key-encryption key v3:"), "{audit:?}");
-    assert!(audit[1].contains("1 locked files"), "{audit:?}");
+    assert!(audit[1].contains("2 locked files"), "{audit:?}");
+    assert!(
+        audit[1].ends_with("0 left under an older version"),
+        "{audit:?}"
+    );
 }
 on_both_databases!(kek_rotation_under_load, rotate_under_load);

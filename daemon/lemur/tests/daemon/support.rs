@@ -264,3 +264,8 @@ pub fn window(from: i64, to: i64) -> (String, String) {
     };
     (at(from), at(to))
 }
+
+/// The permission bits of `path`.
+pub fn mode_of(path: &Path) -> u32 {
+    std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(path).unwrap().permissions()) & 0o777
+}
