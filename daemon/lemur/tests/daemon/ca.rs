@@ -1056,25 +1056,21 @@ fn crl_lists_revocations(db: Db) {
         "{named}"
     );
 
+    // The CRL in `file` as openssl reads it, its signature checked against the root.
+    let crl_text = |file: &str| {
+        openssl(
+            &[
+                "crl", "-inform", "DER", "-in", file, "-CAfile", "root.pem", "-noout", "-text",
+            ],
+            dir.path(),
+        )
+    };
     let (status, kind) = fetch(&app, "/crl/crl-root.crl", &path("first.crl"));
     assert_eq!(
         (status.as_str(), kind.as_str()),
         ("200", "application/pkix-crl")
     );
-    let first = openssl(
-        &[
-            "crl",
-            "-inform",
-            "DER",
-            "-in",
-            "first.crl",
-            "-CAfile",
-            "root.pem",
-            "-noout",
-            "-text",
-        ],
-        dir.path(),
-    );
+    let first = crl_text("first.crl");
     assert!(first.contains("verify OK"), "{first}");
     assert!(first.contains("No Revoked Certificates"), "{first}");
     let updates = |text: &str, field: &str| {
@@ -1098,20 +1094,7 @@ fn crl_lists_revocations(db: Db) {
     );
     assert_eq!(revoked.status, 200, "{}", revoked.text);
     fetch(&app, "/crl/crl-root", &path("second.crl"));
-    let second = openssl(
-        &[
-            "crl",
-            "-inform",
-            "DER",
-            "-in",
-            "second.crl",
-            "-CAfile",
-            "root.pem",
-            "-noout",
-            "-text",
-        ],
-        dir.path(),
-    );
+    let second = crl_text("second.crl");
     assert!(second.contains("verify OK"), "{second}");
     let serial = leaves[1]["serial"].as_str().unwrap();
     let serial_hex = format!("{:X}", serial.parse::<u128>().unwrap());
@@ -1161,18 +1144,7 @@ fn crl_lists_revocations(db: Db) {
     // Numbers come from the database: a restarted daemon's next CRL still comes after.
     app.daemon.restart();
     fetch(&app, "/crl/crl-root.crl", &path("third.crl"));
-    let third = openssl(
-        &[
-            "crl",
-            "-inform",
-            "DER",
-            "-in",
-            "third.crl",
-            "-noout",
-            "-text",
-        ],
-        dir.path(),
-    );
+    let third = crl_text("third.crl");
     assert!(number(&third) > number(&second), "{second}\n{third}");
     assert!(third.contains(&serial_hex), "{third}");
 }
