@@ -1,9 +1,10 @@
 //! `POST /auth/login`, `GET /auth/me`, `GET /auth/providers`.
 
-use super::{ApiError, AppState, Caller, ClientAddress, JsonBody};
+use super::{ApiError, AppState, Caller, ClientAddress, JsonBody, session};
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use lemur_api::{ErrorBody, Login, Me, Provider, RoleRef, Token};
 use lemur_core::Error;
 use lemur_core::policy::Subject;
@@ -11,7 +12,7 @@ use lemur_core::policy::Subject;
 /// Log in with a username (or email) and password.
 #[utoipa::path(post, path = "/auth/login", tag = "auth", request_body = Login,
     responses(
-        (status = 200, description = "A token for `Authorization: Bearer`", body = Token),
+        (status = 200, description = "A token for `Authorization: Bearer`; with `X-Requested-With: lemur-web`, also the web UI's session cookie (HttpOnly)", body = Token),
         (status = 400, description = "Invalid request", body = ErrorBody),
         (status = 401, description = "Wrong username or password", body = ErrorBody),
         (status = 429, description = "Too many failed logins, or logins at once; see Retry-After", body = ErrorBody),
@@ -20,10 +21,18 @@ use lemur_core::policy::Subject;
 pub async fn login(
     State(app): AppState,
     ClientAddress(source): ClientAddress,
+    headers: HeaderMap,
     JsonBody(body): JsonBody<Login>,
-) -> Result<Json<Token>, ApiError> {
+) -> Result<Response, ApiError> {
     let token = lemur_core::users::login(&app, body, &source).await?;
-    Ok(Json(Token { token }))
+    let cookie = session::from_web_ui(&headers)
+        .then(|| session::cookie(&token, app.config.auth.token_lifetime_minutes * 60))
+        .flatten();
+    let mut response = Json(Token { token }).into_response();
+    if let Some(cookie) = cookie {
+        response.headers_mut().insert(header::SET_COOKIE, cookie);
+    }
+    Ok(response)
 }
 
 /// Log out the presented token: it is refused from now on (the user's other sessions stay).
@@ -33,9 +42,13 @@ pub async fn login(
         (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 503, description = "Database unavailable", body = ErrorBody),
     ))]
-pub async fn logout(State(app): AppState, Caller(subject): Caller) -> Result<StatusCode, ApiError> {
+pub async fn logout(State(app): AppState, Caller(subject): Caller) -> Result<Response, ApiError> {
     lemur_core::users::logout(&app, &subject).await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok((
+        StatusCode::NO_CONTENT,
+        [(header::SET_COOKIE, session::cleared())],
+    )
+        .into_response())
 }
 
 /// The caller, with roles.

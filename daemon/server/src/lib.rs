@@ -21,6 +21,7 @@ mod metrics;
 mod openapi;
 mod plugins;
 mod serve;
+mod session;
 mod tls;
 mod views;
 
@@ -58,19 +59,30 @@ impl FromRequestParts<Arc<App>> for Caller {
         let header = parts
             .headers
             .get(axum::http::header::AUTHORIZATION)
-            .and_then(|value| value.to_str().ok())
-            .ok_or_else(|| {
-                Error::Unauthorized(
+            .and_then(|value| value.to_str().ok());
+        let token = match (header, session::token(&parts.headers)) {
+            (Some(header), _) => header
+                .strip_prefix("Bearer ")
+                .or_else(|| header.strip_prefix("bearer "))
+                .ok_or_else(|| {
+                    Error::Unauthorized("the Authorization header must be `Bearer <token>`".into())
+                })?
+                .trim()
+                .to_owned(),
+            (None, Some(token)) if session::may_change(&parts.method, &parts.headers) => token,
+            (None, Some(_)) => {
+                return Err(Error::Forbidden(
+                    "a change signed in by the session cookie must send X-Requested-With: lemur-web".into(),
+                )
+                .into());
+            }
+            (None, None) => {
+                return Err(Error::Unauthorized(
                     "authentication required: send Authorization: Bearer <token>".into(),
                 )
-            })?;
-        let token = header
-            .strip_prefix("Bearer ")
-            .or_else(|| header.strip_prefix("bearer "))
-            .ok_or_else(|| {
-                Error::Unauthorized("the Authorization header must be `Bearer <token>`".into())
-            })?;
-        let token = token.trim().to_owned();
+                .into());
+            }
+        };
         let Ok(ClientAddress(source)) = ClientAddress::from_request_parts(parts, app).await;
         let subject = lemur_core::users::authenticate(app, &token, source).await?;
         if let Some(slot) = parts.extensions.get::<access::SubjectSlot>() {
@@ -272,5 +284,23 @@ mod tests {
         served.sort_unstable();
         assert_eq!(documented, served);
         assert_eq!(serde_json::to_value(&document).unwrap()["openapi"], "3.1.0");
+    }
+
+    /// The web UI builds its types from its copy of the document (`web/openapi.json`), so a
+    /// change of an API shape must reach that copy, and the UI's type-check, before it lands.
+    /// `LEMUR_UPDATE_OPENAPI=1` rewrites the copy.
+    #[test]
+    fn the_web_uis_copy_of_the_openapi_document_is_current() {
+        use utoipa::OpenApi;
+        let current = format!("{}\n", ApiDoc::openapi().to_pretty_json().unwrap());
+        let copy = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../web/openapi.json");
+        if std::env::var_os("LEMUR_UPDATE_OPENAPI").is_some() {
+            std::fs::write(&copy, &current).unwrap();
+        }
+        let written = std::fs::read_to_string(&copy).unwrap_or_default();
+        assert!(
+            written == current,
+            "web/openapi.json is not the daemon's document: run LEMUR_UPDATE_OPENAPI=1 cargo test -p lemur-server openapi, then the UI's check"
+        );
     }
 }

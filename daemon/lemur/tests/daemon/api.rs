@@ -655,3 +655,61 @@ fn silent_and_surplus_connections_are_bounded() {
         "{served:?} {text}"
     );
 }
+
+/// The web UI's session: the login sets an HttpOnly, Secure, SameSite=Strict cookie when the web
+/// UI asks; the cookie signs reads in, changes only with the web UI's header; logout ends it.
+#[test]
+fn the_web_uis_session_cookie_signs_in_and_guards_changes() {
+    let app = Appliance::start(Db::Sqlite);
+    let web = [("X-Requested-With", "lemur-web")];
+    let credentials = json!({ "username": "lemur", "password": app.daemon.admin_password });
+    let plain = app.daemon.post("/api/1/auth/login", None, &credentials);
+    assert_eq!(
+        plain.header("set-cookie"),
+        None,
+        "API clients get no cookie"
+    );
+    let login = app
+        .daemon
+        .post_with("/api/1/auth/login", None, &credentials, &web);
+    assert_eq!(login.status, 200, "{}", login.text);
+    let set = login.header("set-cookie").expect("a session cookie");
+    for attribute in ["HttpOnly", "Secure", "SameSite=Strict", "Path=/api/1"] {
+        assert!(set.contains(attribute), "{set}");
+    }
+    let cookie = set.split(';').next().unwrap().to_owned();
+    let with_cookie = [("Cookie", cookie.as_str())];
+    assert_eq!(
+        app.daemon
+            .get_with("/api/1/auth/me", None, &with_cookie)
+            .status,
+        200
+    );
+
+    let body = json!({ "owner": "x@example.com" });
+    let forged = app
+        .daemon
+        .post_with("/api/1/certificates", None, &body, &with_cookie);
+    assert_eq!(forged.status, 403, "{}", forged.text);
+    let both = [with_cookie[0], web[0]];
+    let from_ui = app
+        .daemon
+        .post_with("/api/1/certificates", None, &body, &both);
+    assert_eq!(
+        from_ui.status, 400,
+        "signed in, then validated: {}",
+        from_ui.text
+    );
+
+    let logout = app
+        .daemon
+        .post_with("/api/1/auth/logout", None, &json!({}), &both);
+    assert_eq!(logout.status, 204, "{}", logout.text);
+    assert!(logout.header("set-cookie").unwrap().contains("Max-Age=0"));
+    assert_eq!(
+        app.daemon
+            .get_with("/api/1/auth/me", None, &with_cookie)
+            .status,
+        401
+    );
+}
