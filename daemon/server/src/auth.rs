@@ -10,7 +10,7 @@ use lemur_core::Error;
 use lemur_core::policy::Subject;
 
 /// Log in with a username (or email) and password.
-#[utoipa::path(post, path = "/auth/login", tag = "auth", request_body = Login,
+#[utoipa::path(operation_id = "login", post, path = "/auth/login", tag = "auth", request_body = Login,
     responses(
         (status = 200, description = "A token for `Authorization: Bearer`; with `X-Requested-With: lemur-web`, also the web UI's session cookie (HttpOnly)", body = Token),
         (status = 400, description = "Invalid request", body = ErrorBody),
@@ -36,7 +36,7 @@ pub async fn login(
 }
 
 /// Log out the presented token: it is refused from now on (the user's other sessions stay).
-#[utoipa::path(post, path = "/auth/logout", tag = "auth", security(("bearer" = [])),
+#[utoipa::path(operation_id = "logout", post, path = "/auth/logout", tag = "auth", security(("bearer" = [])),
     responses(
         (status = 204, description = "Logged out"),
         (status = 401, description = "Not signed in", body = ErrorBody),
@@ -52,7 +52,7 @@ pub async fn logout(State(app): AppState, Caller(subject): Caller) -> Result<Res
 }
 
 /// The caller, with roles.
-#[utoipa::path(get, path = "/auth/me", tag = "auth", security(("bearer" = [])),
+#[utoipa::path(operation_id = "me", get, path = "/auth/me", tag = "auth", security(("bearer" = [])),
     responses(
         (status = 200, description = "The caller", body = Me),
         (status = 401, description = "Not signed in", body = ErrorBody),
@@ -79,7 +79,7 @@ pub async fn me(Caller(subject): Caller) -> Result<Json<Me>, ApiError> {
 }
 
 /// Single sign-on providers: none are configured in this build.
-#[utoipa::path(get, path = "/auth/providers", tag = "auth",
+#[utoipa::path(operation_id = "authProviders", get, path = "/auth/providers", tag = "auth",
     responses((status = 200, description = "The providers", body = Vec<Provider>)))]
 pub async fn providers() -> Json<Vec<Provider>> {
     Json(Vec::new())

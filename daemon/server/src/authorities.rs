@@ -7,7 +7,7 @@ use lemur_api::{AuthorityView, CreateAuthority, ErrorBody, Page, Paging};
 use lemur_core::authorities;
 
 /// Create a root, a sub-CA, or adopt a CA whose key is already in the token.
-#[utoipa::path(post, path = "/authorities", tag = "authorities", request_body = CreateAuthority,
+#[utoipa::path(operation_id = "createAuthority", post, path = "/authorities", tag = "authorities", request_body = CreateAuthority,
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Created", body = AuthorityView),
@@ -27,7 +27,7 @@ pub async fn create(
 }
 
 /// One authority.
-#[utoipa::path(get, path = "/authorities/{id}", tag = "authorities",
+#[utoipa::path(operation_id = "getAuthority", get, path = "/authorities/{id}", tag = "authorities",
     params(("id" = i64, Path, description = "Authority id")), security(("bearer" = [])),
     responses(
         (status = 200, description = "The authority", body = AuthorityView),
@@ -47,7 +47,7 @@ pub async fn get(
 }
 
 /// A page of authorities, oldest first.
-#[utoipa::path(get, path = "/authorities", tag = "authorities", params(Paging),
+#[utoipa::path(operation_id = "listAuthorities", get, path = "/authorities", tag = "authorities", params(Paging),
     security(("bearer" = [])),
     responses(
         (status = 200, description = "A page", body = Page<AuthorityView>),

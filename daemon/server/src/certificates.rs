@@ -21,7 +21,7 @@ async fn view(app: &App, subject: &Subject, id: i64) -> Result<Json<CertificateV
 }
 
 /// Issue a certificate from an authority, from a CSR or with a key generated in the HSM.
-#[utoipa::path(post, path = "/certificates", tag = "certificates", request_body = CreateCertificate,
+#[utoipa::path(operation_id = "createCertificate", post, path = "/certificates", tag = "certificates", request_body = CreateCertificate,
     security(("bearer" = [])),
     params(("Idempotency-Key" = Option<String>, Header,
         description = "A key unique to this request (a UUID): a retry with the same key and body gets the certificate the first attempt made")),
@@ -43,7 +43,7 @@ pub async fn create(
 }
 
 /// Import a certificate issued elsewhere, with its chain and private key.
-#[utoipa::path(post, path = "/certificates/upload", tag = "certificates",
+#[utoipa::path(operation_id = "uploadCertificate", post, path = "/certificates/upload", tag = "certificates",
     request_body = UploadCertificate, security(("bearer" = [])),
     params(("Idempotency-Key" = Option<String>, Header,
         description = "A key unique to this request (a UUID): a retry with the same key and body gets the certificate the first attempt made")),
@@ -66,7 +66,7 @@ pub async fn upload(
 }
 
 /// One certificate.
-#[utoipa::path(get, path = "/certificates/{id}", tag = "certificates",
+#[utoipa::path(operation_id = "getCertificate", get, path = "/certificates/{id}", tag = "certificates",
     params(("id" = i64, Path, description = "Certificate id")), security(("bearer" = [])),
     responses(
         (status = 200, description = "The certificate", body = CertificateView),
@@ -90,7 +90,7 @@ pub async fn get(
 /// `serial` in decimal, `0x` hex or colon hex; `cursor` (the `next` of a page) for the page
 /// after it at any depth. `total` is exact up to 1,000 and a count at most a minute old past
 /// that.
-#[utoipa::path(get, path = "/certificates", tag = "certificates", params(CertificateQuery),
+#[utoipa::path(operation_id = "listCertificates", get, path = "/certificates", tag = "certificates", params(CertificateQuery),
     security(("bearer" = [])),
     responses(
         (status = 200, description = "A page", body = Page<CertificateItem>),
@@ -117,7 +117,7 @@ pub async fn list(
 }
 
 /// Lemur's certificate statistics over the certificates the caller may see.
-#[utoipa::path(get, path = "/certificates/stats", tag = "certificates", params(StatsQuery),
+#[utoipa::path(operation_id = "certificateStats", get, path = "/certificates/stats", tag = "certificates", params(StatsQuery),
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Labels and counts", body = Stats),
@@ -150,7 +150,7 @@ pub async fn stats(
 }
 
 /// The private key, unsealed by the HSM, with no-cache headers; every view is audited.
-#[utoipa::path(get, path = "/certificates/{id}/key", tag = "certificates",
+#[utoipa::path(operation_id = "getCertificateKey", get, path = "/certificates/{id}/key", tag = "certificates",
     params(("id" = i64, Path, description = "Certificate id")), security(("bearer" = [])),
     responses(
         (status = 200, description = "The private key, PEM", body = PrivateKey),
@@ -185,7 +185,7 @@ pub async fn key(
 }
 
 /// Revoke a certificate through the issuer of its authority, with an RFC 5280 reason.
-#[utoipa::path(put, path = "/certificates/{id}/revoke", tag = "certificates",
+#[utoipa::path(operation_id = "revokeCertificate", put, path = "/certificates/{id}/revoke", tag = "certificates",
     params(("id" = i64, Path, description = "Certificate id")), request_body = RevokeCertificate,
     security(("bearer" = [])),
     responses(

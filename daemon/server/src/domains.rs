@@ -16,7 +16,7 @@ fn view(record: DomainRecord) -> DomainView {
 }
 
 /// A page of domains by name; `filter=name;value` for names containing value.
-#[utoipa::path(get, path = "/domains", tag = "domains", params(DomainQuery),
+#[utoipa::path(operation_id = "listDomains", get, path = "/domains", tag = "domains", params(DomainQuery),
     security(("bearer" = [])),
     responses(
         (status = 200, description = "A page", body = Page<DomainView>),
@@ -39,7 +39,7 @@ pub async fn list(
 }
 
 /// One domain.
-#[utoipa::path(get, path = "/domains/{id}", tag = "domains",
+#[utoipa::path(operation_id = "getDomain", get, path = "/domains/{id}", tag = "domains",
     params(("id" = i64, Path, description = "Domain id")), security(("bearer" = [])),
     responses(
         (status = 200, description = "The domain", body = DomainView),
@@ -58,7 +58,7 @@ pub async fn get(
 }
 
 /// Record a domain, sensitive or not.
-#[utoipa::path(post, path = "/domains", tag = "domains", request_body = CreateDomain,
+#[utoipa::path(operation_id = "createDomain", post, path = "/domains", tag = "domains", request_body = CreateDomain,
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Recorded", body = DomainView),
@@ -77,7 +77,7 @@ pub async fn create(
 }
 
 /// Mark a domain sensitive or not.
-#[utoipa::path(put, path = "/domains/{id}", tag = "domains",
+#[utoipa::path(operation_id = "updateDomain", put, path = "/domains/{id}", tag = "domains",
     params(("id" = i64, Path, description = "Domain id")), request_body = UpdateDomain,
     security(("bearer" = [])),
     responses(

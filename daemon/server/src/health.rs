@@ -10,7 +10,7 @@ use lemur_api::{CheckView, ErrorBody, HealthDetails, ReadyKeys};
 use lemur_core::health;
 
 /// `ok`, or 503 `unhealthy`.
-#[utoipa::path(get, path = "/healthcheck", tag = "health",
+#[utoipa::path(operation_id = "healthcheck", get, path = "/healthcheck", tag = "health",
     responses(
         (status = 200, description = "Healthy", body = String, content_type = "text/plain"),
         (status = 503, description = "Unhealthy", body = String, content_type = "text/plain"),
@@ -24,7 +24,7 @@ pub async fn plain(State(app): AppState) -> impl IntoResponse {
 }
 
 /// Each check with its error.
-#[utoipa::path(get, path = "/healthcheck/details", tag = "health", security(("bearer" = [])),
+#[utoipa::path(operation_id = "healthcheckDetails", get, path = "/healthcheck/details", tag = "health", security(("bearer" = [])),
     responses(
         (status = 200, description = "Healthy", body = HealthDetails),
         (status = 401, description = "Not signed in", body = ErrorBody),

@@ -267,6 +267,7 @@ mod tests {
         use utoipa::OpenApi;
         let document = ApiDoc::openapi();
         let mut documented = Vec::new();
+        let mut operation_ids = std::collections::BTreeSet::new();
         for (path, item) in &document.paths.paths {
             for (method, operation) in [
                 ("GET", &item.get),
@@ -274,8 +275,11 @@ mod tests {
                 ("PUT", &item.put),
                 ("DELETE", &item.delete),
             ] {
-                if operation.is_some() {
+                if let Some(operation) = operation {
                     documented.push((method, path.as_str()));
+                    // Unique, as OpenAPI requires: generated clients name functions by them.
+                    let id = operation.operation_id.clone().unwrap_or_default();
+                    assert!(operation_ids.insert(id.clone()), "operationId {id:?} twice");
                 }
             }
         }

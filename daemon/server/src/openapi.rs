@@ -57,7 +57,7 @@ impl Modify for BearerToken {
 pub struct ApiDoc;
 
 /// This document.
-#[utoipa::path(get, path = "/openapi.json", tag = "meta",
+#[utoipa::path(operation_id = "openapiDocument", get, path = "/openapi.json", tag = "meta",
     responses((status = 200, description = "The OpenAPI 3.1 document", body = Object)))]
 pub async fn document() -> Json<utoipa::openapi::OpenApi> {
     Json(ApiDoc::openapi())

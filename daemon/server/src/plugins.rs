@@ -10,7 +10,7 @@ use lemur_core::plugins::PluginKind;
 use lemur_core::policy::{Action, authorize};
 
 /// Every installed plugin, or those of one `type`.
-#[utoipa::path(get, path = "/plugins", tag = "plugins", params(PluginQuery),
+#[utoipa::path(operation_id = "listPlugins", get, path = "/plugins", tag = "plugins", params(PluginQuery),
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The plugins", body = Page<PluginView>),
@@ -48,7 +48,7 @@ pub async fn list(
 }
 
 /// One plugin by slug.
-#[utoipa::path(get, path = "/plugins/{slug}", tag = "plugins",
+#[utoipa::path(operation_id = "getPlugin", get, path = "/plugins/{slug}", tag = "plugins",
     params(("slug" = String, Path, description = "Plugin slug")), security(("bearer" = [])),
     responses(
         (status = 200, description = "The plugin", body = PluginView),
