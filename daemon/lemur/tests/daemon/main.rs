@@ -17,3 +17,4 @@ mod secrets;
 mod store;
 mod support;
 mod systemd;
+mod web;

@@ -68,12 +68,12 @@ const FRONT_NAME: &str = "lemur.test";
 const NOBODY: u32 = 65534;
 
 /// Debian's nginx with the bundled configuration in front of a daemon on a unix socket.
-struct Front {
-    daemon: Daemon,
+pub(crate) struct Front {
+    pub(crate) daemon: Daemon,
     nginx: Child,
     dir: tempfile::TempDir,
     /// The HTTPS and plain HTTP ports.
-    https: u16,
+    pub(crate) https: u16,
     http: u16,
     /// The daemon's root CA, which issued nginx's certificate.
     ca: PathBuf,
@@ -82,7 +82,13 @@ struct Front {
 }
 
 impl Front {
+    /// nginx serving a stand-in for the web UI (one page, one asset).
     fn start() -> Self {
+        Self::start_serving(None)
+    }
+
+    /// nginx serving the web UI built in `web` (its `dist`), or the stand-in.
+    pub(crate) fn start_serving(web: Option<&Path>) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path();
         let root = lemur_testkit::is_root();
@@ -131,14 +137,38 @@ impl Front {
             "the socket is for its owner and its directory's group"
         );
         assert_eq!(crate::support::mode_of(&tls.join("key.pem")), 0o600);
-        let web = path.join("web");
-        std::fs::create_dir_all(web.join("assets")).unwrap();
-        std::fs::write(
-            web.join("index.html"),
-            "<!doctype html><title>Lemur-HSM</title>",
-        )
-        .unwrap();
-        std::fs::write(web.join("assets/app-1a2b3c.js"), "console.log('lemur');").unwrap();
+        let web_root = path.join("web");
+        match web {
+            Some(built) => {
+                let copied = Command::new("cp")
+                    .arg("-r")
+                    .arg(built)
+                    .arg(&web_root)
+                    .status()
+                    .unwrap();
+                assert!(copied.success(), "copying {}", built.display());
+                let readable = Command::new("chmod")
+                    .args(["-R", "a+rX"])
+                    .arg(&web_root)
+                    .status()
+                    .unwrap();
+                assert!(readable.success());
+            }
+            None => {
+                std::fs::create_dir_all(web_root.join("assets")).unwrap();
+                std::fs::write(
+                    web_root.join("index.html"),
+                    "<!doctype html><title>Lemur-HSM</title>",
+                )
+                .unwrap();
+                std::fs::write(
+                    web_root.join("assets/app-1a2b3c.js"),
+                    "console.log('lemur');",
+                )
+                .unwrap();
+            }
+        }
+        let web = web_root;
         for dir in ["logs", "temp"] {
             std::fs::create_dir(path.join(dir)).unwrap();
         }
