@@ -11,7 +11,8 @@ export default defineConfig({
     target: "es2022",
   },
   server: {
-    // `npm run dev` against `./dev run`: the API on the same origin, as nginx gives it.
-    proxy: { "/api": "http://127.0.0.1:8000" },
+    // `npm run dev` against `./dev run`: the API on the same origin, as nginx gives it. Its
+    // certificate comes from the dev CA, which Node does not know; the hop is loopback only.
+    proxy: { "/api": { target: "https://127.0.0.1:8443", secure: false } },
   },
 });

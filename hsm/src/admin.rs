@@ -175,6 +175,17 @@ pub fn change_pin(module: &Path, label: &str, old: &Pin, new: &Pin) -> Result<()
     Ok(())
 }
 
+/// Whether the module has a token labelled `label` (without listing its mechanisms, which
+/// some modules answer with types cryptoki reports as errors).
+pub fn token_exists(module: &Path, label: &str) -> Result<bool> {
+    let context = load_module(module)?;
+    match find_token(&context, label, module) {
+        Ok(_) => Ok(true),
+        Err(Error::TokenNotFound { .. }) => Ok(false),
+        Err(other) => Err(other),
+    }
+}
+
 /// Reports the module, its slots and, for token `label`, the login check (when `pin` is given) and
 /// the mechanisms the appliance needs.
 pub fn status(module: &Path, label: &str, pin: Option<&Pin>) -> Result<Status> {

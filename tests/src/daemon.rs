@@ -70,6 +70,28 @@ impl Daemon {
         extra: &[&std::ffi::OsStr],
         environment: &[(&str, &std::ffi::OsStr)],
     ) -> Self {
+        // Plain HTTP on TCP unless the test brought its own certificate (a unix socket is plain
+        // anyway): the dev CA's HTTPS is for people, tried by `start_with_dev_ca`.
+        let chosen = extra
+            .iter()
+            .any(|a| *a == "--tls-certificate" || a.to_string_lossy().starts_with("unix:"));
+        let plain: &[&std::ffi::OsStr] = if chosen { &[] } else { &["--http".as_ref()] };
+        Self::launch(binary, database_url, &[extra, plain].concat(), environment)
+    }
+
+    /// `lemur dev` as a person runs it: HTTPS with a certificate from its dev CA (its root in
+    /// `dev-ca.pem` in the state directory); `extra` arguments added. [`Daemon::get`] and the
+    /// like do not trust that CA: use curl with `--cacert`.
+    pub fn start_with_dev_ca(binary: &Path, extra: &[&std::ffi::OsStr]) -> Self {
+        Self::launch(binary, None, extra, &[])
+    }
+
+    fn launch(
+        binary: &Path,
+        database_url: Option<&str>,
+        extra: &[&std::ffi::OsStr],
+        environment: &[(&str, &std::ffi::OsStr)],
+    ) -> Self {
         let environment: Vec<_> = environment
             .iter()
             .map(|(name, value)| (name.into(), value.into()))

@@ -346,8 +346,11 @@ pub struct UpdateDomain {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct StatsQuery {
-    /// `bits`, `issuer`, `signing_algorithm`, or `not_after` (certificates per issuer expiring
-    /// in the next 32 weeks).
+    /// Lemur's `bits`, `issuer`, `signing_algorithm`, or `not_after` (certificates per issuer
+    /// expiring in the next 32 weeks); or, for the dashboard, `expiring` (unrevoked
+    /// certificates expiring within 7, 30 and 90 days: labels 7, 30, 90), `expires_per_week`
+    /// (for the 53 weeks from now, labelled by their first days, `2026-12-01`) or
+    /// `issued_per_day` (the last 30 days, UTC, today last).
     #[serde(default)]
     pub metric: Option<String>,
 }

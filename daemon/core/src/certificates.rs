@@ -14,6 +14,7 @@ use crate::model::{
 use crate::plugins::IssuePlan;
 use crate::policy::{Action, Subject, authorize};
 use crate::requests::{alt_names, subject_fields, validity};
+use crate::timeline;
 use lemur_api::{CertificateQuery, CreateCertificate, IdRef, RevokeCertificate, UploadCertificate};
 use lemur_hsm::KeyAlgorithm;
 use zeroize::Zeroizing;
@@ -435,10 +436,14 @@ pub async fn list(app: &App, subject: &Subject, query: &CertificateQuery) -> Res
     })
 }
 
-/// Lemur's certificate statistics for `metric` (`bits`, `issuer`, `signing_algorithm` or
-/// `not_after`), over the certificates the subject may see: each label and its count.
+/// Certificate statistics for `metric`, over the certificates the subject may see: each label
+/// and its count. Lemur's (`bits`, `issuer`, `signing_algorithm`, `not_after`) and the
+/// dashboard's by time (`expiring`, `expires_per_week`, `issued_per_day`; see [`timeline`]).
 pub async fn stats(app: &App, subject: &Subject, metric: &str) -> Result<Vec<(StatsLabel, i64)>> {
     authorize(subject, Action::ListCertificates)?;
+    if let Some(metric) = timeline::TimeMetric::named(metric) {
+        return timeline::count(app, metric, &subject.visibility()).await;
+    }
     let metric = match metric {
         "bits" => StatsMetric::Bits,
         "issuer" => StatsMetric::Issuer,
@@ -447,7 +452,7 @@ pub async fn stats(app: &App, subject: &Subject, metric: &str) -> Result<Vec<(St
         _ => {
             return Err(Error::invalid(
                 "metric",
-                "use bits, issuer, signing_algorithm or not_after",
+                "use bits, issuer, signing_algorithm, not_after, expiring, expires_per_week or issued_per_day",
             ));
         }
     };

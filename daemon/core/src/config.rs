@@ -85,6 +85,10 @@ pub struct ServerConfig {
     /// bounded by `max_connections` only); past that, its new connections are closed at once.
     #[serde(default = "default_connections_per_client")]
     pub max_connections_per_client: usize,
+    /// The web UI's built files (`web/dist`), served at `/` by the daemon itself when set (`lemur
+    /// dev`, or a machine without nginx); nginx serves them on the appliance.
+    #[serde(default)]
+    pub web_root: Option<PathBuf>,
 }
 
 /// `server.trusted_proxies`, parsed once at load: whether the unix socket is one, and the

@@ -29,6 +29,7 @@ pub mod plugins;
 pub mod policy;
 pub mod requests;
 pub mod store;
+pub mod timeline;
 pub mod users;
 
 pub use app::{App, Parts};

@@ -566,6 +566,31 @@ pub enum StatsMetric {
     NotAfter,
 }
 
+/// Counts of certificates by time: how many of those visible have `field` in each of `buckets`
+/// consecutive spans of `width` seconds from `start` (the dashboard's plots).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Histogram {
+    /// What is counted by.
+    pub field: TimeField,
+    /// The first span's start (Unix seconds).
+    pub start: i64,
+    /// Each span's length, in seconds.
+    pub width: i64,
+    /// How many spans.
+    pub buckets: i64,
+    /// Leave revoked certificates out.
+    pub unrevoked_only: bool,
+}
+
+/// A certificate's time a [`Histogram`] counts by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeField {
+    /// The end of its validity.
+    NotAfter,
+    /// When it entered the inventory (issued or imported).
+    Created,
+}
+
 /// One bar of a statistic: its label (a number for key sizes) and its count.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StatsLabel {

@@ -7,7 +7,7 @@
 use crate::error::Result;
 use crate::model::{
     AuthorityDetail, AuthorityKey, AuthorityRecord, CertificateLinks, CertificateRecord,
-    DomainRecord, ExpiringCertificate, ListQuery, LogEntry, LoginRecord, NewAuthority,
+    DomainRecord, ExpiringCertificate, Histogram, ListQuery, LogEntry, LoginRecord, NewAuthority,
     NewCertificate, NewUser, Page, Resealed, Revocation, RevokedCertificate, RoleRecord, SealedKey,
     StatsLabel, StatsMetric, UserRecord, UserSession, Visibility,
 };
@@ -107,6 +107,13 @@ pub trait CertificateRepository: Send + Sync {
         visible: &Visibility,
         now: i64,
     ) -> Result<Vec<(StatsLabel, i64)>>;
+    /// How many live certificates among those `visible` fall in each span of `histogram`, in
+    /// order (`histogram.buckets` counts, zeros included).
+    async fn certificate_histogram(
+        &self,
+        histogram: Histogram,
+        visible: &Visibility,
+    ) -> Result<Vec<i64>>;
     /// Up to `limit` live certificates with notifications on, not revoked, whose end of
     /// validity falls in one of `windows` (`[start, end)` Unix times), ordered by owner then id,
     /// after `after` (an owner and id) when given: the expiration scan reads them page by page.

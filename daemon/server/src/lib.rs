@@ -24,6 +24,7 @@ mod serve;
 mod session;
 mod tls;
 mod views;
+mod web;
 
 pub use error::ApiError;
 pub use json::{IdPath, IdempotentJson, JsonBody, QueryParams};
@@ -212,7 +213,16 @@ async fn limit_reached(_: BoxError) -> ApiError {
     ApiError::from(Error::Overloaded)
 }
 
-/// Every route of [`ROUTES`], under `/api/1`.
+/// What a path nothing serves gets: a JSON 404.
+pub(crate) async fn no_route() -> ApiError {
+    ApiError::from(Error::NotFound {
+        what: "route",
+        id: "requested".into(),
+    })
+}
+
+/// Every route of [`ROUTES`], under `/api/1`, and the web UI's files when `server.web_root` is
+/// set.
 pub fn router(app: Arc<App>) -> Router {
     let limits = app.config.server.clone();
     let http = Arc::new(metrics::HttpMetrics::default());
@@ -222,19 +232,18 @@ pub fn router(app: Arc<App>) -> Router {
         .fold(Router::new(), |api, (path, handler)| {
             api.route(path, handler)
         });
-    Router::new()
+    let routed = Router::new()
         .nest("/api/1", api)
         .route("/crl/{file}", get(crl::serve))
         .route(
             "/metrics",
             get(metrics::serve).layer(axum::Extension(Arc::clone(&http))),
-        )
-        .fallback(|| async {
-            ApiError::from(Error::NotFound {
-                what: "route",
-                id: "requested".into(),
-            })
-        })
+        );
+    let served = match &app.config.server.web_root {
+        Some(root) => web::serve_files(routed, root, app.config.server.tls_certificate.is_some()),
+        None => routed.fallback(no_route),
+    };
+    served
         .layer(
             ServiceBuilder::new()
                 .layer(axum::middleware::from_fn_with_state(

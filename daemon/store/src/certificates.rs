@@ -12,8 +12,9 @@ use async_trait::async_trait;
 use lemur_core::Result;
 use lemur_core::ca::x509;
 use lemur_core::model::{
-    CertificateLinks, CertificateRecord, ExpiringCertificate, ListQuery, LogEntry, NewCertificate,
-    Resealed, Revocation, RevokedCertificate, SealedKey, StatsLabel, StatsMetric, Visibility,
+    CertificateLinks, CertificateRecord, ExpiringCertificate, Histogram, ListQuery, LogEntry,
+    NewCertificate, Resealed, Revocation, RevokedCertificate, SealedKey, StatsLabel, StatsMetric,
+    Visibility,
 };
 use lemur_core::store::CertificateRepository;
 use std::collections::HashMap;
@@ -121,6 +122,14 @@ impl CertificateRepository for SqlStore {
         now: i64,
     ) -> Result<Vec<(StatsLabel, i64)>> {
         self.stats(metric, visible, now).await
+    }
+
+    async fn certificate_histogram(
+        &self,
+        histogram: Histogram,
+        visible: &Visibility,
+    ) -> Result<Vec<i64>> {
+        self.histogram(histogram, visible).await
     }
 
     async fn expiring_certificates(

@@ -77,6 +77,11 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0012_revoked_index.sql"),
         postgres: include_str!("../migrations/postgres/0012_revoked_index.sql"),
     },
+    Migration {
+        version: 13,
+        sqlite: include_str!("../migrations/sqlite/0013_created_index.sql"),
+        postgres: include_str!("../migrations/postgres/0013_created_index.sql"),
+    },
 ];
 
 /// Arbitrary constant naming the migration lock.

@@ -3,8 +3,10 @@
 use super::serve::{self, Mode};
 use super::users;
 use lemur_core::app::DEFAULT_ADMIN;
-use lemur_core::config::{self, Config};
+use lemur_core::ca::x509;
+use lemur_core::config::{self, Config, FrontendConfig};
 use lemur_core::files::{create_private_dir, random_hex, write_private};
+use lemur_core::policy::Subject;
 use lemur_core::{Error, Result, clock};
 use lemur_hsm::Pin;
 use std::path::{Path, PathBuf};
@@ -73,8 +75,7 @@ fn softhsm_conf(state_dir: &Path) -> Result<PathBuf> {
 /// The dev token, initialised with fresh PINs on first use.
 fn ensure_token(config: &Config, secrets: &Path) -> Result<()> {
     let module = config.hsm.module_path();
-    let status = lemur_hsm::admin::status(&module, DEV_TOKEN, None)?;
-    if status.token.is_some() {
+    if lemur_hsm::admin::token_exists(&module, DEV_TOKEN)? {
         return Ok(());
     }
     let so_pin_file = secrets.join("hsm-so-pin");
@@ -96,9 +97,26 @@ pub struct DevOptions {
     pub admin_password_file: Option<PathBuf>,
     /// Database URL for a new configuration.
     pub database_url: Option<String>,
-    /// Certificate chain and key to serve HTTPS.
-    pub tls: Option<(PathBuf, PathBuf)>,
+    /// How it is served.
+    pub transport: Transport,
+    /// The web UI's built files, served at `/`.
+    pub web_root: Option<PathBuf>,
 }
+
+/// How `lemur dev` serves.
+pub enum Transport {
+    /// Plain HTTP, or a unix socket behind nginx.
+    Plain,
+    /// HTTPS with this certificate chain and key.
+    Https((PathBuf, PathBuf)),
+    /// HTTPS with a certificate from the dev CA, a root in the token made on first use: the
+    /// daemon issues and renews it as the appliance does nginx's (`[frontend]`).
+    DevCa,
+}
+
+/// The dev CA's name, and where its certificate is written for clients to trust.
+const DEV_CA: &str = "lemur-dev";
+const DEV_CA_FILE: &str = "dev-ca.pem";
 
 /// `lemur dev`: everything in `state_dir`, created if missing, then the daemon in the foreground.
 pub async fn run(state_dir: &Path, options: DevOptions) -> Result<()> {
@@ -127,10 +145,7 @@ pub async fn run(state_dir: &Path, options: DevOptions) -> Result<()> {
         .or_insert_with(|| softhsm.to_string_lossy().into_owned());
     crate::open::module_environment(&config)?;
     config.server.listen = options.listen.clone();
-    if let Some((certificate, key)) = &options.tls {
-        config.server.tls_certificate = Some(certificate.clone());
-        config.server.tls_private_key = Some(key.clone());
-    }
+    config.server.web_root = options.web_root.as_deref().map(web_root).transpose()?;
     let secrets = state_dir.join("secrets");
     let generated_password = secrets.join("admin-password");
     let password_file = match options.admin_password_file {
@@ -148,9 +163,24 @@ pub async fn run(state_dir: &Path, options: DevOptions) -> Result<()> {
     })
     .await
     .map_err(|e| Error::Ca(format!("token set-up failed: {e}")))??;
+    if let Transport::Https((certificate, key)) = &options.transport {
+        config.server.tls_certificate = Some(certificate.clone());
+        config.server.tls_private_key = Some(key.clone());
+    }
     serve::preflight(&config_path, &config, Mode::Development)?;
+    // After the check of secret files: the daemon writes the dev certificate's key, private.
+    if let Transport::DevCa = options.transport {
+        let frontend = dev_frontend(&state_dir, &options.listen);
+        config.server.tls_certificate = Some(frontend.certificate.clone());
+        config.server.tls_private_key = Some(frontend.private_key.clone());
+        config.frontend = Some(frontend);
+    }
     let (app, keys) = crate::open::app(config, clock::system()).await?;
     users::init_app(&app, &keys, Some(&password_file)).await?;
+    let trust = match &app.config.frontend {
+        Some(frontend) => Some(dev_certificate(&app, frontend).await?),
+        None => None,
+    };
     println!("==================================================================");
     println!(
         " DEVELOPMENT MODE: SoftHSM2 token and secrets in {}",
@@ -158,9 +188,106 @@ pub async fn run(state_dir: &Path, options: DevOptions) -> Result<()> {
     );
     println!(" Not for production. Log in as `{DEFAULT_ADMIN}` with the password in");
     println!("   {}", password_file.display());
+    if let Some(trust) = &trust {
+        println!(" HTTPS certificate from the dev CA, whose root is in");
+        println!("   {}", trust.file.display());
+        println!(" SHA-256 fingerprint {}", trust.fingerprint);
+    }
     println!("==================================================================");
+    let ui = app.config.server.web_root.is_some();
     serve::serve_app(std::sync::Arc::new(app), |address| {
+        if ui {
+            println!("lemur: web UI at {address}/");
+        }
         println!("lemur: API at {address}/api/1 (POST /api/1/auth/login)");
     })
     .await
+}
+
+/// `--web-root`, checked: a built UI has its `index.html`.
+fn web_root(dir: &Path) -> Result<PathBuf> {
+    let dir = dir.canonicalize().map_err(Error::io(format!(
+        "--web-root {}: build the UI first (cd web && npm ci && npm run build)",
+        dir.display()
+    )))?;
+    if !dir.join("index.html").is_file() {
+        return Err(Error::invalid(
+            "--web-root",
+            format!(
+                "{} has no index.html: build the UI first (cd web && npm ci && npm run build)",
+                dir.display()
+            ),
+        ));
+    }
+    Ok(dir)
+}
+
+/// The dev CA's certificate for the addresses `listen` is reached by: loopback's, and the
+/// address itself when it is a particular one. (Not `localhost`: a name of one label is no DNS
+/// name the issuance checks accept.)
+fn dev_frontend(state_dir: &Path, listen: &str) -> FrontendConfig {
+    let mut names = vec!["127.0.0.1".to_owned()];
+    if let Ok(address) = listen.parse::<std::net::SocketAddr>() {
+        let ip = address.ip();
+        if !ip.is_unspecified() && !names.contains(&ip.to_string()) {
+            names.push(ip.to_string());
+        }
+    }
+    let dir = state_dir.join("frontend");
+    FrontendConfig {
+        authority: DEV_CA.to_owned(),
+        names,
+        certificate: dir.join("chain.pem"),
+        private_key: dir.join("key.pem"),
+        owner: "dev".to_owned(),
+        key_type: "ECCPRIME256V1".to_owned(),
+        validity_days: 90,
+    }
+}
+
+/// The dev CA's root, for a client to trust: where it was written, and its fingerprint.
+struct Trust {
+    file: PathBuf,
+    fingerprint: String,
+}
+
+/// Creates the dev CA on first use, has the daemon's certificate issued by it (or finds it
+/// current), and writes the root where clients can read it.
+async fn dev_certificate(app: &lemur_core::App, frontend: &FrontendConfig) -> Result<Trust> {
+    let subject = Subject::System("dev");
+    if app.store.authority_by_name(DEV_CA).await?.is_none() {
+        let request = serde_json::json!({
+            "name": DEV_CA, "owner": "dev", "commonName": "Lemur-HSM Dev Root",
+            "type": "root", "keyType": "ECCPRIME256V1", "validityYears": 5,
+            "description": "made by `lemur dev` to serve HTTPS",
+        });
+        let request = serde_json::from_value(request)
+            .map_err(|e| Error::Ca(format!("the dev CA's request: {e}")))?;
+        let id = lemur_core::authorities::create(app, &subject, request).await?;
+        println!("created the dev CA {DEV_CA:?} (authority {id}) in the token");
+    }
+    lemur_core::frontend::ensure(app, frontend).await?;
+    let root = lemur_core::authorities::get(
+        app,
+        &subject,
+        app.store
+            .authority_by_name(DEV_CA)
+            .await?
+            .map(|authority| authority.id)
+            .ok_or_else(|| Error::Ca(format!("the authority {DEV_CA} vanished")))?,
+    )
+    .await?
+    .certificate
+    .ok_or_else(|| Error::Ca(format!("the authority {DEV_CA} has no certificate")))?;
+    let file = app.config.state_dir.join(DEV_CA_FILE);
+    std::fs::write(&file, root.body.as_bytes())
+        .map_err(Error::io(format!("writing {}", file.display())))?;
+    let der = x509::first_certificate(&root.body, "authority")?;
+    let fingerprint = x509::sha256_hex(&der)
+        .as_bytes()
+        .chunks(2)
+        .map(|pair| String::from_utf8_lossy(pair).to_uppercase())
+        .collect::<Vec<_>>()
+        .join(":");
+    Ok(Trust { file, fingerprint })
 }

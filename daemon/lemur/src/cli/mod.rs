@@ -68,12 +68,19 @@ enum Command {
         /// Database URL for a new configuration; SQLite in DIR when absent.
         #[arg(long)]
         database_url: Option<String>,
-        /// Serve HTTPS with this PEM certificate chain.
-        #[arg(long, requires = "tls_private_key")]
+        /// Serve HTTPS with this PEM certificate chain, rather than one from the dev CA.
+        #[arg(long, requires = "tls_private_key", conflicts_with = "http")]
         tls_certificate: Option<PathBuf>,
         /// The private key of --tls-certificate.
         #[arg(long, requires = "tls_certificate")]
         tls_private_key: Option<PathBuf>,
+        /// Serve plain HTTP (scripts and tests on loopback); HTTPS with a certificate from the
+        /// dev CA otherwise. A unix socket is always plain: nginx in front speaks TLS.
+        #[arg(long)]
+        http: bool,
+        /// Serve the web UI's built files from DIR (web/dist) at `/`.
+        #[arg(long, value_name = "DIR")]
+        web_root: Option<PathBuf>,
     },
     /// Create a local user.
     #[command(name = "create_user", alias = "create-user")]
@@ -220,12 +227,20 @@ async fn run(cli: Cli) -> Result<()> {
             database_url,
             tls_certificate,
             tls_private_key,
+            http,
+            web_root,
         } => {
+            let transport = match tls_certificate.zip(tls_private_key) {
+                Some(files) => dev::Transport::Https(files),
+                None if http || listen.starts_with("unix:") => dev::Transport::Plain,
+                None => dev::Transport::DevCa,
+            };
             let options = dev::DevOptions {
                 listen,
                 admin_password_file,
                 database_url,
-                tls: tls_certificate.zip(tls_private_key),
+                transport,
+                web_root,
             };
             dev::run(&state_dir, options).await
         }

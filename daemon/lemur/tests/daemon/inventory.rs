@@ -1,6 +1,6 @@
 //! Finding certificates in an inventory: sorting, keyset cursors, substring and DNS-name search,
-//! serials in their three spellings, Lemur's statistics, and the expiration scan behind
-//! `lemur notify expirations`.
+//! serials in their three spellings, Lemur's statistics and the dashboard's, and the expiration
+//! scan behind `lemur notify expirations`.
 
 use crate::on_both_databases;
 use crate::support::{Appliance, Db};
@@ -247,6 +247,7 @@ fn inventory(db: Db) {
     let unknown = app.get("/api/1/certificates/stats?metric=colour");
     assert_eq!(unknown.status, 400, "{}", unknown.text);
     assert!(unknown.body["reasons"]["metric"].is_string());
+    dashboard(&app, &issued);
 
     // The expiration scan finds host 4 (30 days out) and tells its owner; nothing else is in
     // a window of 30, 15 or 2 days.
@@ -269,6 +270,55 @@ fn inventory(db: Db) {
     let for_real = scan(&["notify", "expirations"]);
     assert!(!for_real.status.success());
     assert!(String::from_utf8_lossy(&for_real.stderr).contains("--dry-run"));
+}
+
+/// A statistic's labels and values.
+fn stats(app: &Appliance, metric: &str) -> (Vec<Value>, Vec<i64>) {
+    let reply = app.get(&format!("/api/1/certificates/stats?metric={metric}"));
+    assert_eq!(reply.status, 200, "{metric}: {}", reply.text);
+    let items = &reply.body["items"];
+    let values = items["values"].as_array().unwrap();
+    (
+        items["labels"].as_array().unwrap().clone(),
+        values.iter().map(|v| v.as_i64().unwrap()).collect(),
+    )
+}
+
+/// The dashboard's statistics by time, once host 0 (10 days out) is revoked: it expires for
+/// no one any more.
+fn dashboard(app: &Appliance, issued: &[Value]) {
+    let host0 = issued[0]["id"].as_i64().unwrap();
+    let revoked = app.daemon.put(
+        &format!("/api/1/certificates/{host0}/revoke"),
+        Some(&app.token),
+        &json!({ "crlReason": "superseded" }),
+    );
+    assert_eq!(revoked.status, 200, "{}", revoked.text);
+    let wildcard_expiry = &issued.last().unwrap()["notAfter"].as_str().unwrap()[..10];
+    let wildcard_within = |days| i64::from(wildcard_expiry < &in_days(days, 0)[..10]);
+
+    // Hosts 1 and 2 (17 and 24 days) within 30; host 4's 30 days and an hour is not; every
+    // host but the revoked within 90.
+    let (labels, values) = stats(app, "expiring");
+    assert_eq!(labels, [json!(7), json!(30), json!(90)]);
+    assert_eq!(values, [0, 2, 10 + wildcard_within(89)]);
+
+    // A year of weeks from today: host 1 in the third (17 days), host 10 in the twelfth (80).
+    let (labels, values) = stats(app, "expires_per_week");
+    assert_eq!(labels.len(), 53);
+    assert_eq!(labels[0], json!(in_days(0, 0)[..10]));
+    assert_eq!(labels[1], json!(in_days(7, 0)[..10]));
+    assert!(values[2] >= 1 && values[11] >= 1, "{values:?}");
+    assert_eq!(values.iter().sum::<i64>(), 10 + wildcard_within(370));
+
+    // The last 30 days, today last: every certificate of the inventory (the CA's own too)
+    // entered it in them.
+    let (labels, values) = stats(app, "issued_per_day");
+    assert_eq!(labels.len(), 30);
+    assert_eq!(labels[29], json!(in_days(0, 0)[..10]));
+    assert_eq!(labels[0], json!(in_days(-29, 0)[..10]));
+    let total = list(app, "count=1")["total"].as_i64().unwrap();
+    assert_eq!(values.iter().sum::<i64>(), total);
 }
 
 on_both_databases!(

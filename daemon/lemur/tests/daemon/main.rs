@@ -8,6 +8,7 @@ mod ca;
 mod cli;
 mod client;
 mod crash;
+mod dev;
 mod inventory;
 mod logging;
 mod metrics;

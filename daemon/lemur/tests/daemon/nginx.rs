@@ -3,63 +3,12 @@
 //! a certificate the daemon's own HSM CA issued: the API and the UI through it, its headers,
 //! redirects and limits, and testssl.sh's verdict on its TLS.
 
+use crate::support::{Response, curl};
 use lemur_testkit::daemon::Daemon;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
-
-/// A response as curl saw it.
-struct Response {
-    status: u16,
-    /// Header lines, names lower-cased.
-    headers: Vec<(String, String)>,
-    body: String,
-}
-
-impl Response {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap_or(Value::Null)
-    }
-}
-
-/// Runs curl with `arguments` and parses the last response it printed.
-fn curl(arguments: &[&str]) -> Response {
-    let output = Command::new("curl")
-        .args(["--silent", "--show-error", "--include", "--max-time", "30"])
-        .args(arguments)
-        .output()
-        .expect("curl (Debian package curl)");
-    let text = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(
-        output.status.success(),
-        "curl {arguments:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let mut lines = head.lines();
-    let status = lines
-        .next()
-        .and_then(|line| line.split_whitespace().nth(1))
-        .and_then(|code| code.parse().ok())
-        .unwrap_or_default();
-    let headers = lines
-        .filter_map(|line| line.split_once(':'))
-        .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_owned()))
-        .collect();
-    Response {
-        status,
-        headers,
-        body: body.to_owned(),
-    }
-}
 
 /// The front end's name (RFC 6761's reserved `.test`), resolved to loopback by curl.
 const FRONT_NAME: &str = "lemur.test";

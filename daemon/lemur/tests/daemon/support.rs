@@ -269,3 +269,55 @@ pub fn window(from: i64, to: i64) -> (String, String) {
 pub fn mode_of(path: &Path) -> u32 {
     std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(path).unwrap().permissions()) & 0o777
 }
+
+/// A response as curl saw it.
+pub(crate) struct Response {
+    pub(crate) status: u16,
+    /// Header lines, names lower-cased.
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) body: String,
+}
+
+impl Response {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub(crate) fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or(Value::Null)
+    }
+}
+
+/// Runs curl with `arguments` and parses the last response it printed.
+pub(crate) fn curl(arguments: &[&str]) -> Response {
+    let output = Command::new("curl")
+        .args(["--silent", "--show-error", "--include", "--max-time", "30"])
+        .args(arguments)
+        .output()
+        .expect("curl (Debian package curl)");
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "curl {arguments:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|line| line.split_whitespace().nth(1))
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_default();
+    let headers = lines
+        .filter_map(|line| line.split_once(':'))
+        .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_owned()))
+        .collect();
+    Response {
+        status,
+        headers,
+        body: body.to_owned(),
+    }
+}
