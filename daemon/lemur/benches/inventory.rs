@@ -306,7 +306,12 @@ fn leg(database: &'static str, url: Option<&str>) {
     let size = inventory_size();
     let samples = samples();
     let binary = Path::new(env!("CARGO_BIN_EXE_lemur"));
-    let mut daemon = Daemon::start(binary, url);
+    let web = web_ui();
+    let serve_ui: Vec<&std::ffi::OsStr> = match &web {
+        Some(web) => vec!["--web-root".as_ref(), web.dist.as_os_str()],
+        None => Vec::new(),
+    };
+    let mut daemon = Daemon::start_with(binary, url, &serve_ui);
     let token = daemon.admin_token();
     let authorities: Vec<Authority> = (0..AUTHORITIES)
         .map(|n| {
@@ -447,7 +452,16 @@ fn leg(database: &'static str, url: Option<&str>) {
         "p99 < 100 ms",
         p99 < Duration::from_millis(100) && reply["items"] != Value::Null,
     );
-    for metric in ["bits", "issuer", "signing_algorithm", "not_after"] {
+    let metrics = [
+        "bits",
+        "issuer",
+        "signing_algorithm",
+        "not_after",
+        "expiring",
+        "expires_per_week",
+        "issued_per_day",
+    ];
+    for metric in metrics {
         let (_, p99, _) = timed(
             &daemon,
             &token,
@@ -461,6 +475,12 @@ fn leg(database: &'static str, url: Option<&str>) {
             "< 500 ms",
             p99 < Duration::from_millis(500),
         );
+    }
+    match &web {
+        Some(web) => browser(database, &daemon, web, size, samples.min(20)),
+        None => println!(
+            "{database:<11} (the web UI's timing needs web/dist, web/node_modules and Debian's chromium)"
+        ),
     }
     let (after, peak) = rss(daemon.pid());
     row(
@@ -482,6 +502,65 @@ fn leg(database: &'static str, url: Option<&str>) {
         "{database:<11}   {}",
         report.lines().last().unwrap_or_default()
     );
+}
+
+/// The built web UI and what runs its browser test, when all are here.
+struct WebUi {
+    dir: std::path::PathBuf,
+    dist: std::path::PathBuf,
+}
+
+fn web_ui() -> Option<WebUi> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../web");
+    let dist = dir.join("dist");
+    let ready = dist.join("index.html").exists()
+        && dir.join("node_modules").exists()
+        && Path::new("/usr/bin/chromium").exists();
+    ready.then_some(WebUi { dir, dist })
+}
+
+/// The certificates screen in Debian's Chromium against this inventory, served by the daemon
+/// itself (`web/tests/scale.spec.ts`): its first page from navigation to rows, and a change of
+/// filter from Enter to the new rows, each `samples` times.
+fn browser(database: &str, daemon: &Daemon, web: &WebUi, size: usize, samples: usize) {
+    let output = Command::new("npx")
+        .args(["playwright", "test", "scale"])
+        .current_dir(&web.dir)
+        .env("LEMUR_URL", &daemon.base)
+        .env("LEMUR_PASSWORD", &daemon.admin_password)
+        .env("LEMUR_BENCH_INVENTORY", size.to_string())
+        .env("LEMUR_BENCH_SAMPLES", samples.to_string())
+        .output()
+        .expect("npx (Node.js)");
+    let report = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "Playwright: {report}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for (figure, what, limit) in [
+        ("first_page", "web UI: certificates, first page", 1_000),
+        ("filter_change", "web UI: certificates, filter change", 500),
+    ] {
+        let line = report
+            .lines()
+            .find_map(|line| line.trim().strip_prefix(&format!("LEMUR_FIGURE {figure} ")))
+            .unwrap_or_else(|| panic!("no {figure} figure in: {report}"));
+        let value = |key: &str| -> u64 {
+            line.split_whitespace()
+                .find_map(|pair| pair.strip_prefix(key))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| panic!("{key} in {line}"))
+        };
+        let (p50, max) = (value("p50="), value("max="));
+        row(
+            database,
+            what,
+            &format!("p50 {p50} / max {max} ms"),
+            &format!("< {limit} ms"),
+            max < limit,
+        );
+    }
 }
 
 /// Runs `lemur notify expirations --dry-run` on the daemon's configuration: its time, its peak
