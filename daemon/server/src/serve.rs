@@ -58,13 +58,13 @@ pub async fn serve(
         .local_addr()
         .map_err(Error::io("reading the bound address"))?;
     match (&server.tls_certificate, &server.tls_private_key) {
-        (Some(certificate), Some(key)) => {
-            let key = key.clone();
-            let key = app
-                .hsm(move |hsm| lemur_core::locked::read(&key, &**hsm))
-                .await?;
-            let config = crate::tls::server_config(certificate, &key)?;
-            let connections = crate::tls::TlsListener::new(listener, config, places);
+        (Some(certificate), Some(private_key)) => {
+            let files = crate::tls::TlsFiles {
+                certificate: certificate.clone(),
+                private_key: private_key.clone(),
+            };
+            let connections =
+                crate::tls::TlsListener::new(listener, Arc::clone(&app), files, places).await?;
             on_ready(&format!("https://{address}"));
             run(connections, router, server, shutdown).await
         }

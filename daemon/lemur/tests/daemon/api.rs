@@ -4,6 +4,7 @@
 use crate::on_both_databases;
 use crate::support::{Appliance, Db};
 use serde_json::json;
+use std::time::Duration;
 
 fn edges(db: Db) {
     let app = Appliance::start(db);
@@ -353,6 +354,80 @@ fn sigterm_stops_the_daemon_cleanly() {
         "{core}"
     );
     assert!(app.daemon.stop(), "the daemon should exit 0 on SIGTERM");
+}
+
+/// The subject of the certificate the daemon at `address` serves.
+fn served_subject(address: &str) -> String {
+    let output = std::process::Command::new("openssl")
+        .args(["s_client", "-connect", address])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    text.lines()
+        .find(|line| line.starts_with("subject="))
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[test]
+fn a_replaced_certificate_is_served_without_a_restart_once_it_fits_its_key() {
+    use crate::support::{openssl_p256_request, scratch};
+    use lemur_testkit::daemon::Daemon;
+    let dir = scratch();
+    for (name, key) in [("first", "key.pem"), ("second", "second-key.pem")] {
+        openssl_p256_request(
+            dir.path(),
+            "-x509",
+            key,
+            &[
+                "-subj",
+                &format!("/CN={name}"),
+                "-addext",
+                "subjectAltName=IP:127.0.0.1",
+                "-days",
+                "2",
+                "-out",
+                &format!("{name}.pem"),
+            ],
+        );
+    }
+    let (cert, key) = (dir.path().join("first.pem"), dir.path().join("key.pem"));
+    let served = dir.path().join("served.pem");
+    std::fs::copy(&cert, &served).unwrap();
+    let daemon = Daemon::start_with(
+        std::path::Path::new(env!("CARGO_BIN_EXE_lemur")),
+        None,
+        &[
+            "--tls-certificate".as_ref(),
+            served.as_os_str(),
+            "--tls-private-key".as_ref(),
+            key.as_os_str(),
+        ],
+    );
+    let address = daemon.base.trim_start_matches("https://").to_owned();
+    assert!(served_subject(&address).contains("first"));
+    let within = |what: &str, done: &dyn Fn() -> bool| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while !done() {
+            assert!(std::time::Instant::now() < deadline, "{what}: {}", daemon.log());
+            std::thread::park_timeout(Duration::from_millis(200));
+        }
+    };
+
+    // The new certificate before its key: the one that fits goes on being served.
+    std::fs::copy(dir.path().join("second.pem"), &served).unwrap();
+    within("a warning about the certificate that does not fit", &|| {
+        daemon.log().contains("kept serving the certificate loaded before")
+    });
+    assert!(served_subject(&address).contains("first"));
+    // Then its key: served from the next connection on, by the same process.
+    let pid = daemon.pid();
+    std::fs::copy(dir.path().join("second-key.pem"), &key).unwrap();
+    within("the second certificate served", &|| {
+        served_subject(&address).contains("second")
+    });
+    assert_eq!(daemon.pid(), pid);
 }
 
 #[test]
