@@ -11,6 +11,8 @@ export default defineConfig({
   timeout: 60_000,
   use: {
     baseURL: process.env.LEMUR_URL,
+    // A step that cannot happen fails in seconds, not at the end of the whole test's time.
+    actionTimeout: 15_000,
     // The daemon's own CA issued nginx's certificate; TLS itself is testssl.sh's to judge.
     ignoreHTTPSErrors: true,
     launchOptions: {

@@ -1,14 +1,17 @@
 //! The web UI in Debian's Chromium, driven by Playwright (`web/tests/`), against the real daemon
 //! behind the real nginx over HTTPS: the UI built by `./dev test` (`web/dist`) is what nginx
-//! serves. Screenshots of every screen, at desktop and phone widths, go to
-//! `web/test-results/screens` (CI's artifacts).
+//! serves. The browser signs in, makes a root and a sub-CA, issues from the wizard and from a
+//! CSR, uploads, searches, downloads and checks with openssl, renews an ended session, reads the
+//! dashboard and signs out; axe-core checks every screen. Screenshots of every screen, at desktop
+//! and phone widths, go to `web/test-results/screens` (CI's artifacts). What the browser did is
+//! then read back from the database: each change went through the API and was audited.
 
 use crate::nginx::Front;
 use std::path::Path;
 use std::process::Command;
 
 #[test]
-fn the_web_ui_signs_in_finds_shows_and_signs_out_in_a_real_browser() {
+fn the_web_ui_makes_authorities_issues_uploads_and_finds_in_a_real_browser() {
     let web = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../web");
     let dist = web.join("dist");
     assert!(
@@ -35,10 +38,43 @@ fn the_web_ui_signs_in_finds_shows_and_signs_out_in_a_real_browser() {
     );
     println!("{report}");
     assert!(output.status.success(), "Playwright: {report}");
-    // The key view in the browser was audited.
-    let views = crate::support::sqlite_query(
+    let count = |sql: &str| -> u32 {
+        let answer = crate::support::sqlite_query(&front.daemon, sql);
+        answer
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("{sql}: {answer}"))
+    };
+    // The two key views in the browser (the appliance's key, the wizard's) were audited.
+    assert!(count("SELECT count(*) FROM logs WHERE log_type = 'key_view'") >= 2);
+    // The authorities made in the browser, the sub-CA under the root, each audited.
+    let parent = crate::support::sqlite_query(
         &front.daemon,
-        "SELECT count(*) FROM logs WHERE log_type = 'key_view'",
+        "SELECT p.name FROM authorities a JOIN authorities p ON p.id = a.parent_id \
+         WHERE a.name = 'ui-sub' AND a.key_uri LIKE 'pkcs11:%'",
     );
-    assert!(views.trim().parse::<u32>().unwrap() >= 1, "{views}");
+    assert_eq!(parent.trim(), "ui-root");
+    assert_eq!(
+        count(
+            "SELECT count(*) FROM logs WHERE log_type = 'create_authority' AND details LIKE 'authority ui-%'"
+        ),
+        2
+    );
+    // The wizard's two certificates (one refused first, one after the session was renewed) and
+    // the upload (refused twice first): each made once.
+    assert_eq!(
+        count(
+            "SELECT count(*) FROM certificates c JOIN authorities a ON a.id = c.authority_id \
+             WHERE a.name = 'ui-sub' AND c.cn IN ('www.example.test', 'csr.example.test')"
+        ),
+        2
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM certificates WHERE cn = 'uploaded.example.test'"),
+        1
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM logs WHERE log_type = 'upload_cert'"),
+        1
+    );
 }
