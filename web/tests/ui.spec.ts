@@ -159,6 +159,11 @@ test("every screen: sign in, dashboard, authorities, the issue wizard, CSRs, upl
     const hsm = page.getByRole("listitem").filter({ hasText: "HSM token" });
     await expect(hsm).toContainText("OK");
     await expect(page.getByRole("listitem").filter({ hasText: "Entropy" })).toContainText("OK");
+    // The token the daemon works in, and its session pool.
+    await expect(page.getByRole("definition").filter({ hasText: "softhsm2" })).toContainText(
+      "lemur",
+    );
+    await expect(page.getByRole("definition").filter({ hasText: "open of" })).toBeVisible();
   });
 
   const root = "ui-root";

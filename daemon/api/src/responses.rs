@@ -555,6 +555,25 @@ pub struct HealthDetails {
     /// Keys generated ahead of demand, per key type (`[keys] ready`).
     #[serde(default, rename = "readyKeys")]
     pub ready_keys: Vec<ReadyKeys>,
+    /// The token the daemon works in, and its session pool.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<TokenView>,
+}
+
+/// The HSM token, as the health details show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenView {
+    /// Its label.
+    pub label: String,
+    /// The PKCS#11 module it is reached through.
+    pub module: String,
+    /// Sessions the pool may open.
+    pub sessions_capacity: usize,
+    /// Sessions open.
+    pub sessions_open: usize,
+    /// Sessions lent out now (all of them, with requests waiting, means the pool is the limit).
+    pub sessions_in_use: usize,
 }
 
 /// How many keys of a type are generated ahead of demand.

@@ -6,7 +6,8 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use lemur_api::{CheckView, ErrorBody, HealthDetails, ReadyKeys};
+use lemur_api::{CheckView, ErrorBody, HealthDetails, ReadyKeys, TokenView};
+use lemur_core::App;
 use lemur_core::health;
 
 /// `ok`, or 503 `unhealthy`.
@@ -60,6 +61,19 @@ pub async fn details(
                 target,
             })
             .collect(),
+        token: Some(token(&app)),
     };
     Ok((status, Json(body)))
+}
+
+/// The token's label and module, and its session pool now.
+fn token(app: &App) -> TokenView {
+    let stats = app.hsm.stats();
+    TokenView {
+        label: app.config.hsm.token.clone(),
+        module: app.config.hsm.module_path().display().to_string(),
+        sessions_capacity: stats.sessions_capacity,
+        sessions_open: stats.sessions_open,
+        sessions_in_use: stats.sessions_in_use,
+    }
 }

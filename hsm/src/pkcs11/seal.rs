@@ -34,11 +34,30 @@ fn display<S: serde::Serializer>(uri: &KeyUri, s: S) -> Result<S::Ok, S::Error> 
     s.collect_str(uri)
 }
 
+/// How long a KEK that looks unprotected is looked at again before it is refused.
+const KEK_SETTLE: std::time::Duration = std::time::Duration::from_secs(1);
+
 impl Pkcs11KeyStore {
     /// Fails unless KEK `version` is a protected 256-bit AES key in the token (anyone who can log
     /// in could otherwise plant an extractable key under the next version's label); checked once
     /// per version and process.
+    ///
+    /// A refusal is confirmed over [`KEK_SETTLE`] first: another process's token library may be
+    /// midway through writing a new version's attributes (SoftHSM writes them one by one), and a
+    /// key seen then looks imported.
     fn ensure_kek_protected(&self, version: u32) -> Result<()> {
+        let deadline = std::time::Instant::now() + KEK_SETTLE;
+        loop {
+            match self.check_kek_protected(version) {
+                Err(Error::KeyNotProtected { .. }) if std::time::Instant::now() < deadline => {
+                    std::thread::park_timeout(KEK_SETTLE / 10);
+                }
+                checked => return checked,
+            }
+        }
+    }
+
+    fn check_kek_protected(&self, version: u32) -> Result<()> {
         if self
             .checked_keks
             .lock()

@@ -12,6 +12,16 @@ fn edges(db: Db) {
     assert_eq!((health.status, health.text.as_str()), (200, "ok"));
     let details = app.get("/api/1/healthcheck/details");
     assert_eq!(details.body["healthy"], true, "{}", details.text);
+    // The token and its session pool: the health check itself has used a session.
+    let token = &details.body["token"];
+    assert_eq!(token["label"], "lemur", "{}", details.text);
+    assert!(token["module"].as_str().unwrap().ends_with(".so"));
+    let (capacity, open) = (
+        token["sessionsCapacity"].as_u64().unwrap(),
+        token["sessionsOpen"].as_u64().unwrap(),
+    );
+    assert!(open >= 1 && open <= capacity, "{}", details.text);
+    assert!(token["sessionsInUse"].as_u64().unwrap() <= open);
     assert_eq!(
         app.daemon.get("/api/1/healthcheck/details", None).status,
         401,
@@ -410,7 +420,11 @@ fn a_replaced_certificate_is_served_without_a_restart_once_it_fits_its_key() {
     let within = |what: &str, done: &dyn Fn() -> bool| {
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
         while !done() {
-            assert!(std::time::Instant::now() < deadline, "{what}: {}", daemon.log());
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{what}: {}",
+                daemon.log()
+            );
             std::thread::park_timeout(Duration::from_millis(200));
         }
     };
@@ -418,7 +432,9 @@ fn a_replaced_certificate_is_served_without_a_restart_once_it_fits_its_key() {
     // The new certificate before its key: the one that fits goes on being served.
     std::fs::copy(dir.path().join("second.pem"), &served).unwrap();
     within("a warning about the certificate that does not fit", &|| {
-        daemon.log().contains("kept serving the certificate loaded before")
+        daemon
+            .log()
+            .contains("kept serving the certificate loaded before")
     });
     assert!(served_subject(&address).contains("first"));
     // Then its key: served from the next connection on, by the same process.
