@@ -149,11 +149,25 @@ pub fn init_token(
     context.init_token(free, &so_pin.auth_pin(), label)?;
     // SoftHSM2 moves a freshly initialised token to a new slot id: look it up again by label.
     let slot = find_token(&context, label, module)?;
+    set_user_pin(&context, slot, so_pin, user_pin)?;
+    summary(&context, slot)
+}
+
+/// Sets the user PIN of token `label` as its security officer: finishes a token whose
+/// initialisation stopped between `C_InitToken` and `C_InitPIN` (a crash, a power cut), or
+/// gives a token whose user PIN was lost a new one.
+pub fn init_user_pin(module: &Path, label: &str, so_pin: &Pin, user_pin: &Pin) -> Result<()> {
+    let context = load_module(module)?;
+    let slot = find_token(&context, label, module)?;
+    set_user_pin(&context, slot, so_pin, user_pin)
+}
+
+fn set_user_pin(context: &Pkcs11, slot: Slot, so_pin: &Pin, user_pin: &Pin) -> Result<()> {
     let session = context.open_rw_session(slot)?;
     session.login(UserType::So, Some(&so_pin.auth_pin()))?;
     session.init_pin(&user_pin.auth_pin())?;
     session.logout()?;
-    summary(&context, slot)
+    Ok(())
 }
 
 /// Changes the user PIN of token `label` from `old` to `new`.
@@ -175,13 +189,13 @@ pub fn change_pin(module: &Path, label: &str, old: &Pin, new: &Pin) -> Result<()
     Ok(())
 }
 
-/// Whether the module has a token labelled `label` (without listing its mechanisms, which
+/// The token labelled `label`, if the module has one (without listing its mechanisms, which
 /// some modules answer with types cryptoki reports as errors).
-pub fn token_exists(module: &Path, label: &str) -> Result<bool> {
+pub fn find(module: &Path, label: &str) -> Result<Option<TokenSummary>> {
     let context = load_module(module)?;
     match find_token(&context, label, module) {
-        Ok(_) => Ok(true),
-        Err(Error::TokenNotFound { .. }) => Ok(false),
+        Ok(slot) => summary(&context, slot).map(Some),
+        Err(Error::TokenNotFound { .. }) => Ok(None),
         Err(other) => Err(other),
     }
 }

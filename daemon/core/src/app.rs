@@ -101,7 +101,7 @@ impl App {
             let (hsm, file) = (Arc::clone(&hsm), config.auth.token_secret_file.clone());
             tokio::task::spawn_blocking(move || crate::locked::read(&file, &*hsm))
                 .await
-                .map_err(|e| Error::Ca(format!("HSM task failed: {e}")))??
+                .map_err(Error::task("an HSM call"))??
         };
         let tokens = TokenKeys::new(
             &token_secret,
@@ -152,7 +152,7 @@ impl App {
         let hsm = Arc::clone(&self.hsm);
         tokio::task::spawn_blocking(move || operation(&hsm))
             .await
-            .map_err(|e| Error::Ca(format!("HSM task failed: {e}")))?
+            .map_err(Error::task("an HSM call"))?
     }
 
     /// Makes sure the built-in roles exist (idempotent, as `lemur init` must be).

@@ -10,6 +10,9 @@ use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
+mod template;
+pub use template::{SecretsIn, Template};
+
 /// The only configuration format this build reads.
 pub const CONFIG_VERSION: u32 = 1;
 
@@ -281,6 +284,20 @@ pub struct FrontendConfig {
 }
 
 impl FrontendConfig {
+    /// A certificate from `authority` for `names`, written as `chain.pem` and `key.pem` in
+    /// `dir`, with the default owner, key type and validity.
+    pub fn new(authority: &str, names: Vec<String>, dir: &Path) -> Self {
+        Self {
+            authority: authority.to_owned(),
+            names,
+            certificate: dir.join("chain.pem"),
+            private_key: dir.join("key.pem"),
+            owner: default_frontend_owner(),
+            key_type: default_frontend_key_type(),
+            validity_days: default_frontend_validity(),
+        }
+    }
+
     /// Refuses what would fail only when the daemon first issues.
     fn check(&self) -> std::result::Result<(), String> {
         if self.authority.trim().is_empty() {
@@ -360,6 +377,16 @@ pub struct AddressRange {
 }
 
 impl AddressRange {
+    /// The address as written (IPv4-mapped IPv6 addresses as IPv4), before the prefix.
+    pub fn ip(&self) -> IpAddr {
+        self.network
+    }
+
+    /// The prefix length.
+    pub fn prefix(&self) -> u8 {
+        self.prefix
+    }
+
     /// Whether `ip` lies in the range (IPv4-mapped IPv6 addresses count as IPv4).
     pub fn contains(&self, ip: IpAddr) -> bool {
         let bits = |ip: IpAddr| match ip.to_canonical() {
@@ -580,123 +607,11 @@ impl Config {
     }
 }
 
-/// The text `lemur create_config` writes: every key, commented, with secrets as file paths.
-pub fn template(
-    state_dir: &Path,
-    listen: &str,
-    database_url: &str,
-    hsm_environment: &[(&str, &str)],
-) -> String {
-    let state = state_dir.display();
-    let suffixes = crate::ca::suffixes::DEBIAN_LIST;
-    let environment = hsm_environment
-        .iter()
-        .map(|(name, value)| format!("{name} = {value:?}"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    format!(
-        r#"# Lemur-HSM configuration. Secrets are never written here: each *_file key names a file
-# (0600, owned by the lemur user; in production a systemd credential).
-version = {CONFIG_VERSION}
-
-# Where the daemon keeps its state (the SQLite database lives here by default).
-state_dir = "{state}"
-
-[server]
-# "127.0.0.1:8000", or "unix:/run/lemur/lemur.sock" behind the bundled nginx.
-listen = "{listen}"
-# Serve HTTPS directly (no nginx in front): PEM chain and key (0600).
-# tls_certificate = "/etc/lemur/tls/chain.pem"
-# tls_private_key = "/etc/lemur/tls/key.pem"
-# Peers whose X-Forwarded-For (last entry) names the client, e.g. ["unix"] behind the bundled nginx.
-trusted_proxies = []
-# Seconds a request body may take to arrive, and requests served at once.
-request_timeout_secs = 60
-max_in_flight_requests = 512
-# Seconds a connection may take to send its headers (also the keep-alive idle limit), and
-# connections open at once (more wait in the kernel's backlog; keep under `ulimit -n`).
-header_timeout_secs = 30
-max_connections = 768
-# Connections open at once from one address (not counting trusted proxies).
-max_connections_per_client = 64
-
-[database]
-# sqlite:///path/lemur.db (embedded default) or postgres://lemur@db.example.com/lemur (scale-out).
-url = "{database_url}"
-# password_file = "/etc/lemur/db-password"
-max_connections = 8
-# Seconds a request waits for a connection before answering 503 (retry later).
-acquire_timeout_secs = 5
-# PostgreSQL on another machine is reached over TLS with the server's certificate and name
-# verified (sslmode=verify-full), against the system's CAs or this file:
-# tls_ca_file = "/etc/lemur/db-ca.pem"
-# allow_unverified_tls = false
-
-[hsm]
-# PKCS#11 module; SoftHSM2's Debian path when absent.
-# module = "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so"
-token = "lemur"
-pin_file = "{state}/secrets/hsm-pin"
-# pool_size = 2            # HSM sessions; default: number of CPUs
-kek_label = "lemur-kek"
-checkout_timeout_secs = 30
-# Environment the PKCS#11 module reads when it loads, set by every lemur command before it opens
-# the token, e.g. {{ SOFTHSM2_CONF = "/etc/softhsm/softhsm2.conf" }}.
-environment = {{ {environment} }}
-
-[auth]
-token_secret_file = "{state}/secrets/token-secret"
-token_lifetime_minutes = 60
-
-[defaults]
-country = "US"
-state = "California"
-location = "Los Gatos"
-organization = "Example"
-organizational_unit = "Operations"
-security_team_email = "security@example.com"
-validity_days = 365
-
-[entropy]
-# Seconds between re-runs of the SP 800-90B health tests on the kernel CRNG and the HSM RNG. Key
-# generation and issuance are refused while the latest run failed.
-recheck_interval_secs = 600
-# Hardware RNG devices to health-test as well, e.g. ["/dev/hwrng"].
-devices = []
-
-[keys]
-# Keys generated in the HSM ahead of demand, per key type, for certificates issued without a
-# CSR: held in the daemon's memory only (wiped when used or at exit), each given to one
-# certificate. RSA keys take the token a tenth of a second and more each. Size this to the
-# bursts you expect; {{}} turns it off.
-ready = {{ RSA2048 = 32 }}
-
-# The certificate nginx serves, issued by one of this appliance's authorities and issued again
-# once a third of its validity is left (systemd/lemur-frontend.path then reloads nginx: it
-# watches /var/lib/lemur/frontend/chain.pem, so change it there too if you change the path).
-# [frontend]
-# authority = "appliance"
-# names = ["lemur.example.com", "192.0.2.10"]
-# certificate = "{state}/frontend/chain.pem"
-# private_key = "{state}/frontend/key.pem"
-# validity_days = 90
-
-[metrics]
-# Client addresses or networks ("10.0.0.0/8") that may read /metrics (Prometheus text); the
-# bundled nginx also limits /metrics to loopback. [] turns it off.
-allow = ["127.0.0.1", "::1"]
-
-[names]
-# The public suffix list (Debian's publicsuffix package), against which CA/Browser Forum
-# compliant authorities check names: a registered TLD, no wildcard over a public suffix.
-public_suffix_list = "{suffixes}"
-# Roles that may mark domains sensitive and issue for them, besides admin.
-sensitive_domain_roles = []
-# Domains anyone but admin and global_cert_issuer may issue for; any when empty.
-allowed_domains = []
-"#
-    )
-}
+/// The HSM user PIN's name: its file in the state directory's `secrets/`, or its systemd
+/// credential (`LoadCredentialEncrypted=hsm-pin:...` in systemd/lemur.service).
+pub const HSM_PIN: &str = "hsm-pin";
+/// The token signing secret's name, as a file or a credential (see [`HSM_PIN`]).
+pub const TOKEN_SECRET: &str = "token-secret";
 
 #[cfg(test)]
 mod tests {
@@ -721,12 +636,15 @@ mod tests {
 
     #[test]
     fn the_template_parses() {
-        let config = Config::parse(&template(
-            Path::new("/var/lib/lemur"),
-            "127.0.0.1:8000",
-            "sqlite:///var/lib/lemur/lemur.db",
-            &[("SOFTHSM2_CONF", "/var/lib/lemur/softhsm2.conf")],
-        ))
+        let config = Config::parse(
+            &Template::new(
+                Path::new("/var/lib/lemur"),
+                "127.0.0.1:8000",
+                "sqlite:///var/lib/lemur/lemur.db",
+                &[("SOFTHSM2_CONF", "/var/lib/lemur/softhsm2.conf")],
+            )
+            .render(),
+        )
         .unwrap();
         assert_eq!(
             config.hsm.environment["SOFTHSM2_CONF"],
@@ -741,12 +659,13 @@ mod tests {
 
     #[test]
     fn secrets_may_be_systemd_credentials() {
-        let text = template(
+        let text = Template::new(
             Path::new("/var/lib/lemur"),
             "unix:/run/lemur/lemur.sock",
             "sqlite:///var/lib/lemur/lemur.db",
             &[],
         )
+        .render()
         .replace(
             "/var/lib/lemur/secrets/hsm-pin",
             "$CREDENTIALS_DIRECTORY/hsm-pin",
@@ -774,7 +693,8 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_named() {
-        let text = template(Path::new("/x"), "127.0.0.1:1", "sqlite:///x/db", &[])
+        let text = Template::new(Path::new("/x"), "127.0.0.1:1", "sqlite:///x/db", &[])
+            .render()
             .replace("token_lifetime_minutes", "token_lifetime_minutez");
         let error = Config::parse(&text).unwrap_err();
         assert!(error.contains("token_lifetime_minutez"), "{error}");
@@ -784,7 +704,8 @@ mod tests {
     fn ready_keys_must_be_key_types_in_reason() {
         let with = |ready: &str| {
             Config::parse(
-                &template(Path::new("/x"), "127.0.0.1:1", "sqlite:///x/db", &[])
+                &Template::new(Path::new("/x"), "127.0.0.1:1", "sqlite:///x/db", &[])
+                    .render()
                     .replace("ready = { RSA2048 = 32 }", ready),
             )
         };
@@ -807,7 +728,8 @@ mod tests {
 
     #[test]
     fn other_versions_are_refused() {
-        let text = template(Path::new("/x"), "127.0.0.1:1", "sqlite:///x/db", &[])
+        let text = Template::new(Path::new("/x"), "127.0.0.1:1", "sqlite:///x/db", &[])
+            .render()
             .replace("version = 1", "version = 2");
         assert!(Config::parse(&text).unwrap_err().contains("version = 2"));
     }
@@ -815,10 +737,12 @@ mod tests {
     #[test]
     fn trusted_proxies_are_addresses_compared_as_addresses() {
         let with = |proxies: &str| {
-            let text = template(Path::new("/x"), "127.0.0.1:1", "sqlite:///x/db", &[]).replace(
-                "trusted_proxies = []",
-                &format!("trusted_proxies = {proxies}"),
-            );
+            let text = Template::new(Path::new("/x"), "127.0.0.1:1", "sqlite:///x/db", &[])
+                .render()
+                .replace(
+                    "trusted_proxies = []",
+                    &format!("trusted_proxies = {proxies}"),
+                );
             Config::parse(&text)
         };
         let error = with(r#"["10.0.0.0/8"]"#).unwrap_err();

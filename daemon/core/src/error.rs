@@ -107,6 +107,15 @@ pub enum Error {
     /// Building or signing a certificate failed.
     #[error("certificate authority error: {0}")]
     Ca(String),
+    /// Work run off the async runtime (an HSM call, a token set-up) panicked or was cancelled
+    /// before it finished: a bug, or the runtime shutting down. Nothing says what it did.
+    #[error("{task} stopped before it finished ({source}); see the log, and retry")]
+    Task {
+        /// What the work was.
+        task: &'static str,
+        /// Why it stopped.
+        source: tokio::task::JoinError,
+    },
 }
 
 impl Error {
@@ -147,7 +156,8 @@ impl Error {
             | Error::Permissions { .. }
             | Error::Io { .. }
             | Error::Locked { .. }
-            | Error::Ca(_) => "internal",
+            | Error::Ca(_)
+            | Error::Task { .. } => "internal",
         }
     }
 
@@ -158,6 +168,11 @@ impl Error {
             self.code(),
             "entropy_unhealthy" | "hsm_unavailable" | "database_unavailable" | "overloaded"
         )
+    }
+
+    /// Wraps the failure of blocking work (`spawn_blocking`) with what the work was.
+    pub fn task(task: &'static str) -> impl FnOnce(tokio::task::JoinError) -> Self {
+        move |source| Error::Task { task, source }
     }
 
     /// Wraps an I/O error with what was being done.

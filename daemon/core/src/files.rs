@@ -196,6 +196,27 @@ pub fn temporary_path(path: &Path) -> PathBuf {
 /// command as root must not leave a file the daemon's user may not read (and one who is not
 /// root is told so).
 pub fn replace_private(path: &Path, content: &[u8], owner_of: Option<&Path>) -> Result<()> {
+    replace(path, content, 0o600, owner_of)
+}
+
+/// Writes `content` to `path` with `mode` (whatever the umask) as [`replace_private`] does,
+/// unless the file already holds exactly that with that mode; says whether it wrote. Files
+/// made again at every boot stay untouched when nothing changed, so whoever watches them is
+/// not woken for nothing.
+pub fn replace_if_changed(path: &Path, content: &[u8], mode: u32) -> Result<bool> {
+    let unchanged = std::fs::symlink_metadata(path).is_ok_and(|found| {
+        found.is_file()
+            && found.permissions().mode() & 0o7777 == mode
+            && std::fs::read(path).is_ok_and(|old| old == content)
+    });
+    if unchanged {
+        return Ok(false);
+    }
+    replace(path, content, mode, None)?;
+    Ok(true)
+}
+
+fn replace(path: &Path, content: &[u8], mode: u32, owner_of: Option<&Path>) -> Result<()> {
     let temporary = temporary_path(path);
     let context = format!("writing {}", temporary.display());
     let _ = std::fs::remove_file(&temporary);
@@ -205,6 +226,10 @@ pub fn replace_private(path: &Path, content: &[u8], owner_of: Option<&Path>) -> 
         .mode(0o600)
         .open(&temporary)
         .map_err(Error::io(context.clone()))?;
+    if mode != 0o600 {
+        file.set_permissions(std::fs::Permissions::from_mode(mode))
+            .map_err(Error::io(context.clone()))?;
+    }
     if let Some(model) = owner_of {
         let found = metadata(model)?;
         if found.uid() != effective_uid() {
@@ -242,6 +267,49 @@ pub fn create_private_dir(dir: &Path) -> Result<()> {
     std::fs::create_dir_all(dir).map_err(Error::io(format!("creating {}", dir.display())))?;
     std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
         .map_err(Error::io(format!("restricting {}", dir.display())))
+}
+
+/// Creates `dir` (and parents) with mode 0700 when it is missing; one that exists keeps its
+/// mode, which whoever made it (systemd-tmpfiles, an operator) chose.
+pub fn ensure_private_dir(dir: &Path) -> Result<()> {
+    match std::fs::symlink_metadata(dir) {
+        Ok(_) => Ok(()),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => create_private_dir(dir),
+        Err(error) => Err(Error::io(format!("reading {}", dir.display()))(error)),
+    }
+}
+
+/// The bytes of a small file that a less privileged user may have written, as a root command
+/// reads it: never through a symbolic link, never a FIFO or a device (which could block or
+/// feed without end), never a file with another name (a hard link to a file that user may
+/// not read), at most `max` bytes. The caller still validates every byte it uses, and never
+/// repeats what it refused: the file might hold anything.
+pub fn read_untrusted(path: &Path, max: u64) -> Result<Vec<u8>> {
+    use rustix::fs::{Mode, OFlags};
+    let context = format!("reading {}", path.display());
+    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
+    let descriptor = rustix::fs::open(path, flags, Mode::empty())
+        .map_err(|e| Error::io(context.clone())(e.into()))?;
+    let file = std::fs::File::from(descriptor);
+    let found = file.metadata().map_err(Error::io(context.clone()))?;
+    let refused = |problem: &str| {
+        Error::io(context.clone())(std::io::Error::other(format!(
+            "{problem}: it is not what the less privileged side writes there; remove it and run that side again"
+        )))
+    };
+    if !found.is_file() {
+        return Err(refused("not a regular file"));
+    }
+    if found.nlink() != 1 {
+        return Err(refused("it has more than one name (a hard link)"));
+    }
+    if found.len() > max {
+        return Err(refused(&format!("it is larger than {max} bytes")));
+    }
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut std::io::Read::take(file, max), &mut bytes)
+        .map_err(Error::io(context))?;
+    Ok(bytes)
 }
 
 /// `len` random bytes from the OS, hex-encoded (for generated PINs and secrets).
@@ -290,6 +358,61 @@ mod tests {
             let error = check_private(&secret).unwrap_err().to_string();
             assert!(error.contains("owned by uid 65534"), "{error}");
         }
+    }
+
+    #[test]
+    fn replace_if_changed_writes_a_change_only() {
+        let base = tempfile::tempdir().unwrap();
+        let file = base.path().join("10-lemur.network");
+        assert!(replace_if_changed(&file, b"one", 0o644).unwrap());
+        assert_eq!(
+            std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+            0o644
+        );
+        assert!(!replace_if_changed(&file, b"one", 0o644).unwrap());
+        assert!(replace_if_changed(&file, b"one", 0o600).unwrap());
+        assert!(replace_if_changed(&file, b"two", 0o600).unwrap());
+        assert_eq!(std::fs::read(&file).unwrap(), b"two");
+    }
+
+    #[test]
+    fn a_missing_private_dir_is_made_and_an_existing_one_kept() {
+        let base = tempfile::tempdir().unwrap();
+        let dir = base.path().join("a/b");
+        ensure_private_dir(&dir).unwrap();
+        assert_eq!(
+            std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
+        set_mode(&dir, 0o755);
+        ensure_private_dir(&dir).unwrap();
+        assert_eq!(
+            std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777,
+            0o755
+        );
+    }
+
+    #[test]
+    fn untrusted_files_are_read_only_when_plain_small_and_alone() {
+        let base = tempfile::tempdir().unwrap();
+        let file = base.path().join("facts");
+        std::fs::write(&file, b"url=x\n").unwrap();
+        assert_eq!(read_untrusted(&file, 64).unwrap(), b"url=x\n");
+        let refused = |path: &Path, why: &str| {
+            let error = read_untrusted(path, 64).unwrap_err().to_string();
+            assert!(error.contains(why), "{error}");
+        };
+        std::fs::write(&file, [b'x'; 65]).unwrap();
+        refused(&file, "larger than 64 bytes");
+        std::fs::write(&file, b"url=x\n").unwrap();
+        let link = base.path().join("link");
+        std::os::unix::fs::symlink(&file, &link).unwrap();
+        // O_NOFOLLOW: the kernel refuses a symbolic link (ELOOP).
+        assert!(read_untrusted(&link, 64).is_err());
+        let second_name = base.path().join("second");
+        std::fs::hard_link(&file, &second_name).unwrap();
+        refused(&file, "more than one name");
+        refused(base.path(), "not a regular file");
     }
 
     #[test]

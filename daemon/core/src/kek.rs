@@ -197,7 +197,7 @@ async fn reseal_keys(
     }
     let mut outcomes = Vec::new();
     while let Some(done) = tasks.join_next().await {
-        outcomes.extend(done.map_err(|e| Error::Ca(format!("HSM task failed: {e}")))?);
+        outcomes.extend(done.map_err(Error::task("an HSM call"))?);
     }
     Ok(outcomes)
 }

@@ -68,7 +68,7 @@ pub async fn app(config: Config, clock: Arc<dyn Clock>) -> Result<(App, Arc<Pkcs
         }
     })
     .await
-    .map_err(|e| Error::Ca(format!("HSM start-up task failed: {e}")))??;
+    .map_err(Error::task("the HSM start-up"))??;
     let store =
         SqlStore::connect(&config.database, password.as_deref().map(|p| p.as_str())).await?;
     let app = App::new(Parts {
@@ -112,6 +112,6 @@ pub async fn ensure_baseline(app: &App, keys: &Arc<Pkcs11KeyStore>) -> Result<()
         Ok(())
     })
     .await
-    .map_err(|e| Error::Ca(format!("HSM task failed: {e}")))??;
+    .map_err(Error::task("an HSM call"))??;
     app.ensure_builtin_roles().await
 }

@@ -15,7 +15,7 @@ pub async fn entropy(config_path: &Path) -> Result<()> {
         Ok(monitor.check())
     })
     .await
-    .map_err(|e| Error::Ca(format!("entropy check task failed: {e}")))??;
+    .map_err(Error::task("the entropy check"))??;
     println!("{report}");
     match report.reason {
         None => Ok(()),

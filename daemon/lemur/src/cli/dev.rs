@@ -1,18 +1,15 @@
 //! `lemur dev` (in the spirit of `vault server -dev`) and `lemur create_config`.
 
+use super::root_ca::{self, RootCa};
 use super::serve::{self, Mode};
+use super::token::{self, ADMIN_PASSWORD, HSM_PIN, HSM_SO_PIN, SecretFiles, TOKEN_SECRET};
 use super::users;
 use lemur_core::app::DEFAULT_ADMIN;
-use lemur_core::ca::x509;
-use lemur_core::config::{self, Config, FrontendConfig};
-use lemur_core::files::{create_private_dir, random_hex, write_private};
-use lemur_core::policy::Subject;
+use lemur_core::config::{Config, FrontendConfig, Template};
+use lemur_core::files::{create_private_dir, write_private};
 use lemur_core::{Error, Result, clock};
 use lemur_hsm::Pin;
 use std::path::{Path, PathBuf};
-
-/// The SoftHSM2 token label `dev` creates.
-const DEV_TOKEN: &str = "lemur";
 
 /// `lemur create_config`: the configuration file and fresh secrets (token secret, HSM PIN).
 pub fn create_config(
@@ -31,19 +28,17 @@ pub fn create_config(
     create_private_dir(state_dir)?;
     let secrets = state_dir.join("secrets");
     create_private_dir(&secrets)?;
-    for (name, bytes) in [("token-secret", 32), ("hsm-pin", 12)] {
-        let file = secrets.join(name);
-        if !file.exists() {
-            write_private(&file, random_hex(bytes)?.as_bytes())?;
-        }
+    for secret in [TOKEN_SECRET, HSM_PIN] {
+        SecretFiles(&secrets).ensure(&secret)?;
     }
     let default_url = format!("sqlite://{}", state_dir.join("lemur.db").display());
-    let text = config::template(
+    let text = Template::new(
         state_dir,
         listen,
         database_url.unwrap_or(&default_url),
         hsm_environment,
-    );
+    )
+    .render();
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent)
             .map_err(Error::io(format!("creating {}", parent.display())))?;
@@ -57,36 +52,13 @@ pub fn create_config(
     Ok(())
 }
 
-/// The SoftHSM2 configuration of the dev token directory, created on first use.
-fn softhsm_conf(state_dir: &Path) -> Result<PathBuf> {
-    let dir = state_dir.join("softhsm");
-    create_private_dir(&dir.join("tokens"))?;
-    let conf = dir.join("softhsm2.conf");
-    if !conf.exists() {
-        let text = format!(
-            "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n",
-            dir.join("tokens").display()
-        );
-        write_private(&conf, text.as_bytes())?;
-    }
-    Ok(conf)
-}
-
-/// The dev token, initialised with fresh PINs on first use.
+/// The dev token, initialised with fresh PINs on first use (its SO PIN beside the others).
 fn ensure_token(config: &Config, secrets: &Path) -> Result<()> {
-    let module = config.hsm.module_path();
-    if lemur_hsm::admin::token_exists(&module, DEV_TOKEN)? {
-        return Ok(());
-    }
-    let so_pin_file = secrets.join("hsm-so-pin");
-    if !so_pin_file.exists() {
-        write_private(&so_pin_file, random_hex(12)?.as_bytes())?;
-    }
-    let so_pin = Pin::from_file(&so_pin_file)?;
-    let user_pin = Pin::from_file(&config.hsm.pin_file)?;
-    lemur_hsm::admin::init_token(&module, DEV_TOKEN, &so_pin, &user_pin)?;
-    println!("created SoftHSM2 token {DEV_TOKEN:?}");
-    Ok(())
+    token::ensure_token(
+        &config.hsm,
+        || token::pin(SecretFiles(secrets).ensure(&HSM_SO_PIN)?),
+        || Ok(Pin::from_file(&config.hsm.pin_file)?),
+    )
 }
 
 /// What `lemur dev` was asked for besides the state directory.
@@ -114,8 +86,15 @@ pub enum Transport {
     DevCa,
 }
 
-/// The dev CA's name, and where its certificate is written for clients to trust.
-const DEV_CA: &str = "lemur-dev";
+/// The dev CA, and where its certificate is written for clients to trust.
+const DEV_ROOT: RootCa<'static> = RootCa {
+    name: "lemur-dev",
+    owner: "dev",
+    common_name: "Lemur-HSM Dev Root",
+    description: "made by `lemur dev` to serve HTTPS",
+    validity_years: 5,
+    crl_url: None,
+};
 const DEV_CA_FILE: &str = "dev-ca.pem";
 
 /// `lemur dev`: everything in `state_dir`, created if missing, then the daemon in the foreground.
@@ -124,7 +103,8 @@ pub async fn run(state_dir: &Path, options: DevOptions) -> Result<()> {
     let state_dir = state_dir
         .canonicalize()
         .map_err(Error::io(format!("resolving {}", state_dir.display())))?;
-    let softhsm = softhsm_conf(&state_dir)?;
+    let softhsm = state_dir.join("softhsm/softhsm2.conf");
+    token::softhsm_conf(&softhsm)?;
     let config_path = state_dir.join("lemur.toml");
     if !config_path.exists() {
         let softhsm = softhsm.to_string_lossy();
@@ -147,14 +127,11 @@ pub async fn run(state_dir: &Path, options: DevOptions) -> Result<()> {
     config.server.listen = options.listen.clone();
     config.server.web_root = options.web_root.as_deref().map(web_root).transpose()?;
     let secrets = state_dir.join("secrets");
-    let generated_password = secrets.join("admin-password");
     let password_file = match options.admin_password_file {
         Some(file) => file,
         None => {
-            if !generated_password.exists() {
-                write_private(&generated_password, random_hex(16)?.as_bytes())?;
-            }
-            generated_password
+            SecretFiles(&secrets).ensure(&ADMIN_PASSWORD)?;
+            secrets.join(ADMIN_PASSWORD.name)
         }
     };
     let hsm_config = config.clone();
@@ -162,7 +139,7 @@ pub async fn run(state_dir: &Path, options: DevOptions) -> Result<()> {
         ensure_token(&hsm_config, &hsm_config.state_dir.join("secrets"))
     })
     .await
-    .map_err(|e| Error::Ca(format!("token set-up failed: {e}")))??;
+    .map_err(Error::task("the token set-up"))??;
     if let Transport::Https((certificate, key)) = &options.transport {
         config.server.tls_certificate = Some(certificate.clone());
         config.server.tls_private_key = Some(key.clone());
@@ -178,7 +155,10 @@ pub async fn run(state_dir: &Path, options: DevOptions) -> Result<()> {
     let (app, keys) = crate::open::app(config, clock::system()).await?;
     users::init_app(&app, &keys, Some(&password_file)).await?;
     let trust = match &app.config.frontend {
-        Some(frontend) => Some(dev_certificate(&app, frontend).await?),
+        Some(frontend) => {
+            let root_file = app.config.state_dir.join(DEV_CA_FILE);
+            Some(root_ca::issue_frontend(&app, &DEV_ROOT, frontend, &root_file).await?)
+        }
         None => None,
     };
     println!("==================================================================");
@@ -233,61 +213,8 @@ fn dev_frontend(state_dir: &Path, listen: &str) -> FrontendConfig {
             names.push(ip.to_string());
         }
     }
-    let dir = state_dir.join("frontend");
     FrontendConfig {
-        authority: DEV_CA.to_owned(),
-        names,
-        certificate: dir.join("chain.pem"),
-        private_key: dir.join("key.pem"),
-        owner: "dev".to_owned(),
-        key_type: "ECCPRIME256V1".to_owned(),
-        validity_days: 90,
+        owner: DEV_ROOT.owner.to_owned(),
+        ..FrontendConfig::new(DEV_ROOT.name, names, &state_dir.join("frontend"))
     }
-}
-
-/// The dev CA's root, for a client to trust: where it was written, and its fingerprint.
-struct Trust {
-    file: PathBuf,
-    fingerprint: String,
-}
-
-/// Creates the dev CA on first use, has the daemon's certificate issued by it (or finds it
-/// current), and writes the root where clients can read it.
-async fn dev_certificate(app: &lemur_core::App, frontend: &FrontendConfig) -> Result<Trust> {
-    let subject = Subject::System("dev");
-    if app.store.authority_by_name(DEV_CA).await?.is_none() {
-        let request = serde_json::json!({
-            "name": DEV_CA, "owner": "dev", "commonName": "Lemur-HSM Dev Root",
-            "type": "root", "keyType": "ECCPRIME256V1", "validityYears": 5,
-            "description": "made by `lemur dev` to serve HTTPS",
-        });
-        let request = serde_json::from_value(request)
-            .map_err(|e| Error::Ca(format!("the dev CA's request: {e}")))?;
-        let id = lemur_core::authorities::create(app, &subject, request).await?;
-        println!("created the dev CA {DEV_CA:?} (authority {id}) in the token");
-    }
-    lemur_core::frontend::ensure(app, frontend).await?;
-    let root = lemur_core::authorities::get(
-        app,
-        &subject,
-        app.store
-            .authority_by_name(DEV_CA)
-            .await?
-            .map(|authority| authority.id)
-            .ok_or_else(|| Error::Ca(format!("the authority {DEV_CA} vanished")))?,
-    )
-    .await?
-    .certificate
-    .ok_or_else(|| Error::Ca(format!("the authority {DEV_CA} has no certificate")))?;
-    let file = app.config.state_dir.join(DEV_CA_FILE);
-    std::fs::write(&file, root.body.as_bytes())
-        .map_err(Error::io(format!("writing {}", file.display())))?;
-    let der = x509::first_certificate(&root.body, "authority")?;
-    let fingerprint = x509::sha256_hex(&der)
-        .as_bytes()
-        .chunks(2)
-        .map(|pair| String::from_utf8_lossy(pair).to_uppercase())
-        .collect::<Vec<_>>()
-        .join(":");
-    Ok(Trust { file, fingerprint })
 }

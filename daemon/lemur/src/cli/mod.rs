@@ -1,10 +1,14 @@
-//! The `lemur` command line: Lemur's operator commands plus `dev` for a one-command local appliance.
+//! The `lemur` command line: Lemur's operator commands plus `dev` for a one-command local
+//! appliance, and `appliance` for the appliance image's boot.
 
+mod appliance;
 mod check;
 mod dev;
 mod notify;
+mod root_ca;
 mod secrets;
 mod serve;
+mod token;
 mod users;
 
 use clap::{Parser, Subcommand};
@@ -137,6 +141,12 @@ enum Command {
         /// that reported keys left behind).
         #[arg(long)]
         reseal_only: bool,
+    },
+    /// The appliance image's boot: the seed file, the settings it asks for, first-boot
+    /// provisioning.
+    Appliance {
+        #[command(subcommand)]
+        command: appliance::ApplianceCommand,
     },
     /// Set a new password for a local user.
     #[command(name = "reset_password", alias = "reset-password")]
@@ -277,5 +287,6 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Notify {
             command: NotifyCommand::Expirations { exclude, dry_run },
         } => notify::expirations(&cli.config, &exclude, dry_run).await,
+        Command::Appliance { command } => appliance::run(command).await,
     }
 }

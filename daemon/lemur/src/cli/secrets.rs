@@ -25,7 +25,7 @@ pub async fn lock(config_path: &Path, direction: Direction) -> Result<()> {
     crate::open::module_environment(&config)?;
     tokio::task::spawn_blocking(move || lock_files(&config, direction))
         .await
-        .map_err(|e| Error::Ca(format!("HSM task failed: {e}")))?
+        .map_err(Error::task("an HSM call"))?
 }
 
 fn lock_files(config: &Config, direction: Direction) -> Result<()> {
@@ -110,7 +110,7 @@ pub async fn rotate_kek(config_path: &Path, reseal_only: bool) -> Result<()> {
             .ok_or_else(|| Error::invalid("kek", "the token holds no KEK: run `lemur init`"))
     })
     .await
-    .map_err(|e| Error::Ca(format!("HSM task failed: {e}")))??;
+    .map_err(Error::task("an HSM call"))??;
     if reseal_only {
         println!("sealing under {} (version {})", kek.uri, kek.version);
     } else {

@@ -468,33 +468,14 @@ fn shipped_drop_in() -> PathBuf {
 /// root, so it runs wherever rsyslog is installed.
 #[test]
 fn rsyslog_drop_in_passes_rsyslogds_check_beside_debians_configuration() {
-    let debian = std::fs::read_to_string("/etc/rsyslog.conf")
-        .expect("/etc/rsyslog.conf (Debian package rsyslog)");
     let dir = tempfile::tempdir().unwrap();
     let included = dir.path().join("rsyslog.d");
     std::fs::create_dir(&included).unwrap();
     std::fs::copy(shipped_drop_in(), included.join("lemur-remote.conf")).unwrap();
-    let include = "$IncludeConfig /etc/rsyslog.d/*.conf";
-    assert!(debian.contains(include), "Debian's rsyslog.conf changed");
-    let config = dir.path().join("rsyslog.conf");
-    std::fs::write(
-        &config,
-        debian.replace(
-            include,
-            &format!("$IncludeConfig {}/*.conf", included.display()),
-        ),
-    )
-    .unwrap();
-    let output = Command::new("rsyslogd")
-        .args(["-N1", "-f"])
-        .arg(&config)
-        .output()
-        .expect("rsyslogd (Debian package rsyslog)");
-    let said = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success() && !said.contains("error") && !said.contains("warning"),
-        "{said}"
-    );
+    crate::support::rsyslog_accepts_debians_configuration_with(&format!(
+        "$IncludeConfig {}/*.conf",
+        included.display()
+    ));
 }
 
 /// The appliance's rsyslogd: the shipped drop-in (templated), included from a main configuration

@@ -9,10 +9,15 @@ use std::process::Command;
 /// The rows `sql` returns from the SQLite database of `daemon`, one per line, columns separated
 /// by `|`.
 pub fn sqlite_query(daemon: &Daemon, sql: &str) -> String {
+    sqlite_query_at(&daemon.state_dir().join("lemur.db"), sql)
+}
+
+/// The rows `sql` returns from the SQLite database `database`, as [`sqlite_query`] gives them.
+pub fn sqlite_query_at(database: &Path, sql: &str) -> String {
     let script = "import sqlite3, sys\nfor row in sqlite3.connect(sys.argv[1]).execute(sys.argv[2]):\n    print('|'.join('' if v is None else str(v) for v in row))";
     let output = Command::new("python3")
         .args(["-c", script])
-        .arg(daemon.state_dir().join("lemur.db"))
+        .arg(database)
         .arg(sql)
         .output()
         .unwrap();
@@ -263,6 +268,35 @@ pub fn window(from: i64, to: i64) -> (String, String) {
             .unwrap()
     };
     (at(from), at(to))
+}
+
+/// rsyslogd's configuration check (`rsyslogd -N1`) passes, with neither error nor warning, on
+/// Debian's own rsyslog.conf whose include of /etc/rsyslog.d is replaced by `include` (a line of
+/// rsyslog configuration including what is checked).
+pub fn rsyslog_accepts_debians_configuration_with(include: &str) {
+    let debian = std::fs::read_to_string("/etc/rsyslog.conf")
+        .expect("/etc/rsyslog.conf (Debian package rsyslog)");
+    let debians_include = "$IncludeConfig /etc/rsyslog.d/*.conf";
+    assert!(
+        debian.contains(debians_include),
+        "Debian's rsyslog.conf changed"
+    );
+    let dir = scratch();
+    let config = write(
+        dir.path(),
+        "rsyslog.conf",
+        &debian.replace(debians_include, include),
+    );
+    let output = Command::new("rsyslogd")
+        .args(["-N1", "-f"])
+        .arg(&config)
+        .output()
+        .expect("rsyslogd (Debian package rsyslog)");
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success() && !said.contains("error") && !said.contains("warning"),
+        "{said}"
+    );
 }
 
 /// The permission bits of `path`.

@@ -1,0 +1,212 @@
+//! `lemur appliance credentials`, root's part of provisioning: the appliance's generated secrets
+//! (the token's PINs, the login token secret, the admin's first password) as systemd
+//! credentials (`systemd-creds encrypt`), encrypted with the machine's credential key (the TPM's
+//! and the host key on `/var`, or the host key alone) and kept in a root-only directory. systemd
+//! decrypts them for the units that load them (`LoadCredentialEncrypted=`): provisioning and the
+//! daemon, which both run as the daemon's user. No clear copy ever reaches a disk, and a secret
+//! never appears in a command line: `systemd-creds` reads and writes it through pipes.
+//!
+//! This runs as root, so it reads nothing the daemon's user can write: its arguments come from
+//! the unit file, and of the daemon's state it only asks whether the token directory holds
+//! anything (by name, without reading it), so as never to make a PIN for a token that already
+//! has one.
+
+use crate::cli::token::{ADMIN_PASSWORD, Generated, HSM_PIN, HSM_SO_PIN, TOKEN_SECRET};
+use lemur_core::files::{ensure_private_dir, replace_private};
+use lemur_core::{Error, Result};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+use zeroize::Zeroizing;
+
+/// systemd's host key for credentials, which the encrypted files are useless without.
+const HOST_KEY: &str = "/var/lib/systemd/credential.secret";
+
+/// The most `systemd-creds` prints here: a secret of a few dozen bytes, or its encrypted form.
+const MAX_OUTPUT: usize = 64 * 1024;
+
+/// The credentials the appliance's units load, and whether each is tied to the token: a PIN
+/// made again would not open the token made with the old one. The login token secret and the
+/// admin's first password may be made again (sessions end; the console stops showing a password
+/// the admin account does not have).
+const CREDENTIALS: [(Generated, bool); 4] = [
+    (HSM_PIN, true),
+    (HSM_SO_PIN, true),
+    (TOKEN_SECRET, false),
+    (ADMIN_PASSWORD, false),
+];
+
+/// `lemur appliance credentials`: each credential checked (it decrypts) or made when missing;
+/// every problem reported before it fails.
+pub fn run(credstore: &Path, token_dir: &Path) -> Result<()> {
+    let store = Credstore::open(credstore)?;
+    let token_may_exist = token_may_exist(token_dir)?;
+    let mut failed = 0;
+    for (secret, tied_to_token) in &CREDENTIALS {
+        if let Err(error) = store.ensure(secret, *tied_to_token && token_may_exist, token_dir) {
+            eprintln!("lemur: {error}");
+            failed += 1;
+        }
+    }
+    match failed {
+        0 => Ok(()),
+        failed => Err(Error::io(format!(
+            "checking the credentials in {}",
+            credstore.display()
+        ))(std::io::Error::other(format!(
+            "{failed} credential(s) unusable (each is above)"
+        )))),
+    }
+}
+
+/// Whether the token directory holds anything. Only its entries' names are looked at, never
+/// their content; anything there but an empty directory counts as a token, since a wrong "yes"
+/// only stops a PIN from being made, and a wrong "no" loses the token.
+fn token_may_exist(dir: &Path) -> Result<bool> {
+    let context = || format!("looking for an HSM token in {}", dir.display());
+    match std::fs::symlink_metadata(dir) {
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(error) => Err(Error::io(context())(error)),
+        Ok(found) if found.is_dir() => Ok(std::fs::read_dir(dir)
+            .map_err(Error::io(context()))?
+            .next()
+            .is_some()),
+        Ok(_) => Ok(true),
+    }
+}
+
+/// The credential store directory (`/var/lib/credstore.encrypted` on the appliance, which
+/// `/etc/credstore.encrypted` links to).
+pub struct Credstore {
+    dir: PathBuf,
+}
+
+impl Credstore {
+    /// The store in `dir`, created (0700) when missing.
+    fn open(dir: &Path) -> Result<Self> {
+        ensure_private_dir(dir)?;
+        Ok(Self::at(dir))
+    }
+
+    /// The store in `dir`, to read.
+    pub fn at(dir: &Path) -> Self {
+        Self {
+            dir: dir.to_owned(),
+        }
+    }
+
+    /// The file of the credential `name`: `lemur.NAME`, the name the units load.
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(format!("lemur.{name}"))
+    }
+
+    /// Checks that `secret` decrypts, or makes it when it is missing, unless `tied_to_token`
+    /// (the token in `token_dir` may exist, and was made with the lost one).
+    fn ensure(&self, secret: &Generated, tied_to_token: bool, token_dir: &Path) -> Result<()> {
+        let file = self.path(secret.name);
+        if file.exists() {
+            return self.decrypt(secret.name).map(drop);
+        }
+        if tied_to_token {
+            return Err(Error::io(format!("reading {}", file.display()))(
+                std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    format!(
+                        "missing, but the HSM token in {} may exist, and a new {} would not open it. {}; or, to start afresh and lose every key in the token, remove {}",
+                        token_dir.display(),
+                        secret.name,
+                        self.restore_hint(),
+                        token_dir.display(),
+                    ),
+                ),
+            ));
+        }
+        let value = secret.generate()?;
+        let sealed = encrypt(secret.name, value.as_bytes())?;
+        replace_private(&file, &sealed, None)?;
+        println!("wrote the encrypted credential {}", file.display());
+        Ok(())
+    }
+
+    /// The credential `name`, decrypted, or what to do when it does not decrypt.
+    pub fn decrypt(&self, name: &str) -> Result<Zeroizing<Vec<u8>>> {
+        let file = self.path(name);
+        let name_option = format!("--name={name}");
+        let path = file.to_string_lossy();
+        systemd_creds(&["decrypt", &name_option, &path, "-"], &[])?.map_err(|status| {
+            Error::io(format!("decrypting {}", file.display()))(std::io::Error::other(format!(
+                "systemd-creds refused ({status}; its complaint is above): this machine's credential key does not open it. {}",
+                self.restore_hint()
+            )))
+        })
+    }
+
+    /// What brings a credential back.
+    fn restore_hint(&self) -> String {
+        format!(
+            "Restore {} together with {HOST_KEY} from a backup of this appliance, and boot it on the same TPM if it used one",
+            self.dir.display()
+        )
+    }
+}
+
+/// `systemd-creds encrypt` of `clear` under `name`, which systemd checks against the name the
+/// unit loads it as. Not bound to TPM PCRs (`--tpm2-pcrs=`): a firmware or Secure Boot update
+/// changes PCR 7, and a PIN that no longer decrypts is every CA key in the token lost.
+fn encrypt(name: &str, clear: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+    let name_option = format!("--name={name}");
+    systemd_creds(&["encrypt", &name_option, "--tpm2-pcrs=", "-", "-"], clear)?.map_err(|status| {
+        Error::io(format!("encrypting the credential {name}"))(std::io::Error::other(format!(
+            "systemd-creds refused ({status}; its complaint is above): check that {HOST_KEY} can be written (or that the TPM works), then boot again"
+        )))
+    })
+}
+
+/// Runs `systemd-creds` with `input` on its stdin: its stdout, or its exit status when it
+/// refused (its complaint, on stderr, passes through to the journal: it never holds a secret).
+/// The output is read into one buffer that is wiped when dropped and never grows (a growing
+/// buffer leaves copies of a secret behind).
+fn systemd_creds(
+    arguments: &[&str],
+    input: &[u8],
+) -> Result<std::result::Result<Zeroizing<Vec<u8>>, ExitStatus>> {
+    let context = format!("running systemd-creds {}", arguments.join(" "));
+    let mut child = Command::new("systemd-creds")
+        .args(arguments)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(Error::io(format!(
+            "{context} (it comes with Debian's systemd package)"
+        )))?;
+    // Dropped at the end of the block: systemd-creds sees the end of its input.
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin.write_all(input).map_err(Error::io(context.clone()))?;
+    }
+    let mut output = Zeroizing::new(vec![0u8; MAX_OUTPUT]);
+    let mut filled = 0;
+    if let Some(mut stdout) = child.stdout.take() {
+        while filled < output.len() {
+            match stdout.read(&mut output[filled..]) {
+                Ok(0) => break,
+                Ok(read) => filled += read,
+                Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(error) => return Err(Error::io(context)(error)),
+            }
+        }
+    }
+    if filled == output.len() {
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err(Error::io(context)(std::io::Error::other(format!(
+            "it printed more than {MAX_OUTPUT} bytes, more than any credential here holds"
+        ))));
+    }
+    let status = child.wait().map_err(Error::io(context))?;
+    if !status.success() {
+        return Ok(Err(status));
+    }
+    output.truncate(filled);
+    Ok(Ok(output))
+}

@@ -1,0 +1,146 @@
+//! `lemur appliance`: the appliance OS image's boot-time commands. The image's root file system is
+//! read-only and its data partition is `/var`; the operator's only input is the seed file on the
+//! EFI system partition. `apply-seed` turns the seed into the system's settings at every boot;
+//! `credentials` (as root), `provision` (as the daemon's user) and `banner` (as root) make the
+//! daemon's state at the first boot and check it at every later one; `seed check` tells the
+//! operator what is wrong with a seed before they boot it.
+//!
+//! Privilege is split so that root never loads what the daemon's user can write: root makes the
+//! encrypted credentials and the console banner from its own inputs and from two tiny files it
+//! checks strictly (see `banner.rs`); all the rest runs as the daemon's user.
+
+mod apply;
+mod banner;
+mod credstore;
+mod provision;
+mod seed;
+
+use clap::Subcommand;
+use lemur_core::{Error, Result, clock};
+use std::path::{Path, PathBuf};
+
+/// `lemur appliance ...`.
+#[derive(Subcommand)]
+pub enum ApplianceCommand {
+    /// The seed file, lemur-appliance.toml.
+    Seed {
+        #[command(subcommand)]
+        command: SeedCommand,
+    },
+    /// Write the network, time, host name, remote syslog and ssh settings the seed asks for
+    /// under DIR (at every boot, as root, before the network). A bad seed stops nothing: its
+    /// problems are reported, and safe defaults used instead. A setting that cannot be written
+    /// stops none of the others; the command fails once all were tried.
+    #[command(name = "apply-seed")]
+    ApplySeed {
+        /// The seed file (defaults for everything when it is missing).
+        #[arg(long, value_name = "FILE")]
+        seed: PathBuf,
+        /// Where the settings are written: /run on the appliance.
+        #[arg(long, value_name = "DIR")]
+        run_dir: PathBuf,
+        /// Also set the kernel's (transient) host name.
+        #[arg(long)]
+        set_hostname: bool,
+        /// Put the seed's problems and the settings not written on the console's login screen:
+        /// an agetty issue file, e.g. /run/issue.d/40-lemur-seed.issue (removed when all is
+        /// well).
+        #[arg(long, value_name = "FILE")]
+        issue_file: Option<PathBuf>,
+    },
+    /// Make the appliance's secrets as encrypted systemd credentials in DIR when they are
+    /// missing (HSM PIN and SO PIN, login token secret, admin's first password), and check that
+    /// those there decrypt. As root, before provisioning; never makes a PIN while the token
+    /// may exist.
+    Credentials {
+        /// The credential store: /var/lib/credstore.encrypted on the appliance.
+        #[arg(long, value_name = "DIR")]
+        credstore: PathBuf,
+        /// The SoftHSM2 token directory, only looked at for whether it holds anything.
+        #[arg(
+            long,
+            value_name = "DIR",
+            default_value = "/var/lib/lemur/softhsm/tokens"
+        )]
+        token_dir: PathBuf,
+    },
+    /// Make the daemon's state: configuration, SoftHSM2 token, database, admin user, the
+    /// appliance CA and nginx's certificate (as the daemon's user, with the credentials in
+    /// $CREDENTIALS_DIRECTORY, before lemur.service; safe to run again, and at every boot).
+    Provision(provision::Options),
+    /// Write the console banner (URL, CA fingerprint, the admin's first password until it is
+    /// changed) from what provisioning left in the state directory, checked strictly, and the
+    /// admin-password credential. As root, after provisioning.
+    Banner {
+        /// The daemon's state directory.
+        #[arg(long, value_name = "DIR", default_value = "/var/lib/lemur")]
+        state_dir: PathBuf,
+        /// The credential store holding lemur.admin-password.
+        #[arg(long, value_name = "DIR")]
+        credstore: PathBuf,
+        /// The agetty issue file, e.g. /run/issue.d/50-lemur.issue.
+        #[arg(long, value_name = "FILE")]
+        issue_file: PathBuf,
+    },
+}
+
+/// `lemur appliance seed ...`.
+#[derive(Subcommand)]
+pub enum SeedCommand {
+    /// Print every problem of a seed file (field and what is wrong); exit 1 when there is one.
+    Check {
+        /// The seed file.
+        file: PathBuf,
+    },
+}
+
+/// Runs an appliance command.
+pub async fn run(command: ApplianceCommand) -> Result<()> {
+    match command {
+        ApplianceCommand::Seed {
+            command: SeedCommand::Check { file },
+        } => check(&file),
+        ApplianceCommand::ApplySeed {
+            seed,
+            run_dir,
+            set_hostname,
+            issue_file,
+        } => apply::apply(&apply::Options {
+            seed: &seed,
+            run_dir: &run_dir,
+            set_hostname,
+            issue_file: issue_file.as_deref(),
+        }),
+        ApplianceCommand::Credentials {
+            credstore,
+            token_dir,
+        } => credstore::run(&credstore, &token_dir),
+        ApplianceCommand::Provision(options) => provision::run(&options).await,
+        ApplianceCommand::Banner {
+            state_dir,
+            credstore,
+            issue_file,
+        } => banner::run(&state_dir, &credstore, &issue_file),
+    }
+}
+
+/// `lemur appliance seed check`.
+fn check(file: &Path) -> Result<()> {
+    let reading = seed::read(file, clock::system().unix())?;
+    for problem in &reading.problems {
+        println!("{}: {}", problem.field, problem.reason);
+    }
+    match reading.problems.len() {
+        0 => {
+            println!("{}: no problems", file.display());
+            Ok(())
+        }
+        count => Err(Error::invalid(
+            &file.display().to_string(),
+            format!(
+                "{count} problem(s); a boot would use instead: {}",
+                reading.defaults.join("; ")
+            ),
+        )),
+    }
+}

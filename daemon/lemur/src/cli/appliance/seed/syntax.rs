@@ -1,0 +1,261 @@
+//! The syntax of each value the seed holds. Everything generated from the seed (systemd-networkd
+//! and rsyslog files, the certificate's names, the daemon's configuration) is built from values
+//! that passed these checks, so no value can carry a quote, a newline or a directive into them.
+
+use base64::Engine;
+use lemur_core::ca::x509;
+use lemur_core::config::AddressRange;
+use std::net::IpAddr;
+
+/// The longest host name Linux keeps (`HOST_NAME_MAX`).
+const HOSTNAME_MAX: usize = 64;
+/// The longest DNS name.
+const DNS_NAME_MAX: usize = 253;
+/// Syslog over TLS (RFC 5425).
+const SYSLOG_TLS_PORT: u16 = 6514;
+
+/// Key types OpenSSH accepts for `authorized_keys` (DSA no longer).
+const SSH_KEY_TYPES: [&str; 7] = [
+    "ssh-ed25519",
+    "ecdsa-sha2-nistp256",
+    "ecdsa-sha2-nistp384",
+    "ecdsa-sha2-nistp521",
+    "ssh-rsa",
+    "sk-ssh-ed25519@openssh.com",
+    "sk-ecdsa-sha2-nistp256@openssh.com",
+];
+
+/// A host name as RFC 1123 has it (letters, digits and hyphens in dot-separated labels of 1 to
+/// 63 characters, no hyphen at either end, a last label not all digits), at most `max`
+/// characters; lower-cased, without a final dot.
+fn host_name(text: &str, max: usize) -> Result<String, String> {
+    let name = text.strip_suffix('.').unwrap_or(text).to_ascii_lowercase();
+    if name.is_empty() {
+        return Err("is empty".into());
+    }
+    if name.len() > max {
+        return Err(format!(
+            "{text:?} is {} characters long, more than {max}",
+            name.len()
+        ));
+    }
+    for label in name.split('.') {
+        if label.is_empty() {
+            return Err(format!("{text:?} has an empty label (two dots in a row?)"));
+        }
+        if label.len() > 63 {
+            return Err(format!("{text:?}: a label is longer than 63 characters"));
+        }
+        if !label
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        {
+            return Err(format!(
+                "{text:?} may hold only letters, digits, hyphens and dots"
+            ));
+        }
+        if label.starts_with('-') || label.ends_with('-') {
+            return Err(format!("{text:?}: a label starts or ends with a hyphen"));
+        }
+    }
+    if name
+        .rsplit('.')
+        .next()
+        .is_some_and(|last| last.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return Err(format!(
+            "{text:?} is no host name (its last label is a number)"
+        ));
+    }
+    Ok(name)
+}
+
+/// The appliance's own host name.
+pub(super) fn hostname(text: &str) -> Result<String, String> {
+    host_name(text, HOSTNAME_MAX)
+}
+
+/// Another machine's DNS name.
+pub(super) fn dns_name(text: &str) -> Result<String, String> {
+    host_name(text, DNS_NAME_MAX)
+}
+
+/// An IP address.
+pub(super) fn ip(text: &str) -> Result<IpAddr, String> {
+    text.parse()
+        .map_err(|_| format!("{text:?} is not an IP address"))
+}
+
+/// A server named by its DNS name or its IP address.
+pub(super) fn server(text: &str) -> Result<String, String> {
+    match text.parse::<IpAddr>() {
+        Ok(ip) => Ok(ip.to_string()),
+        Err(_) => dns_name(text),
+    }
+}
+
+/// The appliance's static address with its prefix length (`192.0.2.10/24`): one an interface
+/// can have, not its network's own address or broadcast address.
+pub(super) fn interface_address(text: &str) -> Result<AddressRange, String> {
+    if !text.contains('/') {
+        return Err(format!(
+            "{text:?} needs its prefix length, as in 192.0.2.10/24"
+        ));
+    }
+    let address: AddressRange = text.parse()?;
+    let ip = address.ip();
+    if ip.is_unspecified() || ip.is_loopback() || ip.is_multicast() || address.prefix() == 0 {
+        return Err(format!("{text:?} is no address for this machine"));
+    }
+    if let IpAddr::V4(v4) = ip
+        && address.prefix() <= 30
+    {
+        let host_bits = u32::MAX >> address.prefix();
+        let host = u32::from(v4) & host_bits;
+        if host == 0 || host == host_bits {
+            return Err(format!(
+                "{text:?} is its network's own address or its broadcast address"
+            ));
+        }
+    }
+    Ok(address)
+}
+
+/// The default gateway must be reachable on the appliance's network: inside it, or an IPv6
+/// link-local address (as routers announce themselves).
+pub(super) fn gateway(address: &AddressRange, gateway: IpAddr) -> Result<(), String> {
+    let network = format!("{}/{}", address.ip(), address.prefix());
+    if gateway == address.ip() {
+        return Err(format!("{gateway} is the appliance's own address"));
+    }
+    let link_local = matches!(gateway, IpAddr::V6(v6) if v6.is_unicast_link_local());
+    if address.contains(gateway) || (link_local && address.ip().is_ipv6()) {
+        Ok(())
+    } else {
+        Err(format!("{gateway} is outside the network of {network}"))
+    }
+}
+
+/// The remote syslog server, `host:port` (`[2001:db8::1]:6514` for an IPv6 address; port 6514
+/// when left out).
+pub(super) fn target(text: &str) -> Result<(String, u16), String> {
+    let (host, port) = match text.strip_prefix('[') {
+        Some(rest) => {
+            let (host, after) = rest
+                .split_once(']')
+                .ok_or_else(|| format!("{text:?} opens a [ it does not close"))?;
+            let v6 = host
+                .parse::<std::net::Ipv6Addr>()
+                .map_err(|_| format!("{host:?} in brackets is not an IPv6 address"))?;
+            let port = match after {
+                "" => None,
+                after => Some(after.strip_prefix(':').ok_or_else(|| {
+                    format!("{text:?}: the port follows the address and a colon")
+                })?),
+            };
+            (v6.to_string(), port)
+        }
+        None if text.matches(':').count() > 1 => {
+            return Err(format!(
+                "{text:?}: an IPv6 address goes in brackets, the port after them: [2001:db8::1]:6514"
+            ));
+        }
+        None => match text.split_once(':') {
+            Some((host, port)) => (server(host)?, Some(port)),
+            None => (server(text)?, None),
+        },
+    };
+    let port = match port {
+        None => SYSLOG_TLS_PORT,
+        Some(port) => port
+            .parse::<u16>()
+            .ok()
+            .filter(|port| *port > 0)
+            .ok_or_else(|| format!("{port:?} is not a port number"))?,
+    };
+    Ok((host, port))
+}
+
+/// The CA certificates that vouch for the remote syslog server (PEM): each a CA certificate,
+/// none expired at `now`; written again as plain PEM, whatever text came around them.
+pub(super) fn ca_certificates(text: &str, now: i64) -> Result<String, String> {
+    let reason = |error: lemur_core::Error| match error {
+        lemur_core::Error::Validation { reason, .. } => reason,
+        other => other.to_string(),
+    };
+    let certificates = x509::pem_certificates(text, "ca").map_err(reason)?;
+    if certificates.is_empty() {
+        return Err("holds no certificate: paste the server's CA certificate (PEM)".into());
+    }
+    let mut pem = String::new();
+    for der in certificates {
+        let certificate = x509::parse(&der, "ca").map_err(reason)?;
+        if !certificate.is_ca {
+            return Err(format!(
+                "{:?} is not a CA certificate: give the CA that issued the server's certificate",
+                certificate.subject
+            ));
+        }
+        if certificate.not_after < now {
+            let days = (now - certificate.not_after) / 86_400;
+            return Err(format!(
+                "{:?} expired {days} day(s) ago: forwarding to the remote syslog server is OFF, since TLS to it cannot work, until the seed holds its current CA",
+                certificate.subject
+            ));
+        }
+        pem.push_str(&x509::to_pem("CERTIFICATE", &der));
+    }
+    Ok(pem)
+}
+
+/// An email address: a plain local part, `@`, a domain with a dot.
+pub(super) fn email(text: &str) -> Result<String, String> {
+    let (local, domain) = text
+        .rsplit_once('@')
+        .ok_or_else(|| format!("{text:?} is not an email address (no @)"))?;
+    let plain = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+/=?^_`{|}~-".contains(c);
+    let local_ok = !local.is_empty()
+        && local.len() <= 64
+        && local
+            .split('.')
+            .all(|part| !part.is_empty() && part.chars().all(plain));
+    if !local_ok {
+        return Err(format!(
+            "{text:?}: the part before @ may hold only letters, digits, dots and !#$%&'*+/=?^_`{{|}}~-"
+        ));
+    }
+    let domain = dns_name(domain)?;
+    if !domain.contains('.') {
+        return Err(format!("{text:?}: the domain after @ needs a dot"));
+    }
+    Ok(format!("{local}@{domain}"))
+}
+
+/// A public key line for `authorized_keys`: type, base64 key data of that type, an optional
+/// comment; no options in front.
+pub(super) fn ssh_key(text: &str) -> Result<String, String> {
+    if text.contains(['\n', '\r']) {
+        return Err("holds more than one line: give each key as its own list item".into());
+    }
+    if text.contains(char::is_control) {
+        return Err("holds a control character: paste the key as ssh-keygen printed it".into());
+    }
+    let mut words = text.split_whitespace();
+    let kind = words.next().ok_or("is empty")?;
+    if !SSH_KEY_TYPES.contains(&kind) {
+        return Err(format!(
+            "starts with {kind:?}, not a key type ({}); options before the key are not supported",
+            SSH_KEY_TYPES.join(", ")
+        ));
+    }
+    let data = words.next().ok_or("has no key data after its type")?;
+    let blob = base64::engine::general_purpose::STANDARD
+        .decode(data)
+        .map_err(|_| "its key data is not base64".to_owned())?;
+    let mut embedded = (kind.len() as u32).to_be_bytes().to_vec();
+    embedded.extend_from_slice(kind.as_bytes());
+    if !blob.starts_with(&embedded) {
+        return Err(format!("its key data is not a {kind} key"));
+    }
+    Ok(text.trim().to_owned())
+}

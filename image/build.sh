@@ -1,0 +1,279 @@
+#!/usr/bin/env bash
+# Builds the Lemur-HSM appliance image without privileges: no loop device, no mount, no
+# CAP_SYS_ADMIN. Called by `./dev image`, which builds the release binaries and the web UI first.
+#
+#   image/build.sh OUT_DIR
+#
+# Writes to OUT_DIR: lemur-hsm-VERSION.raw (GPT, UEFI through systemd-boot), .qcow2 (compressed),
+# .ova (OVF + streamOptimized VMDK), .manifest (every Debian package and version in the image)
+# and SHA256SUMS.
+#
+# Disk: ESP | root A | verity A | root B | verity B | data. Each root slot is a read-only EROFS
+# file system (compressed, and with no fsck to trip over a read-only device) checked block by
+# block by dm-verity (its hash tree in the partition beside it, the
+# root hash on the boot entry's command line); slot B stays empty until an upgrade writes it. The
+# data partition is /var: the database, the token, sealed secrets, the configuration, logs; it
+# grows to fill the disk at first boot and an upgrade never touches it.
+#
+# Everything is made as plain files: the root tree by mmdebstrap (chroot(2), no mounts), file
+# systems by mkfs.erofs, mkfs.ext4 -d and mkfs.vfat + mtools, the hash trees by veritysetup on files, the
+# partition table by sfdisk on the disk file, partitions copied in by dd.
+set -euo pipefail
+
+OUT="${1:?usage: image/build.sh OUT_DIR}"
+HERE="$(cd "$(dirname "$0")" && pwd)"
+REPO="$(dirname "$HERE")"
+TARGET="${CARGO_TARGET_DIR:-$REPO/target}/release"
+VERSION="$(sed -n 's/^version = "\(.*\)"/\1/p' "$REPO/Cargo.toml" | head -1)"
+NAME="lemur-hsm-$VERSION"
+WORK="${LEMUR_IMAGE_WORK:-/var/tmp/lemur-image}"
+MIRROR="${LEMUR_IMAGE_MIRROR:-http://deb.debian.org/debian}"
+SUITE=trixie
+
+# Partition sizes, MiB. A root slot holds the whole system; the data partition starts small and
+# grows at first boot.
+ESP_MIB=192
+ROOT_MIB=640
+VERITY_MIB=16
+DATA_MIB=256
+
+# Fixed GUIDs, so the same inputs give the same disk (the discoverable partitions types).
+DISK_GUID=6c6f9d5e-8a43-4e0b-9a39-1f3c1e7d4a01
+TYPE_ESP=C12A7328-F81F-11D2-BA4B-00A0C93EC93B
+TYPE_ROOT=4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709
+TYPE_VERITY=2C7357ED-EBD2-46D9-AEC1-23D437EC2BF5
+TYPE_VAR=4D21B016-B534-45C2-A9FB-5C16E091FD2D
+UUID_ESP=0b8d3a6e-1c2f-4e55-8a10-6a1e0e7c5b01
+UUID_ROOT_A=2a6e3b7d-5c41-4f0a-9d2e-7b8c1a3f6e0a
+UUID_VERITY_A=3b7f4c8e-6d52-4a1b-8e3f-8c9d2b4a7f0a
+UUID_ROOT_B=2a6e3b7d-5c41-4f0a-9d2e-7b8c1a3f6e0b
+UUID_VERITY_B=3b7f4c8e-6d52-4a1b-8e3f-8c9d2b4a7f0b
+UUID_DATA=5d9a6e0f-8f74-4c3d-a051-0e1f4d6c9a21
+FS_UUID_DATA=6e0b7f1a-9a85-4d4e-b162-1f2a5e7d0b32
+
+# What the appliance runs, from Debian only. The generic kernel, so the raw image boots on
+# hardware as well as in the hypervisors the qcow2 and the OVA go to (the cloud kernel lacks
+# e1000, which VirtualBox and VMware default to); drivers no appliance uses are removed.
+PACKAGES=(
+    systemd-sysv systemd-resolved systemd-timesyncd systemd-boot-efi udev dbus netbase
+    linux-image-amd64 kmod dracut systemd-cryptsetup zstd e2fsprogs cryptsetup-bin
+    softhsm2 nginx-light rsyslog rsyslog-gnutls nftables ca-certificates
+)
+
+log() { echo "image: $*" >&2; }
+
+check_inputs() {
+    for file in "$TARGET/lemur" "$TARGET/lemur-hsm" "$REPO/web/dist/index.html"; do
+        [ -e "$file" ] || { echo "missing $file: run ./dev image, which builds it" >&2; exit 1; }
+    done
+    for tool in mmdebstrap mkfs.erofs mkfs.ext4 mkfs.vfat mcopy sfdisk veritysetup qemu-img; do
+        command -v "$tool" >/dev/null || { echo "missing $tool: run ./dev image, which installs it" >&2; exit 1; }
+    done
+}
+
+# The root tree: Debian, then our files, then what the image must not carry.
+build_tree() {
+    local tree="$1"
+    rm -rf "$tree"
+    log "root tree: Debian $SUITE from $MIRROR"
+    mmdebstrap --mode=root --skip=chroot/mount --variant=apt \
+        --include="$(IFS=,; echo "${PACKAGES[*]}")" \
+        --dpkgopt='path-exclude=/usr/share/doc/*' \
+        --dpkgopt='path-include=/usr/share/doc/*/copyright' \
+        --dpkgopt='path-exclude=/usr/share/man/*' \
+        --dpkgopt='path-exclude=/usr/share/locale/*' \
+        --dpkgopt='path-exclude=/usr/share/info/*' \
+        --essential-hook='mkdir -p "$1/etc/dracut.conf.d"' \
+        --essential-hook="cp '$HERE/rootfs/etc/dracut.conf.d/lemur.conf' \"\$1/etc/dracut.conf.d/\"" \
+        "$SUITE" "$tree" "$MIRROR"
+    install_lemur "$tree"
+    configure "$tree"
+    chroot "$tree" dpkg-query -W -f='${Package} ${Version}\n' > "$WORK/manifest"
+    strip_tree "$tree"
+}
+
+install_lemur() {
+    local tree="$1"
+    log "installing Lemur-HSM $VERSION"
+    install -m 0755 "$TARGET/lemur" "$TARGET/lemur-hsm" "$tree/usr/bin/"
+    mkdir -p "$tree/usr/share/lemur-hsm"
+    cp -r "$REPO/web/dist" "$tree/usr/share/lemur-hsm/web"
+    install -m 0644 "$REPO"/systemd/*.service "$REPO"/systemd/*.path "$tree/usr/lib/systemd/system/"
+    mkdir -p "$tree/usr/lib/systemd/system/nginx.service.d"
+    install -m 0644 "$REPO"/systemd/nginx.service.d/*.conf "$tree/usr/lib/systemd/system/nginx.service.d/"
+    install -m 0644 "$REPO"/systemd/sysusers.d/lemur.conf "$tree/usr/lib/sysusers.d/lemur.conf"
+    install -m 0644 "$REPO"/systemd/tmpfiles.d/lemur.conf "$tree/usr/lib/tmpfiles.d/lemur.conf"
+    rm -f "$tree"/etc/nginx/sites-enabled/*
+    install -m 0644 "$REPO/nginx/lemur.conf" "$tree/etc/nginx/sites-enabled/lemur.conf"
+    install -m 0644 "$REPO/README.md" "$tree/usr/share/lemur-hsm/README.md"
+    # systemd ships an empty /etc/credstore.encrypted; ours is a link to the data partition.
+    rm -rf "$tree/etc/credstore.encrypted"
+    cp -a "$HERE/rootfs/." "$tree/"
+}
+
+# What a read-only root needs, and the units the appliance starts.
+configure() {
+    local tree="$1"
+    log "configuring"
+    # The seed names the host (lemur-seed.service, at every boot).
+    rm -f "$tree/etc/hostname"
+    ln -sf ../run/systemd/resolve/stub-resolv.conf "$tree/etc/resolv.conf"
+    : > "$tree/etc/machine-id"
+    # As systemd's tmpfiles.d/credstore.conf wants it: the root cannot be changed at boot.
+    chmod 0700 "$tree/etc/credstore"
+    # Users before the root becomes read-only: sysusers cannot write /etc at boot.
+    chroot "$tree" systemd-sysusers
+    # Root locked: the appliance is used through the web UI and the API.
+    chroot "$tree" passwd --lock root >/dev/null
+    mkdir -p "$tree/efi"
+    chroot "$tree" systemctl enable systemd-networkd systemd-resolved systemd-timesyncd \
+        nftables lemur-seed.service lemur-provision.service lemur.service lemur-frontend.path \
+        nginx >/dev/null 2>&1
+    chroot "$tree" systemctl disable apt-daily.timer apt-daily-upgrade.timer e2scrub_reap.service \
+        >/dev/null 2>&1 || true
+    local kernel
+    kernel="$(basename "$(ls -d "$tree"/lib/modules/*)")"
+    prune_modules "$tree" "$kernel"
+    log "initrd for $kernel (dracut: systemd, dm-verity)"
+    chroot "$tree" dracut --force --no-hostonly --kver "$kernel" /boot/initrd >/dev/null 2>&1
+    cp "$tree/boot/vmlinuz-$kernel" "$WORK/vmlinuz"
+    cp "$tree/boot/initrd" "$WORK/initrd"
+    cp "$tree/usr/lib/systemd/boot/efi/systemd-bootx64.efi" "$WORK/systemd-bootx64.efi"
+}
+
+# Sound, video capture, graphics beyond the firmware's frame buffer, radios and exotic buses:
+# nothing an appliance on a server or a VM needs.
+prune_modules() {
+    local modules="$1/lib/modules/$2/kernel"
+    rm -rf "$modules"/sound "$modules"/drivers/media "$modules"/drivers/gpu \
+        "$modules"/drivers/net/wireless "$modules"/net/wireless "$modules"/net/mac80211 \
+        "$modules"/drivers/bluetooth "$modules"/net/bluetooth "$modules"/drivers/infiniband \
+        "$modules"/drivers/staging "$modules"/drivers/isdn "$modules"/drivers/iio \
+        "$modules"/drivers/input/joystick "$modules"/drivers/input/touchscreen \
+        "$modules"/drivers/input/tablet "$modules"/drivers/net/can "$modules"/drivers/comedi \
+        "$modules"/drivers/hwmon "$modules"/drivers/thunderbolt "$modules"/drivers/net/usb
+    chroot "$1" depmod "$2"
+}
+
+# No compiler, package manager caches or docs in what boots. (dracut stays: the kernel package
+# depends on an initrd generator, and removing one removes the kernel's modules with it.)
+strip_tree() {
+    local tree="$1"
+    rm -rf "$tree"/var/cache/apt/* "$tree"/var/lib/apt/lists/* "$tree"/boot/* "$tree"/tmp/* \
+        "$tree"/var/tmp/*
+    # The build's logs, not the directories services log into.
+    find "$tree/var/log" -type f -delete
+    # Package scripts run without a /dev mount leave plain files there.
+    find "$tree/dev" -mindepth 1 -delete
+    rm -f "$tree/etc/ssh"/ssh_host_*
+}
+
+# root.img (the tree without /var), data.img (/var), verity.img and its root hash.
+file_systems() {
+    local tree="$1"
+    log "file systems"
+    rm -rf "$WORK/var"
+    mv "$tree/var" "$WORK/var"
+    mkdir "$tree/var"
+    rm -f "$WORK/root.img" "$WORK/data.img" "$WORK/verity.img"
+    mkfs.erofs --quiet -zlz4hc -T0 "$WORK/root.img" "$tree"
+    local size
+    size=$(stat -c %s "$WORK/root.img")
+    [ "$size" -le $((ROOT_MIB * 1048576)) ] || { echo "the root ($size bytes) outgrows its slot" >&2; exit 1; }
+    mkfs.ext4 -q -L lemur-data -U "$FS_UUID_DATA" -d "$WORK/var" "$WORK/data.img" "${DATA_MIB}M"
+    veritysetup format "$WORK/root.img" "$WORK/verity.img" > "$WORK/verity.txt"
+    sed -n 's/^Root hash:[[:space:]]*//p' "$WORK/verity.txt" > "$WORK/roothash"
+    [ -s "$WORK/roothash" ] || { cat "$WORK/verity.txt" >&2; exit 1; }
+}
+
+# The ESP: systemd-boot, the slot A kernel and initrd, its boot entry, and the example seed.
+esp() {
+    log "ESP"
+    local esp="$WORK/esp.img" hash
+    hash="$(cat "$WORK/roothash")"
+    rm -f "$esp"
+    mkfs.vfat -F 32 -n LEMUR-ESP -i 4c454d55 -C "$esp" $((ESP_MIB * 1024)) >/dev/null
+    export MTOOLS_SKIP_CHECK=1
+    mmd -i "$esp" ::/EFI ::/EFI/BOOT ::/EFI/systemd ::/loader ::/loader/entries ::/a ::/b
+    mcopy -i "$esp" "$WORK/systemd-bootx64.efi" ::/EFI/BOOT/BOOTX64.EFI
+    mcopy -i "$esp" "$WORK/systemd-bootx64.efi" ::/EFI/systemd/systemd-bootx64.efi
+    mcopy -i "$esp" "$WORK/vmlinuz" ::/a/vmlinuz
+    mcopy -i "$esp" "$WORK/initrd" ::/a/initrd
+    printf 'default lemur-*\ntimeout 1\neditor no\n' > "$WORK/loader.conf"
+    mcopy -i "$esp" "$WORK/loader.conf" ::/loader/loader.conf
+    cat > "$WORK/entry.conf" <<EOF
+title Lemur-HSM $VERSION (slot A)
+version $VERSION
+linux /a/vmlinuz
+initrd /a/initrd
+options root=/dev/mapper/root ro rootfstype=erofs roothash=$hash systemd.verity_root_data=PARTUUID=$UUID_ROOT_A systemd.verity_root_hash=PARTUUID=$UUID_VERITY_A systemd.verity_root_options=panic-on-corruption lemur.slot=a quiet console=tty0 console=ttyS0,115200
+EOF
+    mcopy -i "$esp" "$WORK/entry.conf" ::/loader/entries/lemur-a.conf
+    mcopy -i "$esp" "$HERE/lemur-appliance.toml" ::/lemur-appliance.toml
+}
+
+# The GPT disk, each partition copied to its place.
+disk() {
+    log "disk"
+    local raw="$OUT/$NAME.raw"
+    local total=$((1 + ESP_MIB + 2 * (ROOT_MIB + VERITY_MIB) + DATA_MIB + 1))
+    rm -f "$raw"
+    truncate -s "${total}M" "$raw"
+    sfdisk --quiet "$raw" <<EOF
+label: gpt
+label-id: $DISK_GUID
+unit: sectors
+first-lba: 2048
+start=2048, size=$((ESP_MIB * 2048)), type=$TYPE_ESP, uuid=$UUID_ESP, name=esp
+size=$((ROOT_MIB * 2048)), type=$TYPE_ROOT, uuid=$UUID_ROOT_A, name=lemur-root-a
+size=$((VERITY_MIB * 2048)), type=$TYPE_VERITY, uuid=$UUID_VERITY_A, name=lemur-verity-a
+size=$((ROOT_MIB * 2048)), type=$TYPE_ROOT, uuid=$UUID_ROOT_B, name=lemur-root-b
+size=$((VERITY_MIB * 2048)), type=$TYPE_VERITY, uuid=$UUID_VERITY_B, name=lemur-verity-b
+size=$((DATA_MIB * 2048)), type=$TYPE_VAR, uuid=$UUID_DATA, name=lemur-data
+EOF
+    local start=1
+    place "$raw" "$WORK/esp.img" $start; start=$((start + ESP_MIB))
+    place "$raw" "$WORK/root.img" $start; start=$((start + ROOT_MIB))
+    place "$raw" "$WORK/verity.img" $start; start=$((start + VERITY_MIB + ROOT_MIB + VERITY_MIB))
+    place "$raw" "$WORK/data.img" $start
+}
+
+place() {
+    dd if="$2" of="$1" bs=1M seek="$3" conv=notrunc,sparse status=none
+}
+
+# qcow2 and the OVA (OVF descriptor and streamOptimized VMDK, for VMware and VirtualBox).
+conversions() {
+    log "qcow2, ova"
+    qemu-img convert -c -O qcow2 "$OUT/$NAME.raw" "$OUT/$NAME.qcow2"
+    local vmdk="$WORK/$NAME.vmdk"
+    rm -f "$vmdk"
+    qemu-img convert -O vmdk -o subformat=streamOptimized "$OUT/$NAME.raw" "$vmdk"
+    local capacity vmdk_size
+    capacity="$(stat -c %s "$OUT/$NAME.raw")"
+    vmdk_size="$(stat -c %s "$vmdk")"
+    sed -e "s/@NAME@/$NAME/g" -e "s/@VERSION@/$VERSION/g" -e "s/@CAPACITY@/$capacity/g" \
+        -e "s/@VMDK_SIZE@/$vmdk_size/g" "$HERE/lemur-hsm.ovf.in" > "$WORK/$NAME.ovf"
+    (cd "$WORK" && sha256sum --tag "$NAME.ovf" "$NAME.vmdk" | sed 's/^SHA256 (\(.*\)) = /SHA256(\1)= /' > "$NAME.mf")
+    tar -C "$WORK" --format=ustar -cf "$OUT/$NAME.ova" "$NAME.ovf" "$NAME.mf" "$NAME.vmdk"
+    cp "$WORK/manifest" "$OUT/$NAME.manifest"
+    (cd "$OUT" && sha256sum "$NAME.raw" "$NAME.qcow2" "$NAME.ova" "$NAME.manifest" > SHA256SUMS)
+}
+
+main() {
+    check_inputs
+    # The seed the image ships must pass the check the appliance runs on it.
+    "$TARGET/lemur" appliance seed check "$HERE/lemur-appliance.toml" >/dev/null
+    mkdir -p "$WORK" "$OUT"
+    OUT="$(cd "$OUT" && pwd)"
+    local started=$SECONDS
+    build_tree "$WORK/tree"
+    file_systems "$WORK/tree"
+    esp
+    disk
+    conversions
+    log "done in $((SECONDS - started)) s:"
+    (cd "$OUT" && du -h --apparent-size "$NAME.qcow2" "$NAME.ova" && du -h "$NAME.raw") >&2
+}
+
+main

@@ -1,0 +1,148 @@
+#!/usr/bin/env bash
+# Boots the built appliance image under qemu as a user would first meet it, and checks it works:
+#
+#   image/test.sh OUT_DIR
+#
+# qemu with TCG (no KVM here), UEFI firmware (OVMF), 2 vCPUs and 1 GiB; the raw image with a test
+# seed written onto its ESP; HTTPS forwarded to a loopback port. Then: the console shows the URL,
+# the CA's fingerprint and the admin password; nginx serves HTTPS with a certificate that chains
+# to that CA; the admin signs in, issues a certificate through nginx, which chains to the CA too;
+# the web UI's login page loads; no unit failed. Prints the boot time to healthy HTTPS.
+set -euo pipefail
+
+OUT="${1:?usage: image/test.sh OUT_DIR}"
+RAW="$(ls "$OUT"/lemur-hsm-*.raw)"
+OVMF=/usr/share/OVMF
+BOOT_TIMEOUT="${LEMUR_IMAGE_BOOT_TIMEOUT:-600}"
+
+WORK="$(mktemp -d)"
+QEMU_PID=""
+cleanup() {
+    [ -n "$QEMU_PID" ] && kill "$QEMU_PID" 2>/dev/null && wait "$QEMU_PID" 2>/dev/null
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+fail() {
+    echo "image test: $*" >&2
+    echo "--- serial console (last 60 lines) ---" >&2
+    tail -n 60 "$WORK/console.log" >&2 || true
+    exit 1
+}
+
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# A copy of the image (sparse) with the test's seed on its ESP, which starts 1 MiB in.
+prepare_disk() {
+    cp --sparse=always "$RAW" "$WORK/disk.raw"
+    cat > "$WORK/seed.toml" <<'EOF'
+hostname = "lemur-test"
+
+[admin]
+email = "pki@example.com"
+EOF
+    MTOOLS_SKIP_CHECK=1 mcopy -o -i "$WORK/disk.raw@@1M" "$WORK/seed.toml" ::/lemur-appliance.toml
+    cp "$OVMF/OVMF_VARS_4M.fd" "$WORK/vars.fd"
+}
+
+boot() {
+    HTTPS_PORT="$(free_port)"
+    qemu-system-x86_64 -nodefaults -machine q35 -accel tcg,tb-size=128 -smp 2 -m 1024 \
+        -drive if=pflash,format=raw,unit=0,readonly=on,file="$OVMF/OVMF_CODE_4M.fd" \
+        -drive if=pflash,format=raw,unit=1,file="$WORK/vars.fd" \
+        -drive if=virtio,format=raw,file="$WORK/disk.raw" \
+        -nic user,model=virtio-net-pci,hostfwd=tcp:127.0.0.1:"$HTTPS_PORT"-:443 \
+        -serial file:"$WORK/console.log" -display none &
+    QEMU_PID=$!
+}
+
+# Seconds until nginx answers HTTPS with the daemon healthy behind it.
+wait_for_https() {
+    local started=$SECONDS
+    until [ "$(curl -sk --max-time 5 "https://127.0.0.1:$HTTPS_PORT/api/1/healthcheck" || true)" = ok ]; do
+        kill -0 "$QEMU_PID" 2>/dev/null || fail "qemu exited"
+        [ $((SECONDS - started)) -lt "$BOOT_TIMEOUT" ] || fail "no healthy HTTPS after $BOOT_TIMEOUT s"
+        sleep 2
+    done
+    BOOT_SECONDS=$((SECONDS - started))
+}
+
+# A value the console banner shows after its label ("Password", "SHA-256"), once it is there.
+banner() {
+    local label="$1" value="" started=$SECONDS
+    while [ -z "$value" ]; do
+        value="$(tr -d '\r' < "$WORK/console.log" | grep -a -o "$label  *[0-9A-Fa-f:]*" | tail -1 |
+            awk '{print $NF}')"
+        [ -n "$value" ] && break
+        [ $((SECONDS - started)) -lt 120 ] || fail "the console shows no $label"
+        sleep 2
+    done
+    echo "$value"
+}
+
+# The CA that issued nginx's certificate (the last of the chain it serves) is the one whose
+# fingerprint the console shows.
+check_ca() {
+    local fingerprint="$1"
+    openssl s_client -connect "127.0.0.1:$HTTPS_PORT" -showcerts < /dev/null 2>/dev/null |
+        awk -v dir="$WORK" '/BEGIN CERT/ {n++} n {print > (dir "/served-" n ".pem")}'
+    local last
+    last="$(ls "$WORK"/served-*.pem | sort -V | tail -1)"
+    cp "$last" "$WORK/ca.pem"
+    local served
+    served="$(openssl x509 -in "$WORK/ca.pem" -noout -fingerprint -sha256 | cut -d= -f2)"
+    [ "$served" = "$fingerprint" ] || fail "the served CA is $served, the console says $fingerprint"
+}
+
+# The API through nginx, the certificate verified against the appliance CA by name.
+api() {
+    local method="$1" path="$2" body="${3:-}"
+    local args=(-sS --fail-with-body --max-time 60 --cacert "$WORK/ca.pem"
+        --resolve "lemur-test.local:$HTTPS_PORT:127.0.0.1" -X "$method"
+        -H "Content-Type: application/json")
+    [ -n "${TOKEN:-}" ] && args+=(-H "Authorization: Bearer $TOKEN")
+    [ -n "$body" ] && args+=(--data "$body")
+    curl "${args[@]}" "https://lemur-test.local:$HTTPS_PORT/api/1$path"
+}
+
+# A field of the JSON on stdin: json "['token']".
+json() { python3 -c "import json, sys; v = json.load(sys.stdin); print(v$1)"; }
+
+issue_a_certificate() {
+    local password="$1"
+    TOKEN="$(api POST /auth/login "{\"username\": \"lemur\", \"password\": \"$password\"}" | json "['token']")"
+    local authority
+    authority="$(api GET /authorities | python3 -c "import json, sys
+print(next(a['id'] for a in json.load(sys.stdin)['items'] if a['name'] == 'appliance'))")"
+    api POST /certificates "{\"owner\": \"pki@example.com\", \"commonName\": \"www.example.test\",
+        \"authority\": {\"id\": $authority}, \"keyType\": \"ECCPRIME256V1\"}" > "$WORK/issued.json"
+    json "['body']" < "$WORK/issued.json" > "$WORK/leaf.pem"
+    json "['chain']" < "$WORK/issued.json" > "$WORK/chain.pem"
+    openssl verify -CAfile "$WORK/ca.pem" -untrusted "$WORK/chain.pem" "$WORK/leaf.pem" >/dev/null ||
+        fail "the issued certificate does not chain to the appliance CA"
+}
+
+main() {
+    prepare_disk
+    local started=$SECONDS
+    boot
+    wait_for_https
+    echo "image test: healthy HTTPS $BOOT_SECONDS s after qemu started (TCG, 2 vCPU, 1 GiB)"
+    local password fingerprint
+    password="$(banner Password)"
+    fingerprint="$(banner SHA-256)"
+    check_ca "$fingerprint"
+    issue_a_certificate "$password"
+    echo "image test: signed in with the console's password; issued a certificate that chains to the CA"
+    curl -sS --cacert "$WORK/ca.pem" --resolve "lemur-test.local:$HTTPS_PORT:127.0.0.1" \
+        "https://lemur-test.local:$HTTPS_PORT/" | grep -q "<title>Lemur-HSM</title>" ||
+        fail "the web UI is not served"
+    if grep -a -q "FAILED" "$WORK/console.log"; then
+        fail "a unit failed: $(grep -a FAILED "$WORK/console.log" | head -5)"
+    fi
+    echo "image test: passed in $((SECONDS - started)) s"
+}
+
+main
