@@ -56,7 +56,7 @@ FS_UUID_DATA=6e0b7f1a-9a85-4d4e-b162-1f2a5e7d0b32
 # e1000, which VirtualBox and VMware default to); drivers no appliance uses are removed.
 PACKAGES=(
     systemd-sysv systemd-resolved systemd-timesyncd systemd-boot-efi udev dbus netbase
-    linux-image-amd64 kmod dracut systemd-cryptsetup zstd e2fsprogs cryptsetup-bin
+    linux-image-amd64 kmod dracut systemd-cryptsetup zstd e2fsprogs fdisk cryptsetup-bin
     softhsm2 nginx-light rsyslog rsyslog-gnutls nftables ca-certificates
 )
 
@@ -127,7 +127,8 @@ configure() {
     chroot "$tree" passwd --lock root >/dev/null
     mkdir -p "$tree/efi"
     chroot "$tree" systemctl enable systemd-networkd systemd-resolved systemd-timesyncd \
-        nftables lemur-seed.service lemur-provision.service lemur.service lemur-frontend.path \
+        nftables lemur-grow-data.service lemur-seed.service lemur-provision.service lemur.service \
+        lemur-frontend.path \
         nginx >/dev/null 2>&1
     chroot "$tree" systemctl disable apt-daily.timer apt-daily-upgrade.timer e2scrub_reap.service \
         >/dev/null 2>&1 || true

@@ -7,7 +7,8 @@
 # seed written onto its ESP; HTTPS forwarded to a loopback port. Then: the console shows the URL,
 # the CA's fingerprint and the admin password; nginx serves HTTPS with a certificate that chains
 # to that CA; the admin signs in, issues a certificate through nginx, which chains to the CA too;
-# the web UI's login page loads; no unit failed. Prints the boot time to healthy HTTPS.
+# the web UI's login page loads; no unit failed; powered off by the power button, the data
+# partition has grown to the disk. Prints the boot time to healthy HTTPS.
 set -euo pipefail
 
 OUT="${1:?usage: image/test.sh OUT_DIR}"
@@ -34,9 +35,11 @@ free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
-# A copy of the image (sparse) with the test's seed on its ESP, which starts 1 MiB in.
+# A copy of the image (sparse), on a disk 1 GiB larger than the image, with the test's seed on
+# its ESP, which starts 1 MiB in.
 prepare_disk() {
     cp --sparse=always "$RAW" "$WORK/disk.raw"
+    truncate -s +1G "$WORK/disk.raw"
     cat > "$WORK/seed.toml" <<'EOF'
 hostname = "lemur-test"
 
@@ -54,7 +57,8 @@ boot() {
         -drive if=pflash,format=raw,unit=1,file="$WORK/vars.fd" \
         -drive if=virtio,format=raw,file="$WORK/disk.raw" \
         -nic user,model=virtio-net-pci,hostfwd=tcp:127.0.0.1:"$HTTPS_PORT"-:443 \
-        -serial file:"$WORK/console.log" -display none &
+        -serial file:"$WORK/console.log" -display none \
+        -qmp unix:"$WORK/qmp.sock",server=on,wait=off &
     QEMU_PID=$!
 }
 
@@ -124,6 +128,50 @@ print(next(a['id'] for a in json.load(sys.stdin)['items'] if a['name'] == 'appli
         fail "the issued certificate does not chain to the appliance CA"
 }
 
+# The power button, as a hypervisor presses it; waits for the guest to power off.
+power_off() {
+    python3 - "$WORK/qmp.sock" <<'PY'
+import json, socket, sys
+qmp = socket.socket(socket.AF_UNIX)
+qmp.connect(sys.argv[1])
+replies = qmp.makefile()
+replies.readline()
+for command in ("qmp_capabilities", "system_powerdown"):
+    qmp.sendall(json.dumps({"execute": command}).encode())
+    replies.readline()
+PY
+    local started=$SECONDS
+    while kill -0 "$QEMU_PID" 2>/dev/null; do
+        [ $((SECONDS - started)) -lt 120 ] || fail "the guest did not power off"
+        sleep 1
+    done
+    QEMU_PID=""
+}
+
+# The data partition reaches the end of the disk (less the backup GPT), and its file system fills
+# it.
+check_data_grown() {
+    grep -a -q "grew the data partition" "$WORK/console.log" || fail "the data partition did not grow"
+    python3 - "$WORK/disk.raw" <<'PY' || fail "the data partition does not fill the disk"
+import json, os, subprocess, sys
+table = json.loads(subprocess.run(["sfdisk", "--json", sys.argv[1]], check=True,
+                                  capture_output=True, text=True).stdout)["partitiontable"]
+data = table["partitions"][-1]
+sectors = os.path.getsize(sys.argv[1]) // 512
+end = data["start"] + data["size"]
+assert end >= sectors - 2048, (end, sectors)
+# The ext4 superblock, 1 KiB into the partition: block count (offset 4), log block size (24).
+with open(sys.argv[1], "rb") as disk:
+    disk.seek(data["start"] * 512 + 1024)
+    superblock = disk.read(32)
+blocks = int.from_bytes(superblock[4:8], "little")
+block_size = 1024 << int.from_bytes(superblock[24:28], "little")
+assert blocks * block_size >= (data["size"] * 512) - (4 << 20), (blocks, block_size, data["size"])
+print(f"image test: the data partition and its file system fill the disk: "
+      f"{blocks * block_size >> 20} MiB, ending at {end * 512 >> 20} of {sectors * 512 >> 20} MiB")
+PY
+}
+
 main() {
     prepare_disk
     local started=$SECONDS
@@ -142,6 +190,8 @@ main() {
     if grep -a -q "FAILED" "$WORK/console.log"; then
         fail "a unit failed: $(grep -a FAILED "$WORK/console.log" | head -5)"
     fi
+    power_off
+    check_data_grown
     echo "image test: passed in $((SECONDS - started)) s"
 }
 
