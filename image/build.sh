@@ -19,6 +19,8 @@
 # systems by mkfs.erofs, mkfs.ext4 -d and mkfs.vfat + mtools, the hash trees by veritysetup on files, the
 # partition table by sfdisk on the disk file, partitions copied in by dd.
 set -euo pipefail
+# What is copied from the checkout gets these modes, whatever the checkout's umask was.
+umask 022
 
 OUT="${1:?usage: image/build.sh OUT_DIR}"
 HERE="$(cd "$(dirname "$0")" && pwd)"
@@ -36,6 +38,8 @@ ESP_MIB=192
 ROOT_MIB=640
 VERITY_MIB=16
 DATA_MIB=256
+# The qcow2's and the OVA's disk.
+VIRTUAL_DISK_GIB=16
 
 # Fixed GUIDs, so the same inputs give the same disk (the discoverable partitions types).
 DISK_GUID=6c6f9d5e-8a43-4e0b-9a39-1f3c1e7d4a01
@@ -50,6 +54,12 @@ UUID_ROOT_B=2a6e3b7d-5c41-4f0a-9d2e-7b8c1a3f6e0b
 UUID_VERITY_B=3b7f4c8e-6d52-4a1b-8e3f-8c9d2b4a7f0b
 UUID_DATA=5d9a6e0f-8f74-4c3d-a051-0e1f4d6c9a21
 FS_UUID_DATA=6e0b7f1a-9a85-4d4e-b162-1f2a5e7d0b32
+FS_UUID_ROOT=7f1c8a2b-0b96-4e5f-8273-2a3b6f8e1c43
+VERITY_UUID=8a2d9b3c-1ca7-4f60-9384-3b4c7a9f2d54
+VERITY_SALT=4c656d75722d48534d2076657269747920726f6f742073616c742c2066697865
+# File times inside the image: the last commit's, so the same checkout gives the same image.
+EPOCH="$(git -C "$REPO" log -1 --format=%ct 2>/dev/null || echo 0)"
+export SOURCE_DATE_EPOCH="$EPOCH"
 
 # What the appliance runs, from Debian only. The generic kernel, so the raw image boots on
 # hardware as well as in the hypervisors the qcow2 and the OVA go to (the cloud kernel lacks
@@ -57,7 +67,7 @@ FS_UUID_DATA=6e0b7f1a-9a85-4d4e-b162-1f2a5e7d0b32
 PACKAGES=(
     systemd-sysv systemd-resolved systemd-timesyncd systemd-boot-efi udev dbus netbase
     linux-image-amd64 kmod dracut systemd-cryptsetup zstd e2fsprogs fdisk cryptsetup-bin
-    softhsm2 nginx-light rsyslog rsyslog-gnutls nftables ca-certificates
+    softhsm2 nginx-light rsyslog rsyslog-gnutls logrotate nftables ca-certificates
 )
 
 log() { echo "image: $*" >&2; }
@@ -88,8 +98,21 @@ build_tree() {
         "$SUITE" "$tree" "$MIRROR"
     install_lemur "$tree"
     configure "$tree"
-    chroot "$tree" dpkg-query -W -f='${Package} ${Version}\n' > "$WORK/manifest"
+    manifest "$tree" > "$WORK/manifest"
     strip_tree "$tree"
+}
+
+# What went into the image: the source, our binaries, the UI, then every Debian package.
+manifest() {
+    local tree="$1" dirty=""
+    git -C "$REPO" diff --quiet HEAD 2>/dev/null || dirty=" (with uncommitted changes)"
+    echo "# Lemur-HSM $VERSION appliance image"
+    echo "source $(git -C "$REPO" rev-parse HEAD 2>/dev/null || echo unknown)$dirty"
+    echo "suite $SUITE from $MIRROR"
+    (cd "$TARGET" && sha256sum lemur lemur-hsm) | sed 's/^/sha256 /'
+    echo "sha256 $(cd "$REPO/web/dist" && find . -type f -print0 | sort -z | xargs -0 sha256sum | sha256sum | cut -d' ' -f1)  web/dist"
+    echo "# Debian packages"
+    chroot "$tree" dpkg-query -W -f='${Package} ${Version}\n'
 }
 
 install_lemur() {
@@ -108,7 +131,9 @@ install_lemur() {
     install -m 0644 "$REPO/README.md" "$tree/usr/share/lemur-hsm/README.md"
     # systemd ships an empty /etc/credstore.encrypted; ours is a link to the data partition.
     rm -rf "$tree/etc/credstore.encrypted"
-    cp -a "$HERE/rootfs/." "$tree/"
+    # Owned by root, modes from the umask above: not the checkout's owner or group-writable modes.
+    cp -dR --no-preserve=ownership,mode "$HERE/rootfs/." "$tree/"
+    chmod 0755 "$tree/usr/lib/lemur/grow-data"
 }
 
 # What a read-only root needs, and the units the appliance starts.
@@ -177,12 +202,15 @@ file_systems() {
     mv "$tree/var" "$WORK/var"
     mkdir "$tree/var"
     rm -f "$WORK/root.img" "$WORK/data.img" "$WORK/verity.img"
-    mkfs.erofs --quiet -zlz4hc -T0 "$WORK/root.img" "$tree"
+    mkfs.erofs --quiet -zlz4hc -T0 -U "$FS_UUID_ROOT" "$WORK/root.img" "$tree"
     local size
     size=$(stat -c %s "$WORK/root.img")
     [ "$size" -le $((ROOT_MIB * 1048576)) ] || { echo "the root ($size bytes) outgrows its slot" >&2; exit 1; }
-    mkfs.ext4 -q -L lemur-data -U "$FS_UUID_DATA" -d "$WORK/var" "$WORK/data.img" "${DATA_MIB}M"
-    veritysetup format "$WORK/root.img" "$WORK/verity.img" > "$WORK/verity.txt"
+    # 4 KiB blocks and the default inode ratio, as for the large file system it grows into.
+    E2FSPROGS_FAKE_TIME=$EPOCH mkfs.ext4 -q -T default -b 4096 -L lemur-data -U "$FS_UUID_DATA" \
+        -E hash_seed="$FS_UUID_DATA" -d "$WORK/var" "$WORK/data.img" "${DATA_MIB}M"
+    veritysetup format --salt="$VERITY_SALT" --uuid="$VERITY_UUID" "$WORK/root.img" \
+        "$WORK/verity.img" > "$WORK/verity.txt"
     sed -n 's/^Root hash:[[:space:]]*//p' "$WORK/verity.txt" > "$WORK/roothash"
     [ -s "$WORK/roothash" ] || { cat "$WORK/verity.txt" >&2; exit 1; }
 }
@@ -207,7 +235,7 @@ title Lemur-HSM $VERSION (slot A)
 version $VERSION
 linux /a/vmlinuz
 initrd /a/initrd
-options root=/dev/mapper/root ro rootfstype=erofs roothash=$hash systemd.verity_root_data=PARTUUID=$UUID_ROOT_A systemd.verity_root_hash=PARTUUID=$UUID_VERITY_A systemd.verity_root_options=panic-on-corruption lemur.slot=a quiet console=tty0 console=ttyS0,115200
+options root=/dev/mapper/root ro rootfstype=erofs roothash=$hash systemd.verity_root_data=PARTUUID=$UUID_ROOT_A systemd.verity_root_hash=PARTUUID=$UUID_VERITY_A systemd.verity_root_options=panic-on-corruption rd.shell=0 rd.emergency=poweroff lemur.slot=a quiet console=tty0 console=ttyS0,115200
 EOF
     mcopy -i "$esp" "$WORK/entry.conf" ::/loader/entries/lemur-a.conf
     mcopy -i "$esp" "$HERE/lemur-appliance.toml" ::/lemur-appliance.toml
@@ -246,17 +274,24 @@ place() {
 # qcow2 and the OVA (OVF descriptor and streamOptimized VMDK, for VMware and VirtualBox).
 conversions() {
     log "qcow2, ova"
-    qemu-img convert -c -O qcow2 "$OUT/$NAME.raw" "$OUT/$NAME.qcow2"
+    # A hypervisor's disk is as large as its image says: 16 GiB for the data partition to grow
+    # into at first boot (sparse: the files stay small).
+    local virtual="$WORK/virtual.raw"
+    cp --sparse=always "$OUT/$NAME.raw" "$virtual"
+    truncate -s "${VIRTUAL_DISK_GIB}G" "$virtual"
+    qemu-img convert -c -O qcow2 "$virtual" "$OUT/$NAME.qcow2"
     local vmdk="$WORK/$NAME.vmdk"
     rm -f "$vmdk"
-    qemu-img convert -O vmdk -o subformat=streamOptimized "$OUT/$NAME.raw" "$vmdk"
+    qemu-img convert -O vmdk -o subformat=streamOptimized "$virtual" "$vmdk"
+    rm -f "$virtual"
     local capacity vmdk_size
-    capacity="$(stat -c %s "$OUT/$NAME.raw")"
+    capacity=$((VIRTUAL_DISK_GIB << 30))
     vmdk_size="$(stat -c %s "$vmdk")"
     sed -e "s/@NAME@/$NAME/g" -e "s/@VERSION@/$VERSION/g" -e "s/@CAPACITY@/$capacity/g" \
         -e "s/@VMDK_SIZE@/$vmdk_size/g" "$HERE/lemur-hsm.ovf.in" > "$WORK/$NAME.ovf"
     (cd "$WORK" && sha256sum --tag "$NAME.ovf" "$NAME.vmdk" | sed 's/^SHA256 (\(.*\)) = /SHA256(\1)= /' > "$NAME.mf")
-    tar -C "$WORK" --format=ustar -cf "$OUT/$NAME.ova" "$NAME.ovf" "$NAME.mf" "$NAME.vmdk"
+    tar -C "$WORK" --format=ustar --owner=0 --group=0 --numeric-owner --mtime="@$EPOCH" \
+        -cf "$OUT/$NAME.ova" "$NAME.ovf" "$NAME.mf" "$NAME.vmdk"
     cp "$WORK/manifest" "$OUT/$NAME.manifest"
     (cd "$OUT" && sha256sum "$NAME.raw" "$NAME.qcow2" "$NAME.ova" "$NAME.manifest" > SHA256SUMS)
 }

@@ -137,11 +137,14 @@ const GENERATED: &str = "# Written by `lemur appliance apply-seed` from lemur-ap
 /// systemd-networkd's settings for every Ethernet interface. mDNS is on so that the appliance
 /// answers to `HOSTNAME.local`, a name its HTTPS certificate carries when its host name has
 /// no domain. A DHCP server's host name is not taken: the seed's names the appliance, and is the
-/// one its certificate carries.
+/// one its certificate carries. The DHCP client is known by its MAC address, which stays when the
+/// machine-id does not.
 fn networkd(network: &Network) -> String {
     let mut text = format!("{GENERATED}[Match]\nName=en* eth*\n\n[Network]\nMulticastDNS=yes\n");
     match network {
-        Network::Dhcp => text.push_str("DHCP=yes\n\n[DHCPv4]\nUseHostname=no\n"),
+        Network::Dhcp => {
+            text.push_str("DHCP=yes\n\n[DHCPv4]\nUseHostname=no\nClientIdentifier=mac\n")
+        }
         Network::Static(fixed) => {
             let address = &fixed.address;
             text.push_str(&format!("Address={}/{}\n", address.ip(), address.prefix()));
