@@ -557,6 +557,7 @@ test("every screen: sign in, dashboard, authorities, the issue wizard, CSRs, upl
     await signIn(page);
     await expect(page.getByRole("heading", { name: "Dashboard", level: 1 })).toBeVisible();
     await expect(page).toHaveURL(/\/dashboard$/);
+    // Leaving at once: the session still ended on the daemon, so a deep link asks to sign in.
     await page.getByRole("button", { name: "Log out" }).click();
     await page.goto("/certificates");
     await expect(page.getByRole("button", { name: "Sign in" })).toBeVisible();

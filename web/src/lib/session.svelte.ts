@@ -37,7 +37,9 @@ class Session {
   }
 
   async logout(): Promise<void> {
-    await api.POST("/auth/logout");
+    // keepalive: a page left right after the click must not cancel the request that ends the
+    // session on the daemon.
+    await api.POST("/auth/logout", { keepalive: true });
     this.me = null;
     this.expired = false;
     this.#resume(false);
