@@ -83,6 +83,37 @@ function openssl(...args: string[]): string {
   return execFileSync("openssl", args, { cwd: work, encoding: "utf8" });
 }
 
+/**
+ * `openssl req` with a new P-256 key in `key` for a name: a CSR (`-new`) or a self-signed
+ * certificate (`-x509`) in `out`, valid for `name` as CN and DNS name.
+ */
+function opensslRequest(
+  mode: "-new" | "-x509",
+  name: string,
+  key: string,
+  out: string,
+  ...rest: string[]
+) {
+  openssl(
+    "req",
+    mode,
+    "-newkey",
+    "ec",
+    "-pkeyopt",
+    "ec_paramgen_curve:prime256v1",
+    "-nodes",
+    "-keyout",
+    key,
+    "-subj",
+    `/CN=${name}`,
+    "-addext",
+    `subjectAltName=DNS:${name}`,
+    "-out",
+    out,
+    ...rest,
+  );
+}
+
 /** A date `days` from today, as a date input takes it (UTC). */
 function dayFromNow(days: number): string {
   return new Date(Date.now() + days * 86_400_000).toISOString().slice(0, 10);
@@ -400,23 +431,7 @@ test("every screen: sign in, dashboard, authorities, the issue wizard, CSRs, upl
   const fromCsr = "csr.example.test";
 
   await test.step("the wizard from a CSR, with dates", async () => {
-    openssl(
-      "req",
-      "-new",
-      "-newkey",
-      "ec",
-      "-pkeyopt",
-      "ec_paramgen_curve:prime256v1",
-      "-nodes",
-      "-keyout",
-      "csr.key",
-      "-subj",
-      `/CN=${fromCsr}`,
-      "-addext",
-      `subjectAltName=DNS:${fromCsr}`,
-      "-out",
-      "request.csr",
-    );
+    opensslRequest("-new", fromCsr, "csr.key", "request.csr");
     await page.getByRole("link", { name: "Issue", exact: true }).click();
     await page.getByLabel("Issuing authority").selectOption({ label: `${sub} (UI Test Sub CA)` });
     await page.getByRole("button", { name: "Next" }).click();
@@ -459,25 +474,7 @@ test("every screen: sign in, dashboard, authorities, the issue wizard, CSRs, upl
   const uploaded = "uploaded.example.test";
 
   await test.step("upload a certificate made elsewhere, refused once", async () => {
-    openssl(
-      "req",
-      "-x509",
-      "-newkey",
-      "ec",
-      "-pkeyopt",
-      "ec_paramgen_curve:prime256v1",
-      "-nodes",
-      "-keyout",
-      "uploaded.key",
-      "-days",
-      "20",
-      "-subj",
-      `/CN=${uploaded}`,
-      "-addext",
-      `subjectAltName=DNS:${uploaded}`,
-      "-out",
-      "uploaded.pem",
-    );
+    opensslRequest("-x509", uploaded, "uploaded.key", "uploaded.pem", "-days", "20");
     await page.getByRole("link", { name: "Upload", exact: true }).click();
     await expect(page.getByRole("heading", { name: "Upload a certificate" })).toBeVisible();
     await screen(page, "upload");

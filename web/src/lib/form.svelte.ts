@@ -16,6 +16,16 @@ export function describedBy(id: string, hint?: string, error?: string): string |
   return [hint && `${id}-hint`, error && `${id}-error`].filter(Boolean).join(" ") || undefined;
 }
 
+/** What every labelled field of a form takes (see `components/fields/`). */
+export interface FieldProps {
+  form?: Form;
+  /** The request field it sets, as the daemon names it in errors. */
+  name: string;
+  label: string;
+  hint?: string;
+  required?: boolean;
+}
+
 export class Form {
   /** The daemon's message for each field of this form it refused. */
   errors = $state<Record<string, string>>({});
