@@ -5,8 +5,13 @@
 #   image/build.sh OUT_DIR
 #
 # Writes to OUT_DIR: lemur-hsm-VERSION.raw (GPT, UEFI through systemd-boot), .qcow2 (compressed),
-# .ova (OVF + streamOptimized VMDK), .manifest (every Debian package and version in the image)
-# and SHA256SUMS.
+# .ova (OVF + streamOptimized VMDK), .upgrade (the root slot as a signed bundle, for appliances
+# already running: POST /api/1/appliance/upgrade), .manifest (every Debian package and version
+# in the image) and SHA256SUMS.
+#
+# The release key signs the upgrade bundle, and its public half goes into the image, which
+# installs only bundles it signed: LEMUR_RELEASE_KEY names it (EC P-256, PEM). Without it, a
+# development key is made once in /var/tmp and used: fine for testing, never for a release.
 #
 # Disk: ESP | root A | verity A | root B | verity B | data. Each root slot is a read-only EROFS
 # file system (compressed, and with no fsck to trip over a read-only device) checked block by
@@ -29,6 +34,7 @@ TARGET="${CARGO_TARGET_DIR:-$REPO/target}/release"
 VERSION="$(sed -n 's/^version = "\(.*\)"/\1/p' "$REPO/Cargo.toml" | head -1)"
 NAME="lemur-hsm-$VERSION"
 WORK="${LEMUR_IMAGE_WORK:-/var/tmp/lemur-image}"
+RELEASE_KEY="${LEMUR_RELEASE_KEY:-/var/tmp/lemur-development-release-key.pem}"
 MIRROR="${LEMUR_IMAGE_MIRROR:-http://deb.debian.org/debian}"
 SUITE=trixie
 
@@ -66,17 +72,32 @@ export SOURCE_DATE_EPOCH="$EPOCH"
 # e1000, which VirtualBox and VMware default to); drivers no appliance uses are removed.
 PACKAGES=(
     systemd-sysv systemd-resolved systemd-timesyncd systemd-boot-efi udev dbus netbase
-    linux-image-amd64 kmod dracut systemd-cryptsetup zstd e2fsprogs fdisk cryptsetup-bin
+    systemd-boot linux-image-amd64 kmod dracut systemd-cryptsetup zstd e2fsprogs fdisk cryptsetup-bin
     softhsm2 nginx-light rsyslog rsyslog-gnutls logrotate nftables ca-certificates
 )
 
 log() { echo "image: $*" >&2; }
 
+# The kernel command line of every slot's entry, less what names the slot (the verity root hash,
+# the slot's partitions, lemur.slot=), which goes first. A verity mismatch panics the kernel and
+# a failed initrd reboots, so a damaged slot on trial counts its tries down and the previous one
+# boots again. The serial console last: it gets the login prompt and systemd's status.
+KERNEL_OPTIONS="root=/dev/mapper/root ro rootfstype=erofs systemd.verity_root_options=panic-on-corruption panic=10 rd.shell=0 rd.emergency=reboot quiet console=tty0 console=ttyS0,115200"
+
+# The release key, or a development key made once.
+release_key() {
+    if [ ! -e "$RELEASE_KEY" ]; then
+        log "no LEMUR_RELEASE_KEY: making a development release key in $RELEASE_KEY"
+        (umask 077 && openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 \
+            -out "$RELEASE_KEY" 2>/dev/null)
+    fi
+}
+
 check_inputs() {
     for file in "$TARGET/lemur" "$TARGET/lemur-hsm" "$REPO/web/dist/index.html"; do
         [ -e "$file" ] || { echo "missing $file: run ./dev image, which builds it" >&2; exit 1; }
     done
-    for tool in mmdebstrap mkfs.erofs mkfs.ext4 mkfs.vfat mcopy sfdisk veritysetup qemu-img; do
+    for tool in openssl mmdebstrap mkfs.erofs mkfs.ext4 mkfs.vfat mcopy sfdisk veritysetup qemu-img; do
         command -v "$tool" >/dev/null || { echo "missing $tool: run ./dev image, which installs it" >&2; exit 1; }
     done
 }
@@ -129,11 +150,13 @@ install_lemur() {
     rm -f "$tree"/etc/nginx/sites-enabled/*
     install -m 0644 "$REPO/nginx/lemur.conf" "$tree/etc/nginx/sites-enabled/lemur.conf"
     install -m 0644 "$REPO/README.md" "$tree/usr/share/lemur-hsm/README.md"
+    openssl pkey -in "$RELEASE_KEY" -pubout -out "$tree/usr/share/lemur-hsm/upgrade-key.pem"
+    chmod 0644 "$tree/usr/share/lemur-hsm/upgrade-key.pem"
     # systemd ships an empty /etc/credstore.encrypted; ours is a link to the data partition.
     rm -rf "$tree/etc/credstore.encrypted"
     # Owned by root, modes from the umask above: not the checkout's owner or group-writable modes.
     cp -dR --no-preserve=ownership,mode "$HERE/rootfs/." "$tree/"
-    chmod 0755 "$tree/usr/lib/lemur/grow-data"
+    chmod 0755 "$tree/usr/lib/lemur/grow-data" "$tree/usr/lib/lemur/boot-check"
 }
 
 # What a read-only root needs, and the units the appliance starts.
@@ -143,7 +166,10 @@ configure() {
     # The seed names the host (lemur-seed.service, at every boot).
     rm -f "$tree/etc/hostname"
     ln -sf ../run/systemd/resolve/stub-resolv.conf "$tree/etc/resolv.conf"
-    : > "$tree/etc/machine-id"
+    # The machine ID lives on the data partition (mounted by the initrd, before systemd reads
+    # it): made at the first boot, the same at every later one. It must not change: systemd binds
+    # the host key that encrypts the appliance's credentials to it.
+    ln -sf ../var/lib/machine-id "$tree/etc/machine-id"
     # As systemd's tmpfiles.d/credstore.conf wants it: the root cannot be changed at boot.
     chmod 0700 "$tree/etc/credstore"
     # Users before the root becomes read-only: sysusers cannot write /etc at boot.
@@ -153,7 +179,7 @@ configure() {
     mkdir -p "$tree/efi"
     chroot "$tree" systemctl enable systemd-networkd systemd-resolved systemd-timesyncd \
         nftables lemur-grow-data.service lemur-seed.service lemur-provision.service lemur.service \
-        lemur-frontend.path \
+        lemur-frontend.path lemur-upgrade.path lemur-boot-check.service \
         nginx >/dev/null 2>&1
     chroot "$tree" systemctl disable apt-daily.timer apt-daily-upgrade.timer e2scrub_reap.service \
         >/dev/null 2>&1 || true
@@ -231,11 +257,12 @@ esp() {
     printf 'default lemur-*\ntimeout 1\neditor no\n' > "$WORK/loader.conf"
     mcopy -i "$esp" "$WORK/loader.conf" ::/loader/loader.conf
     cat > "$WORK/entry.conf" <<EOF
-title Lemur-HSM $VERSION (slot A)
-version $VERSION
+title Lemur-HSM $VERSION (slot a)
+sort-key lemur-hsm
+version 1
 linux /a/vmlinuz
 initrd /a/initrd
-options root=/dev/mapper/root ro rootfstype=erofs roothash=$hash systemd.verity_root_data=PARTUUID=$UUID_ROOT_A systemd.verity_root_hash=PARTUUID=$UUID_VERITY_A systemd.verity_root_options=panic-on-corruption rd.shell=0 rd.emergency=poweroff lemur.slot=a quiet console=tty0 console=ttyS0,115200
+options roothash=$hash systemd.verity_root_data=PARTUUID=$UUID_ROOT_A systemd.verity_root_hash=PARTUUID=$UUID_VERITY_A lemur.slot=a $KERNEL_OPTIONS
 EOF
     mcopy -i "$esp" "$WORK/entry.conf" ::/loader/entries/lemur-a.conf
     mcopy -i "$esp" "$HERE/lemur-appliance.toml" ::/lemur-appliance.toml
@@ -271,6 +298,14 @@ place() {
     dd if="$2" of="$1" bs=1M seek="$3" conv=notrunc,sparse status=none
 }
 
+# The root slot as an upgrade bundle, signed with the release key.
+upgrade_bundle() {
+    log "upgrade bundle"
+    "$HERE/bundle.sh" --key "$RELEASE_KEY" --members "$WORK" --version "$VERSION" \
+        --source "$(git -C "$REPO" rev-parse HEAD 2>/dev/null || echo unknown)" \
+        --roothash "$(cat "$WORK/roothash")" --options "$KERNEL_OPTIONS" "$OUT/$NAME.upgrade"
+}
+
 # qcow2 and the OVA (OVF descriptor and streamOptimized VMDK, for VMware and VirtualBox).
 conversions() {
     log "qcow2, ova"
@@ -293,7 +328,7 @@ conversions() {
     tar -C "$WORK" --format=ustar --owner=0 --group=0 --numeric-owner --mtime="@$EPOCH" \
         -cf "$OUT/$NAME.ova" "$NAME.ovf" "$NAME.mf" "$NAME.vmdk"
     cp "$WORK/manifest" "$OUT/$NAME.manifest"
-    (cd "$OUT" && sha256sum "$NAME.raw" "$NAME.qcow2" "$NAME.ova" "$NAME.manifest" > SHA256SUMS)
+    (cd "$OUT" && sha256sum "$NAME.raw" "$NAME.qcow2" "$NAME.ova" "$NAME.upgrade" "$NAME.manifest" > SHA256SUMS)
 }
 
 main() {
@@ -302,11 +337,13 @@ main() {
     "$TARGET/lemur" appliance seed check "$HERE/lemur-appliance.toml" >/dev/null
     mkdir -p "$WORK" "$OUT"
     OUT="$(cd "$OUT" && pwd)"
+    release_key
     local started=$SECONDS
     build_tree "$WORK/tree"
     file_systems "$WORK/tree"
     esp
     disk
+    upgrade_bundle
     conversions
     log "done in $((SECONDS - started)) s:"
     (cd "$OUT" && du -h --apparent-size "$NAME.qcow2" "$NAME.ova" && du -h "$NAME.raw") >&2

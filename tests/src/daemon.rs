@@ -306,6 +306,17 @@ impl Daemon {
         )
     }
 
+    /// POST `body` as `application/octet-stream` to `path` with an optional bearer token.
+    pub fn post_bytes(&self, path: &str, token: Option<&str>, body: &[u8]) -> Reply {
+        let mut request = self
+            .post_request(path, &[])
+            .header("Content-Type", "application/octet-stream");
+        if let Some(token) = token {
+            request = request.header("Authorization", format!("Bearer {token}"));
+        }
+        Self::finish(request.send(body))
+    }
+
     /// PUT JSON to `path` with an optional bearer token.
     pub fn put(&self, path: &str, token: Option<&str>, body: &Value) -> Reply {
         Self::send(self.agent.put(format!("{}{path}", self.base)), token, body)

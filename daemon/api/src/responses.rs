@@ -594,3 +594,16 @@ pub struct Provider {
     /// Its name.
     pub name: String,
 }
+
+/// An appliance upgrade the daemon has checked and staged: root installs it into the inactive
+/// root slot and restarts the appliance into it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UpgradeStaged {
+    /// The release's version.
+    pub version: String,
+    /// The commit it was built from.
+    pub source: String,
+    /// What happens next.
+    pub status: String,
+}

@@ -48,6 +48,9 @@ pub struct Config {
     /// The certificate nginx serves, kept current by the daemon; none when absent.
     #[serde(default)]
     pub frontend: Option<FrontendConfig>,
+    /// Upgrades of the appliance image through the API; none when absent (not an appliance).
+    #[serde(default)]
+    pub upgrades: Option<UpgradesConfig>,
     /// Directory for the daemon's state (SQLite database, runtime files).
     pub state_dir: PathBuf,
 }
@@ -257,6 +260,35 @@ impl Default for KeysConfig {
 
 fn default_ready_keys() -> std::collections::BTreeMap<String, usize> {
     [("RSA2048".to_owned(), 32)].into_iter().collect()
+}
+
+/// `[upgrades]`: where `POST /api/1/appliance/upgrade` puts a bundle it has checked, for root's
+/// `lemur-upgrade.path` to install into the inactive root slot.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpgradesConfig {
+    /// The release key bundles must be signed with (PEM public key, on the verified root).
+    pub key: PathBuf,
+    /// The daemon's spool directory (created 0700).
+    pub spool: PathBuf,
+    /// The largest bundle accepted.
+    #[serde(default = "default_upgrade_max_bytes")]
+    pub max_bytes: u64,
+}
+
+impl UpgradesConfig {
+    /// Bundles signed with the key in `key`, spooled in `spool`, of the default largest size.
+    pub fn new(key: &Path, spool: &Path) -> Self {
+        Self {
+            key: key.to_owned(),
+            spool: spool.to_owned(),
+            max_bytes: default_upgrade_max_bytes(),
+        }
+    }
+}
+
+fn default_upgrade_max_bytes() -> u64 {
+    2 << 30
 }
 
 /// `[frontend]`: the appliance's own HTTPS certificate, which nginx serves.

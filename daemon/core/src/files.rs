@@ -280,11 +280,21 @@ pub fn ensure_private_dir(dir: &Path) -> Result<()> {
 }
 
 /// The bytes of a small file that a less privileged user may have written, as a root command
-/// reads it: never through a symbolic link, never a FIFO or a device (which could block or
-/// feed without end), never a file with another name (a hard link to a file that user may
-/// not read), at most `max` bytes. The caller still validates every byte it uses, and never
-/// repeats what it refused: the file might hold anything.
+/// reads it: see [`open_untrusted`]; at most `max` bytes. The caller still validates every byte
+/// it uses, and never repeats what it refused: the file might hold anything.
 pub fn read_untrusted(path: &Path, max: u64) -> Result<Vec<u8>> {
+    let file = open_untrusted(path, Some(max))?;
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut std::io::Read::take(file, max), &mut bytes)
+        .map_err(Error::io(format!("reading {}", path.display())))?;
+    Ok(bytes)
+}
+
+/// Opens for reading a file that a less privileged user may have written, as a root command
+/// does: never through a symbolic link, never a FIFO or a device (which could block or feed
+/// without end), never a file with another name (a hard link to a file that user may not
+/// read), and at most `max` bytes when given.
+pub fn open_untrusted(path: &Path, max: Option<u64>) -> Result<std::fs::File> {
     use rustix::fs::{Mode, OFlags};
     let context = format!("reading {}", path.display());
     let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
@@ -303,13 +313,10 @@ pub fn read_untrusted(path: &Path, max: u64) -> Result<Vec<u8>> {
     if found.nlink() != 1 {
         return Err(refused("it has more than one name (a hard link)"));
     }
-    if found.len() > max {
+    if let Some(max) = max.filter(|max| found.len() > *max) {
         return Err(refused(&format!("it is larger than {max} bytes")));
     }
-    let mut bytes = Vec::new();
-    std::io::Read::read_to_end(&mut std::io::Read::take(file, max), &mut bytes)
-        .map_err(Error::io(context))?;
-    Ok(bytes)
+    Ok(file)
 }
 
 /// `len` random bytes from the OS, hex-encoded (for generated PINs and secrets).

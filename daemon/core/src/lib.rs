@@ -30,6 +30,7 @@ pub mod policy;
 pub mod requests;
 pub mod store;
 pub mod timeline;
+pub mod upgrade;
 pub mod users;
 
 pub use app::{App, Parts};

@@ -228,6 +228,8 @@ pub enum Action<'a> {
     ManageUsers,
     /// Seal every stored secret again under a new key-encryption key.
     RotateKek,
+    /// Install a new release of the appliance image (it restarts the appliance).
+    UpgradeAppliance,
     /// Scan the whole inventory for certificates to announce as expiring (the scheduler's and
     /// `lemur notify expirations`' job: they tell every owner).
     ScanExpirations,
@@ -295,6 +297,7 @@ pub fn authorize(subject: &Subject, action: Action<'_>) -> Result<()> {
         Action::CreateAuthority
         | Action::ManageUsers
         | Action::ScanExpirations
+        | Action::UpgradeAppliance
         | Action::RotateKek => (subject.is_admin(), "only administrators may do this"),
         Action::ReadHealthDetails => (
             subject.is_admin() || subject.has(&Role::Operator) || subject.has(&Role::Auditor),

@@ -8,6 +8,7 @@
 #![recursion_limit = "256"]
 
 mod access;
+mod appliance;
 mod auth;
 mod authorities;
 mod certificates;
@@ -175,6 +176,7 @@ pub const ROUTES: &[Route] = &[
     Route { method: "PUT", path: "/domains/{id}" },
     Route { method: "GET", path: "/plugins" },
     Route { method: "GET", path: "/plugins/{slug}" },
+    Route { method: "POST", path: "/appliance/upgrade" },
     Route { method: "GET", path: "/openapi.json" },
 ];
 
@@ -203,6 +205,7 @@ fn handler(route: &Route) -> Option<MethodRouter<Arc<App>>> {
         ("PUT", "/domains/{id}") => put(domains::update),
         ("GET", "/plugins") => get(plugins::list),
         ("GET", "/plugins/{slug}") => get(plugins::get),
+        ("POST", "/appliance/upgrade") => post(appliance::upgrade),
         ("GET", "/openapi.json") => get(openapi::document),
         _ => return None,
     })

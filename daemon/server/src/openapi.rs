@@ -51,6 +51,7 @@ impl Modify for BearerToken {
         crate::domains::update,
         crate::plugins::list,
         crate::plugins::get,
+        crate::appliance::upgrade,
         document,
     )
 )]

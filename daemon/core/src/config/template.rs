@@ -3,7 +3,10 @@
 //! the rest. Every value is written by the `toml` crate, never pasted into the text, because some
 //! come from outside (a seed file's email address, a path).
 
-use super::{CONFIG_VERSION, CREDENTIALS_PREFIX, Defaults, FrontendConfig, HSM_PIN, TOKEN_SECRET};
+use super::{
+    CONFIG_VERSION, CREDENTIALS_PREFIX, Defaults, FrontendConfig, HSM_PIN, TOKEN_SECRET,
+    UpgradesConfig,
+};
 use std::path::Path;
 
 /// `value` as TOML writes it (a string quoted and escaped, a list or an inline table).
@@ -47,6 +50,8 @@ pub struct Template<'a> {
     pub security_team_email: Option<&'a str>,
     /// `[frontend]`; written as a commented example when absent.
     pub frontend: Option<&'a FrontendConfig>,
+    /// `[upgrades]`; written as a commented example when absent.
+    pub upgrades: Option<&'a UpgradesConfig>,
 }
 
 impl<'a> Template<'a> {
@@ -67,6 +72,7 @@ impl<'a> Template<'a> {
             trusted_proxies: &[],
             security_team_email: None,
             frontend: None,
+            upgrades: None,
         }
     }
 
@@ -95,6 +101,19 @@ impl<'a> Template<'a> {
         }
     }
 
+    /// The `[upgrades]` table, or its commented example.
+    fn upgrades(&self) -> String {
+        match self.upgrades {
+            Some(upgrades) => format!(
+                "[upgrades]\nkey = {}\nspool = {}\nmax_bytes = {}\n",
+                path_value(&upgrades.key),
+                path_value(&upgrades.spool),
+                upgrades.max_bytes,
+            ),
+            None => "# [upgrades]\n# key = \"/usr/share/lemur-hsm/upgrade-key.pem\"\n# spool = \"/var/lib/lemur/upgrade\"\n".to_owned(),
+        }
+    }
+
     /// The configuration's text. Every value is written by the `toml` crate, quoted and escaped
     /// as TOML wants it, so that no value (a path, an email address from a seed file) can end
     /// its string or its line early and add keys of its own.
@@ -116,6 +135,7 @@ impl<'a> Template<'a> {
                 .map_or_else(|| Defaults::default().security_team_email, str::to_owned),
         );
         let frontend = self.frontend();
+        let upgrades = self.upgrades();
         format!(
             r#"# Lemur-HSM configuration. Secrets are never written here: each *_file key names a file
 # (0600, owned by the lemur user; in production a systemd credential).
@@ -197,6 +217,10 @@ ready = {{ RSA2048 = 32 }}
 # once a third of its validity is left (systemd/lemur-frontend.path then reloads nginx: it
 # watches /var/lib/lemur/frontend/chain.pem, so change it there too if you change the path).
 {frontend}
+# Upgrades of the appliance image (POST /api/1/appliance/upgrade, administrators only): a bundle
+# signed with the release key is checked, then left in the spool directory for root's
+# lemur-upgrade.service to write into the inactive root slot. Only the appliance image has this.
+{upgrades}
 [metrics]
 # Client addresses or networks ("10.0.0.0/8") that may read /metrics (Prometheus text); the
 # bundled nginx also limits /metrics to loopback. [] turns it off.

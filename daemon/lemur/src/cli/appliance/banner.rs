@@ -16,6 +16,7 @@
 
 use super::apply::issue_text;
 use super::credstore::Credstore;
+use super::upgrade::Slot;
 use crate::cli::token::ADMIN_PASSWORD;
 use lemur_core::app::DEFAULT_ADMIN;
 use lemur_core::files::{ensure_private_dir, read_untrusted, replace_if_changed};
@@ -119,9 +120,14 @@ pub fn run(state_dir: &Path, credstore: &Path, issue_file: &Path) -> Result<()> 
         ),
         _ => None,
     };
+    // Which release and slot run, for whoever checks an upgrade at the console.
+    let slot = std::fs::read_to_string("/proc/cmdline")
+        .ok()
+        .and_then(|cmdline| Slot::running(&cmdline).ok());
     let text = banner(
         facts.as_ref().ok(),
         password.as_ref().map(|p| p.as_ref().ok()),
+        slot,
     );
     if let Some(dir) = issue_file.parent() {
         ensure_private_dir(dir)?;
@@ -162,11 +168,16 @@ fn password_text(clear: &[u8]) -> Result<Zeroizing<String>> {
 fn banner(
     facts: Option<&Facts>,
     password: Option<Option<&Zeroizing<String>>>,
+    slot: Option<Slot>,
 ) -> Zeroizing<String> {
+    let release = match slot {
+        Some(slot) => format!("{}, root slot {slot}", env!("CARGO_PKG_VERSION")),
+        None => env!("CARGO_PKG_VERSION").to_owned(),
+    };
     let Some(facts) = facts else {
-        return Zeroizing::new(
-            "\nLemur-HSM appliance\n  Provisioning has not finished, or what it wrote cannot be shown:\n  see journalctl -b -u lemur-provision\n\n".to_owned(),
-        );
+        return Zeroizing::new(format!(
+            "\nLemur-HSM appliance {release}\n  Provisioning has not finished, or what it wrote cannot be shown:\n  see journalctl -b -u lemur-provision\n\n"
+        ));
     };
     let password = match password {
         Some(Some(password)) => Zeroizing::new(format!(
@@ -179,7 +190,7 @@ fn banner(
         None => Zeroizing::new("changed since the first boot; not shown".to_owned()),
     };
     Zeroizing::new(format!(
-        "\nLemur-HSM appliance\n  \
+        "\nLemur-HSM appliance {release}\n  \
          Web interface   {url}   (this machine's address: \\4)\n  \
          Appliance CA    SHA-256 {fingerprint}\n                  \
          (check it against the CA certificate your browser shows before you trust it)\n  \
@@ -236,12 +247,17 @@ mod tests {
     fn the_banner_shows_the_password_only_while_it_is_the_first() {
         let facts = Facts::new("https://lemur.example.test/".into(), FINGERPRINT.into()).unwrap();
         let password = Zeroizing::new("0123abcd".to_owned());
-        let shown = banner(Some(&facts), Some(Some(&password)));
+        let shown = banner(
+            Some(&facts),
+            Some(Some(&password)),
+            Slot::running("lemur.slot=b").ok(),
+        );
+        assert!(shown.contains(", root slot b\n"), "{}", shown.as_str());
         assert!(shown.contains("Password        0123abcd  (shown until it is changed)"));
         assert!(shown.contains(&format!("SHA-256 {FINGERPRINT}")));
-        let changed = banner(Some(&facts), None);
+        let changed = banner(Some(&facts), None, None);
         assert!(!changed.contains("0123abcd") && changed.contains("not shown"));
-        let unknown = banner(None, None);
+        let unknown = banner(None, None, None);
         assert!(unknown.contains("journalctl -b -u lemur-provision"));
     }
 }

@@ -3,7 +3,8 @@
 //! EFI system partition. `apply-seed` turns the seed into the system's settings at every boot;
 //! `credentials` (as root), `provision` (as the daemon's user) and `banner` (as root) make the
 //! daemon's state at the first boot and check it at every later one; `seed check` tells the
-//! operator what is wrong with a seed before they boot it.
+//! operator what is wrong with a seed before they boot it; `upgrade` (as root) installs a release
+//! the daemon received into the root slot not running.
 //!
 //! Privilege is split so that root never loads what the daemon's user can write: root makes the
 //! encrypted credentials and the console banner from its own inputs and from two tiny files it
@@ -14,6 +15,7 @@ mod banner;
 mod credstore;
 mod provision;
 mod seed;
+mod upgrade;
 
 use clap::Subcommand;
 use lemur_core::{Error, Result, clock};
@@ -82,6 +84,10 @@ pub enum ApplianceCommand {
         #[arg(long, value_name = "FILE")]
         issue_file: PathBuf,
     },
+    /// Install a release bundle the daemon staged into the root slot not running, and boot it
+    /// next, on trial: three boots to come up healthy, else the running slot boots again. As
+    /// root (lemur-upgrade.service); the bundle's signature and every byte are checked again.
+    Upgrade(upgrade::Options),
 }
 
 /// `lemur appliance seed ...`.
@@ -121,6 +127,7 @@ pub async fn run(command: ApplianceCommand) -> Result<()> {
             credstore,
             issue_file,
         } => banner::run(&state_dir, &credstore, &issue_file),
+        ApplianceCommand::Upgrade(options) => upgrade::run(&options),
     }
 }
 

@@ -8,6 +8,7 @@
 mod apply;
 mod provision;
 mod seed;
+mod upgrade;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

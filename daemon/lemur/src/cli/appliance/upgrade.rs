@@ -1,0 +1,321 @@
+//! `lemur appliance upgrade`: installs a staged release bundle into the root slot the appliance
+//! is not running from, as root (lemur-upgrade.service), and makes it the next boot's entry,
+//! on trial.
+//!
+//! The disk has two root slots, `a` and `b`, each a dm-verity protected file system and its
+//! hash tree (partitions `lemur-root-X` and `lemur-verity-X`), and one systemd-boot entry per
+//! slot on the ESP (`loader/entries/lemur-X….conf`, kernel and initrd in `/X/`). The order of
+//! work keeps a bootable entry at every moment:
+//! 1. the inactive slot's entry is removed first, so nothing boots the slot being overwritten;
+//! 2. the bundle is written into that slot and its ESP directory while it is checked (signature,
+//!    then every member's digest); a bundle that fails leaves the slot without an entry;
+//! 3. the new entry is written last, with a boot counter (`lemur-X+3.conf`) and a higher
+//!    `version` than any other entry, so systemd-boot prefers it. Each boot of it counts one
+//!    try down; a boot that reaches `boot-complete.target` (the daemon ready and nginx serving,
+//!    `lemur-boot-check.service`) makes systemd-bless-boot drop the counter. Once three tries are
+//!    spent the entry sorts last, and the slot the appliance came from boots again.
+
+use lemur_core::files::{open_untrusted, sync_directory};
+use lemur_core::upgrade::{self, Manifest, ReleaseKey};
+use lemur_core::{Error, Result};
+use std::fs::File;
+use std::io::{Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+/// Boots a new entry gets to come up healthy.
+const TRIES: u32 = 3;
+/// systemd-boot's order among entries of the same sort key is newest `version` first.
+const SORT_KEY: &str = "lemur-hsm";
+
+/// `lemur appliance upgrade`.
+#[derive(clap::Args)]
+pub struct Options {
+    /// The bundle, as the daemon staged it.
+    #[arg(long, value_name = "FILE")]
+    bundle: PathBuf,
+    /// The release key it must be signed with.
+    #[arg(
+        long,
+        value_name = "FILE",
+        default_value = "/usr/share/lemur-hsm/upgrade-key.pem"
+    )]
+    key: PathBuf,
+    /// The EFI system partition.
+    #[arg(long, value_name = "DIR", default_value = "/efi")]
+    esp: PathBuf,
+    /// Where udev names partitions (by-partlabel/, by-partuuid/).
+    #[arg(long, value_name = "DIR", default_value = "/dev/disk")]
+    disks: PathBuf,
+    /// The running kernel's command line, which names the running slot (lemur.slot=).
+    #[arg(long, value_name = "FILE", default_value = "/proc/cmdline")]
+    cmdline: PathBuf,
+}
+
+/// A root slot: `a` or `b`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Slot(char);
+
+impl Slot {
+    /// The slot the kernel command line `cmdline` says is running.
+    pub fn running(cmdline: &str) -> Result<Self> {
+        match cmdline
+            .split_whitespace()
+            .find_map(|word| word.strip_prefix("lemur.slot="))
+        {
+            Some("a") => Ok(Slot('a')),
+            Some("b") => Ok(Slot('b')),
+            _ => Err(Error::invalid(
+                "cmdline",
+                "the kernel command line names no root slot (lemur.slot=a or b): this is not a \
+                 Lemur-HSM appliance booted from one of its slots",
+            )),
+        }
+    }
+
+    fn other(self) -> Self {
+        Slot(if self.0 == 'a' { 'b' } else { 'a' })
+    }
+
+    /// Whether `file` is one of this slot's boot entries (`lemur-a.conf`, `lemur-a+3.conf`,
+    /// `lemur-a+2-1.conf`).
+    fn owns_entry(self, file: &str) -> bool {
+        let Some(rest) = file
+            .strip_prefix(&format!("lemur-{}", self.0))
+            .and_then(|rest| rest.strip_suffix(".conf"))
+        else {
+            return false;
+        };
+        rest.is_empty() || rest.starts_with('+')
+    }
+}
+
+impl std::fmt::Display for Slot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// Runs `lemur appliance upgrade`.
+pub fn run(options: &Options) -> Result<()> {
+    let cmdline = std::fs::read_to_string(&options.cmdline)
+        .map_err(Error::io(format!("reading {}", options.cmdline.display())))?;
+    let target = Slot::running(&cmdline)?.other();
+    let key = ReleaseKey::load(&options.key)?;
+    let root = Partition::find(&options.disks, &format!("lemur-root-{target}"))?;
+    let verity = Partition::find(&options.disks, &format!("lemur-verity-{target}"))?;
+    let entries = options.esp.join("loader/entries");
+    remove_entries(&entries, target)?;
+    let kernel_dir = options.esp.join(target.to_string());
+    std::fs::create_dir_all(&kernel_dir)
+        .map_err(Error::io(format!("creating {}", kernel_dir.display())))?;
+    println!(
+        "installing {} into root slot {target}",
+        options.bundle.display()
+    );
+    let bundle = open_untrusted(&options.bundle, None)?;
+    let manifest = upgrade::read(std::io::BufReader::new(bundle), &key, |name, size| {
+        let writer: Box<dyn Write> = match name {
+            "root.img" => Box::new(root.open(size)?),
+            "verity.img" => Box::new(verity.open(size)?),
+            _ => Box::new(Durable::create(&kernel_dir.join(name))?),
+        };
+        Ok(writer)
+    })?;
+    sync_directory(&kernel_dir)?;
+    let generation = newest_generation(&entries)? + 1;
+    let entry = Entry {
+        slot: target,
+        generation,
+        manifest: &manifest,
+        root: &root,
+        verity: &verity,
+    };
+    let file = entries.join(format!("lemur-{target}+{TRIES}.conf"));
+    lemur_core::files::replace_if_changed(&file, entry.text().as_bytes(), 0o644)?;
+    sync_directory(&entries)?;
+    println!(
+        "installed Lemur-HSM {} (source {}) into root slot {target}; it boots next, on trial for \
+         {TRIES} boots",
+        manifest.version, manifest.source
+    );
+    Ok(())
+}
+
+/// A partition found by its GPT label.
+struct Partition {
+    device: PathBuf,
+    uuid: String,
+}
+
+impl Partition {
+    /// The partition labelled `label`, and its PARTUUID (for the kernel command line).
+    fn find(disks: &Path, label: &str) -> Result<Self> {
+        let link = disks.join("by-partlabel").join(label);
+        let device = link.canonicalize().map_err(|e| {
+            Error::io(format!(
+                "finding partition {label} ({}): is this the appliance's disk?",
+                link.display()
+            ))(e)
+        })?;
+        let by_uuid = disks.join("by-partuuid");
+        let listing = std::fs::read_dir(&by_uuid)
+            .map_err(Error::io(format!("listing {}", by_uuid.display())))?;
+        let uuid = listing
+            .filter_map(|entry| entry.ok())
+            .find(|entry| entry.path().canonicalize().ok().as_ref() == Some(&device))
+            .map(|entry| entry.file_name().to_string_lossy().into_owned())
+            .ok_or_else(|| {
+                Error::io(format!("finding the PARTUUID of {label}"))(std::io::Error::other(
+                    "no link in by-partuuid points at it",
+                ))
+            })?;
+        Ok(Self { device, uuid })
+    }
+
+    /// The partition, for writing `size` bytes from its start, once they are known to fit.
+    fn open(&self, size: u64) -> Result<Durable> {
+        let context = format!("opening {}", self.device.display());
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&self.device)
+            .map_err(Error::io(context.clone()))?;
+        let capacity = file
+            .seek(SeekFrom::End(0))
+            .map_err(Error::io(context.clone()))?;
+        if size > capacity {
+            return Err(Error::invalid(
+                "bundle",
+                format!(
+                    "its {size} bytes do not fit {} ({capacity} bytes): this release needs a \
+                     new image, not an upgrade",
+                    self.device.display()
+                ),
+            ));
+        }
+        file.seek(SeekFrom::Start(0)).map_err(Error::io(context))?;
+        Ok(Durable(file))
+    }
+}
+
+/// A file whose `flush` reaches the disk.
+struct Durable(File);
+
+impl Durable {
+    fn create(path: &Path) -> Result<Self> {
+        File::create(path)
+            .map(Durable)
+            .map_err(Error::io(format!("creating {}", path.display())))
+    }
+}
+
+impl Write for Durable {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.write(bytes)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.sync_all()
+    }
+}
+
+/// Removes `slot`'s boot entries, durably, before its partitions are overwritten.
+fn remove_entries(entries: &Path, slot: Slot) -> Result<()> {
+    for file in entry_files(entries)? {
+        if slot.owns_entry(&file) {
+            let path = entries.join(&file);
+            std::fs::remove_file(&path)
+                .map_err(Error::io(format!("removing {}", path.display())))?;
+            println!("removed the boot entry {file}");
+        }
+    }
+    sync_directory(entries)
+}
+
+fn entry_files(entries: &Path) -> Result<Vec<String>> {
+    let listing =
+        std::fs::read_dir(entries).map_err(Error::io(format!("listing {}", entries.display())))?;
+    Ok(listing
+        .filter_map(|entry| entry.ok())
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with("lemur-") && name.ends_with(".conf"))
+        .collect())
+}
+
+/// The highest `version` among the appliance's boot entries (0 when none has one).
+fn newest_generation(entries: &Path) -> Result<u64> {
+    let mut newest = 0;
+    for file in entry_files(entries)? {
+        let path = entries.join(&file);
+        let text = std::fs::read_to_string(&path)
+            .map_err(Error::io(format!("reading {}", path.display())))?;
+        let version = text
+            .lines()
+            .find_map(|line| line.strip_prefix("version "))
+            .and_then(|version| version.trim().parse::<u64>().ok());
+        newest = newest.max(version.unwrap_or(0));
+    }
+    Ok(newest)
+}
+
+/// A slot's boot entry.
+struct Entry<'a> {
+    slot: Slot,
+    generation: u64,
+    manifest: &'a Manifest,
+    root: &'a Partition,
+    verity: &'a Partition,
+}
+
+impl Entry<'_> {
+    /// The entry file: what names the slot first on the command line, the release's options
+    /// after (the serial console last, where it gets the login prompt).
+    fn text(&self) -> String {
+        let Entry {
+            slot,
+            generation,
+            manifest,
+            root,
+            verity,
+        } = self;
+        format!(
+            "title Lemur-HSM {version} (slot {slot})\nsort-key {SORT_KEY}\nversion {generation}\n\
+             linux /{slot}/vmlinuz\ninitrd /{slot}/initrd\noptions roothash={hash} \
+             systemd.verity_root_data=PARTUUID={root} systemd.verity_root_hash=PARTUUID={verity} \
+             lemur.slot={slot} {options}\n",
+            version = manifest.version,
+            hash = manifest.roothash,
+            root = root.uuid,
+            verity = verity.uuid,
+            options = manifest.options,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_running_slot_comes_from_the_command_line() {
+        assert_eq!(Slot::running("ro lemur.slot=b quiet").unwrap(), Slot('b'));
+        assert_eq!(Slot::running("lemur.slot=a").unwrap().other(), Slot('b'));
+        assert!(Slot::running("ro quiet").is_err());
+        assert!(Slot::running("lemur.slot=c").is_err());
+    }
+
+    #[test]
+    fn a_slot_owns_its_entries_with_or_without_a_counter() {
+        let a = Slot('a');
+        for own in ["lemur-a.conf", "lemur-a+3.conf", "lemur-a+0-3.conf"] {
+            assert!(a.owns_entry(own), "{own}");
+        }
+        for other in [
+            "lemur-b.conf",
+            "lemur-ab.conf",
+            "lemur-a.conf.tmp",
+            "other.conf",
+        ] {
+            assert!(!a.owns_entry(other), "{other}");
+        }
+    }
+}

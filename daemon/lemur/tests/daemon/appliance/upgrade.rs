@@ -1,0 +1,297 @@
+//! Appliance upgrades: bundles made by the image's own `image/bundle.sh` and signed with a
+//! release key of the test's own; the daemon receiving and checking them
+//! (`POST /api/1/appliance/upgrade`), and root's installer (`lemur appliance upgrade`) writing
+//! the slot not running and its boot entry, on a disk of plain files named as udev names
+//! partitions. The boots themselves, boot counting and the fall-back are `image/test.sh`'s.
+
+use super::{lemur, stderr, stdout};
+use crate::support::scratch;
+use lemur_testkit::daemon::Daemon;
+use std::os::unix::fs::symlink;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const OPTIONS: &str = "root=/dev/mapper/root ro rootfstype=erofs quiet console=ttyS0,115200";
+
+/// A release key pair in `dir`: (private, public) PEM files.
+fn release_key(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+    let private = dir.join(format!("{name}.pem"));
+    let public = dir.join(format!("{name}.pub.pem"));
+    run(Command::new("openssl")
+        .args(["genpkey", "-algorithm", "EC", "-pkeyopt"])
+        .args(["ec_paramgen_curve:P-256", "-out", private.to_str().unwrap()]));
+    run(Command::new("openssl").args([
+        "pkey",
+        "-in",
+        private.to_str().unwrap(),
+        "-pubout",
+        "-out",
+        public.to_str().unwrap(),
+    ]));
+    (private, public)
+}
+
+fn run(command: &mut Command) {
+    let output = command.output().unwrap();
+    assert!(
+        output.status.success(),
+        "{command:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// The members of a release: small stand-ins, distinct per version.
+fn members(version: &str) -> [(&'static str, Vec<u8>); 4] {
+    [
+        (
+            "root.img",
+            format!("erofs of {version}").repeat(5000).into_bytes(),
+        ),
+        ("verity.img", format!("hash tree of {version}").into_bytes()),
+        ("vmlinuz", format!("kernel of {version}").into_bytes()),
+        ("initrd", format!("initrd of {version}").into_bytes()),
+    ]
+}
+
+/// A bundle of `members` made by `image/bundle.sh`, signed with `key`.
+fn bundle(dir: &Path, key: &Path, version: &str, members: &[(&str, Vec<u8>)]) -> PathBuf {
+    let staged = dir.join(format!("members-{version}"));
+    std::fs::create_dir_all(&staged).unwrap();
+    for (name, bytes) in members {
+        std::fs::write(staged.join(name), bytes).unwrap();
+    }
+    let out = dir.join(format!("lemur-hsm-{version}.upgrade"));
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../image/bundle.sh");
+    run(Command::new(script)
+        .args(["--key", key.to_str().unwrap()])
+        .args(["--members", staged.to_str().unwrap()])
+        .args(["--version", version, "--source", "0123abc"])
+        .args(["--roothash", &"ab".repeat(32), "--options", OPTIONS])
+        .arg(&out));
+    out
+}
+
+/// The same bundle with one byte of `member`'s contents changed.
+fn with_flipped_byte(path: &Path, member: &[u8]) -> Vec<u8> {
+    let mut bytes = std::fs::read(path).unwrap();
+    let at = bytes
+        .windows(member.len())
+        .position(|window| window == member)
+        .unwrap();
+    bytes[at + member.len() / 2] ^= 0x01;
+    bytes
+}
+
+#[test]
+fn an_administrator_uploads_a_release_and_the_daemon_stages_it_only_once_checked() {
+    let dir = scratch();
+    let (key, public) = release_key(dir.path(), "release");
+    let mut daemon = Daemon::start(Path::new(env!("CARGO_BIN_EXE_lemur")), None);
+    let spool = daemon.state_dir().join("upgrade");
+    let token = daemon.admin_token();
+    let good = bundle(dir.path(), &key, "0.2.0", &members("0.2.0"));
+
+    // Not an appliance: no [upgrades], so the daemon takes none.
+    let refused = daemon.post_bytes("/api/1/appliance/upgrade", Some(&token), b"x");
+    assert_eq!(refused.status, 409, "{}", refused.text);
+
+    let config = std::fs::read_to_string(daemon.config_path()).unwrap();
+    let upgrades = format!(
+        "{config}\n[upgrades]\nkey = {:?}\nspool = {:?}\n",
+        public.to_str().unwrap(),
+        spool.to_str().unwrap()
+    );
+    std::fs::write(daemon.config_path(), upgrades).unwrap();
+    daemon.restart();
+    let token = daemon.admin_token();
+    let upload = |bytes: &[u8]| daemon.post_bytes("/api/1/appliance/upgrade", Some(&token), bytes);
+
+    let changed = with_flipped_byte(&good, b"kernel of 0.2.0");
+    let refused = upload(&changed);
+    assert_eq!(refused.status, 400, "{}", refused.text);
+    let reason = refused.body["reasons"]["bundle"].as_str().unwrap();
+    assert!(reason.contains("vmlinuz does not match"), "{reason}");
+    let (other_key, _) = release_key(dir.path(), "other");
+    let foreign = bundle(dir.path(), &other_key, "0.2.1", &members("0.2.1"));
+    let refused = upload(&std::fs::read(&foreign).unwrap());
+    assert_eq!(refused.status, 400, "{}", refused.text);
+    assert!(refused.text.contains("does not verify"), "{}", refused.text);
+    let refused = upload(b"not a bundle");
+    assert_eq!(refused.status, 400, "{}", refused.text);
+    let leftovers: Vec<_> = std::fs::read_dir(&spool).unwrap().collect();
+    assert!(leftovers.is_empty(), "refused uploads left {leftovers:?}");
+
+    let bytes = std::fs::read(&good).unwrap();
+    let staged = upload(&bytes);
+    assert_eq!(staged.status, 202, "{}", staged.text);
+    assert_eq!(staged.body["version"], "0.2.0");
+    assert_eq!(staged.body["source"], "0123abc");
+    assert_eq!(std::fs::read(spool.join("staged.upgrade")).unwrap(), bytes);
+    assert!(daemon.log().contains("staged the upgrade to 0.2.0"));
+
+    // One at a time: root has not installed the staged one yet.
+    let busy = upload(&bytes);
+    assert_eq!(busy.status, 409, "{}", busy.text);
+    assert!(busy.text.contains("being installed"), "{}", busy.text);
+}
+
+/// A disk of plain files as udev names partitions, an ESP holding the entry of slot `a` as
+/// the image ships it, and a kernel command line naming the running slot.
+struct Disk {
+    dir: tempfile::TempDir,
+}
+
+impl Disk {
+    const PARTITIONS: [(&'static str, &'static str); 4] = [
+        ("lemur-root-a", "2a6e3b7d-5c41-4f0a-9d2e-7b8c1a3f6e0a"),
+        ("lemur-verity-a", "3b7f4c8e-6d52-4a1b-8e3f-8c9d2b4a7f0a"),
+        ("lemur-root-b", "2a6e3b7d-5c41-4f0a-9d2e-7b8c1a3f6e0b"),
+        ("lemur-verity-b", "3b7f4c8e-6d52-4a1b-8e3f-8c9d2b4a7f0b"),
+    ];
+
+    fn new() -> Self {
+        let dir = scratch();
+        for sub in [
+            "dev",
+            "disk/by-partlabel",
+            "disk/by-partuuid",
+            "esp/loader/entries",
+            "esp/a",
+        ] {
+            std::fs::create_dir_all(dir.path().join(sub)).unwrap();
+        }
+        for (number, (label, uuid)) in Self::PARTITIONS.iter().enumerate() {
+            let device = dir.path().join(format!("dev/vda{}", number + 2));
+            std::fs::write(&device, vec![0u8; 1 << 20]).unwrap();
+            symlink(&device, dir.path().join("disk/by-partlabel").join(label)).unwrap();
+            symlink(&device, dir.path().join("disk/by-partuuid").join(uuid)).unwrap();
+        }
+        std::fs::write(
+            dir.path().join("esp/loader/entries/lemur-a.conf"),
+            "title Lemur-HSM 0.1.0 (slot a)\nsort-key lemur-hsm\nversion 1\nlinux /a/vmlinuz\n",
+        )
+        .unwrap();
+        Self { dir }
+    }
+
+    fn path(&self, relative: &str) -> PathBuf {
+        self.dir.path().join(relative)
+    }
+
+    fn entries(&self) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(self.path("esp/loader/entries"))
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// `lemur appliance upgrade` with `bundle`, slot `running` running.
+    fn install(&self, bundle: &Path, key: &Path, running: char) -> std::process::Output {
+        let cmdline = self.path("cmdline");
+        std::fs::write(
+            &cmdline,
+            format!("roothash=00 lemur.slot={running} quiet\n"),
+        )
+        .unwrap();
+        let (esp, disks) = (self.path("esp"), self.path("disk"));
+        let paths = [bundle, key, &esp, &disks, &cmdline].map(|p| p.to_str().unwrap());
+        let args = [
+            "appliance",
+            "upgrade",
+            "--bundle",
+            paths[0],
+            "--key",
+            paths[1],
+            "--esp",
+            paths[2],
+            "--disks",
+            paths[3],
+            "--cmdline",
+            paths[4],
+        ];
+        lemur(&args, &[])
+    }
+
+    /// Whether the partition's first bytes are `bytes`.
+    fn holds(&self, device: &str, bytes: &[u8]) -> bool {
+        std::fs::read(self.path(device)).unwrap().starts_with(bytes)
+    }
+}
+
+#[test]
+fn the_installer_writes_the_slot_not_running_and_boots_it_next_on_trial() {
+    let keys = scratch();
+    let (key, public) = release_key(keys.path(), "release");
+    let disk = Disk::new();
+    let v2 = members("0.2.0");
+    let installed = disk.install(&bundle(keys.path(), &key, "0.2.0", &v2), &public, 'a');
+    assert!(installed.status.success(), "{}", stderr(&installed));
+    assert!(
+        stdout(&installed).contains("into root slot b"),
+        "{}",
+        stdout(&installed)
+    );
+    assert!(disk.holds("dev/vda4", &v2[0].1) && disk.holds("dev/vda5", &v2[1].1));
+    assert!(
+        disk.holds("dev/vda2", &[0; 64]),
+        "the running slot was written"
+    );
+    assert_eq!(std::fs::read(disk.path("esp/b/vmlinuz")).unwrap(), v2[2].1);
+    assert_eq!(std::fs::read(disk.path("esp/b/initrd")).unwrap(), v2[3].1);
+    assert_eq!(disk.entries(), ["lemur-a.conf", "lemur-b+3.conf"]);
+    let entry = std::fs::read_to_string(disk.path("esp/loader/entries/lemur-b+3.conf")).unwrap();
+    let expected = format!(
+        "title Lemur-HSM 0.2.0 (slot b)\nsort-key lemur-hsm\nversion 2\nlinux /b/vmlinuz\n\
+         initrd /b/initrd\noptions roothash={} \
+         systemd.verity_root_data=PARTUUID=2a6e3b7d-5c41-4f0a-9d2e-7b8c1a3f6e0b \
+         systemd.verity_root_hash=PARTUUID=3b7f4c8e-6d52-4a1b-8e3f-8c9d2b4a7f0b lemur.slot=b \
+         {OPTIONS}\n",
+        "ab".repeat(32)
+    );
+    assert_eq!(entry, expected);
+
+    // Slot b booted well (systemd-bless-boot dropped its counter); the next release goes into
+    // slot a, whose old entry goes, with a newer version than any.
+    std::fs::rename(
+        disk.path("esp/loader/entries/lemur-b+3.conf"),
+        disk.path("esp/loader/entries/lemur-b.conf"),
+    )
+    .unwrap();
+    let v3 = members("0.3.0");
+    let installed = disk.install(&bundle(keys.path(), &key, "0.3.0", &v3), &public, 'b');
+    assert!(installed.status.success(), "{}", stderr(&installed));
+    assert_eq!(disk.entries(), ["lemur-a+3.conf", "lemur-b.conf"]);
+    let entry = std::fs::read_to_string(disk.path("esp/loader/entries/lemur-a+3.conf")).unwrap();
+    assert!(
+        entry.contains("\nversion 3\n") && entry.contains("lemur.slot=a"),
+        "{entry}"
+    );
+    assert!(disk.holds("dev/vda2", &v3[0].1) && disk.holds("dev/vda4", &v2[0].1));
+
+    // A damaged bundle: its slot is left without an entry, the running slot's stays.
+    let damaged = keys.path().join("damaged.upgrade");
+    let v4 = members("0.4.0");
+    let good = bundle(keys.path(), &key, "0.4.0", &v4);
+    std::fs::write(&damaged, with_flipped_byte(&good, b"initrd of 0.4.0")).unwrap();
+    let refused = disk.install(&damaged, &public, 'a');
+    assert!(!refused.status.success());
+    assert!(
+        stderr(&refused).contains("initrd does not match"),
+        "{}",
+        stderr(&refused)
+    );
+    assert_eq!(disk.entries(), ["lemur-a+3.conf"]);
+
+    // A slot too small for the release: refused before anything is written there.
+    let mut large = members("0.5.0");
+    large[0].1 = vec![7u8; 2 << 20];
+    let refused = disk.install(&bundle(keys.path(), &key, "0.5.0", &large), &public, 'a');
+    assert!(
+        stderr(&refused).contains("do not fit"),
+        "{}",
+        stderr(&refused)
+    );
+    assert!(!disk.holds("dev/vda4", &[7u8; 16]));
+}
