@@ -156,7 +156,7 @@ install_lemur() {
     rm -rf "$tree/etc/credstore.encrypted"
     # Owned by root, modes from the umask above: not the checkout's owner or group-writable modes.
     cp -dR --no-preserve=ownership,mode "$HERE/rootfs/." "$tree/"
-    chmod 0755 "$tree/usr/lib/lemur/grow-data" "$tree/usr/lib/lemur/boot-check"
+    chmod 0755 "$tree"/usr/lib/lemur/*
 }
 
 # What a read-only root needs, and the units the appliance starts.
@@ -178,7 +178,7 @@ configure() {
     chroot "$tree" passwd --lock root >/dev/null
     mkdir -p "$tree/efi"
     chroot "$tree" systemctl enable systemd-networkd systemd-resolved systemd-timesyncd \
-        nftables lemur-grow-data.service lemur-seed.service lemur-provision.service lemur.service \
+        nftables lemur-machine-id.service lemur-grow-data.service lemur-seed.service lemur-provision.service lemur.service \
         lemur-frontend.path lemur-upgrade.path lemur-boot-check.service \
         nginx >/dev/null 2>&1
     chroot "$tree" systemctl disable apt-daily.timer apt-daily-upgrade.timer e2scrub_reap.service \

@@ -251,9 +251,10 @@ broken_bundle() {
     rm -rf "$dir/tree" "$dir/root.img"
     mv "$dir/vmlinuz" "$dir/initrd" "$dir/members/"
     veritysetup format "$dir/members/root.img" "$dir/members/verity.img" > "$dir/verity.txt"
-    local options
+    local options version
     options="$(tar -xOf "$BUNDLE" upgrade.toml | sed -n 's/^options = "\(.*\)"$/\1/p')"
-    "$HERE/bundle.sh" --key "$RELEASE_KEY" --members "$dir/members" --version 0.0.0-broken \
+    version="$(tar -xOf "$BUNDLE" upgrade.toml | sed -n 's/^version = "\(.*\)"$/\1/p')"
+    "$HERE/bundle.sh" --key "$RELEASE_KEY" --members "$dir/members" --version "$version+broken" \
         --source broken --roothash "$(sed -n 's/^Root hash:[[:space:]]*//p' "$dir/verity.txt")" \
         --options "$options" "$WORK/broken.upgrade"
 }
@@ -285,6 +286,8 @@ PY
     from="$(console_mark)"
     boot
     wait_for_console "verity.*(corrupt|failed)" "$from" 300
+    # Long enough for a boot that went on regardless to reach its banner and HTTPS.
+    sleep 60
     if console_since "$from" | grep -a -q -E "appliance [^ ]+, root slot b"; then
         fail "the modified slot b booted to the banner"
     fi

@@ -94,6 +94,18 @@ impl Manifest {
                 "the manifest lists {names:?}; a bundle holds exactly {expected:?}"
             )));
         }
+        // Both reach the boot entry's title and the logs: one short word each.
+        let word = |s: &str| {
+            !s.is_empty()
+                && s.len() <= 64
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._+-".contains(&b))
+        };
+        if !word(&manifest.version) || !word(&manifest.source) {
+            return Err(invalid(
+                "version and source: letters, digits and ._+- only, at most 64",
+            ));
+        }
         let hex = |s: &str, len| s.len() == len && s.bytes().all(|b| b.is_ascii_hexdigit());
         if !hex(&manifest.roothash, 64) {
             return Err(invalid("roothash is not a SHA-256 in hex"));
@@ -109,6 +121,27 @@ impl Manifest {
         }
         Ok(manifest)
     }
+}
+
+/// Whether release `candidate` is older than release `running`, by their numeric
+/// `major.minor.patch` (a pre-release, `1.2.0-rc1`, comes before its release; build metadata,
+/// `+...`, is ignored). An upgrade never goes back: a daemon's user who could stage an old,
+/// validly signed release could otherwise bring back what a later one fixed.
+pub fn is_older(candidate: &str, running: &str) -> bool {
+    fn key(version: &str) -> (Vec<u64>, bool) {
+        let version = version.split('+').next().unwrap_or_default();
+        let (numbers, pre) = match version.split_once('-') {
+            Some((numbers, _)) => (numbers, true),
+            None => (version, false),
+        };
+        let numbers = numbers
+            .split('.')
+            .map(|part| part.parse().unwrap_or(0))
+            .collect();
+        // A release sorts after its pre-releases.
+        (numbers, !pre)
+    }
+    key(candidate) < key(running)
 }
 
 fn invalid(reason: impl Into<String>) -> Error {
@@ -320,12 +353,6 @@ pub async fn begin(app: &App, subject: &Subject) -> Result<Staging> {
 /// leaves nothing to clean up) and emptied.
 fn open_incoming(spool: &Path) -> Result<std::fs::File> {
     crate::files::ensure_private_dir(spool)?;
-    if spool.join(STAGED).exists() {
-        return Err(Error::Conflict(
-            "an upgrade is staged and being installed; the appliance restarts when it is done"
-                .into(),
-        ));
-    }
     let path = spool.join(INCOMING);
     let file = std::fs::OpenOptions::new()
         .create(true)
@@ -336,6 +363,13 @@ fn open_incoming(spool: &Path) -> Result<std::fs::File> {
     rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive).map_err(
         |_| Error::Conflict("another upgrade is being uploaded; wait for it to finish".into()),
     )?;
+    // Under the lock, so that no upload can stage over one that root is installing.
+    if spool.join(STAGED).exists() {
+        return Err(Error::Conflict(
+            "an upgrade is staged and being installed; the appliance restarts when it is done"
+                .into(),
+        ));
+    }
     file.set_len(0)
         .map_err(Error::io(format!("emptying {}", path.display())))?;
     Ok(file)
@@ -361,29 +395,23 @@ impl Staging {
             .map_err(Error::io(format!("writing {}", self.path.display())))
     }
 
-    /// Checks the whole bundle and stages it for root to install; audited.
+    /// Checks the whole bundle and stages it for root to install; audited first, so nothing is
+    /// installed that the audit log does not show.
     pub async fn finish(mut self, app: &App, subject: &Subject) -> Result<Manifest> {
         let file = self
             .file
             .take()
             .ok_or_else(|| invalid("already finished"))?;
         let file = file.into_std().await;
-        let (path, spool, key) = (self.path.clone(), self.spool.clone(), self.key.clone());
-        let manifest = tokio::task::spawn_blocking(move || -> Result<Manifest> {
+        let (path, key) = (self.path.clone(), self.key.clone());
+        let (file, manifest) = tokio::task::spawn_blocking(move || {
             file.sync_all()
                 .map_err(Error::io(format!("writing {}", path.display())))?;
             let manifest = check(&path, &ReleaseKey::load(&key)?)?;
-            let staged = spool.join(STAGED);
-            std::fs::rename(&path, &staged)
-                .map_err(Error::io(format!("staging {}", staged.display())))?;
-            crate::files::sync_directory(&spool)?;
-            // Still locked: dropped (and unlocked) only now, after the rename.
-            drop(file);
-            Ok(manifest)
+            Ok::<_, Error>((file, manifest))
         })
         .await
         .map_err(Error::task("checking the upgrade bundle"))??;
-        self.staged = true;
         let details = format!(
             "staged the upgrade to {} (source {})",
             manifest.version, manifest.source
@@ -400,6 +428,19 @@ impl Staging {
                 app.clock.unix(),
             )
             .await?;
+        let (path, spool) = (self.path.clone(), self.spool.clone());
+        tokio::task::spawn_blocking(move || {
+            let staged = spool.join(STAGED);
+            std::fs::rename(&path, &staged)
+                .map_err(Error::io(format!("staging {}", staged.display())))?;
+            crate::files::sync_directory(&spool)?;
+            // Unlocked only now: no other upload opened the file while it had this name.
+            drop(file);
+            Ok::<_, Error>(())
+        })
+        .await
+        .map_err(Error::task("staging the upgrade bundle"))??;
+        self.staged = true;
         log::info!("{details}");
         Ok(manifest)
     }
@@ -537,6 +578,16 @@ mod tests {
 
         let err = reading(b"not a tar archive at all", &key).unwrap_err();
         assert!(matches!(err, Error::Validation { .. }), "{err}");
+    }
+
+    #[test]
+    fn releases_compare_by_number_and_a_pre_release_comes_first() {
+        assert!(is_older("0.1.0", "0.2.0"));
+        assert!(is_older("0.9.9", "0.10.0"));
+        assert!(is_older("1.0.0-rc1", "1.0.0"));
+        assert!(!is_older("0.1.0", "0.1.0"));
+        assert!(!is_older("0.1.0+rebuilt", "0.1.0"));
+        assert!(!is_older("1.0.0", "0.99.0"));
     }
 
     #[test]

@@ -122,6 +122,17 @@ pub fn run(options: &Options) -> Result<()> {
         Ok(writer)
     })?;
     sync_directory(&kernel_dir)?;
+    let running = env!("CARGO_PKG_VERSION");
+    if upgrade::is_older(&manifest.version, running) {
+        return Err(Error::invalid(
+            "bundle",
+            format!(
+                "release {} is older than the running {running}: an appliance is never \
+                 downgraded (its slot {target} is left without a boot entry)",
+                manifest.version
+            ),
+        ));
+    }
     let generation = newest_generation(&entries)? + 1;
     let entry = Entry {
         slot: target,

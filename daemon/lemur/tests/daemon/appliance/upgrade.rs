@@ -284,6 +284,19 @@ fn the_installer_writes_the_slot_not_running_and_boots_it_next_on_trial() {
     );
     assert_eq!(disk.entries(), ["lemur-a+3.conf"]);
 
+    // An older release: refused, whoever signed it.
+    let refused = disk.install(
+        &bundle(keys.path(), &key, "0.0.9", &members("0.0.9")),
+        &public,
+        'a',
+    );
+    assert!(
+        stderr(&refused).contains("older than the running"),
+        "{}",
+        stderr(&refused)
+    );
+    assert_eq!(disk.entries(), ["lemur-a+3.conf"]);
+
     // A slot too small for the release: refused before anything is written there.
     let mut large = members("0.5.0");
     large[0].1 = vec![7u8; 2 << 20];
