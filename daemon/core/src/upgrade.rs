@@ -305,12 +305,7 @@ fn copy_hashing(mut from: impl Read, mut to: Box<dyn Write>, name: &str) -> Resu
             .map_err(Error::io(format!("writing {name}")))?;
     }
     to.flush().map_err(Error::io(format!("writing {name}")))?;
-    Ok(context
-        .finish()
-        .as_ref()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect())
+    Ok(crate::ca::x509::hex(context.finish().as_ref()))
 }
 
 /// An upload being received into the spool directory; removed unless [`Staging::finish`]
