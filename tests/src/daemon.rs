@@ -133,6 +133,12 @@ impl Daemon {
         self.respawn();
     }
 
+    /// Starts the daemon again after [`Daemon::stop`], on what is in its state directory then
+    /// (a test may have replaced it).
+    pub fn start_again(&mut self) {
+        self.respawn();
+    }
+
     /// Starts the daemon again, as first started, on the same state.
     fn respawn(&mut self) {
         let (child, base) = spawn(

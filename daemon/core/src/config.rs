@@ -526,14 +526,7 @@ const CREDENTIALS_PREFIX: &str = "$CREDENTIALS_DIRECTORY";
 impl Config {
     /// Reads and validates the configuration at `path`.
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::Config {
-            path: path.to_owned(),
-            reason: format!("cannot read it: {e}"),
-        })?;
-        let mut config = Self::parse(&text).map_err(|reason| Error::Config {
-            path: path.to_owned(),
-            reason,
-        })?;
+        let mut config = Self::load_unresolved(path)?;
         let credentials = std::env::var_os("CREDENTIALS_DIRECTORY").map(PathBuf::from);
         config
             .resolve_credentials(credentials.as_deref())
@@ -542,6 +535,20 @@ impl Config {
                 reason,
             })?;
         Ok(config)
+    }
+
+    /// The configuration at `path` with secret files as written, systemd credentials not
+    /// resolved: for commands that never read a secret, such as a backup's state side, which runs
+    /// without the daemon's credentials.
+    pub fn load_unresolved(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::Config {
+            path: path.to_owned(),
+            reason: format!("cannot read it: {e}"),
+        })?;
+        Self::parse(&text).map_err(|reason| Error::Config {
+            path: path.to_owned(),
+            reason,
+        })
     }
 
     /// Resolves secret files written `$CREDENTIALS_DIRECTORY/NAME`: systemd credentials, which

@@ -9,6 +9,7 @@
 pub mod app;
 pub mod auth;
 pub mod authorities;
+pub mod backup;
 pub mod ca;
 pub mod certificates;
 pub mod clock;

@@ -2,6 +2,7 @@
 //! appliance, and `appliance` for the appliance image's boot.
 
 mod appliance;
+mod backup;
 mod check;
 mod dev;
 mod notify;
@@ -142,6 +143,14 @@ enum Command {
         #[arg(long)]
         reseal_only: bool,
     },
+    /// Back everything up into one archive encrypted under a passphrase: a consistent snapshot
+    /// of the SQLite database (taken while the daemon runs), the state directory (configuration,
+    /// SoftHSM2 token, certificates) and, as root with --credstore, the systemd credentials. On
+    /// the appliance: `lemur appliance backup`.
+    Backup(backup::BackupOptions),
+    /// Restore a backup into an empty state directory (and, as root with --credstore, the
+    /// credentials), with the daemon stopped. On the appliance: `lemur appliance restore`.
+    Restore(backup::RestoreOptions),
     /// The appliance image's boot: the seed file, the settings it asks for, first-boot
     /// provisioning.
     Appliance {
@@ -287,6 +296,8 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Notify {
             command: NotifyCommand::Expirations { exclude, dry_run },
         } => notify::expirations(&cli.config, &exclude, dry_run).await,
+        Command::Backup(options) => backup::backup(&cli.config, &options).await,
+        Command::Restore(options) => backup::restore(&cli.config, &options, &[]).await,
         Command::Appliance { command } => appliance::run(command).await,
     }
 }

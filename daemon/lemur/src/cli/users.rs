@@ -16,8 +16,14 @@ use zeroize::Zeroizing;
 /// The subject operator commands act as.
 pub(super) const CLI: Subject = Subject::System("cli");
 
-/// A password from `file` (first line), or typed twice without echo.
-pub fn read_password(file: Option<&Path>, what: &str) -> Result<Zeroizing<String>> {
+/// A password from `file` (first line), or typed without echo: twice when `confirm`. `flag`
+/// names the option that gives the file.
+pub fn read_password(
+    file: Option<&Path>,
+    what: &str,
+    flag: &str,
+    confirm: bool,
+) -> Result<Zeroizing<String>> {
     if let Some(file) = file {
         let content = Zeroizing::new(
             std::fs::read_to_string(file)
@@ -30,9 +36,7 @@ pub fn read_password(file: Option<&Path>, what: &str) -> Result<Zeroizing<String
     if !std::io::stdin().is_terminal() {
         return Err(Error::invalid(
             "password",
-            format!(
-                "no password file given and no terminal to ask for the {what}: pass --password-file"
-            ),
+            format!("no password file given and no terminal to ask for the {what}: pass {flag}"),
         ));
     }
     let prompt = |text: String| {
@@ -41,6 +45,9 @@ pub fn read_password(file: Option<&Path>, what: &str) -> Result<Zeroizing<String
             .map_err(Error::io("reading a password from the terminal"))
     };
     let first = prompt(format!("{what}: "))?;
+    if !confirm {
+        return Ok(first);
+    }
     let second = prompt(format!("{what} (again): "))?;
     if *first != *second {
         return Err(Error::invalid("password", "the two passwords differ"));
@@ -69,7 +76,12 @@ pub async fn init_app(
 ) -> Result<()> {
     crate::open::ensure_baseline(app, keys).await?;
     let created = users::ensure_admin(app, || {
-        read_password(password_file, "password for the admin user `lemur`")
+        read_password(
+            password_file,
+            "password for the admin user `lemur`",
+            "--password-file",
+            true,
+        )
     })
     .await?;
     if created {
@@ -99,7 +111,12 @@ pub async fn create_user(
     let (app, _) = open(config_path).await?;
     let username = request.username.to_owned();
     let user = users::create_user(&app, &CLI, request, || {
-        read_password(password_file, &format!("password for {username}"))
+        read_password(
+            password_file,
+            &format!("password for {username}"),
+            "--password-file",
+            true,
+        )
     })
     .await?;
     println!("created user {username} (id {})", user.id);
@@ -127,7 +144,12 @@ pub async fn reset_password(
 ) -> Result<()> {
     let (app, _) = open(config_path).await?;
     users::reset_password(&app, &CLI, username, || {
-        read_password(password_file, &format!("new password for {username}"))
+        read_password(
+            password_file,
+            &format!("new password for {username}"),
+            "--password-file",
+            true,
+        )
     })
     .await?;
     println!("password of {username} changed");

@@ -5,6 +5,7 @@
 mod api;
 mod appliance;
 mod authz;
+mod backup;
 mod ca;
 mod cli;
 mod client;

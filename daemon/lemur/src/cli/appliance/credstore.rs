@@ -141,6 +141,38 @@ impl Credstore {
         })
     }
 
+    /// Every credential of the appliance that is in the store, by name, decrypted (a backup).
+    pub fn decrypt_all(&self) -> Result<Vec<(String, Zeroizing<Vec<u8>>)>> {
+        CREDENTIALS
+            .iter()
+            .filter(|(secret, _)| self.path(secret.name).exists())
+            .map(|(secret, _)| Ok((secret.name.to_owned(), self.decrypt(secret.name)?)))
+            .collect()
+    }
+
+    /// A new store in `dir`, which must not hold one (a restore moves the old one aside).
+    pub fn create(dir: &Path) -> Result<Self> {
+        lemur_core::files::create_private_dir(dir)?;
+        Ok(Self::at(dir))
+    }
+
+    /// Writes each of `secrets`, encrypted for this machine (a restore); only the appliance's
+    /// credentials, by name.
+    pub fn encrypt_all(&self, secrets: &[(String, Zeroizing<Vec<u8>>)]) -> Result<()> {
+        for (name, value) in secrets {
+            if !CREDENTIALS.iter().any(|(secret, _)| secret.name == name) {
+                return Err(Error::invalid(
+                    "backup",
+                    format!("it holds a credential {name:?}, which is none of the appliance's"),
+                ));
+            }
+            let file = self.path(name);
+            replace_private(&file, &encrypt(name, value)?, None)?;
+            eprintln!("wrote the encrypted credential {}", file.display());
+        }
+        Ok(())
+    }
+
     /// What brings a credential back.
     fn restore_hint(&self) -> String {
         format!(

@@ -17,6 +17,9 @@ mod provision;
 mod seed;
 mod upgrade;
 
+pub use credstore::Credstore;
+
+use crate::cli::backup;
 use clap::Subcommand;
 use lemur_core::{Error, Result, clock};
 use std::path::{Path, PathBuf};
@@ -88,7 +91,37 @@ pub enum ApplianceCommand {
     /// next, on trial: three boots to come up healthy, else the running slot boots again. As
     /// root (lemur-upgrade.service); the bundle's signature and every byte are checked again.
     Upgrade(upgrade::Options),
+    /// Back the appliance up into one archive encrypted under a passphrase: a consistent
+    /// snapshot of the database, the HSM token, the configuration and certificates, and the
+    /// credentials (HSM PINs, login token secret). As root (over ssh), while it runs.
+    Backup {
+        /// The archive to write (a new file), or `-` for standard output (ssh appliance
+        /// 'lemur appliance backup -o - --passphrase-file F' > backup.lemur).
+        #[arg(long, short = 'o', value_name = "FILE")]
+        output: PathBuf,
+        /// The passphrase (first line of FILE, at least 12 characters); asked twice on the
+        /// terminal when absent.
+        #[arg(long, value_name = "FILE")]
+        passphrase_file: Option<PathBuf>,
+    },
+    /// Restore a backup onto this appliance (one freshly flashed and booted, or this one):
+    /// stops the daemon, moves its state and credentials aside (/var/lib/lemur.replaced-TIME,
+    /// /var/lib/credstore.encrypted.replaced-TIME), restores the archive's, encrypting the
+    /// credentials for this machine, and starts the daemon and nginx again. As root.
+    Restore {
+        /// The archive, or `-` for standard input.
+        #[arg(long, short = 'a', value_name = "FILE")]
+        archive: PathBuf,
+        /// The passphrase (first line of FILE); asked on the terminal when absent.
+        #[arg(long, value_name = "FILE")]
+        passphrase_file: Option<PathBuf>,
+    },
 }
+
+/// The appliance's daemon user, state and credentials.
+const DAEMON_USER: &str = "lemur";
+const STATE_DIR: &str = "/var/lib/lemur";
+const CREDSTORE: &str = "/var/lib/credstore.encrypted";
 
 /// `lemur appliance seed ...`.
 #[derive(Subcommand)]
@@ -128,6 +161,37 @@ pub async fn run(command: ApplianceCommand) -> Result<()> {
             issue_file,
         } => banner::run(&state_dir, &credstore, &issue_file),
         ApplianceCommand::Upgrade(options) => upgrade::run(&options),
+        ApplianceCommand::Backup {
+            output,
+            passphrase_file,
+        } => {
+            let options = backup::BackupOptions {
+                output,
+                passphrase_file,
+                credstore: Some(CREDSTORE.into()),
+                as_user: Some(DAEMON_USER.into()),
+                no_database: false,
+                state_only: false,
+            };
+            backup::backup(&Path::new(STATE_DIR).join("lemur.toml"), &options).await
+        }
+        ApplianceCommand::Restore {
+            archive,
+            passphrase_file,
+        } => {
+            let options = backup::RestoreOptions {
+                archive,
+                passphrase_file,
+                state_dir: Some(STATE_DIR.into()),
+                credstore: Some(CREDSTORE.into()),
+                as_user: Some(DAEMON_USER.into()),
+                state_only: false,
+            };
+            // Provisioning runs again before the daemon (lemur.service requires it): it finds
+            // the restored state and writes the console banner for it.
+            let config = Path::new(STATE_DIR).join("lemur.toml");
+            backup::restore(&config, &options, &["lemur.service", "nginx.service"]).await
+        }
     }
 }
 
