@@ -74,6 +74,7 @@ PACKAGES=(
     systemd-sysv systemd-resolved systemd-timesyncd systemd-boot-efi udev dbus netbase
     systemd-boot linux-image-amd64 kmod dracut systemd-cryptsetup zstd e2fsprogs fdisk cryptsetup-bin
     softhsm2 nginx-light rsyslog rsyslog-gnutls logrotate nftables ca-certificates
+    openssh-server
 )
 
 log() { echo "image: $*" >&2; }
@@ -180,9 +181,10 @@ configure() {
     chroot "$tree" systemctl enable systemd-networkd systemd-resolved systemd-timesyncd \
         nftables lemur-machine-id.service lemur-grow-data.service lemur-seed.service lemur-provision.service lemur.service \
         lemur-frontend.path lemur-upgrade.path lemur-boot-check.service \
-        nginx >/dev/null 2>&1
+        nginx ssh.service >/dev/null 2>&1
+    # sshd only as ssh.service, which the seed turns on (not socket-activated, not keyed at build).
     chroot "$tree" systemctl disable apt-daily.timer apt-daily-upgrade.timer e2scrub_reap.service \
-        >/dev/null 2>&1 || true
+        ssh.socket sshd-keygen.service >/dev/null 2>&1 || true
     local kernel
     kernel="$(basename "$(ls -d "$tree"/lib/modules/*)")"
     prune_modules "$tree" "$kernel"

@@ -17,8 +17,14 @@
 #    slot b boots again with everything in place;
 # 4. powered off by the power button: the boot entries say b is good and the broken slot spent;
 #    the data partition has grown to the disk;
-# 5. one byte of the running slot's root file system flipped: the next boot stops at dm-verity.
-# Prints the boot time to healthy HTTPS.
+# 5. one byte of the running slot's root file system flipped: the next boot stops at dm-verity;
+# 6. a fresh copy of the image, booted in 512 MiB: the backup taken over ssh at the first boot
+#    (while the daemon ran) restored onto it over ssh brings back the first appliance's CA (its
+#    fingerprint), admin password, certificates and signing key.
+# At the first boot also: sshd (which the test seed enables) answers with the host key the
+# console shows, and it and nginx are the only programs listening beyond loopback; a line logged
+# reaches the seed's remote syslog server (a TLS receiver on the host's loopback).
+# Prints the boot time to healthy HTTPS and the guest's memory in use.
 set -euo pipefail
 
 OUT="${1:?usage: image/test.sh OUT_DIR}"
@@ -31,8 +37,11 @@ HERE="$(cd "$(dirname "$0")" && pwd)"
 
 WORK="$(mktemp -d)"
 QEMU_PID=""
+SYSLOG_PID=""
+MEMORY=1024
 cleanup() {
     [ -n "$QEMU_PID" ] && kill "$QEMU_PID" 2>/dev/null && wait "$QEMU_PID" 2>/dev/null
+    [ -n "$SYSLOG_PID" ] && kill "$SYSLOG_PID" 2>/dev/null
     rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -48,16 +57,67 @@ free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
+# A syslog server over TLS (RFC 5425) on the host's loopback, which the guest reaches as
+# 10.0.2.2 (qemu's user network): its own CA, and a certificate for syslog.test; what it
+# receives goes to $WORK/syslog.log.
+start_syslog_receiver() {
+    local dir="$WORK/syslog"
+    mkdir -p "$dir"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+        -subj "/CN=Image test syslog CA" -keyout "$dir/ca.key" -out "$dir/ca.pem" 2>/dev/null
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=syslog.test" \
+        -keyout "$dir/server.key" -out "$dir/server.csr" 2>/dev/null
+    printf 'subjectAltName=DNS:syslog.test\nextendedKeyUsage=serverAuth\n' > "$dir/ext"
+    openssl x509 -req -in "$dir/server.csr" -CA "$dir/ca.pem" -CAkey "$dir/ca.key" \
+        -CAcreateserial -days 2 -extfile "$dir/ext" -out "$dir/server.pem" 2>/dev/null
+    python3 - "$dir" "$WORK/syslog.log" > "$dir/port" <<'PY' &
+import socket, ssl, sys, threading
+directory, log = sys.argv[1], sys.argv[2]
+context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+context.load_cert_chain(f"{directory}/server.pem", f"{directory}/server.key")
+server = socket.create_server(("127.0.0.1", 0))
+print(server.getsockname()[1], flush=True)
+def receive(connection):
+    try:
+        with context.wrap_socket(connection, server_side=True) as tls, open(log, "ab") as out:
+            while data := tls.recv(65536):
+                out.write(data)
+                out.flush()
+    except OSError:
+        pass
+while True:
+    connection, _ = server.accept()
+    threading.Thread(target=receive, args=(connection,), daemon=True).start()
+PY
+    SYSLOG_PID=$!
+    until [ -s "$dir/port" ]; do sleep 0.2; done
+    SYSLOG_PORT="$(cat "$dir/port")"
+    touch "$WORK/syslog.log"
+}
+
 # A copy of the image (sparse), on a disk 1 GiB larger than the image, with the test's seed on
-# its ESP, which starts 1 MiB in.
+# its ESP, which starts 1 MiB in: ssh on with the test's key, the journal forwarded to the
+# test's syslog receiver.
 prepare_disk() {
     cp --sparse=always "$RAW" "$WORK/disk.raw"
     truncate -s +1G "$WORK/disk.raw"
-    cat > "$WORK/seed.toml" <<'EOF'
+    [ -e "$WORK/ssh_key" ] || ssh-keygen -q -t ed25519 -N '' -f "$WORK/ssh_key"
+    cat > "$WORK/seed.toml" <<EOF
 hostname = "lemur-test"
 
 [admin]
 email = "pki@example.com"
+
+[ssh]
+enabled = true
+authorized_keys = ["$(cut -d' ' -f1,2 "$WORK/ssh_key.pub")"]
+
+[syslog]
+target = "10.0.2.2:$SYSLOG_PORT"
+name = "syslog.test"
+ca = """
+$(cat "$WORK/syslog/ca.pem")
+"""
 EOF
     MTOOLS_SKIP_CHECK=1 mcopy -o -i "$WORK/disk.raw@@1M" "$WORK/seed.toml" ::/lemur-appliance.toml
     cp "$OVMF/OVMF_VARS_4M.fd" "$WORK/vars.fd"
@@ -65,11 +125,12 @@ EOF
 
 boot() {
     HTTPS_PORT="$(free_port)"
-    qemu-system-x86_64 -nodefaults -machine q35 -accel tcg,tb-size=128 -smp 2 -m 1024 \
+    SSH_PORT="$(free_port)"
+    qemu-system-x86_64 -nodefaults -machine q35 -accel tcg,tb-size=128 -smp 2 -m "$MEMORY" \
         -drive if=pflash,format=raw,unit=0,readonly=on,file="$OVMF/OVMF_CODE_4M.fd" \
         -drive if=pflash,format=raw,unit=1,file="$WORK/vars.fd" \
         -drive if=virtio,format=raw,file="$WORK/disk.raw" \
-        -nic user,model=virtio-net-pci,hostfwd=tcp:127.0.0.1:"$HTTPS_PORT"-:443 \
+        -nic user,model=virtio-net-pci,hostfwd=tcp:127.0.0.1:"$HTTPS_PORT"-:443,hostfwd=tcp:127.0.0.1:"$SSH_PORT"-:22 \
         -serial file:"$WORK/console.log" -display none \
         -qmp unix:"$WORK/qmp.sock",server=on,wait=off &
     QEMU_PID=$!
@@ -166,6 +227,115 @@ print(next(a['id'] for a in json.load(sys.stdin)['items'] if a['name'] == 'appli
     json "['chain']" < "$WORK/issued.json" > "$WORK/chain.pem"
     openssl verify -CAfile "$WORK/ca.pem" -untrusted "$WORK/chain.pem" "$WORK/leaf.pem" >/dev/null ||
         fail "the issued certificate does not chain to the appliance CA"
+}
+
+# A command on the guest, as root over ssh with the test's key. The host key is learnt at the
+# first connection to each disk (check_ssh compares it with the console's).
+guest() {
+    ssh -q -i "$WORK/ssh_key" -p "$SSH_PORT" -o BatchMode=yes -o ConnectTimeout=30 \
+        -o StrictHostKeyChecking=accept-new -o UserKnownHostsFile="$WORK/known_hosts" \
+        root@127.0.0.1 "$@"
+}
+
+# sshd, which the seed enabled, lets root in with the seed's key, and its host key is the one
+# whose fingerprint the console shows.
+check_ssh() {
+    rm -f "$WORK/known_hosts"
+    guest true || fail "ssh with the seed's key failed"
+    local shown served
+    shown="$(tr -d '\r' < "$WORK/console.log" | grep -a -o 'ssh host key (ED25519): SHA256:[A-Za-z0-9+/]*' |
+        tail -1 | awk '{print $NF}')"
+    served="$(ssh-keygen -l -E sha256 -f "$WORK/known_hosts" | awk '{print $2}')"
+    [ -n "$shown" ] && [ "$shown" = "$served" ] ||
+        fail "sshd's host key is $served, the console shows '$shown'"
+    echo "image test: root signed in over ssh with the seed's key; the host key is the console's $shown"
+}
+
+# Beyond loopback, only nginx and sshd listen on TCP; on UDP, only the DHCP client and the mDNS
+# responder (systemd-networkd, systemd-resolved), answered as the firewall allows.
+check_listeners() {
+    guest ss -Htulnp > "$WORK/listening" || fail "ss failed on the guest"
+    python3 - "$WORK/listening" <<'PY' || fail "something else listens: $(cat "$WORK/listening")"
+import re, sys
+allowed = {"tcp": {"nginx", "sshd"}, "udp": {"systemd-network", "systemd-resolve"}}
+seen, bad = set(), []
+for line in open(sys.argv[1]):
+    fields = line.split()
+    netid, local = fields[0], fields[4]
+    address = local.rsplit(":", 1)[0].strip("[]").split("%")[0]
+    if address.startswith("127.") or address == "::1":
+        continue
+    programs = set(re.findall(r'\(\("([^"]+)"', line))
+    seen.add(f"{netid} {local} {','.join(sorted(programs))}")
+    if not programs or not programs <= allowed.get(netid, set()):
+        bad.append(line.strip())
+assert any(s.startswith("tcp") and ":443 " in s + " " and "nginx" in s for s in seen), seen
+assert not bad, bad
+print("image test: listening beyond loopback: " + "; ".join(sorted(seen)))
+PY
+}
+
+# A line logged on the appliance reaches the seed's syslog server, over TLS with its CA pinned.
+check_remote_syslog() {
+    local marker="image-test-$RANDOM$RANDOM" started=$SECONDS
+    guest logger -t image-test "$marker"
+    until grep -a -q "$marker" "$WORK/syslog.log"; do
+        [ $((SECONDS - started)) -lt 120 ] || fail "the logged line never reached the syslog receiver"
+        sleep 1
+    done
+    echo "image test: a line logged on the appliance reached the seed's syslog server in $((SECONDS - started)) s"
+}
+
+# The guest's memory in use (total less available).
+guest_memory() {
+    guest "awk '/^MemTotal/ {t = \$2} /^MemAvailable/ {a = \$2} END {printf \"%d MiB in use of %d MiB\", (t - a) / 1024, t / 1024}' /proc/meminfo"
+}
+
+# The passphrase file on the guest, in its tmpfs, for the backup commands.
+BACKUP_PASSPHRASE="image test backup passphrase $RANDOM$RANDOM"
+put_passphrase() {
+    printf '%s\n' "$BACKUP_PASSPHRASE" | guest 'umask 077 && cat > /run/backup-passphrase'
+}
+
+# `lemur appliance backup` over ssh while the daemon runs, the archive on the host.
+take_backup() {
+    put_passphrase
+    local started=$SECONDS
+    guest 'lemur appliance backup --output - --passphrase-file /run/backup-passphrase' \
+        > "$WORK/backup.lemur" || fail "the backup failed"
+    echo "image test: backed up over ssh while the daemon ran: $(stat -c %s "$WORK/backup.lemur") bytes in $((SECONDS - started)) s"
+}
+
+# A fresh copy of the image, booted in 512 MiB, gets the first appliance's backup over ssh:
+# then it serves the first appliance's CA, takes its admin password, lists its certificate and
+# issues with its CA key.
+restore_onto_fresh_image() {
+    local password="$1" fingerprint="$2"
+    MEMORY=512
+    prepare_disk
+    boot
+    wait_for_https
+    local fresh
+    fresh="$(banner SHA-256)"
+    [ "$fresh" != "$fingerprint" ] || fail "the fresh image made the first one's CA"
+    echo "image test: a fresh image came up in 512 MiB ($BOOT_SECONDS s) with a CA of its own"
+    rm -f "$WORK/known_hosts"
+    guest 'cat > /var/tmp/backup.lemur' < "$WORK/backup.lemur"
+    put_passphrase
+    local started=$SECONDS
+    guest 'lemur appliance restore --archive /var/tmp/backup.lemur --passphrase-file /run/backup-passphrase' ||
+        fail "the restore failed"
+    wait_for_https
+    echo "image test: restored over ssh in $((SECONDS - started)) s, to healthy HTTPS"
+    check_ca "$fingerprint"
+    TOKEN=""
+    local serial
+    serial="$(json "['serial']" < "$WORK/first.json")"
+    issue_a_certificate "$password"
+    api GET "/certificates?filter=serial;$serial" | json "['total']" | grep -q '^1$' ||
+        fail "the first appliance's certificate is not listed after the restore"
+    no_failed_units 0
+    echo "image test: the restored appliance serves the first one's CA, takes its admin password, lists its certificate and issues; memory $(guest_memory)"
 }
 
 # The power button, as a hypervisor presses it; waits for the guest to power off.
@@ -299,6 +469,7 @@ PY
 }
 
 main() {
+    start_syslog_receiver
     prepare_disk
     local started=$SECONDS
     boot
@@ -314,8 +485,13 @@ main() {
         "https://lemur-test.local:$HTTPS_PORT/" | grep -q "<title>Lemur-HSM</title>" ||
         fail "the web UI is not served"
     no_failed_units 0
-
+    check_ssh
+    check_listeners
+    check_remote_syslog
+    echo "image test: memory after the first boot: $(guest_memory)"
     cp "$WORK/issued.json" "$WORK/first.json"
+    take_backup
+
     local from
     from="$(console_mark)"
     upload "$BUNDLE"
@@ -342,6 +518,7 @@ main() {
     check_boot_entries
     check_data_grown
     check_verity_refuses
+    restore_onto_fresh_image "$password" "$fingerprint"
     echo "image test: passed in $((SECONDS - started)) s"
 }
 

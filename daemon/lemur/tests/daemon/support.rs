@@ -299,6 +299,57 @@ pub fn rsyslog_accepts_debians_configuration_with(include: &str) {
     );
 }
 
+/// The image's firewall (image/rootfs/etc/nftables.conf), its include of the seed's rules
+/// pointed at `seed_rules` (a directory `apply-seed` wrote), checked by nft: in a network
+/// namespace of its own, so as root only (elsewhere it says so and checks nothing).
+pub fn nft_accepts_the_images_firewall_with(seed_rules: &Path) {
+    if !lemur_testkit::is_root() {
+        eprintln!("not root: the image's firewall is not checked with nft");
+        return;
+    }
+    let shipped = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../image/rootfs/etc/nftables.conf"
+    ))
+    .unwrap();
+    let include = r#"include "/run/lemur-appliance/*.nft""#;
+    assert_eq!(
+        shipped.matches(include).count(),
+        1,
+        "the firewall's include changed"
+    );
+    let dir = scratch();
+    let ruleset = write(
+        dir.path(),
+        "nftables.conf",
+        &shipped.replace(
+            include,
+            &format!(r#"include "{}/*.nft""#, seed_rules.display()),
+        ),
+    );
+    let output = Command::new("unshare")
+        .args([
+            "--net",
+            "sh",
+            "-c",
+            "nft -f \"$1\" && nft list chain inet filter input",
+            "-",
+        ])
+        .arg(&ruleset)
+        .output()
+        .expect("unshare (util-linux) and nft (Debian package nftables)");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let listed = String::from_utf8_lossy(&output.stdout);
+    let has_ssh = std::fs::read_dir(seed_rules)
+        .is_ok_and(|mut d| d.any(|e| e.is_ok_and(|e| e.file_name() == "firewall-ssh.nft")));
+    assert_eq!(listed.contains("tcp dport 22 accept"), has_ssh, "{listed}");
+    assert!(listed.contains("tcp dport { 80, 443 } accept"), "{listed}");
+}
+
 /// The permission bits of `path`.
 pub fn mode_of(path: &Path) -> u32 {
     std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(path).unwrap().permissions()) & 0o777

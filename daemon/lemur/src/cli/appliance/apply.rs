@@ -128,9 +128,18 @@ fn steps(reading: &Reading, run_dir: &Path) -> Vec<Step> {
             dir.join("ssh-enabled"),
             Ok(ssh_keys.as_ref().map(|_| String::new())),
         ),
-        Step::File(dir.join("authorized_keys"), Ok(ssh_keys)),
+        Step::File(dir.join("authorized_keys"), Ok(ssh_keys.clone())),
+        Step::File(
+            dir.join("firewall-ssh.nft"),
+            Ok(ssh_keys.map(|_| format!("{GENERATED}{SSH_RULE}"))),
+        ),
     ]
 }
+
+/// The firewall rule that opens ssh's port, which nftables.conf includes from the run
+/// directory.
+const SSH_RULE: &str =
+    "add rule inet filter input tcp dport 22 accept comment \"ssh, enabled by the seed\"\n";
 
 const GENERATED: &str = "# Written by `lemur appliance apply-seed` from lemur-appliance.toml at every boot: edit the seed.\n";
 

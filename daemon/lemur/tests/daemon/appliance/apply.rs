@@ -1,7 +1,10 @@
 //! `lemur appliance apply-seed`: the files the seed becomes at every boot.
 
 use super::{SSH_KEY, certificate, full_seed, lemur, read, seed_file, stderr, stdout, walk};
-use crate::support::{mode_of, rsyslog_accepts_debians_configuration_with, scratch};
+use crate::support::{
+    mode_of, nft_accepts_the_images_firewall_with, rsyslog_accepts_debians_configuration_with,
+    scratch,
+};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -69,6 +72,7 @@ fn without_a_seed_the_appliance_boots_on_safe_defaults() {
         "rsyslog-remote-ca.pem",
         "ssh-enabled",
         "authorized_keys",
+        "firewall-ssh.nft",
     ] {
         assert!(!appliance.join(absent).exists(), "{absent}");
     }
@@ -146,6 +150,8 @@ fn apply_seed_writes_a_static_network_remote_syslog_and_ssh_once() {
         format!("{SSH_KEY}\n")
     );
     assert!(appliance.join("ssh-enabled").exists());
+    // Port 22 opens with ssh, in the image's firewall as nft loads it.
+    nft_accepts_the_images_firewall_with(&appliance);
     let ca_file = appliance.join("rsyslog-remote-ca.pem");
     assert_eq!(read(&ca_file).trim(), ca.trim());
     let drop_in = read(&appliance.join("rsyslog-remote.conf"));
@@ -179,10 +185,12 @@ fn apply_seed_writes_a_static_network_remote_syslog_and_ssh_once() {
         "rsyslog-remote-ca.pem",
         "ssh-enabled",
         "authorized_keys",
+        "firewall-ssh.nft",
     ] {
         assert!(!appliance.join(gone).exists(), "{gone}");
         assert!(removed.contains(&format!("removed {}", appliance.join(gone).display())));
     }
+    nft_accepts_the_images_firewall_with(&appliance);
 }
 
 #[test]
@@ -239,7 +247,12 @@ authorized_keys = [
         }
     }
     assert_eq!(read(&run.join("lemur-appliance/hostname")), "lemur-hsm\n");
-    for absent in ["rsyslog-remote.conf", "ssh-enabled", "authorized_keys"] {
+    for absent in [
+        "rsyslog-remote.conf",
+        "ssh-enabled",
+        "authorized_keys",
+        "firewall-ssh.nft",
+    ] {
         assert!(
             !run.join("lemur-appliance").join(absent).exists(),
             "{absent}"
