@@ -21,9 +21,9 @@ use utoipa::ToSchema;
 pub struct ErrorBody {
     /// What went wrong, for people.
     pub message: String,
-    /// `validation`, `not_found`, `conflict`, `unauthorized`, `forbidden`, `rate_limited`,
-    /// `timeout`, `overloaded`, `entropy_unhealthy`, `hsm_unavailable`, `database_unavailable`
-    /// or `internal`.
+    /// `validation`, `not_found`, `conflict`, `idempotency_key_reused`, `unauthorized`,
+    /// `forbidden`, `rate_limited`, `timeout`, `overloaded`, `entropy_unhealthy`,
+    /// `hsm_unavailable`, `database_unavailable`, `insufficient_storage` or `internal`.
     pub code: String,
     /// For validation errors: the field (as the request names it) and the problem.
     #[serde(default, skip_serializing_if = "Option::is_none")]

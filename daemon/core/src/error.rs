@@ -96,6 +96,9 @@ pub enum Error {
     /// The daemon is serving as many requests as it may: retry shortly.
     #[error("the daemon is busy; retry in a second")]
     Overloaded,
+    /// The file system the request's data goes to has no room for it: an operator frees space.
+    #[error("{0}")]
+    InsufficientStorage(String),
     /// Too many requests of this kind: retry after the given time.
     #[error("{reason}")]
     TooManyRequests {
@@ -148,6 +151,7 @@ impl Error {
             Error::TooManyRequests { .. } => "rate_limited",
             Error::RequestTimeout => "timeout",
             Error::Overloaded => "overloaded",
+            Error::InsufficientStorage(_) => "insufficient_storage",
             Error::Entropy(_) | Error::Hsm(lemur_hsm::Error::Entropy(_)) => "entropy_unhealthy",
             Error::Hsm(hsm) if hsm.is_unavailable() => "hsm_unavailable",
             Error::Database { .. } => "database_unavailable",

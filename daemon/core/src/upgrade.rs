@@ -320,17 +320,21 @@ pub struct Staging {
     staged: bool,
 }
 
-/// Starts receiving a bundle: administrators only, on a daemon configured for upgrades, one
-/// upload at a time, and not while a staged one waits to be installed.
-pub async fn begin(app: &App, subject: &Subject) -> Result<Staging> {
+/// Starts receiving a bundle of `announced` bytes, if the client said: administrators only, on
+/// a daemon configured for upgrades, one upload at a time, not while a staged one waits to be
+/// installed, and not larger than allowed or than the spool's free space.
+pub async fn begin(app: &App, subject: &Subject, announced: Option<u64>) -> Result<Staging> {
     authorize(subject, Action::UpgradeAppliance)?;
     let config = app.config.upgrades.clone().ok_or_else(|| {
         Error::Conflict(
             "this daemon takes no upgrades: only the appliance image configures [upgrades]".into(),
         )
     })?;
+    if let Some(size) = announced.filter(|size| *size > config.max_bytes) {
+        return Err(too_large(size, config.max_bytes));
+    }
     let spool = config.spool.clone();
-    tokio::task::spawn_blocking(move || open_incoming(&spool))
+    tokio::task::spawn_blocking(move || open_incoming(&spool, announced))
         .await
         .map_err(Error::task("opening the upgrade spool"))?
         .map(|file| Staging {
@@ -345,9 +349,12 @@ pub async fn begin(app: &App, subject: &Subject) -> Result<Staging> {
 }
 
 /// The incoming file, locked for this upload (the lock goes with the process, so a crash
-/// leaves nothing to clean up) and emptied.
-fn open_incoming(spool: &Path) -> Result<std::fs::File> {
+/// leaves nothing to clean up) and emptied, once the spool has room for what was `announced`.
+fn open_incoming(spool: &Path, announced: Option<u64>) -> Result<std::fs::File> {
     crate::files::ensure_private_dir(spool)?;
+    if let Some(size) = announced {
+        check_room(spool, size)?;
+    }
     let path = spool.join(INCOMING);
     let file = std::fs::OpenOptions::new()
         .create(true)
@@ -370,24 +377,50 @@ fn open_incoming(spool: &Path) -> Result<std::fs::File> {
     Ok(file)
 }
 
+fn too_large(size: u64, max: u64) -> Error {
+    invalid(format!(
+        "{size} bytes: larger than the {max} bytes upgrades.max_bytes allows"
+    ))
+}
+
+/// What an operator does when the spool's file system is full.
+fn no_room(spool: &Path, needed: u64) -> Error {
+    Error::InsufficientStorage(format!(
+        "the upgrade spool {} has no room for {needed} bytes: free space on its file system (the appliance's data partition), or give the appliance a larger disk (it grows into it at the next boot)",
+        spool.display()
+    ))
+}
+
+/// Refuses an upload of `size` bytes that the spool's file system cannot hold.
+fn check_room(spool: &Path, size: u64) -> Result<()> {
+    let stats = rustix::fs::statvfs(spool)
+        .map_err(|e| Error::io(format!("reading {}'s free space", spool.display()))(e.into()))?;
+    let free = stats.f_bavail.saturating_mul(stats.f_frsize);
+    if size > free {
+        return Err(no_room(spool, size));
+    }
+    Ok(())
+}
+
 impl Staging {
     /// Appends the next part of the upload.
     pub async fn write(&mut self, chunk: &[u8]) -> Result<()> {
         use tokio::io::AsyncWriteExt;
         self.written += chunk.len() as u64;
         if self.written > self.max {
-            return Err(invalid(format!(
-                "larger than the {} bytes upgrades.max_bytes allows",
-                self.max
-            )));
+            return Err(too_large(self.written, self.max));
         }
         let file = self
             .file
             .as_mut()
             .ok_or_else(|| invalid("already finished"))?;
-        file.write_all(chunk)
-            .await
-            .map_err(Error::io(format!("writing {}", self.path.display())))
+        file.write_all(chunk).await.map_err(|e| {
+            if e.kind() == std::io::ErrorKind::StorageFull {
+                no_room(&self.spool, self.written)
+            } else {
+                Error::io(format!("writing {}", self.path.display()))(e)
+            }
+        })
     }
 
     /// Checks the whole bundle and stages it for root to install; audited first, so nothing is

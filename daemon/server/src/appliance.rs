@@ -5,7 +5,8 @@ use super::{ApiError, AppState, Caller};
 use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::header::CONTENT_LENGTH;
+use axum::http::{HeaderMap, StatusCode};
 use http_body_util::BodyExt;
 use lemur_api::{ErrorBody, UpgradeStaged};
 use lemur_core::{Error, upgrade};
@@ -27,16 +28,21 @@ use std::time::Duration;
         (status = 408, description = "The upload stalled", body = ErrorBody),
         (status = 409, description = "Another upgrade is being uploaded or installed, or this is not an appliance", body = ErrorBody),
         (status = 503, description = "Database unavailable", body = ErrorBody),
+        (status = 507, description = "The appliance's data partition has no room for the bundle", body = ErrorBody),
     ))]
 pub async fn upgrade(
     State(app): AppState,
     Caller(subject): Caller,
+    headers: HeaderMap,
     body: Body,
 ) -> Result<(StatusCode, Json<UpgradeStaged>), ApiError> {
     // A stall, not the whole upload, is limited: a large bundle on a slow link is fine.
     let stall = Duration::from_secs(app.config.server.request_timeout_secs.max(1));
     let mut stream = body;
-    let mut staging = match upgrade::begin(&app, &subject).await {
+    let announced = headers
+        .get(CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok()?.parse::<u64>().ok());
+    let mut staging = match upgrade::begin(&app, &subject, announced).await {
         Ok(staging) => staging,
         Err(refused) => {
             discard(&mut stream, stall).await;

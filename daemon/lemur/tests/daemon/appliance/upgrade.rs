@@ -96,8 +96,9 @@ fn an_administrator_uploads_a_release_and_the_daemon_stages_it_only_once_checked
     assert_eq!(refused.status, 409, "{}", refused.text);
 
     let config = std::fs::read_to_string(daemon.config_path()).unwrap();
+    // As much as a bundle may be, so that the spool's free space is what refuses 2^61 bytes.
     let upgrades = format!(
-        "{config}\n[upgrades]\nkey = {:?}\nspool = {:?}\n",
+        "{config}\n[upgrades]\nkey = {:?}\nspool = {:?}\nmax_bytes = 4611686018427387904\n",
         public.to_str().unwrap(),
         spool.to_str().unwrap()
     );
@@ -118,6 +119,17 @@ fn an_administrator_uploads_a_release_and_the_daemon_stages_it_only_once_checked
     assert!(refused.text.contains("does not verify"), "{}", refused.text);
     let refused = upload(b"not a bundle");
     assert_eq!(refused.status, 400, "{}", refused.text);
+    // What the client announces is refused before its body: too large for the settings (400),
+    // or for the spool's file system (507, what to do said).
+    let (status, answer) = announce(&daemon, &token, (1 << 62) + 1);
+    assert_eq!(status, 400, "{answer}");
+    assert!(answer.contains("upgrades.max_bytes"), "{answer}");
+    let (status, answer) = announce(&daemon, &token, 1 << 61);
+    assert_eq!(status, 507, "{answer}");
+    assert!(
+        answer.contains("insufficient_storage") && answer.contains("free space"),
+        "{answer}"
+    );
     let leftovers: Vec<_> = std::fs::read_dir(&spool).unwrap().collect();
     assert!(leftovers.is_empty(), "refused uploads left {leftovers:?}");
 
@@ -133,6 +145,32 @@ fn an_administrator_uploads_a_release_and_the_daemon_stages_it_only_once_checked
     let busy = upload(&bytes);
     assert_eq!(busy.status, 409, "{}", busy.text);
     assert!(busy.text.contains("being installed"), "{}", busy.text);
+}
+
+/// An upload that announces `length` bytes (Content-Length) and sends a few: its status and
+/// answer, which come before any more of the body.
+fn announce(daemon: &Daemon, token: &str, length: u64) -> (u16, String) {
+    use std::io::{Read, Write};
+    let address = daemon.base.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    write!(
+        stream,
+        "POST /api/1/appliance/upgrade HTTP/1.1\r\nHost: lemur\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/octet-stream\r\nContent-Length: {length}\r\n\r\nthe start"
+    )
+    .unwrap();
+    stream.shutdown(std::net::Shutdown::Write).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(60)))
+        .unwrap();
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    let status = answer
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0);
+    (status, answer)
 }
 
 /// A disk of plain files as udev names partitions, an ESP holding the entry of slot `a` as
