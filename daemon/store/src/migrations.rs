@@ -109,7 +109,15 @@ pub(crate) async fn run(engine: &Engine, now: i64) -> Result<()> {
         "creating schema_migrations",
     )
     .await?;
+    let newest: Option<(Option<i64>,)> = tx
+        .optional(
+            "SELECT max(version) FROM schema_migrations",
+            &[],
+            "reading schema_migrations",
+        )
+        .await?;
     tx.commit("creating schema_migrations").await?;
+    refuse_newer(newest.and_then(|(version,)| version))?;
     for migration in MIGRATIONS {
         let mut tx = locked(engine).await?;
         let applied: Option<(i64,)> = tx
@@ -140,9 +148,31 @@ pub(crate) async fn run(engine: &Engine, now: i64) -> Result<()> {
     Ok(())
 }
 
+/// Refuses a database a later release migrated: this one does not know its schema, and would
+/// misread or damage what that release wrote. (An appliance whose new release failed its trial
+/// boots the old one on the database as it was before the trial: `lemur appliance trial`.)
+fn refuse_newer(applied: Option<i64>) -> Result<()> {
+    let known = MIGRATIONS.last().map_or(0, |migration| migration.version);
+    match applied {
+        Some(applied) if applied > known => Err(lemur_core::Error::Conflict(format!(
+            "the database's schema is at version {applied}, which a later release of Lemur-HSM made; this release knows versions up to {known}. Run that release (or a later one) on it, or restore a backup taken before it"
+        ))),
+        _ => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_schema_from_a_later_release_is_refused() {
+        let known = MIGRATIONS.last().unwrap().version;
+        assert!(refuse_newer(None).is_ok());
+        assert!(refuse_newer(Some(known)).is_ok());
+        let error = refuse_newer(Some(known + 1)).unwrap_err().to_string();
+        assert!(error.contains("later release"), "{error}");
+    }
 
     /// The engines' schemas differ in types, never in tables or columns.
     #[test]

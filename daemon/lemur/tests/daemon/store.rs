@@ -239,3 +239,49 @@ fn health_probes_reuse_a_recent_verdict() {
     let pings = log[start..end].matches("CAST(1 AS BIGINT)").count();
     assert!(pings <= 1, "{pings} database pings for 20 probes");
 }
+
+#[test]
+fn a_database_a_later_release_migrated_is_refused_by_name() {
+    let mut app = Appliance::start(Db::Sqlite);
+    assert!(app.daemon.stop(), "the daemon did not stop cleanly");
+    let database = app.daemon.state_dir().join("lemur.db");
+    let inserted = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import sqlite3, sys\nwith sqlite3.connect(sys.argv[1]) as db:\n    db.execute('INSERT INTO schema_migrations (version, applied_at) VALUES (100000, 0)')",
+        ])
+        .arg(&database)
+        .status()
+        .unwrap();
+    assert!(inserted.success());
+    let before = std::fs::read(&database).unwrap();
+    // The daemon as the test started it; killed if it has not refused within a minute.
+    let mut daemon = app
+        .daemon
+        .command()
+        .arg("dev")
+        .arg("--state-dir")
+        .arg(app.daemon.state_dir())
+        .args(["--http", "--listen", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while daemon.try_wait().unwrap().is_none() && started.elapsed().as_secs() < 60 {
+        std::thread::park_timeout(std::time::Duration::from_millis(100));
+    }
+    let _ = daemon.kill();
+    let output = daemon.wait_with_output().unwrap();
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{said}");
+    assert!(
+        said.contains("schema is at version 100000, which a later release"),
+        "{said}"
+    );
+    assert_eq!(
+        std::fs::read(&database).unwrap(),
+        before,
+        "the database was left as it was"
+    );
+}
