@@ -63,6 +63,9 @@ FS_UUID_DATA=6e0b7f1a-9a85-4d4e-b162-1f2a5e7d0b32
 FS_UUID_ROOT=7f1c8a2b-0b96-4e5f-8273-2a3b6f8e1c43
 VERITY_UUID=8a2d9b3c-1ca7-4f60-9384-3b4c7a9f2d54
 VERITY_SALT=4c656d75722d48534d2076657269747920726f6f742073616c742c2066697865
+# The daemon's uid and gid on every appliance (Debian's dynamic system range, below where
+# systemd-sysusers starts allocating).
+LEMUR_UID=950
 # File times inside the image: the last commit's, so the same checkout gives the same image.
 EPOCH="$(git -C "$REPO" log -1 --format=%ct 2>/dev/null || echo 0)"
 export SOURCE_DATE_EPOCH="$EPOCH"
@@ -146,7 +149,12 @@ install_lemur() {
     install -m 0644 "$REPO"/systemd/*.service "$REPO"/systemd/*.path "$tree/usr/lib/systemd/system/"
     mkdir -p "$tree/usr/lib/systemd/system/nginx.service.d"
     install -m 0644 "$REPO"/systemd/nginx.service.d/*.conf "$tree/usr/lib/systemd/system/nginx.service.d/"
-    install -m 0644 "$REPO"/systemd/sysusers.d/lemur.conf "$tree/usr/lib/sysusers.d/lemur.conf"
+    # The daemon's user with one number in every release: its files on the data partition
+    # outlive the root slot they were made under, and an upgrade must find them its own.
+    sed "s/^u lemur - /u lemur $LEMUR_UID /" "$REPO"/systemd/sysusers.d/lemur.conf \
+        > "$tree/usr/lib/sysusers.d/lemur.conf"
+    grep -q "^u lemur $LEMUR_UID " "$tree/usr/lib/sysusers.d/lemur.conf" ||
+        { echo "systemd/sysusers.d/lemur.conf changed: pin the uid anew" >&2; exit 1; }
     install -m 0644 "$REPO"/systemd/tmpfiles.d/lemur.conf "$tree/usr/lib/tmpfiles.d/lemur.conf"
     rm -f "$tree"/etc/nginx/sites-enabled/*
     install -m 0644 "$REPO/nginx/lemur.conf" "$tree/etc/nginx/sites-enabled/lemur.conf"
@@ -175,6 +183,8 @@ configure() {
     chmod 0700 "$tree/etc/credstore"
     # Users before the root becomes read-only: sysusers cannot write /etc at boot.
     chroot "$tree" systemd-sysusers
+    [ "$(chroot "$tree" id -u lemur):$(chroot "$tree" id -g lemur)" = "$LEMUR_UID:$LEMUR_UID" ] ||
+        { echo "the lemur user did not get uid and gid $LEMUR_UID: another package took it" >&2; exit 1; }
     # Root locked: the appliance is used through the web UI and the API.
     chroot "$tree" passwd --lock root >/dev/null
     mkdir -p "$tree/efi"
@@ -220,6 +230,10 @@ strip_tree() {
     # Package scripts run without a /dev mount leave plain files there.
     find "$tree/dev" -mindepth 1 -delete
     rm -f "$tree/etc/ssh"/ssh_host_*
+    # No setuid or setgid programs: nobody but root logs in (over ssh, by key), and no service
+    # changes user through one.
+    find "$tree" -xdev -type f -perm /6000 -print -exec chmod ug-s {} + |
+        sed "s|^$tree|image: no setuid/setgid bit on |" >&2
 }
 
 # root.img (the tree without /var), data.img (/var), verity.img and its root hash.
