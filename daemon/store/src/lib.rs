@@ -27,6 +27,7 @@ use engine::{Engine, args};
 use lemur_core::config::DatabaseConfig;
 use lemur_core::model::{LogEntry, NewCertificate};
 use lemur_core::{Error, Result};
+pub use migrations::sqlite_is_from_a_later_release;
 pub use snapshot::{snapshot_sqlite, sqlite_file};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};

@@ -148,6 +148,29 @@ pub(crate) async fn run(engine: &Engine, now: i64) -> Result<()> {
     Ok(())
 }
 
+/// Whether the SQLite database `url` has a migration applied that this release does not know
+/// (a later release migrated it).
+pub async fn sqlite_is_from_a_later_release(url: &str) -> Result<bool> {
+    use sqlx::{ConnectOptions, Connection};
+    use std::str::FromStr;
+    let mut connection = sqlx::sqlite::SqliteConnectOptions::from_str(url)
+        .map_err(|e| crate::bad_url(e.to_string()))?
+        .create_if_missing(false)
+        .read_only(true)
+        .connect()
+        .await
+        .map_err(crate::db("opening the database"))?;
+    let applied: (Option<i64>,) = sqlx::query_as("SELECT max(version) FROM schema_migrations")
+        .fetch_one(&mut connection)
+        .await
+        .map_err(crate::db("reading schema_migrations"))?;
+    connection
+        .close()
+        .await
+        .map_err(crate::db("closing the database"))?;
+    Ok(refuse_newer(applied.0).is_err())
+}
+
 /// Refuses a database a later release migrated: this one does not know its schema, and would
 /// misread or damage what that release wrote. (An appliance whose new release failed its trial
 /// boots the old one on the database as it was before the trial: `lemur appliance trial`.)

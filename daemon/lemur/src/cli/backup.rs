@@ -288,7 +288,7 @@ impl Drop for Output {
 
 /// This program, run as `user` (uid, gid and groups) with no new privileges, given the
 /// configuration.
-fn as_user(user: &str, config_path: &Path) -> Result<Command> {
+pub(crate) fn as_user(user: &str, config_path: &Path) -> Result<Command> {
     if !is_root() {
         return Err(Error::invalid(
             "--as-user",

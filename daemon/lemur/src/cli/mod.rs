@@ -298,6 +298,6 @@ async fn run(cli: Cli) -> Result<()> {
         } => notify::expirations(&cli.config, &exclude, dry_run).await,
         Command::Backup(options) => backup::backup(&cli.config, &options).await,
         Command::Restore(options) => backup::restore(&cli.config, &options, &[]).await,
-        Command::Appliance { command } => appliance::run(command).await,
+        Command::Appliance { command } => appliance::run(command, &cli.config).await,
     }
 }

@@ -15,6 +15,7 @@ mod banner;
 mod credstore;
 mod provision;
 mod seed;
+mod trial;
 mod upgrade;
 
 pub use credstore::Credstore;
@@ -91,6 +92,18 @@ pub enum ApplianceCommand {
     /// next, on trial: three boots to come up healthy, else the running slot boots again. As
     /// root (lemur-upgrade.service); the bundle's signature and every byte are checked again.
     Upgrade(upgrade::Options),
+    /// Keep the database across a release's trial boots (as root, before the daemon, at every
+    /// boot): in the slot on trial, a snapshot of it from before the new release ran; back in
+    /// the previous slot after a failed trial, that snapshot put back if the trial migrated the
+    /// database (what the trial wrote kept aside). With --passed (the boot check, once a trial
+    /// boot is good): the snapshot removed.
+    Trial(trial::Options),
+    /// The daemon's user's side of `trial`: the database's snapshot taken, put back or removed.
+    #[command(name = "trial-database", hide = true)]
+    TrialDatabase {
+        #[arg(value_enum)]
+        action: trial::DatabaseAction,
+    },
     /// Back the appliance up into one archive encrypted under a passphrase: a consistent
     /// snapshot of the database, the HSM token, the configuration and certificates, and the
     /// credentials (HSM PINs, login token secret). As root (over ssh), while it runs.
@@ -133,8 +146,8 @@ pub enum SeedCommand {
     },
 }
 
-/// Runs an appliance command.
-pub async fn run(command: ApplianceCommand) -> Result<()> {
+/// Runs an appliance command; `config` is `lemur --config`.
+pub async fn run(command: ApplianceCommand, config: &Path) -> Result<()> {
     match command {
         ApplianceCommand::Seed {
             command: SeedCommand::Check { file },
@@ -161,6 +174,8 @@ pub async fn run(command: ApplianceCommand) -> Result<()> {
             issue_file,
         } => banner::run(&state_dir, &credstore, &issue_file),
         ApplianceCommand::Upgrade(options) => upgrade::run(&options),
+        ApplianceCommand::Trial(options) => trial::run(&options),
+        ApplianceCommand::TrialDatabase { action } => trial::run_database(config, action).await,
         ApplianceCommand::Backup {
             output,
             passphrase_file,

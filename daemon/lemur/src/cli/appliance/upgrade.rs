@@ -13,7 +13,9 @@
 //!    `version` than any other entry, so systemd-boot prefers it. Each boot of it counts one
 //!    try down; a boot that reaches `boot-complete.target` (the daemon ready and nginx serving,
 //!    `lemur-boot-check.service`) makes systemd-bless-boot drop the counter. Once three tries are
-//!    spent the entry sorts last, and the slot the appliance came from boots again.
+//!    spent the entry sorts last, and the slot the appliance came from boots again. Before it,
+//!    a marker names the slot on trial, so that the database is kept as it was before the new
+//!    release ran, and put back if that release fails after migrating it (`trial.rs`).
 
 use lemur_core::files::{open_untrusted, sync_directory};
 use lemur_core::upgrade::{self, Manifest, ReleaseKey};
@@ -49,6 +51,9 @@ pub struct Options {
     /// The running kernel's command line, which names the running slot (lemur.slot=).
     #[arg(long, value_name = "FILE", default_value = "/proc/cmdline")]
     cmdline: PathBuf,
+    /// Where to leave the marker of the trial (see `lemur appliance trial`).
+    #[arg(long, value_name = "FILE", default_value = super::trial::MARKER)]
+    trial_marker: PathBuf,
 }
 
 /// A root slot: `a` or `b`.
@@ -141,6 +146,8 @@ pub fn run(options: &Options) -> Result<()> {
         root: &root,
         verity: &verity,
     };
+    // Before the entry: a trial boot always finds its marker.
+    super::trial::write_marker(&options.trial_marker, target, &manifest.version)?;
     let file = entries.join(format!("lemur-{target}+{TRIES}.conf"));
     lemur_core::files::replace_if_changed(&file, entry.text().as_bytes(), 0o644)?;
     sync_directory(&entries)?;

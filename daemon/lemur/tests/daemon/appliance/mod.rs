@@ -8,6 +8,7 @@
 mod apply;
 mod provision;
 mod seed;
+mod trial;
 mod upgrade;
 
 use std::path::{Path, PathBuf};

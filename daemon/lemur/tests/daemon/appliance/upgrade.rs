@@ -233,8 +233,8 @@ impl Disk {
             format!("roothash=00 lemur.slot={running} quiet\n"),
         )
         .unwrap();
-        let (esp, disks) = (self.path("esp"), self.path("disk"));
-        let paths = [bundle, key, &esp, &disks, &cmdline].map(|p| p.to_str().unwrap());
+        let (esp, disks, marker) = (self.path("esp"), self.path("disk"), self.path("trial"));
+        let paths = [bundle, key, &esp, &disks, &cmdline, &marker].map(|p| p.to_str().unwrap());
         let args = [
             "appliance",
             "upgrade",
@@ -248,6 +248,8 @@ impl Disk {
             paths[3],
             "--cmdline",
             paths[4],
+            "--trial-marker",
+            paths[5],
         ];
         lemur(&args, &[])
     }
@@ -279,6 +281,11 @@ fn the_installer_writes_the_slot_not_running_and_boots_it_next_on_trial() {
     assert_eq!(std::fs::read(disk.path("esp/b/vmlinuz")).unwrap(), v2[2].1);
     assert_eq!(std::fs::read(disk.path("esp/b/initrd")).unwrap(), v2[3].1);
     assert_eq!(disk.entries(), ["lemur-a.conf", "lemur-b+3.conf"]);
+    // The trial's marker, for `lemur appliance trial` at the next boots.
+    assert_eq!(
+        std::fs::read_to_string(disk.path("trial")).unwrap(),
+        "b 0.2.0\n"
+    );
     let entry = std::fs::read_to_string(disk.path("esp/loader/entries/lemur-b+3.conf")).unwrap();
     let expected = format!(
         "title Lemur-HSM 0.2.0 (slot b)\nsort-key lemur-hsm\nversion 2\nlinux /b/vmlinuz\n\
@@ -301,6 +308,10 @@ fn the_installer_writes_the_slot_not_running_and_boots_it_next_on_trial() {
     let installed = disk.install(&bundle(keys.path(), &key, "0.3.0", &v3), &public, 'b');
     assert!(installed.status.success(), "{}", stderr(&installed));
     assert_eq!(disk.entries(), ["lemur-a+3.conf", "lemur-b.conf"]);
+    assert_eq!(
+        std::fs::read_to_string(disk.path("trial")).unwrap(),
+        "a 0.3.0\n"
+    );
     let entry = std::fs::read_to_string(disk.path("esp/loader/entries/lemur-a+3.conf")).unwrap();
     assert!(
         entry.contains("\nversion 3\n") && entry.contains("lemur.slot=a"),

@@ -1,0 +1,225 @@
+//! `lemur appliance trial`: the database across a release's trial boots. A new release may
+//! migrate the database when its daemon starts; if that release then fails its trial, the
+//! previous one boots again and would find a schema it does not know (and refuses it). So:
+//! - the installer (`lemur appliance upgrade`) leaves a marker naming the slot on trial, before
+//!   it writes that slot's boot entry;
+//! - at every boot, before the daemon, `lemur appliance trial` (root) reads the marker. In the
+//!   slot on trial, the daemon's user takes a snapshot of the database (once: the first try's
+//!   is the one from before the new release ran). In the other slot, the trial has failed: if
+//!   the trial's release migrated the database, it is moved aside
+//!   (`lemur.db.failed-trial-TIME`) and the snapshot put back, so the previous release runs on
+//!   the data it knows; otherwise the database stays as it is, writes made during the trial
+//!   included. The marker then goes;
+//! - once a boot on trial is good (`lemur-boot-check`), `lemur appliance trial --passed` removes
+//!   the marker and the snapshot.
+//!
+//! The marker is root's (in a directory of root's); the database is only ever opened by the
+//! daemon's user, through a child process (`lemur appliance trial-database`).
+
+use super::upgrade::Slot;
+use crate::cli::backup::as_user;
+use lemur_core::config::Config;
+use lemur_core::files::{ensure_private_dir, replace_private, sync_directory};
+use lemur_core::{Error, Result, clock};
+use std::path::{Path, PathBuf};
+
+/// Where the installer leaves the marker.
+pub const MARKER: &str = "/var/lib/lemur-upgrade/trial";
+/// The snapshot, in the upgrade spool (which backups leave out).
+const SNAPSHOT: &str = "upgrade/before-trial.db";
+
+/// `lemur appliance trial`.
+#[derive(clap::Args)]
+pub struct Options {
+    /// The marker the installer leaves.
+    #[arg(long, value_name = "FILE", default_value = MARKER)]
+    marker: PathBuf,
+    /// The running kernel's command line, which names the running slot (lemur.slot=).
+    #[arg(long, value_name = "FILE", default_value = "/proc/cmdline")]
+    cmdline: PathBuf,
+    /// The daemon's configuration (in its state directory on the appliance).
+    #[arg(long, value_name = "FILE", default_value = "/var/lib/lemur/lemur.toml")]
+    daemon_config: PathBuf,
+    /// The daemon's user, which alone opens the database.
+    #[arg(long, value_name = "USER", default_value = "lemur")]
+    user: String,
+    /// This boot, on trial, is good: forget the marker and the snapshot.
+    #[arg(long)]
+    passed: bool,
+}
+
+/// The marker: which slot is on trial with which release.
+pub fn write_marker(marker: &Path, slot: Slot, version: &str) -> Result<()> {
+    if let Some(dir) = marker.parent() {
+        ensure_private_dir(dir)?;
+    }
+    replace_private(marker, format!("{slot} {version}\n").as_bytes(), None)?;
+    if let Some(dir) = marker.parent() {
+        sync_directory(dir)?;
+    }
+    Ok(())
+}
+
+/// The marker's slot and release, if there is one.
+fn read_marker(marker: &Path) -> Result<Option<(Slot, String)>> {
+    let text = match std::fs::read_to_string(marker) {
+        Ok(text) => text,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(error) => return Err(Error::io(format!("reading {}", marker.display()))(error)),
+    };
+    let mut words = text.split_whitespace();
+    let slot = words
+        .next()
+        .map(|slot| Slot::running(&format!("lemur.slot={slot}")))
+        .transpose()?;
+    match (slot, words.next()) {
+        (Some(slot), Some(version)) => Ok(Some((slot, version.to_owned()))),
+        _ => Err(Error::invalid(
+            "marker",
+            format!(
+                "{} is not \"SLOT VERSION\": remove it (the upgrade it stood for is over)",
+                marker.display()
+            ),
+        )),
+    }
+}
+
+/// `lemur appliance trial`.
+pub fn run(options: &Options) -> Result<()> {
+    let Some((slot, version)) = read_marker(&options.marker)? else {
+        return Ok(());
+    };
+    if options.passed {
+        database(options, "forget")?;
+        return remove_marker(
+            &options.marker,
+            &format!("release {version} passed its trial"),
+        );
+    }
+    let cmdline = std::fs::read_to_string(&options.cmdline)
+        .map_err(Error::io(format!("reading {}", options.cmdline.display())))?;
+    if Slot::running(&cmdline)? == slot {
+        println!(
+            "release {version} is on trial in slot {slot}: keeping the database as it was before it"
+        );
+        return database(options, "snapshot");
+    }
+    println!("release {version} failed its trial in slot {slot}: this slot boots again");
+    database(options, "roll-back")?;
+    remove_marker(&options.marker, "the trial is over")
+}
+
+fn remove_marker(marker: &Path, why: &str) -> Result<()> {
+    std::fs::remove_file(marker).map_err(Error::io(format!("removing {}", marker.display())))?;
+    println!("{why}: removed {}", marker.display());
+    Ok(())
+}
+
+/// Runs `lemur appliance trial-database ACTION` as the daemon's user.
+fn database(options: &Options, action: &str) -> Result<()> {
+    let status = as_user(&options.user, &options.daemon_config)?
+        .args(["appliance", "trial-database", action])
+        .status()
+        .map_err(Error::io("starting lemur appliance trial-database"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(Error::io(format!(
+            "lemur appliance trial-database {action}"
+        ))(std::io::Error::other(format!(
+            "it failed ({status}; its complaint is above)"
+        ))))
+    }
+}
+
+/// What `lemur appliance trial-database` does, as the daemon's user.
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum DatabaseAction {
+    /// Take the snapshot, unless an earlier try of this trial took it.
+    Snapshot,
+    /// The trial failed: put the snapshot back if the trial migrated the database.
+    RollBack,
+    /// The trial passed: remove the snapshot.
+    Forget,
+}
+
+/// `lemur appliance trial-database`.
+pub async fn run_database(config_path: &Path, action: DatabaseAction) -> Result<()> {
+    let config = Config::load_unresolved(config_path)?;
+    let Some(database) = lemur_store::sqlite_file(&config.database.url)? else {
+        println!("the database is not SQLite: nothing to keep across the trial");
+        return Ok(());
+    };
+    let snapshot = config.state_dir.join(SNAPSHOT);
+    match action {
+        DatabaseAction::Snapshot => take(&config.database.url, &snapshot).await,
+        DatabaseAction::RollBack => roll_back(&config.database.url, &database, &snapshot).await,
+        DatabaseAction::Forget => remove(&snapshot),
+    }
+}
+
+async fn take(url: &str, snapshot: &Path) -> Result<()> {
+    if snapshot.exists() {
+        println!(
+            "{} is there from the trial's first boot",
+            snapshot.display()
+        );
+        return Ok(());
+    }
+    if let Some(dir) = snapshot.parent() {
+        ensure_private_dir(dir)?;
+    }
+    // Complete or absent: a snapshot cut short by a crash is never taken for one.
+    let partial = snapshot.with_extension("db.partial");
+    remove(&partial)?;
+    lemur_store::snapshot_sqlite(url, &partial).await?;
+    std::fs::rename(&partial, snapshot)
+        .map_err(Error::io(format!("naming {}", snapshot.display())))?;
+    if let Some(dir) = snapshot.parent() {
+        sync_directory(dir)?;
+    }
+    println!(
+        "kept the database as it was before the trial in {}",
+        snapshot.display()
+    );
+    Ok(())
+}
+
+async fn roll_back(url: &str, database: &Path, snapshot: &Path) -> Result<()> {
+    if !snapshot.exists() {
+        println!("the trial took no snapshot, so it never reached the database: it stays");
+        return Ok(());
+    }
+    if !lemur_store::sqlite_is_from_a_later_release(url).await? {
+        println!("the trial did not migrate the database: it stays, with what the trial wrote");
+        return remove(snapshot);
+    }
+    let aside = format!("failed-trial-{}", clock::system().unix());
+    for suffix in ["", "-wal", "-shm"] {
+        let from = PathBuf::from(format!("{}{suffix}", database.display()));
+        let to = PathBuf::from(format!("{}.{aside}{suffix}", database.display()));
+        match std::fs::rename(&from, &to) {
+            Ok(()) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(error) => return Err(Error::io(format!("moving {} aside", from.display()))(error)),
+        }
+    }
+    std::fs::rename(snapshot, database)
+        .map_err(Error::io(format!("putting {} back", snapshot.display())))?;
+    if let Some(dir) = database.parent() {
+        sync_directory(dir)?;
+    }
+    println!(
+        "the trial's release had migrated the database: it is back as it was before the trial; what the trial wrote is in {}.{aside}",
+        database.display()
+    );
+    Ok(())
+}
+
+fn remove(path: &Path) -> Result<()> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(error) => Err(Error::io(format!("removing {}", path.display()))(error)),
+    }
+}
