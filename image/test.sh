@@ -410,6 +410,19 @@ check_running_slot() {
     echo "image test: slot $slot healthy $BOOT_SECONDS s after it was seen; the earlier certificate is there, the CA issues"
 }
 
+# After a trial (an upgrade's boot, or the boot back from a failed one), from console byte $1 on:
+# lemur-trial.service said $2 and $3, and neither the trial's marker nor the database's snapshot
+# is left.
+check_trial() {
+    local from="$1"
+    for said in "$2" "$3"; do
+        console_since "$from" | grep -a -q "$said" || fail "lemur-trial.service never said: $said"
+    done
+    guest 'test ! -e /var/lib/lemur-upgrade/trial && test ! -e /var/lib/lemur/upgrade/before-trial.db' ||
+        fail "the trial's marker or snapshot is left"
+    echo "image test: lemur-trial.service: $2; $3; marker and snapshot gone"
+}
+
 # The image's release with its daemon replaced by a program that fails, as a signed bundle.
 broken_bundle() {
     local dir="$WORK/broken"
@@ -489,6 +502,9 @@ main() {
     check_listeners
     check_remote_syslog
     echo "image test: memory after the first boot: $(guest_memory)"
+    echo "image test: $(guest systemd-analyze | head -1)"
+    guest systemd-analyze blame | head -8 | sed 's/^ */image test:   /'
+
     cp "$WORK/issued.json" "$WORK/first.json"
     take_backup
 
@@ -497,6 +513,7 @@ main() {
     upload "$BUNDLE"
     echo "image test: uploaded $(basename "$BUNDLE"): $(json "['status']" < "$WORK/upload.json")"
     check_running_slot b "$password" "$from"
+    check_trial "$from" "is on trial in slot b" "kept the database as it was before the trial"
 
     broken_bundle
     from="$(console_mark)"
@@ -512,6 +529,7 @@ main() {
     done
     from="$(console_mark)"
     check_running_slot b "$password" "$from"
+    check_trial "$from" "failed its trial in slot a" "the trial took no snapshot"
     echo "image test: the broken release was found bad three times, and slot b came back"
 
     power_off
