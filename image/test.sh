@@ -476,7 +476,8 @@ PY
     fi
     curl -sk --max-time 5 "https://127.0.0.1:$HTTPS_PORT/api/1/healthcheck" >/dev/null 2>&1 &&
         fail "the modified slot b serves HTTPS"
-    echo "image test: a flipped byte in the root slot stops the boot: $(console_since "$from" | grep -a -m1 -E 'verity.*(corrupt|failed)')"
+    echo "image test: a flipped byte in the root slot stops the boot: $(console_since "$from" |
+        grep -a -o -m1 -E 'device-mapper: verity: [^[:cntrl:]]*(corrupt|failed)[a-z]*')"
     kill "$QEMU_PID"; wait "$QEMU_PID" 2>/dev/null || true
     QEMU_PID=""
 }
