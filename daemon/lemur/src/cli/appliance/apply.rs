@@ -10,7 +10,7 @@
 //! could not be written, is also put on the console's login screen (an agetty issue file), so
 //! that it is seen at every boot until it is fixed, not only in the journal.
 
-use super::seed::{self, Network, Reading, Syslog};
+use super::seed::{self, Interface, Network, Reading, StaticNetwork, Syslog};
 use lemur_core::files::{ensure_private_dir, replace_if_changed};
 use lemur_core::{Error, Result, clock};
 use std::os::unix::fs::PermissionsExt;
@@ -143,13 +143,25 @@ const SSH_RULE: &str =
 
 const GENERATED: &str = "# Written by `lemur appliance apply-seed` from lemur-appliance.toml at every boot: edit the seed.\n";
 
-/// systemd-networkd's settings for every Ethernet interface. mDNS is on so that the appliance
+/// systemd-networkd's settings for every Ethernet interface, or the one the static address
+/// names (a machine with several must not put one address on all). mDNS is on so that the appliance
 /// answers to `HOSTNAME.local`, a name its HTTPS certificate carries when its host name has
 /// no domain. A DHCP server's host name is not taken: the seed's names the appliance, and is the
 /// one its certificate carries. The DHCP client is known by its MAC address, which stays when the
 /// machine-id does not.
 fn networkd(network: &Network) -> String {
-    let mut text = format!("{GENERATED}[Match]\nName=en* eth*\n\n[Network]\nMulticastDNS=yes\n");
+    let matched = match network {
+        Network::Static(StaticNetwork {
+            interface: Some(Interface::Name(name)),
+            ..
+        }) => format!("Name={name}"),
+        Network::Static(StaticNetwork {
+            interface: Some(Interface::Mac(mac)),
+            ..
+        }) => format!("MACAddress={mac}"),
+        _ => "Name=en* eth*".to_owned(),
+    };
+    let mut text = format!("{GENERATED}[Match]\n{matched}\n\n[Network]\nMulticastDNS=yes\n");
     match network {
         Network::Dhcp => {
             text.push_str("DHCP=yes\n\n[DHCPv4]\nUseHostname=no\nClientIdentifier=mac\n")

@@ -12,6 +12,7 @@ use lemur_core::{Error, Result};
 use reader::{Reader, Table};
 use std::net::IpAddr;
 use std::path::Path;
+pub use syntax::Interface;
 
 /// The host name when the seed gives none, or a bad one.
 const DEFAULT_HOSTNAME: &str = "lemur-hsm";
@@ -73,6 +74,8 @@ pub enum Network {
 /// A fixed address, its gateway and name servers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StaticNetwork {
+    /// The interface it goes on; every Ethernet interface when absent (a machine with one).
+    pub interface: Option<Interface>,
     /// The address and prefix length.
     pub address: AddressRange,
     /// The default gateway.
@@ -251,10 +254,14 @@ fn hostname(reader: &mut Reader, root: Table<'_>) -> String {
 
 fn network(reader: &mut Reader, root: Table<'_>) -> Network {
     reader.part(Network::Dhcp, "DHCP", |reader| {
-        let table = reader.section(root, "network", &["mode", "address", "gateway", "dns"])?;
+        let table = reader.section(
+            root,
+            "network",
+            &["mode", "interface", "address", "gateway", "dns"],
+        )?;
         match reader.required_string(table, "mode")? {
             "dhcp" => {
-                for key in ["address", "gateway", "dns"] {
+                for key in ["interface", "address", "gateway", "dns"] {
                     if table.has(key) {
                         reader.problem(table.field(key), "is only for mode = \"static\"");
                     }
@@ -274,6 +281,15 @@ fn network(reader: &mut Reader, root: Table<'_>) -> Network {
 }
 
 fn static_network(reader: &mut Reader, table: Table<'_>) -> Option<StaticNetwork> {
+    let interface = if table.has("interface") {
+        Some(
+            reader
+                .required_string(table, "interface")
+                .and_then(|text| reader.check(table.field("interface"), syntax::interface(text))),
+        )
+    } else {
+        None
+    };
     let address = reader
         .required_string(table, "address")
         .and_then(|text| reader.check(table.field("address"), syntax::interface_address(text)));
@@ -290,6 +306,10 @@ fn static_network(reader: &mut Reader, table: Table<'_>) -> Option<StaticNetwork
         reader.check(table.field("gateway"), syntax::gateway(&address, gateway))?;
     }
     Some(StaticNetwork {
+        interface: match interface {
+            Some(checked) => Some(checked?),
+            None => None,
+        },
         address,
         gateway,
         dns: dns?,

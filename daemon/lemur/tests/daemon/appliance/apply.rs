@@ -138,6 +138,11 @@ fn apply_seed_writes_a_static_network_remote_syslog_and_ssh_once() {
         ) && !network.contains("DHCP"),
         "{network}"
     );
+    // On the interface the seed names alone, not on every one.
+    assert!(
+        network.contains("[Match]\nMACAddress=52:54:00:ab:cd:01\n") && !network.contains("Name="),
+        "{network}"
+    );
     assert!(
         read(&run.join("systemd/timesyncd.conf.d/lemur.conf"))
             .contains("[Time]\nNTP=ntp1.example.test 192.0.2.123\n")

@@ -78,6 +78,8 @@ hostname = "Lemur.Example.Test"
 
 [network]
 mode = "static"
+# Mixed case too.
+interface = "52:54:00:AB:cd:01"
 address = "192.0.2.10/24"
 gateway = "192.0.2.1"
 dns = ["192.0.2.53", "2001:db8::53"]

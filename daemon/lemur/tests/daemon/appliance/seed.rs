@@ -87,6 +87,21 @@ fn the_check_names_each_bad_field_and_what_is_wrong() {
             "network.address",
             "only for mode = \"static\"",
         ),
+        (
+            "[network]\nmode = \"dhcp\"\ninterface = \"eth0\"".into(),
+            "network.interface",
+            "only for mode = \"static\"",
+        ),
+        (
+            format!("{static_network}interface = \"en*\""),
+            "network.interface",
+            "neither an interface name",
+        ),
+        (
+            format!("{static_network}interface = \"52:54:00:zz:cd:01\""),
+            "network.interface",
+            "not a MAC address",
+        ),
         ("[time]\nntp = []".into(), "time.ntp", "is empty"),
         (
             "[time]\nntp = \"pool.ntp.org\"".into(),

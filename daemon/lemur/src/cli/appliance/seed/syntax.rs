@@ -86,6 +86,43 @@ pub(super) fn ip(text: &str) -> Result<IpAddr, String> {
         .map_err(|_| format!("{text:?} is not an IP address"))
 }
 
+/// The network interface a static address goes on: its MAC address (`52:54:00:12:34:56`,
+/// lower-cased), or its name as the kernel gives it (`enp1s0`: at most 15 letters, digits and
+/// `-_.`, not a pattern).
+pub(super) fn interface(text: &str) -> Result<Interface, String> {
+    let octets: Vec<&str> = text.split(':').collect();
+    if octets.len() == 6 {
+        return if octets
+            .iter()
+            .all(|o| o.len() == 2 && o.bytes().all(|b| b.is_ascii_hexdigit()))
+        {
+            Ok(Interface::Mac(text.to_ascii_lowercase()))
+        } else {
+            Err(format!(
+                "{text:?} is not a MAC address (six pairs of hex digits)"
+            ))
+        };
+    }
+    let plain = text
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+    if text.is_empty() || text.len() > 15 || !plain || text == "." || text == ".." {
+        return Err(format!(
+            "{text:?} is neither an interface name (at most 15 letters, digits and -_.) nor a MAC address"
+        ));
+    }
+    Ok(Interface::Name(text.to_owned()))
+}
+
+/// A network interface, as `[network] interface` names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Interface {
+    /// By its kernel name.
+    Name(String),
+    /// By its MAC address.
+    Mac(String),
+}
+
 /// A server named by its DNS name or its IP address.
 pub(super) fn server(text: &str) -> Result<String, String> {
     match text.parse::<IpAddr>() {
