@@ -173,6 +173,20 @@ impl Daemon {
         self.log.lock().map(|log| log.clone()).unwrap_or_default()
     }
 
+    /// The log once it holds `needle` (it reaches this process through a pipe, a little after
+    /// the answer it goes with), or as it is after 5 s.
+    pub fn log_with(&self, needle: &str) -> String {
+        let mut log = self.log();
+        for _ in 0..100 {
+            if log.contains(needle) {
+                break;
+            }
+            std::thread::park_timeout(Duration::from_millis(50));
+            log = self.log();
+        }
+        log
+    }
+
     /// Whether `needle` occurs anywhere in the daemon's writable memory (heap, anonymous
     /// mappings, stacks), read through `/proc/PID/mem`. The daemon is not dumpable, so this needs
     /// root (`CAP_SYS_PTRACE`); `None` when this process may not read it.

@@ -235,15 +235,7 @@ fn every_request_is_logged_once_with_its_id() {
     );
     let made_id = made.header("x-request-id").unwrap().to_owned();
     assert!(!made_id.contains(' ') && !made_id.is_empty(), "{made_id}");
-    // The log reaches this process through a pipe: wait for the second request's line.
-    let mut log = app.daemon.log();
-    for _ in 0..100 {
-        if log.contains(&format!("[{made_id}]")) {
-            break;
-        }
-        std::thread::park_timeout(std::time::Duration::from_millis(50));
-        log = app.daemon.log();
-    }
+    let log = app.daemon.log_with(&format!("[{made_id}]"));
     let lines: Vec<&str> = log
         .lines()
         .filter(|l| l.contains(&format!("[{given_id}]")))

@@ -51,6 +51,9 @@ pub struct Options {
     /// The running kernel's command line, which names the running slot (lemur.slot=).
     #[arg(long, value_name = "FILE", default_value = "/proc/cmdline")]
     cmdline: PathBuf,
+    /// The kernel's view of block devices, which says which disk the running root is on.
+    #[arg(long, value_name = "DIR", default_value = "/sys")]
+    sys: PathBuf,
     /// Where to leave the marker of the trial (see `lemur appliance trial`).
     #[arg(long, value_name = "FILE", default_value = super::trial::MARKER)]
     trial_marker: PathBuf,
@@ -106,8 +109,12 @@ pub fn run(options: &Options) -> Result<()> {
         .map_err(Error::io(format!("reading {}", options.cmdline.display())))?;
     let target = Slot::running(&cmdline)?.other();
     let key = ReleaseKey::load(&options.key)?;
+    let disk = running_disk(&options.sys)?;
     let root = Partition::find(&options.disks, &format!("lemur-root-{target}"))?;
     let verity = Partition::find(&options.disks, &format!("lemur-verity-{target}"))?;
+    for partition in [&root, &verity] {
+        partition.check_on(&options.sys, &disk)?;
+    }
     let entries = options.esp.join("loader/entries");
     remove_entries(&entries, target)?;
     let kernel_dir = options.esp.join(target.to_string());
@@ -159,6 +166,60 @@ pub fn run(options: &Options) -> Result<()> {
     Ok(())
 }
 
+/// The disk the running root is on (`vda`): that of the devices under the verity device named
+/// `root` (`/sys/block/dm-N/dm/name`, its `slaves/`), which is what the kernel reads, whatever
+/// udev's links say when another disk holds partitions of the same labels (a second appliance
+/// disk, an image written to a stick).
+fn running_disk(sys: &Path) -> Result<String> {
+    let context = || {
+        format!(
+            "finding the disk the running root is on, in {}",
+            sys.display()
+        )
+    };
+    let block = sys.join("block");
+    for entry in std::fs::read_dir(&block).map_err(Error::io(context()))? {
+        let dm = entry.map_err(Error::io(context()))?.path();
+        let is_root =
+            std::fs::read_to_string(dm.join("dm/name")).is_ok_and(|name| name.trim() == "root");
+        if !is_root {
+            continue;
+        }
+        let mut disks = std::collections::BTreeSet::new();
+        for slave in std::fs::read_dir(dm.join("slaves")).map_err(Error::io(context()))? {
+            let name = slave.map_err(Error::io(context()))?.file_name();
+            disks.insert(disk_of(sys, &name.to_string_lossy())?);
+        }
+        let mut disks = disks.into_iter();
+        return match (disks.next(), disks.next()) {
+            (Some(disk), None) => Ok(disk),
+            _ => Err(Error::io(context())(std::io::Error::other(
+                "the root's verity device is not on exactly one disk",
+            ))),
+        };
+    }
+    Err(Error::io(context())(std::io::Error::other(
+        "no device-mapper device named root: this is not a Lemur-HSM appliance booted from a slot",
+    )))
+}
+
+/// The disk a partition (`vda4`) is on: its parent in sysfs.
+fn disk_of(sys: &Path, partition: &str) -> Result<String> {
+    let link = sys.join("class/block").join(partition);
+    let device = link
+        .canonicalize()
+        .map_err(Error::io(format!("resolving {}", link.display())))?;
+    device
+        .parent()
+        .and_then(Path::file_name)
+        .map(|disk| disk.to_string_lossy().into_owned())
+        .ok_or_else(|| {
+            Error::io(format!("finding the disk of {partition}"))(std::io::Error::other(
+                "it has no parent device",
+            ))
+        })
+}
+
 /// A partition found by its GPT label.
 struct Partition {
     device: PathBuf,
@@ -188,6 +249,26 @@ impl Partition {
                 ))
             })?;
         Ok(Self { device, uuid })
+    }
+
+    /// Refuses a partition that is not on `disk`, the running root's.
+    fn check_on(&self, sys: &Path, disk: &str) -> Result<()> {
+        let name = self
+            .device
+            .file_name()
+            .map(|name| name.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let found = disk_of(sys, &name)?;
+        if found != disk {
+            return Err(Error::invalid(
+                "disk",
+                format!(
+                    "{} is on {found}, not on {disk}, the disk the appliance runs from: another disk holds partitions of the same names (a second appliance disk?). Detach it, then upload the release again",
+                    self.device.display()
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// The partition, for writing `size` bytes from its start, once they are known to fit.

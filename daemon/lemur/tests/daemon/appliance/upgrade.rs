@@ -139,7 +139,11 @@ fn an_administrator_uploads_a_release_and_the_daemon_stages_it_only_once_checked
     assert_eq!(staged.body["version"], "0.2.0");
     assert_eq!(staged.body["source"], "0123abc");
     assert_eq!(std::fs::read(spool.join("staged.upgrade")).unwrap(), bytes);
-    assert!(daemon.log().contains("staged the upgrade to 0.2.0"));
+    assert!(
+        daemon
+            .log_with("staged the upgrade to 0.2.0")
+            .contains("staged the upgrade to 0.2.0")
+    );
 
     // One at a time: root has not installed the staged one yet.
     let busy = upload(&bytes);
@@ -199,17 +203,43 @@ impl Disk {
             std::fs::create_dir_all(dir.path().join(sub)).unwrap();
         }
         for (number, (label, uuid)) in Self::PARTITIONS.iter().enumerate() {
-            let device = dir.path().join(format!("dev/vda{}", number + 2));
-            std::fs::write(&device, vec![0u8; 1 << 20]).unwrap();
+            let device = Self::partition(dir.path(), &format!("vda{}", number + 2));
             symlink(&device, dir.path().join("disk/by-partlabel").join(label)).unwrap();
             symlink(&device, dir.path().join("disk/by-partuuid").join(uuid)).unwrap();
         }
+        // The running root: verity over slot a's partitions, on vda.
+        std::fs::create_dir_all(dir.path().join("sys/block/dm-0/slaves/vda2")).unwrap();
+        std::fs::create_dir_all(dir.path().join("sys/block/dm-0/slaves/vda3")).unwrap();
+        std::fs::create_dir_all(dir.path().join("sys/block/dm-0/dm")).unwrap();
+        std::fs::write(dir.path().join("sys/block/dm-0/dm/name"), "root\n").unwrap();
         std::fs::write(
             dir.path().join("esp/loader/entries/lemur-a.conf"),
             "title Lemur-HSM 0.1.0 (slot a)\nsort-key lemur-hsm\nversion 1\nlinux /a/vmlinuz\n",
         )
         .unwrap();
         Self { dir }
+    }
+
+    /// A partition device `name` (`vda4`) of 1 MiB, with its sysfs entry under its disk.
+    fn partition(dir: &Path, name: &str) -> PathBuf {
+        let device = dir.join("dev").join(name);
+        std::fs::write(&device, vec![0u8; 1 << 20]).unwrap();
+        let disk = name.trim_end_matches(|c: char| c.is_ascii_digit());
+        let node = dir.join("sys/devices/virtual/block").join(disk).join(name);
+        std::fs::create_dir_all(&node).unwrap();
+        std::fs::create_dir_all(dir.join("sys/class/block")).unwrap();
+        symlink(&node, dir.join("sys/class/block").join(name)).unwrap();
+        device
+    }
+
+    /// Makes udev's link for `label` point at a partition of another disk, `vdb`.
+    fn label_on_another_disk(&self, label: &str) {
+        let device = Self::partition(self.dir.path(), "vdb4");
+        let link = self.path("disk/by-partlabel").join(label);
+        std::fs::remove_file(&link).unwrap();
+        symlink(&device, link).unwrap();
+        let uuid = "0f1e2d3c-4b5a-4978-8695-a4b3c2d1e0f9";
+        symlink(&device, self.path("disk/by-partuuid").join(uuid)).unwrap();
     }
 
     fn path(&self, relative: &str) -> PathBuf {
@@ -234,7 +264,9 @@ impl Disk {
         )
         .unwrap();
         let (esp, disks, marker) = (self.path("esp"), self.path("disk"), self.path("trial"));
-        let paths = [bundle, key, &esp, &disks, &cmdline, &marker].map(|p| p.to_str().unwrap());
+        let sys = self.path("sys");
+        let paths =
+            [bundle, key, &esp, &disks, &cmdline, &marker, &sys].map(|p| p.to_str().unwrap());
         let args = [
             "appliance",
             "upgrade",
@@ -250,6 +282,8 @@ impl Disk {
             paths[4],
             "--trial-marker",
             paths[5],
+            "--sys",
+            paths[6],
         ];
         lemur(&args, &[])
     }
@@ -356,4 +390,23 @@ fn the_installer_writes_the_slot_not_running_and_boots_it_next_on_trial() {
         stderr(&refused)
     );
     assert!(!disk.holds("dev/vda4", &[7u8; 16]));
+
+    // udev's link for the slot to write leads to another disk's partition of that name: nothing
+    // is written, and the entries stay.
+    disk.label_on_another_disk("lemur-root-b");
+    let refused = disk.install(
+        &bundle(keys.path(), &key, "0.5.0", &members("0.5.0")),
+        &public,
+        'a',
+    );
+    assert!(
+        stderr(&refused).contains("is on vdb, not on vda, the disk the appliance runs from"),
+        "{}",
+        stderr(&refused)
+    );
+    assert!(
+        disk.holds("dev/vdb4", &[0; 64]),
+        "the other disk was written"
+    );
+    assert_eq!(disk.entries(), ["lemur-a+3.conf"]);
 }
