@@ -418,8 +418,15 @@ check_trial() {
     for said in "$2" "$3"; do
         console_since "$from" | grep -a -q "$said" || fail "lemur-trial.service never said: $said"
     done
+    # The boot check decides (and clears a passed trial's files) ten seconds after the daemon
+    # and nginx are up, which is when HTTPS was seen.
+    local started=$SECONDS
+    until guest 'systemctl is-active --quiet lemur-boot-check.service'; do
+        [ $((SECONDS - started)) -lt 300 ] || fail "the boot check did not finish"
+        sleep 2
+    done
     guest 'test ! -e /var/lib/lemur-upgrade/trial && test ! -e /var/lib/lemur/upgrade/before-trial.db' ||
-        fail "the trial's marker or snapshot is left"
+        fail "the trial's marker or snapshot is left: $(guest 'ls -l /var/lib/lemur-upgrade /var/lib/lemur/upgrade; journalctl -b -u lemur-boot-check -u lemur-trial --no-pager | tail -20')"
     echo "image test: lemur-trial.service: $2; $3; marker and snapshot gone"
 }
 
