@@ -270,7 +270,8 @@ esp() {
     mcopy -i "$esp" "$WORK/systemd-bootx64.efi" ::/EFI/systemd/systemd-bootx64.efi
     mcopy -i "$esp" "$WORK/vmlinuz" ::/a/vmlinuz
     mcopy -i "$esp" "$WORK/initrd" ::/a/initrd
-    printf 'default lemur-*\ntimeout 1\neditor no\n' > "$WORK/loader.conf"
+    # No menu unless a key is held at power-on (space): a slot that fails falls back by itself.
+    printf 'default lemur-*\ntimeout 0\neditor no\n' > "$WORK/loader.conf"
     mcopy -i "$esp" "$WORK/loader.conf" ::/loader/loader.conf
     cat > "$WORK/entry.conf" <<EOF
 title Lemur-HSM $VERSION (slot a)

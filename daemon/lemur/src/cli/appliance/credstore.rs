@@ -41,12 +41,32 @@ const CREDENTIALS: [(Generated, bool); 4] = [
 pub fn run(credstore: &Path, token_dir: &Path) -> Result<()> {
     let store = Credstore::open(credstore)?;
     let token_may_exist = token_may_exist(token_dir)?;
+    // Each is a systemd-creds run of its own, on the boot's critical path: all at once.
+    let results: Vec<Result<()>> = std::thread::scope(|scope| {
+        let store = &store;
+        let checks: Vec<_> = CREDENTIALS
+            .iter()
+            .map(|(secret, tied_to_token)| {
+                scope.spawn(move || {
+                    store.ensure(secret, *tied_to_token && token_may_exist, token_dir)
+                })
+            })
+            .collect();
+        checks
+            .into_iter()
+            .map(|check| {
+                check.join().unwrap_or_else(|_| {
+                    Err(Error::io("checking a credential")(std::io::Error::other(
+                        "the check panicked",
+                    )))
+                })
+            })
+            .collect()
+    });
     let mut failed = 0;
-    for (secret, tied_to_token) in &CREDENTIALS {
-        if let Err(error) = store.ensure(secret, *tied_to_token && token_may_exist, token_dir) {
-            eprintln!("lemur: {error}");
-            failed += 1;
-        }
+    for error in results.into_iter().filter_map(Result::err) {
+        eprintln!("lemur: {error}");
+        failed += 1;
     }
     match failed {
         0 => Ok(()),
