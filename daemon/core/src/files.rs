@@ -248,18 +248,24 @@ fn replace(path: &Path, content: &[u8], mode: u32, owner_of: Option<&Path>) -> R
         .map_err(Error::io(context))?;
     std::fs::rename(&temporary, path)
         .map_err(Error::io(format!("replacing {}", path.display())))?;
-    sync_directory(path)
+    sync_parent(path)
 }
 
-/// Syncs the directory holding `path`, so a rename or unlink in it survives a crash.
-pub fn sync_directory(path: &Path) -> Result<()> {
-    let directory = path
-        .parent()
-        .filter(|parent| !parent.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::File::open(directory)
+/// Syncs the directory holding `path`, so that a rename or unlink of `path` survives a crash.
+pub fn sync_parent(path: &Path) -> Result<()> {
+    sync_dir(
+        path.parent()
+            .filter(|parent| !parent.as_os_str().is_empty())
+            .unwrap_or(Path::new(".")),
+    )
+}
+
+/// Syncs the directory `dir` itself, so that what was made, renamed or removed in it survives
+/// a crash.
+pub fn sync_dir(dir: &Path) -> Result<()> {
+    std::fs::File::open(dir)
         .and_then(|d| d.sync_all())
-        .map_err(Error::io(format!("syncing {}", directory.display())))
+        .map_err(Error::io(format!("syncing {}", dir.display())))
 }
 
 /// Creates `dir` (and parents) with mode 0700.

@@ -191,7 +191,7 @@ fn already(path: &Path, present: bool) -> Result<Outcome> {
 
 fn remove(path: &Path) -> Result<()> {
     std::fs::remove_file(path).map_err(Error::io(format!("removing {}", path.display())))?;
-    files::sync_directory(path)
+    files::sync_parent(path)
 }
 
 #[cfg(test)]

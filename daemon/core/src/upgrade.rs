@@ -352,9 +352,6 @@ pub async fn begin(app: &App, subject: &Subject, announced: Option<u64>) -> Resu
 /// leaves nothing to clean up) and emptied, once the spool has room for what was `announced`.
 fn open_incoming(spool: &Path, announced: Option<u64>) -> Result<std::fs::File> {
     crate::files::ensure_private_dir(spool)?;
-    if let Some(size) = announced {
-        check_room(spool, size)?;
-    }
     let path = spool.join(INCOMING);
     let file = std::fs::OpenOptions::new()
         .create(true)
@@ -374,6 +371,14 @@ fn open_incoming(spool: &Path, announced: Option<u64>) -> Result<std::fs::File> 
     }
     file.set_len(0)
         .map_err(Error::io(format!("emptying {}", path.display())))?;
+    // Once the lock is ours and the last upload's bytes are gone: a busy spool is a 409, not
+    // a full one.
+    if let Some(size) = announced {
+        // Refused: the emptied file goes too (it is ours while locked).
+        check_room(spool, size).inspect_err(|_| {
+            let _ = std::fs::remove_file(&path);
+        })?;
+    }
     Ok(file)
 }
 
@@ -389,6 +394,16 @@ fn no_room(spool: &Path, needed: u64) -> Error {
         "the upgrade spool {} has no room for {needed} bytes: free space on its file system (the appliance's data partition), or give the appliance a larger disk (it grows into it at the next boot)",
         spool.display()
     ))
+}
+
+/// Writing the upload failed: a full file system is the operator's to fix (507), anything else
+/// is ours.
+fn write_failed(spool: &Path, path: &Path, written: u64, error: std::io::Error) -> Error {
+    if error.kind() == std::io::ErrorKind::StorageFull {
+        no_room(spool, written)
+    } else {
+        Error::io(format!("writing {}", path.display()))(error)
+    }
 }
 
 /// Refuses an upload of `size` bytes that the spool's file system cannot hold.
@@ -414,27 +429,29 @@ impl Staging {
             .file
             .as_mut()
             .ok_or_else(|| invalid("already finished"))?;
-        file.write_all(chunk).await.map_err(|e| {
-            if e.kind() == std::io::ErrorKind::StorageFull {
-                no_room(&self.spool, self.written)
-            } else {
-                Error::io(format!("writing {}", self.path.display()))(e)
-            }
-        })
+        file.write_all(chunk)
+            .await
+            .map_err(|e| write_failed(&self.spool, &self.path, self.written, e))
     }
 
     /// Checks the whole bundle and stages it for root to install; audited first, so nothing is
     /// installed that the audit log does not show.
     pub async fn finish(mut self, app: &App, subject: &Subject) -> Result<Manifest> {
-        let file = self
+        let mut file = self
             .file
             .take()
             .ok_or_else(|| invalid("already finished"))?;
+        // tokio writes in the background: the last write's error comes with the flush, and
+        // would be lost by into_std.
+        tokio::io::AsyncWriteExt::flush(&mut file)
+            .await
+            .map_err(|e| write_failed(&self.spool, &self.path, self.written, e))?;
         let file = file.into_std().await;
         let (path, key) = (self.path.clone(), self.key.clone());
+        let (spool, written) = (self.spool.clone(), self.written);
         let (file, manifest) = tokio::task::spawn_blocking(move || {
             file.sync_all()
-                .map_err(Error::io(format!("writing {}", path.display())))?;
+                .map_err(|e| write_failed(&spool, &path, written, e))?;
             let manifest = check(&path, &ReleaseKey::load(&key)?)?;
             Ok::<_, Error>((file, manifest))
         })
@@ -461,7 +478,7 @@ impl Staging {
             let staged = spool.join(STAGED);
             std::fs::rename(&path, &staged)
                 .map_err(Error::io(format!("staging {}", staged.display())))?;
-            crate::files::sync_directory(&spool)?;
+            crate::files::sync_dir(&spool)?;
             // Unlocked only now: no other upload opened the file while it had this name.
             drop(file);
             Ok::<_, Error>(())

@@ -86,6 +86,16 @@ impl Manifest {
                 env!("CARGO_PKG_VERSION")
             )));
         }
+        let plain = manifest
+            .state_dir
+            .components()
+            .all(|c| matches!(c, Component::RootDir | Component::Normal(_)));
+        if !manifest.state_dir.is_absolute() || !plain {
+            return Err(invalid(format!(
+                "backup.toml names the state directory {:?}: not an absolute plain path",
+                manifest.state_dir
+            )));
+        }
         if let Some(name) = manifest.secrets.iter().find(|name| !is_secret_name(name)) {
             return Err(invalid(format!("backup.toml names a secret {name:?}")));
         }
@@ -171,11 +181,16 @@ impl<W: Write> StateWriter<W> {
         }
     }
 
-    /// Adds the member `relative` (a path inside the state directory) with its content.
+    /// Adds the member `relative` (a path inside the state directory) with its content, which
+    /// must be exactly as long as `kind` says (tar's stream would fall out of step otherwise).
     pub fn add(&mut self, relative: &Path, kind: &Kind, content: impl Read) -> Result<()> {
         let name = format!("{STATE}{}", relative.display());
         state_path(&name)?;
-        append(&mut self.tar, &name, kind, content)
+        let size = match kind {
+            Kind::File(size) => *size,
+            Kind::Directory => 0,
+        };
+        append(&mut self.tar, &name, kind, Exact::new(content, size, &name))
     }
 
     /// Adds the directory `dir` below the state directory `root`, walked in name order:
@@ -232,6 +247,47 @@ impl<W: Write> StateWriter<W> {
         self.tar
             .into_inner()
             .map_err(Error::io("ending the backup's state"))
+    }
+}
+
+/// A member's content, exactly `remaining` bytes: more is cut off, and less (a file that shrank
+/// while it was read) is an error rather than a stream out of step.
+struct Exact<'a, R> {
+    inner: R,
+    remaining: u64,
+    name: &'a str,
+}
+
+impl<'a, R: Read> Exact<'a, R> {
+    fn new(inner: R, remaining: u64, name: &'a str) -> Self {
+        Self {
+            inner,
+            remaining,
+            name,
+        }
+    }
+}
+
+impl<R: Read> Read for Exact<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.remaining == 0 {
+            return Ok(0);
+        }
+        let room = buf
+            .len()
+            .min(usize::try_from(self.remaining).unwrap_or(usize::MAX));
+        let read = self.inner.read(&mut buf[..room])?;
+        if read == 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                format!(
+                    "{} ended {} bytes short of its size: it changed while it was read; back up again",
+                    self.name, self.remaining
+                ),
+            ));
+        }
+        self.remaining -= read as u64;
+        Ok(read)
     }
 }
 
@@ -355,8 +411,7 @@ pub fn read(input: impl Read, passphrase: &str, restore: &mut dyn Restore) -> Re
                     "the secret {secret:?} is not where backup.toml lists it"
                 )));
             }
-            let value = Zeroizing::new(read_small(&mut entry, MAX_SECRET)?);
-            restore.secret(secret, value)?;
+            restore.secret(secret, read_small(&mut entry, MAX_SECRET)?)?;
         } else {
             if let Some(missing) = secrets.next() {
                 return Err(invalid(format!("the secret {missing:?} is missing")));
@@ -367,12 +422,18 @@ pub fn read(input: impl Read, passphrase: &str, restore: &mut dyn Restore) -> Re
     if let Some(missing) = secrets.next() {
         return Err(invalid(format!("the secret {missing:?} is missing")));
     }
+    // The sealed stream to its last chunk: an archive whose writer failed still ends its tar
+    // stream, and only the missing last chunk tells that it is incomplete.
+    std::io::copy(&mut archive.into_inner(), &mut std::io::sink())
+        .map_err(|e| invalid(format!("reading it: {e}")))?;
     Ok(manifest)
 }
 
-/// A small member's bytes, refused beyond `max`.
-fn read_small(entry: &mut impl Read, max: u64) -> Result<Vec<u8>> {
-    let mut bytes = Vec::new();
+/// A small member's bytes, refused beyond `max`; read into room made first, so that no copy of
+/// a secret is left behind by a growing buffer.
+fn read_small(entry: &mut impl Read, max: u64) -> Result<Zeroizing<Vec<u8>>> {
+    let capacity = usize::try_from(max + 1).unwrap_or(usize::MAX);
+    let mut bytes = Zeroizing::new(Vec::with_capacity(capacity));
     entry
         .take(max + 1)
         .read_to_end(&mut bytes)
@@ -463,7 +524,7 @@ impl Unpacker {
                     sync_all(&path)?;
                 }
             }
-            crate::files::sync_directory(dir)
+            crate::files::sync_dir(dir)
         }
         sync_all(&self.root)
     }
@@ -619,6 +680,38 @@ mod tests {
     }
 
     #[test]
+    fn an_archive_without_its_last_chunk_does_not_restore_though_its_tar_stream_is_whole() {
+        // The tar stream fills two chunks exactly (manifest header and data, the member's
+        // header and data, the end blocks), so the last chunk is empty: cut it off, and only
+        // the sealing tells.
+        let size = 2 * 65_536 - 3 * 512 - 1024;
+        let manifest = Manifest::new(Path::new("/var/lib/lemur"), "sqlite", vec![], 0);
+        let mut writer = Writer::new(Vec::new(), PASSPHRASE, &manifest, &[]).unwrap();
+        let content = vec![5u8; size];
+        writer
+            .state()
+            .add(Path::new("big"), &Kind::File(size as u64), &content[..])
+            .unwrap();
+        let sealed = writer.finish().unwrap();
+        let cut = &sealed[..sealed.len() - 16];
+        let error = read(cut, PASSPHRASE, &mut Collected::default())
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("ends early"), "{error}");
+        assert!(read(&sealed[..], PASSPHRASE, &mut Collected::default()).is_ok());
+    }
+
+    #[test]
+    fn a_member_shorter_than_its_size_is_an_error_not_a_stream_out_of_step() {
+        let mut state = StateWriter::new(Vec::new());
+        let error = state
+            .add(Path::new("shrunk"), &Kind::File(100), &[1u8; 60][..])
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("40 bytes short"), "{error}");
+    }
+
+    #[test]
     fn newer_releases_and_foreign_products_are_refused() {
         let mut manifest = Manifest::new(Path::new("/var/lib/lemur"), "sqlite", vec![], 0);
         manifest.version = "999.0.0".into();
@@ -629,5 +722,10 @@ mod tests {
         manifest.version = env!("CARGO_PKG_VERSION").into();
         manifest.secrets = vec!["../../etc/shadow".into()];
         assert!(Manifest::parse(toml::to_string(&manifest).unwrap().as_bytes()).is_err());
+        manifest.secrets = vec![];
+        for state_dir in ["var/lib/lemur", "/var/lib/../../etc"] {
+            manifest.state_dir = state_dir.into();
+            assert!(Manifest::parse(toml::to_string(&manifest).unwrap().as_bytes()).is_err());
+        }
     }
 }

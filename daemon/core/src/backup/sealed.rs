@@ -46,9 +46,10 @@ const NEW_COSTS: Costs = Costs {
 };
 
 /// The most an archive may ask of the machine opening it: a header is read before anything in
-/// it is authenticated, so it must not make the restore run out of memory or time.
+/// it is authenticated, so it must not make the restore run out of memory (an appliance may
+/// have 512 MiB) or time.
 const MAX_COSTS: Costs = Costs {
-    memory_kib: 1024 * 1024,
+    memory_kib: 256 * 1024,
     passes: 16,
     lanes: 16,
 };

@@ -40,6 +40,10 @@ pub struct BackupOptions {
     /// The database is PostgreSQL, backed up apart (pg_dump): archive the rest.
     #[arg(long)]
     pub no_database: bool,
+    /// The state directory, required with --as-user: root then reads no configuration (the
+    /// daemon's user can change it), and the child checks this against the daemon's.
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
     /// Internal: write the state directory's members, unencrypted, to standard output (the
     /// daemon's user's side of a backup run as root).
     #[arg(long, hide = true)]
@@ -74,8 +78,22 @@ pub struct RestoreOptions {
 
 /// `lemur backup`.
 pub async fn backup(config_path: &Path, options: &BackupOptions) -> Result<()> {
-    let config = Config::load_unresolved(config_path)?;
     if options.state_only {
+        let config = Config::load_unresolved(config_path)?;
+        if let Some(expected) = options
+            .state_dir
+            .as_ref()
+            .filter(|dir| **dir != config.state_dir)
+        {
+            return Err(Error::invalid(
+                "--state-dir",
+                format!(
+                    "is {}, but the daemon's configuration says {}",
+                    expected.display(),
+                    config.state_dir.display()
+                ),
+            ));
+        }
         let mut state = StateWriter::new(std::io::stdout().lock());
         write_state(&config, options.no_database, &mut state).await?;
         state
@@ -84,7 +102,32 @@ pub async fn backup(config_path: &Path, options: &BackupOptions) -> Result<()> {
             .map_err(Error::io("writing the state"))?;
         return Ok(());
     }
-    let database = database_kind(&config, options.no_database)?;
+    // As root with --as-user, where the state is comes from the options alone: root reads
+    // nothing the daemon's user can change, its configuration included.
+    let (config, state_dir, database) = match &options.as_user {
+        Some(_) => {
+            let dir = options.state_dir.clone().ok_or_else(|| {
+                Error::invalid(
+                    "--state-dir",
+                    "is required with --as-user (root reads no configuration the daemon's user can change)",
+                )
+            })?;
+            let database = if options.no_database {
+                "external"
+            } else {
+                "sqlite"
+            };
+            (None, dir, database)
+        }
+        None => {
+            refuse_root_over_others(config_path)?;
+            let config = Config::load_unresolved(config_path)?;
+            refuse_root_over_others(&config.state_dir)?;
+            let database = database_kind(&config, options.no_database)?;
+            let dir = config.state_dir.clone();
+            (Some(config), dir, database)
+        }
+    };
     let passphrase = read_password(
         options.passphrase_file.as_deref(),
         "backup passphrase",
@@ -96,13 +139,16 @@ pub async fn backup(config_path: &Path, options: &BackupOptions) -> Result<()> {
         None => Vec::new(),
     };
     let names = secrets.iter().map(|(name, _)| name.clone()).collect();
-    let manifest = Manifest::new(&config.state_dir, database, names, clock::system().unix());
+    let manifest = Manifest::new(&state_dir, database, names, clock::system().unix());
     let output = Output::create(&options.output)?;
     let mut writer = Writer::new(output, &passphrase, &manifest, &secrets)?;
-    match &options.as_user {
-        Some(user) => {
+    match (&options.as_user, &config) {
+        (None, Some(config)) => write_state(config, options.no_database, writer.state()).await?,
+        (user, _) => {
+            let user = user.as_deref().unwrap_or_default();
             let mut child = as_user(user, config_path)?
-                .args(["backup", "--state-only", "--output", "-"])
+                .args(["backup", "--state-only", "--output", "-", "--state-dir"])
+                .arg(&state_dir)
                 .args(options.no_database.then_some("--no-database"))
                 .stdout(Stdio::piped())
                 .spawn()
@@ -118,12 +164,11 @@ pub async fn backup(config_path: &Path, options: &BackupOptions) -> Result<()> {
             finish_child(child, "the state's side of the backup")?;
             copied?;
         }
-        None => write_state(&config, options.no_database, writer.state()).await?,
     }
     writer.finish()?.close()?;
     eprintln!(
         "backed up {} ({}; secrets: {}) to {}",
-        config.state_dir.display(),
+        state_dir.display(),
         manifest.database,
         if manifest.secrets.is_empty() {
             "none apart from the state".to_owned()
@@ -132,6 +177,34 @@ pub async fn backup(config_path: &Path, options: &BackupOptions) -> Result<()> {
         },
         options.output.display()
     );
+    Ok(())
+}
+
+/// As root, refuses `path` (a configuration or a state directory) unless root alone can change
+/// it, the link and what it leads to: root must not act on what a less privileged user
+/// controls. Such a state is backed up and restored with --as-user.
+fn refuse_root_over_others(path: &Path) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    if !is_root() {
+        return Ok(());
+    }
+    for found in [std::fs::symlink_metadata(path), std::fs::metadata(path)] {
+        match found {
+            Ok(found) if found.uid() != 0 => {
+                return Err(Error::invalid(
+                    "--as-user",
+                    format!(
+                        "{} belongs to uid {}: as root, give --as-user (that user) and --state-dir, or run as that user",
+                        path.display(),
+                        found.uid()
+                    ),
+                ));
+            }
+            Ok(_) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+            Err(error) => return Err(Error::io(format!("reading {}", path.display()))(error)),
+        }
+    }
     Ok(())
 }
 
@@ -181,6 +254,11 @@ async fn write_state(
         .strip_prefix(root)
         .unwrap_or(&scratch.0)
         .to_owned();
+    let spool = config
+        .upgrades
+        .as_ref()
+        .and_then(|upgrades| upgrades.spool.strip_prefix(root).ok())
+        .map_or_else(|| PathBuf::from("upgrade"), Path::to_owned);
     let skip = |path: &Path| {
         let live_journal = database.as_ref().is_some_and(|db| {
             ["-wal", "-shm", "-journal"].iter().any(|suffix| {
@@ -191,7 +269,7 @@ async fn write_state(
         });
         live_journal
             || path == scratch_name
-            || path == Path::new("upgrade")
+            || path == spool
             || path
                 .to_str()
                 .is_some_and(|name| name.starts_with(".backup-"))
@@ -295,11 +373,12 @@ pub(crate) fn as_user(user: &str, config_path: &Path) -> Result<Command> {
             "switching users needs root: run as root, or without --as-user as the daemon's user",
         ));
     }
+    let account = Account::find(user)?;
     let program = std::env::current_exe().map_err(Error::io("finding this program"))?;
     let mut command = Command::new("setpriv");
     command
-        .arg(format!("--reuid={user}"))
-        .arg(format!("--regid={user}"))
+        .arg(format!("--reuid={}", account.uid))
+        .arg(format!("--regid={}", account.gid))
         .args(["--init-groups", "--no-new-privs", "--"])
         .arg(program)
         .arg("--config")
@@ -307,6 +386,32 @@ pub(crate) fn as_user(user: &str, config_path: &Path) -> Result<Command> {
         .stdin(Stdio::null())
         .stderr(Stdio::inherit());
     Ok(command)
+}
+
+/// A user's uid and primary gid, as the system's user database has them.
+struct Account {
+    uid: u32,
+    gid: u32,
+}
+
+impl Account {
+    fn find(user: &str) -> Result<Self> {
+        let context = || format!("looking up the user {user}");
+        let output = Command::new("getent")
+            .args(["passwd", user])
+            .output()
+            .map_err(Error::io(context()))?;
+        let line = String::from_utf8_lossy(&output.stdout);
+        let fields: Vec<&str> = line.trim().split(':').collect();
+        let number = |index: usize| fields.get(index).and_then(|field| field.parse().ok());
+        match (output.status.success(), number(2), number(3)) {
+            (true, Some(uid), Some(gid)) => Ok(Self { uid, gid }),
+            _ => Err(Error::invalid(
+                "--as-user",
+                format!("{user} is no user of this system (getent passwd {user})"),
+            )),
+        }
+    }
 }
 
 /// Waits for a child and fails unless it succeeded.
@@ -323,8 +428,9 @@ fn finish_child(mut child: Child, what: &str) -> Result<()> {
     }
 }
 
-/// `lemur restore`; `services` are stopped once the archive has opened and before anything is
-/// replaced, and started when all is restored.
+/// `lemur restore`; `services` are stopped once the archive has opened and been checked, before
+/// anything is replaced, and started again when all is restored, or when the restore failed and
+/// what was there has been put back.
 pub async fn restore(
     config_path: &Path,
     options: &RestoreOptions,
@@ -345,6 +451,12 @@ pub async fn restore(
             "--credstore and --as-user go together (a restore as root); give both or neither",
         ));
     }
+    if options.as_user.is_some() && options.state_dir.is_none() {
+        return Err(Error::invalid(
+            "--state-dir",
+            "is required with --as-user: root restores only where it is told, never where an archive says",
+        ));
+    }
     let passphrase = read_password(
         options.passphrase_file.as_deref(),
         "backup passphrase",
@@ -363,8 +475,10 @@ pub async fn restore(
         options,
         config_path,
         services,
+        stopped: false,
         moved_aside: Vec::new(),
         state: None,
+        state_members: 0,
         secrets: Vec::new(),
     };
     let restored = backup::read(std::io::BufReader::new(input), &passphrase, &mut target)
@@ -372,13 +486,7 @@ pub async fn restore(
     let manifest = match restored {
         Ok(manifest) => manifest,
         Err(error) => {
-            for (from, to) in &target.moved_aside {
-                eprintln!(
-                    "lemur: the restore failed; what was in {} is in {}: to go back, remove the first and move the second there again",
-                    from.display(),
-                    to.display()
-                );
-            }
+            target.abort();
             return Err(error);
         }
     };
@@ -386,7 +494,7 @@ pub async fn restore(
         "restored the backup of Lemur-HSM {} made at Unix time {} into {}{}",
         manifest.version,
         manifest.created,
-        target.state_dir(&manifest).display(),
+        manifest.state_dir.display(),
         if manifest.database == "external" {
             "; the database is PostgreSQL's: restore it with pg_restore before starting the daemon"
         } else {
@@ -407,39 +515,43 @@ struct Target<'a> {
     options: &'a RestoreOptions,
     config_path: &'a Path,
     services: &'a [&'a str],
+    /// Whether `services` were stopped.
+    stopped: bool,
     /// Directories moved aside: (where, to).
     moved_aside: Vec<(PathBuf, PathBuf)>,
     state: Option<StateSink>,
+    state_members: usize,
     secrets: Vec<(String, Zeroizing<Vec<u8>>)>,
 }
 
 impl Target<'_> {
-    fn state_dir<'m>(&'m self, manifest: &'m Manifest) -> &'m Path {
-        self.options
-            .state_dir
-            .as_deref()
-            .unwrap_or(&manifest.state_dir)
-    }
-
-    /// Renames `dir` to `DIR.replaced-TIME`, if it exists.
-    fn move_aside(&mut self, dir: &Path) -> Result<()> {
-        if !dir.exists() {
-            return Ok(());
+    /// Renames `dir` to `DIR.SUFFIX-TIME`, if it exists; returns where it went.
+    fn rename_aside(dir: &Path, suffix: &str) -> Result<Option<PathBuf>> {
+        if std::fs::symlink_metadata(dir).is_err() {
+            return Ok(None);
         }
         let mut aside = dir.as_os_str().to_owned();
-        aside.push(format!(".replaced-{}", clock::system().unix()));
+        aside.push(format!(".{suffix}-{}", clock::system().unix()));
         let aside = PathBuf::from(aside);
         std::fs::rename(dir, &aside).map_err(Error::io(format!(
             "moving {} aside to {}",
             dir.display(),
             aside.display()
         )))?;
-        eprintln!("moved {} aside to {}", dir.display(), aside.display());
-        self.moved_aside.push((dir.to_owned(), aside));
+        Ok(Some(aside))
+    }
+
+    /// Moves `dir` aside before it is replaced, to be put back if the restore fails.
+    fn move_aside(&mut self, dir: &Path) -> Result<()> {
+        if let Some(aside) = Self::rename_aside(dir, "replaced")? {
+            eprintln!("moved {} aside to {}", dir.display(), aside.display());
+            self.moved_aside.push((dir.to_owned(), aside));
+        }
         Ok(())
     }
 
-    /// Once the secrets are in: the credentials, then the state's end.
+    /// After the secrets and the state: the state's end (the child's success), then the
+    /// credentials, encrypted for this machine.
     fn finish(&mut self) -> Result<()> {
         match self.state.take() {
             Some(StateSink::Here(unpacker)) => unpacker.finish()?,
@@ -448,7 +560,10 @@ impl Target<'_> {
                 drop(writer.finish()?);
                 finish_child(child, "the state's side of the restore")?;
             }
-            None => return Err(Error::invalid("backup", "it holds no state")),
+            None => {}
+        }
+        if self.state_members == 0 {
+            return Err(Error::invalid("backup", "it holds no state directory"));
         }
         if let Some(dir) = self.options.credstore.clone() {
             self.move_aside(&dir)?;
@@ -456,21 +571,73 @@ impl Target<'_> {
         }
         Ok(())
     }
+
+    /// A restore that failed: the child stopped before it could take a cut-short stream for a
+    /// whole one, what was restored moved aside, what was there put back, the services started
+    /// again.
+    fn abort(&mut self) {
+        if let Some(StateSink::Child(mut child, writer)) = self.state.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+            drop(writer);
+        }
+        for (dir, aside) in self.moved_aside.drain(..).rev() {
+            let put_back = Self::rename_aside(&dir, "failed-restore").and_then(|_| {
+                std::fs::rename(&aside, &dir).map_err(Error::io(format!(
+                    "moving {} back to {}",
+                    aside.display(),
+                    dir.display()
+                )))
+            });
+            match put_back {
+                Ok(()) => eprintln!(
+                    "lemur: the restore failed: {} is back as it was",
+                    dir.display()
+                ),
+                Err(error) => eprintln!(
+                    "lemur: the restore failed, and {error}: what was in {} is in {}",
+                    dir.display(),
+                    aside.display()
+                ),
+            }
+        }
+        if let Err(error) = start(if self.stopped { self.services } else { &[] }) {
+            eprintln!("lemur: {error}");
+        }
+    }
 }
 
 impl Restore for Target<'_> {
     fn manifest(&mut self, manifest: &Manifest) -> Result<()> {
-        let dir = self.state_dir(manifest).to_owned();
-        if !manifest.secrets.is_empty() && self.options.credstore.is_none() {
+        let dir = self
+            .options
+            .state_dir
+            .clone()
+            .unwrap_or_else(|| manifest.state_dir.clone());
+        if dir != manifest.state_dir {
             return Err(Error::invalid(
-                "--credstore",
+                "--state-dir",
                 format!(
-                    "the backup holds systemd credentials ({}): restore it as root with --credstore and --as-user (the appliance: lemur appliance restore)",
-                    manifest.secrets.join(", ")
+                    "the backup is of {}, and its configuration names that directory: restore it there",
+                    manifest.state_dir.display()
                 ),
             ));
         }
+        match &self.options.credstore {
+            Some(_) => Credstore::check_complete(&manifest.secrets)?,
+            None if !manifest.secrets.is_empty() => {
+                return Err(Error::invalid(
+                    "--credstore",
+                    format!(
+                        "the backup holds systemd credentials ({}): restore it as root with --credstore and --as-user (the appliance: lemur appliance restore)",
+                        manifest.secrets.join(", ")
+                    ),
+                ));
+            }
+            None => {}
+        }
         stop(self.services)?;
+        self.stopped = !self.services.is_empty();
         self.state = Some(match &self.options.as_user {
             Some(user) => {
                 self.move_aside(&dir)?;
@@ -492,7 +659,10 @@ impl Restore for Target<'_> {
                 };
                 StateSink::Child(child, StateWriter::new(stdin))
             }
-            None => StateSink::Here(Unpacker::new(&dir)?),
+            None => {
+                refuse_root_over_others(&dir)?;
+                StateSink::Here(Unpacker::new(&dir)?)
+            }
         });
         Ok(())
     }
@@ -503,6 +673,7 @@ impl Restore for Target<'_> {
     }
 
     fn state(&mut self, path: &Path, kind: &Kind, content: &mut dyn Read) -> Result<()> {
+        self.state_members += 1;
         match &mut self.state {
             Some(StateSink::Here(unpacker)) => unpacker.add(path, kind, content),
             Some(StateSink::Child(_, writer)) => writer.add(path, kind, content),
@@ -513,18 +684,10 @@ impl Restore for Target<'_> {
 
 /// Makes `dir` (0700) owned by `user`, for the child that unpacks into it.
 fn create_owned_dir(dir: &Path, user: &str) -> Result<()> {
+    let account = Account::find(user)?;
     create_private_dir(dir)?;
-    let status = Command::new("chown")
-        .arg(format!("{user}:{user}"))
-        .arg(dir)
-        .status()
-        .map_err(Error::io(format!("giving {} to {user}", dir.display())))?;
-    if !status.success() {
-        return Err(Error::io(format!("giving {} to {user}", dir.display()))(
-            std::io::Error::other(format!("chown failed ({status})")),
-        ));
-    }
-    Ok(())
+    std::os::unix::fs::chown(dir, Some(account.uid), Some(account.gid))
+        .map_err(Error::io(format!("giving {} to {user}", dir.display())))
 }
 
 fn systemctl(verb: &str, services: &[&str]) -> Result<()> {

@@ -170,22 +170,40 @@ impl Credstore {
             .collect()
     }
 
+    /// Refuses a backup's credentials unless they are exactly the appliance's, every one of
+    /// which its units load: checked before a restore replaces anything.
+    pub fn check_complete(names: &[String]) -> Result<()> {
+        let unknown: Vec<&String> = names
+            .iter()
+            .filter(|name| !CREDENTIALS.iter().any(|(secret, _)| secret.name == *name))
+            .collect();
+        let missing: Vec<&str> = CREDENTIALS
+            .iter()
+            .map(|(secret, _)| secret.name)
+            .filter(|name| !names.iter().any(|held| held == name))
+            .collect();
+        if unknown.is_empty() && missing.is_empty() {
+            return Ok(());
+        }
+        Err(Error::invalid(
+            "backup",
+            format!(
+                "it holds the credentials {names:?}; an appliance's backup holds exactly {:?} (missing {missing:?}, unknown {unknown:?}): restore a backup lemur appliance backup made",
+                CREDENTIALS.map(|(secret, _)| secret.name)
+            ),
+        ))
+    }
+
     /// A new store in `dir`, which must not hold one (a restore moves the old one aside).
     pub fn create(dir: &Path) -> Result<Self> {
         lemur_core::files::create_private_dir(dir)?;
         Ok(Self::at(dir))
     }
 
-    /// Writes each of `secrets`, encrypted for this machine (a restore); only the appliance's
-    /// credentials, by name.
+    /// Writes each of `secrets`, encrypted for this machine (a restore; their names were
+    /// checked by [`Credstore::check_complete`]).
     pub fn encrypt_all(&self, secrets: &[(String, Zeroizing<Vec<u8>>)]) -> Result<()> {
         for (name, value) in secrets {
-            if !CREDENTIALS.iter().any(|(secret, _)| secret.name == name) {
-                return Err(Error::invalid(
-                    "backup",
-                    format!("it holds a credential {name:?}, which is none of the appliance's"),
-                ));
-            }
             let file = self.path(name);
             replace_private(&file, &encrypt(name, value)?, None)?;
             eprintln!("wrote the encrypted credential {}", file.display());

@@ -186,6 +186,7 @@ pub async fn run(command: ApplianceCommand, config: &Path) -> Result<()> {
                 credstore: Some(CREDSTORE.into()),
                 as_user: Some(DAEMON_USER.into()),
                 no_database: false,
+                state_dir: Some(STATE_DIR.into()),
                 state_only: false,
             };
             backup::backup(&Path::new(STATE_DIR).join("lemur.toml"), &options).await

@@ -19,7 +19,7 @@
 use super::upgrade::Slot;
 use crate::cli::backup::as_user;
 use lemur_core::config::Config;
-use lemur_core::files::{ensure_private_dir, replace_private, sync_directory};
+use lemur_core::files::{ensure_private_dir, replace_private, sync_parent};
 use lemur_core::{Error, Result, clock};
 use std::path::{Path, PathBuf};
 
@@ -53,11 +53,8 @@ pub fn write_marker(marker: &Path, slot: Slot, version: &str) -> Result<()> {
     if let Some(dir) = marker.parent() {
         ensure_private_dir(dir)?;
     }
-    replace_private(marker, format!("{slot} {version}\n").as_bytes(), None)?;
-    if let Some(dir) = marker.parent() {
-        sync_directory(dir)?;
-    }
-    Ok(())
+    // Durable, directory included, before the entry that starts the trial is written.
+    replace_private(marker, format!("{slot} {version}\n").as_bytes(), None)
 }
 
 /// The marker's slot and release, if there is one.
@@ -89,16 +86,21 @@ pub fn run(options: &Options) -> Result<()> {
     let Some((slot, version)) = read_marker(&options.marker)? else {
         return Ok(());
     };
+    let cmdline = std::fs::read_to_string(&options.cmdline)
+        .map_err(Error::io(format!("reading {}", options.cmdline.display())))?;
+    let on_trial = Slot::running(&cmdline)? == slot;
     if options.passed {
+        // Only the slot on trial passes it; the other one's boots say nothing of it.
+        if !on_trial {
+            return Ok(());
+        }
         database(options, "forget")?;
         return remove_marker(
             &options.marker,
             &format!("release {version} passed its trial"),
         );
     }
-    let cmdline = std::fs::read_to_string(&options.cmdline)
-        .map_err(Error::io(format!("reading {}", options.cmdline.display())))?;
-    if Slot::running(&cmdline)? == slot {
+    if on_trial {
         println!(
             "release {version} is on trial in slot {slot}: keeping the database as it was before it"
         );
@@ -169,15 +171,17 @@ async fn take(url: &str, snapshot: &Path) -> Result<()> {
     if let Some(dir) = snapshot.parent() {
         ensure_private_dir(dir)?;
     }
-    // Complete or absent: a snapshot cut short by a crash is never taken for one.
+    // Complete and on disk, or absent: a snapshot cut short by a crash is never taken for one
+    // (VACUUM INTO does not sync what it writes).
     let partial = snapshot.with_extension("db.partial");
     remove(&partial)?;
     lemur_store::snapshot_sqlite(url, &partial).await?;
+    std::fs::File::open(&partial)
+        .and_then(|file| file.sync_all())
+        .map_err(Error::io(format!("syncing {}", partial.display())))?;
     std::fs::rename(&partial, snapshot)
         .map_err(Error::io(format!("naming {}", snapshot.display())))?;
-    if let Some(dir) = snapshot.parent() {
-        sync_directory(dir)?;
-    }
+    sync_parent(snapshot)?;
     println!(
         "kept the database as it was before the trial in {}",
         snapshot.display()
@@ -190,7 +194,11 @@ async fn roll_back(url: &str, database: &Path, snapshot: &Path) -> Result<()> {
         println!("the trial took no snapshot, so it never reached the database: it stays");
         return Ok(());
     }
-    if !lemur_store::sqlite_is_from_a_later_release(url).await? {
+    // A roll-back a crash cut short (the database moved aside, the snapshot not yet in its
+    // place) is finished; otherwise the snapshot goes back only over a database the trial's
+    // release migrated.
+    let interrupted = !database.exists();
+    if !interrupted && !lemur_store::sqlite_is_from_a_later_release(url).await? {
         println!("the trial did not migrate the database: it stays, with what the trial wrote");
         return remove(snapshot);
     }
@@ -206,9 +214,8 @@ async fn roll_back(url: &str, database: &Path, snapshot: &Path) -> Result<()> {
     }
     std::fs::rename(snapshot, database)
         .map_err(Error::io(format!("putting {} back", snapshot.display())))?;
-    if let Some(dir) = database.parent() {
-        sync_directory(dir)?;
-    }
+    sync_parent(database)?;
+    sync_parent(snapshot)?;
     println!(
         "the trial's release had migrated the database: it is back as it was before the trial; what the trial wrote is in {}.{aside}",
         database.display()

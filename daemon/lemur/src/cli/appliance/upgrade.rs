@@ -17,7 +17,7 @@
 //!    a marker names the slot on trial, so that the database is kept as it was before the new
 //!    release ran, and put back if that release fails after migrating it (`trial.rs`).
 
-use lemur_core::files::{open_untrusted, sync_directory};
+use lemur_core::files::{open_untrusted, sync_dir};
 use lemur_core::upgrade::{self, Manifest, ReleaseKey};
 use lemur_core::{Error, Result};
 use std::fs::File;
@@ -133,7 +133,7 @@ pub fn run(options: &Options) -> Result<()> {
         };
         Ok(writer)
     })?;
-    sync_directory(&kernel_dir)?;
+    sync_dir(&kernel_dir)?;
     let running = env!("CARGO_PKG_VERSION");
     if upgrade::is_older(&manifest.version, running) {
         return Err(Error::invalid(
@@ -157,7 +157,7 @@ pub fn run(options: &Options) -> Result<()> {
     super::trial::write_marker(&options.trial_marker, target, &manifest.version)?;
     let file = entries.join(format!("lemur-{target}+{TRIES}.conf"));
     lemur_core::files::replace_if_changed(&file, entry.text().as_bytes(), 0o644)?;
-    sync_directory(&entries)?;
+    sync_dir(&entries)?;
     println!(
         "installed Lemur-HSM {} (source {}) into root slot {target}; it boots next, on trial for \
          {TRIES} boots",
@@ -327,7 +327,7 @@ fn remove_entries(entries: &Path, slot: Slot) -> Result<()> {
             println!("removed the boot entry {file}");
         }
     }
-    sync_directory(entries)
+    sync_dir(entries)
 }
 
 fn entry_files(entries: &Path) -> Result<Vec<String>> {

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -660,4 +660,86 @@ fn nginx_certificate_chains_to_the_appliance_ca(boot: &FirstBoot) {
         assert!(text.contains(wanted), "{wanted} in {text}");
     }
     assert_eq!(mode_of(&boot.state().join("frontend/key.pem")), 0o600);
+}
+
+/// `lemur backup` and `lemur restore` as `lemur appliance backup` and `restore` run them: as
+/// root, the daemon's user (nobody here) reading and writing the state, root the credentials.
+/// A backup taken while the daemon runs is restored onto the same paths freshly provisioned
+/// under another host key (a freshly flashed appliance): the daemon then serves the first
+/// appliance's CA and takes its admin password. A damaged archive restores nothing and leaves
+/// the fresh appliance as it was. Root only (switching users).
+#[test]
+fn an_appliance_backup_restores_onto_a_freshly_provisioned_one() {
+    if !lemur_testkit::is_root() {
+        eprintln!("not root: the appliance's backup and restore are not tested");
+        return;
+    }
+    let boot = FirstBoot::new();
+    boot.boot();
+    let password = boot.decrypt("admin-password");
+    let first_ca = read(&boot.state().join("appliance-ca.pem"));
+    let passphrase = boot.path("passphrase");
+    std::fs::write(&passphrase, "the appliance's backup passphrase\n").unwrap();
+    let archive = boot.path("backup.lemur");
+    let config = boot.state().join("lemur.toml");
+    let as_root = |command: &str, file: &Path| {
+        lemur(
+            &[
+                "--config",
+                config.to_str().unwrap(),
+                command,
+                if command == "backup" { "-o" } else { "-a" },
+                file.to_str().unwrap(),
+                "--passphrase-file",
+                passphrase.to_str().unwrap(),
+                "--credstore",
+                boot.credstore().to_str().unwrap(),
+                "--as-user",
+                "nobody",
+                "--state-dir",
+                boot.state().to_str().unwrap(),
+            ],
+            &[("SYSTEMD_CREDENTIAL_SECRET", &boot.host_key())],
+        )
+    };
+    let daemon = boot.start();
+    let backed_up = as_root("backup", &archive);
+    daemon.stop();
+    assert!(backed_up.status.success(), "{}", stderr(&backed_up));
+
+    // Flashed afresh: another host key, state and credentials, provisioned anew.
+    for gone in [boot.state(), boot.credstore()] {
+        std::fs::remove_dir_all(&gone).unwrap();
+    }
+    std::fs::remove_file(boot.host_key()).unwrap();
+    std::fs::create_dir(boot.state()).unwrap();
+    std::os::unix::fs::chown(boot.state(), Some(NOBODY), Some(NOBODY)).unwrap();
+    boot.boot();
+    assert_ne!(read(&boot.state().join("appliance-ca.pem")), first_ca);
+
+    let mut damaged = std::fs::read(&archive).unwrap();
+    let middle = damaged.len() / 2;
+    damaged[middle] ^= 1;
+    let damaged_archive = boot.path("damaged.lemur");
+    std::fs::write(&damaged_archive, damaged).unwrap();
+    let fresh = boot.snapshot();
+    let refused = as_root("restore", &damaged_archive);
+    assert!(!refused.status.success());
+    assert!(
+        stderr(&refused).contains("back as it was"),
+        "{}",
+        stderr(&refused)
+    );
+    let mut after = boot.snapshot();
+    after.retain(|name, _| !name.contains(".failed-restore-"));
+    assert!(after == fresh, "the failed restore changed the appliance");
+
+    let restored = as_root("restore", &archive);
+    assert!(restored.status.success(), "{}", stderr(&restored));
+    assert_eq!(read(&boot.state().join("appliance-ca.pem")), first_ca);
+    // The credentials, encrypted for this machine: the next boot's checks pass, provisioning
+    // finds everything done, and the first appliance's admin password opens it.
+    boot.boot();
+    assert_eq!(boot.decrypt("admin-password"), password);
+    the_daemon_serves_it(&boot, &password);
 }
