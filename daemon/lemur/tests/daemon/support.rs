@@ -91,6 +91,25 @@ impl Appliance {
         }
     }
 
+    /// Issues `NAME.example.com` from `authority` (a key made in the HSM) and returns its JSON.
+    pub fn issue(&self, authority: i64, name: &str) -> Value {
+        let reply = self.post(
+            "/api/1/certificates",
+            &json!({
+                "owner": "tests@example.com", "authority": { "id": authority },
+                "commonName": format!("{name}.example.com"),
+            }),
+        );
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        reply.body
+    }
+
+    /// The same daemon, signed in again (after a restart, which ends the old session's use).
+    pub fn signed_in_again(self) -> Self {
+        let token = self.daemon.admin_token();
+        Self { token, ..self }
+    }
+
     /// Creates a root authority and returns its JSON.
     pub fn root(&self, name: &str, key_type: &str) -> Value {
         let reply = self.post(

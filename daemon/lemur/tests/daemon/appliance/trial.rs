@@ -7,17 +7,17 @@
 
 use super::{stderr, stdout};
 use crate::support::{Appliance, Db, scratch, sqlite_query};
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::path::Path;
 
-fn issue(app: &Appliance, authority: i64, name: &str) -> Value {
-    let reply = app.post(
-        "/api/1/certificates",
-        &json!({ "owner": "trial@example.com", "authority": { "id": authority },
-                 "commonName": format!("{name}.example.com") }),
-    );
-    assert_eq!(reply.status, 200, "{}", reply.text);
-    reply.body
+/// The daemon started again on what the trial left, `name` issued, the daemon stopped.
+fn issued_while_up(mut app: Appliance, authority: i64, name: &str) -> (Appliance, Value) {
+    app.daemon.start_again();
+    let app = app.signed_in_again();
+    let issued = app.issue(authority, name);
+    let mut app = app;
+    assert!(app.daemon.stop());
+    (app, issued)
 }
 
 /// The boot-time step: `lemur appliance trial` in `slot` (`--passed` for "passed") with the
@@ -61,7 +61,7 @@ fn migrated_by_a_later_release(app: &Appliance) {
 fn a_failed_trial_that_migrated_the_database_leaves_it_as_it_was_before() {
     let mut app = Appliance::start(Db::Sqlite);
     let authority = app.root("trial", "ECCPRIME256V1")["id"].as_i64().unwrap();
-    let before = issue(&app, authority, "before");
+    let before = app.issue(authority, "before");
     let dir = scratch();
     std::fs::write(dir.path().join("marker"), "b 0.2.0\n").unwrap();
     let snapshot = app.daemon.state_dir().join("upgrade/before-trial.db");
@@ -71,12 +71,7 @@ fn a_failed_trial_that_migrated_the_database_leaves_it_as_it_was_before() {
     let said = trial(&app, dir.path(), "b", "snapshot");
     assert!(snapshot.exists(), "{said}");
     let taken = std::fs::metadata(&snapshot).unwrap().modified().unwrap();
-    app.daemon.start_again();
-    let token = app.daemon.admin_token();
-    let app = Appliance { token, ..app };
-    let during = issue(&app, authority, "during");
-    let mut app = app;
-    assert!(app.daemon.stop());
+    let (mut app, during) = issued_while_up(app, authority, "during");
     trial(&app, dir.path(), "b", "snapshot");
     assert_eq!(
         std::fs::metadata(&snapshot).unwrap().modified().unwrap(),
@@ -132,12 +127,7 @@ fn a_trial_that_did_not_migrate_keeps_its_writes_and_a_passed_one_forgets_the_sn
     std::fs::write(&marker, "b 0.2.0\n").unwrap();
     assert!(app.daemon.stop());
     trial(&app, dir.path(), "b", "snapshot");
-    app.daemon.start_again();
-    let token = app.daemon.admin_token();
-    let app = Appliance { token, ..app };
-    let during = issue(&app, authority, "during");
-    let mut app = app;
-    assert!(app.daemon.stop());
+    let (mut app, during) = issued_while_up(app, authority, "during");
     let said = trial(&app, dir.path(), "a", "roll-back");
     assert!(said.contains("did not migrate"), "{said}");
     assert!(!snapshot.exists());
