@@ -41,6 +41,7 @@ const CREDENTIALS: [(Generated, bool); 4] = [
 pub fn run(credstore: &Path, token_dir: &Path) -> Result<()> {
     let store = Credstore::open(credstore)?;
     let token_may_exist = token_may_exist(token_dir)?;
+    host_key()?;
     // Each is a systemd-creds run of its own, on the boot's critical path: all at once.
     let results: Vec<Result<()>> = std::thread::scope(|scope| {
         let store = &store;
@@ -77,6 +78,22 @@ pub fn run(credstore: &Path, token_dir: &Path) -> Result<()> {
             "{failed} credential(s) unusable (each is above)"
         )))),
     }
+}
+
+/// systemd's host key, made once before the credentials are checked at once: several
+/// systemd-creds making it together must not each encrypt under a key of its own.
+fn host_key() -> Result<()> {
+    let key = std::env::var_os("SYSTEMD_CREDENTIAL_SECRET")
+        .map_or_else(|| PathBuf::from(HOST_KEY), PathBuf::from);
+    if key.exists() {
+        return Ok(());
+    }
+    systemd_creds(&["setup"], &[])?.map(drop).map_err(|status| {
+        Error::io(format!("making {}", key.display()))(std::io::Error::other(format!(
+            "systemd-creds setup refused ({status}; its complaint is above): check that {} can be written",
+            key.display()
+        )))
+    })
 }
 
 /// Whether the token directory holds anything. Only its entries' names are looked at, never

@@ -87,9 +87,12 @@ pub async fn run(options: &Options) -> Result<()> {
         .clone()
         .ok_or_else(|| Error::invalid("frontend", "the appliance's configuration has none"))?;
     let (app, keys) = crate::open::app(config, clock::system()).await?;
-    ensure_admin(&app, &keys, &credentials, &state_dir).await?;
+    let created = ensure_admin(&app, &keys, &credentials, &state_dir).await?;
     let (url, trust) = certificate(&app, &frontend, &state_dir).await?;
-    first_password(&app, &credentials, &state_dir).await?;
+    // An admin just made has its first password: only a later boot needs to look.
+    if !created {
+        first_password(&app, &credentials, &state_dir).await?;
+    }
     app.store.close().await;
     Facts::new(url.clone(), trust.fingerprint.clone())
         .map_err(|reason| Error::invalid("frontend.names", reason))?
@@ -198,26 +201,29 @@ fn frontend(seed: &Seed, state_dir: &Path) -> FrontendConfig {
 }
 
 /// The database's baseline (key-encryption key, built-in roles) and, at the first provisioning
-/// only, the admin user with the first password from its credential.
+/// only, the admin user with the first password from its credential; whether it made the admin.
 async fn ensure_admin(
     app: &App,
     keys: &Arc<Pkcs11KeyStore>,
     credentials: &Credentials,
     state_dir: &Path,
-) -> Result<()> {
+) -> Result<bool> {
     crate::open::ensure_baseline(app, keys).await?;
     let marker = state_dir.join(ADMIN_CREATED);
     if marker.exists() {
-        return Ok(());
+        return Ok(false);
     }
-    if lemur_core::users::ensure_admin(app, || credentials.read(ADMIN_PASSWORD.name)).await? {
+    let created =
+        lemur_core::users::ensure_admin(app, || credentials.read(ADMIN_PASSWORD.name)).await?;
+    if created {
         println!("created the admin user `{DEFAULT_ADMIN}`");
     }
     replace_private(
         &marker,
         format!("The first provisioning made the admin user `{DEFAULT_ADMIN}`; later ones do not make it again.\nRemove this file to have it made at the next boot, with the first password.\n").as_bytes(),
         None,
-    )
+    )?;
+    Ok(created)
 }
 
 /// The appliance CA, made on first use and named after the host its CRL is fetched from, and
