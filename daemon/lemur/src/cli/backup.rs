@@ -415,7 +415,7 @@ impl Account {
 }
 
 /// Waits for a child and fails unless it succeeded.
-fn finish_child(mut child: Child, what: &str) -> Result<()> {
+pub(crate) fn finish_child(mut child: Child, what: &str) -> Result<()> {
     let status = child
         .wait()
         .map_err(Error::io(format!("waiting for {what}")))?;

@@ -17,7 +17,8 @@
 //! daemon's user, through a child process (`lemur appliance trial-database`).
 
 use super::upgrade::Slot;
-use crate::cli::backup::as_user;
+use crate::cli::backup::{as_user, finish_child};
+use clap::ValueEnum;
 use lemur_core::config::Config;
 use lemur_core::files::{ensure_private_dir, replace_private, sync_parent};
 use lemur_core::{Error, Result, clock};
@@ -94,7 +95,7 @@ pub fn run(options: &Options) -> Result<()> {
         if !on_trial {
             return Ok(());
         }
-        database(options, "forget")?;
+        database(options, DatabaseAction::Forget)?;
         return remove_marker(
             &options.marker,
             &format!("release {version} passed its trial"),
@@ -104,10 +105,10 @@ pub fn run(options: &Options) -> Result<()> {
         println!(
             "release {version} is on trial in slot {slot}: keeping the database as it was before it"
         );
-        return database(options, "snapshot");
+        return database(options, DatabaseAction::Snapshot);
     }
     println!("release {version} failed its trial in slot {slot}: this slot boots again");
-    database(options, "roll-back")?;
+    database(options, DatabaseAction::RollBack)?;
     remove_marker(&options.marker, "the trial is over")
 }
 
@@ -118,20 +119,17 @@ fn remove_marker(marker: &Path, why: &str) -> Result<()> {
 }
 
 /// Runs `lemur appliance trial-database ACTION` as the daemon's user.
-fn database(options: &Options, action: &str) -> Result<()> {
-    let status = as_user(&options.user, &options.daemon_config)?
-        .args(["appliance", "trial-database", action])
-        .status()
-        .map_err(Error::io("starting lemur appliance trial-database"))?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(Error::io(format!(
-            "lemur appliance trial-database {action}"
-        ))(std::io::Error::other(format!(
-            "it failed ({status}; its complaint is above)"
-        ))))
-    }
+fn database(options: &Options, action: DatabaseAction) -> Result<()> {
+    let name = action
+        .to_possible_value()
+        .map(|value| value.get_name().to_owned())
+        .unwrap_or_default();
+    let what = format!("lemur appliance trial-database {name}");
+    let child = as_user(&options.user, &options.daemon_config)?
+        .args(["appliance", "trial-database", &name])
+        .spawn()
+        .map_err(Error::io(format!("starting {what}")))?;
+    finish_child(child, &what)
 }
 
 /// What `lemur appliance trial-database` does, as the daemon's user.
