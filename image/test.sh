@@ -328,12 +328,7 @@ restore_onto_fresh_image() {
     wait_for_https
     echo "image test: restored over ssh in $((SECONDS - started)) s, to healthy HTTPS"
     check_ca "$fingerprint"
-    TOKEN=""
-    local serial
-    serial="$(json "['serial']" < "$WORK/first.json")"
-    issue_a_certificate "$password"
-    api GET "/certificates?filter=serial;$serial" | json "['total']" | grep -q '^1$' ||
-        fail "the first appliance's certificate is not listed after the restore"
+    first_certificate_listed "$password" "after the restore"
     no_failed_units 0
     echo "image test: the restored appliance serves the first one's CA, takes its admin password, lists its certificate and issues; memory $(guest_memory)"
 }
@@ -394,6 +389,17 @@ upload() {
     [ "$(cat "$WORK/upload.status")" = 202 ] || fail "the upload answered $(cat "$WORK/upload.status")"
 }
 
+# Signed in afresh with password $1, the certificate issued at the first boot is listed and the
+# CA issues again; $2 says when, for the failure.
+first_certificate_listed() {
+    local password="$1" when="$2" serial
+    TOKEN=""
+    serial="$(json "['serial']" < "$WORK/first.json")"
+    issue_a_certificate "$password"
+    api GET "/certificates?filter=serial;$serial" | json "['total']" | grep -q '^1$' ||
+        fail "the first boot's certificate is not listed $when"
+}
+
 # After an upgrade or a fall-back: slot $1 serves, the admin signs in again, the certificate
 # issued at the first boot is there, and the CA still issues.
 check_running_slot() {
@@ -401,12 +407,7 @@ check_running_slot() {
     wait_for_console "appliance [^ ]+, root slot $slot" "$from"
     wait_for_https
     no_failed_units "$from"
-    TOKEN=""
-    local serial
-    serial="$(json "['serial']" < "$WORK/first.json")"
-    issue_a_certificate "$password"
-    api GET "/certificates?filter=serial;$serial" | json "['total']" | grep -q '^1$' ||
-        fail "the certificate issued before is not listed in slot $slot"
+    first_certificate_listed "$password" "in slot $slot"
     echo "image test: slot $slot healthy $BOOT_SECONDS s after it was seen; the earlier certificate is there, the CA issues"
 }
 
