@@ -342,6 +342,16 @@ impl Daemon {
         Self::send(self.agent.put(format!("{}{path}", self.base)), token, body)
     }
 
+    /// DELETE `path` with an optional bearer token and a JSON body (Lemur's cancellation sends
+    /// one).
+    pub fn delete(&self, path: &str, token: Option<&str>, body: &Value) -> Reply {
+        let request = self
+            .agent
+            .delete(format!("{}{path}", self.base))
+            .force_send_body();
+        Self::send(request, token, body)
+    }
+
     fn send(
         request: ureq::RequestBuilder<ureq::typestate::WithBody>,
         token: Option<&str>,

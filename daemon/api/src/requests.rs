@@ -369,3 +369,40 @@ pub struct DomainQuery {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub filter: Option<String>,
 }
+
+/// `PUT /pending_certificates/{id}`: what may change while the order waits (fields left out
+/// keep their values).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UpdatePendingCertificate {
+    /// Owner.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    /// Description.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Send expiry notifications once issued (Lemur also calls it `active`).
+    #[serde(default, alias = "active", skip_serializing_if = "Option::is_none")]
+    pub notify: Option<bool>,
+    /// Rotate automatically once issued.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotation: Option<bool>,
+}
+
+/// `DELETE /pending_certificates/{id}`: Lemur's cancellation body (optional).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct CancelPendingCertificate {
+    /// Why, for the audit log and the CA.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// `POST /pending_certificates/{id}/upload`: the certificate the CA signed for the order.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct UploadPendingCertificate {
+    /// The signed certificate, PEM.
+    pub body: String,
+    /// Its chain, PEM, issuer first; the authority's chain when left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chain: Option<String>,
+}

@@ -607,3 +607,84 @@ pub struct UpgradeStaged {
     /// What happens next.
     pub status: String,
 }
+
+/// `{"id", "name"}` of the authority a pending certificate was ordered from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct PendingAuthority {
+    /// Id.
+    pub id: i64,
+    /// Name.
+    pub name: String,
+}
+
+/// `{"name"}` of a DNS name a pending certificate asks for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct PendingDomain {
+    /// The DNS name.
+    pub name: String,
+}
+
+/// A pending certificate, as `GET /pending_certificates/{id}` shows it (Lemur's shape), and
+/// as `POST /certificates` answers (202) when the authority answers later.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PendingCertificateView {
+    /// Id.
+    pub id: i64,
+    /// Name.
+    pub name: String,
+    /// The order's id at the CA.
+    pub external_id: Option<String>,
+    /// Owner.
+    pub owner: String,
+    /// Description.
+    pub description: String,
+    /// Notifications on once issued (Lemur's alias of `notify`).
+    pub active: bool,
+    /// Notifications on once issued.
+    pub notify: bool,
+    /// Rotation on once issued.
+    pub rotation: bool,
+    /// Common name asked for.
+    pub cn: String,
+    /// Common name (Lemur sends both).
+    pub common_name: String,
+    /// The request the CA signs, PEM.
+    pub csr: String,
+    /// Always empty until issued, as Lemur.
+    pub chain: String,
+    /// Always false: cancelled orders are deleted.
+    pub deleted: bool,
+    /// The authority's name.
+    pub issuer: String,
+    /// The last failure, if any.
+    pub status: Option<String>,
+    /// Failed attempts to fetch it.
+    pub number_attempts: i64,
+    /// Delivered.
+    pub resolved: bool,
+    /// The certificate it became.
+    pub resolved_cert_id: Option<i64>,
+    /// Key type.
+    pub key_type: String,
+    /// A private key generated here is held for it.
+    pub has_private_key: bool,
+    /// Asked.
+    pub date_created: String,
+    /// Last changed.
+    pub last_updated: String,
+    /// Who asked.
+    pub user: Option<UserView>,
+    /// The authority ordered from.
+    pub authority: PendingAuthority,
+    /// The DNS names asked for.
+    pub domains: Vec<PendingDomain>,
+    /// Certificates it will replace.
+    pub replaces: Vec<IdView>,
+    /// Where it will be deployed.
+    pub destinations: Vec<serde_json::Value>,
+    /// Who is told about it.
+    pub notifications: Vec<serde_json::Value>,
+    /// Roles on it.
+    pub roles: Vec<serde_json::Value>,
+}

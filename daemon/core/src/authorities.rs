@@ -86,6 +86,10 @@ async fn plan(app: &App, body: &CreateAuthority) -> Result<AuthorityPlan> {
                 "is required with keyUri to import an authority",
             ));
         }
+        (_, None, Some(pem)) => AuthorityToCreate::External {
+            body: pem.clone(),
+            chain: body.chain.clone(),
+        },
         ("root", None, _) => AuthorityToCreate::Root,
         ("subca", None, _) => {
             let parent_id = body
@@ -294,7 +298,7 @@ async fn store(
         owner: &request.owner,
         description: &request.description,
         plugin_name,
-        key_uri: &created.key_uri,
+        key_uri: created.key_uri.as_deref(),
         parent_id,
         cab_compliant: request.cab_compliant,
         max_issuance_days: max_days,
@@ -330,7 +334,14 @@ async fn store(
         log_type: "create_authority",
         user_id: subject.user_id(),
         source_address: subject.source(),
-        details: &format!("authority {} ({})", request.name, created.key_uri),
+        details: &format!(
+            "authority {} ({})",
+            request.name,
+            created
+                .key_uri
+                .as_deref()
+                .unwrap_or("its key is outside the HSM")
+        ),
     };
     // A name taken since the check above is a 409 from the store.
     app.store

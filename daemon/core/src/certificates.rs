@@ -9,9 +9,9 @@ use crate::error::{Error, Result};
 use crate::listing::{cursor_after, list_query, page_size};
 use crate::model::{
     AuthorityKey, CertificateLinks, CertificateRecord, IdempotencyKey, LogEntry, NewCertificate,
-    Revocation, StatsLabel, StatsMetric,
+    PendingRecord, Revocation, StatsLabel, StatsMetric,
 };
-use crate::plugins::IssuePlan;
+use crate::plugins::{IssuePlan, Issuance};
 use crate::policy::{Action, Subject, authorize};
 use crate::requests::{alt_names, subject_fields, validity};
 use crate::timeline;
@@ -19,20 +19,31 @@ use lemur_api::{CertificateQuery, CreateCertificate, IdRef, RevokeCertificate, U
 use lemur_hsm::KeyAlgorithm;
 use zeroize::Zeroizing;
 
-/// Issues a certificate from the authority the request names; returns it as stored, with the
-/// links the subject may see. With an idempotency key the subject used before for the same
-/// request, returns the certificate that request made instead.
+/// What a request to issue became.
+pub enum IssueOutcome {
+    /// The certificate, as stored, with the links the subject may see.
+    Issued(CertificateRecord, CertificateLinks),
+    /// An order its authority answers later, stored as a pending certificate.
+    Pending(PendingRecord),
+}
+
+/// Issues a certificate from the authority the request names, or orders it when the authority
+/// answers later. With an idempotency key the subject used before for the same request, returns
+/// what that request made instead.
 pub async fn issue(
     app: &App,
     subject: &Subject,
     body: CreateCertificate,
     idempotency: Option<&IdempotencyKey>,
-) -> Result<(CertificateRecord, CertificateLinks)> {
+) -> Result<IssueOutcome> {
     // Refused before anything is looked up, so callers who may issue from no authority at all
     // (read-only, auditors, users without a role) get a 403 whatever they send.
     authorize(subject, Action::IssueFromAny)?;
-    if let Some(earlier) = replay(app, subject, idempotency).await? {
-        return Ok(earlier);
+    if let Some((record, links)) = replay(app, subject, idempotency).await? {
+        return Ok(IssueOutcome::Issued(record, links));
+    }
+    if let Some(pending) = crate::pending::replay(app, subject, idempotency).await? {
+        return Ok(IssueOutcome::Pending(pending));
     }
     refuse_destinations(&body.destinations)?;
     if body.owner.trim().is_empty() {
@@ -67,12 +78,7 @@ pub async fn issue(
             format!("authority {} is not active", authority.name),
         ));
     }
-    let issuer = app.plugins.issuer(&authority.plugin_name).ok_or_else(|| {
-        Error::Ca(format!(
-            "authority {} uses the issuer plugin {:?}, which is not installed",
-            authority.name, authority.plugin_name
-        ))
-    })?;
+    let issuer = app.plugins.issuer_of(&authority)?;
     let (not_before, not_after) = validity(
         body.validity_start.as_deref(),
         body.validity_end.as_deref(),
@@ -91,12 +97,31 @@ pub async fn issue(
         not_after,
         csr: body.csr.as_deref().map(x509::parse_csr).transpose()?,
         key,
-        subject: subject_fields(body.subject)?,
+        subject: subject_fields(body.subject.clone())?,
     };
     let names = requested_dns_names(&plan)?;
     check_permitted(app, subject, &authority, &names)?;
     crate::domains::check_sensitive(app, subject, &names).await?;
-    let issued = issuer.issue(app, &authority, plan).await?;
+    let now = app.clock.unix();
+    let asked = (
+        not_before.unwrap_or(now),
+        not_after.unwrap_or(now + authority.default_validity_days * 86_400),
+    );
+    let issued = match issuer.issue(app, &authority, plan).await? {
+        Issuance::Issued(issued) => issued,
+        Issuance::Ordered(order) => {
+            let context = crate::pending::OrderContext {
+                body: &body,
+                authority: &authority,
+                replaces: &replaces,
+                validity: asked,
+                idempotency,
+            };
+            return crate::pending::record_order(app, subject, context, order)
+                .await
+                .map(IssueOutcome::Pending);
+        }
+    };
     let parsed = &issued.certificate;
     let sealed = match &issued.pkcs8 {
         Some(pkcs8) => Some(seal(app, x509::private_key_to_pem(pkcs8), &parsed.sha256).await?),
@@ -133,7 +158,7 @@ pub async fn issue(
         .create_certificate(&new, &log, false, app.clock.unix())
         .await?;
     app.metrics.issued(&authority.name);
-    Ok((record, readable(subject, links)))
+    Ok(IssueOutcome::Issued(record, readable(subject, links)))
 }
 
 /// The certificate an earlier request of the subject with the same idempotency key made, when
@@ -313,20 +338,7 @@ pub async fn upload(
     }
     let der = bodies.remove(0);
     let parsed = x509::parse(&der, "body")?;
-    let chain = match body.chain.as_deref().filter(|c| !c.trim().is_empty()) {
-        Some(text) => {
-            let chain = x509::pem_certificates(text, "chain")?;
-            x509::verify_chain(&der, &chain)?;
-            Some(
-                chain
-                    .iter()
-                    .map(|c| x509::to_pem("CERTIFICATE", c))
-                    .collect::<Vec<_>>()
-                    .join(""),
-            )
-        }
-        None => None,
-    };
+    let chain = verified_chain(&der, body.chain.as_deref())?;
     let sealed = match &body.private_key {
         Some(key) if !key.trim().is_empty() => {
             let pkcs8 = x509::private_key_pkcs8(key)?;
@@ -378,6 +390,23 @@ pub async fn upload(
         .create_certificate(&new, &log, true, app.clock.unix())
         .await?;
     Ok((record, readable(subject, links)))
+}
+
+/// The chain a request gives for the certificate `der`, each link checked to sign the one
+/// before, as normalised PEM; `None` when it gives none.
+pub(crate) fn verified_chain(der: &[u8], text: Option<&str>) -> Result<Option<String>> {
+    let Some(text) = text.filter(|c| !c.trim().is_empty()) else {
+        return Ok(None);
+    };
+    let chain = x509::pem_certificates(text, "chain")?;
+    x509::verify_chain(der, &chain)?;
+    Ok(Some(
+        chain
+            .iter()
+            .map(|c| x509::to_pem("CERTIFICATE", c))
+            .collect::<Vec<_>>()
+            .join(""),
+    ))
 }
 
 /// Seals a private key PEM under the HSM KEK, bound to the certificate's hash.
@@ -590,12 +619,7 @@ pub async fn revoke(app: &App, subject: &Subject, id: i64, body: RevokeCertifica
         .authority(authority_id)
         .await?
         .ok_or_else(|| Error::Ca(format!("the authority of certificate {id} is missing")))?;
-    let issuer = app.plugins.issuer(&authority.plugin_name).ok_or_else(|| {
-        Error::Ca(format!(
-            "authority {} uses the issuer plugin {:?}, which is not installed",
-            authority.name, authority.plugin_name
-        ))
-    })?;
+    let issuer = app.plugins.issuer_of(&authority)?;
     issuer.revoke(app, &authority, &record, reason).await?;
     let mut details = format!("revoked ({reason}) by {}", authority.name);
     if !comments.is_empty() {

@@ -275,7 +275,18 @@ async fn issue(
     });
     let request = serde_json::from_value(request)
         .map_err(|e| Error::invalid("frontend", format!("cannot make a request from it: {e}")))?;
-    let (record, _) = crate::certificates::issue(app, &FRONTEND, request, None).await?;
+    let record = match crate::certificates::issue(app, &FRONTEND, request, None).await? {
+        crate::certificates::IssueOutcome::Issued(record, _) => record,
+        crate::certificates::IssueOutcome::Pending(pending) => {
+            return Err(Error::invalid(
+                "frontend.authority",
+                format!(
+                    "authority {} answers later (pending certificate {}); the appliance's HTTPS certificate needs an authority that issues at once",
+                    config.authority, pending.id
+                ),
+            ));
+        }
+    };
     let key = crate::certificates::private_key(app, &FRONTEND, record.id).await?;
     let chain = format!(
         "{}\n{}\n",

@@ -26,6 +26,7 @@ pub mod listing;
 pub mod locked;
 pub mod metrics;
 pub mod model;
+pub mod pending;
 pub mod plugins;
 pub mod policy;
 pub mod requests;

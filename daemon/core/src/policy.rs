@@ -8,7 +8,7 @@
 //! rest of the inventory.
 
 use crate::error::{Error, Result};
-use crate::model::{CertificateRecord, RoleRecord, UserRecord, Visibility};
+use crate::model::{CertificateRecord, PendingRecord, RoleRecord, UserRecord, Visibility};
 
 /// A role as the policy understands it, parsed once from its stored name.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -160,11 +160,16 @@ impl Subject {
     /// Owns the certificate: its creator, the user whose email is its owner, or a holder of the
     /// role named after its owner (Lemur's CertificatePermission).
     fn owns(&self, certificate: &CertificateRecord) -> bool {
+        self.owns_by(&certificate.owner, certificate.user_id)
+    }
+
+    /// Owns a certificate with this owner and creator, as [`Subject::owns`] says.
+    fn owns_by(&self, owner: &str, creator: Option<i64>) -> bool {
         match self {
             Subject::User(user) => {
-                certificate.user_id == Some(user.user.id)
-                    || user.user.email == certificate.owner
-                    || user.roles.iter().any(|role| role.name == certificate.owner)
+                creator == Some(user.user.id)
+                    || user.user.email == owner
+                    || user.roles.iter().any(|role| role.name == owner)
             }
             Subject::System(_) => false,
         }
@@ -199,6 +204,19 @@ pub enum Action<'a> {
     ReplaceCertificate(&'a CertificateRecord),
     /// Import a certificate issued elsewhere.
     UploadCertificate,
+    /// Read a pending certificate (lists are filtered by [`Subject::visibility`]).
+    ReadPending(&'a PendingRecord),
+    /// Change or cancel a pending certificate.
+    ChangePending(&'a PendingRecord),
+    /// Read the private key generated for a pending certificate.
+    ReadPendingKey(&'a PendingRecord),
+    /// Deliver the signed certificate of a pending one.
+    DeliverPending {
+        /// The pending certificate.
+        pending: &'a PendingRecord,
+        /// The roles of the authority it was ordered from.
+        authority_roles: &'a [RoleRecord],
+    },
     /// Issue from some authority: asked before the request names one is looked up.
     IssueFromAny,
     /// Issue from the authority holding these roles.
@@ -256,6 +274,32 @@ pub fn authorize(subject: &Subject, action: Action<'_>) -> Result<()> {
         Action::ReplaceCertificate(certificate) => (
             subject.is_admin() || (subject.owns(certificate) && subject.may_write()),
             "only the certificate's owner, its creator or an administrator may replace it",
+        ),
+        Action::ReadPending(pending) => (
+            subject.reads_everything() || subject.owns_by(&pending.owner, pending.user_id),
+            "only its owner, its creator and holders of an inventory-wide role may read this pending certificate",
+        ),
+        Action::ChangePending(pending) => (
+            subject.is_admin()
+                || (subject.owns_by(&pending.owner, pending.user_id) && subject.may_write()),
+            "only the pending certificate's owner, its creator or an administrator may change or cancel it",
+        ),
+        Action::ReadPendingKey(pending) => (
+            subject.is_admin()
+                || (subject.owns_by(&pending.owner, pending.user_id)
+                    && !subject.has(&Role::Auditor)),
+            "only the pending certificate's owner, its creator or an administrator may read its private key",
+        ),
+        // Whoever runs the offline CA delivers: its authority's roles, besides the owner.
+        Action::DeliverPending {
+            pending,
+            authority_roles,
+        } => (
+            subject.is_admin()
+                || (subject.may_write()
+                    && (subject.owns_by(&pending.owner, pending.user_id)
+                        || subject.holds_any(authority_roles))),
+            "only the pending certificate's owner, a holder of a role on its authority or an administrator may deliver it",
         ),
         Action::UploadCertificate => (
             subject.is_admin()

@@ -8,7 +8,7 @@ use crate::error::Result;
 use crate::model::{
     AuthorityDetail, AuthorityKey, AuthorityRecord, CertificateLinks, CertificateRecord,
     DomainRecord, ExpiringCertificate, Histogram, ListQuery, LogEntry, LoginRecord, NewAuthority,
-    NewCertificate, NewUser, Page, Resealed, Revocation, RevokedCertificate, RoleRecord, SealedKey,
+    NewCertificate, NewPending, NewUser, Page, PendingChanges, PendingRecord, Resealed, Revocation, RevokedCertificate, RoleRecord, SealedKey,
     StatsLabel, StatsMetric, UserRecord, UserSession, Visibility,
 };
 use async_trait::async_trait;
@@ -191,10 +191,67 @@ pub trait DomainRepository: Send + Sync {
     async fn sensitive_domains_covering(&self, names: &[String]) -> Result<Vec<String>>;
 }
 
+/// Pending certificates: ordered from an authority that answers later.
+#[async_trait]
+pub trait PendingRepository: Send + Sync {
+    /// Stores a pending certificate and its audit row in one transaction. With an idempotency
+    /// key an earlier request of the same user holds, stores nothing and returns that request's
+    /// pending certificate, or [`Error::idempotency_key_reused`](crate::Error) when the requests
+    /// differ.
+    async fn create_pending(
+        &self,
+        new: &NewPending<'_>,
+        log: &LogEntry<'_>,
+        now: i64,
+    ) -> Result<PendingRecord>;
+    /// The pending certificate with this id (resolved or not).
+    async fn pending(&self, id: i64) -> Result<Option<PendingRecord>>;
+    /// The pending certificate a request of `user_id` with this idempotency key made, and that
+    /// request's fingerprint.
+    async fn idempotent_pending(
+        &self,
+        user_id: i64,
+        key: &str,
+    ) -> Result<Option<(i64, Option<String>)>>;
+    /// A page of the unresolved pending certificates among those `visible`, newest first, and
+    /// how many there are.
+    async fn pendings(&self, visible: &Visibility, page: Page)
+    -> Result<(Vec<PendingRecord>, i64)>;
+    /// Changes an unresolved pending certificate with its audit row; `None` when there is no
+    /// such unresolved one.
+    async fn update_pending(
+        &self,
+        id: i64,
+        changes: &PendingChanges,
+        log: &LogEntry<'_>,
+        now: i64,
+    ) -> Result<Option<PendingRecord>>;
+    /// Deletes an unresolved pending certificate with its audit row; `false` when there is no
+    /// such unresolved one.
+    async fn delete_pending(&self, id: i64, log: &LogEntry<'_>, now: i64) -> Result<bool>;
+    /// The sealed private key of a pending certificate: `None` when it does not exist,
+    /// `Some(None)` when it holds no key.
+    async fn pending_private_key(&self, id: i64) -> Result<Option<Option<Vec<u8>>>>;
+    /// Stores the certificate a pending one became, marks the pending one resolved as it and
+    /// drops its copy of the key, with the audit row, in one transaction. A conflict when it was
+    /// resolved or cancelled meanwhile.
+    async fn resolve_pending(
+        &self,
+        id: i64,
+        certificate: &NewCertificate<'_>,
+        log: &LogEntry<'_>,
+        now: i64,
+    ) -> Result<(CertificateRecord, CertificateLinks)>;
+}
+
 /// The whole inventory.
 #[async_trait]
 pub trait Store:
-    UserRepository + AuthorityRepository + CertificateRepository + DomainRepository
+    UserRepository
+    + AuthorityRepository
+    + CertificateRepository
+    + DomainRepository
+    + PendingRepository
 {
     /// Brings the schema up to date (safe to run concurrently from several daemons).
     async fn migrate(&self, now: i64) -> Result<()>;

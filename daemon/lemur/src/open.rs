@@ -7,6 +7,7 @@ use lemur_core::clock::Clock;
 use lemur_core::config::Config;
 use lemur_core::plugins::Registry;
 use lemur_core::plugins::hsm_issuer::HsmIssuer;
+use lemur_core::plugins::offline_issuer::OfflineIssuer;
 use lemur_core::{App, Error, Parts, Result};
 use lemur_entropy::{DeviceSource, HealthMonitor};
 use lemur_hsm::Pkcs11KeyStore;
@@ -16,7 +17,9 @@ use std::sync::Arc;
 
 /// The installed plugins.
 fn plugins() -> Registry {
-    Registry::default().with_issuer(Arc::new(HsmIssuer::default()))
+    Registry::default()
+        .with_issuer(Arc::new(HsmIssuer::default()))
+        .with_issuer(Arc::new(OfflineIssuer::default()))
 }
 
 /// Makes sure this process has the environment the PKCS#11 module of `config` reads when it

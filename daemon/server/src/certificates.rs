@@ -8,10 +8,10 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use lemur_api::{
     CertificateItem, CertificateQuery, CertificateView, CreateCertificate, ErrorBody, IdView, Page,
-    PrivateKey, RevokeCertificate, Stats, StatsItems, StatsLabel, StatsQuery, UploadCertificate,
+    PendingCertificateView, PrivateKey, RevokeCertificate, Stats, StatsItems, StatsLabel, StatsQuery, UploadCertificate,
 };
 use lemur_core::App;
-use lemur_core::certificates;
+use lemur_core::certificates::{self, IssueOutcome};
 use lemur_core::policy::Subject;
 
 /// The full view of certificate `id`, as the caller may see it.
@@ -20,13 +20,16 @@ async fn view(app: &App, subject: &Subject, id: i64) -> Result<Json<CertificateV
     Ok(Json(views::certificate(app, &record, &links)))
 }
 
-/// Issue a certificate from an authority, from a CSR or with a key generated in the HSM.
+/// Issue a certificate from an authority, from a CSR or with a key generated in the HSM; an
+/// authority that answers later (`offline-issuer`) takes an order instead: 202 with the pending
+/// certificate.
 #[utoipa::path(operation_id = "createCertificate", post, path = "/certificates", tag = "certificates", request_body = CreateCertificate,
     security(("bearer" = [])),
     params(("Idempotency-Key" = Option<String>, Header,
         description = "A key unique to this request (a UUID): a retry with the same key and body gets the certificate the first attempt made")),
     responses(
         (status = 200, description = "Issued", body = CertificateView),
+        (status = 202, description = "Ordered: a pending certificate until the CA answers", body = PendingCertificateView),
         (status = 400, description = "Invalid request", body = ErrorBody),
         (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "No role on the authority", body = ErrorBody),
@@ -37,9 +40,19 @@ pub async fn create(
     State(app): AppState,
     Caller(subject): Caller,
     IdempotentJson(body, idempotency): IdempotentJson<CreateCertificate>,
-) -> Result<Json<CertificateView>, ApiError> {
-    let (record, links) = certificates::issue(&app, &subject, body, idempotency.as_ref()).await?;
-    Ok(Json(views::certificate(&app, &record, &links)))
+) -> Result<axum::response::Response, ApiError> {
+    Ok(
+        match certificates::issue(&app, &subject, body, idempotency.as_ref()).await? {
+            IssueOutcome::Issued(record, links) => {
+                Json(views::certificate(&app, &record, &links)).into_response()
+            }
+            IssueOutcome::Pending(pending) => (
+                axum::http::StatusCode::ACCEPTED,
+                Json(views::pending(&pending)),
+            )
+                .into_response(),
+        },
+    )
 }
 
 /// Import a certificate issued elsewhere, with its chain and private key.
@@ -165,9 +178,14 @@ pub async fn key(
     Caller(subject): Caller,
     IdPath(id): IdPath,
 ) -> Result<impl IntoResponse, ApiError> {
-    let view = PrivateKey {
-        key: certificates::private_key(&app, &subject, id).await?.into(),
-    };
+    key_response(certificates::private_key(&app, &subject, id).await?)
+}
+
+/// A private key as `{"key": PEM}` with no-cache headers.
+pub(crate) fn key_response(
+    key: zeroize::Zeroizing<String>,
+) -> Result<impl IntoResponse + use<>, ApiError> {
+    let view = PrivateKey { key: key.into() };
     // One buffer, wiped when hyper has written it and drops the body.
     let body = lemur_api::to_json(&view, view.key.len(), 16)
         .map_err(|e| lemur_core::Error::io("writing the key view")(e.into()))?;

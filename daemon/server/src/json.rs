@@ -20,15 +20,35 @@ pub struct JsonBody<T>(pub T);
 impl<T: DeserializeOwned> FromRequest<Arc<App>> for JsonBody<T> {
     type Rejection = ApiError;
 
-    /// Reads the body within `server.request_timeout_secs` (408 after, so a client that sends
-    /// slowly cannot hold a request open); the handler's own work is never cut short.
     async fn from_request(request: Request, app: &Arc<App>) -> Result<Self, Self::Rejection> {
-        let limit = Duration::from_secs(app.config.server.request_timeout_secs.max(1));
-        let body = tokio::time::timeout(limit, read_body(request))
-            .await
-            .map_err(|_| Error::RequestTimeout)??;
+        let body = read_in_time(request, app).await?;
         parse(&body).map(JsonBody).map_err(ApiError::from)
     }
+}
+
+/// The request body parsed as `T`, or `T::default()` when it is empty (a body Lemur makes
+/// optional, as on `DELETE /pending_certificates/{id}`).
+pub struct OptionalJsonBody<T>(pub T);
+
+impl<T: DeserializeOwned + Default> FromRequest<Arc<App>> for OptionalJsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, app: &Arc<App>) -> Result<Self, Self::Rejection> {
+        let body = read_in_time(request, app).await?;
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(OptionalJsonBody(T::default()));
+        }
+        parse(&body).map(OptionalJsonBody).map_err(ApiError::from)
+    }
+}
+
+/// Reads the body within `server.request_timeout_secs` (408 after, so a client that sends
+/// slowly cannot hold a request open); the handler's own work is never cut short.
+async fn read_in_time(request: Request, app: &Arc<App>) -> Result<Zeroizing<Vec<u8>>, ApiError> {
+    let limit = Duration::from_secs(app.config.server.request_timeout_secs.max(1));
+    Ok(tokio::time::timeout(limit, read_body(request))
+        .await
+        .map_err(|_| Error::RequestTimeout)??)
 }
 
 /// A request body parsed as `T`, and the client's `Idempotency-Key` with the fingerprint of
@@ -43,10 +63,7 @@ impl<T: DeserializeOwned> FromRequest<Arc<App>> for IdempotentJson<T> {
 
     async fn from_request(request: Request, app: &Arc<App>) -> Result<Self, Self::Rejection> {
         let key = idempotency_key(request.headers())?;
-        let limit = Duration::from_secs(app.config.server.request_timeout_secs.max(1));
-        let body = tokio::time::timeout(limit, read_body(request))
-            .await
-            .map_err(|_| Error::RequestTimeout)??;
+        let body = read_in_time(request, app).await?;
         let key = key.map(|key| IdempotencyKey {
             key,
             fingerprint: lemur_core::ca::x509::sha256_hex(&body),

@@ -20,6 +20,7 @@ mod json;
 mod limits;
 mod metrics;
 mod openapi;
+mod pending;
 mod plugins;
 mod serve;
 mod session;
@@ -37,7 +38,7 @@ use axum::Router;
 use axum::error_handling::HandleErrorLayer;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::routing::{MethodRouter, get, post, put};
+use axum::routing::{MethodRouter, delete, get, post, put};
 use lemur_core::policy::Subject;
 use lemur_core::{App, Error};
 use std::sync::Arc;
@@ -174,6 +175,12 @@ pub const ROUTES: &[Route] = &[
     Route { method: "POST", path: "/domains" },
     Route { method: "GET", path: "/domains/{id}" },
     Route { method: "PUT", path: "/domains/{id}" },
+    Route { method: "GET", path: "/pending_certificates" },
+    Route { method: "GET", path: "/pending_certificates/{id}" },
+    Route { method: "PUT", path: "/pending_certificates/{id}" },
+    Route { method: "DELETE", path: "/pending_certificates/{id}" },
+    Route { method: "GET", path: "/pending_certificates/{id}/key" },
+    Route { method: "POST", path: "/pending_certificates/{id}/upload" },
     Route { method: "GET", path: "/plugins" },
     Route { method: "GET", path: "/plugins/{slug}" },
     Route { method: "POST", path: "/appliance/upgrade" },
@@ -203,6 +210,12 @@ fn handler(route: &Route) -> Option<MethodRouter<Arc<App>>> {
         ("POST", "/domains") => post(domains::create),
         ("GET", "/domains/{id}") => get(domains::get),
         ("PUT", "/domains/{id}") => put(domains::update),
+        ("GET", "/pending_certificates") => get(pending::list),
+        ("GET", "/pending_certificates/{id}") => get(pending::get),
+        ("PUT", "/pending_certificates/{id}") => put(pending::update),
+        ("DELETE", "/pending_certificates/{id}") => delete(pending::cancel),
+        ("GET", "/pending_certificates/{id}/key") => get(pending::key),
+        ("POST", "/pending_certificates/{id}/upload") => post(pending::upload),
         ("GET", "/plugins") => get(plugins::list),
         ("GET", "/plugins/{slug}") => get(plugins::get),
         ("POST", "/appliance/upgrade") => post(appliance::upgrade),

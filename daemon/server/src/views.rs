@@ -6,7 +6,7 @@ use lemur_core::App;
 use lemur_core::ca::x509;
 use lemur_core::model::{
     AuthorityBrief, AuthorityDetail, CertificateDetails, CertificateLinks, CertificateRecord,
-    UserRecord,
+    PendingRecord, UserRecord,
 };
 use lemur_core::plugins::PluginInfo;
 use time::OffsetDateTime;
@@ -303,5 +303,51 @@ pub fn certificate(
                 use_client_authentication: details.is_some_and(|d| d.client_auth),
             },
         },
+    }
+}
+
+/// A pending certificate, as `GET /pending_certificates/{id}` shows it.
+pub fn pending(record: &PendingRecord) -> api::PendingCertificateView {
+    api::PendingCertificateView {
+        id: record.id,
+        name: record.name.clone(),
+        external_id: record.external_id.clone(),
+        owner: record.owner.clone(),
+        description: record.description.clone(),
+        active: record.notify,
+        notify: record.notify,
+        rotation: record.rotation,
+        cn: record.common_name.clone(),
+        common_name: record.common_name.clone(),
+        csr: record.csr.clone(),
+        chain: String::new(),
+        deleted: false,
+        issuer: record.authority_name.clone(),
+        status: record.status.clone(),
+        number_attempts: record.number_attempts,
+        resolved: record.resolved_certificate_id.is_some(),
+        resolved_cert_id: record.resolved_certificate_id,
+        key_type: record.key_type.clone(),
+        has_private_key: record.has_private_key,
+        date_created: date(record.date_created),
+        last_updated: date(record.last_updated),
+        user: record.creator.as_ref().map(user),
+        authority: api::PendingAuthority {
+            id: record.authority_id,
+            name: record.authority_name.clone(),
+        },
+        domains: record
+            .dns_names
+            .iter()
+            .map(|name| api::PendingDomain { name: name.clone() })
+            .collect(),
+        replaces: record
+            .replaces
+            .iter()
+            .map(|&id| api::IdView { id })
+            .collect(),
+        destinations: Vec::new(),
+        notifications: Vec::new(),
+        roles: Vec::new(),
     }
 }

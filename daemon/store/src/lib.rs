@@ -15,6 +15,7 @@ mod engine;
 mod insert;
 mod listing;
 mod migrations;
+mod pending;
 mod query;
 mod rows;
 mod snapshot;

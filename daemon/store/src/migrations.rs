@@ -82,6 +82,11 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0013_created_index.sql"),
         postgres: include_str!("../migrations/postgres/0013_created_index.sql"),
     },
+    Migration {
+        version: 14,
+        sqlite: include_str!("../migrations/sqlite/0014_pending_orders.sql"),
+        postgres: include_str!("../migrations/postgres/0014_pending_orders.sql"),
+    },
 ];
 
 /// Arbitrary constant naming the migration lock.

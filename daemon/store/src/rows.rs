@@ -3,7 +3,7 @@
 use lemur_core::ca::x509;
 use lemur_core::model::{
     AuthorityBrief, AuthorityRecord, CertificateDetails, CertificateRecord, DomainRecord,
-    RoleRecord, UserRecord,
+    PendingRecord, RoleRecord, UserRecord,
 };
 
 /// `users`, without the password hash.
@@ -349,6 +349,97 @@ impl From<DomainOnlyRow> for DomainRecord {
             id: row.id,
             name: row.name,
             sensitive: row.sensitive,
+        }
+    }
+}
+
+/// A pending certificate with its creator and authority's name, joined.
+#[derive(sqlx::FromRow)]
+pub struct PendingRow {
+    pub id: i64,
+    pub name: String,
+    pub external_id: Option<String>,
+    pub owner: String,
+    pub description: String,
+    pub notify: bool,
+    pub rotation: bool,
+    pub cn: Option<String>,
+    pub csr: Option<String>,
+    pub key_type: String,
+    pub dns_names: String,
+    pub has_private_key: bool,
+    pub authority_id: Option<i64>,
+    pub a_name: Option<String>,
+    pub user_id: Option<i64>,
+    pub u_username: Option<String>,
+    pub u_email: Option<String>,
+    pub u_active: Option<bool>,
+    pub replaces: String,
+    pub rotation_policy_id: Option<i64>,
+    pub number_attempts: i64,
+    pub status: Option<String>,
+    pub resolved_cert_id: Option<i64>,
+    pub date_created: i64,
+    pub last_updated: i64,
+}
+
+/// Columns of [`PendingRow`], from [`PENDING_FROM`].
+pub const PENDING_COLUMNS: &str = "p.id, p.name, p.external_id, p.owner, p.description, p.notify,
+    p.rotation, p.cn, p.csr, p.key_type, p.dns_names,
+    (p.sealed_private_key IS NOT NULL) AS has_private_key, p.authority_id, a.name AS a_name,
+    p.user_id, u.username AS u_username, u.email AS u_email, u.active AS u_active, p.replaces,
+    p.rotation_policy_id, p.number_attempts, p.status, p.resolved_cert_id, p.date_created,
+    p.last_updated";
+
+/// `pending_certificates p` with what a view of it needs, in one round trip.
+pub const PENDING_FROM: &str = "pending_certificates p
+    LEFT JOIN users u ON u.id = p.user_id
+    LEFT JOIN authorities a ON a.id = p.authority_id";
+
+impl From<PendingRow> for PendingRecord {
+    fn from(row: PendingRow) -> Self {
+        let creator = match (row.user_id, row.u_username, row.u_email) {
+            (Some(id), Some(username), Some(email)) => Some(UserRecord {
+                id,
+                username,
+                email,
+                active: row.u_active.unwrap_or(false),
+            }),
+            _ => None,
+        };
+        PendingRecord {
+            id: row.id,
+            name: row.name,
+            external_id: row.external_id,
+            owner: row.owner,
+            description: row.description,
+            notify: row.notify,
+            rotation: row.rotation,
+            common_name: row.cn.unwrap_or_default(),
+            csr: row.csr.unwrap_or_default(),
+            key_type: row.key_type,
+            dns_names: row
+                .dns_names
+                .split('\n')
+                .filter(|name| !name.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            has_private_key: row.has_private_key,
+            authority_id: row.authority_id.unwrap_or_default(),
+            authority_name: row.a_name.unwrap_or_default(),
+            user_id: row.user_id,
+            creator,
+            replaces: row
+                .replaces
+                .split(',')
+                .filter_map(|id| id.parse().ok())
+                .collect(),
+            rotation_policy_id: row.rotation_policy_id,
+            number_attempts: row.number_attempts,
+            status: row.status,
+            resolved_certificate_id: row.resolved_cert_id,
+            date_created: row.date_created,
+            last_updated: row.last_updated,
         }
     }
 }

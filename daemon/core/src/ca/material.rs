@@ -74,7 +74,7 @@ pub async fn signing_material(
     if let Some(material) = app.signing.lookup(certificate_id, key_uri) {
         return Ok(material);
     }
-    let material = Arc::new(read(app, authority, certificate_id, key_uri).await?);
+    let material = Arc::new(read(app, authority, key_uri).await?);
     app.signing.keep(certificate_id, Arc::clone(&material));
     Ok(material)
 }
@@ -82,27 +82,13 @@ pub async fn signing_material(
 async fn read(
     app: &App,
     authority: &AuthorityRecord,
-    certificate_id: i64,
     key_uri: &str,
 ) -> Result<SigningMaterial> {
-    let record = app
-        .store
-        .certificate(certificate_id)
-        .await?
-        .ok_or_else(|| {
-            Error::Ca(format!(
-                "the certificate of authority {} is missing",
-                authority.name
-            ))
-        })?;
-    let der = x509::first_certificate(&record.body, "body")?;
+    let AuthorityCertificate {
+        der,
+        chain_from_it: chain,
+    } = authority_certificate(app, authority).await?;
     let certificate = x509::parse(&der, "authority")?;
-    let chain = match &record.chain {
-        Some(above) if !above.trim().is_empty() => {
-            format!("{}\n{}", record.body.trim_end(), above.trim_end())
-        }
-        _ => record.body.trim_end().to_owned(),
-    };
     let key: KeyUri = key_uri.parse()?;
     let lookup = key.clone();
     let public_key = app
@@ -120,4 +106,35 @@ async fn read(
         key,
         public_key,
     })
+}
+
+/// An authority's own certificate, whoever holds its key.
+pub struct AuthorityCertificate {
+    /// The certificate, DER.
+    pub der: Vec<u8>,
+    /// The chain of what it issues, PEM: the certificate, then its issuers.
+    pub chain_from_it: String,
+}
+
+/// The certificate of `authority`, as stored with it.
+pub async fn authority_certificate(
+    app: &App,
+    authority: &AuthorityRecord,
+) -> Result<AuthorityCertificate> {
+    let missing = || {
+        Error::Ca(format!(
+            "the certificate of authority {} is missing",
+            authority.name
+        ))
+    };
+    let id = authority.authority_certificate_id.ok_or_else(missing)?;
+    let record = app.store.certificate(id).await?.ok_or_else(missing)?;
+    let der = x509::first_certificate(&record.body, "body")?;
+    let chain_from_it = match &record.chain {
+        Some(above) if !above.trim().is_empty() => {
+            format!("{}\n{}", record.body.trim_end(), above.trim_end())
+        }
+        _ => record.body.trim_end().to_owned(),
+    };
+    Ok(AuthorityCertificate { der, chain_from_it })
 }

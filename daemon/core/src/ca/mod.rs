@@ -2,6 +2,7 @@
 //! profiles ([`profile`]), the checks before and after signing ([`lint`]), Lemur's certificate
 //! names ([`names`]) and the cached signing material of each authority ([`material`]).
 
+pub mod alt_names;
 pub mod key_pool;
 pub mod lint;
 pub mod material;
@@ -47,6 +48,17 @@ impl SubjectFields {
 /// The context a sealed private key is bound to: the certificate it belongs to.
 pub fn key_context(body_sha256: &str) -> Vec<u8> {
     format!("lemur:certificate-private-key:{body_sha256}").into_bytes()
+}
+
+/// The context a pending certificate's sealed private key is bound to: the request it was made
+/// for (it has no certificate yet), from the CSR's PEM itself.
+pub fn pending_key_context(csr: &str) -> crate::error::Result<Vec<u8>> {
+    let block = pem::parse(csr).map_err(|e| crate::error::Error::invalid("csr", e.to_string()))?;
+    Ok(format!(
+        "lemur:pending-private-key:{}",
+        x509::sha256_hex(block.contents())
+    )
+    .into_bytes())
 }
 
 /// The context of the key of the certificate whose PEM body is `body`, from the body itself

@@ -299,6 +299,15 @@ pub fn end_entity(request: EndEntity<'_>) -> Result<CertificateParams> {
     Ok(params)
 }
 
+/// A certificate signing request's parameters, for a CA that signs elsewhere: the subject and
+/// its alternative names; the CA chooses the rest of its profile.
+pub fn request(subject: &Subject, alt_names: Vec<SanType>) -> Result<CertificateParams> {
+    let mut params = CertificateParams::default();
+    params.distinguished_name = subject.distinguished_name()?;
+    params.subject_alt_names = alt_names;
+    Ok(params)
+}
+
 /// A random positive 128-bit serial number (top bits fixed to `01` so it always encodes in 16
 /// bytes; 126 bits of HSM randomness, well above the CA/Browser Forum's 64).
 pub fn serial(random: [u8; 16]) -> [u8; 16] {

@@ -512,6 +512,8 @@ pub struct ParsedCsr {
     pub algorithm: KeyAlgorithm,
     /// The subject key (EC point or PKCS#1 RSAPublicKey).
     pub key: Vec<u8>,
+    /// The SubjectPublicKeyInfo DER (to match the certificate issued for it).
+    pub spki: Vec<u8>,
     /// Subject CN ("" when absent).
     pub common_name: String,
     /// Requested subject alternative names.
@@ -564,6 +566,7 @@ pub fn parse_csr(text: &str) -> Result<ParsedCsr> {
         pem: text.to_owned(),
         algorithm,
         key: spki.subject_public_key.data.to_vec(),
+        spki: spki.raw.to_vec(),
         common_name: info
             .subject
             .iter_common_name()

@@ -7,7 +7,7 @@ use crate::App;
 use crate::ca::SubjectFields;
 use crate::ca::x509::{AltName, ParsedCertificate, ParsedCsr};
 use crate::error::Result;
-use crate::model::{AuthorityRecord, CertificateRecord, RevokedCertificate};
+use crate::model::{AuthorityRecord, CertificateRecord, PendingRecord, RevokedCertificate};
 use async_trait::async_trait;
 use lemur_hsm::KeyAlgorithm;
 use zeroize::Zeroizing;
@@ -21,6 +21,14 @@ pub enum AuthorityToCreate {
     SubCa {
         /// The parent authority.
         parent: Box<AuthorityRecord>,
+    },
+    /// An existing CA whose key is somewhere this daemon does not reach (an offline root, another
+    /// organisation's CA): the CA certificate alone, for an issuer that hands requests on.
+    External {
+        /// The CA certificate, PEM.
+        body: String,
+        /// Its issuers up to the root, PEM (required unless it is self-signed).
+        chain: Option<String>,
     },
     /// An existing CA certificate whose private key is already in the token.
     Import {
@@ -61,8 +69,8 @@ pub struct AuthorityPlan {
 pub struct CreatedAuthority {
     /// The CA certificate, DER.
     pub der: Vec<u8>,
-    /// Its key's URI.
-    pub key_uri: String,
+    /// Its key's URI; `None` when the key is not in the HSM (an external CA).
+    pub key_uri: Option<String>,
     /// Its issuers up to the root, PEM.
     pub chain: Option<String>,
     /// The key was made for this authority (and is destroyed if it cannot be stored).
@@ -100,6 +108,32 @@ pub struct Issued {
     pub details: String,
 }
 
+/// What an issuer answers a request with: the certificate, or an order the CA answers later.
+pub enum Issuance {
+    /// Signed now.
+    Issued(Issued),
+    /// Handed to the CA, which answers later: stored as a pending certificate until then.
+    Ordered(Order),
+}
+
+/// A request handed to a CA that answers later. No `Debug`: it may hold a private key.
+pub struct Order {
+    /// The order's id at the CA, when it gives one.
+    pub external_id: Option<String>,
+    /// The request the CA signs, PEM: the requester's CSR, or one made here for `pkcs8`.
+    pub csr: String,
+    /// The subject CN asked for.
+    pub common_name: String,
+    /// The DNS names asked for, lower-case.
+    pub dns_names: Vec<String>,
+    /// The key's type, Lemur's name.
+    pub key_type: String,
+    /// The private key generated for it, PKCS#8 DER, to be sealed before it is stored.
+    pub pkcs8: Option<Zeroizing<Vec<u8>>>,
+    /// What the audit row says of it.
+    pub details: String,
+}
+
 /// A certificate revocation list to sign.
 #[derive(Debug, Clone, Copy)]
 pub struct CrlPlan<'a> {
@@ -123,13 +157,24 @@ pub trait IssuerPlugin: Send + Sync {
     /// Undoes [`IssuerPlugin::create_authority`] when the authority could not be stored, so a
     /// failed request leaves nothing behind. Best effort: failures are logged.
     async fn discard_authority(&self, app: &App, created: &CreatedAuthority);
-    /// Issues a certificate from `authority`.
+    /// Issues a certificate from `authority`, or orders it from the CA behind the plugin.
     async fn issue(
         &self,
         app: &App,
         authority: &AuthorityRecord,
         plan: IssuePlan,
-    ) -> Result<Issued>;
+    ) -> Result<Issuance>;
+    /// Cancels an order at the CA before the domain deletes its pending certificate (Lemur's
+    /// `cancel_ordered_certificate`). Nothing to do for a CA that keeps no orders.
+    async fn cancel_order(
+        &self,
+        _app: &App,
+        _authority: &AuthorityRecord,
+        _pending: &PendingRecord,
+        _note: &str,
+    ) -> Result<()> {
+        Ok(())
+    }
     /// Revokes a certificate `authority` issued, for `reason` (an RFC 5280 CRLReason name), at
     /// the CA behind the plugin. The domain records the revocation once this succeeds. Must be
     /// idempotent: two requests racing may both call it, and a certificate the CA already

@@ -8,9 +8,11 @@
 
 pub mod hsm_issuer;
 mod issuer;
+pub mod offline_issuer;
 
 pub use issuer::{
-    AuthorityPlan, AuthorityToCreate, CreatedAuthority, CrlPlan, IssuePlan, Issued, IssuerPlugin,
+    AuthorityPlan, AuthorityToCreate, CreatedAuthority, CrlPlan, IssuePlan, Issuance, Issued,
+    IssuerPlugin, Order,
 };
 
 use std::sync::Arc;
@@ -138,6 +140,20 @@ impl Registry {
         self.issuers
             .iter()
             .find(|issuer| issuer.info().answers_to(slug))
+    }
+
+    /// The issuer of `authority`; an error when its plugin is not installed (the authority
+    /// was made by a build with a plugin this one lacks).
+    pub fn issuer_of(
+        &self,
+        authority: &crate::model::AuthorityRecord,
+    ) -> crate::Result<&Arc<dyn IssuerPlugin>> {
+        self.issuer(&authority.plugin_name).ok_or_else(|| {
+            crate::Error::Ca(format!(
+                "authority {} uses the issuer plugin {:?}, which is not installed",
+                authority.name, authority.plugin_name
+            ))
+        })
     }
 
     /// Every installed plugin, of `kind` if given, in installation order.

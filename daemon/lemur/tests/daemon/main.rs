@@ -16,6 +16,7 @@ mod logging;
 mod metrics;
 mod nginx;
 mod openapi;
+mod pending;
 mod secrets;
 mod store;
 mod support;

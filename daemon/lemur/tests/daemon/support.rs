@@ -425,3 +425,55 @@ pub(crate) fn curl(arguments: &[&str]) -> Response {
         body: body.to_owned(),
     }
 }
+
+/// A CA kept away from the daemon and run with openssl: what an `offline-issuer` authority
+/// stands for (an offline root, another organisation's CA).
+pub struct OfflineCa {
+    dir: tempfile::TempDir,
+    /// Its certificate, PEM.
+    pub certificate: String,
+}
+
+impl OfflineCa {
+    /// A new self-signed P-256 CA.
+    pub fn new(name: &str) -> Self {
+        let dir = scratch();
+        openssl_p256_request(
+            dir.path(),
+            "-x509",
+            "ca.key",
+            &["-subj", &format!("/CN={name}"), "-days", "30", "-out", "ca.pem"],
+        );
+        std::fs::write(dir.path().join("leaf.cnf"), "basicConstraints=CA:FALSE\n").unwrap();
+        let certificate = std::fs::read_to_string(dir.path().join("ca.pem")).unwrap();
+        Self { dir, certificate }
+    }
+
+    /// Registers it with the daemon as an `offline-issuer` authority named `name`.
+    pub fn register(&self, app: &Appliance, name: &str) -> Value {
+        let reply = app.post(
+            "/api/1/authorities",
+            &json!({
+                "name": name, "owner": "pki@example.com", "commonName": format!("{name} CA"),
+                "plugin": { "slug": "offline-issuer" }, "body": self.certificate,
+            }),
+        );
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        reply.body
+    }
+
+    /// Signs `csr` as this CA would (its names copied from the request): the certificate, PEM.
+    pub fn sign(&self, csr: &str) -> String {
+        let dir = self.dir.path();
+        std::fs::write(dir.join("order.csr"), csr).unwrap();
+        openssl(
+            &[
+                "x509", "-req", "-in", "order.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+                "-CAcreateserial", "-days", "20", "-copy_extensions", "copy", "-extfile",
+                "leaf.cnf", "-out", "leaf.pem",
+            ],
+            dir,
+        );
+        std::fs::read_to_string(dir.join("leaf.pem")).unwrap()
+    }
+}

@@ -19,6 +19,14 @@ pub(super) async fn create(app: &App, plan: &AuthorityPlan) -> Result<CreatedAut
             key_uri,
             chain,
         } => import(app, body, key_uri, chain.as_deref()).await,
+        AuthorityToCreate::External { .. } => Err(Error::invalid(
+            "keyUri",
+            format!(
+                "is required: {} signs with a CA key in the HSM; a CA whose key is elsewhere is registered with the {} plugin",
+                super::SLUG,
+                crate::plugins::offline_issuer::SLUG
+            ),
+        )),
         AuthorityToCreate::Root => generate(app, plan, None).await,
         AuthorityToCreate::SubCa { parent } => generate(app, plan, Some(parent)).await,
     }
@@ -134,7 +142,7 @@ async fn generate(
     }
     Ok(CreatedAuthority {
         der,
-        key_uri,
+        key_uri: Some(key_uri),
         chain: parent_material.map(|parent| parent.chain.clone()),
         generated: true,
     })
@@ -233,7 +241,7 @@ async fn import(
     let chain = lint::self_signed_or_chained(&der, &parsed, chain)?;
     Ok(CreatedAuthority {
         der,
-        key_uri: uri.to_string(),
+        key_uri: Some(uri.to_string()),
         chain,
         generated: false,
     })

@@ -4,84 +4,11 @@
 use super::{serial_from, signing_error};
 use crate::App;
 use crate::ca::material::signing_material;
-use crate::ca::x509::{self, AltName};
-use crate::ca::{lint, names, profile};
+use crate::ca::x509;
+use crate::ca::{alt_names, lint, profile};
 use crate::error::{Error, Result};
 use crate::model::AuthorityRecord;
 use crate::plugins::{IssuePlan, Issued};
-use rcgen::SanType;
-use std::net::IpAddr;
-
-/// The most subject alternative names one certificate may carry: well above any real use, and
-/// small enough for the domain index to take in one statement.
-const MAX_ALT_NAMES: usize = 1000;
-
-/// rcgen SANs and the lint plan's view of them.
-struct Names {
-    sans: Vec<SanType>,
-    dns: Vec<String>,
-    ips: Vec<IpAddr>,
-    other: usize,
-}
-
-fn san_plan(alt_names: &[AltName]) -> Result<Names> {
-    let mut names = Names {
-        sans: Vec::new(),
-        dns: Vec::new(),
-        ips: Vec::new(),
-        other: 0,
-    };
-    for name in alt_names {
-        let invalid = |reason: &str| {
-            Error::invalid(
-                "extensions.subAltNames",
-                format!("{:?}: {reason}", name.value),
-            )
-        };
-        match name.kind {
-            "DNSName" => {
-                let dns = name.value.to_ascii_lowercase();
-                if names.dns.contains(&dns) {
-                    continue;
-                }
-                names.sans.push(SanType::DnsName(
-                    dns.clone()
-                        .try_into()
-                        .map_err(|_| invalid("not an IA5 string"))?,
-                ));
-                names.dns.push(dns);
-            }
-            "IPAddress" => {
-                let ip: IpAddr = name
-                    .value
-                    .parse()
-                    .map_err(|_| invalid("not an IP address"))?;
-                names.sans.push(SanType::IpAddress(ip));
-                names.ips.push(ip);
-            }
-            "rfc822Name" => {
-                names.sans.push(SanType::Rfc822Name(
-                    name.value
-                        .clone()
-                        .try_into()
-                        .map_err(|_| invalid("not an IA5 string"))?,
-                ));
-                names.other += 1;
-            }
-            "uniformResourceIdentifier" => {
-                names.sans.push(SanType::URI(
-                    name.value
-                        .clone()
-                        .try_into()
-                        .map_err(|_| invalid("not an IA5 string"))?,
-                ));
-                names.other += 1;
-            }
-            other => return Err(invalid(&format!("nameType {other} is not supported"))),
-        }
-    }
-    Ok(names)
-}
 
 /// Issues a certificate from `authority`: names and validity settled, checked, signed in the
 /// HSM, checked again.
@@ -93,32 +20,8 @@ pub(super) async fn issue(
     let material = signing_material(app, authority).await?;
     let ca = &material.certificate;
     let csr = request.csr.as_ref();
-    let common_name = match (&csr, request.common_name.is_empty()) {
-        (Some(csr), true) => csr.common_name.clone(),
-        _ => request.common_name.clone(),
-    };
-    let mut alt_names = csr
-        .as_ref()
-        .map(|c| c.alt_names.clone())
-        .unwrap_or_default();
-    alt_names.extend(request.alt_names.iter().cloned());
-    if alt_names.is_empty() && names::valid_dns_name(&common_name) {
-        // TLS clients ignore the CN; a certificate named only there would match nothing.
-        alt_names.push(AltName {
-            kind: "DNSName",
-            value: common_name.clone(),
-        });
-    }
-    if alt_names.len() > MAX_ALT_NAMES {
-        return Err(Error::invalid(
-            "extensions.subAltNames",
-            format!(
-                "{} names; at most {MAX_ALT_NAMES} are allowed",
-                alt_names.len()
-            ),
-        ));
-    }
-    let names = san_plan(&alt_names)?;
+    let (common_name, alt_names) = alt_names::requested(&request)?;
+    let names = alt_names::plan(&alt_names)?;
     let key_algorithm = csr.as_ref().map_or(request.key, |c| c.algorithm);
     let now = app.clock.unix();
     let not_before = request.not_before.unwrap_or((now - 60).max(ca.not_before));

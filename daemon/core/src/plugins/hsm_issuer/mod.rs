@@ -11,7 +11,7 @@ mod crl;
 mod leaf;
 
 use super::{
-    AuthorityPlan, CreatedAuthority, CrlPlan, IssuePlan, Issued, IssuerPlugin, PluginInfo,
+    AuthorityPlan, CreatedAuthority, CrlPlan, IssuePlan, Issuance, IssuerPlugin, PluginInfo,
     PluginKind,
 };
 use crate::App;
@@ -59,8 +59,8 @@ impl IssuerPlugin for HsmIssuer {
     }
 
     async fn discard_authority(&self, app: &App, created: &CreatedAuthority) {
-        if created.generated {
-            authority::discard_key(app, &created.key_uri).await;
+        if let (true, Some(key_uri)) = (created.generated, &created.key_uri) {
+            authority::discard_key(app, key_uri).await;
         }
     }
 
@@ -69,8 +69,8 @@ impl IssuerPlugin for HsmIssuer {
         app: &App,
         authority: &AuthorityRecord,
         plan: IssuePlan,
-    ) -> Result<Issued> {
-        leaf::issue(app, authority, plan).await
+    ) -> Result<Issuance> {
+        leaf::issue(app, authority, plan).await.map(Issuance::Issued)
     }
 
     /// The local CA keeps its revocations in the inventory, where the domain records them, so

@@ -1,0 +1,409 @@
+//! Pending certificates (Lemur's `pending_certificates`): certificates ordered from an
+//! authority that answers later. An issuer plugin answers a request with an
+//! [`Order`](crate::plugins::Order); the order is stored with its sealed key (when the key was
+//! generated here) until the signed certificate is delivered, checked against the order and the
+//! authority, and stored as a certificate in the same unit of work that resolves the order.
+
+use crate::App;
+use crate::ca::material::authority_certificate;
+use crate::ca::{key_context, names, pending_key_context, x509};
+use crate::certificates::{dns_domains, lemur_name, verified_chain};
+use crate::error::{Error, Result};
+use crate::model::{
+    AuthorityKey, AuthorityRecord, CertificateLinks, CertificateRecord, IdempotencyKey, LogEntry,
+    NewCertificate, NewPending, PendingChanges, PendingRecord,
+};
+use crate::plugins::Order;
+use crate::policy::{Action, Subject, authorize};
+use lemur_api::{
+    CancelPendingCertificate, CreateCertificate, Paging, UpdatePendingCertificate,
+    UploadPendingCertificate,
+};
+use zeroize::Zeroizing;
+
+/// Longest note a cancellation may carry into the audit log.
+const MAX_NOTE: usize = 1000;
+
+/// What [`record_order`] stores beside the order: the request and what the domain settled.
+pub(crate) struct OrderContext<'a> {
+    /// The request.
+    pub body: &'a CreateCertificate,
+    /// The authority ordered from.
+    pub authority: &'a AuthorityRecord,
+    /// Certificates the issued one will replace, checked.
+    pub replaces: &'a [i64],
+    /// The validity asked, for the name.
+    pub validity: (i64, i64),
+    /// The client's key for the request.
+    pub idempotency: Option<&'a IdempotencyKey>,
+}
+
+/// Stores the order an issuer answered with, its key sealed, with its audit row.
+pub(crate) async fn record_order(
+    app: &App,
+    subject: &Subject,
+    context: OrderContext<'_>,
+    order: Order,
+) -> Result<PendingRecord> {
+    let sealed = match &order.pkcs8 {
+        Some(pkcs8) => {
+            let pem = x509::private_key_to_pem(pkcs8);
+            let binding = pending_key_context(&order.csr)?;
+            Some(
+                app.hsm(move |hsm| hsm.seal(pem.as_bytes(), &binding).map_err(Error::from))
+                    .await?,
+            )
+        }
+        None => None,
+    };
+    let name = names::certificate_name(
+        &order.common_name,
+        &context.authority.name,
+        context.validity.0,
+        context.validity.1,
+        order.dns_names.len(),
+    );
+    let new = NewPending {
+        name: &name,
+        external_id: order.external_id.as_deref(),
+        owner: &context.body.owner,
+        description: &context.body.description,
+        notify: context.body.notify,
+        rotation: context.body.rotation,
+        common_name: &order.common_name,
+        csr: &order.csr,
+        key_type: &order.key_type,
+        dns_names: &order.dns_names,
+        sealed_private_key: sealed.as_deref(),
+        authority_id: context.authority.id,
+        user_id: subject.user_id(),
+        replaces: context.replaces,
+        rotation_policy_id: Some(app.default_rotation_policy),
+        idempotency: context.idempotency,
+    };
+    let log = LogEntry {
+        certificate_id: None,
+        log_type: "create_pending",
+        user_id: subject.user_id(),
+        source_address: subject.source(),
+        details: &format!("pending certificate {name}: {}", order.details),
+    };
+    app.store.create_pending(&new, &log, app.clock.unix()).await
+}
+
+/// The pending certificate an earlier request of the subject with the same idempotency key
+/// made, if any; refused when that request was another.
+pub(crate) async fn replay(
+    app: &App,
+    subject: &Subject,
+    idempotency: Option<&IdempotencyKey>,
+) -> Result<Option<PendingRecord>> {
+    let (Some(key), Some(user_id)) = (idempotency, subject.user_id()) else {
+        return Ok(None);
+    };
+    match app.store.idempotent_pending(user_id, &key.key).await? {
+        None => Ok(None),
+        Some((id, fingerprint)) if fingerprint.as_deref() == Some(key.fingerprint.as_str()) => {
+            get(app, subject, id).await.map(Some)
+        }
+        Some(_) => Err(Error::idempotency_key_reused()),
+    }
+}
+
+fn not_found(id: i64) -> Error {
+    Error::NotFound {
+        what: "pending certificate",
+        id: id.to_string(),
+    }
+}
+
+async fn load(app: &App, id: i64) -> Result<PendingRecord> {
+    app.store.pending(id).await?.ok_or_else(|| not_found(id))
+}
+
+/// Refuses a change to an order that is settled.
+fn unresolved(pending: &PendingRecord) -> Result<()> {
+    match pending.resolved_certificate_id {
+        Some(certificate) => Err(Error::Conflict(format!(
+            "pending certificate {} was delivered already, as certificate {certificate}",
+            pending.id
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// One pending certificate.
+pub async fn get(app: &App, subject: &Subject, id: i64) -> Result<PendingRecord> {
+    let pending = load(app, id).await?;
+    authorize(subject, Action::ReadPending(&pending))?;
+    Ok(pending)
+}
+
+/// A page of the unresolved pending certificates the subject may see, newest first, and the
+/// total.
+pub async fn list(
+    app: &App,
+    subject: &Subject,
+    paging: Paging,
+) -> Result<(Vec<PendingRecord>, i64)> {
+    let page = crate::requests::page(paging)?;
+    app.store.pendings(&subject.visibility(), page).await
+}
+
+/// Changes the owner, description or flags of an unresolved pending certificate.
+pub async fn update(
+    app: &App,
+    subject: &Subject,
+    id: i64,
+    body: UpdatePendingCertificate,
+) -> Result<PendingRecord> {
+    let pending = load(app, id).await?;
+    authorize(subject, Action::ChangePending(&pending))?;
+    unresolved(&pending)?;
+    let owner = body.owner.unwrap_or_else(|| pending.owner.clone());
+    if owner.trim().is_empty() {
+        return Err(Error::invalid("owner", "must not be empty"));
+    }
+    let changes = PendingChanges {
+        owner,
+        description: body
+            .description
+            .unwrap_or_else(|| pending.description.clone()),
+        notify: body.notify.unwrap_or(pending.notify),
+        rotation: body.rotation.unwrap_or(pending.rotation),
+    };
+    let log = LogEntry {
+        certificate_id: None,
+        log_type: "update_pending",
+        user_id: subject.user_id(),
+        source_address: subject.source(),
+        details: &format!("pending certificate {id} ({})", pending.name),
+    };
+    app.store
+        .update_pending(id, &changes, &log, app.clock.unix())
+        .await?
+        .ok_or_else(|| settled_meanwhile(id))
+}
+
+/// The error of an order resolved or cancelled by another request since it was read.
+fn settled_meanwhile(id: i64) -> Error {
+    Error::Conflict(format!(
+        "pending certificate {id} was delivered or cancelled meanwhile"
+    ))
+}
+
+/// Cancels the order at its CA and deletes the pending certificate, with its key.
+pub async fn cancel(
+    app: &App,
+    subject: &Subject,
+    id: i64,
+    body: CancelPendingCertificate,
+) -> Result<()> {
+    let pending = load(app, id).await?;
+    authorize(subject, Action::ChangePending(&pending))?;
+    unresolved(&pending)?;
+    let note = body.note.unwrap_or_default();
+    if note.chars().count() > MAX_NOTE {
+        return Err(Error::invalid(
+            "note",
+            format!("at most {MAX_NOTE} characters"),
+        ));
+    }
+    let authority = authority_of(app, &pending).await?;
+    app.plugins
+        .issuer_of(&authority)?
+        .cancel_order(app, &authority, &pending, &note)
+        .await?;
+    let mut details = format!("pending certificate {id} ({}) cancelled", pending.name);
+    if !note.is_empty() {
+        details = format!("{details}: {note}");
+    }
+    let log = LogEntry {
+        certificate_id: None,
+        log_type: "cancel_pending",
+        user_id: subject.user_id(),
+        source_address: subject.source(),
+        details: &details,
+    };
+    if app.store.delete_pending(id, &log, app.clock.unix()).await? {
+        Ok(())
+    } else {
+        Err(settled_meanwhile(id))
+    }
+}
+
+async fn authority_of(app: &App, pending: &PendingRecord) -> Result<AuthorityRecord> {
+    app.store
+        .authority(pending.authority_id)
+        .await?
+        .ok_or_else(|| Error::Ca(format!("the authority of pending certificate {} is missing", pending.id)))
+}
+
+/// The private key generated for a pending certificate, unsealed by the HSM; every view and
+/// every refusal is audited.
+pub async fn private_key(app: &App, subject: &Subject, id: i64) -> Result<Zeroizing<String>> {
+    let pending = load(app, id).await?;
+    let allowed = authorize(subject, Action::ReadPendingKey(&pending));
+    let log = LogEntry {
+        certificate_id: None,
+        log_type: if allowed.is_ok() {
+            "pending_key_view"
+        } else {
+            "pending_key_view_denied"
+        },
+        user_id: subject.user_id(),
+        source_address: subject.source(),
+        details: &format!("pending certificate {id}"),
+    };
+    app.store.log(&log, app.clock.unix()).await?;
+    allowed?;
+    let sealed = app
+        .store
+        .pending_private_key(id)
+        .await?
+        .flatten()
+        .ok_or_else(|| Error::NotFound {
+            what: "private key of pending certificate",
+            id: id.to_string(),
+        })?;
+    let binding = pending_key_context(&pending.csr)?;
+    let clear = app
+        .hsm(move |hsm| hsm.unseal(&sealed, &binding).map_err(Error::from))
+        .await?;
+    String::from_utf8(clear.to_vec())
+        .map(Zeroizing::new)
+        .map_err(|_| Error::Ca(format!("the key of pending certificate {id} is not PEM")))
+}
+
+/// Delivers the certificate the CA signed for a pending certificate: it must be signed by the
+/// order's authority, for the order's key, not a CA and not expired. Stored as a certificate
+/// (with the order's owner, flags, replacements and key) as the order is resolved.
+pub async fn deliver(
+    app: &App,
+    subject: &Subject,
+    id: i64,
+    body: UploadPendingCertificate,
+) -> Result<(CertificateRecord, CertificateLinks)> {
+    let pending = load(app, id).await?;
+    let (authority, authority_roles) = app
+        .store
+        .authority_with_roles(AuthorityKey::Id(pending.authority_id))
+        .await?
+        .ok_or_else(|| Error::Ca(format!("the authority of pending certificate {id} is missing")))?;
+    authorize(
+        subject,
+        Action::DeliverPending {
+            pending: &pending,
+            authority_roles: &authority_roles,
+        },
+    )?;
+    unresolved(&pending)?;
+    let mut bodies = x509::pem_certificates(&body.body, "body")?;
+    if bodies.len() != 1 {
+        return Err(Error::invalid(
+            "body",
+            "must hold exactly one certificate; put the issuers in chain",
+        ));
+    }
+    let der = bodies.remove(0);
+    let parsed = x509::parse(&der, "body")?;
+    let ca = authority_certificate(app, &authority).await?;
+    check_delivery(app, &pending, &authority, &ca.der, &parsed).await?;
+    let chain = match verified_chain(&der, body.chain.as_deref())? {
+        Some(chain) => chain,
+        None => ca.chain_from_it,
+    };
+    let sealed = match app.store.pending_private_key(id).await?.flatten() {
+        Some(sealed) => Some(reseal_for(app, &pending, sealed, &parsed.sha256).await?),
+        None => None,
+    };
+    let name = lemur_name(&parsed);
+    let new = NewCertificate {
+        parsed: &parsed,
+        names: [&name[0], &name[1]],
+        owner: &pending.owner,
+        description: &pending.description,
+        notify: pending.notify,
+        rotation: pending.rotation,
+        chain: Some(&chain),
+        csr: Some(&pending.csr),
+        sealed_private_key: sealed.as_deref(),
+        authority_id: Some(authority.id),
+        root_authority_id: None,
+        user_id: pending.user_id,
+        rotation_policy_id: pending.rotation_policy_id,
+        replaces: &pending.replaces,
+        domains: &dns_domains(&parsed),
+        idempotency: None,
+    };
+    let log = LogEntry {
+        certificate_id: None,
+        log_type: "create_cert",
+        user_id: subject.user_id(),
+        source_address: subject.source(),
+        details: &format!(
+            "delivered serial {} by {} for pending certificate {id}",
+            parsed.serial_hex, authority.name
+        ),
+    };
+    let stored = app
+        .store
+        .resolve_pending(id, &new, &log, app.clock.unix())
+        .await?;
+    app.metrics.issued(&authority.name);
+    Ok(stored)
+}
+
+/// Whether `parsed` answers the order: signed by the authority, for the CSR's key, an
+/// end-entity certificate, still valid.
+async fn check_delivery(
+    app: &App,
+    pending: &PendingRecord,
+    authority: &AuthorityRecord,
+    ca: &[u8],
+    parsed: &x509::ParsedCertificate,
+) -> Result<()> {
+    let csr = x509::parse_csr(&pending.csr)?;
+    if parsed.spki != csr.spki {
+        return Err(Error::invalid(
+            "body",
+            format!(
+                "is for another key than the request of pending certificate {}",
+                pending.id
+            ),
+        ));
+    }
+    if !x509::signed_by(&parsed.der, ca) {
+        return Err(Error::invalid(
+            "body",
+            format!("is not signed by authority {}'s certificate", authority.name),
+        ));
+    }
+    if parsed.is_ca {
+        return Err(Error::invalid(
+            "body",
+            "is a CA certificate; register a CA as an authority",
+        ));
+    }
+    if parsed.not_after <= app.clock.unix() {
+        return Err(Error::invalid("body", "has expired"));
+    }
+    Ok(())
+}
+
+/// The order's sealed key, opened and sealed again bound to the delivered certificate, as every
+/// certificate's key is.
+async fn reseal_for(
+    app: &App,
+    pending: &PendingRecord,
+    sealed: Vec<u8>,
+    body_sha256: &str,
+) -> Result<Vec<u8>> {
+    let from = pending_key_context(&pending.csr)?;
+    let to = key_context(body_sha256);
+    app.hsm(move |hsm| {
+        let clear = hsm.unseal(&sealed, &from)?;
+        hsm.seal(&clear, &to).map_err(Error::from)
+    })
+    .await
+}
