@@ -12,7 +12,8 @@
 use lemur_api::{
     AuthorityView, CertificateItem, CertificateQuery, CertificateView, CreateAuthority,
     CreateCertificate, CreateDomain, DomainView, ErrorBody, HealthDetails, IdView, Login, Me, Page,
-    Paging, PluginView, PrivateKey, RevokeCertificate, Token, UpdateDomain, UploadCertificate,
+    Paging, PendingCertificateView, PluginView, PrivateKey, RevokeCertificate, Token, UpdateDomain,
+    UploadCertificate, UploadPendingCertificate,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -111,6 +112,23 @@ impl Client {
     /// `POST /certificates`: issues a certificate.
     pub fn issue(&self, request: &CreateCertificate) -> Result<CertificateView> {
         self.post("/certificates", request)
+    }
+
+    /// `POST /certificates` from an authority that answers later (`offline-issuer`): the order,
+    /// as a pending certificate (202).
+    pub fn order(&self, request: &CreateCertificate) -> Result<PendingCertificateView> {
+        self.post("/certificates", request)
+    }
+
+    /// `GET /pending_certificates/{id}`.
+    pub fn pending_certificate(&self, id: i64) -> Result<PendingCertificateView> {
+        self.get(&format!("/pending_certificates/{id}"))
+    }
+
+    /// `POST /pending_certificates/{id}/upload`: delivers the certificate the CA signed for an
+    /// order; the certificate as stored.
+    pub fn deliver(&self, id: i64, request: &UploadPendingCertificate) -> Result<CertificateView> {
+        self.post(&format!("/pending_certificates/{id}/upload"), request)
     }
 
     /// `POST /certificates/upload`: imports a certificate.

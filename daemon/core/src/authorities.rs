@@ -100,6 +100,16 @@ async fn plan(app: &App, body: &CreateAuthority) -> Result<AuthorityPlan> {
             let parent = app.store.authority(parent_id).await?.ok_or_else(|| {
                 Error::invalid("parent", format!("authority {parent_id} does not exist"))
             })?;
+            if parent.key_uri.is_none() {
+                return Err(Error::invalid(
+                    "parent",
+                    format!(
+                        "authority {}'s key is not in the HSM: have that CA sign the sub-CA and register it with {}",
+                        parent.name,
+                        crate::plugins::offline_issuer::SLUG
+                    ),
+                ));
+            }
             AuthorityToCreate::SubCa {
                 parent: Box::new(parent),
             }

@@ -11,7 +11,7 @@ use crate::model::{
     AuthorityKey, CertificateLinks, CertificateRecord, IdempotencyKey, LogEntry, NewCertificate,
     PendingRecord, Revocation, StatsLabel, StatsMetric,
 };
-use crate::plugins::{IssuePlan, Issuance};
+use crate::plugins::{Issuance, IssuePlan};
 use crate::policy::{Action, Subject, authorize};
 use crate::requests::{alt_names, subject_fields, validity};
 use crate::timeline;
@@ -22,9 +22,9 @@ use zeroize::Zeroizing;
 /// What a request to issue became.
 pub enum IssueOutcome {
     /// The certificate, as stored, with the links the subject may see.
-    Issued(CertificateRecord, CertificateLinks),
+    Issued(Box<(CertificateRecord, CertificateLinks)>),
     /// An order its authority answers later, stored as a pending certificate.
-    Pending(PendingRecord),
+    Pending(Box<PendingRecord>),
 }
 
 /// Issues a certificate from the authority the request names, or orders it when the authority
@@ -40,10 +40,10 @@ pub async fn issue(
     // (read-only, auditors, users without a role) get a 403 whatever they send.
     authorize(subject, Action::IssueFromAny)?;
     if let Some((record, links)) = replay(app, subject, idempotency).await? {
-        return Ok(IssueOutcome::Issued(record, links));
+        return Ok(IssueOutcome::Issued(Box::new((record, links))));
     }
     if let Some(pending) = crate::pending::replay(app, subject, idempotency).await? {
-        return Ok(IssueOutcome::Pending(pending));
+        return Ok(IssueOutcome::Pending(Box::new(pending)));
     }
     refuse_destinations(&body.destinations)?;
     if body.owner.trim().is_empty() {
@@ -119,7 +119,7 @@ pub async fn issue(
             };
             return crate::pending::record_order(app, subject, context, order)
                 .await
-                .map(IssueOutcome::Pending);
+                .map(|pending| IssueOutcome::Pending(Box::new(pending)));
         }
     };
     let parsed = &issued.certificate;
@@ -158,7 +158,10 @@ pub async fn issue(
         .create_certificate(&new, &log, false, app.clock.unix())
         .await?;
     app.metrics.issued(&authority.name);
-    Ok(IssueOutcome::Issued(record, readable(subject, links)))
+    Ok(IssueOutcome::Issued(Box::new((
+        record,
+        readable(subject, links),
+    ))))
 }
 
 /// The certificate an earlier request of the subject with the same idempotency key made, when

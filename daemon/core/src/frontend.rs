@@ -276,7 +276,7 @@ async fn issue(
     let request = serde_json::from_value(request)
         .map_err(|e| Error::invalid("frontend", format!("cannot make a request from it: {e}")))?;
     let record = match crate::certificates::issue(app, &FRONTEND, request, None).await? {
-        crate::certificates::IssueOutcome::Issued(record, _) => record,
+        crate::certificates::IssueOutcome::Issued(issued) => issued.0,
         crate::certificates::IssueOutcome::Pending(pending) => {
             return Err(Error::invalid(
                 "frontend.authority",

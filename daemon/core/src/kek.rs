@@ -10,10 +10,10 @@
 //! the token, so envelopes in backups still open.
 
 use crate::App;
-use crate::ca::key_context_of;
+use crate::ca::{key_context_of, pending_key_context};
 use crate::error::{Error, Result};
 use crate::locked::{self, Outcome};
-use crate::model::{LogEntry, Resealed, SealedKey};
+use crate::model::{KeyHolder, LogEntry, Resealed, SealedKey};
 use crate::policy::{Action, Subject, authorize};
 use lemur_hsm::envelope;
 use std::collections::BTreeMap;
@@ -37,8 +37,9 @@ pub struct Rotation {
     pub private_keys: u64,
     /// Locked files sealed again.
     pub files: Vec<PathBuf>,
-    /// Private keys that could not be opened (on their second try): certificate id and why.
-    pub failed: BTreeMap<i64, String>,
+    /// Private keys that could not be opened (on their second try): where they are held, and
+    /// why.
+    pub failed: BTreeMap<(KeyHolder, i64), String>,
     /// Private keys still under an older version at the end (the failed ones among them).
     pub left_behind: u64,
 }
@@ -84,14 +85,16 @@ async fn converge(
     app: &App,
     subject: &Subject,
     newest: u32,
-    failed: &mut BTreeMap<i64, String>,
+    failed: &mut BTreeMap<(KeyHolder, i64), String>,
 ) -> Result<u64> {
     let mut moved = 0;
-    for _ in 0..MAX_PASSES {
-        let (found, pass_moved) = reseal_pass(app, subject, newest, failed).await?;
-        moved += pass_moved;
-        if found == 0 {
-            break;
+    for holder in KeyHolder::ALL {
+        for _ in 0..MAX_PASSES {
+            let (found, pass_moved) = reseal_pass(app, subject, holder, newest, failed).await?;
+            moved += pass_moved;
+            if found == 0 {
+                break;
+            }
         }
     }
     Ok(moved)
@@ -102,31 +105,34 @@ async fn converge(
 async fn reseal_pass(
     app: &App,
     subject: &Subject,
+    holder: KeyHolder,
     newest: u32,
-    failed: &mut BTreeMap<i64, String>,
+    failed: &mut BTreeMap<(KeyHolder, i64), String>,
 ) -> Result<(u64, u64)> {
     let (mut found, mut moved) = (0, 0);
     let mut after = 0;
     loop {
-        let page = app.store.sealed_private_keys(after, PAGE).await?;
+        let page = app.store.sealed_private_keys(holder, after, PAGE).await?;
         let Some(last) = page.last() else {
             return Ok((found, moved));
         };
         after = last.id;
         let stale: Vec<SealedKey> = page
             .into_iter()
-            .filter(|key| sealed_before(&key.sealed, newest) && !failed.contains_key(&key.id))
+            .filter(|key| {
+                sealed_before(&key.sealed, newest) && !failed.contains_key(&(holder, key.id))
+            })
             .collect();
         if stale.is_empty() {
             continue;
         }
         found += stale.len() as u64;
         let mut changes = Vec::with_capacity(stale.len());
-        for outcome in reseal_keys(app, stale).await? {
+        for outcome in reseal_keys(app, holder, stale).await? {
             match outcome {
                 Ok(change) => changes.push(change),
                 Err((id, reason)) => {
-                    failed.insert(id, reason);
+                    failed.insert((holder, id), reason);
                 }
             }
         }
@@ -146,25 +152,29 @@ async fn reseal_pass(
         };
         moved += app
             .store
-            .replace_sealed_private_keys(&changes, &log, app.clock.unix())
+            .replace_sealed_private_keys(holder, &changes, &log, app.clock.unix())
             .await?;
     }
 }
 
 /// Keys still under a version older than `newest`.
 async fn count_left_behind(app: &App, newest: u32) -> Result<u64> {
-    let (mut left, mut after) = (0, 0);
-    loop {
-        let page = app.store.sealed_private_keys(after, PAGE).await?;
-        let Some(last) = page.last() else {
-            return Ok(left);
-        };
-        after = last.id;
-        left += page
-            .iter()
-            .filter(|key| sealed_before(&key.sealed, newest))
-            .count() as u64;
+    let mut left = 0;
+    for holder in KeyHolder::ALL {
+        let mut after = 0;
+        loop {
+            let page = app.store.sealed_private_keys(holder, after, PAGE).await?;
+            let Some(last) = page.last() else {
+                break;
+            };
+            after = last.id;
+            left += page
+                .iter()
+                .filter(|key| sealed_before(&key.sealed, newest))
+                .count() as u64;
+        }
     }
+    Ok(left)
 }
 
 /// Whether `sealed` names a KEK version older than `newest` (an envelope that does not parse
@@ -176,6 +186,7 @@ fn sealed_before(sealed: &[u8], newest: u32) -> bool {
 /// Unseals and seals `keys` again in the HSM, spread over one blocking task per CPU.
 async fn reseal_keys(
     app: &App,
+    holder: KeyHolder,
     keys: Vec<SealedKey>,
 ) -> Result<Vec<std::result::Result<Resealed, (i64, String)>>> {
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
@@ -191,7 +202,7 @@ async fn reseal_keys(
         tasks.spawn_blocking(move || {
             chunk
                 .into_iter()
-                .map(|key| reseal_key(&*hsm, key))
+                .map(|key| reseal_key(&*hsm, holder, key))
                 .collect::<Vec<_>>()
         });
     }
@@ -202,14 +213,20 @@ async fn reseal_keys(
     Ok(outcomes)
 }
 
-/// One key, bound (as when it was stored) to the hash of its certificate's body.
+/// One key, bound (as when it was stored) to the hash of its certificate's body, or of its
+/// pending certificate's CSR.
 fn reseal_key(
     hsm: &dyn crate::app::Hsm,
+    holder: KeyHolder,
     key: SealedKey,
 ) -> std::result::Result<Resealed, (i64, String)> {
     let id = key.id;
     let failed = move |reason: String| (id, reason);
-    let context = key_context_of(&key.body).map_err(|e| failed(e.to_string()))?;
+    let context = match holder {
+        KeyHolder::Certificate => key_context_of(&key.bound_to),
+        KeyHolder::Pending => pending_key_context(&key.bound_to),
+    }
+    .map_err(|e| failed(e.to_string()))?;
     let clear = hsm
         .unseal(&key.sealed, &context)
         .map_err(|e| failed(e.to_string()))?;

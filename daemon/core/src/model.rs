@@ -347,12 +347,35 @@ pub struct RevokedCertificate {
 /// A stored private key as a key-encryption key rotation reads it.
 #[derive(Debug, Clone)]
 pub struct SealedKey {
-    /// The certificate.
+    /// The certificate, or the pending certificate.
     pub id: i64,
-    /// Its PEM body (the envelope is bound to the body's hash).
-    pub body: String,
+    /// What the envelope is bound to: the certificate's PEM body, or the pending certificate's
+    /// CSR.
+    pub bound_to: String,
     /// The envelope.
     pub sealed: Vec<u8>,
+}
+
+/// Where a sealed private key is stored, and so what it is bound to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum KeyHolder {
+    /// A certificate: bound to its body.
+    Certificate,
+    /// A pending certificate: bound to its CSR until it is delivered.
+    Pending,
+}
+
+impl KeyHolder {
+    /// Every place a key may be held.
+    pub const ALL: [KeyHolder; 2] = [KeyHolder::Certificate, KeyHolder::Pending];
+
+    /// What operators call its rows.
+    pub fn noun(self) -> &'static str {
+        match self {
+            KeyHolder::Certificate => "certificate",
+            KeyHolder::Pending => "pending certificate",
+        }
+    }
 }
 
 /// A stored private key sealed again: written only where the row still holds `old`.

@@ -236,7 +236,12 @@ async fn authority_of(app: &App, pending: &PendingRecord) -> Result<AuthorityRec
     app.store
         .authority(pending.authority_id)
         .await?
-        .ok_or_else(|| Error::Ca(format!("the authority of pending certificate {} is missing", pending.id)))
+        .ok_or_else(|| {
+            Error::Ca(format!(
+                "the authority of pending certificate {} is missing",
+                pending.id
+            ))
+        })
 }
 
 /// The private key generated for a pending certificate, unsealed by the HSM; every view and
@@ -289,7 +294,11 @@ pub async fn deliver(
         .store
         .authority_with_roles(AuthorityKey::Id(pending.authority_id))
         .await?
-        .ok_or_else(|| Error::Ca(format!("the authority of pending certificate {id} is missing")))?;
+        .ok_or_else(|| {
+            Error::Ca(format!(
+                "the authority of pending certificate {id} is missing"
+            ))
+        })?;
     authorize(
         subject,
         Action::DeliverPending {
@@ -376,7 +385,10 @@ async fn check_delivery(
     if !x509::signed_by(&parsed.der, ca) {
         return Err(Error::invalid(
             "body",
-            format!("is not signed by authority {}'s certificate", authority.name),
+            format!(
+                "is not signed by authority {}'s certificate",
+                authority.name
+            ),
         ));
     }
     if parsed.is_ca {

@@ -7,9 +7,10 @@
 use crate::error::Result;
 use crate::model::{
     AuthorityDetail, AuthorityKey, AuthorityRecord, CertificateLinks, CertificateRecord,
-    DomainRecord, ExpiringCertificate, Histogram, ListQuery, LogEntry, LoginRecord, NewAuthority,
-    NewCertificate, NewPending, NewUser, Page, PendingChanges, PendingRecord, Resealed, Revocation, RevokedCertificate, RoleRecord, SealedKey,
-    StatsLabel, StatsMetric, UserRecord, UserSession, Visibility,
+    DomainRecord, ExpiringCertificate, Histogram, KeyHolder, ListQuery, LogEntry, LoginRecord,
+    NewAuthority, NewCertificate, NewPending, NewUser, Page, PendingChanges, PendingRecord,
+    Resealed, Revocation, RevokedCertificate, RoleRecord, SealedKey, StatsLabel, StatsMetric,
+    UserRecord, UserSession, Visibility,
 };
 use async_trait::async_trait;
 
@@ -140,14 +141,20 @@ pub trait CertificateRepository: Send + Sync {
     async fn next_crl_number(&self, authority_id: i64) -> Result<u64>;
     /// Certificates, not revoked, that expire in `[from, until)`.
     async fn count_expiring(&self, from: i64, until: i64) -> Result<i64>;
-    /// Certificates holding a sealed private key with an id above `after`, by id, at most
+    /// Rows of `holder` holding a sealed private key with an id above `after`, by id, at most
     /// `limit` of them.
-    async fn sealed_private_keys(&self, after: i64, limit: i64) -> Result<Vec<SealedKey>>;
-    /// Writes each new envelope where its row still holds the old one (a row changed meanwhile
-    /// is left alone), with `log` as the audit row, in one transaction; returns how many rows
-    /// changed.
+    async fn sealed_private_keys(
+        &self,
+        holder: KeyHolder,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<SealedKey>>;
+    /// Writes each new envelope where its row of `holder` still holds the old one (a row
+    /// changed meanwhile is left alone), with `log` as the audit row, in one transaction;
+    /// returns how many rows changed.
     async fn replace_sealed_private_keys(
         &self,
+        holder: KeyHolder,
         changes: &[Resealed],
         log: &LogEntry<'_>,
         now: i64,
@@ -247,11 +254,7 @@ pub trait PendingRepository: Send + Sync {
 /// The whole inventory.
 #[async_trait]
 pub trait Store:
-    UserRepository
-    + AuthorityRepository
-    + CertificateRepository
-    + DomainRepository
-    + PendingRepository
+    UserRepository + AuthorityRepository + CertificateRepository + DomainRepository + PendingRepository
 {
     /// Brings the schema up to date (safe to run concurrently from several daemons).
     async fn migrate(&self, now: i64) -> Result<()>;

@@ -8,7 +8,8 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use lemur_api::{
     CertificateItem, CertificateQuery, CertificateView, CreateCertificate, ErrorBody, IdView, Page,
-    PendingCertificateView, PrivateKey, RevokeCertificate, Stats, StatsItems, StatsLabel, StatsQuery, UploadCertificate,
+    PendingCertificateView, PrivateKey, RevokeCertificate, Stats, StatsItems, StatsLabel,
+    StatsQuery, UploadCertificate,
 };
 use lemur_core::App;
 use lemur_core::certificates::{self, IssueOutcome};
@@ -43,7 +44,8 @@ pub async fn create(
 ) -> Result<axum::response::Response, ApiError> {
     Ok(
         match certificates::issue(&app, &subject, body, idempotency.as_ref()).await? {
-            IssueOutcome::Issued(record, links) => {
+            IssueOutcome::Issued(issued) => {
+                let (record, links) = *issued;
                 Json(views::certificate(&app, &record, &links)).into_response()
             }
             IssueOutcome::Pending(pending) => (

@@ -12,9 +12,9 @@ use async_trait::async_trait;
 use lemur_core::Result;
 use lemur_core::ca::x509;
 use lemur_core::model::{
-    CertificateLinks, CertificateRecord, ExpiringCertificate, Histogram, ListQuery, LogEntry,
-    NewCertificate, Resealed, Revocation, RevokedCertificate, SealedKey, StatsLabel, StatsMetric,
-    Visibility,
+    CertificateLinks, CertificateRecord, ExpiringCertificate, Histogram, KeyHolder, ListQuery,
+    LogEntry, NewCertificate, Resealed, Revocation, RevokedCertificate, SealedKey, StatsLabel,
+    StatsMetric, Visibility,
 };
 use lemur_core::store::CertificateRepository;
 use std::collections::HashMap;
@@ -271,23 +271,33 @@ impl CertificateRepository for SqlStore {
         Ok(count)
     }
 
-    async fn sealed_private_keys(&self, after: i64, limit: i64) -> Result<Vec<SealedKey>> {
+    async fn sealed_private_keys(
+        &self,
+        holder: KeyHolder,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<SealedKey>> {
+        let sql = match holder {
+            KeyHolder::Certificate => {
+                "SELECT id, body, body_der, sealed_private_key FROM certificates
+                 WHERE id > $1 AND sealed_private_key IS NOT NULL ORDER BY id LIMIT $2"
+            }
+            KeyHolder::Pending => {
+                "SELECT id, COALESCE(csr, '') AS csr, NULL AS body_der, sealed_private_key FROM pending_certificates
+                 WHERE id > $1 AND sealed_private_key IS NOT NULL ORDER BY id LIMIT $2"
+            }
+        };
         let rows: Vec<(i64, String, Option<Vec<u8>>, Vec<u8>)> = self
             .engine
-            .all(
-                "SELECT id, body, body_der, sealed_private_key FROM certificates
-                 WHERE id > $1 AND sealed_private_key IS NOT NULL ORDER BY id LIMIT $2",
-                args![after, limit],
-                "reading sealed keys",
-            )
+            .all(sql, args![after, limit], "reading sealed keys")
             .await?;
         Ok(rows
             .into_iter()
-            .map(|(id, body, der, sealed)| SealedKey {
+            .map(|(id, bound_to, der, sealed)| SealedKey {
                 id,
-                body: der
+                bound_to: der
                     .as_deref()
-                    .map_or(body, |der| x509::to_pem("CERTIFICATE", der)),
+                    .map_or(bound_to, |der| x509::to_pem("CERTIFICATE", der)),
                 sealed,
             })
             .collect())
@@ -295,17 +305,27 @@ impl CertificateRepository for SqlStore {
 
     async fn replace_sealed_private_keys(
         &self,
+        holder: KeyHolder,
         changes: &[Resealed],
         log: &LogEntry<'_>,
         now: i64,
     ) -> Result<u64> {
+        let sql = match holder {
+            KeyHolder::Certificate => {
+                "UPDATE certificates SET sealed_private_key = $2
+                 WHERE id = $1 AND sealed_private_key = $3"
+            }
+            KeyHolder::Pending => {
+                "UPDATE pending_certificates SET sealed_private_key = $2
+                 WHERE id = $1 AND sealed_private_key = $3"
+            }
+        };
         let mut tx = self.engine.begin().await?;
         let mut changed = 0;
         for change in changes {
             changed += tx
                 .execute(
-                    "UPDATE certificates SET sealed_private_key = $2
-                     WHERE id = $1 AND sealed_private_key = $3",
+                    sql,
                     args![
                         change.id,
                         Some(change.new.as_slice()),

@@ -280,9 +280,11 @@ impl PendingRepository for SqlStore {
         insert::log(&mut tx, &log, now).await?;
         let mut stored = crate::certificates::read_back(&mut tx, &[certificate_id]).await?;
         tx.commit("committing a delivered certificate").await?;
-        stored.remove(&certificate_id).ok_or_else(|| Error::Database {
-            context: "reading a stored certificate",
-            source: format!("certificate {certificate_id} was not read back").into(),
-        })
+        stored
+            .remove(&certificate_id)
+            .ok_or_else(|| Error::Database {
+                context: "reading a stored certificate",
+                source: format!("certificate {certificate_id} was not read back").into(),
+            })
     }
 }

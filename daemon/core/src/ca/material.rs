@@ -79,11 +79,7 @@ pub async fn signing_material(
     Ok(material)
 }
 
-async fn read(
-    app: &App,
-    authority: &AuthorityRecord,
-    key_uri: &str,
-) -> Result<SigningMaterial> {
+async fn read(app: &App, authority: &AuthorityRecord, key_uri: &str) -> Result<SigningMaterial> {
     let AuthorityCertificate {
         der,
         chain_from_it: chain,

@@ -111,7 +111,7 @@ pub struct Issued {
 /// What an issuer answers a request with: the certificate, or an order the CA answers later.
 pub enum Issuance {
     /// Signed now.
-    Issued(Issued),
+    Issued(Box<Issued>),
     /// Handed to the CA, which answers later: stored as a pending certificate until then.
     Ordered(Order),
 }

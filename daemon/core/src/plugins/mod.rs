@@ -11,7 +11,7 @@ mod issuer;
 pub mod offline_issuer;
 
 pub use issuer::{
-    AuthorityPlan, AuthorityToCreate, CreatedAuthority, CrlPlan, IssuePlan, Issuance, Issued,
+    AuthorityPlan, AuthorityToCreate, CreatedAuthority, CrlPlan, Issuance, IssuePlan, Issued,
     IssuerPlugin, Order,
 };
 

@@ -6,7 +6,7 @@
 //! the authority before storing it as the certificate.
 
 use super::{
-    AuthorityPlan, AuthorityToCreate, CreatedAuthority, IssuePlan, Issuance, IssuerPlugin, Order,
+    AuthorityPlan, AuthorityToCreate, CreatedAuthority, Issuance, IssuePlan, IssuerPlugin, Order,
     PluginInfo, PluginKind,
 };
 use crate::App;

@@ -131,8 +131,11 @@ pub async fn rotate_kek(config_path: &Path, reseal_only: bool) -> Result<()> {
         );
     }
     println!("older versions stay in the token, so backups sealed under them still open");
-    for (id, reason) in &rotation.failed {
-        eprintln!("certificate {id}: its private key did not open: {reason}");
+    for ((holder, id), reason) in &rotation.failed {
+        eprintln!(
+            "{} {id}: its private key did not open: {reason}",
+            holder.noun()
+        );
     }
     if rotation.left_behind == 0 {
         return Ok(());

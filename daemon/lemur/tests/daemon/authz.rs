@@ -5,7 +5,7 @@
 //! The users are made with `lemur create_user` against the running daemon's configuration alone
 //! (no SoftHSM2 variable in the environment): the configuration says how to reach its token.
 
-use crate::support::{Appliance, Db, openssl_csr};
+use crate::support::{Appliance, Db, OfflineCa, openssl_csr};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use lemur_testkit::daemon::Reply;
@@ -48,6 +48,13 @@ const MATRIX: &[(&str, &str, [u16; 9])] = &[
     ("POST", "/domains",                     [401, 401, 403, 403, 403, 403, 403, 403, 200]),
     ("GET",  "/domains/{id}",                [401, 401, 403, 200, 200, 403, 200, 200, 200]),
     ("PUT",  "/domains/{id}",                [401, 401, 403, 403, 403, 403, 403, 403, 200]),
+    ("GET",  "/pending_certificates",        [401, 401, 200, 200, 200, 200, 200, 200, 200]),
+    ("GET",  "/pending_certificates/{id}",   [401, 401, 403, 200, 200, 200, 403, 403, 200]),
+    ("PUT",  "/pending_certificates/{id}",   [401, 401, 403, 403, 403, 200, 403, 403, 200]),
+    ("DELETE", "/pending_certificates/{id}", [401, 401, 403, 403, 403, 204, 403, 403, 204]),
+    ("GET",  "/pending_certificates/{id}/key", [401, 401, 403, 403, 403, 200, 403, 403, 200]),
+    // Whoever runs the offline CA delivers: the authority's operator too.
+    ("POST", "/pending_certificates/{id}/upload", [401, 401, 403, 403, 403, 200, 403, 200, 200]),
     ("GET",  "/plugins",                     [401, 401, 200, 200, 200, 200, 200, 200, 200]),
     ("GET",  "/plugins/{slug}",              [401, 401, 200, 200, 200, 200, 200, 200, 200]),
     // Administrators only; the test daemon is no appliance, so even they are refused (409).
@@ -116,6 +123,7 @@ struct Fixture {
     authority: i64,
     certificate: i64,
     domain: i64,
+    pending: i64,
     admin_password: String,
 }
 
@@ -125,6 +133,8 @@ impl Fixture {
             path.replace("{id}", &self.authority.to_string())
         } else if path.starts_with("/domains/") {
             path.replace("{id}", &self.domain.to_string())
+        } else if path.starts_with("/pending_certificates/") {
+            path.replace("{id}", &self.pending.to_string())
         } else if path == "/certificates/stats" {
             format!("{path}?metric=bits")
         } else {
@@ -151,6 +161,7 @@ impl Fixture {
             }
             "/domains" => json!({ "name": format!("d{caller}.example.com") }),
             "/domains/{id}" => json!({ "sensitive": false }),
+            "/pending_certificates/{id}" => json!({ "description": format!("matrix {caller}") }),
             "/certificates/upload" => {
                 let (body, chain, key) = crate::ca::external_certificate();
                 json!({ "owner": "owner@example.com", "body": body, "chain": chain, "privateKey": key })
@@ -165,6 +176,7 @@ fn call(app: &Appliance, method: &str, path: &str, token: Option<&str>, body: &V
         "GET" => app.daemon.get(path, token),
         "POST" => app.daemon.post(path, token, body),
         "PUT" => app.daemon.put(path, token, body),
+        "DELETE" => app.daemon.delete(path, token, body),
         other => panic!("no client call for {other}"),
     }
 }
@@ -180,6 +192,20 @@ fn owned_certificate(app: &Appliance, authority: i64) -> i64 {
     issued.body["id"].as_i64().unwrap()
 }
 
+/// A new order of `owner@example.com` from the offline authority (its key generated here).
+fn owned_order(app: &Appliance, authority: i64) -> (i64, String) {
+    let ordered = app.post(
+        "/api/1/certificates",
+        &json!({ "owner": "owner@example.com", "authority": { "id": authority },
+                 "commonName": "ordered.example.com", "keyType": "ECCPRIME256V1" }),
+    );
+    assert_eq!(ordered.status, 202, "{}", ordered.text);
+    (
+        ordered.body["id"].as_i64().unwrap(),
+        ordered.body["csr"].as_str().unwrap().to_owned(),
+    )
+}
+
 #[test]
 fn every_route_answers_every_caller_as_the_matrix_says() {
     let app = Appliance::start(Db::Sqlite);
@@ -190,6 +216,10 @@ fn every_route_answers_every_caller_as_the_matrix_says() {
                  "commonName": "owned.example.com", "keyType": "ECCPRIME256V1" }),
     );
     assert_eq!(issued.status, 200, "{}", issued.text);
+    let offline_ca = OfflineCa::new("Matrix Offline");
+    let offline = offline_ca.register(&app, "matrixoff")["id"]
+        .as_i64()
+        .unwrap();
     let password = "a long matrix password";
     lemur(
         &app,
@@ -201,7 +231,11 @@ fn every_route_answers_every_caller_as_the_matrix_says() {
         ("auditor", "auditor@example.com", &["auditor"]),
         ("owner", "owner@example.com", &[]),
         ("other", "other@example.com", &["team-other"]),
-        ("caoperator", "caoperator@example.com", &["matrix_operator"]),
+        (
+            "caoperator",
+            "caoperator@example.com",
+            &["matrix_operator", "matrixoff_operator"],
+        ),
     ];
     for (name, email, roles) in users {
         create_user(&app, name, email, roles, password);
@@ -223,6 +257,7 @@ fn every_route_answers_every_caller_as_the_matrix_says() {
         domain: app.get("/api/1/domains").body["items"][0]["id"]
             .as_i64()
             .unwrap(),
+        pending: owned_order(&app, offline).0,
         admin_password: app.daemon.admin_password.clone(),
     };
     let mut failures = Vec::new();
@@ -248,13 +283,30 @@ fn every_route_answers_every_caller_as_the_matrix_says() {
                 }
                 _ => token,
             };
-            let path = if route.path == "/certificates/{id}/revoke" {
-                format!(
-                    "/api/1/certificates/{}/revoke",
-                    owned_certificate(&app, fixture.authority)
-                )
-            } else {
-                fixture.path(route.path)
+            // What a call settles (a revocation, a cancellation, a delivery) is made afresh.
+            let (path, body) = match (route.method, route.path) {
+                (_, "/certificates/{id}/revoke") => (
+                    format!(
+                        "/api/1/certificates/{}/revoke",
+                        owned_certificate(&app, fixture.authority)
+                    ),
+                    body,
+                ),
+                ("DELETE", "/pending_certificates/{id}") => (
+                    format!(
+                        "/api/1/pending_certificates/{}",
+                        owned_order(&app, offline).0
+                    ),
+                    json!({ "note": "matrix" }),
+                ),
+                (_, "/pending_certificates/{id}/upload") => {
+                    let (id, csr) = owned_order(&app, offline);
+                    (
+                        format!("/api/1/pending_certificates/{id}/upload"),
+                        json!({ "body": offline_ca.sign(&csr) }),
+                    )
+                }
+                _ => (fixture.path(route.path), body),
             };
             let reply = call(&app, route.method, &path, token.as_deref(), &body);
             if reply.status != expected[caller] {

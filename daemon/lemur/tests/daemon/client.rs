@@ -1,10 +1,10 @@
 //! The typed client against the real daemon: every call a user makes, through the API's own
 //! types, and failures as typed errors carrying Lemur's error body.
 
-use crate::support::{Appliance, Db, key_matches, openssl_csr};
+use crate::support::{Appliance, Db, OfflineCa, key_matches, openssl_csr};
 use lemur_api::{
     AuthorityRef, CertificateItem, CertificateQuery, CreateAuthority, CreateCertificate, IdRef,
-    Paging, PluginRef, RevokeCertificate, UploadCertificate,
+    Paging, PluginRef, RevokeCertificate, UploadCertificate, UploadPendingCertificate,
 };
 use lemur_client::{Client, Error};
 
@@ -212,6 +212,37 @@ fn the_typed_client_drives_the_api_as_a_user_would() {
         "{refused:?}"
     );
     assert_eq!(client.me().unwrap().username, "lemur");
+
+    // An order from an offline authority, delivered once openssl has signed it.
+    let offline_ca = OfflineCa::new("Client Offline");
+    let mut offline = root_request("client-offline");
+    offline.plugin = Some(PluginRef {
+        slug: "offline-issuer".to_owned(),
+    });
+    offline.body = Some(offline_ca.certificate.clone());
+    let offline = client.create_authority(&offline).unwrap();
+    assert_eq!(offline.key_uri, None);
+    let mut ordered = issue_request(offline.id, "team@example.com");
+    ordered.common_name = "ordered.example.com".to_owned();
+    ordered.key_type = Some("ECCPRIME256V1".to_owned());
+    let order = client.order(&ordered).unwrap();
+    assert!(order.has_private_key && !order.resolved);
+    let delivered = client
+        .deliver(
+            order.id,
+            &UploadPendingCertificate {
+                body: offline_ca.sign(&order.csr),
+                chain: None,
+            },
+        )
+        .unwrap();
+    assert_eq!(delivered.cn, "ordered.example.com");
+    assert!(key_matches(
+        &delivered.body,
+        &client.private_key(delivered.id).unwrap()
+    ));
+    let resolved = client.pending_certificate(order.id).unwrap();
+    assert_eq!(resolved.resolved_cert_id, Some(delivered.id));
 
     let missing = client.certificate(4242);
     assert!(

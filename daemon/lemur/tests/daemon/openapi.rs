@@ -3,7 +3,7 @@
 //! status (JSON Schema 2020-12, checked by Python's `jsonschema`, an implementation independent
 //! of the one that wrote the document).
 
-use crate::support::{Appliance, Db, openssl_csr, scratch};
+use crate::support::{Appliance, Db, OfflineCa, openssl_csr, scratch};
 use serde_json::{Value, json};
 use std::process::Command;
 
@@ -52,6 +52,18 @@ fn real_responses_validate_against_the_served_openapi_document() {
     let (body, chain, key) = crate::ca::external_certificate();
     let upload =
         json!({ "owner": "api@example.com", "body": body, "chain": chain, "privateKey": key });
+    let offline_ca = OfflineCa::new("OpenAPI Offline");
+    let offline = offline_ca.register(&app, "openapi-offline")["id"]
+        .as_i64()
+        .unwrap();
+    let ordered = app.post(
+        "/api/1/certificates",
+        &json!({ "owner": "api@example.com", "authority": { "id": offline },
+                 "commonName": "ordered.example.com", "keyType": "ECCPRIME256V1" }),
+    );
+    assert_eq!(ordered.status, 202, "{}", ordered.text);
+    let pending_id = ordered.body["id"].as_i64().unwrap();
+    let signed = offline_ca.sign(ordered.body["csr"].as_str().unwrap());
     let token = Some(app.token.as_str());
     // (method, route, concrete path, body, token)
     let calls: Vec<(&str, &str, String, Value, Option<&str>)> = vec![
@@ -302,12 +314,76 @@ fn real_responses_validate_against_the_served_openapi_document() {
             Value::Null,
             token,
         ),
+        (
+            "POST",
+            "/certificates",
+            "/api/1/certificates".into(),
+            json!({ "owner": "api@example.com", "authority": { "id": offline }, "csr": csr }),
+            token,
+        ),
+        (
+            "GET",
+            "/pending_certificates",
+            "/api/1/pending_certificates".into(),
+            Value::Null,
+            token,
+        ),
+        (
+            "GET",
+            "/pending_certificates/{id}",
+            format!("/api/1/pending_certificates/{pending_id}"),
+            Value::Null,
+            token,
+        ),
+        (
+            "PUT",
+            "/pending_certificates/{id}",
+            format!("/api/1/pending_certificates/{pending_id}"),
+            json!({ "owner": "" }),
+            token,
+        ),
+        (
+            "PUT",
+            "/pending_certificates/{id}",
+            format!("/api/1/pending_certificates/{pending_id}"),
+            json!({ "description": "ordered" }),
+            token,
+        ),
+        (
+            "GET",
+            "/pending_certificates/{id}/key",
+            format!("/api/1/pending_certificates/{pending_id}/key"),
+            Value::Null,
+            token,
+        ),
+        (
+            "POST",
+            "/pending_certificates/{id}/upload",
+            format!("/api/1/pending_certificates/{pending_id}/upload"),
+            json!({ "body": signed }),
+            token,
+        ),
+        (
+            "POST",
+            "/pending_certificates/{id}/upload",
+            format!("/api/1/pending_certificates/{pending_id}/upload"),
+            json!({ "body": signed }),
+            token,
+        ),
+        (
+            "DELETE",
+            "/pending_certificates/{id}",
+            "/api/1/pending_certificates/999".into(),
+            Value::Null,
+            token,
+        ),
     ];
     let mut samples = Vec::new();
     for (method, route, path, body, token) in calls {
         let reply = match method {
             "GET" => app.daemon.get(&path, token),
             "PUT" => app.daemon.put(&path, token, &body),
+            "DELETE" => app.daemon.delete(&path, token, &body),
             _ => app.daemon.post(&path, token, &body),
         };
         assert!(reply.status < 500, "{method} {path}: {}", reply.text);
@@ -319,7 +395,7 @@ fn real_responses_validate_against_the_served_openapi_document() {
         .iter()
         .map(|s| s["status"].as_u64().unwrap() as u16)
         .collect();
-    for status in [200, 400, 401, 404, 409] {
+    for status in [200, 202, 400, 401, 404, 409] {
         assert!(
             statuses.contains(&status),
             "no {status} sample: {statuses:?}"

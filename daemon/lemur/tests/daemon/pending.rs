@@ -43,18 +43,39 @@ fn offline_orders(db: Db) {
                  "plugin": { "slug": "offline-issuer" } }),
     );
     assert_eq!(without_body.status, 400, "{}", without_body.text);
-    assert_eq!(without_body.body["reasons"]["body"].is_string(), true, "{}", without_body.text);
+    assert!(
+        without_body.body["reasons"]["body"].is_string(),
+        "{}",
+        without_body.text
+    );
     let keyless = app.post(
         "/api/1/authorities",
         &json!({ "name": "keyless", "owner": "pki@example.com", "commonName": "Keyless",
                  "plugin": { "slug": "cryptography-issuer" }, "body": ca.certificate }),
     );
     assert_eq!(keyless.status, 400, "{}", keyless.text);
-    assert!(keyless.body["reasons"]["keyUri"].as_str().unwrap().contains("offline-issuer"));
+    assert!(
+        keyless.body["reasons"]["keyUri"]
+            .as_str()
+            .unwrap()
+            .contains("offline-issuer")
+    );
     let authority = ca.register(&app, "offline");
     assert_eq!(authority["keyUri"], Value::Null);
     assert_eq!(authority["plugin"]["slug"], "offline-issuer");
     let authority = authority["id"].as_i64().unwrap();
+    let below = app.post(
+        "/api/1/authorities",
+        &json!({ "name": "below", "owner": "pki@example.com", "commonName": "Below", "type": "subca",
+                 "parent": { "id": authority }, "keyType": "ECCPRIME256V1", "validityYears": 1 }),
+    );
+    assert_eq!(below.status, 400, "{}", below.text);
+    assert!(
+        below.body["reasons"]["parent"]
+            .as_str()
+            .unwrap()
+            .contains("not in the HSM")
+    );
 
     // An order with a key generated in the HSM: 202 and the request the CA is to sign.
     let ordered = order(
@@ -73,8 +94,14 @@ fn offline_orders(db: Db) {
     let csr = pending["csr"].as_str().unwrap().to_owned();
     let dir = scratch();
     std::fs::write(dir.path().join("order.csr"), &csr).unwrap();
-    let text = openssl(&["req", "-in", "order.csr", "-verify", "-noout", "-text"], dir.path());
-    assert!(text.contains("CN = web.example.com") || text.contains("CN=web.example.com"), "{text}");
+    let text = openssl(
+        &["req", "-in", "order.csr", "-verify", "-noout", "-text"],
+        dir.path(),
+    );
+    assert!(
+        text.contains("CN = web.example.com") || text.contains("CN=web.example.com"),
+        "{text}"
+    );
     assert!(text.contains("DNS:web.example.com"), "{text}");
 
     let listed = app.get("/api/1/pending_certificates");
@@ -100,11 +127,21 @@ fn offline_orders(db: Db) {
     let other_key = ca.sign(&openssl_csr(&["web.example.com"]).1);
     let refused = deliver(&app, id, &other_key);
     assert_eq!(refused.status, 400, "{}", refused.text);
-    assert!(refused.body["reasons"]["body"].as_str().unwrap().contains("another key"));
+    assert!(
+        refused.body["reasons"]["body"]
+            .as_str()
+            .unwrap()
+            .contains("another key")
+    );
     let stranger = OfflineCa::new("Someone Else").sign(&csr);
     let refused = deliver(&app, id, &stranger);
     assert_eq!(refused.status, 400, "{}", refused.text);
-    assert!(refused.body["reasons"]["body"].as_str().unwrap().contains("not signed by"));
+    assert!(
+        refused.body["reasons"]["body"]
+            .as_str()
+            .unwrap()
+            .contains("not signed by")
+    );
 
     // The CA's answer becomes the certificate, with the order's owner, description and key.
     let delivered = deliver(&app, id, &ca.sign(&csr));
@@ -115,18 +152,29 @@ fn offline_orders(db: Db) {
     assert_eq!(certificate["description"], "web tier, EU");
     assert_eq!(certificate["authority"]["id"], authority);
     assert_eq!(certificate["hasPrivateKey"], true);
-    assert_eq!(certificate["chain"].as_str().unwrap().trim(), ca.certificate.trim());
+    assert_eq!(
+        certificate["chain"].as_str().unwrap().trim(),
+        ca.certificate.trim()
+    );
     let stored_key = app.get(&format!("/api/1/certificates/{certificate_id}/key"));
     assert_eq!(stored_key.status, 200, "{}", stored_key.text);
     assert_eq!(stored_key.body["key"].as_str().unwrap(), key);
     let resolved = app.get(&format!("/api/1/pending_certificates/{id}"));
     assert_eq!(resolved.body["resolved"], true, "{}", resolved.text);
     assert_eq!(resolved.body["resolvedCertId"], certificate_id);
-    assert_eq!(resolved.body["hasPrivateKey"], false, "the key moved to the certificate");
+    assert_eq!(
+        resolved.body["hasPrivateKey"], false,
+        "the key moved to the certificate"
+    );
     assert_eq!(app.get("/api/1/pending_certificates").body["total"], 0);
     assert_eq!(deliver(&app, id, &ca.sign(&csr)).status, 409);
     let path = format!("/api/1/pending_certificates/{id}");
-    assert_eq!(app.daemon.delete(&path, Some(&app.token), &json!({})).status, 409);
+    assert_eq!(
+        app.daemon
+            .delete(&path, Some(&app.token), &json!({}))
+            .status,
+        409
+    );
 
     // A revocation is recorded here; the CA is out of reach.
     let revoked = app.daemon.put(
@@ -146,11 +194,22 @@ fn offline_orders(db: Db) {
     );
     assert_eq!(with_names.status, 400, "{}", with_names.text);
     assert!(with_names.body["reasons"]["extensions.subAltNames"].is_string());
-    let request = json!({ "owner": "api@example.com", "authority": { "id": authority }, "csr": own_csr });
+    let request =
+        json!({ "owner": "api@example.com", "authority": { "id": authority }, "csr": own_csr });
     let headers = [("Idempotency-Key", "order-api-1")];
-    let first = app.daemon.post_with("/api/1/certificates", Some(&app.token), &request, &headers);
-    let again = app.daemon.post_with("/api/1/certificates", Some(&app.token), &request, &headers);
-    assert_eq!((first.status, again.status), (202, 202), "{}\n{}", first.text, again.text);
+    let first = app
+        .daemon
+        .post_with("/api/1/certificates", Some(&app.token), &request, &headers);
+    let again = app
+        .daemon
+        .post_with("/api/1/certificates", Some(&app.token), &request, &headers);
+    assert_eq!(
+        (first.status, again.status),
+        (202, 202),
+        "{}\n{}",
+        first.text,
+        again.text
+    );
     assert_eq!(first.body["id"], again.body["id"]);
     assert_eq!(first.body["csr"].as_str().unwrap().trim(), own_csr.trim());
     assert_eq!(first.body["hasPrivateKey"], false);
@@ -167,7 +226,9 @@ fn offline_orders(db: Db) {
 
     // Cancelling deletes the order, with its note in the audit log.
     let path = format!("/api/1/pending_certificates/{own_id}");
-    let cancelled = app.daemon.delete(&path, Some(&app.token), &json!({ "note": "not needed" }));
+    let cancelled = app
+        .daemon
+        .delete(&path, Some(&app.token), &json!({ "note": "not needed" }));
     assert_eq!(cancelled.status, 204, "{}", cancelled.text);
     assert_eq!(app.get(&path).status, 404);
     assert_eq!(
@@ -176,7 +237,8 @@ fn offline_orders(db: Db) {
         "1"
     );
     assert_eq!(
-        app.query("SELECT COUNT(*) FROM pending_certificates").trim(),
+        app.query("SELECT COUNT(*) FROM pending_certificates")
+            .trim(),
         "1",
         "one delivered order is kept; the retried one was stored once, then cancelled"
     );

@@ -2,7 +2,7 @@
 //! `lemur rotate_kek` while clients issue and read keys.
 
 use crate::on_both_databases;
-use crate::support::{Appliance, Db, mode_of};
+use crate::support::{Appliance, Db, OfflineCa, mode_of};
 use lemur_core::locked::sealed_path;
 use lemur_testkit::daemon::Daemon;
 use serde_json::json;
@@ -146,13 +146,13 @@ fn files_below(dir: &Path) -> Vec<PathBuf> {
 }
 
 /// Every sealed key the database holds, by certificate id, with its KEK version.
-fn stored_versions(app: &Appliance, db: Db) -> Vec<(i64, u32)> {
+fn stored_versions(app: &Appliance, db: Db, table: &str) -> Vec<(i64, u32)> {
     let hex = match db {
         Db::Sqlite => "hex(sealed_private_key)",
         Db::Postgres => "encode(sealed_private_key, 'hex')",
     };
     app.query(&format!(
-        "SELECT id, {hex} FROM certificates WHERE sealed_private_key IS NOT NULL ORDER BY id"
+        "SELECT id, {hex} FROM {table} WHERE sealed_private_key IS NOT NULL ORDER BY id"
     ))
     .lines()
     .map(|line| {
@@ -167,13 +167,33 @@ fn stored_versions(app: &Appliance, db: Db) -> Vec<(i64, u32)> {
 }
 
 /// Two rotations while three clients issue certificates with HSM-generated keys and read keys
-/// back: no request fails, every key ends under the newest version, every key reads as before,
-/// the locked token secret moves too, and each rotation is in the audit log.
+/// back: no request fails, every key ends under the newest version (those waiting with orders
+/// too), every key reads as before, the locked token secret moves too, and each rotation is in
+/// the audit log.
 fn rotate_under_load(db: Db) {
     let mut app = Appliance::start(db);
     let authority = app.root("Rotation", "ECCPRIME256V1")["id"]
         .as_i64()
         .unwrap();
+    let offline = OfflineCa::new("Rotation Offline");
+    let offline_id = offline.register(&app, "rotation-offline")["id"]
+        .as_i64()
+        .unwrap();
+    let ordered = app.post(
+        "/api/1/certificates",
+        &json!({ "owner": "load@example.com", "commonName": "waiting.example.com",
+                 "authority": { "id": offline_id }, "keyType": "ECCPRIME256V1" }),
+    );
+    assert_eq!(ordered.status, 202, "{}", ordered.text);
+    let pending = ordered.body["id"].as_i64().unwrap();
+    let pending_key = |app: &Appliance| {
+        app.get(&format!("/api/1/pending_certificates/{pending}/key"))
+            .body["key"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let waiting_key = pending_key(&app);
     let token_secret = app.daemon.state_dir().join("secrets/token-secret");
     let keys_dir = app.daemon.state_dir().join("keys");
     std::fs::create_dir(&keys_dir).unwrap();
@@ -265,7 +285,12 @@ fn rotate_under_load(db: Db) {
     );
 
     let issued = issued.into_inner().unwrap();
-    let versions = stored_versions(&app, db);
+    assert_eq!(
+        stored_versions(&app, db, "pending_certificates"),
+        vec![(pending, 3)]
+    );
+    assert_eq!(pending_key(&app), waiting_key);
+    let versions = stored_versions(&app, db, "certificates");
     assert!(versions.len() >= issued.len(), "{versions:?}");
     assert!(
         versions.iter().all(|(_, version)| *version == 3),

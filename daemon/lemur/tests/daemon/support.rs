@@ -442,7 +442,14 @@ impl OfflineCa {
             dir.path(),
             "-x509",
             "ca.key",
-            &["-subj", &format!("/CN={name}"), "-days", "30", "-out", "ca.pem"],
+            &[
+                "-subj",
+                &format!("/CN={name}"),
+                "-days",
+                "30",
+                "-out",
+                "ca.pem",
+            ],
         );
         std::fs::write(dir.path().join("leaf.cnf"), "basicConstraints=CA:FALSE\n").unwrap();
         let certificate = std::fs::read_to_string(dir.path().join("ca.pem")).unwrap();
@@ -468,9 +475,23 @@ impl OfflineCa {
         std::fs::write(dir.join("order.csr"), csr).unwrap();
         openssl(
             &[
-                "x509", "-req", "-in", "order.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-                "-CAcreateserial", "-days", "20", "-copy_extensions", "copy", "-extfile",
-                "leaf.cnf", "-out", "leaf.pem",
+                "x509",
+                "-req",
+                "-in",
+                "order.csr",
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-days",
+                "20",
+                "-copy_extensions",
+                "copy",
+                "-extfile",
+                "leaf.cnf",
+                "-out",
+                "leaf.pem",
             ],
             dir,
         );

@@ -11,7 +11,7 @@ mod crl;
 mod leaf;
 
 use super::{
-    AuthorityPlan, CreatedAuthority, CrlPlan, IssuePlan, Issuance, IssuerPlugin, PluginInfo,
+    AuthorityPlan, CreatedAuthority, CrlPlan, Issuance, IssuePlan, IssuerPlugin, PluginInfo,
     PluginKind,
 };
 use crate::App;
@@ -70,7 +70,9 @@ impl IssuerPlugin for HsmIssuer {
         authority: &AuthorityRecord,
         plan: IssuePlan,
     ) -> Result<Issuance> {
-        leaf::issue(app, authority, plan).await.map(Issuance::Issued)
+        leaf::issue(app, authority, plan)
+            .await
+            .map(|issued| Issuance::Issued(Box::new(issued)))
     }
 
     /// The local CA keeps its revocations in the inventory, where the domain records them, so
