@@ -512,6 +512,101 @@ test("every screen: sign in, dashboard, authorities, the issue wizard, CSRs, upl
     await expect(page.getByRole("heading", { name: sub, level: 1 })).toBeVisible();
   });
 
+  const offline = "ui-offline";
+  const ordered = "ordered.example.test";
+
+  await test.step("an offline CA: registered, ordered from, its signature delivered", async () => {
+    // openssl plays the CA whose key the appliance never holds.
+    openssl(
+      "req",
+      "-x509",
+      "-newkey",
+      "ec",
+      "-pkeyopt",
+      "ec_paramgen_curve:prime256v1",
+      "-nodes",
+      "-keyout",
+      "offline.key",
+      "-subj",
+      "/CN=UI Offline CA",
+      "-days",
+      "30",
+      "-out",
+      "offline.pem",
+    );
+    await page.getByRole("link", { name: "Authorities", exact: true }).click();
+    await page.getByRole("link", { name: "New authority" }).click();
+    await page.getByLabel("Plugin").selectOption({ label: "Offline Issuer" });
+    await expect(page.getByLabel("Key type")).toBeHidden();
+    await page.getByRole("textbox", { name: "Name", exact: true }).fill(offline);
+    await page
+      .getByLabel("CA certificate (PEM)")
+      .fill(readFileSync(join(work, "offline.pem"), "utf8"));
+    await screen(page, "authority-new-offline");
+    await page.getByRole("button", { name: "Create authority" }).click();
+    await expect(page.getByRole("heading", { name: offline, level: 1 })).toBeVisible();
+    await expect(page.getByText("none: the key stays with the CA")).toBeVisible();
+
+    await page.getByRole("link", { name: "Issue from this authority" }).click();
+    await page.getByRole("button", { name: "Next" }).click();
+    await page.getByLabel("Common name").fill(ordered);
+    await page.getByRole("button", { name: "Next" }).click();
+    await page.getByRole("button", { name: "Add the common name" }).click();
+    await page.getByRole("button", { name: "Next" }).click();
+    await page.getByLabel("Key type").selectOption("ECCPRIME256V1");
+    await page.getByRole("button", { name: "Next" }).click();
+    await page.getByRole("button", { name: "Next" }).click();
+    await page.getByRole("button", { name: "Issue certificate" }).click();
+
+    // An order, not a certificate: its request is taken to the CA.
+    await expect(page.getByRole("heading", { name: ordered, level: 1 })).toBeVisible();
+    await expect(page.getByText("Waiting for the CA")).toBeVisible();
+    await screen(page, "pending-certificate");
+    await downloaded(
+      page,
+      () => page.getByRole("button", { name: "Download request (CSR)" }).click(),
+      "order.csr",
+    );
+    writeFileSync(join(work, "leaf.cnf"), "basicConstraints=CA:FALSE\n");
+    openssl(
+      "x509",
+      "-req",
+      "-in",
+      "order.csr",
+      "-CA",
+      "offline.pem",
+      "-CAkey",
+      "offline.key",
+      "-CAcreateserial",
+      "-days",
+      "20",
+      "-copy_extensions",
+      "copy",
+      "-extfile",
+      "leaf.cnf",
+      "-out",
+      "ordered.pem",
+    );
+    await page.getByRole("link", { name: "Pending", exact: true }).click();
+    await expect(page.getByRole("heading", { name: "Pending certificates" })).toBeVisible();
+    await screen(page, "pending");
+    await page.getByRole("link", { name: ordered }).click();
+
+    // Something else than the CA's answer is refused next to the field; then the answer.
+    const body = page.getByLabel("Certificate (PEM)");
+    await body.fill(readFileSync(join(work, "offline.pem"), "utf8"));
+    await page.getByRole("button", { name: "Deliver" }).click();
+    await expect(body).toHaveAccessibleDescription(/another key/);
+    await body.fill(readFileSync(join(work, "ordered.pem"), "utf8"));
+    await page.getByRole("button", { name: "Deliver" }).click();
+    await expect(page.getByRole("heading", { name: ordered, level: 1 })).toBeVisible();
+    await expect(page.getByRole("link", { name: offline })).toBeVisible();
+    // The key generated for the order came with it.
+    await expect(page.getByRole("button", { name: "Show private key" })).toBeVisible();
+    await page.getByRole("link", { name: "Pending", exact: true }).click();
+    await expect(page.getByText("No certificate is waiting for its CA.")).toBeVisible();
+  });
+
   await test.step("a session that ends while reading: sign in, and the screen loads", async () => {
     await page.context().clearCookies();
     await page.getByRole("link", { name: "Authorities", exact: true }).click();

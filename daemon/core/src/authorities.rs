@@ -36,7 +36,8 @@ pub async fn create(app: &App, subject: &Subject, body: CreateAuthority) -> Resu
     if body.owner.trim().is_empty() {
         return Err(Error::invalid("owner", "is required"));
     }
-    if body.common_name.trim().is_empty() {
+    // A registered CA certificate (`body`) brings its own subject.
+    if body.common_name.trim().is_empty() && body.body.is_none() {
         return Err(Error::invalid("commonName", "is required"));
     }
     if app.store.authority_by_name(&body.name).await?.is_some() {

@@ -7,6 +7,8 @@ export type Route =
   | { screen: "certificate"; id: number }
   | { screen: "issue" }
   | { screen: "upload" }
+  | { screen: "pending" }
+  | { screen: "pendingCertificate"; id: number }
   | { screen: "authorities" }
   | { screen: "authority"; id: number }
   | { screen: "newAuthority" }
@@ -18,6 +20,8 @@ export const paths = {
   certificate: (id: number) => `/certificates/${id}`,
   issue: "/certificates/new",
   upload: "/certificates/upload",
+  pending: "/pending",
+  pendingCertificate: (id: number) => `/pending/${id}`,
   authorities: "/authorities",
   authority: (id: number) => `/authorities/${id}`,
   newAuthority: "/authorities/new",
@@ -36,6 +40,8 @@ export function route(path: string): Route {
       return { screen: "issue" };
     case paths.upload:
       return { screen: "upload" };
+    case paths.pending:
+      return { screen: "pending" };
     case paths.authorities:
       return { screen: "authorities" };
     case paths.newAuthority:
@@ -43,6 +49,8 @@ export function route(path: string): Route {
   }
   const certificate = trimmed.match(/^\/certificates\/(\d+)$/)?.[1];
   if (certificate) return { screen: "certificate", id: Number(certificate) };
+  const pending = trimmed.match(/^\/pending\/(\d+)$/)?.[1];
+  if (pending) return { screen: "pendingCertificate", id: Number(pending) };
   const authority = trimmed.match(/^\/authorities\/(\d+)$/)?.[1];
   if (authority) return { screen: "authority", id: Number(authority) };
   return { screen: "notFound" };
@@ -60,6 +68,9 @@ export function section(screen: Route["screen"]): string | null {
       return paths.issue;
     case "upload":
       return paths.upload;
+    case "pending":
+    case "pendingCertificate":
+      return paths.pending;
     case "authorities":
     case "authority":
     case "newAuthority":

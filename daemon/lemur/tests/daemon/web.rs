@@ -1,7 +1,8 @@
 //! The web UI in Debian's Chromium, driven by Playwright (`web/tests/`), against the real daemon
 //! behind the real nginx over HTTPS: the UI built by `./dev test` (`web/dist`) is what nginx
 //! serves. The browser signs in, makes a root and a sub-CA, issues from the wizard and from a
-//! CSR, uploads, searches, downloads and checks with openssl, renews an ended session, reads the
+//! CSR, uploads, orders from an offline CA (openssl) and delivers its answer, searches, downloads
+//! and checks with openssl, renews an ended session, reads the
 //! dashboard and signs out; axe-core checks every screen. Screenshots of every screen, at desktop
 //! and phone widths, go to `web/test-results/screens` (CI's artifacts). What the browser did is
 //! then read back from the database: each change went through the API and was audited.
@@ -58,7 +59,15 @@ fn the_web_ui_makes_authorities_issues_uploads_and_finds_in_a_real_browser() {
         count(
             "SELECT count(*) FROM logs WHERE log_type = 'create_authority' AND details LIKE 'authority ui-%'"
         ),
-        2
+        3
+    );
+    // The order placed with the offline authority, delivered once: one certificate, resolved.
+    assert_eq!(
+        count(
+            "SELECT count(*) FROM pending_certificates p JOIN certificates c ON c.id = p.resolved_cert_id \
+             WHERE p.resolved = 1 AND c.cn = 'ordered.example.test' AND c.sealed_private_key IS NOT NULL"
+        ),
+        1
     );
     // The wizard's two certificates (one refused first, one after the session was renewed) and
     // the upload (refused twice first): each made once.
