@@ -175,12 +175,9 @@ async fn replay(
     let (Some(key), Some(user_id)) = (idempotency, subject.user_id()) else {
         return Ok(None);
     };
-    match app.store.idempotent_request(user_id, &key.key).await? {
+    match key.replayed(app.store.idempotent_request(user_id, &key.key).await?)? {
+        Some(id) => get(app, subject, id).await.map(Some),
         None => Ok(None),
-        Some((id, fingerprint)) if fingerprint.as_deref() == Some(key.fingerprint.as_str()) => {
-            get(app, subject, id).await.map(Some)
-        }
-        Some(_) => Err(Error::idempotency_key_reused()),
     }
 }
 

@@ -116,6 +116,23 @@ pub struct IdempotencyKey {
     pub fingerprint: String,
 }
 
+impl IdempotencyKey {
+    /// What an earlier request with this key, `found` (what it made and its fingerprint), means
+    /// for this one: the id to answer with when the requests match, `None` when there was none,
+    /// and a reused key when they differ.
+    pub fn replayed(&self, found: Option<(i64, Option<String>)>) -> crate::Result<Option<i64>> {
+        match found {
+            None => Ok(None),
+            Some((id, fingerprint))
+                if fingerprint.as_deref() == Some(self.fingerprint.as_str()) =>
+            {
+                Ok(Some(id))
+            }
+            Some(_) => Err(crate::Error::idempotency_key_reused()),
+        }
+    }
+}
+
 /// What a certificate's view shows from inside the certificate, kept beside it so a list page
 /// does not parse a PEM per row.
 #[derive(Debug, Clone, PartialEq, Eq)]

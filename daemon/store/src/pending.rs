@@ -14,14 +14,15 @@ use lemur_core::model::{
 use lemur_core::store::PendingRepository;
 use lemur_core::{Error, Result};
 
+/// One pending certificate by id.
+fn by_id() -> String {
+    format!("SELECT {PENDING_COLUMNS} FROM {PENDING_FROM} WHERE p.id = $1")
+}
+
 /// The pending certificate `id`, in the caller's transaction.
 async fn read(tx: &mut Tx, id: i64) -> Result<Option<PendingRecord>> {
     let row: Option<PendingRow> = tx
-        .optional(
-            &format!("SELECT {PENDING_COLUMNS} FROM {PENDING_FROM} WHERE p.id = $1"),
-            args![id],
-            "reading a pending certificate",
-        )
+        .optional(&by_id(), args![id], "reading a pending certificate")
         .await?;
     Ok(row.map(Into::into))
 }
@@ -40,12 +41,9 @@ async fn earlier(tx: &mut Tx, new: &NewPending<'_>) -> Result<Option<PendingReco
             "looking up an idempotency key",
         )
         .await?;
-    match found {
+    match key.replayed(found)? {
+        Some(id) => read(tx, id).await,
         None => Ok(None),
-        Some((id, fingerprint)) if fingerprint.as_deref() == Some(key.fingerprint.as_str()) => {
-            read(tx, id).await
-        }
-        Some(_) => Err(Error::idempotency_key_reused()),
     }
 }
 
@@ -115,11 +113,7 @@ impl PendingRepository for SqlStore {
     async fn pending(&self, id: i64) -> Result<Option<PendingRecord>> {
         let row: Option<PendingRow> = self
             .engine
-            .optional(
-                &format!("SELECT {PENDING_COLUMNS} FROM {PENDING_FROM} WHERE p.id = $1"),
-                args![id],
-                "reading a pending certificate",
-            )
+            .optional(&by_id(), args![id], "reading a pending certificate")
             .await?;
         Ok(row.map(Into::into))
     }

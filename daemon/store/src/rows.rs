@@ -236,18 +236,28 @@ pub const CERTIFICATE_FROM: &str = "certificates c
     LEFT JOIN certificates ac ON ac.id = a.authority_certificate_id
     LEFT JOIN chains ch ON ch.id = c.chain_id";
 
+/// The creator a row's `LEFT JOIN users u` found, if any.
+fn creator(
+    id: Option<i64>,
+    username: Option<String>,
+    email: Option<String>,
+    active: Option<bool>,
+) -> Option<UserRecord> {
+    match (id, username, email) {
+        (Some(id), Some(username), Some(email)) => Some(UserRecord {
+            id,
+            username,
+            email,
+            active: active.unwrap_or(false),
+        }),
+        _ => None,
+    }
+}
+
 impl From<CertificateRow> for CertificateRecord {
     fn from(mut row: CertificateRow) -> Self {
         let details = row.details();
-        let creator = match (row.user_id, row.u_username, row.u_email) {
-            (Some(id), Some(username), Some(email)) => Some(UserRecord {
-                id,
-                username,
-                email,
-                active: row.u_active.unwrap_or(false),
-            }),
-            _ => None,
-        };
+        let creator = creator(row.user_id, row.u_username, row.u_email, row.u_active);
         let rotation_policy = match (row.rotation_policy_id, row.rp_name, row.rp_days) {
             (Some(id), Some(name), Some(days)) => Some((id, name, days)),
             _ => None,
@@ -398,15 +408,7 @@ pub const PENDING_FROM: &str = "pending_certificates p
 
 impl From<PendingRow> for PendingRecord {
     fn from(row: PendingRow) -> Self {
-        let creator = match (row.user_id, row.u_username, row.u_email) {
-            (Some(id), Some(username), Some(email)) => Some(UserRecord {
-                id,
-                username,
-                email,
-                active: row.u_active.unwrap_or(false),
-            }),
-            _ => None,
-        };
+        let creator = creator(row.user_id, row.u_username, row.u_email, row.u_active);
         PendingRecord {
             id: row.id,
             name: row.name,
