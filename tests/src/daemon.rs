@@ -342,14 +342,20 @@ impl Daemon {
         Self::send(self.agent.put(format!("{}{path}", self.base)), token, body)
     }
 
-    /// DELETE `path` with an optional bearer token and a JSON body (Lemur's cancellation sends
-    /// one).
-    pub fn delete(&self, path: &str, token: Option<&str>, body: &Value) -> Reply {
-        let request = self
-            .agent
-            .delete(format!("{}{path}", self.base))
-            .force_send_body();
-        Self::send(request, token, body)
+    /// DELETE `path` with an optional bearer token, and a JSON body if given (Lemur's
+    /// cancellation may send one).
+    pub fn delete(&self, path: &str, token: Option<&str>, body: Option<&Value>) -> Reply {
+        let request = self.agent.delete(format!("{}{path}", self.base));
+        match body {
+            Some(body) => Self::send(request.force_send_body(), token, body),
+            None => {
+                let request = match token {
+                    Some(token) => request.header("Authorization", format!("Bearer {token}")),
+                    None => request,
+                };
+                Self::finish(request.call())
+            }
+        }
     }
 
     fn send(

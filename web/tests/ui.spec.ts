@@ -567,7 +567,10 @@ test("every screen: sign in, dashboard, authorities, the issue wizard, CSRs, upl
       () => page.getByRole("button", { name: "Download request (CSR)" }).click(),
       "order.csr",
     );
-    writeFileSync(join(work, "leaf.cnf"), "basicConstraints=CA:FALSE\n");
+    writeFileSync(
+      join(work, "leaf.cnf"),
+      "basicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth,clientAuth\n",
+    );
     openssl(
       "x509",
       "-req",

@@ -387,6 +387,9 @@ pub struct UpdatePendingCertificate {
     /// Rotate automatically once issued.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rotation: Option<bool>,
+    /// Destinations to deploy to once issued (none are available in this build yet).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub destinations: Vec<IdRef>,
 }
 
 /// `DELETE /pending_certificates/{id}`: Lemur's cancellation body (optional).

@@ -126,8 +126,12 @@ impl Client {
     }
 
     /// `POST /pending_certificates/{id}/upload`: delivers the certificate the CA signed for an
-    /// order; the certificate as stored.
-    pub fn deliver(&self, id: i64, request: &UploadPendingCertificate) -> Result<CertificateView> {
+    /// order; the order, resolved (`resolved_cert_id` names the certificate).
+    pub fn deliver(
+        &self,
+        id: i64,
+        request: &UploadPendingCertificate,
+    ) -> Result<PendingCertificateView> {
         self.post(&format!("/pending_certificates/{id}/upload"), request)
     }
 

@@ -87,6 +87,12 @@ async fn plan(app: &App, body: &CreateAuthority) -> Result<AuthorityPlan> {
                 "is required with keyUri to import an authority",
             ));
         }
+        (_, None, Some(_)) if body.parent.is_some() => {
+            return Err(Error::invalid(
+                "parent",
+                "a registered CA certificate brings its own issuer: give its chain, not a parent",
+            ));
+        }
         (_, None, Some(pem)) => AuthorityToCreate::External {
             body: pem.clone(),
             chain: body.chain.clone(),

@@ -247,7 +247,7 @@ fn requested_dns_names(plan: &IssuePlan) -> Result<Vec<String>> {
     Ok(names)
 }
 
-fn refuse_destinations(destinations: &[IdRef]) -> Result<()> {
+pub(crate) fn refuse_destinations(destinations: &[IdRef]) -> Result<()> {
     if destinations.is_empty() {
         Ok(())
     } else {
@@ -329,14 +329,7 @@ pub async fn upload(
         return Err(Error::invalid("owner", "is required"));
     }
     let replaces = replaceable(app, subject, &body.replaces).await?;
-    let mut bodies = x509::pem_certificates(&body.body, "body")?;
-    if bodies.len() != 1 {
-        return Err(Error::invalid(
-            "body",
-            "must hold exactly one certificate; put the issuers in chain",
-        ));
-    }
-    let der = bodies.remove(0);
+    let der = single_certificate(&body.body)?;
     let parsed = x509::parse(&der, "body")?;
     let chain = verified_chain(&der, body.chain.as_deref())?;
     let sealed = match &body.private_key {
@@ -392,9 +385,21 @@ pub async fn upload(
     Ok((record, readable(subject, links)))
 }
 
+/// The one certificate of a request's `body`, DER.
+pub(crate) fn single_certificate(body: &str) -> Result<Vec<u8>> {
+    let mut bodies = x509::pem_certificates(body, "body")?;
+    if bodies.len() != 1 {
+        return Err(Error::invalid(
+            "body",
+            "must hold exactly one certificate; put the issuers in chain",
+        ));
+    }
+    Ok(bodies.remove(0))
+}
+
 /// The chain a request gives for the certificate `der`, each link checked to sign the one
 /// before, as normalised PEM; `None` when it gives none.
-pub(crate) fn verified_chain(der: &[u8], text: Option<&str>) -> Result<Option<String>> {
+fn verified_chain(der: &[u8], text: Option<&str>) -> Result<Option<String>> {
     let Some(text) = text.filter(|c| !c.trim().is_empty()) else {
         return Ok(None);
     };
@@ -519,14 +524,7 @@ pub async fn private_key(app: &App, subject: &Subject, id: i64) -> Result<Zeroiz
         .ok_or_else(|| not_found(id))?;
     if let Err(denied) = authorize(subject, Action::ReadPrivateKey(&record)) {
         // A refused attempt on a key is worth knowing about too.
-        let log = LogEntry {
-            certificate_id: Some(id),
-            log_type: "key_view_denied",
-            user_id: subject.user_id(),
-            source_address: subject.source(),
-            details: "",
-        };
-        app.store.log(&log, app.clock.unix()).await?;
+        audit_key_view(app, subject, Some(id), "key_view_denied", "").await?;
         return Err(denied);
     }
     let sealed = app
@@ -539,17 +537,42 @@ pub async fn private_key(app: &App, subject: &Subject, id: i64) -> Result<Zeroiz
             id: id.to_string(),
         })?;
     let context = crate::ca::key_context_of(&record.body)?;
+    open_audited(app, subject, sealed, context, (Some(id), "key_view", "")).await
+}
+
+/// Writes the audit row of a private key view, or of its refusal.
+pub(crate) async fn audit_key_view(
+    app: &App,
+    subject: &Subject,
+    certificate_id: Option<i64>,
+    log_type: &str,
+    details: &str,
+) -> Result<()> {
+    let log = LogEntry {
+        certificate_id,
+        log_type,
+        user_id: subject.user_id(),
+        source_address: subject.source(),
+        details,
+    };
+    app.store.log(&log, app.clock.unix()).await
+}
+
+/// Opens a sealed private key bound to `context` in the HSM and audits the view (`audit`: the
+/// certificate, the log type and details) before handing it out: a view that cannot be
+/// recorded is not given.
+pub(crate) async fn open_audited(
+    app: &App,
+    subject: &Subject,
+    sealed: Vec<u8>,
+    context: Vec<u8>,
+    audit: (Option<i64>, &str, &str),
+) -> Result<Zeroizing<String>> {
     let clear = app
         .hsm(move |hsm| hsm.unseal(&sealed, &context).map_err(Error::from))
         .await?;
-    let log = LogEntry {
-        certificate_id: Some(id),
-        log_type: "key_view",
-        user_id: subject.user_id(),
-        source_address: subject.source(),
-        details: "",
-    };
-    app.store.log(&log, app.clock.unix()).await?;
+    let (certificate_id, log_type, details) = audit;
+    audit_key_view(app, subject, certificate_id, log_type, details).await?;
     String::from_utf8(clear.to_vec())
         .map(Zeroizing::new)
         .map_err(|_| Error::Ca("a stored private key is not text".into()))

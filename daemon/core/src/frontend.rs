@@ -237,6 +237,24 @@ impl Name {
     }
 }
 
+/// Refuses an authority whose CA signs elsewhere before anything is ordered: the HTTPS
+/// certificate is renewed unattended, and each attempt would place an order.
+async fn refuse_ordering_authority(app: &App, config: &FrontendConfig) -> Result<()> {
+    let Some(authority) = app.store.authority_by_name(&config.authority).await? else {
+        return Ok(());
+    };
+    if app.plugins.issuer_of(&authority)?.orders() {
+        return Err(Error::invalid(
+            "frontend.authority",
+            format!(
+                "authority {} answers later ({}); the appliance's HTTPS certificate needs one that issues at once",
+                authority.name, authority.plugin_name
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Issues the certificate (replacing `predecessor` in the inventory) and writes its key, then
 /// the certificate with its chain, where nginx reads them: the chain's change, which reloads
 /// nginx, then finds both new.
@@ -250,6 +268,7 @@ async fn issue(
         .names
         .first()
         .ok_or_else(|| Error::invalid("frontend.names", "name at least one DNS name or address"))?;
+    refuse_ordering_authority(app, config).await?;
     let names: Vec<serde_json::Value> = config
         .names
         .iter()
@@ -278,13 +297,10 @@ async fn issue(
     let record = match crate::certificates::issue(app, &FRONTEND, request, None).await? {
         crate::certificates::IssueOutcome::Issued(issued) => issued.0,
         crate::certificates::IssueOutcome::Pending(pending) => {
-            return Err(Error::invalid(
-                "frontend.authority",
-                format!(
-                    "authority {} answers later (pending certificate {}); the appliance's HTTPS certificate needs an authority that issues at once",
-                    config.authority, pending.id
-                ),
-            ));
+            return Err(Error::Ca(format!(
+                "authority {} took an order (pending certificate {}) for the appliance's HTTPS certificate; cancel it",
+                config.authority, pending.id
+            )));
         }
     };
     let key = crate::certificates::private_key(app, &FRONTEND, record.id).await?;

@@ -383,8 +383,9 @@ pub enum KeyHolder {
 }
 
 impl KeyHolder {
-    /// Every place a key may be held.
-    pub const ALL: [KeyHolder; 2] = [KeyHolder::Certificate, KeyHolder::Pending];
+    /// Every place a key may be held. Orders come first: a delivery during a rotation moves a
+    /// key from an order to a certificate, where the pass over certificates still finds it.
+    pub const ALL: [KeyHolder; 2] = [KeyHolder::Pending, KeyHolder::Certificate];
 
     /// What operators call its rows.
     pub fn noun(self) -> &'static str {
@@ -745,7 +746,9 @@ pub struct PendingRecord {
     pub number_attempts: i64,
     /// The last failure, if any.
     pub status: Option<String>,
-    /// The certificate it became, once resolved.
+    /// Settled: delivered (or resolved by Lemur before an import).
+    pub resolved: bool,
+    /// The certificate it became, once delivered.
     pub resolved_certificate_id: Option<i64>,
     /// Asked.
     pub date_created: i64,

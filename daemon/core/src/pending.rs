@@ -3,15 +3,20 @@
 //! [`Order`](crate::plugins::Order); the order is stored with its sealed key (when the key was
 //! generated here) until the signed certificate is delivered, checked against the order and the
 //! authority, and stored as a certificate in the same unit of work that resolves the order.
+//!
+//! Who may act on an order: its owner and creator as on a certificate, and, to read it and to
+//! deliver it, the holders of its authority's roles, who run the CA that signs it.
 
 use crate::App;
 use crate::ca::material::authority_certificate;
 use crate::ca::{key_context, names, pending_key_context, x509};
-use crate::certificates::{dns_domains, lemur_name, verified_chain};
+use crate::certificates::{
+    audit_key_view, dns_domains, lemur_name, open_audited, single_certificate,
+};
 use crate::error::{Error, Result};
 use crate::model::{
-    AuthorityKey, AuthorityRecord, CertificateLinks, CertificateRecord, IdempotencyKey, LogEntry,
-    NewCertificate, NewPending, PendingChanges, PendingRecord,
+    AuthorityKey, AuthorityRecord, IdempotencyKey, LogEntry, NewCertificate, NewPending,
+    PendingChanges, PendingRecord, RoleRecord,
 };
 use crate::plugins::Order;
 use crate::policy::{Action, Subject, authorize};
@@ -114,26 +119,63 @@ fn not_found(id: i64) -> Error {
     }
 }
 
-async fn load(app: &App, id: i64) -> Result<PendingRecord> {
-    app.store.pending(id).await?.ok_or_else(|| not_found(id))
+/// An order with its authority and the authority's roles (whose holders run its CA).
+struct Loaded {
+    pending: PendingRecord,
+    authority: AuthorityRecord,
+    authority_roles: Vec<RoleRecord>,
+}
+
+async fn load(app: &App, id: i64) -> Result<Loaded> {
+    let pending = app.store.pending(id).await?.ok_or_else(|| not_found(id))?;
+    let (authority, authority_roles) = app
+        .store
+        .authority_with_roles(AuthorityKey::Id(pending.authority_id))
+        .await?
+        .ok_or_else(|| {
+            Error::Ca(format!(
+                "the authority of pending certificate {id} is missing"
+            ))
+        })?;
+    Ok(Loaded {
+        pending,
+        authority,
+        authority_roles,
+    })
 }
 
 /// Refuses a change to an order that is settled.
 fn unresolved(pending: &PendingRecord) -> Result<()> {
-    match pending.resolved_certificate_id {
-        Some(certificate) => Err(Error::Conflict(format!(
-            "pending certificate {} was delivered already, as certificate {certificate}",
-            pending.id
-        ))),
-        None => Ok(()),
+    if pending.resolved {
+        return Err(Error::Conflict(match pending.resolved_certificate_id {
+            Some(certificate) => format!(
+                "pending certificate {} was delivered already, as certificate {certificate}",
+                pending.id
+            ),
+            None => format!("pending certificate {} was resolved already", pending.id),
+        }));
     }
+    Ok(())
+}
+
+/// The error of an order delivered, cancelled or changed by another request since it was read.
+fn settled_meanwhile(id: i64) -> Error {
+    Error::Conflict(format!(
+        "pending certificate {id} was delivered, cancelled or changed meanwhile; read it again"
+    ))
 }
 
 /// One pending certificate.
 pub async fn get(app: &App, subject: &Subject, id: i64) -> Result<PendingRecord> {
-    let pending = load(app, id).await?;
-    authorize(subject, Action::ReadPending(&pending))?;
-    Ok(pending)
+    let loaded = load(app, id).await?;
+    authorize(
+        subject,
+        Action::ReadPending {
+            pending: &loaded.pending,
+            authority_roles: &loaded.authority_roles,
+        },
+    )?;
+    Ok(loaded.pending)
 }
 
 /// A page of the unresolved pending certificates the subject may see, newest first, and the
@@ -154,9 +196,10 @@ pub async fn update(
     id: i64,
     body: UpdatePendingCertificate,
 ) -> Result<PendingRecord> {
-    let pending = load(app, id).await?;
+    let Loaded { pending, .. } = load(app, id).await?;
     authorize(subject, Action::ChangePending(&pending))?;
     unresolved(&pending)?;
+    crate::certificates::refuse_destinations(&body.destinations)?;
     let owner = body.owner.unwrap_or_else(|| pending.owner.clone());
     if owner.trim().is_empty() {
         return Err(Error::invalid("owner", "must not be empty"));
@@ -182,13 +225,6 @@ pub async fn update(
         .ok_or_else(|| settled_meanwhile(id))
 }
 
-/// The error of an order resolved or cancelled by another request since it was read.
-fn settled_meanwhile(id: i64) -> Error {
-    Error::Conflict(format!(
-        "pending certificate {id} was delivered or cancelled meanwhile"
-    ))
-}
-
 /// Cancels the order at its CA and deletes the pending certificate, with its key.
 pub async fn cancel(
     app: &App,
@@ -196,7 +232,9 @@ pub async fn cancel(
     id: i64,
     body: CancelPendingCertificate,
 ) -> Result<()> {
-    let pending = load(app, id).await?;
+    let Loaded {
+        pending, authority, ..
+    } = load(app, id).await?;
     authorize(subject, Action::ChangePending(&pending))?;
     unresolved(&pending)?;
     let note = body.note.unwrap_or_default();
@@ -206,7 +244,6 @@ pub async fn cancel(
             format!("at most {MAX_NOTE} characters"),
         ));
     }
-    let authority = authority_of(app, &pending).await?;
     app.plugins
         .issuer_of(&authority)?
         .cancel_order(app, &authority, &pending, &note)
@@ -229,36 +266,15 @@ pub async fn cancel(
     }
 }
 
-async fn authority_of(app: &App, pending: &PendingRecord) -> Result<AuthorityRecord> {
-    app.store
-        .authority(pending.authority_id)
-        .await?
-        .ok_or_else(|| {
-            Error::Ca(format!(
-                "the authority of pending certificate {} is missing",
-                pending.id
-            ))
-        })
-}
-
-/// The private key generated for a pending certificate, unsealed by the HSM; every view and
-/// every refusal is audited.
+/// The private key generated for a pending certificate, unsealed by the HSM; audited as a
+/// certificate's key is (a refusal before, a view once opened).
 pub async fn private_key(app: &App, subject: &Subject, id: i64) -> Result<Zeroizing<String>> {
-    let pending = load(app, id).await?;
-    let allowed = authorize(subject, Action::ReadPendingKey(&pending));
-    let log = LogEntry {
-        certificate_id: None,
-        log_type: if allowed.is_ok() {
-            "pending_key_view"
-        } else {
-            "pending_key_view_denied"
-        },
-        user_id: subject.user_id(),
-        source_address: subject.source(),
-        details: &format!("pending certificate {id}"),
-    };
-    app.store.log(&log, app.clock.unix()).await?;
-    allowed?;
+    let Loaded { pending, .. } = load(app, id).await?;
+    let details = format!("pending certificate {id}");
+    if let Err(denied) = authorize(subject, Action::ReadPendingKey(&pending)) {
+        audit_key_view(app, subject, None, "pending_key_view_denied", &details).await?;
+        return Err(denied);
+    }
     let sealed = app
         .store
         .pending_private_key(id)
@@ -269,33 +285,30 @@ pub async fn private_key(app: &App, subject: &Subject, id: i64) -> Result<Zeroiz
             id: id.to_string(),
         })?;
     let binding = pending_key_context(&pending.csr)?;
-    let clear = app
-        .hsm(move |hsm| hsm.unseal(&sealed, &binding).map_err(Error::from))
-        .await?;
-    String::from_utf8(clear.to_vec())
-        .map(Zeroizing::new)
-        .map_err(|_| Error::Ca(format!("the key of pending certificate {id} is not PEM")))
+    open_audited(
+        app,
+        subject,
+        sealed,
+        binding,
+        (None, "pending_key_view", &details),
+    )
+    .await
 }
 
-/// Delivers the certificate the CA signed for a pending certificate: it must be signed by the
-/// order's authority, for the order's key, not a CA and not expired. Stored as a certificate
-/// (with the order's owner, flags, replacements and key) as the order is resolved.
+/// Delivers the certificate the CA signed for a pending certificate (see [`check_delivery`]).
+/// Stored as a certificate, with the order's owner, flags, replacements and key, as the order
+/// is resolved; the order as it is then.
 pub async fn deliver(
     app: &App,
     subject: &Subject,
     id: i64,
     body: UploadPendingCertificate,
-) -> Result<(CertificateRecord, CertificateLinks)> {
-    let pending = load(app, id).await?;
-    let (authority, authority_roles) = app
-        .store
-        .authority_with_roles(AuthorityKey::Id(pending.authority_id))
-        .await?
-        .ok_or_else(|| {
-            Error::Ca(format!(
-                "the authority of pending certificate {id} is missing"
-            ))
-        })?;
+) -> Result<PendingRecord> {
+    let Loaded {
+        pending,
+        authority,
+        authority_roles,
+    } = load(app, id).await?;
     authorize(
         subject,
         Action::DeliverPending {
@@ -304,21 +317,17 @@ pub async fn deliver(
         },
     )?;
     unresolved(&pending)?;
-    let mut bodies = x509::pem_certificates(&body.body, "body")?;
-    if bodies.len() != 1 {
-        return Err(Error::invalid(
-            "body",
-            "must hold exactly one certificate; put the issuers in chain",
-        ));
+    if !authority.active {
+        return Err(Error::Conflict(format!(
+            "authority {} is not active: it takes no deliveries; cancel the order",
+            authority.name
+        )));
     }
-    let der = bodies.remove(0);
+    let der = single_certificate(&body.body)?;
     let parsed = x509::parse(&der, "body")?;
     let ca = authority_certificate(app, &authority).await?;
-    check_delivery(app, &pending, &authority, &ca.der, &parsed).await?;
-    let chain = match verified_chain(&der, body.chain.as_deref())? {
-        Some(chain) => chain,
-        None => ca.chain_from_it,
-    };
+    check_delivery(app, &pending, &authority, &ca.der, &parsed)?;
+    check_chain(&authority, &ca.chain_from_it, body.chain.as_deref())?;
     let sealed = match app.store.pending_private_key(id).await?.flatten() {
         Some(sealed) => Some(reseal_for(app, &pending, sealed, &parsed.sha256).await?),
         None => None,
@@ -331,7 +340,7 @@ pub async fn deliver(
         description: &pending.description,
         notify: pending.notify,
         rotation: pending.rotation,
-        chain: Some(&chain),
+        chain: Some(&ca.chain_from_it),
         csr: Some(&pending.csr),
         sealed_private_key: sealed.as_deref(),
         authority_id: Some(authority.id),
@@ -352,52 +361,110 @@ pub async fn deliver(
             parsed.serial_hex, authority.name
         ),
     };
-    let stored = app
-        .store
-        .resolve_pending(id, &new, &log, app.clock.unix())
-        .await?;
+    // Stored only if the order is still as read: a change of owner since would otherwise hand
+    // the certificate and its key to the previous one.
+    let as_read = PendingChanges {
+        owner: pending.owner.clone(),
+        description: pending.description.clone(),
+        notify: pending.notify,
+        rotation: pending.rotation,
+    };
+    app.store
+        .resolve_pending(id, &as_read, &new, &log, app.clock.unix())
+        .await?
+        .ok_or_else(|| settled_meanwhile(id))?;
     app.metrics.issued(&authority.name);
-    Ok(stored)
+    Ok(load(app, id).await?.pending)
 }
 
-/// Whether `parsed` answers the order: signed by the authority, for the CSR's key, an
-/// end-entity certificate, still valid.
-async fn check_delivery(
+/// Whether `parsed` answers the order: for the request's key, signed by the authority, no more
+/// than the request asked (its names, a TLS server certificate), an end-entity certificate
+/// within the authority's longest validity, not expired. What the request asked was authorized
+/// when the order was placed; a delivery may not widen it.
+fn check_delivery(
     app: &App,
     pending: &PendingRecord,
     authority: &AuthorityRecord,
     ca: &[u8],
     parsed: &x509::ParsedCertificate,
 ) -> Result<()> {
+    let refuse = |why: String| Err(Error::invalid("body", why));
     let csr = x509::parse_csr(&pending.csr)?;
     if parsed.spki != csr.spki {
-        return Err(Error::invalid(
-            "body",
-            format!(
-                "is for another key than the request of pending certificate {}",
-                pending.id
-            ),
+        return refuse(format!(
+            "is for another key than the request of pending certificate {}",
+            pending.id
         ));
     }
     if !x509::signed_by(&parsed.der, ca) {
-        return Err(Error::invalid(
-            "body",
-            format!(
-                "is not signed by authority {}'s certificate",
-                authority.name
-            ),
+        return refuse(format!(
+            "is not signed by authority {}'s certificate",
+            authority.name
         ));
     }
-    if parsed.is_ca {
-        return Err(Error::invalid(
-            "body",
-            "is a CA certificate; register a CA as an authority",
+    if parsed.is_ca || parsed.signs_certificates {
+        return refuse("is a CA certificate; register a CA as an authority".into());
+    }
+    if let Some(name) = parsed
+        .alt_names
+        .iter()
+        .find(|name| !csr.alt_names.contains(name))
+    {
+        return refuse(format!(
+            "names {} {:?}, which the request did not ask for",
+            name.kind, name.value
+        ));
+    }
+    let asked_cn = parsed.cn.is_empty()
+        || parsed.cn == csr.common_name
+        || csr
+            .alt_names
+            .iter()
+            .any(|name| name.kind == "DNSName" && name.value.eq_ignore_ascii_case(&parsed.cn));
+    if !asked_cn {
+        return refuse(format!(
+            "has the common name {:?}, which the request did not ask for",
+            parsed.cn
+        ));
+    }
+    if !parsed.server_auth || parsed.other_purposes {
+        return refuse(
+            "must be a TLS server certificate: serverAuth (and at most clientAuth) in its extended key usage"
+                .into(),
+        );
+    }
+    if let Some(days) = authority.max_issuance_days
+        && parsed.not_after - parsed.not_before > days * 86_400
+    {
+        return refuse(format!(
+            "is valid longer than authority {}'s longest validity ({days} days)",
+            authority.name
         ));
     }
     if parsed.not_after <= app.clock.unix() {
-        return Err(Error::invalid("body", "has expired"));
+        return refuse("has expired".into());
     }
     Ok(())
+}
+
+/// A chain given with a delivery must be the authority's own (its certificate, then its
+/// issuers): the certificate is stored with the authority's chain, never a chain of the
+/// deliverer's making.
+fn check_chain(authority: &AuthorityRecord, own: &str, given: Option<&str>) -> Result<()> {
+    let Some(given) = given.filter(|chain| !chain.trim().is_empty()) else {
+        return Ok(());
+    };
+    if x509::pem_certificates(given, "chain")? == x509::pem_certificates(own, "chain")? {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            "chain",
+            format!(
+                "is not authority {}'s chain; leave it out and the authority's is used",
+                authority.name
+            ),
+        ))
+    }
 }
 
 /// The order's sealed key, opened and sealed again bound to the delivered certificate, as every

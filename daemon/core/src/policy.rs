@@ -205,7 +205,12 @@ pub enum Action<'a> {
     /// Import a certificate issued elsewhere.
     UploadCertificate,
     /// Read a pending certificate (lists are filtered by [`Subject::visibility`]).
-    ReadPending(&'a PendingRecord),
+    ReadPending {
+        /// The pending certificate.
+        pending: &'a PendingRecord,
+        /// The roles of the authority it was ordered from.
+        authority_roles: &'a [RoleRecord],
+    },
     /// Change or cancel a pending certificate.
     ChangePending(&'a PendingRecord),
     /// Read the private key generated for a pending certificate.
@@ -275,9 +280,15 @@ pub fn authorize(subject: &Subject, action: Action<'_>) -> Result<()> {
             subject.is_admin() || (subject.owns(certificate) && subject.may_write()),
             "only the certificate's owner, its creator or an administrator may replace it",
         ),
-        Action::ReadPending(pending) => (
-            subject.reads_everything() || subject.owns_by(&pending.owner, pending.user_id),
-            "only its owner, its creator and holders of an inventory-wide role may read this pending certificate",
+        // Whoever runs the authority's CA reads the orders it is to sign.
+        Action::ReadPending {
+            pending,
+            authority_roles,
+        } => (
+            subject.reads_everything()
+                || subject.owns_by(&pending.owner, pending.user_id)
+                || subject.holds_any(authority_roles),
+            "only its owner, its creator, holders of a role on its authority and of an inventory-wide role may read this pending certificate",
         ),
         Action::ChangePending(pending) => (
             subject.is_admin()

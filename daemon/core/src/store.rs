@@ -220,8 +220,9 @@ pub trait PendingRepository: Send + Sync {
         user_id: i64,
         key: &str,
     ) -> Result<Option<(i64, Option<String>)>>;
-    /// A page of the unresolved pending certificates among those `visible`, newest first, and
-    /// how many there are.
+    /// A page of the unresolved pending certificates among those `visible` (a caller who sees
+    /// only what they own also sees the orders of authorities they hold a role on), newest
+    /// first, and how many there are.
     async fn pendings(&self, visible: &Visibility, page: Page)
     -> Result<(Vec<PendingRecord>, i64)>;
     /// Changes an unresolved pending certificate with its audit row; `None` when there is no
@@ -240,15 +241,17 @@ pub trait PendingRepository: Send + Sync {
     /// `Some(None)` when it holds no key.
     async fn pending_private_key(&self, id: i64) -> Result<Option<Option<Vec<u8>>>>;
     /// Stores the certificate a pending one became, marks the pending one resolved as it and
-    /// drops its copy of the key, with the audit row, in one transaction. A conflict when it was
-    /// resolved or cancelled meanwhile.
+    /// drops its copy of the key, with the audit row, in one transaction; the certificate's id.
+    /// `None`, with nothing written, when the order was resolved, cancelled or changed from
+    /// `as_read` meanwhile.
     async fn resolve_pending(
         &self,
         id: i64,
+        as_read: &PendingChanges,
         certificate: &NewCertificate<'_>,
         log: &LogEntry<'_>,
         now: i64,
-    ) -> Result<(CertificateRecord, CertificateLinks)>;
+    ) -> Result<Option<i64>>;
 }
 
 /// The whole inventory.

@@ -6,6 +6,7 @@
 use crate::metrics::HttpMetrics;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::HeaderValue;
+use axum::http::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
 use axum::middleware::Next;
 use axum::response::Response;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -72,8 +73,18 @@ fn request_id(request: &Request) -> String {
     }
 }
 
+/// Whether a request comes with a body (a length above zero, or chunks).
+fn sends_body(request: &Request) -> bool {
+    let headers = request.headers();
+    headers.contains_key(TRANSFER_ENCODING)
+        || headers
+            .get(CONTENT_LENGTH)
+            .and_then(|value| value.to_str().ok()?.parse::<u64>().ok())
+            .is_some_and(|length| length > 0)
+}
+
 /// The middleware: runs the request inside its id's scope, logs it once it is answered and
-/// counts it for `/metrics`.
+/// counts it for `/metrics`; an error answered to a request with a body closes the connection.
 pub async fn log_request(
     State(metrics): State<Arc<HttpMetrics>>,
     mut request: Request,
@@ -88,8 +99,17 @@ pub async fn log_request(
         .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
     let subject = SubjectSlot::default();
     request.extensions_mut().insert(subject.clone());
+    let sends_body = sends_body(&request);
     let mut response = CURRENT.scope(id.clone(), next.run(request)).await;
     let status = response.status().as_u16();
+    if sends_body && status >= 400 {
+        // A refusal may be answered before the body was read (a missing token is found before
+        // the body is looked at); the connection then cannot carry another request, so the
+        // client is told not to send one on it rather than finding it closed under its next.
+        response
+            .headers_mut()
+            .insert(CONNECTION, HeaderValue::from_static("close"));
+    }
     let took = started.elapsed();
     metrics.observe(
         &route,

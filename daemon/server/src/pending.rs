@@ -9,8 +9,8 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use lemur_api::{
-    CancelPendingCertificate, CertificateView, ErrorBody, Page, Paging, PendingCertificateView,
-    PrivateKey, UpdatePendingCertificate, UploadPendingCertificate,
+    CancelPendingCertificate, ErrorBody, Page, Paging, PendingCertificateView, PrivateKey,
+    UpdatePendingCertificate, UploadPendingCertificate,
 };
 use lemur_core::pending;
 
@@ -81,7 +81,7 @@ pub async fn update(
 
 /// Cancel an order at its CA and delete it, with its key (the body and its note are optional).
 #[utoipa::path(operation_id = "cancelPendingCertificate", delete, path = "/pending_certificates/{id}", tag = "pending certificates",
-    params(("id" = i64, Path, description = "Pending certificate id")), request_body = CancelPendingCertificate,
+    params(("id" = i64, Path, description = "Pending certificate id")), request_body = Option<CancelPendingCertificate>,
     security(("bearer" = [])),
     responses(
         (status = 204, description = "Cancelled and deleted"),
@@ -122,18 +122,19 @@ pub async fn key(
     key_response(pending::private_key(&app, &subject, id).await?)
 }
 
-/// Deliver the certificate the CA signed for an order: it must be signed by the order's
-/// authority and carry the order's key; it is stored as a certificate, and the order resolved.
+/// Deliver the certificate the CA signed for an order: signed by the order's authority, for the
+/// order's key and names, a TLS server certificate. It is stored as a certificate
+/// (`resolvedCertId`), and the order resolved, as Lemur answers.
 #[utoipa::path(operation_id = "uploadPendingCertificate", post, path = "/pending_certificates/{id}/upload", tag = "pending certificates",
     params(("id" = i64, Path, description = "Pending certificate id")), request_body = UploadPendingCertificate,
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "Stored as a certificate", body = CertificateView),
+        (status = 200, description = "Resolved: the order, with the certificate it became", body = PendingCertificateView),
         (status = 400, description = "Not the CA's answer to this order", body = ErrorBody),
         (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Not the caller's to deliver", body = ErrorBody),
         (status = 404, description = "No such pending certificate", body = ErrorBody),
-        (status = 409, description = "Delivered or cancelled already", body = ErrorBody),
+        (status = 409, description = "Delivered, cancelled or changed meanwhile, or the authority is inactive", body = ErrorBody),
         (status = 503, description = "HSM or database unavailable", body = ErrorBody),
     ))]
 pub async fn upload(
@@ -141,7 +142,7 @@ pub async fn upload(
     Caller(subject): Caller,
     IdPath(id): IdPath,
     JsonBody(body): JsonBody<UploadPendingCertificate>,
-) -> Result<Json<CertificateView>, ApiError> {
-    let (record, links) = pending::deliver(&app, &subject, id, body).await?;
-    Ok(Json(views::certificate(&app, &record, &links)))
+) -> Result<Json<PendingCertificateView>, ApiError> {
+    let record = pending::deliver(&app, &subject, id, body).await?;
+    Ok(Json(views::pending(&record)))
 }

@@ -325,7 +325,7 @@ pub fn pending(record: &PendingRecord) -> api::PendingCertificateView {
         issuer: record.authority_name.clone(),
         status: record.status.clone(),
         number_attempts: record.number_attempts,
-        resolved: record.resolved_certificate_id.is_some(),
+        resolved: record.resolved,
         resolved_cert_id: record.resolved_certificate_id,
         key_type: record.key_type.clone(),
         has_private_key: record.has_private_key,

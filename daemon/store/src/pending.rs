@@ -8,8 +8,7 @@ use crate::query::{Conditions, Param};
 use crate::rows::{PENDING_COLUMNS, PENDING_FROM, PendingRow};
 use async_trait::async_trait;
 use lemur_core::model::{
-    CertificateLinks, CertificateRecord, LogEntry, NewCertificate, NewPending, Page,
-    PendingChanges, PendingRecord, Visibility,
+    LogEntry, NewCertificate, NewPending, Page, PendingChanges, PendingRecord, Visibility,
 };
 use lemur_core::store::PendingRepository;
 use lemur_core::{Error, Result};
@@ -72,7 +71,8 @@ impl PendingRepository for SqlStore {
                     idempotency_fingerprint, last_updated, date_created)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
                     $17, $18, $18)
-                 ON CONFLICT DO NOTHING RETURNING id",
+                 ON CONFLICT (user_id, idempotency_key) WHERE idempotency_key IS NOT NULL
+                 DO NOTHING RETURNING id",
                 args![
                     new.name,
                     new.external_id,
@@ -142,7 +142,11 @@ impl PendingRepository for SqlStore {
         if let Visibility::Owned { owners, user_id } = visible {
             let list = conditions.list(owners.iter().cloned().map(Param::Text));
             let user = conditions.param(Param::Int(*user_id));
-            conditions.and(&format!("(p.owner IN ({list}) OR p.user_id = {user})"));
+            conditions.and(&format!(
+                "(p.owner IN ({list}) OR p.user_id = {user} OR p.authority_id IN (
+                    SELECT ar.authority_id FROM authority_roles ar JOIN roles r ON r.id = ar.role_id
+                    WHERE r.name IN ({list})))"
+            ));
         }
         let (total,): (i64,) = self
             .engine
@@ -238,10 +242,11 @@ impl PendingRepository for SqlStore {
     async fn resolve_pending(
         &self,
         id: i64,
+        as_read: &PendingChanges,
         certificate: &NewCertificate<'_>,
         log: &LogEntry<'_>,
         now: i64,
-    ) -> Result<(CertificateRecord, CertificateLinks)> {
+    ) -> Result<Option<i64>> {
         let mut tx = self.engine.begin().await?;
         // Taken first, so a second delivery racing this one waits here and then finds it
         // resolved; the key's only copy moves to the certificate.
@@ -249,15 +254,21 @@ impl PendingRepository for SqlStore {
             .execute(
                 "UPDATE pending_certificates
                  SET resolved = TRUE, sealed_private_key = NULL, last_updated = $2
-                 WHERE id = $1 AND resolved = FALSE",
-                args![id, now],
+                 WHERE id = $1 AND resolved = FALSE
+                    AND owner = $3 AND description = $4 AND notify = $5 AND rotation = $6",
+                args![
+                    id,
+                    now,
+                    as_read.owner.as_str(),
+                    as_read.description.as_str(),
+                    as_read.notify,
+                    as_read.rotation
+                ],
                 "resolving a pending certificate",
             )
             .await?;
         if taken == 0 {
-            return Err(Error::Conflict(format!(
-                "pending certificate {id} was delivered or cancelled meanwhile"
-            )));
+            return Ok(None);
         }
         let mut chains = Chains::unremembered();
         let certificate_id = insert::certificate(&mut tx, certificate, now, &mut chains).await?;
@@ -272,13 +283,7 @@ impl PendingRepository for SqlStore {
             ..*log
         };
         insert::log(&mut tx, &log, now).await?;
-        let mut stored = crate::certificates::read_back(&mut tx, &[certificate_id]).await?;
         tx.commit("committing a delivered certificate").await?;
-        stored
-            .remove(&certificate_id)
-            .ok_or_else(|| Error::Database {
-                context: "reading a stored certificate",
-                source: format!("certificate {certificate_id} was not read back").into(),
-            })
+        Ok(Some(certificate_id))
     }
 }

@@ -388,6 +388,7 @@ pub struct PendingRow {
     pub rotation_policy_id: Option<i64>,
     pub number_attempts: i64,
     pub status: Option<String>,
+    pub resolved: bool,
     pub resolved_cert_id: Option<i64>,
     pub date_created: i64,
     pub last_updated: i64,
@@ -398,7 +399,7 @@ pub const PENDING_COLUMNS: &str = "p.id, p.name, p.external_id, p.owner, p.descr
     p.rotation, p.cn, p.csr, p.key_type, p.dns_names,
     (p.sealed_private_key IS NOT NULL) AS has_private_key, p.authority_id, a.name AS a_name,
     p.user_id, u.username AS u_username, u.email AS u_email, u.active AS u_active, p.replaces,
-    p.rotation_policy_id, p.number_attempts, p.status, p.resolved_cert_id, p.date_created,
+    p.rotation_policy_id, p.number_attempts, p.status, p.resolved, p.resolved_cert_id, p.date_created,
     p.last_updated";
 
 /// `pending_certificates p` with what a view of it needs, in one round trip.
@@ -439,6 +440,7 @@ impl From<PendingRow> for PendingRecord {
             rotation_policy_id: row.rotation_policy_id,
             number_attempts: row.number_attempts,
             status: row.status,
+            resolved: row.resolved,
             resolved_certificate_id: row.resolved_cert_id,
             date_created: row.date_created,
             last_updated: row.last_updated,

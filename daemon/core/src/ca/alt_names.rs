@@ -1,6 +1,6 @@
 //! Subject alternative names: which a request asks for (its CSR's and its own), and those names
-//! as rcgen and the lint take them. Every issuer settles names this way, so a certificate names
-//! the same whether it is signed here or ordered from another CA.
+//! as rcgen and the lint take them. The HSM issuer signs these names; the offline issuer puts
+//! them in the request it makes for a CA elsewhere.
 
 use crate::ca::names;
 use crate::ca::x509::AltName;

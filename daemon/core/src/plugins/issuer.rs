@@ -124,7 +124,7 @@ pub struct Order {
     pub csr: String,
     /// The subject CN asked for.
     pub common_name: String,
-    /// The DNS names asked for, lower-case.
+    /// The DNS names the request to the CA carries, lower-case.
     pub dns_names: Vec<String>,
     /// The key's type, Lemur's name.
     pub key_type: String,
@@ -152,6 +152,11 @@ pub struct CrlPlan<'a> {
 pub trait IssuerPlugin: Send + Sync {
     /// What the plugin is.
     fn info(&self) -> &PluginInfo;
+    /// Whether it answers requests with orders a CA signs later ([`Issuance::Ordered`]) rather
+    /// than with certificates.
+    fn orders(&self) -> bool {
+        false
+    }
     /// Makes (or adopts) an authority's certificate and key.
     async fn create_authority(&self, app: &App, plan: &AuthorityPlan) -> Result<CreatedAuthority>;
     /// Undoes [`IssuerPlugin::create_authority`] when the authority could not be stored, so a

@@ -47,8 +47,12 @@ impl IssuerPlugin for OfflineIssuer {
         &self.info
     }
 
+    fn orders(&self) -> bool {
+        true
+    }
+
     /// Registers the CA certificate the request gives; there is no key to make or adopt.
-    async fn create_authority(&self, _app: &App, plan: &AuthorityPlan) -> Result<CreatedAuthority> {
+    async fn create_authority(&self, app: &App, plan: &AuthorityPlan) -> Result<CreatedAuthority> {
         let AuthorityToCreate::External { body, chain } = &plan.kind else {
             return Err(Error::invalid(
                 "body",
@@ -59,6 +63,9 @@ impl IssuerPlugin for OfflineIssuer {
         };
         let der = x509::first_certificate(body, "body")?;
         let parsed = x509::parse(&der, "body")?;
+        if parsed.not_after <= app.clock.unix() {
+            return Err(Error::invalid("body", "has expired"));
+        }
         let chain = lint::self_signed_or_chained(&der, &parsed, chain.as_deref())?;
         Ok(CreatedAuthority {
             der,
@@ -76,27 +83,34 @@ impl IssuerPlugin for OfflineIssuer {
         authority: &AuthorityRecord,
         plan: IssuePlan,
     ) -> Result<Issuance> {
-        let (common_name, alt_names) = alt_names::requested(&plan)?;
-        let names = alt_names::plan(&alt_names)?;
         let order = match &plan.csr {
             Some(csr) => {
+                // The CSR goes to the CA as it is: what it names is what is ordered.
                 if !plan.alt_names.is_empty() {
                     return Err(Error::invalid(
                         "extensions.subAltNames",
                         "an order sends the CSR to the CA as it is: put these names in the CSR",
                     ));
                 }
+                if !plan.common_name.is_empty() && plan.common_name != csr.common_name {
+                    return Err(Error::invalid(
+                        "commonName",
+                        "an order sends the CSR to the CA as it is: leave commonName out or give the CSR's",
+                    ));
+                }
                 Order {
                     external_id: None,
                     csr: csr.pem.clone(),
-                    common_name,
-                    dns_names: names.dns,
+                    common_name: csr.common_name.clone(),
+                    dns_names: alt_names::plan(&csr.alt_names)?.dns,
                     key_type: csr.algorithm.lemur_name().to_owned(),
                     pkcs8: None,
                     details: format!("ordered from {} with the requester's CSR", authority.name),
                 }
             }
             None => {
+                let (common_name, alt_names) = alt_names::requested(&plan)?;
+                let names = alt_names::plan(&alt_names)?;
                 let mut subject = plan.subject.subject(&common_name, &app.config.defaults);
                 if authority.cab_compliant {
                     subject.organizational_unit.clear();

@@ -49,7 +49,8 @@ const MATRIX: &[(&str, &str, [u16; 9])] = &[
     ("GET",  "/domains/{id}",                [401, 401, 403, 200, 200, 403, 200, 200, 200]),
     ("PUT",  "/domains/{id}",                [401, 401, 403, 403, 403, 403, 403, 403, 200]),
     ("GET",  "/pending_certificates",        [401, 401, 200, 200, 200, 200, 200, 200, 200]),
-    ("GET",  "/pending_certificates/{id}",   [401, 401, 403, 200, 200, 200, 403, 403, 200]),
+    // The authority's operator runs its CA: it reads the orders it is to sign.
+    ("GET",  "/pending_certificates/{id}",   [401, 401, 403, 200, 200, 200, 403, 200, 200]),
     ("PUT",  "/pending_certificates/{id}",   [401, 401, 403, 403, 403, 200, 403, 403, 200]),
     ("DELETE", "/pending_certificates/{id}", [401, 401, 403, 403, 403, 204, 403, 403, 204]),
     ("GET",  "/pending_certificates/{id}/key", [401, 401, 403, 403, 403, 200, 403, 403, 200]),
@@ -176,7 +177,7 @@ fn call(app: &Appliance, method: &str, path: &str, token: Option<&str>, body: &V
         "GET" => app.daemon.get(path, token),
         "POST" => app.daemon.post(path, token, body),
         "PUT" => app.daemon.put(path, token, body),
-        "DELETE" => app.daemon.delete(path, token, body),
+        "DELETE" => app.daemon.delete(path, token, Some(body)),
         other => panic!("no client call for {other}"),
     }
 }
@@ -332,6 +333,28 @@ fn every_route_answers_every_caller_as_the_matrix_says() {
             .trim(),
         "5"
     );
+
+    assert_eq!(
+        app.query("SELECT COUNT(*) FROM logs WHERE log_type = 'pending_key_view_denied'")
+            .trim(),
+        "5"
+    );
+    // Orders are listed to their owner and to whoever runs their authority's CA, not to others.
+    let orders = |token: &Option<String>| {
+        app.daemon
+            .get("/api/1/pending_certificates?count=100", token.as_deref())
+            .body["total"]
+            .as_i64()
+            .unwrap()
+    };
+    assert!(orders(&tokens[5]) >= 1, "the owner sees their orders");
+    assert_eq!(
+        orders(&tokens[7]),
+        orders(&tokens[8]),
+        "the CA's operator sees them all"
+    );
+    assert_eq!(orders(&tokens[6]), 0, "another user sees none");
+    assert_eq!(orders(&tokens[2]), 0, "a user with no role sees none");
 
     // Lists are filtered, not refused: a user sees what they own and no more.
     let list = |token: &Option<String>| {

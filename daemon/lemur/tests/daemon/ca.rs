@@ -3,8 +3,8 @@
 
 use crate::on_both_databases;
 use crate::support::{
-    Appliance, Db, key_matches, lemur_hsm, openssl, openssl_csr, openssl_p256_request, pkilint,
-    scratch, verify_with_openssl, window,
+    Appliance, Db, OfflineCa, key_matches, lemur_hsm, openssl, openssl_csr, openssl_p256_request,
+    pkilint, scratch, verify_with_openssl, window,
 };
 use serde_json::{Value, json};
 use std::process::Command;
@@ -465,13 +465,30 @@ fn no_clear_keys(db: Db) {
     let (body, chain, uploaded_key) = external_certificate();
     let imported = app.post("/api/1/certificates/upload", &json!({ "owner": "carol@example.com", "body": body, "chain": chain, "privateKey": uploaded_key }));
     assert_eq!(imported.status, 200, "{}", imported.text);
+    // A key generated for an order waits sealed too.
+    let offline = OfflineCa::new("Seal Offline").register(&app, "seal-offline");
+    let ordered = app.post(
+        "/api/1/certificates",
+        &json!({ "owner": "carol@example.com", "commonName": "waiting.example.com",
+                 "authority": { "id": offline["id"] }, "keyType": "ECCPRIME256V1" }),
+    );
+    assert_eq!(ordered.status, 202, "{}", ordered.text);
+    let order_key = app
+        .get(&format!(
+            "/api/1/pending_certificates/{}/key",
+            ordered.body["id"]
+        ))
+        .body["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let database = app.database_bytes();
     let text = String::from_utf8_lossy(&database);
     assert!(
-        text.contains("sealed.example.com"),
+        text.contains("sealed.example.com") && text.contains("waiting.example.com"),
         "the scan must see the database's content"
     );
-    for key in [&generated_key, &uploaded_key] {
+    for key in [&generated_key, &uploaded_key, &order_key] {
         assert!(
             !text.contains("PRIVATE KEY"),
             "a PEM private key header is in the database"

@@ -236,13 +236,16 @@ fn the_typed_client_drives_the_api_as_a_user_would() {
             },
         )
         .unwrap();
-    assert_eq!(delivered.cn, "ordered.example.com");
+    assert!(delivered.resolved);
+    let certificate = client
+        .certificate(delivered.resolved_cert_id.unwrap())
+        .unwrap();
+    assert_eq!(certificate.cn, "ordered.example.com");
     assert!(key_matches(
-        &delivered.body,
-        &client.private_key(delivered.id).unwrap()
+        &certificate.body,
+        &client.private_key(certificate.id).unwrap()
     ));
-    let resolved = client.pending_certificate(order.id).unwrap();
-    assert_eq!(resolved.resolved_cert_id, Some(delivered.id));
+    assert_eq!(client.pending_certificate(order.id).unwrap(), delivered);
 
     let missing = client.certificate(4242);
     assert!(

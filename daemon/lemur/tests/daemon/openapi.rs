@@ -383,7 +383,7 @@ fn real_responses_validate_against_the_served_openapi_document() {
         let reply = match method {
             "GET" => app.daemon.get(&path, token),
             "PUT" => app.daemon.put(&path, token, &body),
-            "DELETE" => app.daemon.delete(&path, token, &body),
+            "DELETE" => app.daemon.delete(&path, token, Some(&body)),
             _ => app.daemon.post(&path, token, &body),
         };
         assert!(reply.status < 500, "{method} {path}: {}", reply.text);

@@ -124,30 +124,80 @@ fn offline_orders(db: Db) {
     assert_eq!(public_key("key", &key), public_key("csr", &csr));
 
     // Deliveries that are not the CA's answer to this order are refused, naming why.
-    let other_key = ca.sign(&openssl_csr(&["web.example.com"]).1);
-    let refused = deliver(&app, id, &other_key);
-    assert_eq!(refused.status, 400, "{}", refused.text);
-    assert!(
-        refused.body["reasons"]["body"]
-            .as_str()
-            .unwrap()
-            .contains("another key")
+    let refused = |body: &str, field: &str, why: &str| {
+        let reply = deliver(&app, id, body);
+        assert_eq!(reply.status, 400, "{why}: {}", reply.text);
+        let reason = reply.body["reasons"][field].as_str().unwrap_or_default();
+        assert!(reason.contains(why), "{why}: {}", reply.text);
+    };
+    refused(
+        &ca.sign(&openssl_csr(&["web.example.com"]).1),
+        "body",
+        "another key",
     );
-    let stranger = OfflineCa::new("Someone Else").sign(&csr);
-    let refused = deliver(&app, id, &stranger);
-    assert_eq!(refused.status, 400, "{}", refused.text);
-    assert!(
-        refused.body["reasons"]["body"]
-            .as_str()
-            .unwrap()
-            .contains("not signed by")
+    refused(
+        &OfflineCa::new("Someone Else").sign(&csr),
+        "body",
+        "not signed by",
     );
+    refused(
+        &ca.sign_with(
+            &csr,
+            &[],
+            "basicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\nsubjectAltName=DNS:web.example.com,DNS:bank.example.com\n",
+        ),
+        "body",
+        "did not ask for",
+    );
+    refused(
+        &ca.sign_with(
+            &csr,
+            &["-subj", "/CN=bank.example.com"],
+            "basicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\nsubjectAltName=DNS:web.example.com\n",
+        ),
+        "body",
+        "common name",
+    );
+    refused(
+        &ca.sign_with(
+            &csr,
+            &["-copy_extensions", "copy"],
+            "basicConstraints=CA:FALSE\nextendedKeyUsage=codeSigning\n",
+        ),
+        "body",
+        "TLS server certificate",
+    );
+    refused(
+        &ca.sign_with(
+            &csr,
+            &["-copy_extensions", "copy"],
+            "basicConstraints=critical,CA:TRUE\nextendedKeyUsage=serverAuth\n",
+        ),
+        "body",
+        "CA certificate",
+    );
+    // A chain of the deliverer's making is not stored with it: only the authority's is taken.
+    let signed = ca.sign(&csr);
+    let forged_chain = OfflineCa::new("Offline Root").certificate;
+    let reply = app.post(
+        &format!("/api/1/pending_certificates/{id}/upload"),
+        &json!({ "body": signed, "chain": forged_chain }),
+    );
+    assert_eq!(reply.status, 400, "{}", reply.text);
+    assert!(reply.body["reasons"]["chain"].is_string(), "{}", reply.text);
 
-    // The CA's answer becomes the certificate, with the order's owner, description and key.
-    let delivered = deliver(&app, id, &ca.sign(&csr));
+    // The CA's answer becomes the certificate, with the order's owner, description and key;
+    // the answer is the order, resolved, as Lemur's.
+    let delivered = app.post(
+        &format!("/api/1/pending_certificates/{id}/upload"),
+        &json!({ "body": signed, "chain": ca.certificate }),
+    );
     assert_eq!(delivered.status, 200, "{}", delivered.text);
-    let certificate = &delivered.body;
-    let certificate_id = certificate["id"].as_i64().unwrap();
+    assert_eq!(delivered.body["resolved"], true, "{}", delivered.text);
+    let certificate_id = delivered.body["resolvedCertId"].as_i64().unwrap();
+    let certificate = app
+        .get(&format!("/api/1/certificates/{certificate_id}"))
+        .body;
     assert_eq!(certificate["owner"], "web@example.com");
     assert_eq!(certificate["description"], "web tier, EU");
     assert_eq!(certificate["authority"]["id"], authority);
@@ -160,8 +210,7 @@ fn offline_orders(db: Db) {
     assert_eq!(stored_key.status, 200, "{}", stored_key.text);
     assert_eq!(stored_key.body["key"].as_str().unwrap(), key);
     let resolved = app.get(&format!("/api/1/pending_certificates/{id}"));
-    assert_eq!(resolved.body["resolved"], true, "{}", resolved.text);
-    assert_eq!(resolved.body["resolvedCertId"], certificate_id);
+    assert_eq!(resolved.body, delivered.body);
     assert_eq!(
         resolved.body["hasPrivateKey"], false,
         "the key moved to the certificate"
@@ -169,12 +218,7 @@ fn offline_orders(db: Db) {
     assert_eq!(app.get("/api/1/pending_certificates").body["total"], 0);
     assert_eq!(deliver(&app, id, &ca.sign(&csr)).status, 409);
     let path = format!("/api/1/pending_certificates/{id}");
-    assert_eq!(
-        app.daemon
-            .delete(&path, Some(&app.token), &json!({}))
-            .status,
-        409
-    );
+    assert_eq!(app.daemon.delete(&path, Some(&app.token), None).status, 409);
 
     // A revocation is recorded here; the CA is out of reach.
     let revoked = app.daemon.put(
@@ -226,9 +270,11 @@ fn offline_orders(db: Db) {
 
     // Cancelling deletes the order, with its note in the audit log.
     let path = format!("/api/1/pending_certificates/{own_id}");
-    let cancelled = app
-        .daemon
-        .delete(&path, Some(&app.token), &json!({ "note": "not needed" }));
+    let cancelled = app.daemon.delete(
+        &path,
+        Some(&app.token),
+        Some(&json!({ "note": "not needed" })),
+    );
     assert_eq!(cancelled.status, 204, "{}", cancelled.text);
     assert_eq!(app.get(&path).status, 404);
     assert_eq!(
@@ -240,8 +286,46 @@ fn offline_orders(db: Db) {
         app.query("SELECT COUNT(*) FROM pending_certificates")
             .trim(),
         "1",
-        "one delivered order is kept; the retried one was stored once, then cancelled"
+        "the delivered order is kept; the retried one was stored once, then cancelled"
     );
+
+    // An RSA key made for an order (its CSR signed by rcgen with it), replacing a certificate
+    // once delivered; a cancellation needs no body.
+    let rsa = order(
+        &app,
+        authority,
+        json!({ "commonName": "rsa.example.com", "keyType": "RSA2048",
+                "replaces": [{ "id": certificate_id }] }),
+    );
+    assert_eq!(rsa.status, 202, "{}", rsa.text);
+    assert_eq!(rsa.body["keyType"], "RSA2048");
+    assert_eq!(rsa.body["replaces"], json!([{ "id": certificate_id }]));
+    let rsa_csr = rsa.body["csr"].as_str().unwrap();
+    let dir = scratch();
+    std::fs::write(dir.path().join("rsa.csr"), rsa_csr).unwrap();
+    let text = openssl(
+        &["req", "-in", "rsa.csr", "-verify", "-noout", "-text"],
+        dir.path(),
+    );
+    assert!(text.contains("Public-Key: (2048 bit)"), "{text}");
+    let rsa_id = rsa.body["id"].as_i64().unwrap();
+    let delivered = deliver(&app, rsa_id, &ca.sign(rsa_csr));
+    assert_eq!(delivered.status, 200, "{}", delivered.text);
+    let replacement = app.get(&format!(
+        "/api/1/certificates/{}",
+        delivered.body["resolvedCertId"]
+    ));
+    assert_eq!(replacement.body["keyType"], "RSA2048");
+    assert_eq!(replacement.body["replaces"][0]["id"], certificate_id);
+    let unwanted = order(
+        &app,
+        authority,
+        json!({ "commonName": "unwanted.example.com" }),
+    );
+    assert_eq!(unwanted.status, 202, "{}", unwanted.text);
+    let path = format!("/api/1/pending_certificates/{}", unwanted.body["id"]);
+    assert_eq!(app.daemon.delete(&path, Some(&app.token), None).status, 204);
+    assert_eq!(app.get(&path).status, 404);
 }
 
 #[test]

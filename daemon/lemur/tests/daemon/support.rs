@@ -451,7 +451,6 @@ impl OfflineCa {
                 "ca.pem",
             ],
         );
-        std::fs::write(dir.path().join("leaf.cnf"), "basicConstraints=CA:FALSE\n").unwrap();
         let certificate = std::fs::read_to_string(dir.path().join("ca.pem")).unwrap();
         Self { dir, certificate }
     }
@@ -469,32 +468,42 @@ impl OfflineCa {
         reply.body
     }
 
-    /// Signs `csr` as this CA would (its names copied from the request): the certificate, PEM.
+    /// Signs `csr` as this CA would (its names copied from the request, a TLS server
+    /// certificate): the certificate, PEM.
     pub fn sign(&self, csr: &str) -> String {
+        self.sign_with(
+            csr,
+            &["-copy_extensions", "copy"],
+            "basicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth,clientAuth\n",
+        )
+    }
+
+    /// Signs `csr` with openssl's `x509 -req` options `options` (`-subj`, `-copy_extensions`)
+    /// and the extensions `extensions` (an extfile's text): a CA that signs something else than
+    /// it was asked.
+    pub fn sign_with(&self, csr: &str, options: &[&str], extensions: &str) -> String {
         let dir = self.dir.path();
         std::fs::write(dir.join("order.csr"), csr).unwrap();
-        openssl(
-            &[
-                "x509",
-                "-req",
-                "-in",
-                "order.csr",
-                "-CA",
-                "ca.pem",
-                "-CAkey",
-                "ca.key",
-                "-CAcreateserial",
-                "-days",
-                "20",
-                "-copy_extensions",
-                "copy",
-                "-extfile",
-                "leaf.cnf",
-                "-out",
-                "leaf.pem",
-            ],
-            dir,
-        );
+        std::fs::write(dir.join("leaf.cnf"), extensions).unwrap();
+        let mut args = vec![
+            "x509",
+            "-req",
+            "-in",
+            "order.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "20",
+            "-extfile",
+            "leaf.cnf",
+            "-out",
+            "leaf.pem",
+        ];
+        args.extend_from_slice(options);
+        openssl(&args, dir);
         std::fs::read_to_string(dir.join("leaf.pem")).unwrap()
     }
 }
