@@ -83,6 +83,12 @@ impl IssuerPlugin for OfflineIssuer {
         authority: &AuthorityRecord,
         plan: IssuePlan,
     ) -> Result<Issuance> {
+        if plan.not_before.is_some() || plan.not_after.is_some() {
+            return Err(Error::invalid(
+                "validityEnd",
+                "the CA that signs an order sets its validity: leave validityStart, validityEnd and validityYears out",
+            ));
+        }
         let order = match &plan.csr {
             Some(csr) => {
                 // The CSR goes to the CA as it is: what it names is what is ordered.

@@ -77,6 +77,18 @@ fn offline_orders(db: Db) {
             .contains("not in the HSM")
     );
 
+    let dated = order(
+        &app,
+        authority,
+        json!({ "commonName": "dated.example.com", "validityYears": 1 }),
+    );
+    assert_eq!(dated.status, 400, "{}", dated.text);
+    assert!(
+        dated.body["reasons"]["validityEnd"].is_string(),
+        "{}",
+        dated.text
+    );
+
     // An order with a key generated in the HSM: 202 and the request the CA is to sign.
     let ordered = order(
         &app,
