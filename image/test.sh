@@ -18,7 +18,7 @@
 # 4. powered off by the power button: the boot entries say b is good and the broken slot spent;
 #    the data partition has grown to the disk;
 # 5. one byte of the running slot's root file system flipped: the next boot stops at dm-verity;
-# 6. a fresh copy of the image, booted in 512 MiB: the backup taken over ssh at the first boot
+# 6. a fresh copy of the image, booted in 512 MiB: the backup taken through the API at the first boot
 #    (while the daemon ran) restored onto it over ssh brings back the first appliance's CA (its
 #    fingerprint), admin password, certificates and signing key.
 # At the first boot also: sshd (which the test seed enables) answers with the host key the
@@ -297,13 +297,18 @@ put_passphrase() {
     printf '%s\n' "$BACKUP_PASSPHRASE" | guest 'umask 077 && cat > /run/backup-passphrase'
 }
 
-# `lemur appliance backup` over ssh while the daemon runs, the archive on the host.
+# A backup through the API while the daemon runs (root's lemur-backup.socket makes it; the
+# daemon passes it on), the archive on the host; a short passphrase is refused by name first.
 take_backup() {
-    put_passphrase
     local started=$SECONDS
-    guest 'lemur appliance backup --output - --passphrase-file /run/backup-passphrase' \
-        > "$WORK/backup.lemur" || fail "the backup failed"
-    echo "image test: backed up over ssh while the daemon ran: $(stat -c %s "$WORK/backup.lemur") bytes in $((SECONDS - started)) s"
+    if api POST /appliance/backup '{"passphrase": "too short"}' > "$WORK/refused.json" 2>/dev/null; then
+        fail "a backup under a short passphrase was made"
+    fi
+    grep -q '"passphrase"' "$WORK/refused.json" ||
+        fail "the refused backup does not name the passphrase: $(cat "$WORK/refused.json")"
+    api POST /appliance/backup "{\"passphrase\": \"$BACKUP_PASSPHRASE\"}" > "$WORK/backup.lemur" ||
+        fail "the backup through the API failed: $(head -c 300 "$WORK/backup.lemur")"
+    echo "image test: backed up through the API while the daemon ran: $(stat -c %s "$WORK/backup.lemur") bytes in $((SECONDS - started)) s"
 }
 
 # A fresh copy of the image, booted in 512 MiB, gets the first appliance's backup over ssh:

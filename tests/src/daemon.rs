@@ -281,6 +281,36 @@ impl Daemon {
         })
     }
 
+    /// POST JSON to `path` for a binary answer (a download), on a connection of its own: the
+    /// status and the bytes, or why there are none whole (a download that broke off, before or
+    /// after its status).
+    pub fn post_for_bytes(
+        &self,
+        path: &str,
+        token: &str,
+        body: &Value,
+    ) -> Result<(u16, Vec<u8>), String> {
+        // A connection of its own: a download that broke off leaves none to reuse.
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let mut response = agent
+            .post(format!("{}{path}", self.base))
+            .header("Content-Type", "application/json")
+            .header("Authorization", format!("Bearer {token}"))
+            .send(body.to_string())
+            .map_err(|e| e.to_string())?;
+        let status = response.status().as_u16();
+        let bytes = response
+            .body_mut()
+            .with_config()
+            .limit(1 << 30)
+            .read_to_vec()
+            .map_err(|e| e.to_string())?;
+        Ok((status, bytes))
+    }
+
     /// GET `path` with an optional bearer token.
     pub fn get(&self, path: &str, token: Option<&str>) -> Reply {
         self.get_with(path, token, &[])

@@ -409,3 +409,12 @@ pub struct UploadPendingCertificate {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chain: Option<String>,
 }
+
+/// `POST /appliance/backup`. No `Debug`: it holds the passphrase.
+#[derive(Clone, Serialize, Deserialize, ToSchema)]
+pub struct BackupRequest {
+    /// What the archive is sealed under (at least 12 characters, one line): all that guards the
+    /// keys in it, so keep it apart from the archive.
+    #[schema(value_type = String)]
+    pub passphrase: crate::SecretString,
+}

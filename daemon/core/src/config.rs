@@ -51,6 +51,9 @@ pub struct Config {
     /// Upgrades of the appliance image through the API; none when absent (not an appliance).
     #[serde(default)]
     pub upgrades: Option<UpgradesConfig>,
+    /// Backups of the appliance through the API; none when absent (not an appliance).
+    #[serde(default)]
+    pub backups: Option<BackupsConfig>,
     /// Directory for the daemon's state (SQLite database, runtime files).
     pub state_dir: PathBuf,
 }
@@ -289,6 +292,14 @@ impl UpgradesConfig {
 
 fn default_upgrade_max_bytes() -> u64 {
     2 << 30
+}
+
+/// `[backups]`: where root's backup service listens for `POST /api/1/appliance/backup`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackupsConfig {
+    /// The service's socket (`lemur-backup.socket`).
+    pub socket: PathBuf,
 }
 
 /// `[frontend]`: the appliance's own HTTPS certificate, which nginx serves.

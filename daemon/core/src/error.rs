@@ -107,6 +107,10 @@ pub enum Error {
         /// What was limited.
         reason: String,
     },
+    /// A service of the appliance the daemon relies on (root's backup service) is not there or
+    /// failed: an operator looks at it; retrying may do.
+    #[error("{0}")]
+    ServiceUnavailable(String),
     /// Building or signing a certificate failed.
     #[error("certificate authority error: {0}")]
     Ca(String),
@@ -155,6 +159,7 @@ impl Error {
             Error::Entropy(_) | Error::Hsm(lemur_hsm::Error::Entropy(_)) => "entropy_unhealthy",
             Error::Hsm(hsm) if hsm.is_unavailable() => "hsm_unavailable",
             Error::Database { .. } => "database_unavailable",
+            Error::ServiceUnavailable(_) => "service_unavailable",
             Error::Hsm(_)
             | Error::Config { .. }
             | Error::Permissions { .. }
@@ -170,7 +175,11 @@ impl Error {
     pub fn is_transient(&self) -> bool {
         matches!(
             self.code(),
-            "entropy_unhealthy" | "hsm_unavailable" | "database_unavailable" | "overloaded"
+            "entropy_unhealthy"
+                | "hsm_unavailable"
+                | "database_unavailable"
+                | "service_unavailable"
+                | "overloaded"
         )
     }
 

@@ -253,6 +253,8 @@ pub enum Action<'a> {
     RotateKek,
     /// Install a new release of the appliance image (it restarts the appliance).
     UpgradeAppliance,
+    /// Download a backup of the appliance (every key, sealed under the caller's passphrase).
+    BackupAppliance,
     /// Scan the whole inventory for certificates to announce as expiring (the scheduler's and
     /// `lemur notify expirations`' job: they tell every owner).
     ScanExpirations,
@@ -353,6 +355,7 @@ pub fn authorize(subject: &Subject, action: Action<'_>) -> Result<()> {
         | Action::ManageUsers
         | Action::ScanExpirations
         | Action::UpgradeAppliance
+        | Action::BackupAppliance
         | Action::RotateKek => (subject.is_admin(), "only administrators may do this"),
         Action::ReadHealthDetails => (
             subject.is_admin() || subject.has(&Role::Operator) || subject.has(&Role::Auditor),

@@ -1,14 +1,19 @@
 //! `POST /appliance/upgrade`: a new release of the appliance image, uploaded as its signed
 //! bundle. The daemon only receives and checks it; root installs it (see `lemur_core::upgrade`).
+//! `POST /appliance/backup`: a backup of the appliance, made by root's backup service and passed
+//! on as it comes (see `lemur_core::backup::service`).
 
-use super::{ApiError, AppState, Caller};
+use super::{ApiError, AppState, Caller, JsonBody};
 use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
+use axum::http::header;
 use axum::http::header::CONTENT_LENGTH;
 use axum::http::{HeaderMap, StatusCode};
+use axum::response::IntoResponse;
 use http_body_util::BodyExt;
-use lemur_api::{ErrorBody, UpgradeStaged};
+use lemur_api::{BackupRequest, ErrorBody, UpgradeStaged};
+use lemur_core::backup::service;
 use lemur_core::{Error, upgrade};
 use std::time::Duration;
 
@@ -83,4 +88,54 @@ async fn discard(body: &mut Body, stall: Duration) {
             _ => break,
         }
     }
+}
+
+/// Download a backup of the appliance: the database, the HSM token, the configuration and the
+/// credentials, in one archive sealed under the passphrase (`lemur appliance restore` takes
+/// it). Administrators only; audited. The archive is streamed as root's backup service makes
+/// it: a download that breaks off is no whole archive (restore refuses it), and says so.
+#[utoipa::path(operation_id = "backupAppliance", post, path = "/appliance/backup", tag = "appliance",
+    request_body = BackupRequest, security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The archive, streamed", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 400, description = "Passphrase too short or not one line (reasons.passphrase)", body = ErrorBody),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Not an administrator", body = ErrorBody),
+        (status = 409, description = "This is not an appliance (use lemur backup)", body = ErrorBody),
+        (status = 503, description = "The backup service is not running or failed", body = ErrorBody),
+    ))]
+pub async fn backup(
+    State(app): AppState,
+    Caller(subject): Caller,
+    JsonBody(body): JsonBody<BackupRequest>,
+) -> Result<impl IntoResponse, ApiError> {
+    let passphrase = body.passphrase.into_inner();
+    let download = service::start(&app, &subject, &passphrase).await?;
+    drop(passphrase);
+    // Chunks as they come; after a failure, the response ends there, cut off.
+    let chunks = futures_util::stream::unfold(Some(download), |download| async move {
+        let mut download = download?;
+        match download.next_chunk().await {
+            Ok(Some(chunk)) => Some((Ok(axum::body::Bytes::from(chunk)), Some(download))),
+            Ok(None) => None,
+            Err(error) => {
+                log::error!("the backup download broke off: {error}");
+                Some((Err(std::io::Error::other(error.to_string())), None))
+            }
+        }
+    });
+    let name = format!(
+        "attachment; filename=\"lemur-backup-{}.lemur\"",
+        crate::views::date(app.clock.unix())
+            .replace([':', '-'], "")
+            .trim_end_matches('Z')
+    );
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/octet-stream".to_owned()),
+            (header::CONTENT_DISPOSITION, name),
+            (header::CACHE_CONTROL, "no-store".to_owned()),
+        ],
+        Body::from_stream(chunks),
+    ))
 }

@@ -30,7 +30,9 @@ fn status_and_message(error: &Error) -> (StatusCode, String) {
         Error::Forbidden(_) => (StatusCode::FORBIDDEN, error.to_string()),
         Error::TooManyRequests { .. } => (StatusCode::TOO_MANY_REQUESTS, error.to_string()),
         Error::RequestTimeout => (StatusCode::REQUEST_TIMEOUT, error.to_string()),
-        Error::Overloaded => (StatusCode::SERVICE_UNAVAILABLE, error.to_string()),
+        Error::Overloaded | Error::ServiceUnavailable(_) => {
+            (StatusCode::SERVICE_UNAVAILABLE, error.to_string())
+        }
         Error::InsufficientStorage(_) => (StatusCode::INSUFFICIENT_STORAGE, error.to_string()),
         Error::Entropy(_) | Error::Hsm(lemur_hsm::Error::Entropy(_)) => {
             (StatusCode::SERVICE_UNAVAILABLE, error.to_string())

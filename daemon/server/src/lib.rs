@@ -184,6 +184,7 @@ pub const ROUTES: &[Route] = &[
     Route { method: "GET", path: "/plugins" },
     Route { method: "GET", path: "/plugins/{slug}" },
     Route { method: "POST", path: "/appliance/upgrade" },
+    Route { method: "POST", path: "/appliance/backup" },
     Route { method: "GET", path: "/openapi.json" },
 ];
 
@@ -219,6 +220,7 @@ fn handler(route: &Route) -> Option<MethodRouter<Arc<App>>> {
         ("GET", "/plugins") => get(plugins::list),
         ("GET", "/plugins/{slug}") => get(plugins::get),
         ("POST", "/appliance/upgrade") => post(appliance::upgrade),
+        ("POST", "/appliance/backup") => post(appliance::backup),
         ("GET", "/openapi.json") => get(openapi::document),
         _ => return None,
     })

@@ -14,7 +14,12 @@ export function daysUntil(value: string | null | undefined): number | null {
 
 /** Offers `text` as a file named `name`. */
 export function download(name: string, text: string, type = "application/x-pem-file"): void {
-  const url = URL.createObjectURL(new Blob([text], { type }));
+  downloadBlob(name, new Blob([text], { type }));
+}
+
+/** Offers `blob` as a file named `name`. */
+export function downloadBlob(name: string, blob: Blob): void {
+  const url = URL.createObjectURL(blob);
   const anchor = document.createElement("a");
   anchor.href = url;
   anchor.download = name;

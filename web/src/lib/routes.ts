@@ -12,6 +12,7 @@ export type Route =
   | { screen: "authorities" }
   | { screen: "authority"; id: number }
   | { screen: "newAuthority" }
+  | { screen: "appliance" }
   | { screen: "notFound" };
 
 export const paths = {
@@ -25,6 +26,7 @@ export const paths = {
   authorities: "/authorities",
   authority: (id: number) => `/authorities/${id}`,
   newAuthority: "/authorities/new",
+  appliance: "/appliance",
 } as const;
 
 /** The screen at `path` (`/` is the dashboard's: the landing screen). */
@@ -46,6 +48,8 @@ export function route(path: string): Route {
       return { screen: "authorities" };
     case paths.newAuthority:
       return { screen: "newAuthority" };
+    case paths.appliance:
+      return { screen: "appliance" };
   }
   const certificate = trimmed.match(/^\/certificates\/(\d+)$/)?.[1];
   if (certificate) return { screen: "certificate", id: Number(certificate) };
@@ -75,6 +79,8 @@ export function section(screen: Route["screen"]): string | null {
     case "authority":
     case "newAuthority":
       return paths.authorities;
+    case "appliance":
+      return paths.appliance;
     case "notFound":
       return null;
   }

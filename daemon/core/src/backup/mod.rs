@@ -14,6 +14,7 @@
 //! kinds and copies their bytes, and only the daemon's user unpacks them.
 
 pub mod sealed;
+pub mod service;
 
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};

@@ -4,8 +4,8 @@
 //! come from outside (a seed file's email address, a path).
 
 use super::{
-    CONFIG_VERSION, CREDENTIALS_PREFIX, Defaults, FrontendConfig, HSM_PIN, TOKEN_SECRET,
-    UpgradesConfig,
+    BackupsConfig, CONFIG_VERSION, CREDENTIALS_PREFIX, Defaults, FrontendConfig, HSM_PIN,
+    TOKEN_SECRET, UpgradesConfig,
 };
 use std::path::Path;
 
@@ -52,6 +52,8 @@ pub struct Template<'a> {
     pub frontend: Option<&'a FrontendConfig>,
     /// `[upgrades]`; written as a commented example when absent.
     pub upgrades: Option<&'a UpgradesConfig>,
+    /// `[backups]`; written as a commented example when absent.
+    pub backups: Option<&'a BackupsConfig>,
 }
 
 impl<'a> Template<'a> {
@@ -73,6 +75,7 @@ impl<'a> Template<'a> {
             security_team_email: None,
             frontend: None,
             upgrades: None,
+            backups: None,
         }
     }
 
@@ -114,6 +117,14 @@ impl<'a> Template<'a> {
         }
     }
 
+    /// The `[backups]` table, or its commented example.
+    fn backups(&self) -> String {
+        match self.backups {
+            Some(backups) => format!("[backups]\nsocket = {}\n", path_value(&backups.socket)),
+            None => "# [backups]\n# socket = \"/run/lemur-backup.sock\"\n".to_owned(),
+        }
+    }
+
     /// The configuration's text. Every value is written by the `toml` crate, quoted and escaped
     /// as TOML wants it, so that no value (a path, an email address from a seed file) can end
     /// its string or its line early and add keys of its own.
@@ -136,6 +147,7 @@ impl<'a> Template<'a> {
         );
         let frontend = self.frontend();
         let upgrades = self.upgrades();
+        let backups = self.backups();
         format!(
             r#"# Lemur-HSM configuration. Secrets are never written here: each *_file key names a file
 # (0600, owned by the lemur user; in production a systemd credential).
@@ -221,6 +233,10 @@ ready = {{ RSA2048 = 32 }}
 # signed with the release key is checked, then left in the spool directory for root's
 # lemur-upgrade.service to write into the inactive root slot. Only the appliance image has this.
 {upgrades}
+# Backups of the appliance (POST /api/1/appliance/backup, administrators only): root's
+# lemur-backup.socket makes the archive, credentials included, which the daemon may not read
+# itself, and the daemon hands it on. Only the appliance image has this.
+{backups}
 [metrics]
 # Client addresses or networks ("10.0.0.0/8") that may read /metrics (Prometheus text); the
 # bundled nginx also limits /metrics to loopback. [] turns it off.

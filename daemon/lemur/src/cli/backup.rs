@@ -10,6 +10,7 @@
 
 use crate::cli::appliance::Credstore;
 use crate::cli::users::read_password;
+use lemur_core::backup::service::FrameWriter;
 use lemur_core::backup::{self, Kind, Manifest, Restore, StateWriter, Unpacker, Writer};
 use lemur_core::config::Config;
 use lemur_core::files::{create_private_dir, is_root};
@@ -26,8 +27,9 @@ pub struct BackupOptions {
     /// The archive to write (a new file, 0600), or `-` for standard output.
     #[arg(long, short = 'o', value_name = "FILE")]
     pub output: PathBuf,
-    /// The passphrase (first line of FILE, at least 12 characters); asked twice on the terminal
-    /// when absent. Keep it apart from the archive: it is all that guards the keys in it.
+    /// The passphrase (first line of FILE, or of standard input with `-`, at least 12
+    /// characters); asked twice on the terminal when absent. Keep it apart from the archive: it
+    /// is all that guards the keys in it.
     #[arg(long, value_name = "FILE")]
     pub passphrase_file: Option<PathBuf>,
     /// Also back up the encrypted systemd credentials in DIR (decrypted with systemd-creds, as
@@ -48,6 +50,10 @@ pub struct BackupOptions {
     /// daemon's user's side of a backup run as root).
     #[arg(long, hide = true)]
     pub state_only: bool,
+    /// Internal: write the archive to standard output in frames that end with the outcome,
+    /// for the daemon to pass on (root's backup service, `lemur-backup@.service`).
+    #[arg(long, hide = true)]
+    pub framed: bool,
 }
 
 /// What `lemur restore` is given.
@@ -78,6 +84,18 @@ pub struct RestoreOptions {
 
 /// `lemur backup`.
 pub async fn backup(config_path: &Path, options: &BackupOptions) -> Result<()> {
+    let made = make(config_path, options).await;
+    if options.framed {
+        let verdict = made.as_ref().map(|_| ()).map_err(ToString::to_string);
+        FrameWriter::new(std::io::stdout())
+            .end(&verdict)
+            .map_err(Error::io("ending the framed backup"))?;
+    }
+    made
+}
+
+/// The backup itself, or the state's side of it.
+async fn make(config_path: &Path, options: &BackupOptions) -> Result<()> {
     if options.state_only {
         let config = Config::load_unresolved(config_path)?;
         if let Some(expected) = options
@@ -140,7 +158,7 @@ pub async fn backup(config_path: &Path, options: &BackupOptions) -> Result<()> {
     };
     let names = secrets.iter().map(|(name, _)| name.clone()).collect();
     let manifest = Manifest::new(&state_dir, database, names, clock::system().unix());
-    let output = Output::create(&options.output)?;
+    let output = Output::create(&options.output, options.framed)?;
     let mut writer = Writer::new(output, &passphrase, &manifest, &secrets)?;
     match (&options.as_user, &config) {
         (None, Some(config)) => write_state(config, options.no_database, writer.state()).await?,
@@ -297,14 +315,22 @@ impl Drop for Scratch {
     }
 }
 
-/// Where a backup goes: a new private file, removed unless the backup finishes, or stdout.
+/// Where a backup goes: a new private file, removed unless the backup finishes, or stdout
+/// (plain, or framed for the daemon).
 enum Output {
     File(std::fs::File, PathBuf, bool),
     Stdout(std::io::Stdout),
+    Framed(FrameWriter<std::io::Stdout>),
 }
 
 impl Output {
-    fn create(path: &Path) -> Result<Self> {
+    fn create(path: &Path, framed: bool) -> Result<Self> {
+        if framed {
+            if path != Path::new("-") {
+                return Err(Error::invalid("--framed", "goes with --output -"));
+            }
+            return Ok(Self::Framed(FrameWriter::new(std::io::stdout())));
+        }
         if path == Path::new("-") {
             if std::io::stdout().is_terminal() {
                 return Err(Error::invalid(
@@ -336,6 +362,7 @@ impl Output {
                 Ok(())
             }
             Self::Stdout(out) => out.flush().map_err(Error::io("writing the backup")),
+            Self::Framed(out) => out.flush().map_err(Error::io("writing the backup")),
         }
     }
 }
@@ -345,6 +372,7 @@ impl Write for Output {
         match self {
             Self::File(file, ..) => file.write(buf),
             Self::Stdout(out) => out.write(buf),
+            Self::Framed(out) => out.write(buf),
         }
     }
 
@@ -352,6 +380,7 @@ impl Write for Output {
         match self {
             Self::File(file, ..) => file.flush(),
             Self::Stdout(out) => out.flush(),
+            Self::Framed(out) => out.flush(),
         }
     }
 }

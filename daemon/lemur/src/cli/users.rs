@@ -25,10 +25,16 @@ pub fn read_password(
     confirm: bool,
 ) -> Result<Zeroizing<String>> {
     if let Some(file) = file {
-        let content = Zeroizing::new(
+        let content = Zeroizing::new(if file == Path::new("-") {
+            // One line from a pipe or a socket (root's backup service); the rest is not read.
+            let mut line = String::new();
+            std::io::BufRead::read_line(&mut std::io::stdin().lock(), &mut line)
+                .map_err(Error::io("reading the standard input"))?;
+            line
+        } else {
             std::fs::read_to_string(file)
-                .map_err(Error::io(format!("reading {}", file.display())))?,
-        );
+                .map_err(Error::io(format!("reading {}", file.display())))?
+        });
         return Ok(Zeroizing::new(
             content.lines().next().unwrap_or_default().to_owned(),
         ));

@@ -60,6 +60,7 @@ const MATRIX: &[(&str, &str, [u16; 9])] = &[
     ("GET",  "/plugins/{slug}",              [401, 401, 200, 200, 200, 200, 200, 200, 200]),
     // Administrators only; the test daemon is no appliance, so even they are refused (409).
     ("POST", "/appliance/upgrade",           [401, 401, 403, 403, 403, 403, 403, 403, 409]),
+    ("POST", "/appliance/backup",            [401, 401, 403, 403, 403, 403, 403, 403, 409]),
     ("GET",  "/openapi.json",                [200, 200, 200, 200, 200, 200, 200, 200, 200]),
 ];
 
@@ -162,6 +163,7 @@ impl Fixture {
             }
             "/domains" => json!({ "name": format!("d{caller}.example.com") }),
             "/domains/{id}" => json!({ "sensitive": false }),
+            "/appliance/backup" => json!({ "passphrase": "a long backup passphrase" }),
             "/pending_certificates/{id}" => json!({ "description": format!("matrix {caller}") }),
             "/certificates/upload" => {
                 let (body, chain, key) = crate::ca::external_certificate();

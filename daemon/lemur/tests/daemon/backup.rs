@@ -154,3 +154,169 @@ fn a_backup_taken_under_load_restores_its_certificates_and_working_keys() {
     );
     assert!(aside.join("lemur.db").exists());
 }
+
+/// Serves `connections` on a backup service socket at `path` as `serve` says, in a thread.
+fn backup_service(
+    path: &Path,
+    connections: usize,
+    mut serve: impl FnMut(std::os::unix::net::UnixStream) + Send + 'static,
+) -> std::thread::JoinHandle<()> {
+    let listener = std::os::unix::net::UnixListener::bind(path).unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(connections) {
+            serve(stream.unwrap());
+        }
+    })
+}
+
+/// One frame of the backup service's stream: data, or (`None`) the end and its verdict.
+fn frame(stream: &mut impl std::io::Write, data: Option<&[u8]>, verdict: &str) {
+    match data {
+        Some(bytes) => {
+            stream
+                .write_all(&u32::try_from(bytes.len()).unwrap().to_be_bytes())
+                .unwrap();
+            stream.write_all(bytes).unwrap();
+        }
+        None => {
+            stream.write_all(&0u32.to_be_bytes()).unwrap();
+            stream.write_all(verdict.as_bytes()).unwrap();
+        }
+    }
+}
+
+/// `POST /api/1/appliance/backup` against a backup service on a socket, as the appliance's
+/// root service would answer it (here `lemur backup --framed`, one per connection, as
+/// systemd's Accept=yes runs it): the archive comes whole and restores; a service that is not
+/// there or refuses at once gives an error answer; one that fails part way cuts the download
+/// off, so no broken archive passes for a whole one.
+#[test]
+fn a_backup_through_the_api_comes_whole_or_visibly_broken() {
+    let mut app = Appliance::start(Db::Sqlite);
+    let authority = app.root("api-backup", "ECCPRIME256V1")["id"]
+        .as_i64()
+        .unwrap();
+    let issued = app.issue(authority, "backed-up-through-the-api");
+    let dir = scratch();
+    let socket = dir.path().join("backup.sock");
+    let config = app.daemon.config_path();
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        format!(
+            "{text}\n[backups]\nsocket = {:?}\n",
+            socket.display().to_string()
+        ),
+    )
+    .unwrap();
+    app.daemon.restart();
+    let app = app.signed_in_again();
+    let passphrase = "backup passphrase for the API test";
+    let request = |passphrase: &str| {
+        app.daemon.post_for_bytes(
+            "/api/1/appliance/backup",
+            &app.token,
+            &serde_json::json!({ "passphrase": passphrase }),
+        )
+    };
+
+    let short = app.post(
+        "/api/1/appliance/backup",
+        &serde_json::json!({ "passphrase": "too short" }),
+    );
+    assert_eq!(short.status, 400, "{}", short.text);
+    assert!(
+        short.body["reasons"]["passphrase"].is_string(),
+        "{}",
+        short.text
+    );
+    let absent = app.post(
+        "/api/1/appliance/backup",
+        &serde_json::json!({ "passphrase": passphrase }),
+    );
+    assert_eq!(absent.status, 503, "{}", absent.text);
+    assert_eq!(absent.body["code"], "service_unavailable");
+
+    // A service that refuses at once, then one that fails part way.
+    let mut connection = 0;
+    let failing = backup_service(&socket, 2, move |mut stream| {
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(&stream), &mut line).unwrap();
+        assert_eq!(line, format!("{passphrase}\n"));
+        connection += 1;
+        if connection == 2 {
+            frame(&mut stream, Some(b"the archive's first bytes"), "");
+        }
+        frame(&mut stream, None, "error: no room left on /var/lib/lemur");
+    });
+    let refused = app.post(
+        "/api/1/appliance/backup",
+        &serde_json::json!({ "passphrase": passphrase }),
+    );
+    assert_eq!(refused.status, 503, "{}", refused.text);
+    assert!(refused.text.contains("no room left"), "{}", refused.text);
+    assert!(
+        request(passphrase).is_err(),
+        "a backup that failed part way reads as whole"
+    );
+    failing.join().unwrap();
+    std::fs::remove_file(&socket).unwrap();
+
+    // The real thing: lemur backup --framed on the connection.
+    let mut command = Some(app.daemon.command());
+    let service = backup_service(&socket, 1, move |stream| {
+        let mut command = command.take().unwrap();
+        let output = command
+            .args([
+                "backup",
+                "--output",
+                "-",
+                "--passphrase-file",
+                "-",
+                "--framed",
+            ])
+            .stdin(std::process::Stdio::from(std::os::fd::OwnedFd::from(
+                stream.try_clone().unwrap(),
+            )))
+            .stdout(std::process::Stdio::from(std::os::fd::OwnedFd::from(
+                stream,
+            )))
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    });
+    let (status, archive) = request(passphrase).expect("a whole download");
+    service.join().unwrap();
+    assert_eq!(status, 200);
+    let archive_file = dir.path().join("through-the-api.lemur");
+    std::fs::write(&archive_file, archive).unwrap();
+    let passphrase_file = dir.path().join("passphrase");
+    std::fs::write(&passphrase_file, format!("{passphrase}\n")).unwrap();
+    assert_eq!(
+        sqlite_query(
+            &app.daemon,
+            "SELECT count(*) FROM logs WHERE log_type = 'appliance_backup'"
+        )
+        .trim(),
+        "3",
+        "each backup asked of the service is audited"
+    );
+    // The archive is whole: it restores, and the daemon comes back with the certificate.
+    let mut app = app;
+    assert!(app.daemon.stop(), "the daemon did not stop cleanly");
+    let state = app.daemon.state_dir();
+    std::fs::rename(&state, state.with_extension("before-restore")).unwrap();
+    let restored = lemur(&app, "restore", &archive_file, &passphrase_file, &[]);
+    assert!(restored.status.success(), "{}", stderr(&restored));
+    app.daemon.start_again();
+    let app = app.signed_in_again();
+    assert_eq!(
+        app.get(&format!("/api/1/certificates/{}", issued["id"]))
+            .status,
+        200
+    );
+}

@@ -112,10 +112,13 @@ pub enum ApplianceCommand {
         /// 'lemur appliance backup -o - --passphrase-file F' > backup.lemur).
         #[arg(long, short = 'o', value_name = "FILE")]
         output: PathBuf,
-        /// The passphrase (first line of FILE, at least 12 characters); asked twice on the
-        /// terminal when absent.
+        /// The passphrase (first line of FILE, or of standard input with `-`, at least 12
+        /// characters); asked twice on the terminal when absent.
         #[arg(long, value_name = "FILE")]
         passphrase_file: Option<PathBuf>,
+        /// Internal: frames for the daemon (root's backup service, `lemur-backup@.service`).
+        #[arg(long, hide = true)]
+        framed: bool,
     },
     /// Restore a backup onto this appliance (one freshly flashed and booted, or this one):
     /// stops the daemon, moves its state and credentials aside (/var/lib/lemur.replaced-TIME,
@@ -179,6 +182,7 @@ pub async fn run(command: ApplianceCommand, config: &Path) -> Result<()> {
         ApplianceCommand::Backup {
             output,
             passphrase_file,
+            framed,
         } => {
             let options = backup::BackupOptions {
                 output,
@@ -188,6 +192,7 @@ pub async fn run(command: ApplianceCommand, config: &Path) -> Result<()> {
                 no_database: false,
                 state_dir: Some(STATE_DIR.into()),
                 state_only: false,
+                framed,
             };
             backup::backup(&Path::new(STATE_DIR).join("lemur.toml"), &options).await
         }

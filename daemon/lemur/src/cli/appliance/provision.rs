@@ -17,7 +17,9 @@ use crate::cli::root_ca::{self, RootCa, Trust};
 use crate::cli::token::{self, ADMIN_PASSWORD, HSM_PIN, HSM_SO_PIN};
 use lemur_core::app::DEFAULT_ADMIN;
 use lemur_core::auth::password;
-use lemur_core::config::{Config, FrontendConfig, SecretsIn, Template, UpgradesConfig};
+use lemur_core::config::{
+    BackupsConfig, Config, FrontendConfig, SecretsIn, Template, UpgradesConfig,
+};
 use lemur_core::files::{check_credential, create_private_dir, is_root, replace_private};
 use lemur_core::{App, Error, Result, clock};
 use lemur_hsm::Pkcs11KeyStore;
@@ -50,6 +52,8 @@ pub struct Options {
 const APPLIANCE_CA: &str = "appliance";
 /// The key releases are signed with, on the verified root (`image/build.sh` puts it there).
 const RELEASE_KEY: &str = "/usr/share/lemur-hsm/upgrade-key.pem";
+/// Where root's backup service listens (`lemur-backup.socket`).
+const BACKUP_SOCKET: &str = "/run/lemur-backup.sock";
 
 /// The marker of the first provisioning's admin user: made once, so that an admin account an
 /// operator removed is not made again at the next boot.
@@ -172,12 +176,16 @@ fn write_config(
     let environment = [("SOFTHSM2_CONF", softhsm.as_ref())];
     let frontend = frontend(seed, state_dir);
     let upgrades = UpgradesConfig::new(Path::new(RELEASE_KEY), &state_dir.join("upgrade"));
+    let backups = BackupsConfig {
+        socket: BACKUP_SOCKET.into(),
+    };
     let template = Template {
         secrets: SecretsIn::Credentials,
         trusted_proxies: &["unix"],
         security_team_email: seed.admin_email.as_deref(),
         frontend: Some(&frontend),
         upgrades: Some(&upgrades),
+        backups: Some(&backups),
         ..Template::new(state_dir, listen, &database_url, &environment)
     };
     replace_private(path, template.render().as_bytes(), None)?;
