@@ -643,12 +643,12 @@ test("every screen: sign in, dashboard, authorities, the issue wizard, CSRs, upl
   await test.step("the appliance screen: a backup, refused off the appliance", async () => {
     await page.getByRole("link", { name: "Appliance", exact: true }).click();
     await expect(page.getByRole("heading", { name: "Appliance", level: 1 })).toBeVisible();
-    const passphrase = page.getByLabel("Passphrase", { exact: true });
+    const passphrase = page.getByRole("textbox", { name: "Passphrase", exact: true });
     await passphrase.fill("too short");
     await page.getByRole("button", { name: "Download a backup" }).click();
     await expect(passphrase).toHaveAccessibleDescription(/at least 12/);
     await passphrase.fill("a passphrase long enough");
-    await page.getByLabel("Passphrase again").fill("a passphrase long enough");
+    await page.getByRole("textbox", { name: "Passphrase again" }).fill("a passphrase long enough");
     await page.getByRole("button", { name: "Download a backup" }).click();
     // The test daemon is no appliance: the daemon says so, and what to use instead.
     await expect(page.getByText(/makes no appliance backups/)).toBeVisible();
