@@ -204,7 +204,7 @@ check_ca() {
 # The API through nginx, the certificate verified against the appliance CA by name.
 api() {
     local method="$1" path="$2" body="${3:-}"
-    local args=(-sS --fail-with-body --max-time 60 --cacert "$WORK/ca.pem"
+    local args=(-sS --fail-with-body --max-time "${API_MAX_TIME:-60}" --cacert "$WORK/ca.pem"
         --resolve "lemur-test.local:$HTTPS_PORT:127.0.0.1" -X "$method"
         -H "Content-Type: application/json")
     [ -n "${TOKEN:-}" ] && args+=(-H "Authorization: Bearer $TOKEN")
@@ -306,7 +306,7 @@ take_backup() {
     fi
     grep -q '"passphrase"' "$WORK/refused.json" ||
         fail "the refused backup does not name the passphrase: $(cat "$WORK/refused.json")"
-    api POST /appliance/backup "{\"passphrase\": \"$BACKUP_PASSPHRASE\"}" > "$WORK/backup.lemur" ||
+    API_MAX_TIME=900 api POST /appliance/backup "{\"passphrase\": \"$BACKUP_PASSPHRASE\"}" > "$WORK/backup.lemur" ||
         fail "the backup through the API failed: $(head -c 300 "$WORK/backup.lemur")"
     echo "image test: backed up through the API while the daemon ran: $(stat -c %s "$WORK/backup.lemur") bytes in $((SECONDS - started)) s"
 }

@@ -651,7 +651,7 @@ test("every screen: sign in, dashboard, authorities, the issue wizard, CSRs, upl
     await page.getByRole("textbox", { name: "Passphrase again" }).fill("a passphrase long enough");
     await page.getByRole("button", { name: "Download a backup" }).click();
     // The test daemon is no appliance: the daemon says so, and what to use instead.
-    await expect(page.getByText(/makes no appliance backups/)).toBeVisible();
+    await expect(page.getByText(/configuration has no \[backups\]/)).toBeVisible();
     await screen(page, "appliance");
   });
 

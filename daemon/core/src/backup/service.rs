@@ -4,7 +4,12 @@
 //! `lemur appliance backup --framed` per connection). The daemon sends it the passphrase over
 //! the socket and passes on the archive it streams back, as frames that end with the service's
 //! verdict, so a backup that fails part way is never handed out as whole: the response is cut
-//! off instead, and the client sees a broken download.
+//! off instead, and the client sees a broken download. Only failures before the archive's
+//! first bytes (the credentials, the passphrase's key) become an error answer; the rest (the
+//! state, the database's snapshot) come after the answer has begun.
+//!
+//! Whoever runs as the daemon's user can ask for a backup under a passphrase of their own: the
+//! service trusts the socket's group. SECURITY.md says what that gives such a process.
 //!
 //! A frame is a 4-byte big-endian length and that many bytes of the archive; a length of 0 ends
 //! the stream and is followed by the verdict as text, `ok` or `error: <why>`, until the end.
@@ -68,16 +73,45 @@ pub struct Download {
     stream: UnixStream,
     /// The first chunk, read before the request was answered.
     first: Option<Vec<u8>>,
+    /// Held until the download ends or is dropped.
+    _busy: OneAtATime,
+}
+
+/// One backup at a time from this daemon (the service takes one connection at a time, and
+/// turns a second away without a word).
+static BACKING_UP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// The claim on [`BACKING_UP`], given back when dropped.
+struct OneAtATime;
+
+impl OneAtATime {
+    fn take() -> Result<Self> {
+        BACKING_UP
+            .compare_exchange(
+                false,
+                true,
+                std::sync::atomic::Ordering::AcqRel,
+                std::sync::atomic::Ordering::Acquire,
+            )
+            .map(|_| OneAtATime)
+            .map_err(|_| Error::Conflict("a backup is being made; wait for it to finish".into()))
+    }
+}
+
+impl Drop for OneAtATime {
+    fn drop(&mut self) {
+        BACKING_UP.store(false, std::sync::atomic::Ordering::Release);
+    }
 }
 
 /// Asks root's backup service for an archive sealed under `passphrase`, as `subject` (an
-/// administrator), and reads its first chunk, so a backup refused at once is an error answer
-/// rather than a broken download.
+/// administrator), one at a time, and reads its first chunk, so a backup refused at once is an
+/// error answer rather than a broken download.
 pub async fn start(app: &App, subject: &Subject, passphrase: &str) -> Result<Download> {
     authorize(subject, Action::BackupAppliance)?;
     let config = app.config.backups.clone().ok_or_else(|| {
         Error::Conflict(
-            "this daemon makes no appliance backups: only the appliance image configures [backups]; use lemur backup".into(),
+            "this daemon's configuration has no [backups]: back up with lemur backup (on the appliance, lemur appliance backup over ssh)".into(),
         )
     })?;
     if passphrase.chars().count() < super::MIN_PASSPHRASE {
@@ -92,6 +126,7 @@ pub async fn start(app: &App, subject: &Subject, passphrase: &str) -> Result<Dow
     if passphrase.contains(['\n', '\r']) {
         return Err(Error::invalid("passphrase", "must be one line"));
     }
+    let busy = OneAtATime::take()?;
     let mut stream = UnixStream::connect(&config.socket).await.map_err(|e| {
         Error::ServiceUnavailable(format!(
             "the backup service ({}) does not answer: {e}",
@@ -114,12 +149,13 @@ pub async fn start(app: &App, subject: &Subject, passphrase: &str) -> Result<Dow
         log_type: "appliance_backup",
         user_id: subject.user_id(),
         source_address: subject.source(),
-        details: "backup of the appliance downloaded through the API",
+        details: "backup of the appliance requested through the API",
     };
     app.store.log(&log, app.clock.unix()).await?;
     let mut download = Download {
         stream,
         first: None,
+        _busy: busy,
     };
     download.first = download.next_chunk().await?;
     Ok(download)

@@ -87,9 +87,12 @@ pub async fn backup(config_path: &Path, options: &BackupOptions) -> Result<()> {
     let made = make(config_path, options).await;
     if options.framed {
         let verdict = made.as_ref().map(|_| ()).map_err(ToString::to_string);
-        FrameWriter::new(std::io::stdout())
-            .end(&verdict)
-            .map_err(Error::io("ending the framed backup"))?;
+        // The backup's own outcome comes first; a reader gone (an aborted download) only adds.
+        if let Err(error) = FrameWriter::new(std::io::stdout()).end(&verdict) {
+            eprintln!("lemur: the backup's outcome did not reach the daemon: {error}");
+            made.as_ref()
+                .map_err(|_| Error::io("ending the framed backup")(error))?;
+        }
     }
     made
 }

@@ -26,11 +26,7 @@ pub fn read_password(
 ) -> Result<Zeroizing<String>> {
     if let Some(file) = file {
         let content = Zeroizing::new(if file == Path::new("-") {
-            // One line from a pipe or a socket (root's backup service); the rest is not read.
-            let mut line = String::new();
-            std::io::BufRead::read_line(&mut std::io::stdin().lock(), &mut line)
-                .map_err(Error::io("reading the standard input"))?;
-            line
+            first_line_of_stdin()?
         } else {
             std::fs::read_to_string(file)
                 .map_err(Error::io(format!("reading {}", file.display())))?
@@ -59,6 +55,27 @@ pub fn read_password(
         return Err(Error::invalid("password", "the two passwords differ"));
     }
     Ok(first)
+}
+
+/// The first line of the standard input, read unbuffered and at most 4 KiB (root's backup
+/// service reads what a less trusted process sends), into memory that is wiped.
+fn first_line_of_stdin() -> Result<String> {
+    use std::io::Read;
+    let mut bytes = Zeroizing::new(Vec::with_capacity(4096));
+    // A file of its own on the descriptor: std's buffered stdin would keep a copy unwiped.
+    let stdin = std::fs::File::from(
+        std::os::fd::AsFd::as_fd(&std::io::stdin())
+            .try_clone_to_owned()
+            .map_err(Error::io("reading the standard input"))?,
+    );
+    stdin
+        .take(4096)
+        .read_to_end(&mut bytes)
+        .map_err(Error::io("reading the standard input"))?;
+    let line = bytes.split(|&b| b == b'\n').next().unwrap_or_default();
+    std::str::from_utf8(line)
+        .map(str::to_owned)
+        .map_err(|_| Error::invalid("passphrase", "is not UTF-8 text"))
 }
 
 pub(super) async fn open(config_path: &Path) -> Result<(App, Arc<Pkcs11KeyStore>)> {
