@@ -10,7 +10,9 @@ use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
+mod appliance;
 mod template;
+pub use appliance::{BackupsConfig, UpgradesConfig};
 pub use template::{SecretsIn, Template};
 
 /// The only configuration format this build reads.
@@ -263,43 +265,6 @@ impl Default for KeysConfig {
 
 fn default_ready_keys() -> std::collections::BTreeMap<String, usize> {
     [("RSA2048".to_owned(), 32)].into_iter().collect()
-}
-
-/// `[upgrades]`: where `POST /api/1/appliance/upgrade` puts a bundle it has checked, for root's
-/// `lemur-upgrade.path` to install into the inactive root slot.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct UpgradesConfig {
-    /// The release key bundles must be signed with (PEM public key, on the verified root).
-    pub key: PathBuf,
-    /// The daemon's spool directory (created 0700).
-    pub spool: PathBuf,
-    /// The largest bundle accepted.
-    #[serde(default = "default_upgrade_max_bytes")]
-    pub max_bytes: u64,
-}
-
-impl UpgradesConfig {
-    /// Bundles signed with the key in `key`, spooled in `spool`, of the default largest size.
-    pub fn new(key: &Path, spool: &Path) -> Self {
-        Self {
-            key: key.to_owned(),
-            spool: spool.to_owned(),
-            max_bytes: default_upgrade_max_bytes(),
-        }
-    }
-}
-
-fn default_upgrade_max_bytes() -> u64 {
-    2 << 30
-}
-
-/// `[backups]`: where root's backup service listens for `POST /api/1/appliance/backup`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct BackupsConfig {
-    /// The service's socket (`lemur-backup.socket`).
-    pub socket: PathBuf,
 }
 
 /// `[frontend]`: the appliance's own HTTPS certificate, which nginx serves.
