@@ -13,6 +13,10 @@ use lemur_core::model::{
 use lemur_core::store::PendingRepository;
 use lemur_core::{Error, Result};
 
+/// The order a user's idempotency key placed, and its request's fingerprint.
+const BY_IDEMPOTENCY_KEY: &str = "SELECT id, idempotency_fingerprint FROM pending_certificates
+    WHERE user_id = $1 AND idempotency_key = $2";
+
 /// One pending certificate by id.
 fn by_id() -> String {
     format!("SELECT {PENDING_COLUMNS} FROM {PENDING_FROM} WHERE p.id = $1")
@@ -34,8 +38,7 @@ async fn earlier(tx: &mut Tx, new: &NewPending<'_>) -> Result<Option<PendingReco
     };
     let found: Option<(i64, Option<String>)> = tx
         .optional(
-            "SELECT id, idempotency_fingerprint FROM pending_certificates
-             WHERE user_id = $1 AND idempotency_key = $2",
+            BY_IDEMPOTENCY_KEY,
             args![user_id, key.key.as_str()],
             "looking up an idempotency key",
         )
@@ -125,8 +128,7 @@ impl PendingRepository for SqlStore {
     ) -> Result<Option<(i64, Option<String>)>> {
         self.engine
             .optional(
-                "SELECT id, idempotency_fingerprint FROM pending_certificates
-                 WHERE user_id = $1 AND idempotency_key = $2",
+                BY_IDEMPOTENCY_KEY,
                 args![user_id, key],
                 "looking up an idempotency key",
             )
