@@ -187,3 +187,31 @@ fn exportable_leaf_keys_are_pkcs8_that_openssl_reads_and_leave_nothing_in_the_to
     }
     assert!(store.list().unwrap().is_empty());
 }
+
+#[test]
+fn token_keys_made_and_destroyed_at_once_by_many_threads_all_succeed() {
+    let token = TempToken::new();
+    let store = std::sync::Arc::new(token.open());
+    let workers: Vec<_> = (0..4)
+        .map(|worker| {
+            let store = std::sync::Arc::clone(&store);
+            std::thread::spawn(move || {
+                for i in 0..12 {
+                    let label = format!("ca-{worker}-{i}");
+                    let key = store
+                        .generate_key_pair(&label, KeyAlgorithm::EcP256, false)
+                        .unwrap_or_else(|e| panic!("{label}: {e}"));
+                    if i % 2 == 0 {
+                        store
+                            .destroy(&key.uri)
+                            .unwrap_or_else(|e| panic!("{label}: {e}"));
+                    }
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.join().unwrap();
+    }
+    assert_eq!(store.list().unwrap().len(), 4 * 6);
+}
