@@ -14,8 +14,9 @@ pub struct PublicKey {
 }
 
 impl PublicKey {
-    /// `key` is the uncompressed EC point, or the PKCS#1 `RSAPublicKey` DER.
-    pub(crate) fn new(algorithm: KeyAlgorithm, key: Vec<u8>) -> Self {
+    /// `key` is the uncompressed EC point, or the PKCS#1 `RSAPublicKey` DER (as
+    /// [`PublicKey::key_bytes`] gives it back, e.g. from a record of a key made earlier).
+    pub fn new(algorithm: KeyAlgorithm, key: Vec<u8>) -> Self {
         Self { algorithm, key }
     }
 

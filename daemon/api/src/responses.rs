@@ -552,7 +552,7 @@ pub struct HealthDetails {
     pub hsm: CheckView,
     /// The latest entropy health verdict.
     pub entropy: CheckView,
-    /// Keys generated ahead of demand, per key type (`[keys] ready`).
+    /// Keys generated ahead of demand, per key type (`[keys] ready` and `[keys] stock`).
     #[serde(default, rename = "readyKeys")]
     pub ready_keys: Vec<ReadyKeys>,
     /// The token the daemon works in, and its session pool.
@@ -576,7 +576,8 @@ pub struct TokenView {
     pub sessions_in_use: usize,
 }
 
-/// How many keys of a type are generated ahead of demand.
+/// How many keys of a type are generated ahead of demand: in the daemon's memory (`ready`),
+/// and sealed in the database (`stocked`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ReadyKeys {
@@ -584,8 +585,14 @@ pub struct ReadyKeys {
     pub key_type: String,
     /// Ready now.
     pub ready: usize,
-    /// Kept ready when the pool is full.
+    /// Kept ready when the pool is full (`[keys] ready`).
     pub target: usize,
+    /// In the stock now; absent when the database did not answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stocked: Option<usize>,
+    /// Kept in the stock when it is full (`[keys] stock`).
+    #[serde(default)]
+    pub stock_target: usize,
 }
 
 /// `GET /auth/providers`: a single sign-on provider (none are configured in this build).

@@ -5,6 +5,7 @@
 use crate::auth::throttle::{LoginThrottle, QueueGate};
 use crate::auth::token::TokenKeys;
 use crate::ca::key_pool::KeyPool;
+use crate::ca::key_stock::KeyStock;
 use crate::ca::material::SigningCache;
 use crate::ca::suffixes::PublicSuffixes;
 use crate::clock::Clock;
@@ -77,6 +78,9 @@ pub struct App {
     pub(crate) suffixes: Option<PublicSuffixes>,
     /// Keys generated ahead of demand (filled by [`crate::ca::key_pool::refill`]).
     pub key_pool: KeyPool,
+    /// Keys generated ahead and kept sealed in the database (filled by
+    /// [`crate::ca::key_stock::fill`]).
+    pub key_stock: KeyStock,
     /// Counters for `/metrics`.
     pub metrics: crate::metrics::Metrics,
     /// The CRLs made.
@@ -116,15 +120,9 @@ impl App {
                 None
             }
         };
-        let targets = config
-            .keys
-            .ready
-            .iter()
-            .filter_map(|(key_type, count)| Some((key_type.parse().ok()?, *count)))
-            .filter(|(_, count)| *count > 0)
-            .collect();
         Ok(Self {
-            key_pool: KeyPool::new(targets),
+            key_pool: KeyPool::new(config.keys.ready_targets()),
+            key_stock: KeyStock::new(config.keys.stock_targets()),
             metrics: Default::default(),
             crls: Default::default(),
             config,

@@ -253,14 +253,64 @@ pub struct KeysConfig {
     /// take the token a tenth of a second and more each; a ready one is handed out at once.
     #[serde(default = "default_ready_keys")]
     pub ready: std::collections::BTreeMap<String, usize>,
+    /// How many more of each type are kept generated ahead, sealed under the KEK in the
+    /// database: they outlast a restart, serve bursts far larger than `ready`, and are shared
+    /// by every daemon on the database. Made one at a time on a thread of the lowest CPU
+    /// priority, so only idle CPU time goes into them. None unless configured (a configuration
+    /// written before this key existed keeps its behaviour).
+    #[serde(default)]
+    pub stock: std::collections::BTreeMap<String, usize>,
 }
 
 impl Default for KeysConfig {
     fn default() -> Self {
         Self {
             ready: default_ready_keys(),
+            stock: std::collections::BTreeMap::new(),
         }
     }
+}
+
+impl KeysConfig {
+    /// The `ready` counts by algorithm, those above zero.
+    pub fn ready_targets(&self) -> Vec<(lemur_hsm::KeyAlgorithm, usize)> {
+        targets(&self.ready)
+    }
+
+    /// The `stock` counts by algorithm, those above zero.
+    pub fn stock_targets(&self) -> Vec<(lemur_hsm::KeyAlgorithm, usize)> {
+        targets(&self.stock)
+    }
+
+    /// Refuses a count that is not a key type or is too large; `table` and `limit` name them.
+    fn check(
+        counts: &std::collections::BTreeMap<String, usize>,
+        table: &str,
+        limit: usize,
+    ) -> std::result::Result<(), String> {
+        for (key_type, count) in counts {
+            if key_type.parse::<lemur_hsm::KeyAlgorithm>().is_err() {
+                return Err(format!(
+                    "keys.{table}: {key_type:?} is not a key type; use ECCPRIME256V1, ECCSECP384R1, RSA2048, RSA3072 or RSA4096"
+                ));
+            }
+            if *count > limit {
+                return Err(format!("keys.{table}.{key_type}: at most {limit} keys"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Counts by key type name as counts by algorithm (names were checked at load).
+fn targets(
+    counts: &std::collections::BTreeMap<String, usize>,
+) -> Vec<(lemur_hsm::KeyAlgorithm, usize)> {
+    counts
+        .iter()
+        .filter_map(|(key_type, count)| Some((key_type.parse().ok()?, *count)))
+        .filter(|(_, count)| *count > 0)
+        .collect()
 }
 
 fn default_ready_keys() -> std::collections::BTreeMap<String, usize> {
@@ -572,18 +622,8 @@ impl Config {
                 config.version
             ));
         }
-        for (key_type, count) in &config.keys.ready {
-            if key_type.parse::<lemur_hsm::KeyAlgorithm>().is_err() {
-                return Err(format!(
-                    "keys.ready: {key_type:?} is not a key type; use ECCPRIME256V1, ECCSECP384R1, RSA2048, RSA3072 or RSA4096"
-                ));
-            }
-            if *count > 10_000 {
-                return Err(format!(
-                    "keys.ready.{key_type}: at most 10000 keys are kept ready"
-                ));
-            }
-        }
+        KeysConfig::check(&config.keys.ready, "ready", 10_000)?;
+        KeysConfig::check(&config.keys.stock, "stock", 1_000_000)?;
         if let Some(frontend) = &config.frontend {
             frontend.check()?;
         }
@@ -738,6 +778,30 @@ mod tests {
         assert_eq!(
             with("ready = { RSA2048 = 32 }").unwrap().keys.ready["RSA2048"],
             32
+        );
+        // The stock is checked the same way, against its own limit.
+        let with_stock = |stock: &str| {
+            Config::parse(
+                &Template::new(Path::new("/x"), "127.0.0.1:1", "sqlite:///x/db", &[])
+                    .render()
+                    .replace("stock = {}", stock),
+            )
+        };
+        assert!(with_stock("stock = {}").unwrap().keys.stock.is_empty());
+        let stocked = with_stock("stock = { RSA2048 = 500000, ECCPRIME256V1 = 0 }").unwrap();
+        assert_eq!(
+            stocked.keys.stock_targets(),
+            [(lemur_hsm::KeyAlgorithm::Rsa2048, 500_000)]
+        );
+        assert!(
+            with_stock("stock = { RSA1024 = 1 }")
+                .unwrap_err()
+                .contains("keys.stock")
+        );
+        assert!(
+            with_stock("stock = { RSA2048 = 2000000 }")
+                .unwrap_err()
+                .contains("at most")
         );
     }
 

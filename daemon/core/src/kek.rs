@@ -213,8 +213,8 @@ async fn reseal_keys(
     Ok(outcomes)
 }
 
-/// One key, bound (as when it was stored) to the hash of its certificate's body, or of its
-/// pending certificate's CSR.
+/// One key, bound (as when it was stored) to the hash of its certificate's body, of its
+/// pending certificate's CSR, or to its stocked key's token and public key.
 fn reseal_key(
     hsm: &dyn crate::app::Hsm,
     holder: KeyHolder,
@@ -225,6 +225,7 @@ fn reseal_key(
     let context = match holder {
         KeyHolder::Certificate => key_context_of(&key.bound_to),
         KeyHolder::Pending => pending_key_context(&key.bound_to),
+        KeyHolder::Stock => Ok(crate::ca::key_stock::context(&key.bound_to)),
     }
     .map_err(|e| failed(e.to_string()))?;
     let clear = hsm

@@ -37,3 +37,5 @@ pub mod users;
 
 pub use app::{App, Parts};
 pub use error::{Error, Result};
+/// Key algorithms, as the store names them too.
+pub use lemur_hsm::KeyAlgorithm;

@@ -367,10 +367,10 @@ pub struct RevokedCertificate {
 /// A stored private key as a key-encryption key rotation reads it.
 #[derive(Debug, Clone)]
 pub struct SealedKey {
-    /// The certificate, or the pending certificate.
+    /// The certificate, the pending certificate, or the stocked key.
     pub id: i64,
-    /// What the envelope is bound to: the certificate's PEM body, or the pending certificate's
-    /// CSR.
+    /// What the envelope is bound to: the certificate's PEM body, the pending certificate's
+    /// CSR, or the stocked key's [`crate::ca::key_stock::binding`].
     pub bound_to: String,
     /// The envelope.
     pub sealed: Vec<u8>,
@@ -383,20 +383,38 @@ pub enum KeyHolder {
     Certificate,
     /// A pending certificate: bound to its CSR until it is delivered.
     Pending,
+    /// The stock of keys generated ahead: bound to the row's token and public key.
+    Stock,
 }
 
 impl KeyHolder {
     /// Every place a key may be held. Orders come first: a delivery during a rotation moves a
-    /// key from an order to a certificate, where the pass over certificates still finds it.
-    pub const ALL: [KeyHolder; 2] = [KeyHolder::Pending, KeyHolder::Certificate];
+    /// key from an order to a certificate, where the pass over certificates still finds it
+    /// (and the stock first of all: its keys move to orders and certificates).
+    pub const ALL: [KeyHolder; 3] = [KeyHolder::Stock, KeyHolder::Pending, KeyHolder::Certificate];
 
     /// What operators call its rows.
     pub fn noun(self) -> &'static str {
         match self {
             KeyHolder::Certificate => "certificate",
             KeyHolder::Pending => "pending certificate",
+            KeyHolder::Stock => "stocked key",
         }
     }
+}
+
+/// A key generated ahead of demand, sealed, as the stock holds it.
+#[derive(Debug, Clone)]
+pub struct StockedKey {
+    /// Its algorithm.
+    pub algorithm: lemur_hsm::KeyAlgorithm,
+    /// A random name, unique in the stock, that the envelope is bound to (with the public
+    /// key), so a row copied or changed in the database does not unseal.
+    pub token: String,
+    /// The public key ([`lemur_hsm::PublicKey::key_bytes`]).
+    pub public_key: Vec<u8>,
+    /// The PKCS#8 private key sealed under the KEK.
+    pub sealed: Vec<u8>,
 }
 
 /// A stored private key sealed again: written only where the row still holds `old`.

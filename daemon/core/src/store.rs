@@ -10,7 +10,7 @@ use crate::model::{
     DomainRecord, ExpiringCertificate, Histogram, KeyHolder, ListQuery, LogEntry, LoginRecord,
     NewAuthority, NewCertificate, NewPending, NewUser, Page, PendingChanges, PendingRecord,
     Resealed, Revocation, RevokedCertificate, RoleRecord, SealedKey, StatsLabel, StatsMetric,
-    UserRecord, UserSession, Visibility,
+    StockedKey, UserRecord, UserSession, Visibility,
 };
 use async_trait::async_trait;
 
@@ -254,10 +254,31 @@ pub trait PendingRepository: Send + Sync {
     ) -> Result<Option<i64>>;
 }
 
+/// Keys generated ahead of demand and kept sealed (`[keys] stock`).
+#[async_trait]
+pub trait KeyStockRepository: Send + Sync {
+    /// Adds sealed keys, in one transaction.
+    async fn stock_keys(&self, keys: &[StockedKey], now: i64) -> Result<()>;
+    /// Takes at most `limit` keys of `algorithm` out of the stock, oldest first: each is
+    /// deleted as it is returned, so no other caller, in this daemon or another, gets it.
+    async fn take_stocked_keys(
+        &self,
+        algorithm: lemur_hsm::KeyAlgorithm,
+        limit: i64,
+    ) -> Result<Vec<StockedKey>>;
+    /// How many keys of each algorithm are stocked.
+    async fn stocked_key_counts(&self) -> Result<Vec<(lemur_hsm::KeyAlgorithm, usize)>>;
+}
+
 /// The whole inventory.
 #[async_trait]
 pub trait Store:
-    UserRepository + AuthorityRepository + CertificateRepository + DomainRepository + PendingRepository
+    UserRepository
+    + AuthorityRepository
+    + CertificateRepository
+    + DomainRepository
+    + PendingRepository
+    + KeyStockRepository
 {
     /// Brings the schema up to date (safe to run concurrently from several daemons).
     async fn migrate(&self, now: i64) -> Result<()>;

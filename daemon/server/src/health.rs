@@ -8,6 +8,8 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use lemur_api::{CheckView, ErrorBody, HealthDetails, ReadyKeys, TokenView};
 use lemur_core::App;
+use lemur_core::ca::key_pool::count_of;
+use lemur_core::ca::key_stock;
 use lemur_core::health;
 
 /// `ok`, or 503 `unhealthy`.
@@ -51,19 +53,35 @@ pub async fn details(
         database: show(&checks.database),
         hsm: show(&checks.hsm),
         entropy: show(&checks.entropy),
-        ready_keys: app
-            .key_pool
-            .status()
-            .into_iter()
-            .map(|(algorithm, ready, target)| ReadyKeys {
-                key_type: algorithm.lemur_name().to_owned(),
-                ready,
-                target,
-            })
-            .collect(),
+        ready_keys: supply(&app).await,
         token: Some(token(&app)),
     };
     Ok((status, Json(body)))
+}
+
+/// Keys generated ahead, per algorithm kept in memory or in the stock.
+async fn supply(app: &App) -> Vec<ReadyKeys> {
+    let stocked = key_stock::counts(app).await.ok();
+    let mut algorithms: Vec<_> = app
+        .config
+        .keys
+        .ready_targets()
+        .into_iter()
+        .chain(app.config.keys.stock_targets())
+        .map(|(algorithm, _)| algorithm)
+        .collect();
+    algorithms.sort_by_key(|a| a.lemur_name());
+    algorithms.dedup();
+    algorithms
+        .into_iter()
+        .map(|algorithm| ReadyKeys {
+            key_type: algorithm.lemur_name().to_owned(),
+            ready: app.key_pool.ready(algorithm),
+            target: app.key_pool.target(algorithm),
+            stocked: stocked.as_deref().map(|counts| count_of(counts, algorithm)),
+            stock_target: app.key_stock.target(algorithm),
+        })
+        .collect()
 }
 
 /// The token's label and module, and its session pool now.

@@ -10,7 +10,7 @@ use crate::rows::{
 };
 use async_trait::async_trait;
 use lemur_core::Result;
-use lemur_core::ca::x509;
+use lemur_core::ca::{key_stock, x509};
 use lemur_core::model::{
     CertificateLinks, CertificateRecord, ExpiringCertificate, Histogram, KeyHolder, ListQuery,
     LogEntry, NewCertificate, Resealed, Revocation, RevokedCertificate, SealedKey, StatsLabel,
@@ -277,6 +277,8 @@ impl CertificateRepository for SqlStore {
         after: i64,
         limit: i64,
     ) -> Result<Vec<SealedKey>> {
+        // The second and third columns are what the key is bound to: the body (PEM, or DER
+        // beside it), the CSR, or the stocked key's token and public key.
         let sql = match holder {
             KeyHolder::Certificate => {
                 "SELECT id, body, body_der, sealed_private_key FROM certificates
@@ -286,6 +288,10 @@ impl CertificateRepository for SqlStore {
                 "SELECT id, COALESCE(csr, '') AS csr, NULL AS body_der, sealed_private_key FROM pending_certificates
                  WHERE id > $1 AND sealed_private_key IS NOT NULL ORDER BY id LIMIT $2"
             }
+            KeyHolder::Stock => {
+                "SELECT id, token, public_key, sealed_private_key FROM stocked_keys
+                 WHERE id > $1 ORDER BY id LIMIT $2"
+            }
         };
         let rows: Vec<(i64, String, Option<Vec<u8>>, Vec<u8>)> = self
             .engine
@@ -293,11 +299,15 @@ impl CertificateRepository for SqlStore {
             .await?;
         Ok(rows
             .into_iter()
-            .map(|(id, bound_to, der, sealed)| SealedKey {
+            .map(|(id, text, bytes, sealed)| SealedKey {
                 id,
-                bound_to: der
-                    .as_deref()
-                    .map_or(bound_to, |der| x509::to_pem("CERTIFICATE", der)),
+                bound_to: match (holder, bytes) {
+                    (KeyHolder::Stock, bytes) => {
+                        key_stock::binding(&text, bytes.as_deref().unwrap_or_default())
+                    }
+                    (_, Some(der)) => x509::to_pem("CERTIFICATE", &der),
+                    (_, None) => text,
+                },
                 sealed,
             })
             .collect())
@@ -317,6 +327,10 @@ impl CertificateRepository for SqlStore {
             }
             KeyHolder::Pending => {
                 "UPDATE pending_certificates SET sealed_private_key = $2
+                 WHERE id = $1 AND sealed_private_key = $3"
+            }
+            KeyHolder::Stock => {
+                "UPDATE stocked_keys SET sealed_private_key = $2
                  WHERE id = $1 AND sealed_private_key = $3"
             }
         };

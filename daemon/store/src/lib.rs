@@ -13,6 +13,7 @@ mod chains;
 mod domains;
 mod engine;
 mod insert;
+mod key_stock;
 mod listing;
 mod migrations;
 mod pending;

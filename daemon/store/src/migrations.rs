@@ -87,6 +87,11 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0014_pending_orders.sql"),
         postgres: include_str!("../migrations/postgres/0014_pending_orders.sql"),
     },
+    Migration {
+        version: 15,
+        sqlite: include_str!("../migrations/sqlite/0015_key_stock.sql"),
+        postgres: include_str!("../migrations/postgres/0015_key_stock.sql"),
+    },
 ];
 
 /// Arbitrary constant naming the migration lock.

@@ -5,8 +5,9 @@
 //! Each key is generated exactly as issuance would generate it (in the token, after the entropy
 //! gate), exported once as PKCS#8 into zeroizing memory, and held only in this process: it is
 //! never written anywhere, it is given to one certificate, and a key not used is wiped when the
-//! daemon stops. The pool refills one key at a time, so it never takes more than one CPU from
-//! the requests it serves.
+//! daemon stops. The pool refills from the sealed stock (`ca::key_stock`) in batches while it
+//! has keys, and otherwise one key at a time, so it never takes more than one CPU from the
+//! requests it serves.
 
 use crate::App;
 use lemur_hsm::{ExportableKeyPair, KeyAlgorithm};
@@ -59,20 +60,17 @@ impl KeyPool {
             .map_or(0, Vec::len)
     }
 
-    /// Each algorithm kept ready: how many are ready, and the target.
-    pub fn status(&self) -> Vec<(KeyAlgorithm, usize, usize)> {
-        self.targets
-            .iter()
-            .map(|&(algorithm, target)| (algorithm, self.ready(algorithm), target))
-            .collect()
+    /// How many keys of `algorithm` are kept ready (0: none).
+    pub fn target(&self, algorithm: KeyAlgorithm) -> usize {
+        count_of(&self.targets, algorithm)
     }
 
-    /// The first algorithm below its target.
-    fn wanted(&self) -> Option<KeyAlgorithm> {
-        self.targets
-            .iter()
-            .find(|(algorithm, target)| self.ready(*algorithm) < *target)
-            .map(|(algorithm, _)| *algorithm)
+    /// The first algorithm below its target, and how many it lacks.
+    fn wanted(&self) -> Option<(KeyAlgorithm, usize)> {
+        self.targets.iter().find_map(|&(algorithm, target)| {
+            let missing = target.saturating_sub(self.ready(algorithm));
+            (missing > 0).then_some((algorithm, missing))
+        })
     }
 
     fn keep(&self, algorithm: KeyAlgorithm, key: ExportableKeyPair) {
@@ -85,13 +83,32 @@ impl KeyPool {
     }
 }
 
+/// The count `counts` gives `algorithm` (0 when it names none).
+pub fn count_of(counts: &[(KeyAlgorithm, usize)], algorithm: KeyAlgorithm) -> usize {
+    counts
+        .iter()
+        .find(|(a, _)| *a == algorithm)
+        .map_or(0, |(_, count)| *count)
+}
+
 /// Keeps `app`'s pool full, one key at a time, for as long as the daemon runs.
 pub async fn refill(app: Arc<App>) {
     loop {
-        let Some(algorithm) = app.key_pool.wanted() else {
+        let Some((algorithm, missing)) = app.key_pool.wanted() else {
             app.key_pool.taken.notified().await;
             continue;
         };
+        match super::key_stock::take(&app, algorithm, missing).await {
+            Ok(stocked) if !stocked.is_empty() => {
+                for key in stocked {
+                    app.key_pool.keep(algorithm, key);
+                }
+                continue;
+            }
+            Ok(_) => {}
+            // Generating here still serves the pool.
+            Err(error) => log::warn!("taking {algorithm:?} keys from the stock failed: {error}"),
+        }
         let generated = match app.entropy.ensure_healthy() {
             Ok(()) => {
                 app.hsm(move |keys| Ok(keys.generate_exportable_key_pair(algorithm)?))

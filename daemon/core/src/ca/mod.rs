@@ -4,6 +4,7 @@
 
 pub mod alt_names;
 pub mod key_pool;
+pub mod key_stock;
 pub mod lint;
 pub mod material;
 pub mod names;

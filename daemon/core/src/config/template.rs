@@ -54,6 +54,8 @@ pub struct Template<'a> {
     pub upgrades: Option<&'a UpgradesConfig>,
     /// `[backups]`; written as a commented example when absent.
     pub backups: Option<&'a BackupsConfig>,
+    /// `keys.stock` of RSA-2048 keys; none when 0.
+    pub stocked_rsa_keys: usize,
 }
 
 impl<'a> Template<'a> {
@@ -76,6 +78,7 @@ impl<'a> Template<'a> {
             frontend: None,
             upgrades: None,
             backups: None,
+            stocked_rsa_keys: 0,
         }
     }
 
@@ -148,6 +151,10 @@ impl<'a> Template<'a> {
         let frontend = self.frontend();
         let upgrades = self.upgrades();
         let backups = self.backups();
+        let stock = match self.stocked_rsa_keys {
+            0 => "{}".to_owned(),
+            count => format!("{{ RSA2048 = {count} }}"),
+        };
         format!(
             r#"# Lemur-HSM configuration. Secrets are never written here: each *_file key names a file
 # (0600, owned by the lemur user; in production a systemd credential).
@@ -224,6 +231,12 @@ devices = []
 # certificate. RSA keys take the token a tenth of a second and more each. Size this to the
 # bursts you expect; {{}} turns it off.
 ready = {{ RSA2048 = 32 }}
+# More keys generated ahead, sealed under the KEK in the database: the memory pool above refills
+# from them, they outlast restarts and upgrades, and every daemon on the database shares them.
+# Made one at a time at the lowest CPU priority, from idle time only (an RSA-2048 key is about
+# 1.3 KB stored). Size this to the largest burst you expect, e.g. a re-issue of every certificate
+# with a server-made key after an incident: {{ RSA2048 = 10000 }}.
+stock = {stock}
 
 # The certificate nginx serves, issued by one of this appliance's authorities and issued again
 # once a third of its validity is left (systemd/lemur-frontend.path then reloads nginx: it

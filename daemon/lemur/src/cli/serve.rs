@@ -91,6 +91,7 @@ pub async fn serve_app(app: Arc<App>, on_ready: impl FnOnce(&str)) -> Result<()>
         app.config.entropy.recheck_interval_secs.max(1),
     ));
     let key_pool = tokio::spawn(lemur_core::ca::key_pool::refill(Arc::clone(&app)));
+    let key_stock = tokio::spawn(lemur_core::ca::key_stock::fill(Arc::clone(&app)));
     let first_look = lemur_core::frontend::check(&app).await;
     let frontend = tokio::spawn(lemur_core::frontend::maintain(Arc::clone(&app), first_look));
     let watchdog = systemd::manager()
@@ -109,6 +110,7 @@ pub async fn serve_app(app: Arc<App>, on_ready: impl FnOnce(&str)) -> Result<()>
     .await;
     // Unused ready keys are wiped as the pool drops with the application.
     key_pool.abort();
+    key_stock.abort();
     frontend.abort();
     if let Some(watchdog) = watchdog {
         watchdog.abort();

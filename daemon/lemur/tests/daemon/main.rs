@@ -12,6 +12,7 @@ mod client;
 mod crash;
 mod dev;
 mod inventory;
+mod key_stock;
 mod logging;
 mod metrics;
 mod nginx;

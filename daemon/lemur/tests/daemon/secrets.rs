@@ -168,10 +168,21 @@ fn stored_versions(app: &Appliance, db: Db, table: &str) -> Vec<(i64, u32)> {
 
 /// Two rotations while three clients issue certificates with HSM-generated keys and read keys
 /// back: no request fails, every key ends under the newest version (those waiting with orders
-/// too), every key reads as before, the locked token secret moves too, and each rotation is in
-/// the audit log.
+/// too, and keys stocked ahead), every key reads as before, the locked token secret moves too, and
+/// each rotation is in the audit log.
 fn rotate_under_load(db: Db) {
     let mut app = Appliance::start(db);
+    // Keys stocked in the database move too (P-256: the clients' keys are made as they go).
+    let config = std::fs::read_to_string(app.daemon.config_path()).unwrap();
+    let config = config.replace("stock = {}", "stock = { ECCPRIME256V1 = 8 }");
+    std::fs::write(app.daemon.config_path(), config).unwrap();
+    app.daemon.restart();
+    let mut app = app.signed_in_again();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while app.query("SELECT count(*) FROM stocked_keys").trim() != "8" {
+        assert!(Instant::now() < deadline, "the stock never filled");
+        std::thread::park_timeout(Duration::from_millis(100));
+    }
     let authority = app.root("Rotation", "ECCPRIME256V1")["id"]
         .as_i64()
         .unwrap();
@@ -290,6 +301,12 @@ fn rotate_under_load(db: Db) {
         vec![(pending, 3)]
     );
     assert_eq!(pending_key(&app), waiting_key);
+    let stocked = stored_versions(&app, db, "stocked_keys");
+    assert_eq!(stocked.len(), 8, "{stocked:?}");
+    assert!(
+        stocked.iter().all(|(_, version)| *version == 3),
+        "stocked keys left under an older version: {stocked:?}"
+    );
     let versions = stored_versions(&app, db, "certificates");
     assert!(versions.len() >= issued.len(), "{versions:?}");
     assert!(

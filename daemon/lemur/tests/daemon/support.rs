@@ -14,7 +14,8 @@ pub fn sqlite_query(daemon: &Daemon, sql: &str) -> String {
 
 /// The rows `sql` returns from the SQLite database `database`, as [`sqlite_query`] gives them.
 pub fn sqlite_query_at(database: &Path, sql: &str) -> String {
-    let script = "import sqlite3, sys\nfor row in sqlite3.connect(sys.argv[1]).execute(sys.argv[2]):\n    print('|'.join('' if v is None else str(v) for v in row))";
+    // Committed, so a statement that writes (a test changing a row) takes effect.
+    let script = "import sqlite3, sys\ndb = sqlite3.connect(sys.argv[1])\nrows = db.execute(sys.argv[2]).fetchall()\ndb.commit()\nfor row in rows:\n    print('|'.join('' if v is None else str(v) for v in row))";
     let output = Command::new("python3")
         .args(["-c", script])
         .arg(database)

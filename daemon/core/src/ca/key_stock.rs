@@ -1,0 +1,243 @@
+//! Keys generated in the HSM ahead of demand and kept sealed in the database (`[keys] stock`).
+//!
+//! The daemon's memory pool (`ca::key_pool`) serves a few dozen keys at once; an RSA key takes
+//! the token a tenth of a second or more, so a burst beyond the pool (a mass re-issue after an
+//! incident) would run at key generation's pace. The stock holds many more, sealed under the
+//! KEK like every stored key: it outlasts restarts and upgrades, it is shared by every daemon on
+//! the database, and the memory pool refills from it in batches.
+//!
+//! Keys are made one at a time on a thread of the lowest CPU priority (nice 19), so the stock
+//! grows from idle CPU time and never slows the requests being served. Each key passes the
+//! entropy gate, is exported once from the token as PKCS#8 and sealed at once, bound to a random
+//! token and its public key; it is deleted from the stock as it is taken, so it is given to one
+//! certificate only, by whichever daemon takes it.
+
+use crate::App;
+use crate::ca::key_pool::count_of;
+use crate::error::{Error, Result};
+use crate::model::StockedKey;
+use lemur_entropy::HealthMonitor;
+use lemur_hsm::{ExportableKeyPair, KeyAlgorithm, PublicKey};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How long the filler waits after a failure (entropy unhealthy, HSM or database unavailable).
+const RETRY_AFTER: Duration = Duration::from_secs(10);
+/// How often the filler looks again while the stock is full: another daemon may have taken keys.
+const RECOUNT_EVERY: Duration = Duration::from_secs(60);
+/// Keys stored per transaction.
+const BATCH: usize = 8;
+/// The nice value of the thread that makes keys: the lowest priority there is.
+const LOWEST_PRIORITY: i32 = 19;
+
+/// The stock's targets, and a signal that keys were taken.
+pub struct KeyStock {
+    targets: Vec<(KeyAlgorithm, usize)>,
+    taken: tokio::sync::Notify,
+}
+
+impl KeyStock {
+    /// A stock kept at `targets` by [`fill`].
+    pub fn new(targets: Vec<(KeyAlgorithm, usize)>) -> Self {
+        Self {
+            targets,
+            taken: tokio::sync::Notify::new(),
+        }
+    }
+
+    /// How many keys of `algorithm` the stock is kept at (0: none).
+    pub fn target(&self, algorithm: KeyAlgorithm) -> usize {
+        count_of(&self.targets, algorithm)
+    }
+
+    /// The algorithms with a stock, and their targets.
+    pub fn targets(&self) -> &[(KeyAlgorithm, usize)] {
+        &self.targets
+    }
+}
+
+/// What a stocked key's envelope is bound to: its token and its public key, so neither can be
+/// changed in the database (nor a row copied under a new token) without the key failing to
+/// unseal.
+pub fn binding(token: &str, public_key: &[u8]) -> String {
+    format!("{token}:{}", crate::ca::x509::sha256_hex(public_key))
+}
+
+/// The sealing context of a stocked key with this [`binding`].
+pub fn context(binding: &str) -> Vec<u8> {
+    format!("lemur:stocked-private-key:{binding}").into_bytes()
+}
+
+/// Takes at most `limit` keys of `algorithm` out of the stock, unsealed; none when the stock is
+/// empty or the algorithm has none. A key that does not unseal is dropped and reported.
+pub async fn take(
+    app: &App,
+    algorithm: KeyAlgorithm,
+    limit: usize,
+) -> Result<Vec<ExportableKeyPair>> {
+    if app.key_stock.target(algorithm) == 0 || limit == 0 {
+        return Ok(Vec::new());
+    }
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let stocked = app.store.take_stocked_keys(algorithm, limit).await?;
+    if stocked.is_empty() {
+        return Ok(Vec::new());
+    }
+    app.key_stock.taken.notify_one();
+    app.hsm(move |hsm| {
+        Ok(stocked
+            .into_iter()
+            .filter_map(|key| {
+                let binding = binding(&key.token, &key.public_key);
+                match hsm.unseal(&key.sealed, &context(&binding)) {
+                    Ok(pkcs8) => Some(ExportableKeyPair {
+                        pkcs8,
+                        public: PublicKey::new(key.algorithm, key.public_key),
+                    }),
+                    Err(error) => {
+                        log::error!(
+                            "a stocked {algorithm:?} key ({}) does not unseal and was dropped: {error}",
+                            key.token
+                        );
+                        None
+                    }
+                }
+            })
+            .collect())
+    })
+    .await
+}
+
+/// How many keys of each stocked algorithm are in the stock now.
+pub async fn counts(app: &App) -> Result<Vec<(KeyAlgorithm, usize)>> {
+    let stocked = app.store.stocked_key_counts().await?;
+    Ok(app
+        .key_stock
+        .targets
+        .iter()
+        .map(|&(algorithm, _)| (algorithm, count_of(&stocked, algorithm)))
+        .collect())
+}
+
+/// Keeps `app`'s stock at its targets for as long as the daemon runs.
+pub async fn fill(app: Arc<App>) {
+    if app.key_stock.targets.is_empty() {
+        return;
+    }
+    let maker = match Maker::spawn(Arc::clone(&app.hsm), Arc::clone(&app.entropy)) {
+        Ok(maker) => maker,
+        Err(error) => {
+            log::error!("the key stock is not kept: {error}");
+            return;
+        }
+    };
+    loop {
+        match fill_once(&app, &maker).await {
+            Ok(true) => {}
+            Ok(false) => {
+                let _ = tokio::time::timeout(RECOUNT_EVERY, app.key_stock.taken.notified()).await;
+            }
+            Err(error) => {
+                log::warn!(
+                    "stocking keys failed ({error}); retrying in {} s",
+                    RETRY_AFTER.as_secs()
+                );
+                tokio::time::sleep(RETRY_AFTER).await;
+            }
+        }
+    }
+}
+
+/// Makes and stores one batch for the first algorithm below its target; `false` when none is.
+async fn fill_once(app: &App, maker: &Maker) -> Result<bool> {
+    let wanted = counts(app)
+        .await?
+        .into_iter()
+        .find_map(|(algorithm, count)| {
+            let missing = app.key_stock.target(algorithm).saturating_sub(count);
+            (missing > 0).then_some((algorithm, missing))
+        });
+    let Some((algorithm, missing)) = wanted else {
+        return Ok(false);
+    };
+    let mut batch = Vec::with_capacity(BATCH.min(missing));
+    for _ in 0..BATCH.min(missing) {
+        match maker.make(algorithm).await {
+            Ok(key) => batch.push(key),
+            // Whatever was made is kept; the failure is reported after.
+            Err(error) if !batch.is_empty() => {
+                app.store.stock_keys(&batch, app.clock.unix()).await?;
+                return Err(error);
+            }
+            Err(error) => return Err(error),
+        }
+    }
+    app.store.stock_keys(&batch, app.clock.unix()).await?;
+    Ok(true)
+}
+
+/// A key asked of the [`Maker`], and where its answer goes.
+type Job = (
+    KeyAlgorithm,
+    tokio::sync::oneshot::Sender<Result<StockedKey>>,
+);
+
+/// A thread of the lowest CPU priority that makes sealed keys on request. It ends when the
+/// filler is dropped (the daemon stopping); a key half made then is a session object the token
+/// drops with the session.
+struct Maker {
+    jobs: std::sync::mpsc::Sender<Job>,
+}
+
+impl Maker {
+    fn spawn(hsm: Arc<dyn crate::app::Hsm>, entropy: Arc<HealthMonitor>) -> Result<Self> {
+        let (jobs, inbox) = std::sync::mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("lemur-key-stock".into())
+            .spawn(move || {
+                lower_priority();
+                for (algorithm, answer) in inbox {
+                    let _ = answer.send(make(&*hsm, &entropy, algorithm));
+                }
+            })
+            .map_err(Error::io("starting the key stock's thread"))?;
+        Ok(Self { jobs })
+    }
+
+    async fn make(&self, algorithm: KeyAlgorithm) -> Result<StockedKey> {
+        let (answer, made) = tokio::sync::oneshot::channel();
+        self.jobs
+            .send((algorithm, answer))
+            .map_err(|_| Error::Ca("the key stock's thread has stopped".into()))?;
+        made.await
+            .map_err(|_| Error::Ca("the key stock's thread has stopped".into()))?
+    }
+}
+
+/// Puts the calling thread at nice 19, so its key generation takes only CPU time nothing else
+/// wants (a thread's own nice value on Linux; unprivileged, since it only lowers priority).
+fn lower_priority() {
+    let thread = rustix::thread::gettid();
+    if let Err(error) = rustix::process::setpriority_process(Some(thread), LOWEST_PRIORITY) {
+        log::warn!("the key stock's thread keeps its priority: {error}");
+    }
+}
+
+/// One key: entropy gate, generated in the token, exported once, sealed bound to a fresh token.
+fn make(
+    hsm: &dyn crate::app::Hsm,
+    entropy: &HealthMonitor,
+    algorithm: KeyAlgorithm,
+) -> Result<StockedKey> {
+    entropy.ensure_healthy()?;
+    let pair = hsm.generate_exportable_key_pair(algorithm)?;
+    let token = crate::files::random_hex(16)?.as_str().to_owned();
+    let public_key = pair.public.key_bytes().to_vec();
+    let sealed = hsm.seal(&pair.pkcs8, &context(&binding(&token, &public_key)))?;
+    Ok(StockedKey {
+        algorithm,
+        token,
+        public_key,
+        sealed,
+    })
+}

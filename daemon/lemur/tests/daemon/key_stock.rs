@@ -1,0 +1,177 @@
+//! `[keys] stock`: keys generated ahead and kept sealed in the database feed the memory pool,
+//! each given to one certificate; a row changed in the database does not unseal and is dropped.
+
+use crate::on_both_databases;
+use crate::support::{Appliance, Db, openssl, scratch};
+use serde_json::json;
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+/// The P-256 keys the memory pool and the stock keep (small, so generating them is quick).
+const READY: u64 = 2;
+const STOCKED: u64 = 6;
+
+/// The memory pool and the stock of P-256 keys, as the health details show them.
+fn supply(app: &Appliance) -> (u64, u64) {
+    let details = app.get("/api/1/healthcheck/details");
+    let keys = details.body["readyKeys"].as_array().unwrap();
+    let p256 = keys
+        .iter()
+        .find(|k| k["keyType"] == "ECCPRIME256V1")
+        .unwrap_or_else(|| panic!("{}", details.text));
+    assert_eq!(p256["target"], READY, "{}", details.text);
+    assert_eq!(p256["stockTarget"], STOCKED, "{}", details.text);
+    (
+        p256["ready"].as_u64().unwrap(),
+        p256["stocked"].as_u64().unwrap(),
+    )
+}
+
+/// Waits until the pool and the stock are both full.
+fn wait_until_full(app: &Appliance) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while supply(app) != (READY, STOCKED) {
+        assert!(Instant::now() < deadline, "never full: {:?}", supply(app));
+        std::thread::park_timeout(Duration::from_millis(100));
+    }
+}
+
+/// The stocked keys' public keys (hex) by token.
+fn stocked(app: &Appliance, db: Db) -> HashMap<String, String> {
+    let hex = match db {
+        Db::Sqlite => "lower(hex(public_key))",
+        Db::Postgres => "encode(public_key, 'hex')",
+    };
+    app.query(&format!(
+        "SELECT token, {hex} FROM stocked_keys ORDER BY id"
+    ))
+    .lines()
+    .map(|line| {
+        let (token, public) = line.split_once('|').unwrap();
+        (token.to_owned(), public.to_owned())
+    })
+    .collect()
+}
+
+/// The uncompressed P-256 point of a certificate's key, hex, as the stock records it.
+fn public_point(certificate: &str) -> String {
+    let dir = scratch();
+    std::fs::write(dir.path().join("c.pem"), certificate).unwrap();
+    openssl(
+        &["x509", "-in", "c.pem", "-pubkey", "-noout", "-out", "p.pem"],
+        dir.path(),
+    );
+    openssl(
+        &[
+            "pkey", "-pubin", "-in", "p.pem", "-outform", "DER", "-out", "p.der",
+        ],
+        dir.path(),
+    );
+    let spki = std::fs::read(dir.path().join("p.der")).unwrap();
+    spki[spki.len() - 65..]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn stock_feeds_the_pool(db: Db) {
+    let mut app = Appliance::start(db);
+    let config = std::fs::read_to_string(app.daemon.config_path()).unwrap();
+    assert!(config.contains("stock = {}"), "off unless configured");
+    let config = config
+        .replace(
+            "ready = { RSA2048 = 32 }",
+            &format!("ready = {{ ECCPRIME256V1 = {READY} }}"),
+        )
+        .replace(
+            "stock = {}",
+            &format!("stock = {{ ECCPRIME256V1 = {STOCKED} }}"),
+        );
+    std::fs::write(app.daemon.config_path(), config).unwrap();
+    app.daemon.restart();
+    let mut app = app.signed_in_again();
+    let root = app.root("stocked", "ECCPRIME256V1")["id"].as_i64().unwrap();
+    wait_until_full(&app);
+    let before = stocked(&app, db);
+    assert_eq!(before.len() as u64, STOCKED);
+
+    // Issued without a CSR: each key once, and the pool refills from the stock.
+    let mut points = HashSet::new();
+    for n in 0..5 {
+        let reply = app.post(
+            "/api/1/certificates",
+            &json!({ "owner": "stock@example.com", "commonName": format!("s{n}.example.com"),
+                     "authority": { "id": root }, "keyType": "ECCPRIME256V1" }),
+        );
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        let point = public_point(reply.body["body"].as_str().unwrap());
+        assert!(points.insert(point), "a key was given twice");
+    }
+    wait_until_full(&app);
+    let after = stocked(&app, db);
+    let taken: Vec<&String> = before.keys().filter(|t| !after.contains_key(*t)).collect();
+    assert!(!taken.is_empty(), "the pool took no stocked key");
+    assert!(
+        after.values().all(|public| !points.contains(public)),
+        "a key given to a certificate is still stocked"
+    );
+    // Keys taken since go to certificates too, never to two.
+    for n in 5..(5 + READY + STOCKED) {
+        let reply = app.post(
+            "/api/1/certificates",
+            &json!({ "owner": "stock@example.com", "commonName": format!("s{n}.example.com"),
+                     "authority": { "id": root }, "keyType": "ECCPRIME256V1" }),
+        );
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        let point = public_point(reply.body["body"].as_str().unwrap());
+        assert!(points.insert(point), "a key was given twice");
+    }
+    let given_from_stock = before
+        .values()
+        .chain(after.values())
+        .filter(|public| points.contains(*public))
+        .count();
+    assert!(
+        given_from_stock >= taken.len(),
+        "{given_from_stock} < {}",
+        taken.len()
+    );
+
+    // A row changed in the database (here: renamed) does not unseal: it is dropped and
+    // reported, never given, and the pool fills all the same.
+    let changed = stocked(&app, db);
+    assert!(app.daemon.stop(), "the daemon stops cleanly");
+    app.query("UPDATE stocked_keys SET token = 'changed-' || token");
+    app.daemon.start_again();
+    let app = app.signed_in_again();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !app.daemon.log().contains("does not unseal and was dropped") {
+        assert!(Instant::now() < deadline, "no changed row was taken");
+        std::thread::park_timeout(Duration::from_millis(100));
+    }
+    for n in 0..(READY + STOCKED) {
+        let reply = app.post(
+            "/api/1/certificates",
+            &json!({ "owner": "stock@example.com", "commonName": format!("after-{n}.example.com"),
+                     "authority": { "id": root }, "keyType": "ECCPRIME256V1" }),
+        );
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        let point = public_point(reply.body["body"].as_str().unwrap());
+        assert!(
+            !changed.values().any(|public| *public == point),
+            "a changed row's key was given"
+        );
+        assert!(points.insert(point), "a key was given twice");
+    }
+    wait_until_full(&app);
+    assert_eq!(
+        app.query("SELECT count(*) FROM stocked_keys WHERE token LIKE 'changed-%'")
+            .trim(),
+        "0",
+        "every changed row was taken and dropped"
+    );
+}
+on_both_databases!(
+    stocked_keys_feed_the_pool_once_each_and_a_changed_row_is_dropped,
+    stock_feeds_the_pool
+);
