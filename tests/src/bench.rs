@@ -20,6 +20,26 @@ pub struct Rate {
 
 /// Runs `op` on `threads` threads for `duration`; `op` returns whether it succeeded.
 pub fn rate(threads: usize, duration: Duration, op: impl Fn() -> bool + Sync) -> Rate {
+    run(threads, |started| started.elapsed() < duration, op)
+}
+
+/// Runs `op` `count` times over `threads` threads (or for at most `limit`), as fast as it goes:
+/// the rate and latencies of a burst of a given size.
+pub fn burst(threads: usize, count: u64, limit: Duration, op: impl Fn() -> bool + Sync) -> Rate {
+    let begun = AtomicU64::new(0);
+    run(
+        threads,
+        |started| started.elapsed() < limit && begun.fetch_add(1, Ordering::Relaxed) < count,
+        op,
+    )
+}
+
+/// Runs `op` on `threads` threads while `more` (given the start) says so.
+fn run(
+    threads: usize,
+    more: impl Fn(Instant) -> bool + Sync,
+    op: impl Fn() -> bool + Sync,
+) -> Rate {
     let failed = AtomicU64::new(0);
     let latencies = std::sync::Mutex::new(Vec::new());
     let started = Instant::now();
@@ -27,7 +47,7 @@ pub fn rate(threads: usize, duration: Duration, op: impl Fn() -> bool + Sync) ->
         for _ in 0..threads {
             scope.spawn(|| {
                 let (mut ok, mut bad) = (Vec::new(), 0);
-                while started.elapsed() < duration {
+                while more(started) {
                     let began = Instant::now();
                     if op() {
                         ok.push(began.elapsed());
