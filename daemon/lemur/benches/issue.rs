@@ -18,7 +18,7 @@
 //! that checks what it signs can beat it on this machine; each figure is set against it.
 //!
 //! Run: `cargo bench -p lemur --bench issue`. `LEMUR_BENCH_SECONDS` sets the time per figure
-//! (default 5).
+//! (default 5); `LEMUR_BENCH_ONLY=import,P-256` measures only the workloads named.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)] // a benchmark fails loudly
 
 use lemur_api::{CreateAuthority, CreateCertificate, UploadCertificate};
@@ -145,6 +145,14 @@ struct Figure {
     met: fn(&Rate, f64) -> bool,
 }
 
+/// Whether `workload` is measured: all are, unless `LEMUR_BENCH_ONLY` names some (a substring
+/// of each, comma-separated), e.g. to profile one.
+fn selected(workload: &str) -> bool {
+    std::env::var("LEMUR_BENCH_ONLY").map_or(true, |only| {
+        only.split(',').any(|part| workload.contains(part.trim()))
+    })
+}
+
 /// RSA-2048 certificates in the burst: the appliance's stock (a smoke run's is small).
 fn rsa_burst() -> u64 {
     if cfg!(debug_assertions) { 16 } else { 1024 }
@@ -236,64 +244,74 @@ fn measure(
         .unwrap();
         client.upload(&request).is_ok()
     };
-    let figure = |workload, connections, rate, target, met| Figure {
-        database,
-        workload,
-        connections,
-        rate,
-        target,
-        met,
-    };
-    let figures = vec![
-        figure(
+    // Each workload, measured only when selected; the RSA burst last: the stock refills after
+    // it from idle CPU, and idle CPU is what the other figures measure.
+    type Met = fn(&Rate, f64) -> bool;
+    type Run<'r> = &'r dyn Fn() -> Rate;
+    let workloads: [(&str, usize, &str, Met, Run); 5] = [
+        (
             "from a CSR",
             1,
-            rate(1, duration, from_csr),
             "p50 < 1 ms",
             |rate, _| rate.p50 < Duration::from_millis(1),
+            &|| rate(1, duration, from_csr),
         ),
-        figure(
+        (
             "from a CSR",
             16,
-            rate(16, duration, from_csr),
             ">= 25% of floor",
             |rate, floor| rate.per_second >= 0.25 * floor,
+            &|| rate(16, duration, from_csr),
         ),
-        figure(
+        (
             "HSM key P-256",
             16,
-            rate(16, duration, with_key("ECCPRIME256V1")),
             ">= 10% of floor",
             |rate, floor| rate.per_second >= 0.10 * floor,
+            &|| rate(16, duration, with_key("ECCPRIME256V1")),
         ),
-        figure(
+        (
             "import + chain + key",
             4,
-            rate(4, duration, import),
             ">= 1,500/s",
             |rate, _| rate.per_second >= 1500.0,
+            &|| rate(4, duration, import),
         ),
-        // Last: the stock refills afterwards, from idle CPU, but idle CPU is what the other
-        // figures measure.
-        figure(
+        (
             "HSM key RSA-2048 (*)",
             4,
-            bench::burst(
-                4,
-                rsa_burst(),
-                Duration::from_secs(600),
-                with_key("RSA2048"),
-            ),
             ">= 80/s, p99 < 300 ms",
             |rate, _| rate.per_second >= 80.0 && rate.p99 < Duration::from_millis(300),
+            &|| {
+                bench::burst(
+                    4,
+                    rsa_burst(),
+                    Duration::from_secs(600),
+                    with_key("RSA2048"),
+                )
+            },
         ),
     ];
-    println!(
-        "{database}: {} RSA-2048 keys generated ahead in {:.0} s ({:.1} keys/s made on idle CPU: the rate past a burst)",
-        rsa_burst() + 32,
-        filled.as_secs_f64(),
-        (rsa_burst() + 32) as f64 / filled.as_secs_f64()
-    );
+    let figures = workloads
+        .into_iter()
+        .filter(|(workload, ..)| selected(workload))
+        .map(|(workload, connections, target, met, run)| Figure {
+            database,
+            workload,
+            connections,
+            rate: run(),
+            target,
+            met,
+        })
+        .collect();
+    if selected("RSA-2048") {
+        println!(
+            "{database}: {} RSA-2048 keys generated ahead in {:.0} s ({:.1} keys/s made on idle CPU: the rate past a burst)",
+            rsa_burst() + 32,
+            filled.as_secs_f64(),
+            (rsa_burst() + 32) as f64 / filled.as_secs_f64()
+        );
+    }
     (
         figures,
         root.key_uri.unwrap(),
@@ -326,7 +344,9 @@ fn main() {
         ("PostgreSQL", Some(postgres.url.as_str())),
     ] {
         let mut daemon = Daemon::start(Path::new(env!("CARGO_BIN_EXE_lemur")), url);
-        stock_rsa_keys(&mut daemon, rsa_burst());
+        if selected("RSA-2048") {
+            stock_rsa_keys(&mut daemon, rsa_burst());
+        }
         let (measured, key_uri, ca_pem) = measure(database, &daemon, &inputs, duration);
         figures.extend(measured);
         floor.get_or_insert_with(|| crypto_floor(&daemon, &key_uri, &ca_pem, duration));
