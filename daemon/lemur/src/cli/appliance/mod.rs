@@ -12,6 +12,7 @@
 
 mod apply;
 mod banner;
+mod config_update;
 mod credstore;
 mod provision;
 mod seed;

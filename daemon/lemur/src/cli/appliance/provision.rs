@@ -12,6 +12,7 @@
 //! it leaves as [`Facts`] for root's `lemur appliance banner` (see `banner.rs`).
 
 use super::banner::{Facts, PASSWORD_CHANGED};
+use super::config_update::Additions;
 use super::seed::{self, Network, Seed};
 use crate::cli::root_ca::{self, RootCa, Trust};
 use crate::cli::token::{self, ADMIN_PASSWORD, HSM_PIN, HSM_SO_PIN};
@@ -158,11 +159,29 @@ fn configuration(options: &Options, state_dir: &Path) -> Result<Config> {
         .unwrap_or_else(|| state_dir.join("softhsm/softhsm2.conf"));
     token::softhsm_conf(&softhsm)?;
     let path = state_dir.join("lemur.toml");
-    if !path.exists() {
+    if path.exists() {
+        bring_up_to_date(&path)?;
+    } else {
         let seed = seed::load(&options.seed, clock::system().unix()).seed;
         write_config(&path, state_dir, &softhsm, &seed, &options.listen)?;
     }
     Config::load(&path)
+}
+
+/// Adds to a configuration an earlier release wrote what this release's has (see
+/// `config_update.rs`).
+fn bring_up_to_date(path: &Path) -> Result<()> {
+    let text =
+        std::fs::read_to_string(path).map_err(Error::io(format!("reading {}", path.display())))?;
+    let additions = Additions {
+        backup_socket: BACKUP_SOCKET,
+        stocked_rsa_keys: STOCKED_RSA_KEYS,
+    };
+    if let Some((updated, added)) = additions.apply(&text)? {
+        replace_private(path, updated.as_bytes(), None)?;
+        println!("updated {}: added {}", path.display(), added.join(", "));
+    }
+    Ok(())
 }
 
 /// The configuration, once: listening where nginx connects, SQLite and the token in the state

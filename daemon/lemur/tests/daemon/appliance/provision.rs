@@ -343,6 +343,32 @@ fn provision_makes_an_appliance_the_daemon_serves_and_a_second_boot_changes_noth
     }
 
     the_admin_is_made_once_and_its_password_shown_while_it_is_the_first(&boot, &password);
+    an_upgraded_appliance_gains_what_this_release_configures(&boot);
+}
+
+/// A configuration an earlier release wrote, without the key stock and root's backup service,
+/// gains both at the next boot, once; the rest of it stays as it was.
+fn an_upgraded_appliance_gains_what_this_release_configures(boot: &FirstBoot) {
+    let path = boot.state().join("lemur.toml");
+    let current = read(&path);
+    assert!(current.contains("stock = { RSA2048 = 1024 }"), "{current}");
+    let backups = "[backups]\nsocket = \"/run/lemur-backup.sock\"\n";
+    assert!(current.contains(backups), "{current}");
+    let earlier = current
+        .replace("stock = { RSA2048 = 1024 }\n", "")
+        .replace(backups, "");
+    std::fs::write(&path, &earlier).unwrap();
+    let upgraded = boot.boot();
+    let said = stdout(&upgraded[1]);
+    assert!(said.contains("added keys.stock, [backups]"), "{said}");
+    let updated = read(&path);
+    assert!(updated.starts_with(earlier.split("[keys]").next().unwrap()));
+    assert!(updated.contains("stock = { RSA2048 = 1024 }"), "{updated}");
+    assert!(updated.contains(backups), "{updated}");
+    assert_eq!(mode_of(&path), 0o600);
+    let before = boot.snapshot();
+    boot.boot();
+    assert_eq!(boot.snapshot(), before, "a second pass changes nothing");
 }
 
 /// The secrets exist only as encrypted credentials, root's: no file holds one in clear but the
