@@ -69,7 +69,9 @@ pub fn context(binding: &str) -> Vec<u8> {
 }
 
 /// Takes at most `limit` keys of `algorithm` out of the stock, unsealed; none when the stock is
-/// empty or the algorithm has none. A key that does not unseal is dropped and reported.
+/// empty or the algorithm has none. A key that does not unseal is dropped and reported; keys
+/// not unsealed because the token is unavailable go back into the stock, so an HSM outage
+/// does not drain it.
 pub async fn take(
     app: &App,
     algorithm: KeyAlgorithm,
@@ -84,28 +86,47 @@ pub async fn take(
         return Ok(Vec::new());
     }
     app.key_stock.taken.notify_one();
-    app.hsm(move |hsm| {
-        Ok(stocked
-            .into_iter()
-            .filter_map(|key| {
-                let binding = binding(&key.token, &key.public_key);
-                match hsm.unseal(&key.sealed, &context(&binding)) {
-                    Ok(pkcs8) => Some(ExportableKeyPair {
-                        pkcs8,
-                        public: PublicKey::new(key.algorithm, key.public_key),
-                    }),
-                    Err(error) => {
-                        log::error!(
-                            "a stocked {algorithm:?} key ({}) does not unseal and was dropped: {error}",
-                            key.token
-                        );
-                        None
-                    }
-                }
-            })
-            .collect())
-    })
-    .await
+    let (unsealed, untouched, outage) = app.hsm(move |hsm| Ok(unseal_all(&**hsm, stocked))).await?;
+    if !untouched.is_empty() {
+        app.store.stock_keys(&untouched, app.clock.unix()).await?;
+    }
+    match outage {
+        Some(error) if unsealed.is_empty() => Err(error.into()),
+        _ => Ok(unsealed),
+    }
+}
+
+/// Unseals `stocked`, dropping (and reporting) each key that does not unseal; stops at the
+/// first sign the token is unavailable. The keys unsealed, those left sealed, and that error.
+fn unseal_all(
+    hsm: &dyn lemur_hsm::Sealer,
+    stocked: Vec<StockedKey>,
+) -> (
+    Vec<ExportableKeyPair>,
+    Vec<StockedKey>,
+    Option<lemur_hsm::Error>,
+) {
+    let mut unsealed = Vec::with_capacity(stocked.len());
+    let mut keys = stocked.into_iter();
+    while let Some(key) = keys.next() {
+        let binding = binding(&key.token, &key.public_key);
+        match hsm.unseal(&key.sealed, &context(&binding)) {
+            Ok(pkcs8) => unsealed.push(ExportableKeyPair {
+                pkcs8,
+                public: PublicKey::new(key.algorithm, key.public_key),
+            }),
+            Err(error) if error.is_unavailable() => {
+                let untouched = std::iter::once(key).chain(keys).collect();
+                return (unsealed, untouched, Some(error));
+            }
+            Err(error) => log::error!(
+                "a stocked {:?} key ({}) does not unseal and was dropped: {error}",
+                key.algorithm,
+                key.token
+            ),
+        }
+    }
+    (unsealed, Vec::new(), None)
 }
 
 /// How many keys of each stocked algorithm are in the stock now.
@@ -240,4 +261,73 @@ fn make(
         public_key,
         sealed,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use zeroize::Zeroizing;
+
+    /// Unseals to the context itself, but for the tokens it refuses: `bad` as altered, `gone`
+    /// as an unavailable token.
+    struct Picky;
+
+    impl lemur_hsm::Sealer for Picky {
+        fn seal(&self, _: &[u8], context: &[u8]) -> lemur_hsm::Result<Vec<u8>> {
+            Ok(context.to_vec())
+        }
+
+        fn unseal(&self, _: &[u8], context: &[u8]) -> lemur_hsm::Result<Zeroizing<Vec<u8>>> {
+            let context = String::from_utf8_lossy(context);
+            if context.contains(":bad:") {
+                Err(lemur_hsm::Error::SealAuthentication)
+            } else if context.contains(":gone:") {
+                Err(lemur_hsm::Error::TokenUnavailable {
+                    label: "lemur".into(),
+                    function: "C_Decrypt".into(),
+                    rv: "CKR_DEVICE_REMOVED".into(),
+                })
+            } else {
+                Ok(Zeroizing::new(context.as_bytes().to_vec()))
+            }
+        }
+    }
+
+    fn key(token: &str) -> StockedKey {
+        StockedKey {
+            algorithm: KeyAlgorithm::EcP256,
+            token: token.into(),
+            public_key: token.as_bytes().to_vec(),
+            sealed: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn altered_keys_are_dropped_and_an_outage_leaves_the_rest_sealed() {
+        let stocked = ["a", "bad", "b", "gone", "c"]
+            .map(key)
+            .into_iter()
+            .collect();
+        let (unsealed, untouched, outage) = unseal_all(&Picky, stocked);
+        let unsealed: Vec<Vec<u8>> = unsealed
+            .into_iter()
+            .map(|k| k.public.key_bytes().to_vec())
+            .collect();
+        assert_eq!(unsealed, [b"a".to_vec(), b"b".to_vec()]);
+        let untouched: Vec<&str> = untouched.iter().map(|k| k.token.as_str()).collect();
+        assert_eq!(untouched, ["gone", "c"]);
+        assert!(outage.is_some_and(|e| e.is_unavailable()));
+    }
+
+    #[test]
+    fn a_key_is_bound_to_its_token_and_its_public_key() {
+        let bound = binding("t", b"public");
+        assert_ne!(bound, binding("u", b"public"));
+        assert_ne!(bound, binding("t", b"other"));
+        assert!(
+            String::from_utf8(context(&bound))
+                .unwrap()
+                .starts_with("lemur:stocked-private-key:t:")
+        );
+    }
 }
