@@ -15,6 +15,13 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use utoipa::ToSchema;
 
+/// Raw bytes, not JSON: an upgrade bundle, or a backup archive.
+// Described as OpenAPI's binary string, which clients and generators read as a file (bytes would
+// read as an array of integers); it appears in schemas only.
+#[derive(ToSchema)]
+#[schema(value_type = String, format = Binary)]
+pub struct Binary(std::marker::PhantomData<Vec<u8>>);
+
 /// The body of every error response: Lemur's `message` (and `reasons`, naming the offending
 /// field, for validation errors), plus a stable machine-readable `code`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

@@ -12,7 +12,7 @@ use axum::http::header::CONTENT_LENGTH;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use http_body_util::BodyExt;
-use lemur_api::{BackupRequest, ErrorBody, UpgradeStaged};
+use lemur_api::{BackupRequest, Binary, ErrorBody, UpgradeStaged};
 use lemur_core::backup::service;
 use lemur_core::{Error, upgrade};
 use std::time::Duration;
@@ -22,7 +22,7 @@ use std::time::Duration;
 /// it into the root slot it is not running from and restarts into it. A release that does not
 /// come up healthy three times is left for the slot it came from.
 #[utoipa::path(operation_id = "upgradeAppliance", post, path = "/appliance/upgrade", tag = "appliance",
-    request_body(content = Vec<u8>, content_type = "application/octet-stream",
+    request_body(content = inline(Binary), content_type = "application/octet-stream",
         description = "The bundle, lemur-hsm-VERSION.upgrade"),
     security(("bearer" = [])),
     responses(
@@ -97,7 +97,7 @@ async fn discard(body: &mut Body, stall: Duration) {
 #[utoipa::path(operation_id = "backupAppliance", post, path = "/appliance/backup", tag = "appliance",
     request_body = BackupRequest, security(("bearer" = [])),
     responses(
-        (status = 200, description = "The archive, streamed", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 200, description = "The archive, streamed", content_type = "application/octet-stream", body = inline(Binary)),
         (status = 400, description = "Passphrase too short or not one line (reasons.passphrase)", body = ErrorBody),
         (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Not an administrator", body = ErrorBody),
