@@ -278,7 +278,7 @@ impl CertificateRepository for SqlStore {
         limit: i64,
     ) -> Result<Vec<SealedKey>> {
         // The second and third columns are what the key is bound to: the body (PEM, or DER
-        // beside it), the CSR, or the stocked key's token and public key.
+        // beside it), the CSR, or the stocked key's label (`ca::key_stock::label`) and public key.
         let sql = match holder {
             KeyHolder::Certificate => {
                 "SELECT id, body, body_der, sealed_private_key FROM certificates
@@ -289,7 +289,7 @@ impl CertificateRepository for SqlStore {
                  WHERE id > $1 AND sealed_private_key IS NOT NULL ORDER BY id LIMIT $2"
             }
             KeyHolder::Stock => {
-                "SELECT id, token, public_key, sealed_private_key FROM stocked_keys
+                "SELECT id, key_type || ':' || token, public_key, sealed_private_key FROM stocked_keys
                  WHERE id > $1 ORDER BY id LIMIT $2"
             }
         };

@@ -56,11 +56,16 @@ impl KeyStock {
     }
 }
 
-/// What a stocked key's envelope is bound to: its token and its public key, so neither can be
-/// changed in the database (nor a row copied under a new token) without the key failing to
-/// unseal.
-pub fn binding(token: &str, public_key: &[u8]) -> String {
-    format!("{token}:{}", crate::ca::x509::sha256_hex(public_key))
+/// The name a stocked key is bound under: its key type and token (`RSA2048:9f0c...`).
+pub fn label(algorithm: KeyAlgorithm, token: &str) -> String {
+    format!("{}:{token}", algorithm.lemur_name())
+}
+
+/// What a stocked key's envelope is bound to: its [`label`] and its public key, so none of the
+/// three can be changed in the database (a row relabelled as another key type, or copied under
+/// a new token) without the key failing to unseal.
+pub fn binding(label: &str, public_key: &[u8]) -> String {
+    format!("{label}:{}", crate::ca::x509::sha256_hex(public_key))
 }
 
 /// The sealing context of a stocked key with this [`binding`].
@@ -68,10 +73,15 @@ pub fn context(binding: &str) -> Vec<u8> {
     format!("lemur:stocked-private-key:{binding}").into_bytes()
 }
 
+/// Keys dropped in a row (envelopes that do not open) after which a take stops and puts the rest
+/// back: a token that fails every decryption should not empty a stock other daemons share.
+const DROPS_IN_A_ROW: usize = 3;
+
 /// Takes at most `limit` keys of `algorithm` out of the stock, unsealed; none when the stock is
-/// empty or the algorithm has none. A key that does not unseal is dropped and reported; keys
-/// not unsealed because the token is unavailable go back into the stock, so an HSM outage
-/// does not drain it.
+/// empty or the algorithm has none. A key whose envelope does not open is dropped and reported
+/// (a few in a row stop the take); keys not unsealed for any other reason (the token or its KEK
+/// unavailable) go back into the stock, so an outage does not drain it. Keys taken and then not
+/// used (the daemon stopping) are lost, never given twice.
 pub async fn take(
     app: &App,
     algorithm: KeyAlgorithm,
@@ -86,47 +96,80 @@ pub async fn take(
         return Ok(Vec::new());
     }
     app.key_stock.taken.notify_one();
-    let (unsealed, untouched, outage) = app.hsm(move |hsm| Ok(unseal_all(&**hsm, stocked))).await?;
-    if !untouched.is_empty() {
-        app.store.stock_keys(&untouched, app.clock.unix()).await?;
+    let Unsealed {
+        keys,
+        untouched,
+        stopped_by,
+    } = app.hsm(move |hsm| Ok(unseal_all(&**hsm, stocked))).await?;
+    if !untouched.is_empty()
+        && let Err(error) = app.store.stock_keys(&untouched, app.clock.unix()).await
+    {
+        log::error!(
+            "{} stocked {algorithm:?} keys could not be put back and are lost: {error}",
+            untouched.len()
+        );
     }
-    match outage {
-        Some(error) if unsealed.is_empty() => Err(error.into()),
-        _ => Ok(unsealed),
+    match stopped_by {
+        Some(error) if keys.is_empty() => Err(error.into()),
+        _ => Ok(keys),
     }
 }
 
-/// Unseals `stocked`, dropping (and reporting) each key that does not unseal; stops at the
-/// first sign the token is unavailable. The keys unsealed, those left sealed, and that error.
-fn unseal_all(
-    hsm: &dyn lemur_hsm::Sealer,
-    stocked: Vec<StockedKey>,
-) -> (
-    Vec<ExportableKeyPair>,
-    Vec<StockedKey>,
-    Option<lemur_hsm::Error>,
-) {
-    let mut unsealed = Vec::with_capacity(stocked.len());
-    let mut keys = stocked.into_iter();
-    while let Some(key) = keys.next() {
-        let binding = binding(&key.token, &key.public_key);
-        match hsm.unseal(&key.sealed, &context(&binding)) {
-            Ok(pkcs8) => unsealed.push(ExportableKeyPair {
-                pkcs8,
-                public: PublicKey::new(key.algorithm, key.public_key),
-            }),
-            Err(error) if error.is_unavailable() => {
-                let untouched = std::iter::once(key).chain(keys).collect();
-                return (unsealed, untouched, Some(error));
+/// What [`unseal_all`] made of a batch.
+struct Unsealed {
+    /// The keys unsealed.
+    keys: Vec<ExportableKeyPair>,
+    /// The keys left sealed, to go back into the stock.
+    untouched: Vec<StockedKey>,
+    /// Why it stopped before the end.
+    stopped_by: Option<lemur_hsm::Error>,
+}
+
+/// Unseals `stocked`, dropping (and reporting) each key whose envelope does not open; stops at
+/// any other failure, or after [`DROPS_IN_A_ROW`] drops.
+fn unseal_all(hsm: &dyn lemur_hsm::Sealer, stocked: Vec<StockedKey>) -> Unsealed {
+    let mut keys = Vec::with_capacity(stocked.len());
+    let mut dropped_in_a_row = 0;
+    let mut queue = stocked.into_iter();
+    while let Some(key) = queue.next() {
+        let bound = binding(&label(key.algorithm, &key.token), &key.public_key);
+        let error = match hsm.unseal(&key.sealed, &context(&bound)) {
+            Ok(pkcs8) => {
+                dropped_in_a_row = 0;
+                keys.push(ExportableKeyPair {
+                    pkcs8,
+                    public: PublicKey::new(key.algorithm, key.public_key),
+                });
+                continue;
             }
-            Err(error) => log::error!(
+            Err(error) => error,
+        };
+        let altered = matches!(
+            error,
+            lemur_hsm::Error::SealAuthentication | lemur_hsm::Error::Envelope(_)
+        );
+        if altered {
+            log::error!(
                 "a stocked {:?} key ({}) does not unseal and was dropped: {error}",
                 key.algorithm,
                 key.token
-            ),
+            );
+            dropped_in_a_row += 1;
+        }
+        if !altered || dropped_in_a_row == DROPS_IN_A_ROW {
+            let untouched = (!altered).then_some(key).into_iter().chain(queue).collect();
+            return Unsealed {
+                keys,
+                untouched,
+                stopped_by: Some(error),
+            };
         }
     }
-    (unsealed, Vec::new(), None)
+    Unsealed {
+        keys,
+        untouched: Vec::new(),
+        stopped_by: None,
+    }
 }
 
 /// How many keys of each stocked algorithm are in the stock now.
@@ -211,37 +254,49 @@ struct Maker {
 }
 
 impl Maker {
+    /// Starts the thread; fails when it cannot lower its priority, since it would then take
+    /// CPU time from requests (the daemon's unit must allow `setpriority`).
     fn spawn(hsm: Arc<dyn crate::app::Hsm>, entropy: Arc<HealthMonitor>) -> Result<Self> {
         let (jobs, inbox) = std::sync::mpsc::channel::<Job>();
+        let (lowered, priority) = std::sync::mpsc::sync_channel(1);
         std::thread::Builder::new()
             .name("lemur-key-stock".into())
             .spawn(move || {
-                lower_priority();
-                for (algorithm, answer) in inbox {
-                    let _ = answer.send(make(&*hsm, &entropy, algorithm));
+                let outcome = lower_priority();
+                let ok = outcome.is_ok();
+                let _ = lowered.send(outcome);
+                if ok {
+                    for (algorithm, answer) in inbox {
+                        let _ = answer.send(make(&*hsm, &entropy, algorithm));
+                    }
                 }
             })
             .map_err(Error::io("starting the key stock's thread"))?;
+        priority.recv().map_err(stopped)??;
         Ok(Self { jobs })
     }
 
     async fn make(&self, algorithm: KeyAlgorithm) -> Result<StockedKey> {
         let (answer, made) = tokio::sync::oneshot::channel();
-        self.jobs
-            .send((algorithm, answer))
-            .map_err(|_| Error::Ca("the key stock's thread has stopped".into()))?;
-        made.await
-            .map_err(|_| Error::Ca("the key stock's thread has stopped".into()))?
+        self.jobs.send((algorithm, answer)).map_err(stopped)?;
+        made.await.map_err(stopped)?
     }
 }
 
 /// Puts the calling thread at nice 19, so its key generation takes only CPU time nothing else
 /// wants (a thread's own nice value on Linux; unprivileged, since it only lowers priority).
-fn lower_priority() {
+fn lower_priority() -> Result<()> {
     let thread = rustix::thread::gettid();
-    if let Err(error) = rustix::process::setpriority_process(Some(thread), LOWEST_PRIORITY) {
-        log::warn!("the key stock's thread keeps its priority: {error}");
-    }
+    rustix::process::setpriority_process(Some(thread), LOWEST_PRIORITY).map_err(|error| {
+        Error::Ca(format!(
+            "its thread cannot lower its priority to nice {LOWEST_PRIORITY} ({error}; a unit's SystemCallFilter must allow setpriority)"
+        ))
+    })
+}
+
+/// The error of a call to a [`Maker`] whose thread has ended.
+fn stopped<E>(_: E) -> Error {
+    Error::Ca("the key stock's thread has stopped".into())
 }
 
 /// One key: entropy gate, generated in the token, exported once, sealed bound to a fresh token.
@@ -254,7 +309,8 @@ fn make(
     let pair = hsm.generate_exportable_key_pair(algorithm)?;
     let token = crate::files::random_hex(16)?.as_str().to_owned();
     let public_key = pair.public.key_bytes().to_vec();
-    let sealed = hsm.seal(&pair.pkcs8, &context(&binding(&token, &public_key)))?;
+    let bound = binding(&label(algorithm, &token), &public_key);
+    let sealed = hsm.seal(&pair.pkcs8, &context(&bound))?;
     Ok(StockedKey {
         algorithm,
         token,
@@ -268,8 +324,8 @@ mod tests {
     use super::*;
     use zeroize::Zeroizing;
 
-    /// Unseals to the context itself, but for the tokens it refuses: `bad` as altered, `gone`
-    /// as an unavailable token.
+    /// Unseals to the context itself, but for the tokens it refuses: `bad...` as altered, `gone`
+    /// as an unavailable token, `kek` as sealed under a KEK the token lacks.
     struct Picky;
 
     impl lemur_hsm::Sealer for Picky {
@@ -279,8 +335,13 @@ mod tests {
 
         fn unseal(&self, _: &[u8], context: &[u8]) -> lemur_hsm::Result<Zeroizing<Vec<u8>>> {
             let context = String::from_utf8_lossy(context);
-            if context.contains(":bad:") {
+            if context.contains(":bad") {
                 Err(lemur_hsm::Error::SealAuthentication)
+            } else if context.contains(":kek:") {
+                Err(lemur_hsm::Error::KekNotFound {
+                    label: "lemur-kek".into(),
+                    version: 9,
+                })
             } else if context.contains(":gone:") {
                 Err(lemur_hsm::Error::TokenUnavailable {
                     label: "lemur".into(),
@@ -308,26 +369,72 @@ mod tests {
             .map(key)
             .into_iter()
             .collect();
-        let (unsealed, untouched, outage) = unseal_all(&Picky, stocked);
-        let unsealed: Vec<Vec<u8>> = unsealed
+        let Unsealed {
+            keys,
+            untouched,
+            stopped_by,
+        } = unseal_all(&Picky, stocked);
+        let unsealed: Vec<Vec<u8>> = keys
             .into_iter()
             .map(|k| k.public.key_bytes().to_vec())
             .collect();
         assert_eq!(unsealed, [b"a".to_vec(), b"b".to_vec()]);
         let untouched: Vec<&str> = untouched.iter().map(|k| k.token.as_str()).collect();
         assert_eq!(untouched, ["gone", "c"]);
-        assert!(outage.is_some_and(|e| e.is_unavailable()));
+        assert!(stopped_by.is_some_and(|e| e.is_unavailable()));
+    }
+
+    /// The tokens of the keys unsealed and of those left sealed, and why it stopped.
+    fn outcome(tokens: &[&str]) -> (Vec<String>, Vec<String>, Option<lemur_hsm::Error>) {
+        let outcome = unseal_all(&Picky, tokens.iter().map(|t| key(t)).collect());
+        let names = |bytes: &[u8]| String::from_utf8(bytes.to_vec()).unwrap();
+        (
+            outcome
+                .keys
+                .iter()
+                .map(|k| names(k.public.key_bytes()))
+                .collect(),
+            outcome.untouched.iter().map(|k| k.token.clone()).collect(),
+            outcome.stopped_by,
+        )
+    }
+
+    #[test]
+    fn a_missing_kek_puts_keys_back_and_drops_in_a_row_stop_a_take() {
+        let (keys, untouched, stopped_by) = outcome(&["f", "kek", "g"]);
+        assert_eq!(
+            (keys, untouched),
+            (vec!["f".into()], vec!["kek".into(), "g".into()])
+        );
+        assert!(matches!(
+            stopped_by,
+            Some(lemur_hsm::Error::KekNotFound { .. })
+        ));
+        let (keys, untouched, stopped_by) = outcome(&["bad1", "h", "bad2", "bad3", "bad4", "i"]);
+        assert_eq!(keys, ["h"]);
+        assert_eq!(untouched, ["i"], "three drops in a row stop the take");
+        assert!(matches!(
+            stopped_by,
+            Some(lemur_hsm::Error::SealAuthentication)
+        ));
     }
 
     #[test]
     fn a_key_is_bound_to_its_token_and_its_public_key() {
-        let bound = binding("t", b"public");
-        assert_ne!(bound, binding("u", b"public"));
-        assert_ne!(bound, binding("t", b"other"));
+        let bound = binding(&label(KeyAlgorithm::Rsa2048, "t"), b"public");
+        assert_ne!(
+            bound,
+            binding(&label(KeyAlgorithm::Rsa2048, "u"), b"public")
+        );
+        assert_ne!(
+            bound,
+            binding(&label(KeyAlgorithm::Rsa4096, "t"), b"public")
+        );
+        assert_ne!(bound, binding(&label(KeyAlgorithm::Rsa2048, "t"), b"other"));
         assert!(
             String::from_utf8(context(&bound))
                 .unwrap()
-                .starts_with("lemur:stocked-private-key:t:")
+                .starts_with("lemur:stocked-private-key:RSA2048:t:")
         );
     }
 }

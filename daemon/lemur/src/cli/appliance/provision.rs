@@ -12,7 +12,7 @@
 //! it leaves as [`Facts`] for root's `lemur appliance banner` (see `banner.rs`).
 
 use super::banner::{Facts, PASSWORD_CHANGED};
-use super::config_update::Additions;
+use super::config_update::{self, Additions};
 use super::seed::{self, Network, Seed};
 use crate::cli::root_ca::{self, RootCa, Trust};
 use crate::cli::token::{self, ADMIN_PASSWORD, HSM_PIN, HSM_SO_PIN};
@@ -47,6 +47,9 @@ pub struct Options {
     /// Where the daemon listens (nginx connects to the socket).
     #[arg(long, default_value = "unix:/run/lemur/lemur.sock")]
     listen: String,
+    /// Exists while this boot is a release's trial (`lemur appliance trial` makes it).
+    #[arg(long, value_name = "FILE", default_value = super::trial::ON_TRIAL)]
+    on_trial: PathBuf,
 }
 
 /// The appliance CA's name.
@@ -160,28 +163,40 @@ fn configuration(options: &Options, state_dir: &Path) -> Result<Config> {
     token::softhsm_conf(&softhsm)?;
     let path = state_dir.join("lemur.toml");
     if path.exists() {
-        bring_up_to_date(&path)?;
+        bring_up_to_date(&path, state_dir, &options.on_trial)?;
     } else {
         let seed = seed::load(&options.seed, clock::system().unix()).seed;
         write_config(&path, state_dir, &softhsm, &seed, &options.listen)?;
+        config_update::record_all(state_dir)?;
     }
     Config::load(&path)
 }
 
 /// Adds to a configuration an earlier release wrote what this release's has (see
-/// `config_update.rs`).
-fn bring_up_to_date(path: &Path) -> Result<()> {
+/// `config_update.rs`), unless this release is on trial (`on_trial` exists).
+fn bring_up_to_date(path: &Path, state_dir: &Path, on_trial: &Path) -> Result<()> {
+    let recorded = config_update::recorded(state_dir)?;
+    if Additions::NAMES.iter().all(|name| recorded.contains(*name)) {
+        return Ok(());
+    }
+    if on_trial.exists() {
+        println!(
+            "kept {} as it is while this release is on trial: the release before it may not read what this one adds",
+            path.display()
+        );
+        return Ok(());
+    }
     let text =
         std::fs::read_to_string(path).map_err(Error::io(format!("reading {}", path.display())))?;
     let additions = Additions {
         backup_socket: BACKUP_SOCKET,
         stocked_rsa_keys: STOCKED_RSA_KEYS,
     };
-    if let Some((updated, added)) = additions.apply(&text)? {
+    if let Some((updated, added)) = additions.apply(&text, &recorded)? {
         replace_private(path, updated.as_bytes(), None)?;
         println!("updated {}: added {}", path.display(), added.join(", "));
     }
-    Ok(())
+    config_update::record_all(state_dir)
 }
 
 /// The configuration, once: listening where nginx connects, SQLite and the token in the state

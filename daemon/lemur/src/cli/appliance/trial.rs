@@ -26,6 +26,9 @@ use std::path::{Path, PathBuf};
 
 /// Where the installer leaves the marker.
 pub const MARKER: &str = "/var/lib/lemur-upgrade/trial";
+/// Made for the rest of a boot that is a release's trial, where the daemon's user can see it
+/// (provisioning then leaves the configuration as the previous release can read it).
+pub const ON_TRIAL: &str = "/run/lemur-on-trial";
 /// The snapshot, in the upgrade spool (which backups leave out).
 const SNAPSHOT: &str = "upgrade/before-trial.db";
 
@@ -47,6 +50,9 @@ pub struct Options {
     /// This boot, on trial, is good: forget the marker and the snapshot.
     #[arg(long)]
     passed: bool,
+    /// What is made for the rest of a boot on trial.
+    #[arg(long, value_name = "FILE", default_value = ON_TRIAL)]
+    on_trial: PathBuf,
 }
 
 /// The marker: which slot is on trial with which release.
@@ -105,6 +111,11 @@ pub fn run(options: &Options) -> Result<()> {
         println!(
             "release {version} is on trial in slot {slot}: keeping the database as it was before it"
         );
+        replace_private(
+            &options.on_trial,
+            format!("{slot} {version}\n").as_bytes(),
+            None,
+        )?;
         return database(options, DatabaseAction::Snapshot);
     }
     println!("release {version} failed its trial in slot {slot}: this slot boots again");

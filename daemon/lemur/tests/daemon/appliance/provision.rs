@@ -109,6 +109,8 @@ impl FirstBoot {
             .arg(self.state())
             .arg("--listen")
             .arg(format!("unix:{}", self.socket().display()))
+            .arg("--on-trial")
+            .arg(self.path("on-trial"))
             .env("CREDENTIALS_DIRECTORY", &credentials)
             .env_remove("SOFTHSM2_CONF")
             .env_remove("SYSTEMD_CREDENTIAL_SECRET")
@@ -347,7 +349,8 @@ fn provision_makes_an_appliance_the_daemon_serves_and_a_second_boot_changes_noth
 }
 
 /// A configuration an earlier release wrote, without the key stock and root's backup service,
-/// gains both at the next boot, once; the rest of it stays as it was.
+/// gains both at the next boot, once, but not while a release is on trial; the rest of it stays
+/// as it was, and a key an operator removes afterwards stays removed.
 fn an_upgraded_appliance_gains_what_this_release_configures(boot: &FirstBoot) {
     let path = boot.state().join("lemur.toml");
     let current = read(&path);
@@ -358,9 +361,21 @@ fn an_upgraded_appliance_gains_what_this_release_configures(boot: &FirstBoot) {
         .replace("stock = { RSA2048 = 1024 }\n", "")
         .replace(backups, "");
     std::fs::write(&path, &earlier).unwrap();
+    std::fs::remove_file(boot.state().join("config-additions")).unwrap();
+    // On trial: as it was.
+    std::fs::write(boot.path("on-trial"), "b 0.2.0\n").unwrap();
+    let on_trial = boot.boot();
+    assert!(
+        stdout(&on_trial[1]).contains("on trial"),
+        "{}",
+        stdout(&on_trial[1])
+    );
+    assert_eq!(read(&path), earlier);
+    std::fs::remove_file(boot.path("on-trial")).unwrap();
+
     let upgraded = boot.boot();
     let said = stdout(&upgraded[1]);
-    assert!(said.contains("added keys.stock, [backups]"), "{said}");
+    assert!(said.contains("added keys.stock, backups"), "{said}");
     let updated = read(&path);
     assert!(updated.starts_with(earlier.split("[keys]").next().unwrap()));
     assert!(updated.contains("stock = { RSA2048 = 1024 }"), "{updated}");
@@ -369,6 +384,11 @@ fn an_upgraded_appliance_gains_what_this_release_configures(boot: &FirstBoot) {
     let before = boot.snapshot();
     boot.boot();
     assert_eq!(boot.snapshot(), before, "a second pass changes nothing");
+
+    // Removed by an operator: stays removed.
+    std::fs::write(&path, updated.replace(backups, "")).unwrap();
+    boot.boot();
+    assert!(!read(&path).contains("[backups]"));
 }
 
 /// The secrets exist only as encrypted credentials, root's: no file holds one in clear but the

@@ -33,7 +33,9 @@ fn trial(app: &Appliance, dir: &Path, slot: &str, action: &str) -> String {
             .arg("--cmdline")
             .arg(&cmdline)
             .arg("--daemon-config")
-            .arg(app.daemon.config_path());
+            .arg(app.daemon.config_path())
+            .arg("--on-trial")
+            .arg(dir.join("on-trial"));
         if action == "forget" {
             command.arg("--passed");
         }
@@ -42,6 +44,10 @@ fn trial(app: &Appliance, dir: &Path, slot: &str, action: &str) -> String {
     }
     let output = command.output().unwrap();
     assert!(output.status.success(), "{}", stderr(&output));
+    if lemur_testkit::is_root() && action == "snapshot" {
+        // Provisioning sees that this boot is a trial.
+        assert!(dir.join("on-trial").exists());
+    }
     stdout(&output)
 }
 
