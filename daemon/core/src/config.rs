@@ -282,6 +282,25 @@ impl KeysConfig {
         targets(&self.stock)
     }
 
+    /// Refuses a stock of a key type the memory pool does not keep: only the pool takes from
+    /// the stock, so it would be made and never used.
+    fn check_stock_feeds_the_pool(&self) -> std::result::Result<(), String> {
+        let ready = self.ready_targets();
+        match self
+            .stock_targets()
+            .into_iter()
+            .find(|(algorithm, _)| !ready.iter().any(|(a, _)| a == algorithm))
+        {
+            Some((algorithm, _)) => {
+                let name = algorithm.lemur_name();
+                Err(format!(
+                    "keys.stock.{name}: the stock only refills keys.ready, which keeps no {name} keys; add {name} = 32 to keys.ready, or remove it from keys.stock"
+                ))
+            }
+            None => Ok(()),
+        }
+    }
+
     /// Refuses a count that is not a key type or is too large; `table` and `limit` name them.
     fn check(
         counts: &std::collections::BTreeMap<String, usize>,
@@ -624,6 +643,7 @@ impl Config {
         }
         KeysConfig::check(&config.keys.ready, "ready", 10_000)?;
         KeysConfig::check(&config.keys.stock, "stock", 1_000_000)?;
+        config.keys.check_stock_feeds_the_pool()?;
         if let Some(frontend) = &config.frontend {
             frontend.check()?;
         }
@@ -792,6 +812,11 @@ mod tests {
         assert_eq!(
             stocked.keys.stock_targets(),
             [(lemur_hsm::KeyAlgorithm::Rsa2048, 500_000)]
+        );
+        assert!(
+            with_stock("stock = { ECCPRIME256V1 = 5 }")
+                .unwrap_err()
+                .contains("keys.stock.ECCPRIME256V1: the stock only refills keys.ready")
         );
         assert!(
             with_stock("stock = { RSA1024 = 1 }")

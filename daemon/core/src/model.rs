@@ -388,9 +388,10 @@ pub enum KeyHolder {
 }
 
 impl KeyHolder {
-    /// Every place a key may be held. Orders come first: a delivery during a rotation moves a
-    /// key from an order to a certificate, where the pass over certificates still finds it
-    /// (and the stock first of all: its keys move to orders and certificates).
+    /// Every place a key may be held. Orders come before certificates: a delivery during a
+    /// rotation moves a key from an order to a certificate, where the pass over certificates
+    /// still finds it. The stock's order does not matter (its keys are sealed afresh when they
+    /// are given); it goes first.
     pub const ALL: [KeyHolder; 3] = [KeyHolder::Stock, KeyHolder::Pending, KeyHolder::Certificate];
 
     /// What operators call its rows.

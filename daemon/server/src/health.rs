@@ -59,25 +59,20 @@ pub async fn details(
     Ok((status, Json(body)))
 }
 
-/// Keys generated ahead, per algorithm kept in memory or in the stock.
+/// Keys generated ahead, per algorithm kept in memory (the stock only refills those).
 async fn supply(app: &App) -> Vec<ReadyKeys> {
-    let stocked = key_stock::counts(app).await.ok();
-    let mut algorithms: Vec<_> = app
-        .config
-        .keys
-        .ready_targets()
-        .into_iter()
-        .chain(app.config.keys.stock_targets())
-        .map(|(algorithm, _)| algorithm)
-        .collect();
-    algorithms.sort_by_key(|a| a.lemur_name());
-    algorithms.dedup();
-    algorithms
-        .into_iter()
-        .map(|algorithm| ReadyKeys {
+    let stocked = if app.key_stock.targets().is_empty() {
+        Some(Vec::new())
+    } else {
+        key_stock::counts(app).await.ok()
+    };
+    app.key_pool
+        .targets()
+        .iter()
+        .map(|&(algorithm, target)| ReadyKeys {
             key_type: algorithm.lemur_name().to_owned(),
             ready: app.key_pool.ready(algorithm),
-            target: app.key_pool.target(algorithm),
+            target,
             stocked: stocked.as_deref().map(|counts| count_of(counts, algorithm)),
             stock_target: app.key_stock.target(algorithm),
         })

@@ -20,6 +20,9 @@ pub fn sqlite_file(url: &str) -> Result<Option<PathBuf>> {
 /// Writes a snapshot of the SQLite database `url` to the new file `to` (`VACUUM INTO`): one
 /// read transaction, so it is consistent while the daemon writes, and compact. The daemon's
 /// writes wait at most for the copy; its reads do not wait.
+///
+/// The snapshot holds no stocked keys: a snapshot put back later (a restore, a failed trial's
+/// roll-back) would otherwise bring back keys given to certificates since, and give them again.
 pub async fn snapshot_sqlite(url: &str, to: &Path) -> Result<()> {
     let to = to
         .to_str()
@@ -41,5 +44,29 @@ pub async fn snapshot_sqlite(url: &str, to: &Path) -> Result<()> {
     connection
         .close()
         .await
-        .map_err(db("closing the database after its snapshot"))
+        .map_err(db("closing the database after its snapshot"))?;
+    without_stocked_keys(to).await
+}
+
+/// Empties the stock of keys in the snapshot `path` (a database from before the stock has none).
+async fn without_stocked_keys(path: &str) -> Result<()> {
+    let mut snapshot = SqliteConnectOptions::new()
+        .filename(path)
+        .disable_statement_logging()
+        .connect()
+        .await
+        .map_err(db("opening the snapshot"))?;
+    let (stock,): (i64,) = sqlx::query_as(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'stocked_keys'",
+    )
+    .fetch_one(&mut snapshot)
+    .await
+    .map_err(db("looking for the key stock in the snapshot"))?;
+    if stock > 0 {
+        sqlx::query("DELETE FROM stocked_keys")
+            .execute(&mut snapshot)
+            .await
+            .map_err(db("emptying the key stock in the snapshot"))?;
+    }
+    snapshot.close().await.map_err(db("closing the snapshot"))
 }

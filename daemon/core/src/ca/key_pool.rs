@@ -60,6 +60,11 @@ impl KeyPool {
             .map_or(0, Vec::len)
     }
 
+    /// The algorithms kept ready, and how many of each.
+    pub fn targets(&self) -> &[(KeyAlgorithm, usize)] {
+        &self.targets
+    }
+
     /// How many keys of `algorithm` are kept ready (0: none).
     pub fn target(&self, algorithm: KeyAlgorithm) -> usize {
         count_of(&self.targets, algorithm)

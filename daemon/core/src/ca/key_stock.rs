@@ -25,8 +25,6 @@ use std::time::Duration;
 const RETRY_AFTER: Duration = Duration::from_secs(10);
 /// How often the filler looks again while the stock is full: another daemon may have taken keys.
 const RECOUNT_EVERY: Duration = Duration::from_secs(60);
-/// Keys stored per transaction.
-const BATCH: usize = 8;
 /// The nice value of the thread that makes keys: the lowest priority there is.
 const LOWEST_PRIORITY: i32 = 19;
 
@@ -212,31 +210,21 @@ pub async fn fill(app: Arc<App>) {
     }
 }
 
-/// Makes and stores one batch for the first algorithm below its target; `false` when none is.
+/// Makes and stores one key for the first algorithm below its target; `false` when none is.
 async fn fill_once(app: &App, maker: &Maker) -> Result<bool> {
     let wanted = counts(app)
         .await?
         .into_iter()
-        .find_map(|(algorithm, count)| {
-            let missing = app.key_stock.target(algorithm).saturating_sub(count);
-            (missing > 0).then_some((algorithm, missing))
-        });
-    let Some((algorithm, missing)) = wanted else {
+        .find(|&(algorithm, count)| count < app.key_stock.target(algorithm));
+    let Some((algorithm, _)) = wanted else {
         return Ok(false);
     };
-    let mut batch = Vec::with_capacity(BATCH.min(missing));
-    for _ in 0..BATCH.min(missing) {
-        match maker.make(algorithm).await {
-            Ok(key) => batch.push(key),
-            // Whatever was made is kept; the failure is reported after.
-            Err(error) if !batch.is_empty() => {
-                app.store.stock_keys(&batch, app.clock.unix()).await?;
-                return Err(error);
-            }
-            Err(error) => return Err(error),
-        }
-    }
-    app.store.stock_keys(&batch, app.clock.unix()).await?;
+    // Stored as soon as it is sealed: a KEK rotation gives seals in flight a moment to land
+    // (`kek::SETTLE`), not the time a batch of keys takes at the lowest priority.
+    let key = maker.make(algorithm).await?;
+    app.store
+        .stock_keys(std::slice::from_ref(&key), app.clock.unix())
+        .await?;
     Ok(true)
 }
 

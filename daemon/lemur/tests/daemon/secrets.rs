@@ -172,9 +172,15 @@ fn stored_versions(app: &Appliance, db: Db, table: &str) -> Vec<(i64, u32)> {
 /// each rotation is in the audit log.
 fn rotate_under_load(db: Db) {
     let mut app = Appliance::start(db);
-    // Keys stocked in the database move too (P-256: the clients' keys are made as they go).
+    // Keys stocked in the database move too (P-384, which the pool keeps one of: the clients'
+    // P-256 keys are made as they go, so the stock stays as it was filled).
     let config = std::fs::read_to_string(app.daemon.config_path()).unwrap();
-    let config = config.replace("stock = {}", "stock = { ECCPRIME256V1 = 8 }");
+    let config = config
+        .replace(
+            "ready = { RSA2048 = 32 }",
+            "ready = { RSA2048 = 32, ECCSECP384R1 = 1 }",
+        )
+        .replace("stock = {}", "stock = { ECCSECP384R1 = 8 }");
     std::fs::write(app.daemon.config_path(), config).unwrap();
     app.daemon.restart();
     let mut app = app.signed_in_again();
