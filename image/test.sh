@@ -297,6 +297,25 @@ put_passphrase() {
     printf '%s\n' "$BACKUP_PASSPHRASE" | guest 'umask 077 && cat > /run/backup-passphrase'
 }
 
+# The daemon keeps RSA-2048 keys stocked ahead (provisioning configures 1,024), made by a thread
+# at nice 19 (lemur.service lets it lower its priority), and the health details count them.
+check_key_stock() {
+    local started=$SECONDS stocked=0
+    while [ "$SECONDS" -lt $((started + 180)) ]; do
+        stocked="$(api GET /healthcheck/details | python3 -c "import json, sys
+keys = {k['keyType']: k for k in json.load(sys.stdin)['readyKeys']}
+assert keys['RSA2048']['stockTarget'] == 1024, keys
+print(keys['RSA2048'].get('stocked', 0))")" || fail "the health details show no stock of 1,024 RSA-2048 keys"
+        [ "$stocked" -gt 0 ] && break
+        sleep 5
+    done
+    [ "$stocked" -gt 0 ] || fail "no key was stocked in 180 s: $(guest 'journalctl -b -u lemur --no-pager | grep -i stock | tail -5')"
+    local nice
+    nice="$(guest "ps -eL -o ni=,comm= | awk '\$2 ~ /^lemur-key-sto/ {print \$1}'")"
+    [ "$nice" = 19 ] || fail "the key stock's thread runs at nice '$nice', not 19"
+    echo "image test: $stocked RSA-2048 keys stocked ahead after $((SECONDS - started)) s more, made at nice 19"
+}
+
 # A backup through the API while the daemon runs (root's lemur-backup.socket makes it; the
 # daemon passes it on), the archive on the host; a short passphrase is refused by name first.
 take_backup() {
@@ -522,6 +541,7 @@ main() {
         grep -v '\.device$' | head -30 | sed 's/^/image test:   /'
 
     cp "$WORK/issued.json" "$WORK/first.json"
+    check_key_stock
     take_backup
 
     local from
