@@ -100,6 +100,17 @@ fn snapshots_hold_no_stocked_key(app: &Appliance) {
     );
 }
 
+/// Issues `name` from `root` with a P-256 key made here; the key's public point.
+fn issue(app: &Appliance, root: i64, name: &str) -> String {
+    let reply = app.post(
+        "/api/1/certificates",
+        &json!({ "owner": "stock@example.com", "commonName": name,
+                 "authority": { "id": root }, "keyType": "ECCPRIME256V1" }),
+    );
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    public_point(reply.body["body"].as_str().unwrap())
+}
+
 fn stock_feeds_the_pool(db: Db) {
     let mut app = Appliance::start(db);
     let config = std::fs::read_to_string(app.daemon.config_path()).unwrap();
@@ -124,13 +135,7 @@ fn stock_feeds_the_pool(db: Db) {
     // Issued without a CSR: each key once, and the pool refills from the stock.
     let mut points = HashSet::new();
     for n in 0..5 {
-        let reply = app.post(
-            "/api/1/certificates",
-            &json!({ "owner": "stock@example.com", "commonName": format!("s{n}.example.com"),
-                     "authority": { "id": root }, "keyType": "ECCPRIME256V1" }),
-        );
-        assert_eq!(reply.status, 200, "{}", reply.text);
-        let point = public_point(reply.body["body"].as_str().unwrap());
+        let point = issue(&app, root, &format!("s{n}.example.com"));
         assert!(points.insert(point), "a key was given twice");
     }
     wait_until_full(&app);
@@ -143,13 +148,7 @@ fn stock_feeds_the_pool(db: Db) {
     );
     // Keys taken since go to certificates too, never to two.
     for n in 5..(5 + READY + STOCKED) {
-        let reply = app.post(
-            "/api/1/certificates",
-            &json!({ "owner": "stock@example.com", "commonName": format!("s{n}.example.com"),
-                     "authority": { "id": root }, "keyType": "ECCPRIME256V1" }),
-        );
-        assert_eq!(reply.status, 200, "{}", reply.text);
-        let point = public_point(reply.body["body"].as_str().unwrap());
+        let point = issue(&app, root, &format!("s{n}.example.com"));
         assert!(points.insert(point), "a key was given twice");
     }
     // Certificates got stocked keys, and no key given is still stocked.
@@ -195,13 +194,7 @@ fn stock_feeds_the_pool(db: Db) {
             "changed rows are never all taken: {} left",
             changed_left()
         );
-        let reply = app.post(
-            "/api/1/certificates",
-            &json!({ "owner": "stock@example.com", "commonName": format!("after-{n}.example.com"),
-                     "authority": { "id": root }, "keyType": "ECCPRIME256V1" }),
-        );
-        assert_eq!(reply.status, 200, "{}", reply.text);
-        let point = public_point(reply.body["body"].as_str().unwrap());
+        let point = issue(&app, root, &format!("after-{n}.example.com"));
         assert!(
             !changed.values().any(|public| *public == point),
             "a changed row's key was given"
