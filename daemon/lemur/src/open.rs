@@ -44,7 +44,13 @@ pub fn module_environment(config: &Config) -> Result<()> {
 /// has: the kernel's, the token's and `[entropy] devices`; nothing checked yet. Blocking.
 pub fn hsm_and_entropy(config: &Config) -> Result<(Pkcs11KeyStore, Arc<HealthMonitor>)> {
     let entropy = Arc::new(HealthMonitor::with_os_source());
-    let keys = Pkcs11KeyStore::open(&config.hsm, Arc::clone(&entropy))?;
+    let mut hsm = config.hsm.clone();
+    if hsm.pool_size.is_none() && !config.keys.stock_targets().is_empty() {
+        // The key stock's thread holds a session while it makes a key at the lowest priority,
+        // which under load can take long: one session more, so requests keep one per CPU.
+        hsm.pool_size = Some(hsm.pool_size() + 1);
+    }
+    let keys = Pkcs11KeyStore::open(&hsm, Arc::clone(&entropy))?;
     entropy.add_source(keys.rng_source());
     for device in &config.entropy.devices {
         entropy.add_source(Arc::new(DeviceSource::new(device.clone())));

@@ -198,7 +198,7 @@ acquire_timeout_secs = 5
 # module = "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so"
 token = "lemur"
 pin_file = {pin_file}
-# pool_size = 2            # HSM sessions; default: number of CPUs
+# pool_size = 2            # HSM sessions; default: number of CPUs (one more with a [keys] stock)
 kek_label = "lemur-kek"
 checkout_timeout_secs = 30
 # Environment the PKCS#11 module reads when it loads, set by every lemur command before it opens

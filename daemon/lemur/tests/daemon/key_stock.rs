@@ -129,6 +129,15 @@ fn stock_feeds_the_pool(db: Db) {
     let mut app = app.signed_in_again();
     let root = app.root("stocked", "ECCPRIME256V1")["id"].as_i64().unwrap();
     wait_until_full(&app);
+    // The stock's thread has a token session of its own, beside one per CPU for requests.
+    let cpus = std::thread::available_parallelism().unwrap().get();
+    let details = app.get("/api/1/healthcheck/details");
+    assert_eq!(
+        details.body["token"]["sessionsCapacity"],
+        cpus + 1,
+        "{}",
+        details.text
+    );
     let before = stocked(&app, db);
     assert_eq!(before.len() as u64, STOCKED);
 
