@@ -171,6 +171,28 @@ pub struct Paging {
     pub count: Option<i64>,
 }
 
+/// `GET /pending_certificates` query: the certificate list's parameters that apply to orders.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+pub struct PendingQuery {
+    /// 1-based page (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page: Option<i64>,
+    /// Items per page (default 10, at most 1000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<i64>,
+    /// `field;value`: cn or name (substrings), owner, or authority (an id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<String>,
+    /// Sort by `id` (the default), `cn`, `name` or `owner`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sort_by: Option<String>,
+    /// `asc` or `desc`; by default `desc` by id, `asc` by anything else.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sort_dir: Option<String>,
+}
+
 /// `GET /certificates` query.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, IntoParams)]
 #[serde(rename_all = "camelCase")]

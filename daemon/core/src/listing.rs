@@ -4,10 +4,11 @@
 
 use crate::error::{Error, Result};
 use crate::model::{
-    CertificateFilter, CertificateRecord, ListQuery, Page, PageStart, SortKey, SortValue,
+    CertificateFilter, CertificateRecord, ListQuery, Page, PageStart, PendingListQuery, SortKey,
+    SortValue,
 };
 use crate::requests::page;
-use lemur_api::{CertificateQuery, Paging};
+use lemur_api::{CertificateQuery, Paging, PendingQuery};
 use x509_parser::num_bigint::BigUint;
 
 /// The checked list request of `query`.
@@ -19,25 +20,11 @@ pub fn list_query(query: &CertificateQuery) -> Result<ListQuery> {
         }
         filter = CertificateFilter::Serial(normalize_serial(serial, "serial")?);
     }
-    let sort = match query.sort_by.as_deref() {
-        None | Some("id") => SortKey::Id,
-        Some("notAfter") => SortKey::NotAfter,
-        Some("cn") => SortKey::Cn,
-        Some("name") => SortKey::Name,
-        Some("owner") => SortKey::Owner,
-        Some(_) => {
-            return Err(Error::invalid(
-                "sortBy",
-                "use id, notAfter, cn, name or owner",
-            ));
-        }
-    };
-    let descending = match query.sort_dir.as_deref() {
-        None => sort == SortKey::Id,
-        Some("asc") => false,
-        Some("desc") => true,
-        Some(_) => return Err(Error::invalid("sortDir", "use asc or desc")),
-    };
+    let (sort, descending) = sort(
+        query.sort_by.as_deref(),
+        query.sort_dir.as_deref(),
+        CERTIFICATE_SORTS,
+    )?;
     let paging = page(Paging {
         page: query.page,
         count: query.count,
@@ -64,6 +51,86 @@ pub fn list_query(query: &CertificateQuery) -> Result<ListQuery> {
         sort,
         descending,
         start,
+    })
+}
+
+/// What the certificate list sorts by, by the name `sortBy` gives.
+const CERTIFICATE_SORTS: &[(&str, SortKey)] = &[
+    ("id", SortKey::Id),
+    ("notAfter", SortKey::NotAfter),
+    ("cn", SortKey::Cn),
+    ("name", SortKey::Name),
+    ("owner", SortKey::Owner),
+];
+
+/// What the pending certificate list sorts by (an order has no `notAfter`).
+const PENDING_SORTS: &[(&str, SortKey)] = &[
+    ("id", SortKey::Id),
+    ("cn", SortKey::Cn),
+    ("name", SortKey::Name),
+    ("owner", SortKey::Owner),
+];
+
+/// `sortBy` among `keys` (`id` when absent) and `sortDir` (descending by id, else ascending,
+/// when absent).
+fn sort(
+    sort_by: Option<&str>,
+    sort_dir: Option<&str>,
+    keys: &[(&str, SortKey)],
+) -> Result<(SortKey, bool)> {
+    let sort = match sort_by {
+        None => SortKey::Id,
+        Some(name) => keys
+            .iter()
+            .find(|(key, _)| *key == name)
+            .map(|(_, sort)| *sort)
+            .ok_or_else(|| {
+                let names: Vec<&str> = keys.iter().map(|(key, _)| *key).collect();
+                Error::invalid("sortBy", format!("use {}", one_of(&names)))
+            })?,
+    };
+    let descending = match sort_dir {
+        None => sort == SortKey::Id,
+        Some("asc") => false,
+        Some("desc") => true,
+        Some(_) => return Err(Error::invalid("sortDir", "use asc or desc")),
+    };
+    Ok((sort, descending))
+}
+
+/// `a, b or c`.
+fn one_of(names: &[&str]) -> String {
+    match names.split_last() {
+        Some((last, [])) => (*last).to_owned(),
+        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+        None => String::new(),
+    }
+}
+
+/// The checked pending certificate list request of `query`.
+pub fn pending_query(query: &PendingQuery) -> Result<PendingListQuery> {
+    let filter = match parse_filter(query.filter.as_deref())? {
+        CertificateFilter::San(_) | CertificateFilter::Serial(_) => {
+            return Err(Error::invalid(
+                "filter",
+                "pending certificates take cn, name, owner or authority",
+            ));
+        }
+        filter => filter,
+    };
+    let (sort, descending) = sort(
+        query.sort_by.as_deref(),
+        query.sort_dir.as_deref(),
+        PENDING_SORTS,
+    )?;
+    Ok(PendingListQuery {
+        filter,
+        sort,
+        descending,
+        page: page(Paging {
+            page: query.page,
+            count: query.count,
+        })?,
     })
 }
 

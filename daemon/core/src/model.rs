@@ -691,6 +691,19 @@ pub struct ListQuery {
     pub start: PageStart,
 }
 
+/// A pending certificate list request, checked by the domain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingListQuery {
+    /// Lemur's one filter (cn, name, owner or authority).
+    pub filter: CertificateFilter,
+    /// Sort key (not `notAfter`: an order has none).
+    pub sort: SortKey,
+    /// Descending.
+    pub descending: bool,
+    /// The page.
+    pub page: Page,
+}
+
 /// Which rows of a list a caller may see: everything, or only certificates they own, created
 /// or hold the owner role of (the authorization policy decides).
 #[derive(Debug, Clone, PartialEq, Eq)]

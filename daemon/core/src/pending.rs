@@ -21,7 +21,7 @@ use crate::model::{
 use crate::plugins::Order;
 use crate::policy::{Action, Subject, authorize};
 use lemur_api::{
-    CancelPendingCertificate, CreateCertificate, Paging, UpdatePendingCertificate,
+    CancelPendingCertificate, CreateCertificate, PendingQuery, UpdatePendingCertificate,
     UploadPendingCertificate,
 };
 use zeroize::Zeroizing;
@@ -178,15 +178,15 @@ pub async fn get(app: &App, subject: &Subject, id: i64) -> Result<PendingRecord>
     Ok(loaded.pending)
 }
 
-/// A page of the unresolved pending certificates the subject may see, newest first, and the
-/// total.
+/// A page of the unresolved pending certificates the subject may see, filtered and sorted as
+/// the certificate list is (newest first by default), and the total.
 pub async fn list(
     app: &App,
     subject: &Subject,
-    paging: Paging,
+    query: &PendingQuery,
 ) -> Result<(Vec<PendingRecord>, i64)> {
-    let page = crate::requests::page(paging)?;
-    app.store.pendings(&subject.visibility(), page).await
+    let query = crate::listing::pending_query(query)?;
+    app.store.pendings(&subject.visibility(), &query).await
 }
 
 /// Changes the owner, description or flags of an unresolved pending certificate.

@@ -8,9 +8,9 @@ use crate::error::Result;
 use crate::model::{
     AuthorityDetail, AuthorityKey, AuthorityRecord, CertificateLinks, CertificateRecord,
     DomainRecord, ExpiringCertificate, Histogram, KeyHolder, ListQuery, LogEntry, LoginRecord,
-    NewAuthority, NewCertificate, NewPending, NewUser, Page, PendingChanges, PendingRecord,
-    Resealed, Revocation, RevokedCertificate, RoleRecord, SealedKey, StatsLabel, StatsMetric,
-    StockedKey, UserRecord, UserSession, Visibility,
+    NewAuthority, NewCertificate, NewPending, NewUser, Page, PendingChanges, PendingListQuery,
+    PendingRecord, Resealed, Revocation, RevokedCertificate, RoleRecord, SealedKey, StatsLabel,
+    StatsMetric, StockedKey, UserRecord, UserSession, Visibility,
 };
 use async_trait::async_trait;
 
@@ -221,10 +221,13 @@ pub trait PendingRepository: Send + Sync {
         key: &str,
     ) -> Result<Option<(i64, Option<String>)>>;
     /// A page of the unresolved pending certificates among those `visible` (a caller who sees
-    /// only what they own also sees the orders of authorities they hold a role on), newest
-    /// first, and how many there are.
-    async fn pendings(&self, visible: &Visibility, page: Page)
-    -> Result<(Vec<PendingRecord>, i64)>;
+    /// only what they own also sees the orders of authorities they hold a role on) that match
+    /// `query`, in its order, and how many match.
+    async fn pendings(
+        &self,
+        visible: &Visibility,
+        query: &PendingListQuery,
+    ) -> Result<(Vec<PendingRecord>, i64)>;
     /// Changes an unresolved pending certificate with its audit row; `None` when there is no
     /// such unresolved one.
     async fn update_pending(

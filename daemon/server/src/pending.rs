@@ -9,26 +9,27 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use lemur_api::{
-    CancelPendingCertificate, ErrorBody, Page, Paging, PendingCertificateView, PrivateKey,
+    CancelPendingCertificate, ErrorBody, Page, PendingCertificateView, PendingQuery, PrivateKey,
     UpdatePendingCertificate, UploadPendingCertificate,
 };
 use lemur_core::pending;
 
-/// A page of the orders waiting for their CA that the caller may see, newest first.
-#[utoipa::path(operation_id = "listPendingCertificates", get, path = "/pending_certificates", tag = "pending certificates", params(Paging),
+/// A page of the orders waiting for their CA that the caller may see, newest first unless
+/// sorted otherwise, filtered as the certificate list is.
+#[utoipa::path(operation_id = "listPendingCertificates", get, path = "/pending_certificates", tag = "pending certificates", params(PendingQuery),
     security(("bearer" = [])),
     responses(
         (status = 200, description = "A page", body = Page<PendingCertificateView>),
-        (status = 400, description = "Invalid paging", body = ErrorBody),
+        (status = 400, description = "Invalid paging, filter or sort (reasons names it)", body = ErrorBody),
         (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 503, description = "Database unavailable", body = ErrorBody),
     ))]
 pub async fn list(
     State(app): AppState,
     Caller(subject): Caller,
-    QueryParams(paging): QueryParams<Paging>,
+    QueryParams(query): QueryParams<PendingQuery>,
 ) -> Result<Json<Page<PendingCertificateView>>, ApiError> {
-    let (records, total) = pending::list(&app, &subject, paging).await?;
+    let (records, total) = pending::list(&app, &subject, &query).await?;
     Ok(Json(Page {
         items: records.iter().map(views::pending).collect(),
         total,

@@ -5,7 +5,7 @@
 
 use crate::SqlStore;
 use crate::engine::Arg;
-use crate::query::{Conditions, Param};
+use crate::query::{Conditions, Param, contains, escaped};
 use crate::rows::{CERTIFICATE_COLUMNS, CERTIFICATE_FROM, CertificateRow};
 use lemur_core::Result;
 use lemur_core::model::{
@@ -30,14 +30,6 @@ const LARGE_TOTAL_FRESH_FOR: Duration = Duration::from_secs(60);
 #[derive(Default)]
 pub(crate) struct LargeTotals {
     counts: Mutex<HashMap<String, (Instant, i64)>>,
-}
-
-/// `value` for a `LIKE` pattern, its wildcards escaped with `\`.
-fn escaped(value: &str) -> String {
-    value
-        .replace('\\', "\\\\")
-        .replace('%', "\\%")
-        .replace('_', "\\_")
 }
 
 /// Where a list's rows come from, and the expression of their id there.
@@ -70,7 +62,6 @@ fn conditions(
 ) -> (Source, Conditions) {
     let mut conditions = Conditions::default();
     let mut source = CERTIFICATES;
-    let contains = |value: &str| Param::Text(format!("%{}%", escaped(&value.to_lowercase())));
     let (template, params) = match filter {
         CertificateFilter::All => ("", Vec::new()),
         // FTS5's trigram index answers LIKE on its own column (case-insensitively); a pattern

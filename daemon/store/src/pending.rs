@@ -4,11 +4,12 @@ use crate::SqlStore;
 use crate::chains::Chains;
 use crate::engine::{Tx, args};
 use crate::insert;
-use crate::query::{Conditions, Param};
+use crate::query::{Conditions, Param, contains};
 use crate::rows::{PENDING_COLUMNS, PENDING_FROM, PendingRow};
 use async_trait::async_trait;
 use lemur_core::model::{
-    LogEntry, NewCertificate, NewPending, Page, PendingChanges, PendingRecord, Visibility,
+    CertificateFilter, LogEntry, NewCertificate, NewPending, PendingChanges, PendingListQuery,
+    PendingRecord, SortKey, Visibility,
 };
 use lemur_core::store::PendingRepository;
 use lemur_core::{Error, Result};
@@ -138,9 +139,29 @@ impl PendingRepository for SqlStore {
     async fn pendings(
         &self,
         visible: &Visibility,
-        page: Page,
+        query: &PendingListQuery,
     ) -> Result<(Vec<PendingRecord>, i64)> {
         let mut conditions = Conditions::default();
+        match &query.filter {
+            CertificateFilter::Cn(value) => {
+                let pattern = conditions.param(contains(value));
+                conditions.and(&format!("lower(p.cn) LIKE {pattern} ESCAPE '\\'"));
+            }
+            CertificateFilter::Name(value) => {
+                let pattern = conditions.param(contains(value));
+                conditions.and(&format!("lower(p.name) LIKE {pattern} ESCAPE '\\'"));
+            }
+            CertificateFilter::Owner(value) => {
+                let owner = conditions.param(Param::Text(value.clone()));
+                conditions.and(&format!("p.owner = {owner}"));
+            }
+            CertificateFilter::Authority(id) => {
+                let authority = conditions.param(Param::Int(*id));
+                conditions.and(&format!("p.authority_id = {authority}"));
+            }
+            // The domain refuses the others for orders.
+            CertificateFilter::All | CertificateFilter::San(_) | CertificateFilter::Serial(_) => {}
+        }
         if let Visibility::Owned { owners, user_id } = visible {
             let list = conditions.list(owners.iter().cloned().map(Param::Text));
             let user = conditions.param(Param::Int(*user_id));
@@ -162,14 +183,21 @@ impl PendingRepository for SqlStore {
             )
             .await?
             .unwrap_or((0,));
-        let limit = conditions.param(Param::Int(page.count));
-        let offset = conditions.param(Param::Int(page.offset()));
+        let column = match query.sort {
+            SortKey::Cn => "p.cn",
+            SortKey::Name => "p.name",
+            SortKey::Owner => "p.owner",
+            SortKey::Id | SortKey::NotAfter => "p.id",
+        };
+        let direction = if query.descending { "DESC" } else { "ASC" };
+        let limit = conditions.param(Param::Int(query.page.count));
+        let offset = conditions.param(Param::Int(query.page.offset()));
         let rows: Vec<PendingRow> = self
             .engine
             .all(
                 &format!(
                     "SELECT {PENDING_COLUMNS} FROM {PENDING_FROM} WHERE p.resolved = FALSE{}
-                     ORDER BY p.id DESC LIMIT {limit} OFFSET {offset}",
+                     ORDER BY {column} {direction}, p.id {direction} LIMIT {limit} OFFSET {offset}",
                     conditions.sql()
                 ),
                 &conditions.args(),

@@ -71,3 +71,16 @@ impl Conditions {
 pub fn ids(ids: &[i64]) -> impl Iterator<Item = Param> + '_ {
     ids.iter().map(|&id| Param::Int(id))
 }
+
+/// `value` for a `LIKE` pattern, its wildcards escaped with `\`.
+pub fn escaped(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
+}
+
+/// The `LIKE ... ESCAPE '\'` pattern of a lower-cased column containing `value`, in any case.
+pub fn contains(value: &str) -> Param {
+    Param::Text(format!("%{}%", escaped(&value.to_lowercase())))
+}

@@ -32,6 +32,64 @@ fn deliver(app: &Appliance, id: i64, body: &str) -> lemur_testkit::daemon::Reply
     )
 }
 
+/// Lemur's list parameters on orders: `filter` (cn, name, owner, authority) and `sortBy`/
+/// `sortDir`; what does not apply to an order is refused by name. Leaves only `web` open.
+fn lists_filter_and_sort_as_the_certificate_list(app: &Appliance, authority: i64, web: i64) {
+    let api = order(
+        app,
+        authority,
+        json!({ "commonName": "api.example.com", "keyType": "ECCPRIME256V1", "owner": "api@example.com" }),
+    );
+    assert_eq!(api.status, 202, "{}", api.text);
+    let api = api.body["id"].as_i64().unwrap();
+    let ids = |query: &str| -> Vec<i64> {
+        let listed = app.get(&format!("/api/1/pending_certificates?{query}"));
+        assert_eq!(listed.status, 200, "{query}: {}", listed.text);
+        let items = listed.body["items"].as_array().unwrap();
+        if !query.contains("count=") {
+            assert_eq!(
+                listed.body["total"],
+                items.len(),
+                "{query}: the total is the filter's"
+            );
+        }
+        items.iter().map(|p| p["id"].as_i64().unwrap()).collect()
+    };
+    assert_eq!(ids(""), [api, web], "newest first");
+    assert_eq!(
+        ids("filter=cn;API.EXAMPLE"),
+        [api],
+        "a substring, in any case"
+    );
+    assert_eq!(ids("filter=cn;%25"), Vec::<i64>::new(), "% is literal");
+    assert_eq!(ids("filter=owner;web@example.com"), [web]);
+    assert_eq!(ids(&format!("filter=authority;{authority}")), [api, web]);
+    assert_eq!(ids("filter=authority;0"), Vec::<i64>::new());
+    assert_eq!(ids("sortBy=cn"), [api, web], "ascending by default");
+    assert_eq!(ids("sortBy=owner&sortDir=desc"), [web, api]);
+    assert_eq!(ids("sortBy=id&sortDir=asc&count=1&page=2"), [api]);
+    for (query, field) in [
+        ("filter=serial;1", "filter"),
+        ("filter=san;web.example.com", "filter"),
+        ("sortBy=notAfter", "sortBy"),
+        ("sortDir=up", "sortDir"),
+    ] {
+        let refused = app.get(&format!("/api/1/pending_certificates?{query}"));
+        assert_eq!(refused.status, 400, "{query}: {}", refused.text);
+        assert!(
+            refused.body["reasons"][field].is_string(),
+            "{query}: {}",
+            refused.text
+        );
+    }
+    let cancelled = app.daemon.delete(
+        &format!("/api/1/pending_certificates/{api}"),
+        Some(&app.token),
+        None,
+    );
+    assert_eq!(cancelled.status, 204, "{}", cancelled.text);
+}
+
 fn offline_orders(db: Db) {
     let app = Appliance::start(db);
     let ca = OfflineCa::new("Offline Root");
@@ -120,6 +178,7 @@ fn offline_orders(db: Db) {
     assert_eq!(listed.status, 200, "{}", listed.text);
     assert_eq!(listed.body["total"], 1);
     assert_eq!(listed.body["items"][0]["id"], id);
+    lists_filter_and_sort_as_the_certificate_list(&app, authority, id);
     let changed = app.daemon.put(
         &format!("/api/1/pending_certificates/{id}"),
         Some(&app.token),
