@@ -2,7 +2,7 @@
 //! certificate events.
 
 use crate::SqlStore;
-use crate::engine::{Tx, args};
+use crate::engine::{Statements, args};
 use crate::insert;
 use crate::query::{Conditions, ids};
 use crate::rows::{
@@ -22,7 +22,7 @@ use std::collections::HashMap;
 /// The certificates `ids` as stored, with their domains, in the caller's transaction: what a
 /// writer answers with, read once per batch rather than once per request.
 pub(crate) async fn read_back(
-    tx: &mut Tx,
+    tx: &mut impl Statements,
     ids: &[i64],
 ) -> Result<HashMap<i64, (CertificateRecord, CertificateLinks)>> {
     let mut stored = HashMap::with_capacity(ids.len());

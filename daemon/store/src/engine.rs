@@ -9,6 +9,8 @@ use lemur_core::Result;
 use sqlx::postgres::{PgPool, PgRow};
 use sqlx::sqlite::{SqlitePool, SqliteRow};
 use sqlx::{FromRow, Postgres, Sqlite, Transaction};
+use std::sync::Arc;
+use tokio::sync::OwnedMutexGuard;
 
 /// A value to bind, borrowed from the caller for the duration of the query.
 #[derive(Debug, Clone, Copy)]
@@ -106,17 +108,105 @@ impl<T> Record for T where
 {
 }
 
+/// A row of plain columns (a tuple) that every driver decodes: sqlx's two, and rusqlite's on
+/// SQLite's certificate writer ([`crate::direct`]).
+pub(crate) trait Columns: Record {
+    /// Decodes a row read on the writer's own connection.
+    fn from_direct(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self>;
+}
+
+/// [`Columns`] for tuples of up to three values.
+macro_rules! columns {
+    ($($name:ident: $index:tt),+) => {
+        impl<$($name),+> Columns for ($($name,)+)
+        where
+            ($($name,)+): Record,
+            $($name: rusqlite::types::FromSql),+
+        {
+            fn from_direct(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+                Ok(($(row.get::<_, $name>($index)?,)+))
+            }
+        }
+    };
+}
+columns!(A: 0);
+columns!(A: 0, B: 1);
+columns!(A: 0, B: 1, C: 2);
+
+/// What the statements that store certificates run on: a transaction of either sqlx driver
+/// ([`Tx`]), or the SQLite certificate writer's own connection ([`crate::direct`]), which runs
+/// them on its thread with no hop to a driver's thread per statement. Rows are [`Columns`].
+#[async_trait::async_trait]
+pub(crate) trait Statements: Send {
+    /// Whether this is PostgreSQL (for its own locks).
+    fn is_postgres(&self) -> bool;
+
+    /// Every row of a statement.
+    async fn all<T: Columns>(
+        &mut self,
+        sql: &str,
+        args: &[Arg<'_>],
+        context: &'static str,
+    ) -> Result<Vec<T>>;
+
+    /// The first row of a statement, if any.
+    async fn optional<T: Columns>(
+        &mut self,
+        sql: &str,
+        args: &[Arg<'_>],
+        context: &'static str,
+    ) -> Result<Option<T>> {
+        Ok(self.all(sql, args, context).await?.into_iter().next())
+    }
+
+    /// Runs a statement; the rows it changed.
+    async fn execute(&mut self, sql: &str, args: &[Arg<'_>], context: &'static str) -> Result<u64>;
+}
+
+#[async_trait::async_trait]
+impl Statements for Tx {
+    fn is_postgres(&self) -> bool {
+        Tx::is_postgres(self)
+    }
+
+    async fn all<T: Columns>(
+        &mut self,
+        sql: &str,
+        args: &[Arg<'_>],
+        context: &'static str,
+    ) -> Result<Vec<T>> {
+        Tx::all(self, sql, args, context).await
+    }
+
+    async fn optional<T: Columns>(
+        &mut self,
+        sql: &str,
+        args: &[Arg<'_>],
+        context: &'static str,
+    ) -> Result<Option<T>> {
+        Tx::optional(self, sql, args, context).await
+    }
+
+    async fn execute(&mut self, sql: &str, args: &[Arg<'_>], context: &'static str) -> Result<u64> {
+        Tx::execute(self, sql, args, context).await
+    }
+}
+
 /// The connection pools of one engine.
 #[derive(Clone)]
 pub enum Engine {
     /// SQLite: readers share a pool; writes go through one connection, since SQLite has one
     /// writer at a time and writers queued on the pool wait in order without polling, where
     /// several connections contending for the write lock would sleep in SQLite's busy handler.
+    /// The certificate writer has a connection of its own ([`crate::direct`]); it and this one
+    /// take turns through `turn`, in order of arrival, for the same reason.
     Sqlite {
         /// Readers.
         read: SqlitePool,
         /// The writer.
         write: SqlitePool,
+        /// Held by whichever of the process's two SQLite writers is writing.
+        turn: Arc<tokio::sync::Mutex<()>>,
     },
     /// PostgreSQL: one pool.
     Postgres(PgPool),
@@ -124,8 +214,15 @@ pub enum Engine {
 
 /// A write transaction on either engine.
 pub enum Tx {
-    /// SQLite, holding the write lock from its start.
-    Sqlite(Transaction<'static, Sqlite>),
+    /// SQLite, holding the write lock from its start, and the process's write turn.
+    Sqlite(
+        Transaction<'static, Sqlite>,
+        #[expect(
+            dead_code,
+            reason = "held, never read: the turn ends with the transaction"
+        )]
+        OwnedMutexGuard<()>,
+    ),
     /// PostgreSQL.
     Postgres(Transaction<'static, Postgres>),
 }
@@ -144,13 +241,26 @@ impl Engine {
         matches!(self, Engine::Postgres(_))
     }
 
+    /// SQLite's write turn (see [`Engine::Sqlite`]); none on PostgreSQL, whose writers run at
+    /// once.
+    pub(crate) fn write_turn(&self) -> Option<&Arc<tokio::sync::Mutex<()>>> {
+        match self {
+            Engine::Sqlite { turn, .. } => Some(turn),
+            Engine::Postgres(_) => None,
+        }
+    }
+
     /// Starts a write transaction. On SQLite it takes the write lock at once (`BEGIN
     /// IMMEDIATE`): a deferred transaction that reads and then writes fails with `SQLITE_BUSY`
     /// when another writer committed in between, which `busy_timeout` cannot cure.
     pub async fn begin(&self) -> Result<Tx> {
         match self {
-            Engine::Sqlite { write, .. } => {
-                write.begin_with("BEGIN IMMEDIATE").await.map(Tx::Sqlite)
+            Engine::Sqlite { write, turn, .. } => {
+                let turn = Arc::clone(turn).lock_owned().await;
+                write
+                    .begin_with("BEGIN IMMEDIATE")
+                    .await
+                    .map(|tx| Tx::Sqlite(tx, turn))
             }
             Engine::Postgres(pool) => pool.begin().await.map(Tx::Postgres),
         }
@@ -204,10 +314,13 @@ impl Engine {
     /// Runs one write on its own (its own transaction).
     pub async fn execute(&self, sql: &str, args: &[Arg<'_>], context: &'static str) -> Result<u64> {
         match self {
-            Engine::Sqlite { write, .. } => bind_all!(sqlx::query(sql), args)
-                .execute(write)
-                .await
-                .map(|done| done.rows_affected()),
+            Engine::Sqlite { write, turn, .. } => {
+                let _turn = turn.lock().await;
+                bind_all!(sqlx::query(sql), args)
+                    .execute(write)
+                    .await
+                    .map(|done| done.rows_affected())
+            }
             Engine::Postgres(pool) => bind_all!(sqlx::query(sql), args)
                 .execute(pool)
                 .await
@@ -219,7 +332,7 @@ impl Engine {
     /// Closes every connection.
     pub async fn close(&self) {
         match self {
-            Engine::Sqlite { read, write } => {
+            Engine::Sqlite { read, write, .. } => {
                 read.close().await;
                 write.close().await;
             }
@@ -237,7 +350,7 @@ impl Tx {
         context: &'static str,
     ) -> Result<Vec<T>> {
         match self {
-            Tx::Sqlite(tx) => {
+            Tx::Sqlite(tx, _) => {
                 bind_all!(sqlx::query_as::<Sqlite, T>(sql), args)
                     .fetch_all(&mut **tx)
                     .await
@@ -259,7 +372,7 @@ impl Tx {
         context: &'static str,
     ) -> Result<Option<T>> {
         match self {
-            Tx::Sqlite(tx) => {
+            Tx::Sqlite(tx, _) => {
                 bind_all!(sqlx::query_as::<Sqlite, T>(sql), args)
                     .fetch_optional(&mut **tx)
                     .await
@@ -281,7 +394,7 @@ impl Tx {
         context: &'static str,
     ) -> Result<u64> {
         match self {
-            Tx::Sqlite(tx) => bind_all!(sqlx::query(sql), args)
+            Tx::Sqlite(tx, _) => bind_all!(sqlx::query(sql), args)
                 .execute(&mut **tx)
                 .await
                 .map(|done| done.rows_affected()),
@@ -317,7 +430,7 @@ impl Tx {
     /// Commits.
     pub async fn commit(self, context: &'static str) -> Result<()> {
         match self {
-            Tx::Sqlite(tx) => tx.commit().await,
+            Tx::Sqlite(tx, _) => tx.commit().await,
             Tx::Postgres(tx) => tx.commit().await,
         }
         .map_err(db(context))

@@ -3,7 +3,7 @@
 //! [`writer`](crate::writer) commit a whole queue of issuances in one transaction.
 
 use crate::chains::Chains;
-use crate::engine::{Arg, Tx, args};
+use crate::engine::{Arg, Statements, args};
 use lemur_core::model::{CertificateDetails, LogEntry, NewCertificate};
 use lemur_core::{Error, Result};
 use std::collections::HashMap;
@@ -121,7 +121,7 @@ pub(crate) enum Outcome {
 /// domains and replacements, in the caller's transaction, unless its idempotency key names a
 /// certificate already. Returns what became of each, in order.
 pub(crate) async fn certificates(
-    tx: &mut Tx,
+    tx: &mut impl Statements,
     batch: &[&NewCertificate<'_>],
     now: i64,
     chains: &mut Chains<'_>,
@@ -175,7 +175,7 @@ pub(crate) async fn certificates(
 /// Stores certificates as [`certificates`] does, and the audit row of each one stored (its
 /// `certificate_id` filled in), in the caller's transaction.
 pub(crate) async fn certificates_with_logs(
-    tx: &mut Tx,
+    tx: &mut impl Statements,
     batch: &[(&NewCertificate<'_>, &LogEntry<'_>)],
     now: i64,
     chains: &mut Chains<'_>,
@@ -200,7 +200,7 @@ pub(crate) async fn certificates_with_logs(
 /// The certificate an earlier request with `new`'s idempotency key made, if any: a replay when
 /// the requests match, else a reused key.
 pub(crate) async fn earlier_request(
-    tx: &mut Tx,
+    tx: &mut impl Statements,
     new: &NewCertificate<'_>,
 ) -> Result<Option<Outcome>> {
     let (Some(key), Some(user_id)) = (new.idempotency, new.user_id) else {
@@ -234,7 +234,7 @@ struct Rows<'b, 'a> {
 /// The id of each distinct chain of `batch` (by PEM): from `chains` when known to be
 /// committed, else stored if missing and read, in two statements however many.
 async fn chain_ids<'b>(
-    tx: &mut Tx,
+    tx: &mut impl Statements,
     batch: &[&'b NewCertificate<'_>],
     chains: &mut Chains<'_>,
 ) -> Result<HashMap<&'b str, i64>> {
@@ -298,7 +298,7 @@ async fn chain_ids<'b>(
 /// Inserts the rows `waiting` (indexes into the batch) under their name number `attempt`, and
 /// records the id of each that was stored.
 async fn insert_rows(
-    tx: &mut Tx,
+    tx: &mut impl Statements,
     rows: &Rows<'_, '_>,
     waiting: &[usize],
     attempt: usize,
@@ -347,7 +347,10 @@ async fn insert_rows(
 /// Records each distinct domain once and links each certificate to its own: two statements
 /// however many certificates and names (more only past the parameter limit). Domains are
 /// written in sorted order, so concurrent writers lock their rows in one order.
-async fn link_domains(tx: &mut Tx, stored: &[(i64, &NewCertificate<'_>)]) -> Result<()> {
+async fn link_domains(
+    tx: &mut impl Statements,
+    stored: &[(i64, &NewCertificate<'_>)],
+) -> Result<()> {
     let mut names: Vec<&str> = stored
         .iter()
         .flat_map(|(_, new)| new.domains.iter().map(String::as_str))
@@ -397,7 +400,7 @@ async fn link_domains(tx: &mut Tx, stored: &[(i64, &NewCertificate<'_>)]) -> Res
 
 /// Records that `id` replaces each of `replaces`, and turns the replaced ones' notifications
 /// off (the replacement carries them on).
-async fn record_replacements(tx: &mut Tx, id: i64, replaces: &[i64]) -> Result<()> {
+async fn record_replacements(tx: &mut impl Statements, id: i64, replaces: &[i64]) -> Result<()> {
     for &replaced in replaces {
         tx.execute(
             "INSERT INTO certificate_replacements (certificate_id, replaced_certificate_id) VALUES ($1, $2)",
@@ -418,7 +421,7 @@ async fn record_replacements(tx: &mut Tx, id: i64, replaces: &[i64]) -> Result<(
 /// Stores one certificate (with no idempotency key) in the caller's transaction; a conflict
 /// when both its names are taken. Returns its id.
 pub(crate) async fn certificate(
-    tx: &mut Tx,
+    tx: &mut impl Statements,
     new: &NewCertificate<'_>,
     now: i64,
     chains: &mut Chains<'_>,
@@ -435,7 +438,11 @@ pub(crate) fn name_taken(new: &NewCertificate<'_>) -> Error {
 }
 
 /// Writes audit rows in the caller's transaction, in one statement.
-pub(crate) async fn logs(tx: &mut Tx, entries: &[LogEntry<'_>], now: i64) -> Result<()> {
+pub(crate) async fn logs(
+    tx: &mut impl Statements,
+    entries: &[LogEntry<'_>],
+    now: i64,
+) -> Result<()> {
     const ARITY: usize = 6;
     for chunk in entries.chunks(rows_per_statement(ARITY)) {
         let args: Vec<Arg<'_>> = chunk
@@ -466,7 +473,7 @@ pub(crate) async fn logs(tx: &mut Tx, entries: &[LogEntry<'_>], now: i64) -> Res
 }
 
 /// Writes one audit row in the caller's transaction.
-pub(crate) async fn log(tx: &mut Tx, entry: &LogEntry<'_>, now: i64) -> Result<()> {
+pub(crate) async fn log(tx: &mut impl Statements, entry: &LogEntry<'_>, now: i64) -> Result<()> {
     logs(tx, std::slice::from_ref(entry), now).await
 }
 
@@ -474,7 +481,10 @@ pub(crate) async fn log(tx: &mut Tx, entry: &LogEntry<'_>, now: i64) -> Result<(
 /// caller's write transaction: hash to id. SQLite's single writer serialises the check; on
 /// PostgreSQL transaction locks on the hashes, taken in sorted order, make two imports of the
 /// same certificate take turns.
-pub(crate) async fn existing_bodies(tx: &mut Tx, hashes: &[&str]) -> Result<HashMap<String, i64>> {
+pub(crate) async fn existing_bodies(
+    tx: &mut impl Statements,
+    hashes: &[&str],
+) -> Result<HashMap<String, i64>> {
     if hashes.is_empty() {
         return Ok(HashMap::new());
     }

@@ -10,6 +10,7 @@ mod authorities;
 mod cache;
 mod certificates;
 mod chains;
+mod direct;
 mod domains;
 mod engine;
 mod insert;
@@ -75,6 +76,7 @@ impl SqlStore {
     /// it) for a server that asks for one.
     pub async fn connect(config: &DatabaseConfig, password: Option<&str>) -> Result<Self> {
         let timeout = Duration::from_secs(config.acquire_timeout_secs.max(1));
+        let mut sqlite_file = None;
         let engine = if config.url.starts_with("sqlite://") {
             let options = SqliteConnectOptions::from_str(&config.url)
                 .map_err(|e| bad_url(e.to_string()))?
@@ -97,13 +99,18 @@ impl SqlStore {
                     .connect_with(options)
             };
             let write = pool(1, options.clone()).await.map_err(db("connecting"))?;
+            sqlite_file = Some(options.get_filename().to_owned());
             // Each reader keeps 8 MiB of pages (SQLite's default is 2 MiB), so the pages a
             // list reads again and again stay in memory: at most 32 MiB over the four.
             let readers = config.max_connections.min(4);
             let read = pool(readers, options.pragma("cache_size", "-8192"))
                 .await
                 .map_err(db("connecting"))?;
-            Engine::Sqlite { read, write }
+            Engine::Sqlite {
+                read,
+                write,
+                turn: Default::default(),
+            }
         } else if config.url.starts_with("postgres://") || config.url.starts_with("postgresql://") {
             let mut options = tls::policy(
                 PgConnectOptions::from_str(&config.url).map_err(|e| bad_url(e.to_string()))?,
@@ -125,7 +132,11 @@ impl SqlStore {
             ));
         };
         let known_chains = std::sync::Arc::new(chains::KnownChains::default());
-        let writer = writer::Writer::start(engine.clone(), std::sync::Arc::clone(&known_chains));
+        let writer = writer::Writer::start(
+            engine.clone(),
+            sqlite_file.as_deref(),
+            std::sync::Arc::clone(&known_chains),
+        )?;
         Ok(Self {
             engine,
             writer,
@@ -202,6 +213,7 @@ impl lemur_core::store::Store for SqlStore {
     }
 
     async fn close(&self) {
+        self.writer.close().await;
         self.engine.close().await;
     }
 }

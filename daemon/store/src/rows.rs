@@ -1,5 +1,6 @@
 //! Rows as both drivers decode them, and their conversion into the domain's records.
 
+use crate::engine::Columns;
 use lemur_core::ca::x509;
 use lemur_core::model::{
     AuthorityBrief, AuthorityRecord, CertificateDetails, CertificateRecord, DomainRecord,
@@ -136,6 +137,20 @@ impl From<AuthorityRow> for AuthorityRecord {
     }
 }
 
+/// [`Columns`] for a row struct, each field read from the column of its name, as sqlx's
+/// `FromRow` reads it: for the rows the certificate writer reads back on its own connection.
+macro_rules! columns_by_name {
+    ($row:ident { $($field:ident),+ $(,)? }) => {
+        impl Columns for $row {
+            fn from_direct(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+                Ok(Self {
+                    $($field: row.get(stringify!($field))?),+
+                })
+            }
+        }
+    };
+}
+
 /// A certificate with its creator, rotation policy and issuing authority, joined.
 #[derive(sqlx::FromRow)]
 pub struct CertificateRow {
@@ -193,6 +208,62 @@ pub struct CertificateRow {
     pub client_auth: Option<bool>,
     pub alt_names: Option<String>,
 }
+
+columns_by_name!(CertificateRow {
+    id,
+    name,
+    owner,
+    description,
+    notify,
+    rotation,
+    body,
+    body_der,
+    chain,
+    csr,
+    has_private_key,
+    issuer,
+    serial,
+    serial_hex,
+    cn,
+    distinguished_name,
+    bits,
+    key_type,
+    signing_algorithm,
+    not_before,
+    not_after,
+    status,
+    deleted,
+    is_ca,
+    authority_id,
+    user_id,
+    rotation_policy_id,
+    external_id,
+    date_created,
+    u_username,
+    u_email,
+    u_active,
+    rp_name,
+    rp_days,
+    a_name,
+    a_owner,
+    a_description,
+    a_active,
+    a_default_validity_days,
+    a_max_issuance_days,
+    a_cab_compliant,
+    a_plugin_name,
+    ac_not_before,
+    ac_not_after,
+    subject_organization,
+    subject_organizational_unit,
+    subject_country,
+    subject_state,
+    subject_location,
+    path_length,
+    server_auth,
+    client_auth,
+    alt_names,
+});
 
 impl CertificateRow {
     /// The stored details, when the row has them.
@@ -334,6 +405,13 @@ pub struct DomainRow {
     pub name: String,
     pub sensitive: bool,
 }
+
+columns_by_name!(DomainRow {
+    certificate_id,
+    id,
+    name,
+    sensitive,
+});
 
 impl From<DomainRow> for DomainRecord {
     fn from(row: DomainRow) -> Self {

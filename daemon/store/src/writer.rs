@@ -3,9 +3,14 @@
 //! statements per batch instead of per certificate. A request is answered only once its batch
 //! has committed, so every 2xx is durable. Under light load a batch is one certificate and
 //! nothing waits; under heavy load batches grow while the previous one commits.
+//!
+//! On SQLite the writer is a thread with a connection of its own ([`crate::direct`]), since
+//! its statements are what every issuance waits for in turn; on PostgreSQL it is a task using
+//! the pool.
 
 use crate::chains::{Chains, KnownChains};
-use crate::engine::Engine;
+use crate::direct::Direct;
+use crate::engine::{Engine, Statements};
 use crate::insert::{self, Outcome};
 use lemur_core::ca::x509::ParsedCertificate;
 use lemur_core::model::{
@@ -13,6 +18,7 @@ use lemur_core::model::{
 };
 use lemur_core::{Error, Result};
 use std::collections::HashMap;
+use std::path::Path;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
@@ -29,13 +35,30 @@ const QUEUE: usize = 1024;
 /// The handle requests queue certificates through.
 #[derive(Clone)]
 pub(crate) struct Writer {
-    queue: mpsc::Sender<Job>,
+    queue: mpsc::Sender<Message>,
 }
 
-/// What the writing task works with.
+/// What the writer is sent.
+enum Message {
+    /// A certificate to store.
+    Store(Box<Job>),
+    /// Stop once what came before is stored (and on SQLite close the connection, which
+    /// checkpoints the WAL when it is the last); answered when done.
+    Close(oneshot::Sender<()>),
+}
+
+/// What the writer works with.
 struct Target {
-    engine: Engine,
+    destination: Destination,
     known_chains: Arc<KnownChains>,
+}
+
+/// Where batches are written.
+enum Destination {
+    /// A transaction from the engine's pool (PostgreSQL).
+    Pool(Engine),
+    /// SQLite: the writer's own connection, taking turns with the engine's writes.
+    Direct(Direct, Arc<tokio::sync::Mutex<()>>),
 }
 
 /// A certificate with its audit row, owned while it waits in the queue.
@@ -141,17 +164,34 @@ impl Log {
 }
 
 impl Writer {
-    /// Starts the writing task on the current runtime.
-    pub(crate) fn start(engine: Engine, known_chains: Arc<KnownChains>) -> Self {
-        let (queue, jobs) = mpsc::channel(QUEUE);
-        tokio::spawn(run(
-            Target {
-                engine,
-                known_chains,
-            },
-            jobs,
-        ));
-        Self { queue }
+    /// Starts the writer: for SQLite (`sqlite_file`, the database sqlx opened) a thread with
+    /// its own connection, else a task on the current runtime.
+    pub(crate) fn start(
+        engine: Engine,
+        sqlite_file: Option<&Path>,
+        known_chains: Arc<KnownChains>,
+    ) -> Result<Self> {
+        let (queue, messages) = mpsc::channel(QUEUE);
+        match (sqlite_file, engine.write_turn()) {
+            (Some(file), Some(turn)) => {
+                let target = Target {
+                    destination: Destination::Direct(Direct::open(file)?, Arc::clone(turn)),
+                    known_chains,
+                };
+                std::thread::Builder::new()
+                    .name("lemur-sqlite-writer".to_owned())
+                    .spawn(move || run_on_thread(target, messages))
+                    .map_err(Error::io("starting the certificate writer's thread"))?;
+            }
+            _ => {
+                let target = Target {
+                    destination: Destination::Pool(engine),
+                    known_chains,
+                };
+                tokio::spawn(run(target, messages));
+            }
+        }
+        Ok(Self { queue })
     }
 
     /// Stores a certificate and its audit row; see
@@ -171,8 +211,22 @@ impl Writer {
             now,
             reply,
         };
-        self.queue.send(job).await.map_err(|_| stopped())?;
+        self.queue
+            .send(Message::Store(Box::new(job)))
+            .await
+            .map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())?
+    }
+}
+
+impl Writer {
+    /// Stores what has queued, then stops the writer (a later certificate is refused as the
+    /// daemon stopping) and closes its connection.
+    pub(crate) async fn close(&self) {
+        let (closed, done) = oneshot::channel();
+        if self.queue.send(Message::Close(closed)).await.is_ok() {
+            let _ = done.await;
+        }
     }
 }
 
@@ -184,12 +238,64 @@ fn stopped() -> Error {
     }
 }
 
-/// Takes whatever has queued, up to [`MAX_BATCH`], and commits it; until every handle is gone.
-async fn run(target: Target, mut jobs: mpsc::Receiver<Job>) {
-    let mut batch = Vec::with_capacity(MAX_BATCH);
-    while jobs.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        commit(&target, std::mem::take(&mut batch)).await;
+/// Takes whatever has queued, up to [`MAX_BATCH`], and commits it; until closed or every
+/// handle is gone.
+async fn run(mut target: Target, mut messages: mpsc::Receiver<Message>) {
+    let mut received = Vec::with_capacity(MAX_BATCH);
+    while messages.recv_many(&mut received, MAX_BATCH).await > 0 {
+        let (batch, closing) = split(std::mem::take(&mut received));
+        commit(&mut target, batch).await;
+        if let Some(closed) = closing {
+            let _ = closed.send(());
+            return;
+        }
     }
+}
+
+/// [`run`] on the SQLite writer's thread. Its statements complete without waiting on anything
+/// but SQLite, so the batch's future runs to its end in one poll on a runtime of its own (the
+/// write turn is the one wait, while the engine's writer holds it).
+fn run_on_thread(mut target: Target, mut messages: mpsc::Receiver<Message>) {
+    let runtime = match tokio::runtime::Builder::new_current_thread().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            log::error!("the certificate writer cannot start: {error}");
+            return;
+        }
+    };
+    let mut received = Vec::with_capacity(MAX_BATCH);
+    while let Some(message) = messages.blocking_recv() {
+        received.push(message);
+        while received.len() < MAX_BATCH {
+            match messages.try_recv() {
+                Ok(message) => received.push(message),
+                Err(_) => break,
+            }
+        }
+        let (batch, closing) = split(std::mem::take(&mut received));
+        runtime.block_on(commit(&mut target, batch));
+        if let Some(closed) = closing {
+            drop(target);
+            let _ = closed.send(());
+            return;
+        }
+    }
+}
+
+/// The certificates of `messages`, and the request to close if one came.
+fn split(messages: Vec<Message>) -> (Vec<Job>, Option<oneshot::Sender<()>>) {
+    let mut closing = None;
+    let jobs = messages
+        .into_iter()
+        .filter_map(|message| match message {
+            Message::Store(job) => Some(*job),
+            Message::Close(closed) => {
+                closing = Some(closed);
+                None
+            }
+        })
+        .collect();
+    (jobs, closing)
 }
 
 /// What a failed commit reports: the batch may or may not be stored (the connection can fail
@@ -200,7 +306,10 @@ const COMMITTING: &str = "committing certificates";
 /// Commits a batch and answers each request. When the batch fails before its commit, each
 /// certificate is tried alone so one bad row fails only its own request; once one fails
 /// because the database is unreachable, the rest get that error without trying.
-async fn commit(target: &Target, batch: Vec<Job>) {
+async fn commit(target: &mut Target, batch: Vec<Job>) {
+    if batch.is_empty() {
+        return;
+    }
     let results = match write(target, &batch).await {
         Ok(results) => results,
         Err(error) if batch.len() == 1 => vec![Err(error)],
@@ -237,7 +346,7 @@ async fn commit(target: &Target, batch: Vec<Job>) {
     }
 }
 
-async fn alone(target: &Target, batch: &[Job]) -> Vec<Result<Stored>> {
+async fn alone(target: &mut Target, batch: &[Job]) -> Vec<Result<Stored>> {
     let mut outage: Option<(&'static str, String)> = None;
     let mut results = Vec::with_capacity(batch.len());
     for job in batch {
@@ -263,6 +372,9 @@ async fn alone(target: &Target, batch: &[Job]) -> Vec<Result<Stored>> {
 /// Whether a database error means the database cannot be reached (every later statement would
 /// fail too), rather than that one statement's data was refused.
 fn unreachable(source: &(dyn std::error::Error + Send + Sync + 'static)) -> bool {
+    if let Some(error) = source.downcast_ref::<rusqlite::Error>() {
+        return crate::direct::unreachable(error);
+    }
     match source.downcast_ref::<sqlx::Error>() {
         Some(sqlx::Error::Database(_)) => false,
         Some(_) => true,
@@ -273,23 +385,47 @@ fn unreachable(source: &(dyn std::error::Error + Send + Sync + 'static)) -> bool
 
 /// Stores `batch` in one transaction: per certificate its id, or why it alone was refused (a
 /// duplicate import, both names taken).
-async fn write(target: &Target, batch: &[Job]) -> Result<Vec<Result<Stored>>> {
+async fn write(target: &mut Target, batch: &[Job]) -> Result<Vec<Result<Stored>>> {
+    let mut chains = Chains::remembered_in(&target.known_chains);
+    let results = match &mut target.destination {
+        Destination::Pool(engine) => {
+            let mut tx = engine.begin().await?;
+            let results = write_in(&mut tx, batch, &mut chains).await?;
+            tx.commit(COMMITTING).await?;
+            results
+        }
+        Destination::Direct(direct, turn) => {
+            let _turn = turn.lock().await;
+            let mut tx = direct.begin()?;
+            let results = write_in(&mut tx, batch, &mut chains).await?;
+            tx.commit(COMMITTING)?;
+            results
+        }
+    };
+    chains.committed();
+    Ok(results)
+}
+
+/// [`write`]'s statements, in the caller's transaction.
+async fn write_in(
+    tx: &mut impl Statements,
+    batch: &[Job],
+    chains: &mut Chains<'_>,
+) -> Result<Vec<Result<Stored>>> {
     let now = batch.iter().map(|job| job.now).max().unwrap_or_default();
     let news: Vec<NewCertificate<'_>> = batch.iter().map(|job| job.certificate.borrow()).collect();
-    let mut tx = target.engine.begin().await?;
-    let mut chains = Chains::remembered_in(&target.known_chains);
     let unique: Vec<&str> = batch
         .iter()
         .filter(|job| job.unique_body)
         .map(|job| job.certificate.parsed.sha256.as_str())
         .collect();
-    let existing = insert::existing_bodies(&mut tx, &unique).await?;
+    let existing = insert::existing_bodies(tx, &unique).await?;
     let mut results: Vec<Option<Outcome>> = vec![None; batch.len()];
     // An import retried with its key while the first attempt was in flight gets what that
     // attempt made, before its body is taken for a duplicate.
     for (index, (job, new)) in batch.iter().zip(&news).enumerate() {
         if job.unique_body && new.idempotency.is_some() {
-            results[index] = insert::earlier_request(&mut tx, new).await?;
+            results[index] = insert::earlier_request(tx, new).await?;
         }
     }
     // An import whose body is stored already, or queued earlier in this batch, is refused.
@@ -312,7 +448,7 @@ async fn write(target: &Target, batch: &[Job]) -> Result<Vec<Result<Stored>>> {
         }
     }
     let (indexes, to_store): (Vec<usize>, Vec<_>) = to_store.into_iter().unzip();
-    let outcomes = insert::certificates_with_logs(&mut tx, &to_store, now, &mut chains).await?;
+    let outcomes = insert::certificates_with_logs(tx, &to_store, now, chains).await?;
     for (index, outcome) in indexes.into_iter().zip(outcomes) {
         results[index] = Some(outcome);
     }
@@ -323,9 +459,7 @@ async fn write(target: &Target, batch: &[Job]) -> Result<Vec<Result<Stored>>> {
             _ => None,
         })
         .collect();
-    let stored = crate::certificates::read_back(&mut tx, &answered).await?;
-    tx.commit(COMMITTING).await?;
-    chains.committed();
+    let stored = crate::certificates::read_back(tx, &answered).await?;
     Ok(results
         .iter()
         .enumerate()

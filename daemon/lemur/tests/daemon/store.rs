@@ -285,3 +285,52 @@ fn a_database_a_later_release_migrated_is_refused_by_name() {
         "the database was left as it was"
     );
 }
+
+/// On SQLite the certificate writer has a connection of its own; the daemon's other writes take
+/// turns with it rather than poll for the lock, so they neither fail nor wait long while
+/// issuance keeps the writer busy.
+#[test]
+fn other_writes_take_turns_with_a_busy_certificate_writer() {
+    let app = Appliance::start(Db::Sqlite);
+    let root = app.root("busy-root", "ECCPRIME256V1")["id"]
+        .as_i64()
+        .unwrap();
+    let issuing = std::sync::atomic::AtomicBool::new(true);
+    let issued = std::sync::atomic::AtomicUsize::new(0);
+    let slowest = std::thread::scope(|scope| {
+        for thread in 0..6 {
+            let (app, issuing, issued) = (&app, &issuing, &issued);
+            scope.spawn(move || {
+                let mut i = 0;
+                while issuing.load(std::sync::atomic::Ordering::Relaxed) {
+                    app.issue(root, &format!("busy-{thread}-{i}"));
+                    issued.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    i += 1;
+                }
+            });
+        }
+        let mut slowest = std::time::Duration::ZERO;
+        for i in 0..20 {
+            let started = std::time::Instant::now();
+            let reply = app.post(
+                "/api/1/domains",
+                &json!({ "name": format!("turn-{i}.example.com"), "sensitive": true }),
+            );
+            assert_eq!(reply.status, 200, "{}", reply.text);
+            slowest = slowest.max(started.elapsed());
+        }
+        issuing.store(false, std::sync::atomic::Ordering::Relaxed);
+        slowest
+    });
+    let issued = issued.into_inner();
+    assert!(
+        issued >= 20,
+        "issuance kept the writer busy ({issued} certificates)"
+    );
+    assert!(
+        slowest < std::time::Duration::from_secs(2),
+        "a write waited {slowest:?} for its turn"
+    );
+    let stored = app.query("SELECT COUNT(*) FROM domains WHERE name LIKE 'turn-%'");
+    assert_eq!(stored.trim(), "20");
+}
