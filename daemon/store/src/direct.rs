@@ -26,7 +26,9 @@ pub(crate) struct Direct {
 impl Direct {
     /// Opens the database sqlx created, with the settings of the daemon's other connections:
     /// WAL, a durable commit (`synchronous = FULL`), foreign keys, and a busy timeout for the
-    /// writers of other processes (the CLI, a backup).
+    /// writers of other processes (the CLI, a backup). Its temporary files (the statement
+    /// journal a multi-row insert keeps) stay in memory: on disk each was created and unlinked
+    /// again for every batch.
     pub(crate) fn open(path: &Path) -> Result<Self> {
         let opening = |source| Error::Database {
             context: "opening the certificate writer's connection",
@@ -41,7 +43,8 @@ impl Direct {
             .busy_timeout(Duration::from_secs(10))
             .and_then(|()| {
                 connection.execute_batch(
-                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
+                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;
+                     PRAGMA temp_store = MEMORY;",
                 )
             })
             .map_err(opening)?;

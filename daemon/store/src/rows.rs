@@ -143,12 +143,33 @@ macro_rules! columns_by_name {
     ($row:ident { $($field:ident),+ $(,)? }) => {
         impl Columns for $row {
             fn from_direct(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+                let mut position = 0..;
                 Ok(Self {
-                    $($field: row.get(stringify!($field))?),+
+                    $($field: column(row, position.next(), stringify!($field))?),+
                 })
             }
         }
     };
+}
+
+/// The column `name` of `row`, looked for first at `position` (where the queries put it), so
+/// a row of many columns is not searched by name once per column.
+fn column<T: rusqlite::types::FromSql>(
+    row: &rusqlite::Row<'_>,
+    position: Option<usize>,
+    name: &str,
+) -> rusqlite::Result<T> {
+    match position {
+        Some(position)
+            if row
+                .as_ref()
+                .column_name(position)
+                .is_ok_and(|at| at == name) =>
+        {
+            row.get(position)
+        }
+        _ => row.get(name),
+    }
 }
 
 /// A certificate with its creator, rotation policy and issuing authority, joined.
