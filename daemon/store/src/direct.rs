@@ -15,8 +15,9 @@ use rusqlite::{CachedStatement, Connection, ErrorCode, OpenFlags};
 use std::path::Path;
 use std::time::Duration;
 
-/// Statements kept prepared: the writer's handful, for each batch size seen lately.
-const PREPARED: usize = 128;
+/// Statements kept prepared: the writer's handful, for the batch sizes seen lately (each size
+/// is a statement of its own; a large one holds thousands of parameters, so few are kept).
+const PREPARED: usize = 64;
 
 /// The writer's connection.
 pub(crate) struct Direct {
@@ -56,12 +57,15 @@ impl Direct {
     ///
     /// [`Engine::begin`]: crate::engine::Engine::begin
     pub(crate) fn begin(&mut self) -> Result<DirectTx<'_>> {
+        if !self.connection.is_autocommit() {
+            // Left open by a failure that neither committed nor rolled back.
+            let _ = self.connection.execute_batch("ROLLBACK");
+        }
         self.connection
             .execute_batch("BEGIN IMMEDIATE")
             .map_err(failed("starting a transaction"))?;
         Ok(DirectTx {
             connection: &mut self.connection,
-            open: true,
         })
     }
 }
@@ -69,13 +73,12 @@ impl Direct {
 /// A transaction on the writer's connection; rolled back unless committed.
 pub(crate) struct DirectTx<'c> {
     connection: &'c mut Connection,
-    open: bool,
 }
 
 impl DirectTx<'_> {
-    /// Commits: durable when this returns.
-    pub(crate) fn commit(mut self, context: &'static str) -> Result<()> {
-        self.open = false;
+    /// Commits: durable when this returns. A commit that fails and leaves the transaction open
+    /// (busy, a deferred constraint) is rolled back as the transaction is dropped.
+    pub(crate) fn commit(self, context: &'static str) -> Result<()> {
         self.connection
             .execute_batch("COMMIT")
             .map_err(failed(context))
@@ -101,9 +104,9 @@ impl DirectTx<'_> {
 
 impl Drop for DirectTx<'_> {
     fn drop(&mut self) {
-        if self.open {
-            // A failed statement may have ended the transaction already; either way none is
-            // left open for the next batch.
+        // Committed, or ended by SQLite itself on some failures: nothing is open. Otherwise
+        // none is left open for the next batch.
+        if !self.connection.is_autocommit() {
             let _ = self.connection.execute_batch("ROLLBACK");
         }
     }
@@ -188,16 +191,22 @@ fn failed(context: &'static str) -> impl FnOnce(rusqlite::Error) -> Error {
 }
 
 /// Whether an error of the writer's connection means the database cannot be written now (busy,
-/// full, unreadable, gone), rather than that one statement's data was refused.
+/// locked, full, unreadable, gone), rather than that one statement was refused.
 pub(crate) fn unreachable(error: &rusqlite::Error) -> bool {
     error.sqlite_error_code().is_some_and(|code| {
-        !matches!(
+        matches!(
             code,
-            ErrorCode::ConstraintViolation
-                | ErrorCode::TypeMismatch
-                | ErrorCode::TooBig
-                | ErrorCode::ParameterOutOfRange
-                | ErrorCode::ApiMisuse
+            ErrorCode::DatabaseBusy
+                | ErrorCode::DatabaseLocked
+                | ErrorCode::ReadOnly
+                | ErrorCode::SystemIoFailure
+                | ErrorCode::DatabaseCorrupt
+                | ErrorCode::DiskFull
+                | ErrorCode::CannotOpen
+                | ErrorCode::NotADatabase
+                | ErrorCode::PermissionDenied
+                | ErrorCode::FileLockingProtocolFailed
+                | ErrorCode::OutOfMemory
         )
     })
 }

@@ -108,8 +108,8 @@ impl<T> Record for T where
 {
 }
 
-/// A row of plain columns (a tuple) that every driver decodes: sqlx's two, and rusqlite's on
-/// SQLite's certificate writer ([`crate::direct`]).
+/// A row that every driver decodes: sqlx's two, and rusqlite's on SQLite's certificate writer
+/// ([`crate::direct`]). Tuples here; the row structs the writer reads back in `rows.rs`.
 pub(crate) trait Columns: Record {
     /// Decodes a row read on the writer's own connection.
     fn from_direct(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self>;

@@ -1,4 +1,4 @@
-//! Group commit for certificates. Issuances and imports queue here, and one task stores
+//! Group commit for certificates. Issuances and imports queue here, and one writer stores
 //! whatever has queued up in one transaction: one durable commit (one fsync) and a handful of
 //! statements per batch instead of per certificate. A request is answered only once its batch
 //! has committed, so every 2xx is durable. Under light load a batch is one certificate and
@@ -42,8 +42,8 @@ pub(crate) struct Writer {
 enum Message {
     /// A certificate to store.
     Store(Box<Job>),
-    /// Stop once what came before is stored (and on SQLite close the connection, which
-    /// checkpoints the WAL when it is the last); answered when done.
+    /// Stop once what came before is stored (on SQLite closing the writer's connection);
+    /// answered when done.
     Close(oneshot::Sender<()>),
 }
 
@@ -178,9 +178,12 @@ impl Writer {
                     destination: Destination::Direct(Direct::open(file)?, Arc::clone(turn)),
                     known_chains,
                 };
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .build()
+                    .map_err(Error::io("starting the certificate writer's runtime"))?;
                 std::thread::Builder::new()
                     .name("lemur-sqlite-writer".to_owned())
-                    .spawn(move || run_on_thread(target, messages))
+                    .spawn(move || run_on_thread(runtime, target, messages))
                     .map_err(Error::io("starting the certificate writer's thread"))?;
             }
             _ => {
@@ -220,7 +223,7 @@ impl Writer {
 }
 
 impl Writer {
-    /// Stores what has queued, then stops the writer (a later certificate is refused as the
+    /// Stores what has queued by then, then stops the writer (a later certificate is refused as the
     /// daemon stopping) and closes its connection.
     pub(crate) async fn close(&self) {
         let (closed, done) = oneshot::channel();
@@ -252,17 +255,14 @@ async fn run(mut target: Target, mut messages: mpsc::Receiver<Message>) {
     }
 }
 
-/// [`run`] on the SQLite writer's thread. Its statements complete without waiting on anything
-/// but SQLite, so the batch's future runs to its end in one poll on a runtime of its own (the
-/// write turn is the one wait, while the engine's writer holds it).
-fn run_on_thread(mut target: Target, mut messages: mpsc::Receiver<Message>) {
-    let runtime = match tokio::runtime::Builder::new_current_thread().build() {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            log::error!("the certificate writer cannot start: {error}");
-            return;
-        }
-    };
+/// [`run`] on the SQLite writer's thread, with `runtime` of its own. Its statements wait on
+/// nothing but SQLite, so a batch's future blocks the thread only while the engine's writer
+/// holds the write turn.
+fn run_on_thread(
+    runtime: tokio::runtime::Runtime,
+    mut target: Target,
+    mut messages: mpsc::Receiver<Message>,
+) {
     let mut received = Vec::with_capacity(MAX_BATCH);
     while let Some(message) = messages.blocking_recv() {
         received.push(message);

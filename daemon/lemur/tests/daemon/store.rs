@@ -328,7 +328,7 @@ fn other_writes_take_turns_with_a_busy_certificate_writer() {
         "issuance kept the writer busy ({issued} certificates)"
     );
     assert!(
-        slowest < std::time::Duration::from_secs(2),
+        slowest < std::time::Duration::from_secs(5),
         "a write waited {slowest:?} for its turn"
     );
     let stored = app.query("SELECT COUNT(*) FROM domains WHERE name LIKE 'turn-%'");
