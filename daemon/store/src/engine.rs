@@ -10,6 +10,7 @@ use sqlx::postgres::{PgPool, PgRow};
 use sqlx::sqlite::{SqlitePool, SqliteRow};
 use sqlx::{FromRow, Postgres, Sqlite, Transaction};
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::OwnedMutexGuard;
 
 /// A value to bind, borrowed from the caller for the duration of the query.
@@ -206,10 +207,47 @@ pub enum Engine {
         /// The writer.
         write: SqlitePool,
         /// Held by whichever of the process's two SQLite writers is writing.
-        turn: Arc<tokio::sync::Mutex<()>>,
+        turn: WriteTurn,
     },
     /// PostgreSQL: one pool.
     Postgres(PgPool),
+}
+
+/// SQLite's write turn (see [`Engine::Sqlite`]): one holder at a time, in order of arrival.
+#[derive(Clone)]
+pub(crate) struct WriteTurn {
+    lock: Arc<tokio::sync::Mutex<()>>,
+    /// How long a request waits for it: as long as for a connection.
+    patience: Duration,
+}
+
+impl WriteTurn {
+    pub(crate) fn new(patience: Duration) -> Self {
+        Self {
+            lock: Arc::default(),
+            patience,
+        }
+    }
+
+    /// The turn, for a request's write: an outage (503) when it does not come in time.
+    pub(crate) async fn take(&self) -> Result<OwnedMutexGuard<()>> {
+        tokio::time::timeout(self.patience, Arc::clone(&self.lock).lock_owned())
+            .await
+            .map_err(|_| lemur_core::Error::Database {
+                context: "waiting for the database's write turn",
+                source: format!(
+                    "other writes held it for over {} s",
+                    self.patience.as_secs()
+                )
+                .into(),
+            })
+    }
+
+    /// The turn, for the certificate writer: whenever it comes (its requests wait with limits
+    /// of their own).
+    pub(crate) async fn wait(&self) -> OwnedMutexGuard<()> {
+        Arc::clone(&self.lock).lock_owned().await
+    }
 }
 
 /// A write transaction on either engine.
@@ -243,7 +281,7 @@ impl Engine {
 
     /// SQLite's write turn (see [`Engine::Sqlite`]); none on PostgreSQL, whose writers run at
     /// once.
-    pub(crate) fn write_turn(&self) -> Option<&Arc<tokio::sync::Mutex<()>>> {
+    pub(crate) fn write_turn(&self) -> Option<&WriteTurn> {
         match self {
             Engine::Sqlite { turn, .. } => Some(turn),
             Engine::Postgres(_) => None,
@@ -256,7 +294,7 @@ impl Engine {
     pub async fn begin(&self) -> Result<Tx> {
         match self {
             Engine::Sqlite { write, turn, .. } => {
-                let turn = Arc::clone(turn).lock_owned().await;
+                let turn = turn.take().await?;
                 write
                     .begin_with("BEGIN IMMEDIATE")
                     .await
@@ -315,7 +353,7 @@ impl Engine {
     pub async fn execute(&self, sql: &str, args: &[Arg<'_>], context: &'static str) -> Result<u64> {
         match self {
             Engine::Sqlite { write, turn, .. } => {
-                let _turn = turn.lock().await;
+                let _turn = turn.take().await?;
                 bind_all!(sqlx::query(sql), args)
                     .execute(write)
                     .await

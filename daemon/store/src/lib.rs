@@ -109,7 +109,7 @@ impl SqlStore {
             Engine::Sqlite {
                 read,
                 write,
-                turn: Default::default(),
+                turn: engine::WriteTurn::new(timeout),
             }
         } else if config.url.starts_with("postgres://") || config.url.starts_with("postgresql://") {
             let mut options = tls::policy(

@@ -10,7 +10,7 @@
 
 use crate::chains::{Chains, KnownChains};
 use crate::direct::Direct;
-use crate::engine::{Engine, Statements};
+use crate::engine::{Engine, Statements, WriteTurn};
 use crate::insert::{self, Outcome};
 use lemur_core::ca::x509::ParsedCertificate;
 use lemur_core::model::{
@@ -58,7 +58,7 @@ enum Destination {
     /// A transaction from the engine's pool (PostgreSQL).
     Pool(Engine),
     /// SQLite: the writer's own connection, taking turns with the engine's writes.
-    Direct(Direct, Arc<tokio::sync::Mutex<()>>),
+    Direct(Direct, WriteTurn),
 }
 
 /// A certificate with its audit row, owned while it waits in the queue.
@@ -175,7 +175,7 @@ impl Writer {
         match (sqlite_file, engine.write_turn()) {
             (Some(file), Some(turn)) => {
                 let target = Target {
-                    destination: Destination::Direct(Direct::open(file)?, Arc::clone(turn)),
+                    destination: Destination::Direct(Direct::open(file)?, turn.clone()),
                     known_chains,
                 };
                 let runtime = tokio::runtime::Builder::new_current_thread()
@@ -395,7 +395,7 @@ async fn write(target: &mut Target, batch: &[Job]) -> Result<Vec<Result<Stored>>
             results
         }
         Destination::Direct(direct, turn) => {
-            let _turn = turn.lock().await;
+            let _turn = turn.wait().await;
             let mut tx = direct.begin()?;
             let results = write_in(&mut tx, batch, &mut chains).await?;
             tx.commit(COMMITTING)?;
