@@ -2,7 +2,9 @@
 //! PostgreSQL share (`$1` parameters, `RETURNING`, `ON CONFLICT`, `TRUE`/`FALSE`), and runs on
 //! the engine's own sqlx driver with its own types: arguments are bound straight into the
 //! driver's argument buffer and rows decoded by `FromRow` for that driver, with no conversion
-//! layer between. What differs (schemas, locks) is written per engine where it is used.
+//! layer between. What differs (schemas, locks) is written per engine where it is used. The
+//! statements that store certificates run through [`Statements`], which SQLite's certificate
+//! writer also implements on a rusqlite connection of its own ([`crate::direct`]).
 
 use crate::db;
 use lemur_core::Result;
