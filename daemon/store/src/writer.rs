@@ -183,7 +183,9 @@ impl Writer {
                     .map_err(Error::io("starting the certificate writer's runtime"))?;
                 std::thread::Builder::new()
                     .name("lemur-sqlite-writer".to_owned())
-                    .spawn(move || run_on_thread(runtime, target, messages))
+                    // Its statements wait on nothing but SQLite, so a batch blocks the thread
+                    // only while the engine's writer holds the write turn.
+                    .spawn(move || runtime.block_on(run(target, messages)))
                     .map_err(Error::io("starting the certificate writer's thread"))?;
             }
             _ => {
@@ -249,32 +251,7 @@ async fn run(mut target: Target, mut messages: mpsc::Receiver<Message>) {
         let (batch, closing) = split(std::mem::take(&mut received));
         commit(&mut target, batch).await;
         if let Some(closed) = closing {
-            let _ = closed.send(());
-            return;
-        }
-    }
-}
-
-/// [`run`] on the SQLite writer's thread, with `runtime` of its own. Its statements wait on
-/// nothing but SQLite, so a batch's future blocks the thread only while the engine's writer
-/// holds the write turn.
-fn run_on_thread(
-    runtime: tokio::runtime::Runtime,
-    mut target: Target,
-    mut messages: mpsc::Receiver<Message>,
-) {
-    let mut received = Vec::with_capacity(MAX_BATCH);
-    while let Some(message) = messages.blocking_recv() {
-        received.push(message);
-        while received.len() < MAX_BATCH {
-            match messages.try_recv() {
-                Ok(message) => received.push(message),
-                Err(_) => break,
-            }
-        }
-        let (batch, closing) = split(std::mem::take(&mut received));
-        runtime.block_on(commit(&mut target, batch));
-        if let Some(closed) = closing {
+            // SQLite's writer closes its connection before it answers.
             drop(target);
             let _ = closed.send(());
             return;
