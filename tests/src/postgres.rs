@@ -13,6 +13,8 @@ pub struct Postgres {
     port: u16,
     bin: PathBuf,
     cluster: Option<TempDir>,
+    /// Whether commits reach the disk (fsync on), as in production; tests run without.
+    durable: bool,
 }
 
 /// PostgreSQL's server programs (Debian keeps them out of PATH).
@@ -59,8 +61,19 @@ fn run(bin: &Path, program: &str, args: &[&str]) -> std::process::Output {
 }
 
 impl Postgres {
-    /// Starts a cluster (or uses `DATABASE_URL`).
+    /// Starts a cluster (or uses `DATABASE_URL`) that skips fsync: tests need no durability
+    /// and run faster without.
     pub fn start() -> Self {
+        Self::start_with(false)
+    }
+
+    /// Starts a cluster (or uses `DATABASE_URL`) whose commits are durable, as a production
+    /// server's are: for benchmarks, which must pay what a deployment pays.
+    pub fn start_durable() -> Self {
+        Self::start_with(true)
+    }
+
+    fn start_with(durable: bool) -> Self {
         let bin = bin_dir();
         if let Ok(url) = std::env::var("DATABASE_URL") {
             if url.starts_with("postgres") {
@@ -69,6 +82,7 @@ impl Postgres {
                     port: 0,
                     bin,
                     cluster: None,
+                    durable,
                 };
             }
         }
@@ -107,6 +121,7 @@ impl Postgres {
             port,
             bin,
             cluster: Some(cluster),
+            durable,
         };
         postgres.start_again();
         let bin = postgres.bin.clone();
@@ -131,9 +146,12 @@ impl Postgres {
     pub fn start_again(&self) {
         let dir = self.directory().to_str().expect("UTF-8 path");
         let port = self.port;
-        let options = format!(
-            "-p {port} -k {dir} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off"
-        );
+        let durability = if self.durable {
+            ""
+        } else {
+            " -c fsync=off -c full_page_writes=off"
+        };
+        let options = format!("-p {port} -k {dir} -c listen_addresses=127.0.0.1{durability}");
         let data = format!("{dir}/data");
         let log = format!("{dir}/postgres.log");
         run(
@@ -255,6 +273,18 @@ impl Postgres {
         let connection = self.connection();
         let args: Vec<&str> = connection.iter().map(String::as_str).collect();
         run(&self.bin, "pg_dump", &args).stdout
+    }
+
+    /// A `psql` session reading statements from its stdin: for a test to hold a transaction
+    /// open while the daemon works.
+    pub fn session(&self) -> std::process::Child {
+        command(&self.bin, "psql")
+            .args(["-At", "-v", "ON_ERROR_STOP=1"])
+            .args(self.connection())
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("psql")
     }
 
     /// The rows `sql` returns, one per line, columns separated by `|`.

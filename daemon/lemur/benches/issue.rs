@@ -1,8 +1,9 @@
 //! Issuance and import through the API, beside the crypto floor measured in the same run.
 //!
 //! Workload: `lemur dev` (release build, SoftHSM2) with a P-256 root authority, on SQLite and on
-//! a throwaway local PostgreSQL cluster; clients (the typed `lemur-client`, HTTP/1.1 keep-alive,
-//! one connection per thread) on the same machine, with the admin token:
+//! a throwaway local PostgreSQL cluster (fsync on: its commits as durable as SQLite's); clients
+//! (the typed `lemur-client`, HTTP/1.1 keep-alive, one connection per thread) on the same
+//! machine, with the admin token:
 //! - from a CSR: `POST /certificates` with a fresh P-256 CSR (made beforehand), at 1 and 16
 //!   connections;
 //! - with a key generated in the HSM: P-256 at 16 connections; RSA-2048 at 4, as a burst the
@@ -18,7 +19,8 @@
 //! that checks what it signs can beat it on this machine; each figure is set against it.
 //!
 //! Run: `cargo bench -p lemur --bench issue`. `LEMUR_BENCH_SECONDS` sets the time per figure
-//! (default 5); `LEMUR_BENCH_ONLY=import,P-256` measures only the workloads named.
+//! (default 5); `LEMUR_BENCH_ONLY=import,P-256` measures only the workloads named,
+//! `LEMUR_BENCH_DATABASE=PostgreSQL` only on the database named.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)] // a benchmark fails loudly
 
 use lemur_api::{CreateAuthority, CreateCertificate, UploadCertificate};
@@ -189,8 +191,14 @@ struct Figure {
 /// Whether `workload` is measured: all are, unless `LEMUR_BENCH_ONLY` names some (a substring
 /// of each, comma-separated), e.g. to profile one.
 fn selected(workload: &str) -> bool {
-    std::env::var("LEMUR_BENCH_ONLY").map_or(true, |only| {
-        only.split(',').any(|part| workload.contains(part.trim()))
+    named_in("LEMUR_BENCH_ONLY", workload)
+}
+
+/// Whether `name` is named in the list `variable` holds (a substring of it, comma-separated),
+/// or the variable is unset.
+fn named_in(variable: &str, name: &str) -> bool {
+    std::env::var(variable).map_or(true, |list| {
+        list.split(',').any(|part| name.contains(part.trim()))
     })
 }
 
@@ -385,24 +393,28 @@ fn main() {
         bench::machine(),
         duration.as_secs()
     );
-    let postgres = Postgres::start();
+    let postgres = Postgres::start_durable();
     let mut figures = Vec::new();
     let mut floor = None;
     let mut commit_floor = None;
     for (database, url) in [
         ("SQLite", None),
         ("PostgreSQL", Some(postgres.url.as_str())),
-    ] {
+    ]
+    .into_iter()
+    .filter(|(database, _)| named_in("LEMUR_BENCH_DATABASE", database))
+    {
         let mut daemon = Daemon::start(Path::new(env!("CARGO_BIN_EXE_lemur")), url);
         let stocking = selected(RSA_WORKLOAD).then(|| stock_rsa_keys(&mut daemon, rsa_burst()));
         let (measured, key_uri, ca_pem) = measure(database, &daemon, &inputs, duration, stocking);
         figures.extend(measured);
         floor.get_or_insert_with(|| crypto_floor(&daemon, &key_uri, &ca_pem, duration));
-        // On the first daemon's database: SQLite's.
-        commit_floor.get_or_insert_with(|| one_certificate_commit(&daemon, duration));
+        // On the first daemon's database, if SQLite's.
+        if url.is_none() {
+            commit_floor.get_or_insert_with(|| one_certificate_commit(&daemon, duration));
+        }
     }
     let (floor, raw) = floor.unwrap();
-    let commit_floor = commit_floor.unwrap();
     if selected(RSA_WORKLOAD) {
         println!(
             "(*) a burst of {} certificates, served by the keys generated ahead of demand: 32 in memory ([keys] ready) refilled from {} sealed in the database ([keys] stock, as the appliance keeps); past those, the token's key generation bounds the rate",
@@ -414,12 +426,14 @@ fn main() {
         "crypto floor: {floor:.0} certificates/s ({} threads, a token session each; raw C_Sign P-256 {raw:.0}/s)",
         bench::cpus()
     );
-    println!(
-        "latency floor at c=1 on SQLite: {:.2} ms = the cryptography on one thread ({:.2} ms) + one certificate's durable transaction with the daemon's schema (its row, indexes, search index, domain and audit row; p50 {:.2} ms, on a connection of the benchmark's own)",
-        (bench::cpus() as f64 / floor + commit_floor.as_secs_f64()) * 1e3,
-        bench::cpus() as f64 / floor * 1e3,
-        commit_floor.as_secs_f64() * 1e3,
-    );
+    if let Some(commit_floor) = commit_floor {
+        println!(
+            "latency floor at c=1 on SQLite: {:.2} ms = the cryptography on one thread ({:.2} ms) + one certificate's durable transaction with the daemon's schema (its row, indexes, search index, domain and audit row; p50 {:.2} ms, on a connection of the benchmark's own)",
+            (bench::cpus() as f64 / floor + commit_floor.as_secs_f64()) * 1e3,
+            bench::cpus() as f64 / floor * 1e3,
+            commit_floor.as_secs_f64() * 1e3,
+        );
+    }
     println!(
         "{:<11} {:<21} {:>3} {:>9} {:>9} {:>9} {:>8} {:>6}  target",
         "database", "workload", "c", "per s", "p50 ms", "p99 ms", "floor", "errors"

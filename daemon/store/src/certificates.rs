@@ -20,10 +20,12 @@ use lemur_core::store::CertificateRepository;
 use std::collections::HashMap;
 
 /// The certificates `ids` as stored, with their domains, in the caller's transaction: what a
-/// writer answers with, read once per batch rather than once per request.
+/// writer answers with, read once per batch rather than once per request. `linked` holds the
+/// domains of some of them already (as [`insert::Stored`] may): those are not read again.
 pub(crate) async fn read_back(
     tx: &mut impl Statements,
     ids: &[i64],
+    linked: Option<(&[i64], Vec<DomainRow>)>,
 ) -> Result<HashMap<i64, (CertificateRecord, CertificateLinks)>> {
     let mut stored = HashMap::with_capacity(ids.len());
     if ids.is_empty() {
@@ -43,17 +45,29 @@ pub(crate) async fn read_back(
         let record: CertificateRecord = row.into();
         stored.insert(record.id, (record, CertificateLinks::default()));
     }
-    let domains: Vec<DomainRow> = tx
-        .all(
-            &format!(
-                "SELECT cd.certificate_id, d.id, d.name, d.sensitive FROM domains d
-                 JOIN certificate_domains cd ON cd.domain_id = d.id
-                 WHERE cd.certificate_id IN ({list}) ORDER BY d.name"
-            ),
-            &args,
-            "reading stored domains",
-        )
-        .await?;
+    let (known, mut domains) = linked.unwrap_or_default();
+    let unknown: Vec<i64> = ids
+        .iter()
+        .copied()
+        .filter(|id| !known.contains(id))
+        .collect();
+    if !unknown.is_empty() {
+        let mut params = Conditions::default();
+        let list = params.list(crate::query::ids(&unknown));
+        let read: Vec<DomainRow> = tx
+            .all(
+                &format!(
+                    "SELECT cd.certificate_id, d.id, d.name, d.sensitive FROM domains d
+                     JOIN certificate_domains cd ON cd.domain_id = d.id
+                     WHERE cd.certificate_id IN ({list}) ORDER BY d.name"
+                ),
+                &params.args(),
+                "reading stored domains",
+            )
+            .await?;
+        domains.extend(read);
+        domains.sort_by(|a, b| a.name.cmp(&b.name));
+    }
     for row in domains {
         if let Some((_, links)) = stored.get_mut(&row.certificate_id) {
             links.domains.push(row.into());

@@ -6,7 +6,7 @@
 //! per certificate through sqlx, against about 200 µs for the same statements on one thread).
 //!
 //! The daemon's other SQLite writes still go through sqlx; the two take turns through the
-//! engine's write turn ([`crate::engine::Engine::write_turn`]), in order of arrival, rather
+//! engine's write turn ([`crate::engine::WriteTurn`]), in order of arrival, rather
 //! than polling in SQLite's busy handler.
 
 use crate::engine::{Arg, Columns, Statements};

@@ -281,15 +281,6 @@ impl Engine {
         matches!(self, Engine::Postgres(_))
     }
 
-    /// SQLite's write turn (see [`Engine::Sqlite`]); none on PostgreSQL, whose writers run at
-    /// once.
-    pub(crate) fn write_turn(&self) -> Option<&WriteTurn> {
-        match self {
-            Engine::Sqlite { turn, .. } => Some(turn),
-            Engine::Postgres(_) => None,
-        }
-    }
-
     /// Starts a write transaction. On SQLite it takes the write lock at once (`BEGIN
     /// IMMEDIATE`): a deferred transaction that reads and then writes fails with `SQLITE_BUSY`
     /// when another writer committed in between, which `busy_timeout` cannot cure.

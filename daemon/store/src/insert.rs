@@ -4,6 +4,7 @@
 
 use crate::chains::Chains;
 use crate::engine::{Arg, Statements, args};
+use crate::rows::DomainRow;
 use lemur_core::model::{CertificateDetails, LogEntry, NewCertificate};
 use lemur_core::{Error, Result};
 use std::collections::HashMap;
@@ -25,8 +26,13 @@ const CERTIFICATE_ARITY: usize = 39;
 /// anonymous `?`s: sqlx looks each named parameter up by walking SQLite's list of names, which
 /// makes binding a statement of thousands of `$n`s quadratic (most of a bulk insert's time).
 fn placeholders(postgres: bool, rows: usize, arity: usize) -> String {
+    placeholders_after(postgres, 0, rows, arity)
+}
+
+/// [`placeholders`] for parameters bound after the first `after`.
+fn placeholders_after(postgres: bool, after: usize, rows: usize, arity: usize) -> String {
     (0..rows)
-        .map(|row| format!("({})", in_list(postgres, row * arity, arity)))
+        .map(|row| format!("({})", in_list(postgres, after + row * arity, arity)))
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -126,6 +132,61 @@ pub(crate) async fn certificates(
     now: i64,
     chains: &mut Chains<'_>,
 ) -> Result<Vec<Outcome>> {
+    let (outcomes, stored) = rows(tx, batch, now, chains).await?;
+    link_domains(tx, &stored).await?;
+    record_all_replacements(tx, &stored).await?;
+    Ok(outcomes)
+}
+
+/// What [`certificates_with_logs`] did.
+pub(crate) struct Stored {
+    /// What became of each certificate, in order.
+    pub(crate) outcomes: Vec<Outcome>,
+    /// On PostgreSQL, the domains of the certificates stored, as linked (see
+    /// [`link_and_log`]); `None` when they must be read back.
+    pub(crate) domains: Option<Vec<DomainRow>>,
+}
+
+/// Stores certificates as [`certificates`] does, and the audit row of each one stored (its
+/// `certificate_id` filled in), in the caller's transaction.
+pub(crate) async fn certificates_with_logs(
+    tx: &mut impl Statements,
+    batch: &[(&NewCertificate<'_>, &LogEntry<'_>)],
+    now: i64,
+    chains: &mut Chains<'_>,
+) -> Result<Stored> {
+    let news: Vec<&NewCertificate<'_>> = batch.iter().map(|(new, _)| *new).collect();
+    let (outcomes, stored) = rows(tx, &news, now, chains).await?;
+    let logs: Vec<LogEntry<'_>> = batch
+        .iter()
+        .zip(&outcomes)
+        .filter_map(|((_, log), outcome)| match outcome {
+            Outcome::Stored(id) => Some(LogEntry {
+                certificate_id: Some(*id),
+                ..**log
+            }),
+            _ => None,
+        })
+        .collect();
+    let domains = if tx.is_postgres() {
+        link_and_log(tx, &stored, &logs, now).await?
+    } else {
+        link_domains(tx, &stored).await?;
+        self::logs(tx, &logs, now).await?;
+        None
+    };
+    record_all_replacements(tx, &stored).await?;
+    Ok(Stored { outcomes, domains })
+}
+
+/// Inserts the rows of `batch` (see [`certificates`]): what became of each, and the ones stored
+/// with their ids.
+async fn rows<'b, 'a>(
+    tx: &mut impl Statements,
+    batch: &[&'b NewCertificate<'a>],
+    now: i64,
+    chains: &mut Chains<'_>,
+) -> Result<(Vec<Outcome>, Vec<(i64, &'b NewCertificate<'a>)>)> {
     let chains = chain_ids(tx, batch, chains).await?;
     let mut ids = vec![None; batch.len()];
     let mut outcomes: Vec<Option<Outcome>> = vec![None; batch.len()];
@@ -152,16 +213,12 @@ pub(crate) async fn certificates(
             }
         }
     }
-    let stored: Vec<(i64, &NewCertificate<'_>)> = ids
+    let stored = ids
         .iter()
         .zip(batch)
         .filter_map(|(id, new)| id.map(|id| (id, *new)))
         .collect();
-    link_domains(tx, &stored).await?;
-    for (id, new) in &stored {
-        record_replacements(tx, *id, new.replaces).await?;
-    }
-    Ok(ids
+    let outcomes = ids
         .into_iter()
         .zip(outcomes)
         .map(|(id, outcome)| match (id, outcome) {
@@ -169,32 +226,18 @@ pub(crate) async fn certificates(
             (None, Some(outcome)) => outcome,
             (None, None) => Outcome::NameTaken,
         })
-        .collect())
+        .collect();
+    Ok((outcomes, stored))
 }
 
-/// Stores certificates as [`certificates`] does, and the audit row of each one stored (its
-/// `certificate_id` filled in), in the caller's transaction.
-pub(crate) async fn certificates_with_logs(
+async fn record_all_replacements(
     tx: &mut impl Statements,
-    batch: &[(&NewCertificate<'_>, &LogEntry<'_>)],
-    now: i64,
-    chains: &mut Chains<'_>,
-) -> Result<Vec<Outcome>> {
-    let news: Vec<&NewCertificate<'_>> = batch.iter().map(|(new, _)| *new).collect();
-    let outcomes = certificates(tx, &news, now, chains).await?;
-    let logs: Vec<LogEntry<'_>> = batch
-        .iter()
-        .zip(&outcomes)
-        .filter_map(|((_, log), outcome)| match outcome {
-            Outcome::Stored(id) => Some(LogEntry {
-                certificate_id: Some(*id),
-                ..**log
-            }),
-            _ => None,
-        })
-        .collect();
-    self::logs(tx, &logs, now).await?;
-    Ok(outcomes)
+    stored: &[(i64, &NewCertificate<'_>)],
+) -> Result<()> {
+    for (id, new) in stored {
+        record_replacements(tx, *id, new.replaces).await?;
+    }
+    Ok(())
 }
 
 /// The certificate an earlier request with `new`'s idempotency key made, if any: a replay when
@@ -398,6 +441,96 @@ async fn link_domains(
     Ok(())
 }
 
+/// PostgreSQL's [`link_domains`] and [`logs`] (`logs[i]` being `stored[i]`'s) in one statement
+/// per chunk (a round trip each
+/// saved, which is most of what a batch waits for), returning the domain rows of the certificates
+/// linked, so none has to be read back. A name another transaction adds while this statement
+/// runs is skipped by the insert and unseen by its snapshot, so its link would be missing:
+/// when fewer links come back than were asked for, the chunk is linked again the usual way and
+/// its domains are left to be read back (`None`).
+async fn link_and_log(
+    tx: &mut impl Statements,
+    stored: &[(i64, &NewCertificate<'_>)],
+    logs: &[LogEntry<'_>],
+    now: i64,
+) -> Result<Option<Vec<DomainRow>>> {
+    debug_assert_eq!(
+        stored.len(),
+        logs.len(),
+        "an audit row per certificate stored"
+    );
+    let mut all = Vec::new();
+    let mut complete = true;
+    let mut start = 0;
+    while start < stored.len() {
+        // As many certificates as fit in one statement, and at least one.
+        let mut end = start;
+        let mut params = 0;
+        while end < stored.len() {
+            let more = 2 * stored[end].1.domains.len() + LOG_ARITY;
+            if end > start && params + more > MAX_PARAMS {
+                break;
+            }
+            params += more;
+            end += 1;
+        }
+        let chunk = &stored[start..end];
+        let chunk_logs = &logs[start..end];
+        let mut links: Vec<(i64, &str)> = chunk
+            .iter()
+            .flat_map(|(id, new)| new.domains.iter().map(move |name| (*id, name.as_str())))
+            .collect();
+        links.sort_unstable();
+        links.dedup();
+        start = end;
+        if links.is_empty() {
+            self::logs(tx, chunk_logs, now).await?;
+            continue;
+        }
+        let mut args: Vec<Arg<'_>> = links
+            .iter()
+            .flat_map(|&(id, name)| [Arg::Int(id), Arg::Text(name)])
+            .collect();
+        args.extend(chunk_logs.iter().flat_map(|entry| log_args(entry, now)));
+        let log_values = placeholders_after(true, 2 * links.len(), chunk_logs.len(), LOG_ARITY);
+        let logged = if chunk_logs.is_empty() {
+            String::new()
+        } else {
+            format!(", logged AS (INSERT INTO logs ({LOG_COLUMNS}) VALUES {log_values})")
+        };
+        // Names are added in sorted order, so concurrent writers lock them in one order.
+        let rows: Vec<DomainRow> = tx
+            .all(
+                &format!(
+                    "WITH link (certificate_id, name) AS (VALUES {}),
+                     added AS (INSERT INTO domains (name)
+                         SELECT DISTINCT name FROM link ORDER BY name
+                         ON CONFLICT (name) DO NOTHING RETURNING id, name, sensitive),
+                     named AS (SELECT id, name, sensitive FROM added
+                         UNION ALL SELECT id, name, sensitive FROM domains
+                         WHERE name IN (SELECT name FROM link)),
+                     linked AS (INSERT INTO certificate_domains (certificate_id, domain_id)
+                         SELECT link.certificate_id, named.id FROM link
+                         JOIN named ON named.name = link.name
+                         ON CONFLICT DO NOTHING RETURNING certificate_id, domain_id){logged}
+                     SELECT linked.certificate_id, named.id, named.name, named.sensitive
+                     FROM linked JOIN named ON named.id = linked.domain_id
+                     ORDER BY named.name",
+                    placeholders(true, links.len(), 2)
+                ),
+                &args,
+                "linking domains and writing the audit log",
+            )
+            .await?;
+        if rows.len() < links.len() {
+            link_domains(tx, chunk).await?;
+            complete = false;
+        }
+        all.extend(rows);
+    }
+    Ok(complete.then_some(all))
+}
+
 /// Records that `id` replaces each of `replaces`, and turns the replaced ones' notifications
 /// off (the replacement carries them on).
 async fn record_replacements(tx: &mut impl Statements, id: i64, replaces: &[i64]) -> Result<()> {
@@ -437,32 +570,37 @@ pub(crate) fn name_taken(new: &NewCertificate<'_>) -> Error {
     Error::Conflict(format!("a certificate named {:?} exists", new.names[1]))
 }
 
+/// Columns of an audit row, in the order [`log_args`] binds them.
+const LOG_COLUMNS: &str = "certificate_id, log_type, logged_at, user_id, source_address, details";
+const LOG_ARITY: usize = 6;
+
+/// The arguments of one audit row, in [`LOG_COLUMNS`] order.
+fn log_args<'a>(entry: &'a LogEntry<'a>, now: i64) -> [Arg<'a>; LOG_ARITY] {
+    *args![
+        entry.certificate_id,
+        entry.log_type,
+        now,
+        entry.user_id,
+        entry.source_address,
+        entry.details,
+    ]
+}
+
 /// Writes audit rows in the caller's transaction, in one statement.
 pub(crate) async fn logs(
     tx: &mut impl Statements,
     entries: &[LogEntry<'_>],
     now: i64,
 ) -> Result<()> {
-    const ARITY: usize = 6;
-    for chunk in entries.chunks(rows_per_statement(ARITY)) {
+    for chunk in entries.chunks(rows_per_statement(LOG_ARITY)) {
         let args: Vec<Arg<'_>> = chunk
             .iter()
-            .flat_map(|entry| {
-                *args![
-                    entry.certificate_id,
-                    entry.log_type,
-                    now,
-                    entry.user_id,
-                    entry.source_address,
-                    entry.details,
-                ]
-            })
+            .flat_map(|entry| log_args(entry, now))
             .collect();
         tx.execute(
             &format!(
-                "INSERT INTO logs (certificate_id, log_type, logged_at, user_id, source_address, details)
-                 VALUES {}",
-                placeholders(tx.is_postgres(), chunk.len(), ARITY)
+                "INSERT INTO logs ({LOG_COLUMNS}) VALUES {}",
+                placeholders(tx.is_postgres(), chunk.len(), LOG_ARITY)
             ),
             &args,
             "writing the audit log",

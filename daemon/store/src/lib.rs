@@ -133,7 +133,7 @@ impl SqlStore {
         };
         let known_chains = std::sync::Arc::new(chains::KnownChains::default());
         let writer = writer::Writer::start(
-            engine.clone(),
+            &engine,
             sqlite_file.as_deref(),
             std::sync::Arc::clone(&known_chains),
         )?;
@@ -160,7 +160,9 @@ impl SqlStore {
             batch.iter().map(|(new, log)| (new, log)).collect();
         let mut tx = self.engine.begin().await?;
         let mut chains = chains::Chains::remembered_in(&self.known_chains);
-        let outcomes = insert::certificates_with_logs(&mut tx, &batch, now, &mut chains).await?;
+        let outcomes = insert::certificates_with_logs(&mut tx, &batch, now, &mut chains)
+            .await?
+            .outcomes;
         tx.commit("committing certificates").await?;
         chains.committed();
         Ok(outcomes

@@ -4,9 +4,9 @@
 //! has committed, so every 2xx is durable. Under light load a batch is one certificate and
 //! nothing waits; under heavy load batches grow while the previous one commits.
 //!
-//! On SQLite the writer is a thread with a connection of its own ([`crate::direct`]), since
-//! its statements are what every issuance waits for in turn; on PostgreSQL it is a task using
-//! the pool.
+//! The writer is a thread with a connection of its own (on SQLite a [`crate::direct`] one), since
+//! its statements are what every issuance waits for in turn: a task among the requests' would
+//! wait behind them for the runtime at each of a batch's round trips.
 
 use crate::chains::{Chains, KnownChains};
 use crate::direct::Direct;
@@ -17,6 +17,7 @@ use lemur_core::model::{
     CertificateLinks, CertificateRecord, IdempotencyKey, LogEntry, NewCertificate,
 };
 use lemur_core::{Error, Result};
+use sqlx::postgres::PgPoolOptions;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -55,7 +56,7 @@ struct Target {
 
 /// Where batches are written.
 enum Destination {
-    /// A transaction from the engine's pool (PostgreSQL).
+    /// PostgreSQL: a one-connection pool of the writer's own, which reconnects after a fault.
     Pool(Engine),
     /// SQLite: the writer's own connection, taking turns with the engine's writes.
     Direct(Direct, WriteTurn),
@@ -164,38 +165,51 @@ impl Log {
 }
 
 impl Writer {
-    /// Starts the writer: for SQLite (`sqlite_file`, the database sqlx opened) a thread with
-    /// its own connection, else a task on the current runtime.
+    /// Starts the writer on a thread of its own, with a connection of its own: for SQLite
+    /// (`sqlite_file`, the database sqlx opened) a [`Direct`] one, else a one-connection pool
+    /// to the engine's PostgreSQL server.
     pub(crate) fn start(
-        engine: Engine,
+        engine: &Engine,
         sqlite_file: Option<&Path>,
         known_chains: Arc<KnownChains>,
     ) -> Result<Self> {
         let (queue, messages) = mpsc::channel(QUEUE);
-        match (sqlite_file, engine.write_turn()) {
-            (Some(file), Some(turn)) => {
-                let target = Target {
-                    destination: Destination::Direct(Direct::open(file)?, turn.clone()),
-                    known_chains,
-                };
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .build()
-                    .map_err(Error::io("starting the certificate writer's runtime"))?;
-                std::thread::Builder::new()
-                    .name("lemur-sqlite-writer".to_owned())
-                    // Its statements wait on nothing but SQLite, so a batch blocks the thread
-                    // only while the engine's writer holds the write turn.
-                    .spawn(move || runtime.block_on(run(target, messages)))
-                    .map_err(Error::io("starting the certificate writer's thread"))?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(Error::io("starting the certificate writer's runtime"))?;
+        let destination = match (engine, sqlite_file) {
+            (Engine::Sqlite { turn, .. }, Some(file)) => {
+                Destination::Direct(Direct::open(file)?, turn.clone())
             }
-            _ => {
-                let target = Target {
-                    destination: Destination::Pool(engine),
-                    known_chains,
-                };
-                tokio::spawn(run(target, messages));
+            (Engine::Sqlite { .. }, None) => {
+                return Err(Error::Database {
+                    context: "starting the certificate writer",
+                    source: "SQLite's database file is unknown".into(),
+                });
             }
-        }
+            (Engine::Postgres(pool), _) => {
+                // The connection, and its I/O, belong to the writer's runtime.
+                let _entered = runtime.enter();
+                Destination::Pool(Engine::Postgres(
+                    PgPoolOptions::new()
+                        .max_connections(1)
+                        .acquire_timeout(pool.options().get_acquire_timeout())
+                        .connect_lazy_with((*pool.connect_options()).clone()),
+                ))
+            }
+        };
+        let target = Target {
+            destination,
+            known_chains,
+        };
+        std::thread::Builder::new()
+            .name("lemur-cert-writer".to_owned())
+            // Its statements wait on nothing but the database, so a batch blocks the thread
+            // only while the database works (and on SQLite while the engine's writer holds
+            // the write turn).
+            .spawn(move || runtime.block_on(run(target, messages)))
+            .map_err(Error::io("starting the certificate writer's thread"))?;
         Ok(Self { queue })
     }
 
@@ -251,7 +265,10 @@ async fn run(mut target: Target, mut messages: mpsc::Receiver<Message>) {
         let (batch, closing) = split(std::mem::take(&mut received));
         commit(&mut target, batch).await;
         if let Some(closed) = closing {
-            // SQLite's writer closes its connection before it answers.
+            // The writer closes its connection before it answers.
+            if let Destination::Pool(engine) = &target.destination {
+                engine.close().await;
+            }
             drop(target);
             let _ = closed.send(());
             return;
@@ -425,8 +442,16 @@ async fn write_in(
         }
     }
     let (indexes, to_store): (Vec<usize>, Vec<_>) = to_store.into_iter().unzip();
-    let outcomes = insert::certificates_with_logs(tx, &to_store, now, chains).await?;
-    for (index, outcome) in indexes.into_iter().zip(outcomes) {
+    let inserted = insert::certificates_with_logs(tx, &to_store, now, chains).await?;
+    let linked: Vec<i64> = inserted
+        .outcomes
+        .iter()
+        .filter_map(|outcome| match outcome {
+            Outcome::Stored(id) => Some(*id),
+            _ => None,
+        })
+        .collect();
+    for (index, outcome) in indexes.into_iter().zip(inserted.outcomes) {
         results[index] = Some(outcome);
     }
     let answered: Vec<i64> = results
@@ -436,7 +461,8 @@ async fn write_in(
             _ => None,
         })
         .collect();
-    let stored = crate::certificates::read_back(tx, &answered).await?;
+    let linked = inserted.domains.map(|rows| (linked.as_slice(), rows));
+    let stored = crate::certificates::read_back(tx, &answered, linked).await?;
     Ok(results
         .iter()
         .enumerate()

@@ -433,7 +433,7 @@ fn hand_to_nginx(tls: &Path) {
 
 #[test]
 fn the_bundled_nginx_fronts_the_daemon_with_its_headers_and_limits() {
-    let front = Front::start();
+    let mut front = Front::start();
 
     // Plain HTTP only redirects, keeping the path and query.
     let redirect = curl(&[&format!(
@@ -584,6 +584,31 @@ fn the_bundled_nginx_fronts_the_daemon_with_its_headers_and_limits() {
             .any(|level| log.contains(level)),
         "{log}"
     );
+
+    // The daemon stopped (a restart, an upgrade): the API and the CRLs are an outage, 503
+    // with Retry-After and the daemon's JSON error shape, with the security headers still on.
+    assert!(front.daemon.stop(), "the daemon stopped cleanly");
+    let outage = front.authorized(&["/api/1/auth/me"]);
+    assert_eq!(outage.status, 503, "{}", outage.body);
+    assert_eq!(outage.header("retry-after"), Some("5"));
+    assert_eq!(outage.header("content-type"), Some("application/json"));
+    assert_eq!(
+        outage.json()["code"],
+        "service_unavailable",
+        "{}",
+        outage.body
+    );
+    assert_eq!(outage.header("x-frame-options"), Some("DENY"));
+    let crl = curl(&[&format!(
+        "http://127.0.0.1:{}/crl/appliance.crl",
+        front.http
+    )]);
+    assert_eq!(crl.status, 503, "{}", crl.body);
+    assert_eq!(crl.header("retry-after"), Some("5"));
+    // Nothing else carries Retry-After: the UI is served as before.
+    let index = front.https(&["/"]);
+    assert_eq!(index.status, 200);
+    assert_eq!(index.header("retry-after"), None);
 }
 
 /// The daemon keeps nginx's certificate: a current one stays, one from another authority or

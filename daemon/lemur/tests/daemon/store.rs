@@ -131,6 +131,65 @@ fn a_list_page_costs_the_same_queries_whatever_its_size() {
     assert!(counts.iter().all(|&n| (1..=6).contains(&n)), "{counts:?}");
 }
 
+/// A domain that another transaction adds while the certificate writer links the same name is
+/// still linked (PostgreSQL): the writer's insert waits for it, skips the name, and cannot see
+/// the row in its statement's snapshot, so it links that batch again.
+#[test]
+fn a_domain_added_by_another_transaction_meanwhile_is_still_linked() {
+    use std::io::Write;
+    let app = Appliance::start(Db::Postgres);
+    let root = app.root("race-root", "ECCPRIME256V1");
+    let postgres = app.postgres.as_ref().unwrap();
+    let mut other = postgres.session();
+    let mut input = other.stdin.take().unwrap();
+    input
+        .write_all(b"BEGIN;\nINSERT INTO domains (name) VALUES ('race.example.com');\n")
+        .unwrap();
+    input.flush().unwrap();
+    let waiting_for_lock = |count: usize| {
+        for _ in 0..200 {
+            let holding = postgres
+                .query("SELECT count(*) FROM pg_stat_activity WHERE state = 'idle in transaction'");
+            let waiting = postgres
+                .query("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'");
+            if holding.trim() == "1" && waiting.trim() == count.to_string() {
+                return;
+            }
+            std::thread::park_timeout(std::time::Duration::from_millis(50));
+        }
+        panic!("no session held the domain with {count} waiting for it");
+    };
+    waiting_for_lock(0);
+    let reply = std::thread::scope(|scope| {
+        let issuing = scope.spawn(|| {
+            app.post(
+                "/api/1/certificates",
+                &json!({ "owner": "race@example.com", "authority": { "id": root["id"] },
+                         "csr": openssl_csr(&["race.example.com"]).1 }),
+            )
+        });
+        waiting_for_lock(1);
+        input.write_all(b"COMMIT;\n").unwrap();
+        drop(input);
+        issuing.join().unwrap()
+    });
+    assert!(other.wait().unwrap().success());
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    let names: Vec<&str> = reply.body["domains"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|domain| domain["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["race.example.com"], "{}", reply.text);
+    let id = reply.body["id"].as_i64().unwrap();
+    let linked = postgres.query(&format!(
+        "SELECT d.name FROM certificate_domains cd JOIN domains d ON d.id = cd.domain_id
+         WHERE cd.certificate_id = {id}"
+    ));
+    assert_eq!(linked.trim(), "race.example.com");
+}
+
 /// Rows stored before migration 4 have no details beside the certificate: the view parses the
 /// body instead and shows the same.
 #[test]
