@@ -170,7 +170,8 @@ pub struct DatabaseConfig {
     /// File holding the PostgreSQL password, if it needs one.
     #[serde(default)]
     pub password_file: Option<PathBuf>,
-    /// Connections in the pool.
+    /// Connections in the pool the requests share; the certificate writer holds one more of
+    /// its own.
     #[serde(default = "default_max_connections")]
     pub max_connections: u32,
     /// How long a request waits for a database connection before it fails with 503, in

@@ -17,15 +17,16 @@ use lemur_core::model::{
     StatsMetric, Visibility,
 };
 use lemur_core::store::CertificateRepository;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// The certificates `ids` as stored, with their domains, in the caller's transaction: what a
-/// writer answers with, read once per batch rather than once per request. `linked` holds the
-/// domains of some of them already (as [`insert::Stored`] may): those are not read again.
+/// writer answers with, read once per batch rather than once per request. `linked` holds some
+/// of them (by id) with their domains already (see [`insert::Inserted`]): those domains are not
+/// read again.
 pub(crate) async fn read_back(
     tx: &mut impl Statements,
     ids: &[i64],
-    linked: Option<(&[i64], Vec<DomainRow>)>,
+    linked: Option<(Vec<i64>, Vec<DomainRow>)>,
 ) -> Result<HashMap<i64, (CertificateRecord, CertificateLinks)>> {
     let mut stored = HashMap::with_capacity(ids.len());
     if ids.is_empty() {
@@ -46,6 +47,7 @@ pub(crate) async fn read_back(
         stored.insert(record.id, (record, CertificateLinks::default()));
     }
     let (known, mut domains) = linked.unwrap_or_default();
+    let known: HashSet<i64> = known.into_iter().collect();
     let unknown: Vec<i64> = ids
         .iter()
         .copied()
@@ -65,8 +67,8 @@ pub(crate) async fn read_back(
                 "reading stored domains",
             )
             .await?;
+        // Each certificate's rows come from one of the two, each in the database's order.
         domains.extend(read);
-        domains.sort_by(|a, b| a.name.cmp(&b.name));
     }
     for row in domains {
         if let Some((_, links)) = stored.get_mut(&row.certificate_id) {

@@ -139,12 +139,12 @@ pub(crate) async fn certificates(
 }
 
 /// What [`certificates_with_logs`] did.
-pub(crate) struct Stored {
+pub(crate) struct Inserted {
     /// What became of each certificate, in order.
     pub(crate) outcomes: Vec<Outcome>,
-    /// On PostgreSQL, the domains of the certificates stored, as linked (see
-    /// [`link_and_log`]); `None` when they must be read back.
-    pub(crate) domains: Option<Vec<DomainRow>>,
+    /// On PostgreSQL, the ids of the certificates stored and their domains, as linked (see
+    /// [`link_and_log`]); `None` when the domains must be read back.
+    pub(crate) linked: Option<(Vec<i64>, Vec<DomainRow>)>,
 }
 
 /// Stores certificates as [`certificates`] does, and the audit row of each one stored (its
@@ -154,7 +154,7 @@ pub(crate) async fn certificates_with_logs(
     batch: &[(&NewCertificate<'_>, &LogEntry<'_>)],
     now: i64,
     chains: &mut Chains<'_>,
-) -> Result<Stored> {
+) -> Result<Inserted> {
     let news: Vec<&NewCertificate<'_>> = batch.iter().map(|(new, _)| *new).collect();
     let (outcomes, stored) = rows(tx, &news, now, chains).await?;
     let logs: Vec<LogEntry<'_>> = batch
@@ -168,15 +168,17 @@ pub(crate) async fn certificates_with_logs(
             _ => None,
         })
         .collect();
-    let domains = if tx.is_postgres() {
-        link_and_log(tx, &stored, &logs, now).await?
+    let linked = if tx.is_postgres() {
+        link_and_log(tx, &stored, &logs, now)
+            .await?
+            .map(|domains| (stored.iter().map(|(id, _)| *id).collect(), domains))
     } else {
         link_domains(tx, &stored).await?;
         self::logs(tx, &logs, now).await?;
         None
     };
     record_all_replacements(tx, &stored).await?;
-    Ok(Stored { outcomes, domains })
+    Ok(Inserted { outcomes, linked })
 }
 
 /// Inserts the rows of `batch` (see [`certificates`]): what became of each, and the ones stored
@@ -230,6 +232,7 @@ async fn rows<'b, 'a>(
     Ok((outcomes, stored))
 }
 
+/// [`record_replacements`] of each certificate stored.
 async fn record_all_replacements(
     tx: &mut impl Statements,
     stored: &[(i64, &NewCertificate<'_>)],
@@ -483,8 +486,11 @@ async fn link_and_log(
         links.sort_unstable();
         links.dedup();
         start = end;
-        if links.is_empty() {
+        if links.is_empty() || params > MAX_PARAMS {
+            // No names, or one certificate with more than a statement holds: the usual way.
+            link_domains(tx, chunk).await?;
             self::logs(tx, chunk_logs, now).await?;
+            complete &= links.is_empty();
             continue;
         }
         let mut args: Vec<Arg<'_>> = links
@@ -493,11 +499,6 @@ async fn link_and_log(
             .collect();
         args.extend(chunk_logs.iter().flat_map(|entry| log_args(entry, now)));
         let log_values = placeholders_after(true, 2 * links.len(), chunk_logs.len(), LOG_ARITY);
-        let logged = if chunk_logs.is_empty() {
-            String::new()
-        } else {
-            format!(", logged AS (INSERT INTO logs ({LOG_COLUMNS}) VALUES {log_values})")
-        };
         // Names are added in sorted order, so concurrent writers lock them in one order.
         let rows: Vec<DomainRow> = tx
             .all(
@@ -512,7 +513,8 @@ async fn link_and_log(
                      linked AS (INSERT INTO certificate_domains (certificate_id, domain_id)
                          SELECT link.certificate_id, named.id FROM link
                          JOIN named ON named.name = link.name
-                         ON CONFLICT DO NOTHING RETURNING certificate_id, domain_id){logged}
+                         ON CONFLICT DO NOTHING RETURNING certificate_id, domain_id),
+                     logged AS (INSERT INTO logs ({LOG_COLUMNS}) VALUES {log_values})
                      SELECT linked.certificate_id, named.id, named.name, named.sensitive
                      FROM linked JOIN named ON named.id = linked.domain_id
                      ORDER BY named.name",

@@ -136,7 +136,8 @@ impl SqlStore {
             &engine,
             sqlite_file.as_deref(),
             std::sync::Arc::clone(&known_chains),
-        )?;
+        )
+        .await?;
         Ok(Self {
             engine,
             writer,
@@ -203,6 +204,7 @@ impl lemur_core::store::Store for SqlStore {
     }
 
     async fn ping(&self) -> Result<()> {
+        self.writer.check()?;
         let _: Option<(i64,)> = self
             .engine
             .optional("SELECT CAST(1 AS BIGINT)", &[], "checking the connection")

@@ -17,10 +17,11 @@ use lemur_core::model::{
     CertificateLinks, CertificateRecord, IdempotencyKey, LogEntry, NewCertificate,
 };
 use lemur_core::{Error, Result};
-use sqlx::postgres::PgPoolOptions;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
 /// A certificate as stored, with its links.
@@ -43,8 +44,8 @@ pub(crate) struct Writer {
 enum Message {
     /// A certificate to store.
     Store(Box<Job>),
-    /// Stop once what came before is stored (on SQLite closing the writer's connection);
-    /// answered when done.
+    /// Stop once what came before is stored, closing the writer's connection; answered when
+    /// done.
     Close(oneshot::Sender<()>),
 }
 
@@ -52,6 +53,45 @@ enum Message {
 struct Target {
     destination: Destination,
     known_chains: Arc<KnownChains>,
+}
+
+/// What the writer's thread connects to.
+enum Plan {
+    /// The SQLite file, and the engine's write turn.
+    Sqlite(PathBuf, WriteTurn),
+    /// The PostgreSQL server, and how long a batch waits for the connection.
+    Postgres(Box<PgConnectOptions>, Duration),
+}
+
+impl Plan {
+    /// The writer's runtime and connection, made on its thread: the connection's I/O belongs
+    /// to that runtime.
+    fn runtime_and_target(
+        self,
+        known_chains: Arc<KnownChains>,
+    ) -> Result<(tokio::runtime::Runtime, Target)> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(Error::io("starting the certificate writer's runtime"))?;
+        let destination = match self {
+            Plan::Sqlite(file, turn) => Destination::Direct(Direct::open(&file)?, turn),
+            Plan::Postgres(options, patience) => {
+                let _entered = runtime.enter();
+                Destination::Pool(Engine::Postgres(
+                    PgPoolOptions::new()
+                        .max_connections(1)
+                        .acquire_timeout(patience)
+                        .connect_lazy_with(*options),
+                ))
+            }
+        };
+        let target = Target {
+            destination,
+            known_chains,
+        };
+        Ok((runtime, target))
+    }
 }
 
 /// Where batches are written.
@@ -167,20 +207,16 @@ impl Log {
 impl Writer {
     /// Starts the writer on a thread of its own, with a connection of its own: for SQLite
     /// (`sqlite_file`, the database sqlx opened) a [`Direct`] one, else a one-connection pool
-    /// to the engine's PostgreSQL server.
-    pub(crate) fn start(
+    /// to the engine's PostgreSQL server (one connection beyond the engine's pool). Everything
+    /// the thread owns is made on the thread, so a failure to start drops nothing here.
+    pub(crate) async fn start(
         engine: &Engine,
         sqlite_file: Option<&Path>,
         known_chains: Arc<KnownChains>,
     ) -> Result<Self> {
-        let (queue, messages) = mpsc::channel(QUEUE);
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(Error::io("starting the certificate writer's runtime"))?;
-        let destination = match (engine, sqlite_file) {
+        let plan = match (engine, sqlite_file) {
             (Engine::Sqlite { turn, .. }, Some(file)) => {
-                Destination::Direct(Direct::open(file)?, turn.clone())
+                Plan::Sqlite(file.to_owned(), turn.clone())
             }
             (Engine::Sqlite { .. }, None) => {
                 return Err(Error::Database {
@@ -188,28 +224,29 @@ impl Writer {
                     source: "SQLite's database file is unknown".into(),
                 });
             }
-            (Engine::Postgres(pool), _) => {
-                // The connection, and its I/O, belong to the writer's runtime.
-                let _entered = runtime.enter();
-                Destination::Pool(Engine::Postgres(
-                    PgPoolOptions::new()
-                        .max_connections(1)
-                        .acquire_timeout(pool.options().get_acquire_timeout())
-                        .connect_lazy_with((*pool.connect_options()).clone()),
-                ))
-            }
+            (Engine::Postgres(pool), _) => Plan::Postgres(
+                Box::new((*pool.connect_options()).clone()),
+                pool.options().get_acquire_timeout(),
+            ),
         };
-        let target = Target {
-            destination,
-            known_chains,
-        };
+        let (queue, messages) = mpsc::channel(QUEUE);
+        let (started, outcome) = oneshot::channel();
         std::thread::Builder::new()
             .name("lemur-cert-writer".to_owned())
             // Its statements wait on nothing but the database, so a batch blocks the thread
             // only while the database works (and on SQLite while the engine's writer holds
             // the write turn).
-            .spawn(move || runtime.block_on(run(target, messages)))
+            .spawn(move || match plan.runtime_and_target(known_chains) {
+                Ok((runtime, target)) => {
+                    let _ = started.send(Ok(()));
+                    runtime.block_on(run(target, messages));
+                }
+                Err(error) => {
+                    let _ = started.send(Err(error));
+                }
+            })
             .map_err(Error::io("starting the certificate writer's thread"))?;
+        outcome.await.map_err(|_| stopped())??;
         Ok(Self { queue })
     }
 
@@ -239,6 +276,16 @@ impl Writer {
 }
 
 impl Writer {
+    /// An error once the writer has stopped (its thread ended, as after a panic): health checks
+    /// report it, so the daemon reads as unhealthy rather than failing each issuance quietly.
+    pub(crate) fn check(&self) -> Result<()> {
+        if self.queue.is_closed() {
+            Err(stopped())
+        } else {
+            Ok(())
+        }
+    }
+
     /// Stores what has queued by then, then stops the writer (a later certificate is refused as the
     /// daemon stopping) and closes its connection.
     pub(crate) async fn close(&self) {
@@ -443,14 +490,6 @@ async fn write_in(
     }
     let (indexes, to_store): (Vec<usize>, Vec<_>) = to_store.into_iter().unzip();
     let inserted = insert::certificates_with_logs(tx, &to_store, now, chains).await?;
-    let linked: Vec<i64> = inserted
-        .outcomes
-        .iter()
-        .filter_map(|outcome| match outcome {
-            Outcome::Stored(id) => Some(*id),
-            _ => None,
-        })
-        .collect();
     for (index, outcome) in indexes.into_iter().zip(inserted.outcomes) {
         results[index] = Some(outcome);
     }
@@ -461,8 +500,7 @@ async fn write_in(
             _ => None,
         })
         .collect();
-    let linked = inserted.domains.map(|rows| (linked.as_slice(), rows));
-    let stored = crate::certificates::read_back(tx, &answered, linked).await?;
+    let stored = crate::certificates::read_back(tx, &answered, inserted.linked).await?;
     Ok(results
         .iter()
         .enumerate()

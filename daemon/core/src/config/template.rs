@@ -185,6 +185,7 @@ max_connections_per_client = 64
 # sqlite:///path/lemur.db (embedded default) or postgres://lemur@db.example.com/lemur (scale-out).
 url = {database_url}
 # password_file = "/etc/lemur/db-password"
+# Connections the requests share; the certificate writer holds one more of its own.
 max_connections = 8
 # Seconds a request waits for a connection before answering 503 (retry later).
 acquire_timeout_secs = 5

@@ -140,40 +140,50 @@ fn a_domain_added_by_another_transaction_meanwhile_is_still_linked() {
     let app = Appliance::start(Db::Postgres);
     let root = app.root("race-root", "ECCPRIME256V1");
     let postgres = app.postgres.as_ref().unwrap();
+    let name = format!("race-{}.example.com", std::process::id());
     let mut other = postgres.session();
     let mut input = other.stdin.take().unwrap();
-    input
-        .write_all(b"BEGIN;\nINSERT INTO domains (name) VALUES ('race.example.com');\n")
-        .unwrap();
+    writeln!(
+        input,
+        "BEGIN;\nINSERT INTO domains (name) VALUES ('{name}');"
+    )
+    .unwrap();
     input.flush().unwrap();
-    let waiting_for_lock = |count: usize| {
-        for _ in 0..200 {
-            let holding = postgres
-                .query("SELECT count(*) FROM pg_stat_activity WHERE state = 'idle in transaction'");
-            let waiting = postgres
-                .query("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'");
-            if holding.trim() == "1" && waiting.trim() == count.to_string() {
-                return;
+    // Whether the session holds its transaction open with `waiting` sessions blocked by it.
+    let holding_with = |waiting: usize| {
+        (0..200).any(|_| {
+            let counts = postgres.query(
+                "SELECT count(*) FILTER (WHERE state = 'idle in transaction'),
+                        count(*) FILTER (WHERE cardinality(pg_blocking_pids(pid)) > 0)
+                 FROM pg_stat_activity WHERE datname = current_database()",
+            );
+            let done = counts.trim() == format!("1|{waiting}");
+            if !done {
+                std::thread::park_timeout(std::time::Duration::from_millis(50));
             }
-            std::thread::park_timeout(std::time::Duration::from_millis(50));
-        }
-        panic!("no session held the domain with {count} waiting for it");
+            done
+        })
     };
-    waiting_for_lock(0);
-    let reply = std::thread::scope(|scope| {
+    assert!(holding_with(0), "the session never held the domain");
+    let (blocked, reply) = std::thread::scope(|scope| {
         let issuing = scope.spawn(|| {
             app.post(
                 "/api/1/certificates",
                 &json!({ "owner": "race@example.com", "authority": { "id": root["id"] },
-                         "csr": openssl_csr(&["race.example.com"]).1 }),
+                         "csr": openssl_csr(&[&name]).1 }),
             )
         });
-        waiting_for_lock(1);
+        let blocked = holding_with(1);
+        // Committed either way, so the issuance never waits for a failed test.
         input.write_all(b"COMMIT;\n").unwrap();
         drop(input);
-        issuing.join().unwrap()
+        (blocked, issuing.join().unwrap())
     });
     assert!(other.wait().unwrap().success());
+    assert!(
+        blocked,
+        "the certificate writer never waited for the other transaction"
+    );
     assert_eq!(reply.status, 200, "{}", reply.text);
     let names: Vec<&str> = reply.body["domains"]
         .as_array()
@@ -181,13 +191,13 @@ fn a_domain_added_by_another_transaction_meanwhile_is_still_linked() {
         .iter()
         .map(|domain| domain["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["race.example.com"], "{}", reply.text);
+    assert_eq!(names, [name.as_str()], "{}", reply.text);
     let id = reply.body["id"].as_i64().unwrap();
     let linked = postgres.query(&format!(
         "SELECT d.name FROM certificate_domains cd JOIN domains d ON d.id = cd.domain_id
          WHERE cd.certificate_id = {id}"
     ));
-    assert_eq!(linked.trim(), "race.example.com");
+    assert_eq!(linked.trim(), name);
 }
 
 /// Rows stored before migration 4 have no details beside the certificate: the view parses the
