@@ -19,6 +19,15 @@ use lemur_core::model::{
 use lemur_core::store::CertificateRepository;
 use std::collections::{HashMap, HashSet};
 
+/// The domain rows ([`DomainRow`]) of the certificates whose ids `list` binds, by name.
+fn domains_of(list: &str) -> String {
+    format!(
+        "SELECT cd.certificate_id, d.id, d.name, d.sensitive FROM domains d
+         JOIN certificate_domains cd ON cd.domain_id = d.id
+         WHERE cd.certificate_id IN ({list}) ORDER BY d.name"
+    )
+}
+
 /// The certificates `ids` as stored, with their domains, in the caller's transaction: what a
 /// writer answers with, read once per batch rather than once per request. `linked` holds some
 /// of them (by id) with their domains already (see [`insert::Inserted`]): those domains are not
@@ -57,15 +66,7 @@ pub(crate) async fn read_back(
         let mut params = Conditions::default();
         let list = params.list(crate::query::ids(&unknown));
         let read: Vec<DomainRow> = tx
-            .all(
-                &format!(
-                    "SELECT cd.certificate_id, d.id, d.name, d.sensitive FROM domains d
-                     JOIN certificate_domains cd ON cd.domain_id = d.id
-                     WHERE cd.certificate_id IN ({list}) ORDER BY d.name"
-                ),
-                &params.args(),
-                "reading stored domains",
-            )
+            .all(&domains_of(&list), &params.args(), "reading stored domains")
             .await?;
         // Each certificate's rows come from one of the two, each in the database's order.
         domains.extend(read);
@@ -168,11 +169,7 @@ impl CertificateRepository for SqlStore {
         let mut params = Conditions::default();
         let list = params.list(ids(certificate_ids));
         let args = params.args();
-        let domains_sql = format!(
-            "SELECT cd.certificate_id, d.id, d.name, d.sensitive FROM domains d
-             JOIN certificate_domains cd ON cd.domain_id = d.id
-             WHERE cd.certificate_id IN ({list}) ORDER BY d.name"
-        );
+        let domains_sql = domains_of(&list);
         // Two joins, each through an index, rather than one on an OR, which PostgreSQL can
         // only answer by reading every certificate.
         let replacements_sql = format!(
