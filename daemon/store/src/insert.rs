@@ -445,9 +445,8 @@ async fn link_domains(
 }
 
 /// PostgreSQL's [`link_domains`] and [`logs`] (`logs[i]` being `stored[i]`'s) in one statement
-/// per chunk (a round trip each
-/// saved, which is most of what a batch waits for), returning the domain rows of the certificates
-/// linked, so none has to be read back. A name another transaction adds while this statement
+/// per chunk (round trips are most of what a batch waits for), returning the domain rows of the
+/// certificates linked, so none has to be read back. A name another transaction adds while this statement
 /// runs is skipped by the insert and unseen by its snapshot, so its link would be missing:
 /// when fewer links come back than were asked for, the chunk is linked again the usual way and
 /// its domains are left to be read back (`None`).
