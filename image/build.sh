@@ -190,7 +190,7 @@ configure() {
     mkdir -p "$tree/efi"
     chroot "$tree" systemctl enable systemd-networkd systemd-resolved systemd-timesyncd \
         nftables lemur-machine-id.service lemur-grow-data.service lemur-seed.service lemur-provision.service lemur.service \
-        lemur-frontend.path lemur-upgrade.path lemur-backup.socket lemur-boot-check.service \
+        lemur-frontend.path lemur-upgrade.path lemur-backup.socket lemur-restore.socket lemur-boot-check.service \
         nginx ssh.service >/dev/null 2>&1
     # sshd only as ssh.service, which the seed turns on (not socket-activated, not keyed at build).
     chroot "$tree" systemctl disable apt-daily.timer apt-daily-upgrade.timer e2scrub_reap.service \

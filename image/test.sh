@@ -19,8 +19,8 @@
 #    the data partition has grown to the disk;
 # 5. one byte of the running slot's root file system flipped: the next boot stops at dm-verity;
 # 6. a fresh copy of the image, booted in 512 MiB: the backup taken through the API at the first boot
-#    (while the daemon ran) restored onto it over ssh brings back the first appliance's CA (its
-#    fingerprint), admin password, certificates and signing key.
+#    (while the daemon ran) restored onto it through the API brings back the first appliance's CA
+#    (its fingerprint), admin password, certificates and signing key.
 # At the first boot also: sshd (which the test seed enables) answers with the host key the
 # console shows, and it and nginx are the only programs listening beyond loopback; a line logged
 # reaches the seed's remote syslog server (a TLS receiver on the host's loopback).
@@ -291,11 +291,8 @@ guest_memory() {
     guest "awk '/^MemTotal/ {t = \$2} /^MemAvailable/ {a = \$2} END {printf \"%d MiB in use of %d MiB\", (t - a) / 1024, t / 1024}' /proc/meminfo"
 }
 
-# The passphrase file on the guest, in its tmpfs, for the backup commands.
+# The passphrase the backup is taken and restored under.
 BACKUP_PASSPHRASE="image test backup passphrase $RANDOM$RANDOM"
-put_passphrase() {
-    printf '%s\n' "$BACKUP_PASSPHRASE" | guest 'umask 077 && cat > /run/backup-passphrase'
-}
 
 # The daemon keeps RSA-2048 keys stocked ahead (provisioning configures 1,024), made by a thread
 # at nice 19 (lemur.service lets it lower its priority), and the health details count them.
@@ -330,9 +327,22 @@ take_backup() {
     echo "image test: backed up through the API while the daemon ran: $(stat -c %s "$WORK/backup.lemur") bytes in $((SECONDS - started)) s"
 }
 
-# A fresh copy of the image, booted in 512 MiB, gets the first appliance's backup over ssh:
-# then it serves the first appliance's CA, takes its admin password, lists its certificate and
-# issues with its CA key.
+# POST /appliance/restore: the form's passphrase (from a file, never an argument), then the
+# archive taken at the first boot.
+restore_form() {
+    printf '%s' "$1" > "$WORK/restore-passphrase"
+    curl -sS --fail-with-body --max-time 900 --cacert "$WORK/ca.pem" \
+        --resolve "lemur-test.local:$HTTPS_PORT:127.0.0.1" -H "Authorization: Bearer $TOKEN" \
+        -F "passphrase=<$WORK/restore-passphrase" \
+        -F "archive=@$WORK/backup.lemur;type=application/octet-stream" \
+        "https://lemur-test.local:$HTTPS_PORT/api/1/appliance/restore"
+}
+
+# A fresh copy of the image, booted in 512 MiB, gets the first appliance's backup through the
+# API from its own admin: a wrong passphrase is refused by name and changes nothing; the right
+# one is accepted, the appliance restarts on it, and then serves the first appliance's CA, takes
+# its admin password, lists its certificate, issues with its CA key, and says how the restore
+# went.
 restore_onto_fresh_image() {
     local password="$1" fingerprint="$2"
     MEMORY=512
@@ -344,17 +354,38 @@ restore_onto_fresh_image() {
     [ "$fresh" != "$fingerprint" ] || fail "the fresh image made the first one's CA"
     echo "image test: a fresh image came up in 512 MiB ($BOOT_SECONDS s) with a CA of its own"
     rm -f "$WORK/known_hosts"
-    guest 'cat > /var/tmp/backup.lemur' < "$WORK/backup.lemur"
-    put_passphrase
+    check_ca "$fresh"
+    TOKEN="$(api POST /auth/login "{\"username\": \"lemur\", \"password\": \"$(banner Password)\"}" |
+        json "['token']")"
+    if restore_form "not the backup's passphrase" > "$WORK/refused.json"; then
+        fail "a restore under the wrong passphrase was accepted"
+    fi
+    grep -q '"passphrase"' "$WORK/refused.json" ||
+        fail "the refused restore does not name the passphrase: $(cat "$WORK/refused.json")"
+    [ "$(api GET /appliance/restore | json "['state']")" = none ] ||
+        fail "a refused restore left a status"
     local started=$SECONDS
-    guest 'lemur appliance restore --archive /var/tmp/backup.lemur --passphrase-file /run/backup-passphrase' ||
-        fail "the restore failed"
-    wait_for_https
-    echo "image test: restored over ssh in $((SECONDS - started)) s, to healthy HTTPS"
+    restore_form "$BACKUP_PASSPHRASE" > "$WORK/restore.json" ||
+        fail "the restore through the API was refused: $(cat "$WORK/restore.json")"
+    echo "image test: restore accepted after $((SECONDS - started)) s: $(json "['status']" < "$WORK/restore.json")"
+    # The fresh daemon stops; healthy HTTPS again once the restored one serves the first CA.
+    local served=""
+    until [ "$served" = "$fingerprint" ]; do
+        [ $((SECONDS - started)) -lt 300 ] || fail "the restored appliance never served the first CA"
+        sleep 2
+        wait_for_https
+        served="$(openssl s_client -connect "127.0.0.1:$HTTPS_PORT" -showcerts < /dev/null 2>/dev/null |
+            awk '/BEGIN CERT/ {n++; c = ""} n {c = c $0 "\n"} END {printf "%s", c}' |
+            openssl x509 -noout -fingerprint -sha256 2>/dev/null | cut -d= -f2 || true)"
+    done
+    echo "image test: restored through the API in $((SECONDS - started)) s, to healthy HTTPS"
     check_ca "$fingerprint"
     first_certificate_listed "$password" "after the restore"
+    api GET /appliance/restore > "$WORK/restore-status.json"
+    [ "$(json "['state']" < "$WORK/restore-status.json")" = restored ] ||
+        fail "the restore's status is not restored: $(cat "$WORK/restore-status.json")"
     no_failed_units 0
-    echo "image test: the restored appliance serves the first one's CA, takes its admin password, lists its certificate and issues; memory $(guest_memory)"
+    echo "image test: the restored appliance serves the first one's CA, takes its admin password, lists its certificate, issues and says it was restored; memory $(guest_memory)"
 }
 
 # The power button, as a hypervisor presses it; waits for the guest to power off.

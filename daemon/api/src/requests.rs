@@ -432,6 +432,18 @@ pub struct UploadPendingCertificate {
     pub chain: Option<String>,
 }
 
+/// `POST /appliance/restore`: a `multipart/form-data` form, its fields in this order (the
+/// passphrase goes ahead, so the archive can be passed on as it arrives). Schema only: the
+/// daemon reads the form as a stream.
+#[derive(ToSchema)]
+pub struct RestoreForm {
+    /// The passphrase the backup was sealed under (one line).
+    pub passphrase: String,
+    /// The archive (`lemur-backup-DATE.lemur`, as `POST /appliance/backup` or `lemur appliance
+    /// backup` wrote it).
+    pub archive: crate::Binary,
+}
+
 /// `POST /appliance/backup`. No `Debug`: it holds the passphrase.
 #[derive(Clone, Serialize, Deserialize, ToSchema)]
 pub struct BackupRequest {

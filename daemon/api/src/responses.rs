@@ -602,6 +602,64 @@ pub struct Provider {
     pub name: String,
 }
 
+/// `POST /appliance/restore`: a backup root's restore service has checked whole and restores
+/// now. The appliance stops its daemon and nginx, restores, and starts them again: sign in
+/// again with the restored appliance's credentials, and read `GET /appliance/restore`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RestoreAccepted {
+    /// The release that made the backup.
+    pub backup_version: String,
+    /// When the backup was made (RFC 3339).
+    pub backup_created: String,
+    /// What happens next.
+    pub status: String,
+}
+
+/// Where the last restore through the API stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RestoreState {
+    /// No restore was asked for through the API on this appliance's state.
+    None,
+    /// Accepted: the services are stopping, or the archive is being restored.
+    Restoring,
+    /// Restored: what is running is the backup's.
+    Restored,
+    /// Failed: what was there before was put back (`error` says why).
+    Failed,
+}
+
+/// `GET /appliance/restore`: the last restore asked through the API, as root's restore service
+/// recorded it. Every field but `state` is absent when it is `none`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApplianceRestore {
+    /// Where it stands.
+    pub state: RestoreState,
+    /// The user who asked (on the appliance as it was then).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_by: Option<String>,
+    /// Where the request came from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_from: Option<String>,
+    /// When it was accepted (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_at: Option<String>,
+    /// When it ended (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<String>,
+    /// The release that made the backup.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup_version: Option<String>,
+    /// When the backup was made (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup_created: Option<String>,
+    /// Why it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
 /// An appliance upgrade the daemon has checked and staged: root installs it into the inactive
 /// root slot and restarts the appliance into it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

@@ -255,6 +255,8 @@ pub enum Action<'a> {
     UpgradeAppliance,
     /// Download a backup of the appliance (every key, sealed under the caller's passphrase).
     BackupAppliance,
+    /// Replace everything on the appliance with a backup's (and read how the last one went).
+    RestoreAppliance,
     /// Scan the whole inventory for certificates to announce as expiring (the scheduler's and
     /// `lemur notify expirations`' job: they tell every owner).
     ScanExpirations,
@@ -356,6 +358,7 @@ pub fn authorize(subject: &Subject, action: Action<'_>) -> Result<()> {
         | Action::ScanExpirations
         | Action::UpgradeAppliance
         | Action::BackupAppliance
+        | Action::RestoreAppliance
         | Action::RotateKek => (subject.is_admin(), "only administrators may do this"),
         Action::ReadHealthDetails => (
             subject.is_admin() || subject.has(&Role::Operator) || subject.has(&Role::Auditor),

@@ -2,18 +2,25 @@
 //! bundle. The daemon only receives and checks it; root installs it (see `lemur_core::upgrade`).
 //! `POST /appliance/backup`: a backup of the appliance, made by root's backup service and passed
 //! on as it comes (see `lemur_core::backup::service`).
+//! `POST /appliance/restore`: a backup, passed on as it comes to root's restore service, which
+//! checks it, then replaces this daemon's state with it (see `lemur_core::backup::api_restore`);
+//! `GET /appliance/restore` tells how the last one went.
 
 use super::{ApiError, AppState, Caller, JsonBody};
 use axum::Json;
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::multipart::{Field, MultipartRejection};
+use axum::extract::{Multipart, State};
 use axum::http::header;
 use axum::http::header::CONTENT_LENGTH;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use http_body_util::BodyExt;
-use lemur_api::{BackupRequest, Binary, ErrorBody, UpgradeStaged};
-use lemur_core::backup::service;
+use lemur_api::{
+    ApplianceRestore, BackupRequest, Binary, ErrorBody, RestoreAccepted, RestoreForm, RestoreState,
+    UpgradeStaged,
+};
+use lemur_core::backup::{api_restore, service};
 use lemur_core::{Error, upgrade};
 use std::time::Duration;
 
@@ -138,4 +145,153 @@ pub async fn backup(
         ],
         Body::from_stream(chunks),
     ))
+}
+
+/// Restore a backup onto this appliance: everything it holds (certificates, authorities and
+/// their keys, users, configuration, credentials) replaces what is here. Administrators only;
+/// audited. The form's `passphrase` comes first, then its `archive`, which is passed on as it
+/// arrives to root's restore service; the answer comes once the service has checked the whole
+/// archive with the passphrase. Then the appliance stops this daemon and nginx, restores, and
+/// starts them again on the backup (or, when that fails, on what was there): sign in again with
+/// the backup's credentials, and read `GET /appliance/restore`.
+#[utoipa::path(operation_id = "restoreAppliance", post, path = "/appliance/restore", tag = "appliance",
+    request_body(content = inline(RestoreForm), content_type = "multipart/form-data",
+        description = "passphrase, then archive"),
+    security(("bearer" = [])),
+    responses(
+        (status = 202, description = "Checked whole: the appliance restarts on it", body = RestoreAccepted),
+        (status = 400, description = "Not such a form, a passphrase that does not open the archive, or an archive damaged, cut short or of a newer release (reasons.passphrase, reasons.archive)", body = ErrorBody),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Not an administrator", body = ErrorBody),
+        (status = 408, description = "The upload stalled", body = ErrorBody),
+        (status = 409, description = "Another restore is under way, or this is not an appliance", body = ErrorBody),
+        (status = 503, description = "The restore service is not running or failed", body = ErrorBody),
+        (status = 507, description = "The appliance's data partition has no room for the archive", body = ErrorBody),
+    ))]
+pub async fn restore(
+    State(app): AppState,
+    Caller(subject): Caller,
+    form: Result<Multipart, MultipartRejection>,
+) -> Result<(StatusCode, Json<RestoreAccepted>), ApiError> {
+    let mut form = form.map_err(|e| {
+        Error::invalid(
+            "body",
+            format!("must be a multipart/form-data form (passphrase, then archive): {e}"),
+        )
+    })?;
+    // A stall, not the whole upload, is limited: a large archive on a slow link is fine.
+    let stall = Duration::from_secs(app.config.server.request_timeout_secs.max(1));
+    let mut passphrase = None;
+    let mut upload = None;
+    while let Some(mut field) = in_time(stall, form.next_field()).await? {
+        match (field.name(), &passphrase, &upload) {
+            (Some("passphrase"), None, None) => {
+                passphrase = Some(small_field(&mut field, stall).await?);
+            }
+            (Some("archive"), Some(passphrase), None) => {
+                let mut receiving = api_restore::start(&app, &subject, passphrase).await?;
+                while let Some(chunk) = in_time(stall, field.chunk()).await? {
+                    receiving.write(&chunk).await?;
+                }
+                upload = Some(receiving);
+            }
+            (Some("archive"), None, _) => {
+                return Err(Error::invalid("passphrase", "must come before the archive").into());
+            }
+            (name, _, _) => {
+                let name = name.unwrap_or("form").to_owned();
+                return Err(Error::invalid(
+                    &name,
+                    "is not expected here: the form has passphrase, then archive, once each",
+                )
+                .into());
+            }
+        }
+    }
+    let upload = upload.ok_or_else(|| Error::invalid("archive", "is missing"))?;
+    let (version, created) = upload.finish().await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(RestoreAccepted {
+            backup_version: version,
+            backup_created: crate::views::date(created),
+            status: "checked whole: the appliance now stops, restores it and starts again on it; \
+                     sign in with the backup's credentials"
+                .to_owned(),
+        }),
+    ))
+}
+
+/// The last restore asked through the API, as root's restore service recorded it.
+#[utoipa::path(operation_id = "getApplianceRestore", get, path = "/appliance/restore", tag = "appliance",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Where it stands", body = ApplianceRestore),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Not an administrator", body = ErrorBody),
+        (status = 409, description = "This is not an appliance", body = ErrorBody),
+        (status = 503, description = "The status file does not read", body = ErrorBody),
+    ))]
+pub async fn restore_status(
+    State(app): AppState,
+    Caller(subject): Caller,
+) -> Result<Json<ApplianceRestore>, ApiError> {
+    let Some(status) = api_restore::status(&app, &subject).await? else {
+        return Ok(Json(ApplianceRestore {
+            state: RestoreState::None,
+            requested_by: None,
+            requested_from: None,
+            requested_at: None,
+            finished_at: None,
+            backup_version: None,
+            backup_created: None,
+            error: None,
+        }));
+    };
+    Ok(Json(ApplianceRestore {
+        state: match status.state {
+            api_restore::RestoreState::Restoring => RestoreState::Restoring,
+            api_restore::RestoreState::Restored => RestoreState::Restored,
+            api_restore::RestoreState::Failed => RestoreState::Failed,
+        },
+        requested_by: Some(status.requested_by.user),
+        requested_from: Some(status.requested_by.source),
+        requested_at: Some(crate::views::date(status.requested_at)),
+        finished_at: status.finished_at.map(crate::views::date),
+        backup_version: Some(status.backup_version),
+        backup_created: Some(crate::views::date(status.backup_created)),
+        error: status.error,
+    }))
+}
+
+/// `work`, unless the client stalls longer than `stall` (408); a form that does not parse is a
+/// 400 on the body.
+async fn in_time<T>(
+    stall: Duration,
+    work: impl Future<Output = Result<T, axum::extract::multipart::MultipartError>>,
+) -> Result<T, Error> {
+    tokio::time::timeout(stall, work)
+        .await
+        .map_err(|_| Error::RequestTimeout)?
+        .map_err(|e| Error::invalid("body", format!("the form broke off or does not parse: {e}")))
+}
+
+/// A short text field (the passphrase), in zeroizing memory.
+async fn small_field(
+    field: &mut Field<'_>,
+    stall: Duration,
+) -> Result<zeroize::Zeroizing<String>, Error> {
+    let mut bytes = zeroize::Zeroizing::new(Vec::new());
+    while let Some(chunk) = in_time(stall, field.chunk()).await? {
+        if bytes.len() + chunk.len() > api_restore::MAX_LINE {
+            return Err(Error::invalid(
+                "passphrase",
+                format!("is longer than {} bytes", api_restore::MAX_LINE),
+            ));
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    let text =
+        std::str::from_utf8(&bytes).map_err(|_| Error::invalid("passphrase", "is not UTF-8"))?;
+    Ok(zeroize::Zeroizing::new(text.to_owned()))
 }

@@ -185,6 +185,8 @@ pub const ROUTES: &[Route] = &[
     Route { method: "GET", path: "/plugins/{slug}" },
     Route { method: "POST", path: "/appliance/upgrade" },
     Route { method: "POST", path: "/appliance/backup" },
+    Route { method: "POST", path: "/appliance/restore" },
+    Route { method: "GET", path: "/appliance/restore" },
     Route { method: "GET", path: "/openapi.json" },
 ];
 
@@ -221,6 +223,11 @@ fn handler(route: &Route) -> Option<MethodRouter<Arc<App>>> {
         ("GET", "/plugins/{slug}") => get(plugins::get),
         ("POST", "/appliance/upgrade") => post(appliance::upgrade),
         ("POST", "/appliance/backup") => post(appliance::backup),
+        // The archive streams through: no limit on the form's size but the spool's room.
+        ("POST", "/appliance/restore") => {
+            post(appliance::restore).layer(axum::extract::DefaultBodyLimit::disable())
+        }
+        ("GET", "/appliance/restore") => get(appliance::restore_status),
         ("GET", "/openapi.json") => get(openapi::document),
         _ => return None,
     })

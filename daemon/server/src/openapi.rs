@@ -59,6 +59,8 @@ impl Modify for BearerToken {
         crate::plugins::get,
         crate::appliance::upgrade,
         crate::appliance::backup,
+        crate::appliance::restore,
+        crate::appliance::restore_status,
         document,
     )
 )]

@@ -13,6 +13,7 @@
 //! secrets (root, on the appliance) handles state entries as opaque: it checks their names and
 //! kinds and copies their bytes, and only the daemon's user unpacks them.
 
+pub mod api_restore;
 pub mod sealed;
 pub mod service;
 

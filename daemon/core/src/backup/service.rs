@@ -19,6 +19,7 @@ use crate::error::{Error, Result};
 use crate::model::LogEntry;
 use crate::policy::{Action, Subject, authorize};
 use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
 
@@ -79,28 +80,24 @@ pub struct Download {
 
 /// One backup at a time from this daemon (the service takes one connection at a time, and
 /// turns a second away without a word).
-static BACKING_UP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+static BACKING_UP: AtomicBool = AtomicBool::new(false);
 
-/// The claim on [`BACKING_UP`], given back when dropped.
-struct OneAtATime;
+/// A claim on one of the flags that keep a root service to one request at a time from this
+/// daemon, given back when dropped.
+pub(super) struct OneAtATime(&'static AtomicBool);
 
 impl OneAtATime {
-    fn take() -> Result<Self> {
-        BACKING_UP
-            .compare_exchange(
-                false,
-                true,
-                std::sync::atomic::Ordering::AcqRel,
-                std::sync::atomic::Ordering::Acquire,
-            )
-            .map(|_| OneAtATime)
-            .map_err(|_| Error::Conflict("a backup is being made; wait for it to finish".into()))
+    /// Claims `flag`; a conflict (409) saying `busy` when it is taken.
+    pub(super) fn take(flag: &'static AtomicBool, busy: &str) -> Result<Self> {
+        flag.compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+            .map(|_| OneAtATime(flag))
+            .map_err(|_| Error::Conflict(busy.into()))
     }
 }
 
 impl Drop for OneAtATime {
     fn drop(&mut self) {
-        BACKING_UP.store(false, std::sync::atomic::Ordering::Release);
+        self.0.store(false, Ordering::Release);
     }
 }
 
@@ -126,7 +123,7 @@ pub async fn start(app: &App, subject: &Subject, passphrase: &str) -> Result<Dow
     if passphrase.contains(['\n', '\r']) {
         return Err(Error::invalid("passphrase", "must be one line"));
     }
-    let busy = OneAtATime::take()?;
+    let busy = OneAtATime::take(&BACKING_UP, "a backup is being made; wait for it to finish")?;
     let mut stream = UnixStream::connect(&config.socket).await.map_err(|e| {
         Error::ServiceUnavailable(format!(
             "the backup service ({}) does not answer: {e}",

@@ -32,10 +32,26 @@ fn default_upgrade_max_bytes() -> u64 {
     2 << 30
 }
 
-/// `[backups]`: where root's backup service listens for `POST /api/1/appliance/backup`.
+/// `[backups]`: where root's backup service listens for `POST /api/1/appliance/backup`, and its
+/// restore service for `POST /api/1/appliance/restore`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BackupsConfig {
-    /// The service's socket (`lemur-backup.socket`).
+    /// The backup service's socket (`lemur-backup.socket`).
     pub socket: PathBuf,
+    /// The restore service's socket (`lemur-restore.socket`). Appliances configured before
+    /// restores came through the API have only `socket`: theirs is where the image puts it.
+    #[serde(default = "default_restore_socket")]
+    pub restore_socket: PathBuf,
+    /// The status file the restore service writes, for `GET /api/1/appliance/restore`.
+    #[serde(default = "default_restore_status")]
+    pub restore_status: PathBuf,
+}
+
+fn default_restore_socket() -> PathBuf {
+    "/run/lemur-restore.sock".into()
+}
+
+fn default_restore_status() -> PathBuf {
+    "/var/lib/lemur-restore/status.json".into()
 }

@@ -123,8 +123,16 @@ impl<'a> Template<'a> {
     /// The `[backups]` table, or its commented example.
     fn backups(&self) -> String {
         match self.backups {
-            Some(backups) => format!("[backups]\nsocket = {}\n", path_value(&backups.socket)),
-            None => "# [backups]\n# socket = \"/run/lemur-backup.sock\"\n".to_owned(),
+            Some(backups) => format!(
+                "[backups]\nsocket = {}\nrestore_socket = {}\nrestore_status = {}\n",
+                path_value(&backups.socket),
+                path_value(&backups.restore_socket),
+                path_value(&backups.restore_status)
+            ),
+            None => "# [backups]\n# socket = \"/run/lemur-backup.sock\"\n\
+                     # restore_socket = \"/run/lemur-restore.sock\"\n\
+                     # restore_status = \"/var/lib/lemur-restore/status.json\"\n"
+                .to_owned(),
         }
     }
 
@@ -249,7 +257,10 @@ stock = {stock}
 {upgrades}
 # Backups of the appliance (POST /api/1/appliance/backup, administrators only): root's
 # lemur-backup.socket makes the archive, credentials included, which the daemon may not read
-# itself, and the daemon hands it on. Only the appliance image has this.
+# itself, and the daemon hands it on. Restores (POST /api/1/appliance/restore) go the other way:
+# the daemon hands the archive to root's lemur-restore.socket, which checks it, stops the daemon,
+# restores and starts it again, and writes how it went to restore_status. Only the appliance
+# image has this.
 {backups}
 [metrics]
 # Client addresses or networks ("10.0.0.0/8") that may read /metrics (Prometheus text); the

@@ -9,6 +9,7 @@
 //! removed from the token; a key made meanwhile is in it unused).
 
 use crate::cli::appliance::Credstore;
+use crate::cli::served_restore;
 use crate::cli::users::read_password;
 use lemur_core::backup::service::FrameWriter;
 use lemur_core::backup::{self, Kind, Manifest, Restore, StateWriter, Unpacker, Writer};
@@ -80,6 +81,11 @@ pub struct RestoreOptions {
     /// daemon's user's side of a restore run as root).
     #[arg(long, hide = true)]
     pub state_only: bool,
+    /// Internal: root's restore service for the daemon (`lemur-restore@.service`): the request
+    /// on standard input is spooled in DIR and checked, the verdict goes to standard output,
+    /// then the restore runs and its outcome is kept in DIR/status.json.
+    #[arg(long, hide = true, value_name = "DIR")]
+    pub served: Option<PathBuf>,
 }
 
 /// `lemur backup`.
@@ -489,6 +495,9 @@ pub async fn restore(
             "is required with --as-user: root restores only where it is told, never where an archive says",
         ));
     }
+    if let Some(spool) = &options.served {
+        return served_restore::serve(config_path, options, spool, services);
+    }
     let passphrase = read_password(
         options.passphrase_file.as_deref(),
         "backup passphrase",
@@ -503,25 +512,7 @@ pub async fn restore(
                 .map_err(Error::io(format!("opening {}", options.archive.display())))?,
         )
     };
-    let mut target = Target {
-        options,
-        config_path,
-        services,
-        stopped: false,
-        moved_aside: Vec::new(),
-        state: None,
-        state_members: 0,
-        secrets: Vec::new(),
-    };
-    let restored = backup::read(std::io::BufReader::new(input), &passphrase, &mut target)
-        .and_then(|manifest| target.finish().map(|()| manifest));
-    let manifest = match restored {
-        Ok(manifest) => manifest,
-        Err(error) => {
-            target.abort();
-            return Err(error);
-        }
-    };
+    let manifest = restore_archive(config_path, options, services, input, &passphrase)?;
     eprintln!(
         "restored the backup of Lemur-HSM {} made at Unix time {} into {}{}",
         manifest.version,
@@ -533,7 +524,71 @@ pub async fn restore(
             ""
         }
     );
-    start(services)
+    Ok(())
+}
+
+/// Restores the archive on `input`, opened with `passphrase`: `services` stopped once it has
+/// opened and its manifest was checked, started again when all is restored, or, after a
+/// failure, once what was there has been put back.
+pub(crate) fn restore_archive(
+    config_path: &Path,
+    options: &RestoreOptions,
+    services: &[&str],
+    input: Box<dyn Read>,
+    passphrase: &str,
+) -> Result<Manifest> {
+    let mut target = Target {
+        options,
+        config_path,
+        services,
+        stopped: false,
+        moved_aside: Vec::new(),
+        state: None,
+        state_members: 0,
+        secrets: Vec::new(),
+    };
+    let restored = backup::read(std::io::BufReader::new(input), passphrase, &mut target)
+        .and_then(|manifest| target.finish().map(|()| manifest));
+    match restored {
+        Ok(manifest) => start(services).map(|()| manifest),
+        Err(error) => {
+            target.abort();
+            Err(error)
+        }
+    }
+}
+
+/// Refuses, before anything is touched, a backup that `options` cannot restore: one of another
+/// state directory than the one named, or with credentials and nowhere to put them (or without
+/// all of them). Returns the state directory.
+pub(crate) fn check_manifest(options: &RestoreOptions, manifest: &Manifest) -> Result<PathBuf> {
+    let dir = options
+        .state_dir
+        .clone()
+        .unwrap_or_else(|| manifest.state_dir.clone());
+    if dir != manifest.state_dir {
+        return Err(Error::invalid(
+            "--state-dir",
+            format!(
+                "the backup is of {}, and its configuration names that directory: restore it there",
+                manifest.state_dir.display()
+            ),
+        ));
+    }
+    match &options.credstore {
+        Some(_) => Credstore::check_complete(&manifest.secrets)?,
+        None if !manifest.secrets.is_empty() => {
+            return Err(Error::invalid(
+                "--credstore",
+                format!(
+                    "the backup holds systemd credentials ({}): restore it as root with --credstore and --as-user (the appliance: lemur appliance restore)",
+                    manifest.secrets.join(", ")
+                ),
+            ));
+        }
+        None => {}
+    }
+    Ok(dir)
 }
 
 /// Where a restore's state goes: unpacked here, or by a child under the daemon's user.
@@ -641,33 +696,7 @@ impl Target<'_> {
 
 impl Restore for Target<'_> {
     fn manifest(&mut self, manifest: &Manifest) -> Result<()> {
-        let dir = self
-            .options
-            .state_dir
-            .clone()
-            .unwrap_or_else(|| manifest.state_dir.clone());
-        if dir != manifest.state_dir {
-            return Err(Error::invalid(
-                "--state-dir",
-                format!(
-                    "the backup is of {}, and its configuration names that directory: restore it there",
-                    manifest.state_dir.display()
-                ),
-            ));
-        }
-        match &self.options.credstore {
-            Some(_) => Credstore::check_complete(&manifest.secrets)?,
-            None if !manifest.secrets.is_empty() => {
-                return Err(Error::invalid(
-                    "--credstore",
-                    format!(
-                        "the backup holds systemd credentials ({}): restore it as root with --credstore and --as-user (the appliance: lemur appliance restore)",
-                        manifest.secrets.join(", ")
-                    ),
-                ));
-            }
-            None => {}
-        }
+        let dir = check_manifest(self.options, manifest)?;
         stop(self.services)?;
         self.stopped = !self.services.is_empty();
         self.state = Some(match &self.options.as_user {

@@ -9,6 +9,7 @@ mod notify;
 mod root_ca;
 mod secrets;
 mod serve;
+mod served_restore;
 mod token;
 mod users;
 

@@ -132,6 +132,10 @@ pub enum ApplianceCommand {
         /// The passphrase (first line of FILE); asked on the terminal when absent.
         #[arg(long, value_name = "FILE")]
         passphrase_file: Option<PathBuf>,
+        /// Internal: root's restore service for the daemon (`lemur-restore@.service`), its
+        /// archive kept in DIR until restored.
+        #[arg(long, hide = true, value_name = "DIR")]
+        served: Option<PathBuf>,
     },
 }
 
@@ -200,6 +204,7 @@ pub async fn run(command: ApplianceCommand, config: &Path) -> Result<()> {
         ApplianceCommand::Restore {
             archive,
             passphrase_file,
+            served,
         } => {
             let options = backup::RestoreOptions {
                 archive,
@@ -208,6 +213,7 @@ pub async fn run(command: ApplianceCommand, config: &Path) -> Result<()> {
                 credstore: Some(CREDSTORE.into()),
                 as_user: Some(DAEMON_USER.into()),
                 state_only: false,
+                served,
             };
             // Provisioning runs again before the daemon (lemur.service requires it): it finds
             // the restored state and writes the console banner for it.

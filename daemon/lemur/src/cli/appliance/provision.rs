@@ -58,6 +58,9 @@ const APPLIANCE_CA: &str = "appliance";
 const RELEASE_KEY: &str = "/usr/share/lemur-hsm/upgrade-key.pem";
 /// Where root's backup service listens (`lemur-backup.socket`).
 const BACKUP_SOCKET: &str = "/run/lemur-backup.sock";
+/// Root's restore service (`lemur-restore.socket`) and the status it writes.
+pub(super) const RESTORE_SOCKET: &str = "/run/lemur-restore.sock";
+pub(super) const RESTORE_STATUS: &str = "/var/lib/lemur-restore/status.json";
 /// RSA-2048 keys the appliance keeps generated ahead in its database: a burst of a thousand
 /// certificates with server-made keys at the pace of issuance from a CSR, for about 1.3 MB.
 const STOCKED_RSA_KEYS: usize = 1024;
@@ -215,6 +218,8 @@ fn write_config(
     let upgrades = UpgradesConfig::new(Path::new(RELEASE_KEY), &state_dir.join("upgrade"));
     let backups = BackupsConfig {
         socket: BACKUP_SOCKET.into(),
+        restore_socket: RESTORE_SOCKET.into(),
+        restore_status: RESTORE_STATUS.into(),
     };
     let template = Template {
         secrets: SecretsIn::Credentials,

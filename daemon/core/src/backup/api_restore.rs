@@ -1,0 +1,345 @@
+//! Restores through the API (`POST /api/1/appliance/restore`) on the appliance. A restore
+//! replaces the daemon that receives it, and needs root (the credentials, the state directory
+//! moved aside), so the daemon only passes the archive on: to root's restore service
+//! (`lemur-restore.socket`, one `lemur appliance restore --served` per connection), which keeps
+//! it in a spool of its own, checks it whole with the passphrase, and answers with a
+//! [`Verdict`]. Only a checked archive is accepted (`202`); the service then waits for the daemon
+//! to hang up (the answer is on its way), stops the daemon and nginx, restores, starts them
+//! again and records the outcome in its [`RestoreStatus`] file, which the restored (or, after a
+//! failure, the same) daemon serves at `GET /api/1/appliance/restore`.
+//!
+//! On the socket the daemon sends one line of JSON (the [`Requester`], for the status and the
+//! journal), the passphrase on one line, then the archive until it shuts its side down; the
+//! service answers the [`Verdict`] as one line of JSON. An upload that breaks off is an archive
+//! cut short, which the sealed format tells from a whole one: the check refuses it.
+//!
+//! Whoever runs as the daemon's user can ask for a restore of an archive of their own: the
+//! service trusts the socket's group, as the backup service does. What that gives such a process
+//! (nothing it does not already own: the state directory is theirs) is in SECURITY.md.
+
+use super::service::OneAtATime;
+use crate::App;
+use crate::error::{Error, Result};
+use crate::model::LogEntry;
+use crate::policy::{Action, Subject, authorize};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+use tokio::net::UnixStream;
+
+/// The longest line the service reads before the archive (the requester, the passphrase).
+pub const MAX_LINE: usize = 1024;
+/// The longest verdict the daemon reads.
+const MAX_VERDICT: u64 = 4 << 10;
+/// The longest status file read.
+const MAX_STATUS: u64 = 16 << 10;
+
+/// Who asked, as the daemon saw them: for the status and the journal only (the service cannot
+/// check it).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Requester {
+    /// The user's login name.
+    pub user: String,
+    /// Where the request came from.
+    pub source: String,
+}
+
+/// The service's answer once it has the whole archive.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "outcome", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Verdict {
+    /// Checked whole: it will be restored once the daemon hangs up.
+    Accepted {
+        /// The release that made the backup.
+        version: String,
+        /// When it was made (Unix seconds).
+        created: i64,
+    },
+    /// The request's fault: `field` (`passphrase` or `archive`) and why.
+    Refused {
+        /// The request's field.
+        field: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The spool's file system has no room for the archive.
+    NoRoom {
+        /// What to do.
+        reason: String,
+    },
+    /// Another restore is under way.
+    Busy {
+        /// Which.
+        reason: String,
+    },
+    /// The service failed.
+    Failed {
+        /// Why.
+        reason: String,
+    },
+}
+
+impl Verdict {
+    /// The verdict a check's error gives: a request's field is the client's to fix, a full file
+    /// system the operator's, the rest the service's.
+    pub fn of_error(error: &Error) -> Self {
+        match error {
+            Error::Validation { field, reason } => Verdict::Refused {
+                // The archive's own errors name it `backup`; the request calls it `archive`.
+                field: if field == "backup" {
+                    "archive".into()
+                } else {
+                    field.clone()
+                },
+                reason: reason.clone(),
+            },
+            Error::InsufficientStorage(reason) => Verdict::NoRoom {
+                reason: reason.clone(),
+            },
+            Error::Conflict(reason) => Verdict::Busy {
+                reason: reason.clone(),
+            },
+            other => Verdict::Failed {
+                reason: other.to_string(),
+            },
+        }
+    }
+
+    /// One line of JSON.
+    pub fn line(&self) -> String {
+        let mut line = serde_json::to_string(self).unwrap_or_else(|_| {
+            r#"{"outcome":"failed","reason":"the verdict did not serialize"}"#.into()
+        });
+        line.push('\n');
+        line
+    }
+}
+
+/// What the status file says of the last restore asked through the API.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum RestoreState {
+    /// Checked and accepted; the services are being stopped and the archive restored.
+    Restoring,
+    /// Restored; the daemon and nginx started again on it.
+    Restored,
+    /// Failed: what was there was put back (see `error`).
+    Failed,
+}
+
+/// The status file root's restore service writes (`[backups] restore_status`), readable by the
+/// daemon's group.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RestoreStatus {
+    /// Where it stands.
+    pub state: RestoreState,
+    /// Who asked, as the daemon said.
+    pub requested_by: Requester,
+    /// When it was accepted (Unix seconds).
+    pub requested_at: i64,
+    /// When it ended (Unix seconds), once it has.
+    pub finished_at: Option<i64>,
+    /// The release that made the backup.
+    pub backup_version: String,
+    /// When the backup was made (Unix seconds).
+    pub backup_created: i64,
+    /// Why it failed, when it did.
+    pub error: Option<String>,
+}
+
+impl RestoreStatus {
+    /// Reads the status file at `path`; `None` when no restore was ever asked for.
+    pub fn read(path: &Path) -> Result<Option<Self>> {
+        let bytes = match crate::files::read_untrusted(path, MAX_STATUS) {
+            Ok(bytes) => bytes,
+            Err(_) if !path.exists() => return Ok(None),
+            Err(error) => return Err(error),
+        };
+        serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+            Error::ServiceUnavailable(format!(
+                "the restore status {} does not read: {e}",
+                path.display()
+            ))
+        })
+    }
+
+    /// Writes it to `path` (0640, for the daemon's group), replacing what was there.
+    pub fn write(&self, path: &Path) -> Result<()> {
+        let json = serde_json::to_vec_pretty(self)
+            .map_err(|e| Error::io("writing the restore status")(std::io::Error::other(e)))?;
+        crate::files::replace_if_changed(path, &json, 0o640).map(|_| ())
+    }
+}
+
+/// The status of the last restore through the API, for an administrator; `None` when there was
+/// none.
+pub async fn status(app: &App, subject: &Subject) -> Result<Option<RestoreStatus>> {
+    authorize(subject, Action::RestoreAppliance)?;
+    let path = config(app)?.restore_status;
+    tokio::task::spawn_blocking(move || RestoreStatus::read(&path))
+        .await
+        .map_err(Error::task("reading the restore status"))?
+}
+
+/// One restore at a time from this daemon (the service takes one connection at a time, and
+/// closes a second without a word).
+static RESTORING: AtomicBool = AtomicBool::new(false);
+
+/// An archive on its way to root's restore service.
+pub struct Upload {
+    stream: tokio::io::BufReader<UnixStream>,
+    /// Held until the upload ends or is dropped.
+    _busy: OneAtATime,
+}
+
+fn config(app: &App) -> Result<crate::config::BackupsConfig> {
+    app.config.backups.clone().ok_or_else(|| {
+        Error::Conflict(
+            "this daemon's configuration has no [backups]: restore with lemur restore (on the appliance, lemur appliance restore over ssh)".into(),
+        )
+    })
+}
+
+/// Opens a restore for `subject` (an administrator) with `passphrase`: the archive follows
+/// through [`Upload::write`]. Audited here, before anything reaches the service.
+pub async fn start(app: &App, subject: &Subject, passphrase: &str) -> Result<Upload> {
+    authorize(subject, Action::RestoreAppliance)?;
+    let config = config(app)?;
+    if passphrase.is_empty() || passphrase.len() > MAX_LINE || passphrase.contains(['\n', '\r']) {
+        return Err(Error::invalid(
+            "passphrase",
+            format!("must be the backup's passphrase: one line, 1 to {MAX_LINE} bytes"),
+        ));
+    }
+    let busy = OneAtATime::take(
+        &RESTORING,
+        "a restore is being uploaded; wait for it to finish",
+    )?;
+    let stream = UnixStream::connect(&config.restore_socket)
+        .await
+        .map_err(|e| {
+            Error::ServiceUnavailable(format!(
+                "the restore service ({}) does not answer: {e}",
+                config.restore_socket.display()
+            ))
+        })?;
+    let requester = Requester {
+        user: match subject {
+            Subject::User(user) => user.user.username.clone(),
+            Subject::System(job) => (*job).to_owned(),
+        },
+        source: subject.source().unwrap_or_default().to_owned(),
+    };
+    let mut lines = zeroize::Zeroizing::new(
+        serde_json::to_vec(&requester)
+            .map_err(|e| Error::io("sending the requester")(std::io::Error::other(e)))?,
+    );
+    lines.push(b'\n');
+    lines.extend_from_slice(passphrase.as_bytes());
+    lines.push(b'\n');
+    let mut upload = Upload {
+        stream: tokio::io::BufReader::new(stream),
+        _busy: busy,
+    };
+    upload.write(&lines).await?;
+    let log = LogEntry {
+        certificate_id: None,
+        log_type: "appliance_restore",
+        user_id: subject.user_id(),
+        source_address: subject.source(),
+        details: "restore of the appliance from a backup asked through the API",
+    };
+    app.store.log(&log, app.clock.unix()).await?;
+    Ok(upload)
+}
+
+impl Upload {
+    /// Passes the next part of the archive on. When the service stopped reading (it refused
+    /// the archive part way, say for room), its verdict is the error.
+    pub async fn write(&mut self, chunk: &[u8]) -> Result<()> {
+        if let Err(error) = self.stream.get_mut().write_all(chunk).await {
+            return match self.verdict().await {
+                Ok(Verdict::Accepted { .. }) | Err(_) => {
+                    Err(service_broke("passing the archive on")(error))
+                }
+                Ok(refused) => Err(refusal(refused)),
+            };
+        }
+        Ok(())
+    }
+
+    /// The archive is whole: the service checks it and answers. `Ok` with the backup's release
+    /// and date when it was accepted; the service then restores it once this is dropped.
+    pub async fn finish(mut self) -> Result<(String, i64)> {
+        self.stream
+            .get_mut()
+            .shutdown()
+            .await
+            .map_err(service_broke("ending the archive"))?;
+        match self.verdict().await? {
+            Verdict::Accepted { version, created } => Ok((version, created)),
+            refused => Err(refusal(refused)),
+        }
+    }
+
+    async fn verdict(&mut self) -> Result<Verdict> {
+        let mut line = String::new();
+        tokio::io::AsyncReadExt::take(&mut self.stream, MAX_VERDICT)
+            .read_line(&mut line)
+            .await
+            .map_err(service_broke("reading its verdict"))?;
+        serde_json::from_str(&line).map_err(|_| {
+            Error::ServiceUnavailable(format!(
+                "the restore service broke off without a verdict{}; see journalctl -u 'lemur-restore@*'",
+                if line.is_empty() { "" } else { " it could read" }
+            ))
+        })
+    }
+}
+
+/// The error answer of a verdict that is not an acceptance.
+fn refusal(verdict: Verdict) -> Error {
+    match verdict {
+        Verdict::Accepted { .. } => Error::ServiceUnavailable("accepted".into()),
+        Verdict::Refused { field, reason } => Error::Validation { field, reason },
+        Verdict::NoRoom { reason } => Error::InsufficientStorage(reason),
+        Verdict::Busy { reason } => Error::Conflict(reason),
+        Verdict::Failed { reason } => Error::ServiceUnavailable(format!(
+            "the restore service failed: {reason}; see journalctl -u 'lemur-restore@*'"
+        )),
+    }
+}
+
+fn service_broke(doing: &'static str) -> impl Fn(std::io::Error) -> Error {
+    move |e| Error::ServiceUnavailable(format!("the restore service broke off while {doing}: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verdicts_are_one_line_and_read_back() {
+        let verdicts = [
+            Verdict::Accepted {
+                version: "1.2.3".into(),
+                created: 1_700_000_000,
+            },
+            Verdict::of_error(&Error::invalid("backup", "it is cut short")),
+            Verdict::of_error(&Error::InsufficientStorage("no room".into())),
+            Verdict::of_error(&Error::Conflict("busy".into())),
+        ];
+        for verdict in verdicts {
+            let line = verdict.line();
+            assert_eq!(line.matches('\n').count(), 1, "{line}");
+            assert_eq!(serde_json::from_str::<Verdict>(&line).unwrap(), verdict);
+        }
+        assert!(matches!(
+            Verdict::of_error(&Error::invalid("backup", "cut short")),
+            Verdict::Refused { field, .. } if field == "archive"
+        ));
+    }
+}
