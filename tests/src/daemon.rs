@@ -367,6 +367,30 @@ impl Daemon {
         Self::finish(request.send(body))
     }
 
+    /// POST a `multipart/form-data` form of `fields` (name and bytes, in this order) to `path`
+    /// with a bearer token.
+    pub fn post_form(&self, path: &str, token: &str, fields: &[(&str, &[u8])]) -> Reply {
+        const BOUNDARY: &str = "lemur-test-form-7d3f9c";
+        let mut body = Vec::new();
+        for (name, value) in fields {
+            body.extend_from_slice(
+                format!("--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n")
+                    .as_bytes(),
+            );
+            body.extend_from_slice(value);
+            body.extend_from_slice(b"\r\n");
+        }
+        body.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
+        let request = self
+            .post_request(path, &[])
+            .header(
+                "Content-Type",
+                format!("multipart/form-data; boundary={BOUNDARY}"),
+            )
+            .header("Authorization", format!("Bearer {token}"));
+        Self::finish(request.send(&body[..]))
+    }
+
     /// PUT JSON to `path` with an optional bearer token.
     pub fn put(&self, path: &str, token: Option<&str>, body: &Value) -> Reply {
         Self::send(self.agent.put(format!("{}{path}", self.base)), token, body)

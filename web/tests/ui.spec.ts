@@ -655,6 +655,38 @@ test("every screen: sign in, dashboard, authorities, the issue wizard, CSRs, upl
     await screen(page, "appliance");
   });
 
+  await test.step("the appliance screen: a restore, refused off the appliance", async () => {
+    const restore = page.getByRole("region", { name: "Restore", exact: true });
+    const archive = restore.getByLabel("Backup archive");
+    const passphrase = restore.getByLabel("Backup passphrase");
+    const understood = restore.getByLabel(
+      "I understand this replaces everything on this appliance",
+    );
+    const button = restore.getByRole("button", { name: "Restore", exact: true });
+    // Nothing chosen, typed or ticked: each field says so, and the first one takes the focus.
+    await button.click();
+    await expect(archive).toHaveAccessibleDescription(/Choose the backup archive/);
+    await expect(passphrase).toHaveAccessibleDescription(/Enter the passphrase/);
+    await expect(understood).toHaveAccessibleDescription(/Tick this to confirm/);
+    await expect(archive).toBeFocused();
+    await archive.setInputFiles({
+      name: "backup.lemur",
+      mimeType: "application/octet-stream",
+      buffer: Buffer.from("not a backup"),
+    });
+    await passphrase.fill("a passphrase long enough");
+    await understood.check();
+    await button.click();
+    // The test daemon is no appliance: the daemon says so, above the form's button.
+    await expect(restore.getByRole("alert")).toHaveText(/configuration has no \[backups\]/);
+    await expect(archive).not.toHaveAttribute("aria-invalid");
+    await expect(button).toBeEnabled();
+    // Nor has it a last restore to show: its 409 shows nothing, not an error.
+    await expect(restore.getByRole("heading", { name: "Last restore" })).toHaveCount(0);
+    await expect(restore.locator(".error")).toHaveCount(1);
+    await screen(page, "appliance-restore");
+  });
+
   await test.step("a page that does not exist", async () => {
     await page.goto("/no/such/page");
     await expect(page.getByRole("heading", { name: "Not found" })).toBeVisible();

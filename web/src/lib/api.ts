@@ -51,14 +51,20 @@ const sessionGuard: Middleware = {
   },
 };
 
+/** Where the API is. */
+export const BASE_URL = "/api/1";
+
+/** What every request of the web UI says: that it comes from the web UI (see `api`). */
+const HEADERS = { "X-Requested-With": "lemur-web" } as const;
+
 /**
  * The client. The session is an HttpOnly cookie the daemon sets at login; every request says it
  * comes from the web UI, which the daemon requires of changes made with that cookie.
  */
 export const api = createClient<paths>({
-  baseUrl: "/api/1",
+  baseUrl: BASE_URL,
   credentials: "same-origin",
-  headers: { "X-Requested-With": "lemur-web" },
+  headers: HEADERS,
 });
 api.use(sessionGuard);
 
@@ -82,3 +88,73 @@ export function describe(error: unknown, fallback = "The request failed."): stri
 
 /** The message shown when a request got no answer at all (network down, daemon restarting). */
 export const UNREACHABLE = "The daemon could not be reached. Check the connection and try again.";
+
+/** The paths that take a `multipart/form-data` form: an upload, perhaps a large one. */
+type UploadPath = {
+  [P in keyof paths]: paths[P] extends {
+    post: { requestBody: { content: { "multipart/form-data": unknown } } };
+  }
+    ? P
+    : never;
+}[keyof paths];
+
+export interface UploadOptions {
+  /** Told how much of the form went out, from 0 to 1 (1 once all of it is sent). */
+  onProgress?: (sent: number) => void;
+  /** Stops the upload: the promise then rejects. */
+  signal?: AbortSignal;
+}
+
+/**
+ * POSTs `form` to `path` with XMLHttpRequest, which tells how much of a large upload went out
+ * (fetch does not). Sent as `api` sends (same origin, so with the session's cookie, and the web
+ * UI's header), and like it sent again once the same user signs in again after a 401. Rejects
+ * when no answer came, or `signal` stopped it.
+ */
+export async function upload<T>(
+  path: UploadPath,
+  form: FormData,
+  options: UploadOptions = {},
+): Promise<Answer<T>> {
+  for (;;) {
+    const { status, body } = await post(`${BASE_URL}${path}`, form, options);
+    if (status === 401 && (await onSessionEnded())) continue;
+    return status >= 200 && status < 300 ? { data: body as T } : { error: body };
+  }
+}
+
+function post(
+  url: string,
+  form: FormData,
+  { onProgress, signal }: UploadOptions,
+): Promise<{ status: number; body: unknown }> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) {
+      reject(signal.reason);
+      return;
+    }
+    onProgress?.(0);
+    const request = new XMLHttpRequest();
+    request.open("POST", url);
+    for (const [name, value] of Object.entries(HEADERS)) request.setRequestHeader(name, value);
+    request.upload.onprogress = (event) => {
+      if (event.lengthComputable && event.total > 0) onProgress?.(event.loaded / event.total);
+    };
+    request.upload.onload = () => onProgress?.(1);
+    request.onload = () => resolve({ status: request.status, body: json(request.responseText) });
+    request.onerror = () => reject(new Error(`no answer from ${url}`));
+    request.ontimeout = request.onerror;
+    request.onabort = () => reject(signal?.reason ?? new DOMException("stopped", "AbortError"));
+    signal?.addEventListener("abort", () => request.abort(), { once: true });
+    request.send(form);
+  });
+}
+
+/** `text` read as JSON; undefined when it is not (a proxy's page, say). */
+function json(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}

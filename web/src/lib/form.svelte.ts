@@ -33,10 +33,16 @@ export class Form {
   message = $state<string | null>(null);
   busy = $state(false);
   readonly #fields: readonly string[];
+  readonly #shows: Readonly<Record<string, string>>;
 
-  /** `fields`: the request fields this form shows, in the order they appear on screen. */
-  constructor(fields: readonly string[]) {
+  /**
+   * `fields`: the request fields this form shows, in the order they appear on screen. `shows`:
+   * the form's field that shows a request field of another name (two forms of one screen that
+   * both send a `passphrase` must not give their controls the same element id).
+   */
+  constructor(fields: readonly string[], shows: Readonly<Record<string, string>> = {}) {
     this.#fields = fields;
+    this.#shows = shows;
   }
 
   /**
@@ -44,9 +50,20 @@ export class Form {
    * lies under (`extensions.subAltNames.names.nameType` is shown by `extensions.subAltNames`).
    */
   fieldFor(named: string): string | undefined {
+    const shown = this.#shown(named);
     return this.#fields
-      .filter((field) => named === field || named.startsWith(`${field}.`))
+      .filter((field) => shown === field || shown.startsWith(`${field}.`))
       .sort((a, b) => b.length - a.length)[0];
+  }
+
+  /** The daemon's field `named` as this form names it (see the constructor's `shows`). */
+  #shown(named: string): string {
+    for (const [request, field] of Object.entries(this.#shows)) {
+      if (named === request || named.startsWith(`${request}.`)) {
+        return field + named.slice(request.length);
+      }
+    }
+    return named;
   }
 
   /** The first field of this form, in screen order, with an error. */
@@ -73,7 +90,12 @@ export class Form {
 
   /** Shows `message` against `field` (for checks made before anything is sent). */
   reject(field: string, message: string): void {
-    this.errors = { [field]: message };
+    this.refuse({ [field]: message });
+  }
+
+  /** Shows each message against its field (for checks made before anything is sent). */
+  refuse(errors: Record<string, string>): void {
+    this.errors = errors;
     this.message = null;
   }
 
@@ -99,8 +121,9 @@ export class Form {
     const errors: Record<string, string> = {};
     const elsewhere: string[] = [];
     for (const [named, why] of Object.entries(error.reasons ?? {})) {
+      const shown = this.#shown(named);
       const field = this.fieldFor(named);
-      if (field) errors[field] = named === field ? why : `${named.slice(field.length + 1)}: ${why}`;
+      if (field) errors[field] = shown === field ? why : `${shown.slice(field.length + 1)}: ${why}`;
       else elsewhere.push(`${named}: ${why}`);
     }
     this.errors = errors;

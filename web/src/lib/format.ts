@@ -5,6 +5,15 @@ export function date(value: string | null | undefined): string {
   return Number.isNaN(parsed.getTime()) ? value : parsed.toISOString().slice(0, 10);
 }
 
+/** A moment as people read it, to the minute, in UTC: `2025-05-04 13:07 UTC`. */
+export function dateTime(value: string | null | undefined): string {
+  if (!value) return "—";
+  const parsed = new Date(value);
+  return Number.isNaN(parsed.getTime())
+    ? value
+    : `${parsed.toISOString().slice(0, 16).replace("T", " ")} UTC`;
+}
+
 /** Days from now until `value` (negative when past). */
 export function daysUntil(value: string | null | undefined): number | null {
   if (!value) return null;

@@ -9,6 +9,8 @@ class Session {
   checked = $state(false);
   /** The session ended under a signed-in screen, which stays (hidden) until sign-in. */
   expired = $state(false);
+  /** Why the sign-in screen is shown, when the UI itself ended the session (see `end`). */
+  notice = $state<string | null>(null);
   /** The requests waiting for sign-in, told whether the same user came back. */
   #waiting: ((sameUser: boolean) => void)[] = [];
 
@@ -32,6 +34,7 @@ class Session {
     }
     await this.check();
     this.expired = false;
+    this.notice = null;
     this.#resume(previous !== undefined && this.me?.id === previous);
     return null;
   }
@@ -42,6 +45,20 @@ class Session {
     await api.POST("/auth/logout", { keepalive: true });
     this.me = null;
     this.expired = false;
+    this.notice = null;
+    this.#resume(false);
+  }
+
+  /**
+   * Ends the session here, showing the sign-in with `notice`: the daemon no longer holds what
+   * signed this user in (the appliance was restored from a backup). Its cookie is dropped too,
+   * as far as the daemon still answers; a 401 is what is expected.
+   */
+  async end(notice: string): Promise<void> {
+    await api.POST("/auth/logout", { keepalive: true }).catch(() => undefined);
+    this.me = null;
+    this.expired = false;
+    this.notice = notice;
     this.#resume(false);
   }
 

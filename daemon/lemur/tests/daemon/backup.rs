@@ -320,3 +320,143 @@ fn a_backup_through_the_api_comes_whole_or_visibly_broken() {
         200
     );
 }
+
+/// Serves each connection on `socket` with the real root side of a restore through the API,
+/// `lemur restore --archive - --served SPOOL`, as `lemur-restore@.service` runs it.
+fn restore_service(
+    app: &Appliance,
+    socket: &Path,
+    spool: &Path,
+    connections: usize,
+) -> std::thread::JoinHandle<()> {
+    let mut commands: Vec<_> = (0..connections).map(|_| app.daemon.command()).collect();
+    let spool = spool.to_owned();
+    backup_service(socket, connections, move |stream| {
+        let mut command = commands.pop().unwrap();
+        command
+            .args(["restore", "--archive", "-", "--served"])
+            .arg(&spool)
+            .stdin(std::process::Stdio::from(std::os::fd::OwnedFd::from(
+                stream.try_clone().unwrap(),
+            )))
+            .stdout(std::process::Stdio::from(std::os::fd::OwnedFd::from(
+                stream,
+            )))
+            .stderr(std::process::Stdio::null())
+            .status()
+            .unwrap();
+    })
+}
+
+/// `POST /api/1/appliance/restore` with root's restore service on a socket: the form must bring
+/// the passphrase before the archive; the service keeps the archive and opens it whole before it
+/// answers, so a wrong passphrase or an archive cut short is refused by name and changes nothing
+/// (no status, no archive left); an archive that opens is accepted, and the restore then runs
+/// and records how it went: here it fails (this test's state directory is in use, and only root
+/// moves one aside), and the daemon serves on as it was. Each request that reached the service is
+/// audited. (The restore that succeeds is the image test's: it needs root and systemd.)
+#[test]
+fn a_restore_through_the_api_is_checked_whole_before_it_is_accepted() {
+    let mut app = Appliance::start(Db::Sqlite);
+    let authority = app.root("api-restore", "ECCPRIME256V1")["id"]
+        .as_i64()
+        .unwrap();
+    let issued = app.issue(authority, "kept-through-a-failed-restore");
+    let dir = scratch();
+    let passphrase = "restore passphrase for the API test";
+    let passphrase_file = dir.path().join("passphrase");
+    std::fs::write(&passphrase_file, format!("{passphrase}\n")).unwrap();
+    let archive_file = dir.path().join("backup.lemur");
+    let backed_up = lemur(&app, "backup", &archive_file, &passphrase_file, &[]);
+    assert!(backed_up.status.success(), "{}", stderr(&backed_up));
+    let archive = std::fs::read(&archive_file).unwrap();
+    let socket = dir.path().join("restore.sock");
+    let spool = dir.path().join("spool");
+    let status_file = spool.join("status.json");
+    let config = app.daemon.config_path();
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        format!(
+            "{text}\n[backups]\nsocket = {:?}\nrestore_socket = {:?}\nrestore_status = {:?}\n",
+            dir.path().join("backup.sock").display().to_string(),
+            socket.display().to_string(),
+            status_file.display().to_string(),
+        ),
+    )
+    .unwrap();
+    app.daemon.restart();
+    let app = app.signed_in_again();
+    let restore = |fields: &[(&str, &[u8])]| {
+        app.daemon
+            .post_form("/api/1/appliance/restore", &app.token, fields)
+    };
+    let state = || app.get("/api/1/appliance/restore").body["state"].clone();
+    assert_eq!(state(), "none");
+
+    let not_a_form = app.post("/api/1/appliance/restore", &serde_json::json!({}));
+    assert_eq!(not_a_form.status, 400, "{}", not_a_form.text);
+    assert!(not_a_form.body["reasons"]["body"].is_string());
+    let archive_first = restore(&[("archive", &archive), ("passphrase", passphrase.as_bytes())]);
+    assert_eq!(archive_first.status, 400, "{}", archive_first.text);
+    assert!(archive_first.body["reasons"]["passphrase"].is_string());
+    let no_service = restore(&[("passphrase", passphrase.as_bytes()), ("archive", &archive)]);
+    assert_eq!(no_service.status, 503, "{}", no_service.text);
+
+    let service = restore_service(&app, &socket, &spool, 3);
+    let wrong = restore(&[("passphrase", b"not the passphrase"), ("archive", &archive)]);
+    assert_eq!(wrong.status, 400, "{}", wrong.text);
+    assert!(
+        wrong.body["reasons"]["passphrase"].is_string(),
+        "{}",
+        wrong.text
+    );
+    let cut_short = restore(&[
+        ("passphrase", passphrase.as_bytes()),
+        ("archive", &archive[..archive.len() / 2]),
+    ]);
+    assert_eq!(cut_short.status, 400, "{}", cut_short.text);
+    assert!(
+        cut_short.body["reasons"]["archive"].is_string(),
+        "{}",
+        cut_short.text
+    );
+    assert_eq!(state(), "none", "a refused restore left a status");
+    assert!(!spool.join("archive.lemur").exists());
+
+    let accepted = restore(&[("passphrase", passphrase.as_bytes()), ("archive", &archive)]);
+    assert_eq!(accepted.status, 202, "{}", accepted.text);
+    assert_eq!(
+        accepted.body["backupVersion"],
+        env!("CARGO_PKG_VERSION"),
+        "{}",
+        accepted.text
+    );
+    service.join().unwrap();
+    let status = app.get("/api/1/appliance/restore");
+    assert_eq!(status.body["state"], "failed", "{}", status.text);
+    assert!(
+        status.body["error"]
+            .as_str()
+            .is_some_and(|error| error.contains(&app.daemon.state_dir().display().to_string())),
+        "{}",
+        status.text
+    );
+    assert_eq!(status.body["requestedBy"], "lemur", "{}", status.text);
+    assert!(status.body["finishedAt"].is_string(), "{}", status.text);
+    assert!(!spool.join("archive.lemur").exists());
+    assert_eq!(
+        app.get(&format!("/api/1/certificates/{}", issued["id"]))
+            .status,
+        200
+    );
+    assert_eq!(
+        sqlite_query(
+            &app.daemon,
+            "SELECT count(*) FROM logs WHERE log_type = 'appliance_restore'"
+        )
+        .trim(),
+        "3",
+        "each restore that reached the service is audited"
+    );
+}

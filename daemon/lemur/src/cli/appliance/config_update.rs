@@ -10,6 +10,7 @@
 //! Not while a release is on trial: the release it would fall back to may not know the keys
 //! (its configuration refuses unknown ones), so the additions wait for a boot after the trial.
 
+use lemur_core::config::BackupsConfig;
 use lemur_core::files::replace_private;
 use lemur_core::{Error, Result};
 use std::collections::BTreeSet;
@@ -21,8 +22,8 @@ const RECORD: &str = "config-additions";
 
 /// What this release's appliance configuration has that an earlier one may lack.
 pub struct Additions<'a> {
-    /// `[backups] socket`.
-    pub backup_socket: &'a str,
+    /// `[backups]`.
+    pub backups: &'a BackupsConfig,
     /// `keys.stock` of RSA-2048 keys.
     pub stocked_rsa_keys: usize,
 }
@@ -59,7 +60,13 @@ impl Additions<'_> {
         }
         if wanted("backups") && document.get("backups").is_none() {
             let mut backups = Table::new();
-            backups.insert("socket", value(self.backup_socket));
+            for (key, path) in [
+                ("socket", &self.backups.socket),
+                ("restore_socket", &self.backups.restore_socket),
+                ("restore_status", &self.backups.restore_status),
+            ] {
+                backups.insert(key, value(path.to_string_lossy().as_ref()));
+            }
             document.insert("backups", Item::Table(backups));
             added.push("backups");
         }
@@ -99,10 +106,19 @@ pub fn record_all(state_dir: &Path) -> Result<()> {
 mod tests {
     use super::*;
 
-    const ADDITIONS: Additions<'static> = Additions {
-        backup_socket: "/run/lemur-backup.sock",
-        stocked_rsa_keys: 1024,
-    };
+    /// What the appliance adds, as provisioning has it.
+    fn additions() -> Additions<'static> {
+        static BACKUPS: std::sync::LazyLock<BackupsConfig> =
+            std::sync::LazyLock::new(|| BackupsConfig {
+                socket: "/run/lemur-backup.sock".into(),
+                restore_socket: "/run/lemur-restore.sock".into(),
+                restore_status: "/var/lib/lemur-restore/status.json".into(),
+            });
+        Additions {
+            backups: &BACKUPS,
+            stocked_rsa_keys: 1024,
+        }
+    }
 
     fn parsed(text: &str) -> toml::Table {
         toml::from_str(text).unwrap()
@@ -115,7 +131,7 @@ mod tests {
     #[test]
     fn an_earlier_configuration_gains_the_keys_it_lacks_and_keeps_the_rest() {
         let earlier = "version = 1\n\n[keys]\n# Kept ready.\nready = { RSA2048 = 32 }\n\n[frontend] # the front end\nauthority = \"appliance\"\n";
-        let (updated, added) = ADDITIONS.apply(earlier, &none()).unwrap().unwrap();
+        let (updated, added) = additions().apply(earlier, &none()).unwrap().unwrap();
         assert_eq!(added, ["keys.stock", "backups"]);
         let table = parsed(&updated);
         assert_eq!(table["keys"]["stock"]["RSA2048"].as_integer(), Some(1024));
@@ -124,6 +140,10 @@ mod tests {
         assert_eq!(
             table["backups"]["socket"].as_str(),
             Some("/run/lemur-backup.sock")
+        );
+        assert_eq!(
+            table["backups"]["restore_socket"].as_str(),
+            Some("/run/lemur-restore.sock")
         );
         assert!(
             updated.contains("# Kept ready.\nready = { RSA2048 = 32 }\n"),
@@ -134,7 +154,7 @@ mod tests {
             "{updated}"
         );
         assert!(
-            ADDITIONS.apply(&updated, &none()).unwrap().is_none(),
+            additions().apply(&updated, &none()).unwrap().is_none(),
             "a second pass adds nothing"
         );
     }
@@ -142,10 +162,10 @@ mod tests {
     #[test]
     fn what_an_operator_set_or_removed_stays() {
         let chosen = "version = 1\n[keys]\nstock = {}\n[backups]\nsocket = \"/elsewhere.sock\"\n";
-        assert!(ADDITIONS.apply(chosen, &none()).unwrap().is_none());
+        assert!(additions().apply(chosen, &none()).unwrap().is_none());
         let recorded: BTreeSet<String> = Additions::NAMES.iter().map(|n| (*n).to_owned()).collect();
         assert!(
-            ADDITIONS
+            additions()
                 .apply("version = 1\n", &recorded)
                 .unwrap()
                 .is_none(),
@@ -161,7 +181,7 @@ mod tests {
             "version = 1\n[ keys ]\nready = { RSA2048 = 2 }\n",
             "version = 1\n",
         ] {
-            let (updated, _) = ADDITIONS.apply(form, &none()).unwrap().unwrap();
+            let (updated, _) = additions().apply(form, &none()).unwrap().unwrap();
             let table = parsed(&updated);
             assert_eq!(
                 table["keys"]["stock"]["RSA2048"].as_integer(),
@@ -180,7 +200,7 @@ mod tests {
 
     #[test]
     fn a_configuration_that_does_not_parse_is_named() {
-        let error = ADDITIONS
+        let error = additions()
             .apply("version = ", &none())
             .unwrap_err()
             .to_string();

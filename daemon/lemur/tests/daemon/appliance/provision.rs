@@ -355,7 +355,7 @@ fn an_upgraded_appliance_gains_what_this_release_configures(boot: &FirstBoot) {
     let path = boot.state().join("lemur.toml");
     let current = read(&path);
     assert!(current.contains("stock = { RSA2048 = 1024 }"), "{current}");
-    let backups = "[backups]\nsocket = \"/run/lemur-backup.sock\"\n";
+    let backups = "[backups]\nsocket = \"/run/lemur-backup.sock\"\nrestore_socket = \"/run/lemur-restore.sock\"\nrestore_status = \"/var/lib/lemur-restore/status.json\"\n";
     assert!(current.contains(backups), "{current}");
     let earlier = current
         .replace("stock = { RSA2048 = 1024 }\n", "")
