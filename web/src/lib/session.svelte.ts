@@ -51,8 +51,8 @@ class Session {
 
   /**
    * Ends the session here, showing the sign-in with `notice`: the daemon no longer holds what
-   * signed this user in (the appliance was restored from a backup). Its cookie is dropped too,
-   * as far as the daemon still answers; a 401 is what is expected.
+   * signed this user in (the appliance was restored from a backup). The daemon is asked to log
+   * it out all the same, in case the backup holds this very session: a 401 is the likely answer.
    */
   async end(notice: string): Promise<void> {
     await api.POST("/auth/logout", { keepalive: true }).catch(() => undefined);
