@@ -660,6 +660,67 @@ pub struct ApplianceRestore {
     pub error: Option<String>,
 }
 
+/// `GET /appliance/upgrade`: the release running, a bundle waiting to be installed, and how the
+/// last upgrade went.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApplianceUpgrade {
+    /// The release running now.
+    pub version: String,
+    /// The root slot it runs from (`a` or `b`); absent off the appliance's own boot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slot: Option<String>,
+    /// A bundle was checked and staged, and waits for the appliance to take it up.
+    pub staged: bool,
+    /// The last upgrade the appliance took up, as it recorded it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last: Option<UpgradeRecord>,
+}
+
+/// Where an upgrade stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum UpgradeState {
+    /// Being written into the root slot not running (`written` of `total` bytes).
+    Installing,
+    /// Written: the appliance restarts into it.
+    Restarting,
+    /// Running on trial: it becomes the release once a boot of it is healthy.
+    OnTrial,
+    /// A boot of it was healthy: it is the release.
+    Passed,
+    /// None of its boots was healthy: the release before it runs again.
+    FellBack,
+    /// The installation failed: nothing changed.
+    Failed,
+}
+
+/// An upgrade as the appliance recorded it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UpgradeRecord {
+    /// Where it stands.
+    pub state: UpgradeState,
+    /// The release installed, once its signed manifest was read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// The release running when it began.
+    pub from_version: String,
+    /// The root slot it went into.
+    pub slot: String,
+    /// Bytes of the bundle installed so far.
+    pub written: u64,
+    /// Bytes of the bundle.
+    pub total: u64,
+    /// When it began (RFC 3339).
+    pub started_at: String,
+    /// When it was last recorded (RFC 3339).
+    pub updated_at: String,
+    /// Why it failed or fell back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
 /// An appliance upgrade the daemon has checked and staged: root installs it into the inactive
 /// root slot and restarts the appliance into it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

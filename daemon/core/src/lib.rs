@@ -30,6 +30,7 @@ pub mod pending;
 pub mod plugins;
 pub mod policy;
 pub mod requests;
+pub mod status_file;
 pub mod store;
 pub mod timeline;
 pub mod upgrade;

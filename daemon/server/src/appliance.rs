@@ -17,8 +17,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use http_body_util::BodyExt;
 use lemur_api::{
-    ApplianceRestore, BackupRequest, Binary, ErrorBody, RestoreAccepted, RestoreForm, RestoreState,
-    UpgradeStaged,
+    ApplianceRestore, ApplianceUpgrade, BackupRequest, Binary, ErrorBody, RestoreAccepted,
+    RestoreForm, RestoreState, UpgradeRecord, UpgradeStaged, UpgradeState,
 };
 use lemur_core::backup::{api_restore, service};
 use lemur_core::{Error, upgrade};
@@ -82,6 +82,48 @@ pub async fn upgrade(
                 .to_owned(),
         }),
     ))
+}
+
+/// The release running, a bundle staged and waiting, and how the last upgrade went (installing,
+/// with its progress; restarting; on trial; passed; fallen back to the release before; failed),
+/// as the appliance's installer and trial record it. Administrators only.
+#[utoipa::path(operation_id = "getApplianceUpgrade", get, path = "/appliance/upgrade", tag = "appliance",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Where it stands", body = ApplianceUpgrade),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Not an administrator", body = ErrorBody),
+        (status = 409, description = "This is not an appliance", body = ErrorBody),
+        (status = 503, description = "The status file does not read", body = ErrorBody),
+    ))]
+pub async fn upgrade_status(
+    State(app): AppState,
+    Caller(subject): Caller,
+) -> Result<Json<ApplianceUpgrade>, ApiError> {
+    let upgrades = upgrade::status::read(&app, &subject).await?;
+    Ok(Json(ApplianceUpgrade {
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        slot: upgrades.slot,
+        staged: upgrades.staged,
+        last: upgrades.last.map(|last| UpgradeRecord {
+            state: match last.state {
+                upgrade::status::UpgradeState::Installing => UpgradeState::Installing,
+                upgrade::status::UpgradeState::Restarting => UpgradeState::Restarting,
+                upgrade::status::UpgradeState::OnTrial => UpgradeState::OnTrial,
+                upgrade::status::UpgradeState::Passed => UpgradeState::Passed,
+                upgrade::status::UpgradeState::FellBack => UpgradeState::FellBack,
+                upgrade::status::UpgradeState::Failed => UpgradeState::Failed,
+            },
+            version: last.version,
+            from_version: last.from_version,
+            slot: last.slot,
+            written: last.written,
+            total: last.total,
+            started_at: crate::views::date(last.started_at),
+            updated_at: crate::views::date(last.updated_at),
+            error: last.error,
+        }),
+    }))
 }
 
 /// Reads what a refused upload sent, up to a little, so that the connection can carry the
@@ -173,6 +215,7 @@ pub async fn restore(
     Caller(subject): Caller,
     form: Result<Multipart, MultipartRejection>,
 ) -> Result<(StatusCode, Json<RestoreAccepted>), ApiError> {
+    api_restore::check_allowed(&app, &subject)?;
     let mut form = form.map_err(|e| {
         Error::invalid(
             "body",

@@ -184,6 +184,7 @@ pub const ROUTES: &[Route] = &[
     Route { method: "GET", path: "/plugins" },
     Route { method: "GET", path: "/plugins/{slug}" },
     Route { method: "POST", path: "/appliance/upgrade" },
+    Route { method: "GET", path: "/appliance/upgrade" },
     Route { method: "POST", path: "/appliance/backup" },
     Route { method: "POST", path: "/appliance/restore" },
     Route { method: "GET", path: "/appliance/restore" },
@@ -222,6 +223,7 @@ fn handler(route: &Route) -> Option<MethodRouter<Arc<App>>> {
         ("GET", "/plugins") => get(plugins::list),
         ("GET", "/plugins/{slug}") => get(plugins::get),
         ("POST", "/appliance/upgrade") => post(appliance::upgrade),
+        ("GET", "/appliance/upgrade") => get(appliance::upgrade_status),
         ("POST", "/appliance/backup") => post(appliance::backup),
         // The archive streams through: no limit on the form's size but the spool's room.
         ("POST", "/appliance/restore") => {

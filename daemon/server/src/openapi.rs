@@ -58,6 +58,7 @@ impl Modify for BearerToken {
         crate::plugins::list,
         crate::plugins::get,
         crate::appliance::upgrade,
+        crate::appliance::upgrade_status,
         crate::appliance::backup,
         crate::appliance::restore,
         crate::appliance::restore_status,

@@ -23,7 +23,6 @@ use crate::error::{Error, Result};
 use crate::model::LogEntry;
 use crate::policy::{Action, Subject, authorize};
 use serde::{Deserialize, Serialize};
-use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
@@ -32,8 +31,6 @@ use tokio::net::UnixStream;
 pub const MAX_LINE: usize = 1024;
 /// The longest verdict the daemon reads.
 const MAX_VERDICT: u64 = 4 << 10;
-/// The longest status file read.
-const MAX_STATUS: u64 = 16 << 10;
 
 /// Who asked, as the daemon saw them: for the status and the journal only (the service cannot
 /// check it).
@@ -150,36 +147,12 @@ pub struct RestoreStatus {
     pub error: Option<String>,
 }
 
-impl RestoreStatus {
-    /// Reads the status file at `path`; `None` when no restore was ever asked for.
-    pub fn read(path: &Path) -> Result<Option<Self>> {
-        let bytes = match crate::files::read_untrusted(path, MAX_STATUS) {
-            Ok(bytes) => bytes,
-            Err(_) if !path.exists() => return Ok(None),
-            Err(error) => return Err(error),
-        };
-        serde_json::from_slice(&bytes).map(Some).map_err(|e| {
-            Error::ServiceUnavailable(format!(
-                "the restore status {} does not read: {e}",
-                path.display()
-            ))
-        })
-    }
-
-    /// Writes it to `path` (0640, for the daemon's group), replacing what was there.
-    pub fn write(&self, path: &Path) -> Result<()> {
-        let json = serde_json::to_vec_pretty(self)
-            .map_err(|e| Error::io("writing the restore status")(std::io::Error::other(e)))?;
-        crate::files::replace_if_changed(path, &json, 0o640).map(|_| ())
-    }
-}
-
 /// The status of the last restore through the API, for an administrator; `None` when there was
 /// none.
 pub async fn status(app: &App, subject: &Subject) -> Result<Option<RestoreStatus>> {
     authorize(subject, Action::RestoreAppliance)?;
     let path = config(app)?.restore_status;
-    tokio::task::spawn_blocking(move || RestoreStatus::read(&path))
+    tokio::task::spawn_blocking(move || crate::status_file::read(&path))
         .await
         .map_err(Error::task("reading the restore status"))?
 }
@@ -201,6 +174,13 @@ fn config(app: &App) -> Result<crate::config::BackupsConfig> {
             "this daemon's configuration has no [backups]: restore with lemur restore (on the appliance, lemur appliance restore over ssh)".into(),
         )
     })
+}
+
+/// Refuses, before its form is read, a restore `subject` may not ask for (administrators only)
+/// or that this daemon cannot pass on (no `[backups]`: not an appliance).
+pub fn check_allowed(app: &App, subject: &Subject) -> Result<()> {
+    authorize(subject, Action::RestoreAppliance)?;
+    config(app).map(|_| ())
 }
 
 /// Opens a restore for `subject` (an administrator) with `passphrase`: the archive follows

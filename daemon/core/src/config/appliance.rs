@@ -15,6 +15,10 @@ pub struct UpgradesConfig {
     /// The largest bundle accepted.
     #[serde(default = "default_upgrade_max_bytes")]
     pub max_bytes: u64,
+    /// The status root's installer and trial keep of the last upgrade. Appliances configured
+    /// before it was kept have no such key: theirs is where the image puts it.
+    #[serde(default = "default_upgrade_status")]
+    pub status: PathBuf,
 }
 
 impl UpgradesConfig {
@@ -24,8 +28,13 @@ impl UpgradesConfig {
             key: key.to_owned(),
             spool: spool.to_owned(),
             max_bytes: default_upgrade_max_bytes(),
+            status: default_upgrade_status(),
         }
     }
+}
+
+fn default_upgrade_status() -> PathBuf {
+    "/var/lib/lemur-upgrade/status.json".into()
 }
 
 fn default_upgrade_max_bytes() -> u64 {

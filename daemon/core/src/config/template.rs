@@ -111,12 +111,13 @@ impl<'a> Template<'a> {
     fn upgrades(&self) -> String {
         match self.upgrades {
             Some(upgrades) => format!(
-                "[upgrades]\nkey = {}\nspool = {}\nmax_bytes = {}\n",
+                "[upgrades]\nkey = {}\nspool = {}\nmax_bytes = {}\nstatus = {}\n",
                 path_value(&upgrades.key),
                 path_value(&upgrades.spool),
                 upgrades.max_bytes,
+                path_value(&upgrades.status),
             ),
-            None => "# [upgrades]\n# key = \"/usr/share/lemur-hsm/upgrade-key.pem\"\n# spool = \"/var/lib/lemur/upgrade\"\n".to_owned(),
+            None => "# [upgrades]\n# key = \"/usr/share/lemur-hsm/upgrade-key.pem\"\n# spool = \"/var/lib/lemur/upgrade\"\n# status = \"/var/lib/lemur-upgrade/status.json\"\n".to_owned(),
         }
     }
 

@@ -78,7 +78,7 @@ pub fn serve(
         error: None,
     };
     let status_path = spool.join(STATUS);
-    status.write(&status_path)?;
+    lemur_core::status_file::write(&status_path, &status)?;
     let restored = std::fs::File::open(&archive)
         .map_err(Error::io(format!("opening {}", archive.display())))
         .and_then(|file| {
@@ -91,7 +91,7 @@ pub fn serve(
         Err(_) => RestoreState::Failed,
     };
     status.error = restored.as_ref().err().map(ToString::to_string);
-    status.write(&status_path)?;
+    lemur_core::status_file::write(&status_path, &status)?;
     restored.map(|_| ())
 }
 

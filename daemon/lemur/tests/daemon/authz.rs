@@ -60,7 +60,10 @@ const MATRIX: &[(&str, &str, [u16; 9])] = &[
     ("GET",  "/plugins/{slug}",              [401, 401, 200, 200, 200, 200, 200, 200, 200]),
     // Administrators only; the test daemon is no appliance, so even they are refused (409).
     ("POST", "/appliance/upgrade",           [401, 401, 403, 403, 403, 403, 403, 403, 409]),
+    ("GET",  "/appliance/upgrade",           [401, 401, 403, 403, 403, 403, 403, 403, 409]),
     ("POST", "/appliance/backup",            [401, 401, 403, 403, 403, 403, 403, 403, 409]),
+    ("POST", "/appliance/restore",           [401, 401, 403, 403, 403, 403, 403, 403, 409]),
+    ("GET",  "/appliance/restore",           [401, 401, 403, 403, 403, 403, 403, 403, 409]),
     ("GET",  "/openapi.json",                [200, 200, 200, 200, 200, 200, 200, 200, 200]),
 ];
 

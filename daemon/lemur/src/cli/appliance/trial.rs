@@ -21,11 +21,15 @@ use crate::cli::backup::{as_user, finish_child};
 use clap::ValueEnum;
 use lemur_core::config::Config;
 use lemur_core::files::{ensure_private_dir, replace_private, sync_parent};
+use lemur_core::upgrade::status::{UpgradeState, UpgradeStatus};
 use lemur_core::{Error, Result, clock};
 use std::path::{Path, PathBuf};
 
 /// Where the installer leaves the marker.
 pub const MARKER: &str = "/var/lib/lemur-upgrade/trial";
+/// The status of the last upgrade, which the installer starts and the trial carries on, for
+/// the daemon (`[upgrades] status`; the directory is setgid to its group).
+pub const STATUS: &str = "/var/lib/lemur-upgrade/status.json";
 /// Made for the rest of a boot that is a release's trial, where the daemon's user can see it
 /// (provisioning then leaves the configuration as the previous release can read it).
 pub const ON_TRIAL: &str = "/run/lemur-on-trial";
@@ -53,6 +57,9 @@ pub struct Options {
     /// What is made for the rest of a boot on trial.
     #[arg(long, value_name = "FILE", default_value = ON_TRIAL)]
     on_trial: PathBuf,
+    /// The upgrade's status, for the daemon.
+    #[arg(long, value_name = "FILE", default_value = STATUS)]
+    status: PathBuf,
 }
 
 /// The marker: which slot is on trial with which release.
@@ -102,10 +109,11 @@ pub fn run(options: &Options) -> Result<()> {
             return Ok(());
         }
         database(options, DatabaseAction::Forget)?;
-        return remove_marker(
+        remove_marker(
             &options.marker,
             &format!("release {version} passed its trial"),
-        );
+        )?;
+        return tell(options, UpgradeState::Passed, None);
     }
     if on_trial {
         println!(
@@ -116,11 +124,26 @@ pub fn run(options: &Options) -> Result<()> {
             format!("{slot} {version}\n").as_bytes(),
             None,
         )?;
-        return database(options, DatabaseAction::Snapshot);
+        database(options, DatabaseAction::Snapshot)?;
+        return tell(options, UpgradeState::OnTrial, None);
     }
-    println!("release {version} failed its trial in slot {slot}: this slot boots again");
+    let failed =
+        format!("release {version} failed its trial in slot {slot}: this slot boots again");
+    println!("{failed}");
     database(options, DatabaseAction::RollBack)?;
-    remove_marker(&options.marker, "the trial is over")
+    remove_marker(&options.marker, "the trial is over")?;
+    tell(
+        options,
+        UpgradeState::FellBack,
+        Some(format!(
+            "{failed}: none of its boots came up healthy (the daemon ready, nginx serving)"
+        )),
+    )
+}
+
+/// Moves the upgrade's status on, if the installer left one.
+fn tell(options: &Options, state: UpgradeState, error: Option<String>) -> Result<()> {
+    UpgradeStatus::advance(&options.status, state, error, clock::system().unix()).map(|_| ())
 }
 
 fn remove_marker(marker: &Path, why: &str) -> Result<()> {

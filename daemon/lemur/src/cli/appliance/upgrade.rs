@@ -17,12 +17,15 @@
 //!    a marker names the slot on trial, so that the database is kept as it was before the new
 //!    release ran, and put back if that release fails after migrating it (`trial.rs`).
 
-use lemur_core::files::{open_untrusted, sync_dir};
+use lemur_core::files::{ensure_private_dir, open_untrusted, sync_dir};
+use lemur_core::upgrade::status::{UpgradeState, UpgradeStatus};
 use lemur_core::upgrade::{self, Manifest, ReleaseKey};
-use lemur_core::{Error, Result};
+use lemur_core::{Error, Result, clock};
+use std::cell::{Cell, RefCell};
 use std::fs::File;
-use std::io::{Seek, SeekFrom, Write};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 /// Boots a new entry gets to come up healthy.
 const TRIES: u32 = 3;
@@ -57,6 +60,9 @@ pub struct Options {
     /// Where to leave the marker of the trial (see `lemur appliance trial`).
     #[arg(long, value_name = "FILE", default_value = super::trial::MARKER)]
     trial_marker: PathBuf,
+    /// Where to keep the upgrade's status, for the daemon (`[upgrades] status`).
+    #[arg(long, value_name = "FILE", default_value = super::trial::STATUS)]
+    status: PathBuf,
 }
 
 /// A root slot: `a` or `b`.
@@ -103,11 +109,110 @@ impl std::fmt::Display for Slot {
     }
 }
 
-/// Runs `lemur appliance upgrade`.
+/// Runs `lemur appliance upgrade`, keeping its status for the daemon: installing (with the
+/// bytes written), then restarting into it, or failed.
 pub fn run(options: &Options) -> Result<()> {
     let cmdline = std::fs::read_to_string(&options.cmdline)
         .map_err(Error::io(format!("reading {}", options.cmdline.display())))?;
     let target = Slot::running(&cmdline)?.other();
+    let total = std::fs::metadata(&options.bundle).map_or(0, |found| found.len());
+    let progress = Progress::start(&options.status, target, total)?;
+    let installed = install(options, target, &progress);
+    let (state, version, error) = match &installed {
+        Ok(manifest) => (
+            UpgradeState::Restarting,
+            Some(manifest.version.clone()),
+            None,
+        ),
+        Err(error) => (UpgradeState::Failed, None, Some(error.to_string())),
+    };
+    progress.finish(state, version, error)?;
+    installed.map(|_| ())
+}
+
+/// The status of an installation, written as it goes (at most every [`Progress::EVERY`]).
+struct Progress {
+    path: PathBuf,
+    status: RefCell<UpgradeStatus>,
+    last_written: Cell<Instant>,
+}
+
+impl Progress {
+    const EVERY: Duration = Duration::from_secs(2);
+
+    fn start(path: &Path, slot: Slot, total: u64) -> Result<Self> {
+        if let Some(dir) = path.parent() {
+            ensure_private_dir(dir)?;
+        }
+        let now = clock::system().unix();
+        let status = UpgradeStatus {
+            state: UpgradeState::Installing,
+            version: None,
+            from_version: env!("CARGO_PKG_VERSION").to_owned(),
+            slot: slot.to_string(),
+            written: 0,
+            total,
+            started_at: now,
+            updated_at: now,
+            error: None,
+        };
+        lemur_core::status_file::write(path, &status)?;
+        Ok(Self {
+            path: path.to_owned(),
+            status: RefCell::new(status),
+            last_written: Cell::new(Instant::now()),
+        })
+    }
+
+    /// Counts `bytes` more written; the file follows now and then. A status that cannot be
+    /// written is not worth failing the installation for.
+    fn add(&self, bytes: usize) {
+        let mut status = self.status.borrow_mut();
+        status.written += bytes as u64;
+        if self.last_written.get().elapsed() >= Self::EVERY {
+            status.updated_at = clock::system().unix();
+            if let Err(error) = lemur_core::status_file::write(&self.path, &*status) {
+                eprintln!("lemur: the upgrade's progress: {error}");
+            }
+            self.last_written.set(Instant::now());
+        }
+    }
+
+    fn finish(
+        &self,
+        state: UpgradeState,
+        version: Option<String>,
+        error: Option<String>,
+    ) -> Result<()> {
+        let mut status = self.status.borrow_mut();
+        if state == UpgradeState::Restarting {
+            // All of it is in: the tar archive's padding after the last member is never read.
+            status.written = status.total;
+        }
+        status.state = state;
+        status.version = version;
+        status.error = error;
+        status.updated_at = clock::system().unix();
+        lemur_core::status_file::write(&self.path, &*status)
+    }
+}
+
+/// The bundle, read into the installation's progress (each member is written as it is read).
+struct Counted<'a, R> {
+    inner: R,
+    progress: &'a Progress,
+}
+
+impl<R: Read> Read for Counted<'_, R> {
+    fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
+        let read = self.inner.read(buffer)?;
+        self.progress.add(read);
+        Ok(read)
+    }
+}
+
+/// Writes the bundle into slot `target` and makes it the next boot's entry, on trial.
+fn install(options: &Options, target: Slot, progress: &Progress) -> Result<Manifest> {
     let key = ReleaseKey::load(&options.key)?;
     let disk = running_disk(&options.sys)?;
     let root = Partition::find(&options.disks, &format!("lemur-root-{target}"))?;
@@ -124,7 +229,10 @@ pub fn run(options: &Options) -> Result<()> {
         "installing {} into root slot {target}",
         options.bundle.display()
     );
-    let bundle = open_untrusted(&options.bundle, None)?;
+    let bundle = Counted {
+        inner: open_untrusted(&options.bundle, None)?,
+        progress,
+    };
     let manifest = upgrade::read(std::io::BufReader::new(bundle), &key, |name, size| {
         let writer: Box<dyn Write> = match name {
             "root.img" => Box::new(root.open(size)?),
@@ -163,7 +271,7 @@ pub fn run(options: &Options) -> Result<()> {
          {TRIES} boots",
         manifest.version, manifest.source
     );
-    Ok(())
+    Ok(manifest)
 }
 
 /// The disk the running root is on (`vda`): that of the devices under the verity device named

@@ -35,7 +35,9 @@ fn trial(app: &Appliance, dir: &Path, slot: &str, action: &str) -> String {
             .arg("--daemon-config")
             .arg(app.daemon.config_path())
             .arg("--on-trial")
-            .arg(dir.join("on-trial"));
+            .arg(dir.join("on-trial"))
+            .arg("--status")
+            .arg(dir.join("status.json"));
         if action == "forget" {
             command.arg("--passed");
         }
@@ -49,6 +51,26 @@ fn trial(app: &Appliance, dir: &Path, slot: &str, action: &str) -> String {
         assert!(dir.join("on-trial").exists());
     }
     stdout(&output)
+}
+
+/// The upgrade's status as the installer left it: written, restarting into `version`.
+fn installed(dir: &Path, version: &str) {
+    std::fs::write(
+        dir.join("status.json"),
+        format!(
+            r#"{{"state": "restarting", "version": "{version}", "from_version": "0.1.0",
+                "slot": "b", "written": 10, "total": 10, "started_at": 1700000000,
+                "updated_at": 1700000001, "error": null}}"#
+        ),
+    )
+    .unwrap();
+}
+
+/// The upgrade's state, as the trial carried it on (as root, the image's way; the daemon's
+/// side alone has none to carry).
+fn upgrade_state(dir: &Path) -> Option<Value> {
+    lemur_testkit::is_root()
+        .then(|| serde_json::from_slice(&std::fs::read(dir.join("status.json")).unwrap()).unwrap())
 }
 
 fn migrated_by_a_later_release(app: &Appliance) {
@@ -70,12 +92,16 @@ fn a_failed_trial_that_migrated_the_database_leaves_it_as_it_was_before() {
     let before = app.issue(authority, "before");
     let dir = scratch();
     std::fs::write(dir.path().join("marker"), "b 0.2.0\n").unwrap();
+    installed(dir.path(), "0.2.0");
     let snapshot = app.daemon.state_dir().join("upgrade/before-trial.db");
 
     // The trial's first boot keeps the database as it was; its later tries keep that snapshot.
     assert!(app.daemon.stop());
     let said = trial(&app, dir.path(), "b", "snapshot");
     assert!(snapshot.exists(), "{said}");
+    if let Some(status) = upgrade_state(dir.path()) {
+        assert_eq!(status["state"], "on_trial", "{status}");
+    }
     let taken = std::fs::metadata(&snapshot).unwrap().modified().unwrap();
     let (mut app, during) = issued_while_up(app, authority, "during");
     trial(&app, dir.path(), "b", "snapshot");
@@ -91,6 +117,15 @@ fn a_failed_trial_that_migrated_the_database_leaves_it_as_it_was_before() {
     assert!(!snapshot.exists());
     if lemur_testkit::is_root() {
         assert!(!dir.path().join("marker").exists(), "the trial is over");
+    }
+    if let Some(status) = upgrade_state(dir.path()) {
+        assert_eq!(status["state"], "fell_back", "{status}");
+        assert!(
+            status["error"]
+                .as_str()
+                .is_some_and(|error| error.contains("release 0.2.0 failed its trial in slot b")),
+            "{status}"
+        );
     }
     let aside: Vec<_> = std::fs::read_dir(app.daemon.state_dir())
         .unwrap()
@@ -147,6 +182,7 @@ fn a_trial_that_did_not_migrate_keeps_its_writes_and_a_passed_one_forgets_the_sn
 
     // A trial that passes: the snapshot goes, and the marker with it.
     std::fs::write(&marker, "a 0.3.0\n").unwrap();
+    installed(dir.path(), "0.3.0");
     assert!(app.daemon.stop());
     trial(&app, dir.path(), "a", "snapshot");
     assert!(snapshot.exists());
@@ -154,5 +190,9 @@ fn a_trial_that_did_not_migrate_keeps_its_writes_and_a_passed_one_forgets_the_sn
     assert!(!snapshot.exists());
     if lemur_testkit::is_root() {
         assert!(!marker.exists());
+    }
+    if let Some(status) = upgrade_state(dir.path()) {
+        assert_eq!(status["state"], "passed", "{status}");
+        assert_eq!(status["version"], "0.3.0", "{status}");
     }
 }

@@ -7,7 +7,8 @@
 use super::{lemur, stderr, stdout};
 use crate::support::scratch;
 use lemur_testkit::daemon::Daemon;
-use std::os::unix::fs::symlink;
+use serde_json::Value;
+use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -97,10 +98,12 @@ fn an_administrator_uploads_a_release_and_the_daemon_stages_it_only_once_checked
 
     let config = std::fs::read_to_string(daemon.config_path()).unwrap();
     // As much as a bundle may be, so that the spool's free space is what refuses 2^61 bytes.
+    let status_file = dir.path().join("status.json");
     let upgrades = format!(
-        "{config}\n[upgrades]\nkey = {:?}\nspool = {:?}\nmax_bytes = 4611686018427387904\n",
+        "{config}\n[upgrades]\nkey = {:?}\nspool = {:?}\nmax_bytes = 4611686018427387904\nstatus = {:?}\n",
         public.to_str().unwrap(),
-        spool.to_str().unwrap()
+        spool.to_str().unwrap(),
+        status_file.to_str().unwrap()
     );
     std::fs::write(daemon.config_path(), upgrades).unwrap();
     daemon.restart();
@@ -149,6 +152,33 @@ fn an_administrator_uploads_a_release_and_the_daemon_stages_it_only_once_checked
     let busy = upload(&bytes);
     assert_eq!(busy.status, 409, "{}", busy.text);
     assert!(busy.text.contains("being installed"), "{}", busy.text);
+
+    // What the API tells of it: staged, none taken up yet; then root's record, as its installer
+    // writes it part way.
+    let status = || daemon.get("/api/1/appliance/upgrade", Some(&token));
+    let waiting = status();
+    assert_eq!(waiting.status, 200, "{}", waiting.text);
+    assert_eq!(waiting.body["staged"], true, "{}", waiting.text);
+    assert_eq!(waiting.body["version"], env!("CARGO_PKG_VERSION"));
+    assert!(waiting.body.get("last").is_none(), "{}", waiting.text);
+    std::fs::write(
+        &status_file,
+        r#"{"state": "installing", "version": null, "from_version": "0.1.0", "slot": "b",
+            "written": 1048576, "total": 4194304, "started_at": 1700000000,
+            "updated_at": 1700000002, "error": null}"#,
+    )
+    .unwrap();
+    let installing = status();
+    assert_eq!(
+        installing.body["last"]["state"], "installing",
+        "{}",
+        installing.text
+    );
+    assert_eq!(installing.body["last"]["written"], 1_048_576);
+    assert_eq!(installing.body["last"]["startedAt"], "2023-11-14T22:13:20Z");
+    std::fs::write(&status_file, "{").unwrap();
+    let unreadable = status();
+    assert_eq!(unreadable.status, 503, "{}", unreadable.text);
 }
 
 /// An upload that announces `length` bytes (Content-Length) and sends a few: its status and
@@ -264,9 +294,9 @@ impl Disk {
         )
         .unwrap();
         let (esp, disks, marker) = (self.path("esp"), self.path("disk"), self.path("trial"));
-        let sys = self.path("sys");
-        let paths =
-            [bundle, key, &esp, &disks, &cmdline, &marker, &sys].map(|p| p.to_str().unwrap());
+        let (sys, status) = (self.path("sys"), self.path("status.json"));
+        let paths = [bundle, key, &esp, &disks, &cmdline, &marker, &sys, &status]
+            .map(|p| p.to_str().unwrap());
         let args = [
             "appliance",
             "upgrade",
@@ -284,8 +314,15 @@ impl Disk {
             paths[5],
             "--sys",
             paths[6],
+            "--status",
+            paths[7],
         ];
         lemur(&args, &[])
+    }
+
+    /// The installer's status, for the daemon.
+    fn status(&self) -> Value {
+        serde_json::from_slice(&std::fs::read(self.path("status.json")).unwrap()).unwrap()
     }
 
     /// Whether the partition's first bytes are `bytes`.
@@ -319,6 +356,26 @@ fn the_installer_writes_the_slot_not_running_and_boots_it_next_on_trial() {
     assert_eq!(
         std::fs::read_to_string(disk.path("trial")).unwrap(),
         "b 0.2.0\n"
+    );
+    // The status the daemon serves: the whole bundle read and written, restarting into it.
+    let status = disk.status();
+    assert_eq!(status["state"], "restarting", "{status}");
+    assert_eq!(status["version"], "0.2.0", "{status}");
+    assert_eq!(status["slot"], "b", "{status}");
+    assert_eq!(
+        status["from_version"],
+        env!("CARGO_PKG_VERSION"),
+        "{status}"
+    );
+    assert!(status["total"].as_u64().unwrap() > 0, "{status}");
+    assert_eq!(status["written"], status["total"], "{status}");
+    assert_eq!(
+        std::fs::metadata(disk.path("status.json"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o640
     );
     let entry = std::fs::read_to_string(disk.path("esp/loader/entries/lemur-b+3.conf")).unwrap();
     let expected = format!(
@@ -366,6 +423,14 @@ fn the_installer_writes_the_slot_not_running_and_boots_it_next_on_trial() {
         stderr(&refused)
     );
     assert_eq!(disk.entries(), ["lemur-a+3.conf"]);
+    let status = disk.status();
+    assert_eq!(status["state"], "failed", "{status}");
+    assert!(
+        status["error"]
+            .as_str()
+            .is_some_and(|error| error.contains("initrd does not match")),
+        "{status}"
+    );
 
     // An older release: refused, whoever signed it.
     let refused = disk.install(

@@ -12,6 +12,8 @@
 //! once what is wrong); root checks it again while it writes the inactive slot (`lemur appliance
 //! upgrade`), since root does not trust what the daemon's user can write.
 
+pub mod status;
+
 use crate::App;
 use crate::error::{Error, Result};
 use crate::model::LogEntry;
