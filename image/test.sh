@@ -444,6 +444,21 @@ upload() {
     [ "$(cat "$WORK/upload.status")" = 202 ] || fail "the upload answered $(cat "$WORK/upload.status")"
 }
 
+# The API's record of the last upgrade reaches state $1 (for release $2) within two minutes; its
+# JSON is left in $WORK/upgrade-status.json.
+wait_for_upgrade_state() {
+    local wanted="$1" version="$2" started=$SECONDS state=""
+    until [ "$state" = "$wanted" ]; do
+        [ $((SECONDS - started)) -lt 120 ] ||
+            fail "the upgrade's record never said $wanted: $(cat "$WORK/upgrade-status.json")"
+        sleep 2
+        api GET /appliance/upgrade > "$WORK/upgrade-status.json" || continue
+        state="$(json "['last']['state']" < "$WORK/upgrade-status.json")"
+    done
+    [ "$(json "['last']['version']" < "$WORK/upgrade-status.json")" = "$version" ] ||
+        fail "the upgrade's record is of another release: $(cat "$WORK/upgrade-status.json")"
+}
+
 # Signed in afresh with password $1, the certificate issued at the first boot is listed and the
 # CA issues again; $2 says when, for the failure.
 first_certificate_listed() {
@@ -581,6 +596,12 @@ main() {
     echo "image test: uploaded $(basename "$BUNDLE"): $(json "['status']" < "$WORK/upload.json")"
     check_running_slot b "$password" "$from"
     check_trial "$from" "is on trial in slot b" "kept the database as it was before the trial"
+    local version
+    version="$(json "['version']" < "$WORK/upload.json")"
+    wait_for_upgrade_state passed "$version"
+    [ "$(json "['slot']" < "$WORK/upgrade-status.json")" = b ] ||
+        fail "the API says another slot runs: $(cat "$WORK/upgrade-status.json")"
+    echo "image test: the API says release $version passed its trial in slot b"
 
     broken_bundle
     from="$(console_mark)"
@@ -597,7 +618,10 @@ main() {
     from="$(console_mark)"
     check_running_slot b "$password" "$from"
     check_trial "$from" "failed its trial in slot a" "the trial took no snapshot"
-    echo "image test: the broken release was found bad three times, and slot b came back"
+    wait_for_upgrade_state fell_back "$(json "['version']" < "$WORK/upload.json")"
+    grep -q "failed its trial in slot a" "$WORK/upgrade-status.json" ||
+        fail "the API does not say why the release fell back: $(cat "$WORK/upgrade-status.json")"
+    echo "image test: the broken release was found bad three times, slot b came back, and the API says it fell back"
 
     power_off
     check_boot_entries

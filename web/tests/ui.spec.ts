@@ -687,6 +687,31 @@ test("every screen: sign in, dashboard, authorities, the issue wizard, CSRs, upl
     await screen(page, "appliance-restore");
   });
 
+  await test.step("the appliance screen: an upgrade, refused off the appliance", async () => {
+    const upgrade = page.getByRole("region", { name: "Upgrade", exact: true });
+    const bundle = upgrade.getByLabel("Release bundle");
+    const button = upgrade.getByRole("button", { name: "Upgrade", exact: true });
+    // The test daemon is no appliance: its 409 says so in a line, and nothing is under way.
+    await expect(upgrade.getByText(/Upgrades are for the appliance image/)).toBeVisible();
+    await expect(upgrade.getByRole("heading", { name: "Last upgrade" })).toHaveCount(0);
+    // No bundle chosen: the field says so, and takes the focus.
+    await button.click();
+    await expect(bundle).toHaveAccessibleDescription(/Choose the release bundle/);
+    await expect(bundle).toBeFocused();
+    await bundle.setInputFiles({
+      name: "lemur-hsm-9.9.9.upgrade",
+      mimeType: "application/octet-stream",
+      buffer: Buffer.from("not a bundle"),
+    });
+    await button.click();
+    // The daemon refuses it before reading it, above the form's button.
+    await expect(upgrade.getByRole("alert")).toHaveText(/takes no upgrades/);
+    await expect(bundle).not.toHaveAttribute("aria-invalid");
+    await expect(button).toBeEnabled();
+    await expect(upgrade.getByRole("status")).toHaveCount(0);
+    await screen(page, "appliance-upgrade");
+  });
+
   await test.step("a page that does not exist", async () => {
     await page.goto("/no/such/page");
     await expect(page.getByRole("heading", { name: "Not found" })).toBeVisible();

@@ -89,43 +89,67 @@ export function describe(error: unknown, fallback = "The request failed."): stri
 /** The message shown when a request got no answer at all (network down, daemon restarting). */
 export const UNREACHABLE = "The daemon could not be reached. Check the connection and try again.";
 
-/** The paths that take a `multipart/form-data` form: an upload, perhaps a large one. */
+/** The media type of raw bytes sent as they are (a release bundle), not as a form. */
+const RAW = "application/octet-stream";
+
+/**
+ * What `upload` sends to `path`: a `FormData` to a path that takes a `multipart/form-data` form
+ * (a restore), a `Blob` (a chosen file) to one that takes raw bytes (an upgrade's bundle).
+ */
+type UploadBody<P extends keyof paths> = paths[P] extends {
+  post: { requestBody: { content: infer C } };
+}
+  ? | ("multipart/form-data" extends keyof C ? FormData : never)
+    | (typeof RAW extends keyof C ? Blob : never)
+  : never;
+
+/** The paths that take an upload, perhaps a large one (see `UploadBody`). */
 type UploadPath = {
-  [P in keyof paths]: paths[P] extends {
-    post: { requestBody: { content: { "multipart/form-data": unknown } } };
-  }
-    ? P
-    : never;
+  [P in keyof paths]: [UploadBody<P>] extends [never] ? never : P;
 }[keyof paths];
 
+/** What `path` answers when it accepts an upload: the JSON of its 2xx answers. */
+type Accepted<P extends keyof paths> = paths[P] extends { post: { responses: infer R } }
+  ? {
+      [S in keyof R]: S extends 200 | 201 | 202
+        ? R[S] extends { content: { "application/json": infer J } }
+          ? J
+          : never
+        : never;
+    }[keyof R]
+  : never;
+
 export interface UploadOptions {
-  /** Told how much of the form went out, from 0 to 1 (1 once all of it is sent). */
+  /** Told how much of the body went out, from 0 to 1 (1 once all of it is sent). */
   onProgress?: (sent: number) => void;
   /** Stops the upload: the promise then rejects. */
   signal?: AbortSignal;
 }
 
 /**
- * POSTs `form` to `path` with XMLHttpRequest, which tells how much of a large upload went out
- * (fetch does not). Sent as `api` sends (same origin, so with the session's cookie, and the web
- * UI's header), and like it sent again once the same user signs in again after a 401. Rejects
- * when no answer came, or `signal` stopped it.
+ * POSTs `body` to `path` with XMLHttpRequest, which tells how much of a large upload went out
+ * (fetch does not): a form as `multipart/form-data`, a file's raw bytes as
+ * `application/octet-stream`, as the path takes it. Sent as `api` sends (same origin, so with
+ * the session's cookie, and the web UI's header), and like it sent again once the same user
+ * signs in again after a 401. Rejects when no answer came, or `signal` stopped it.
  */
-export async function upload<T>(
-  path: UploadPath,
-  form: FormData,
+export async function upload<P extends UploadPath>(
+  path: P,
+  body: UploadBody<P>,
   options: UploadOptions = {},
-): Promise<Answer<T>> {
+): Promise<Answer<Accepted<P>>> {
   for (;;) {
-    const { status, body } = await post(`${BASE_URL}${path}`, form, options);
-    if (status === 401 && (await onSessionEnded())) continue;
-    return status >= 200 && status < 300 ? { data: body as T } : { error: body };
+    const answer = await post(`${BASE_URL}${path}`, body, options);
+    if (answer.status === 401 && (await onSessionEnded())) continue;
+    return answer.status >= 200 && answer.status < 300
+      ? { data: answer.body as Accepted<P> }
+      : { error: answer.body };
   }
 }
 
 function post(
   url: string,
-  form: FormData,
+  body: FormData | Blob,
   { onProgress, signal }: UploadOptions,
 ): Promise<{ status: number; body: unknown }> {
   return new Promise((resolve, reject) => {
@@ -137,6 +161,9 @@ function post(
     const request = new XMLHttpRequest();
     request.open("POST", url);
     for (const [name, value] of Object.entries(HEADERS)) request.setRequestHeader(name, value);
+    // A form's type names its boundary, which the browser sets; raw bytes are said to be raw
+    // whatever the file's own type (often none, for a `.upgrade`).
+    if (!(body instanceof FormData)) request.setRequestHeader("Content-Type", RAW);
     request.upload.onprogress = (event) => {
       if (event.lengthComputable && event.total > 0) onProgress?.(event.loaded / event.total);
     };
@@ -146,7 +173,7 @@ function post(
     request.ontimeout = request.onerror;
     request.onabort = () => reject(signal?.reason ?? new DOMException("stopped", "AbortError"));
     signal?.addEventListener("abort", () => request.abort(), { once: true });
-    request.send(form);
+    request.send(body);
   });
 }
 
