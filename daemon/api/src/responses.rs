@@ -612,6 +612,9 @@ pub struct RestoreAccepted {
     pub backup_version: String,
     /// When the backup was made (RFC 3339).
     pub backup_created: String,
+    /// When the restore was accepted (RFC 3339): `GET /appliance/restore` tells of this one
+    /// while its `requestedAt` is this.
+    pub requested_at: String,
     /// What happens next.
     pub status: String,
 }
@@ -701,7 +704,8 @@ pub enum UpgradeState {
 pub struct UpgradeRecord {
     /// Where it stands.
     pub state: UpgradeState,
-    /// The release installed, once its signed manifest was read.
+    /// The release installed, known once the whole bundle was checked (absent while it is
+    /// installed, and when the installation failed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
     /// The release running when it began.

@@ -13,7 +13,10 @@ use std::path::{Path, PathBuf};
 mod appliance;
 mod keys;
 mod template;
-pub use appliance::{BackupsConfig, UpgradesConfig};
+pub use appliance::{
+    BACKUP_SOCKET, BackupsConfig, RESTORE_SOCKET, RESTORE_SPOOL, RESTORE_STATUS_NAME, RUNNING_SLOT,
+    UPGRADE_STATUS, UpgradesConfig,
+};
 pub use keys::KeysConfig;
 pub use template::{SecretsIn, Template};
 

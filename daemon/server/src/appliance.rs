@@ -214,7 +214,7 @@ pub async fn restore(
     State(app): AppState,
     Caller(subject): Caller,
     form: Result<Multipart, MultipartRejection>,
-) -> Result<(StatusCode, Json<RestoreAccepted>), ApiError> {
+) -> Result<impl IntoResponse, ApiError> {
     api_restore::check_allowed(&app, &subject)?;
     let mut form = form.map_err(|e| {
         Error::invalid(
@@ -252,16 +252,31 @@ pub async fn restore(
         }
     }
     let upload = upload.ok_or_else(|| Error::invalid("archive", "is missing"))?;
-    let (version, created) = upload.finish().await?;
+    let (accepted, hangup) = upload.finish().await?;
+    let answer = RestoreAccepted {
+        backup_version: accepted.version,
+        backup_created: crate::views::date(accepted.created),
+        requested_at: crate::views::date(accepted.requested_at),
+        status: "checked whole: the appliance now stops, restores it and starts again on it; \
+                 sign in with the backup's credentials"
+            .to_owned(),
+    };
+    let json = serde_json::to_vec(&answer).map_err(|e| Error::Ca(e.to_string()))?;
+    // The connection to the restore service goes with the body, when the body is asked for
+    // more after its one chunk (handed to the connection by then): the service stops this
+    // daemon only then, and the daemon's graceful shutdown lets the answer finish.
+    let body = futures_util::stream::unfold((Some(json), hangup), |(json, hangup)| async move {
+        // Asked again: the stream ends, and the connection with it.
+        let chunk = json?;
+        Some((
+            Ok::<_, std::io::Error>(axum::body::Bytes::from(chunk)),
+            (None, hangup),
+        ))
+    });
     Ok((
         StatusCode::ACCEPTED,
-        Json(RestoreAccepted {
-            backup_version: version,
-            backup_created: crate::views::date(created),
-            status: "checked whole: the appliance now stops, restores it and starts again on it; \
-                     sign in with the backup's credentials"
-                .to_owned(),
-        }),
+        [(header::CONTENT_TYPE, "application/json")],
+        Body::from_stream(body),
     ))
 }
 
@@ -324,7 +339,8 @@ async fn small_field(
     field: &mut Field<'_>,
     stall: Duration,
 ) -> Result<zeroize::Zeroizing<String>, Error> {
-    let mut bytes = zeroize::Zeroizing::new(Vec::new());
+    // Room for the longest at once: a buffer that grew would leave a copy behind.
+    let mut bytes = zeroize::Zeroizing::new(Vec::with_capacity(api_restore::MAX_LINE));
     while let Some(chunk) = in_time(stall, field.chunk()).await? {
         if bytes.len() + chunk.len() > api_restore::MAX_LINE {
             return Err(Error::invalid(

@@ -4,9 +4,10 @@
 //! (`lemur-restore.socket`, one `lemur appliance restore --served` per connection), which keeps
 //! it in a spool of its own, checks it whole with the passphrase, and answers with a
 //! [`Verdict`]. Only a checked archive is accepted (`202`); the service then waits for the daemon
-//! to hang up (the answer is on its way), stops the daemon and nginx, restores, starts them
-//! again and records the outcome in its [`RestoreStatus`] file, which the restored (or, after a
-//! failure, the same) daemon serves at `GET /api/1/appliance/restore`.
+//! to hang up, which it does once its answer has gone out ([`Hangup`]), stops the daemon and
+//! nginx, restores, starts them again and records the outcome in its [`RestoreStatus`] file,
+//! which the restored (or, after a failure, the same) daemon serves at
+//! `GET /api/1/appliance/restore`.
 //!
 //! On the socket the daemon sends one line of JSON (the [`Requester`], for the status and the
 //! journal), the passphrase on one line, then the archive until it shuts its side down; the
@@ -27,8 +28,11 @@ use std::sync::atomic::AtomicBool;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
 
-/// The longest line the service reads before the archive (the requester, the passphrase).
-pub const MAX_LINE: usize = 1024;
+/// The longest line the service reads before the archive (the requester, the passphrase): as
+/// long a passphrase as `lemur backup` reads from a file.
+pub const MAX_LINE: usize = 4096;
+/// The longest user name or source address passed on (the rest is cut).
+const MAX_REQUESTER_FIELD: usize = 256;
 /// The longest verdict the daemon reads.
 const MAX_VERDICT: u64 = 4 << 10;
 
@@ -48,12 +52,7 @@ pub struct Requester {
 #[serde(tag = "outcome", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Verdict {
     /// Checked whole: it will be restored once the daemon hangs up.
-    Accepted {
-        /// The release that made the backup.
-        version: String,
-        /// When it was made (Unix seconds).
-        created: i64,
-    },
+    Accepted(Accepted),
     /// The request's fault: `field` (`passphrase` or `archive`) and why.
     Refused {
         /// The request's field.
@@ -78,17 +77,30 @@ pub enum Verdict {
     },
 }
 
+/// A restore the service accepted.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Accepted {
+    /// The release that made the backup.
+    pub version: String,
+    /// When it was made (Unix seconds).
+    pub created: i64,
+    /// When the service accepted it (Unix seconds), as its status says.
+    pub requested_at: i64,
+}
+
 impl Verdict {
-    /// The verdict a check's error gives: a request's field is the client's to fix, a full file
-    /// system the operator's, the rest the service's.
+    /// The verdict a check's error gives: a request's field is the client's to fix (the
+    /// passphrase, or else the archive: of a newer release, another state directory, without
+    /// the credentials an appliance's holds), a full file system the operator's, the rest the
+    /// service's.
     pub fn of_error(error: &Error) -> Self {
         match error {
             Error::Validation { field, reason } => Verdict::Refused {
-                // The archive's own errors name it `backup`; the request calls it `archive`.
-                field: if field == "backup" {
-                    "archive".into()
-                } else {
+                field: if field == "passphrase" {
                     field.clone()
+                } else {
+                    "archive".into()
                 },
                 reason: reason.clone(),
             },
@@ -101,6 +113,19 @@ impl Verdict {
             other => Verdict::Failed {
                 reason: other.to_string(),
             },
+        }
+    }
+
+    /// The acceptance, or the error answer it stands for.
+    pub fn accepted(self) -> Result<Accepted> {
+        match self {
+            Verdict::Accepted(accepted) => Ok(accepted),
+            Verdict::Refused { field, reason } => Err(Error::Validation { field, reason }),
+            Verdict::NoRoom { reason } => Err(Error::InsufficientStorage(reason)),
+            Verdict::Busy { reason } => Err(Error::Conflict(reason)),
+            Verdict::Failed { reason } => Err(Error::ServiceUnavailable(format!(
+                "the restore service failed: {reason}; see journalctl -u 'lemur-restore@*'"
+            ))),
         }
     }
 
@@ -120,16 +145,16 @@ impl Verdict {
 pub enum RestoreState {
     /// Checked and accepted; the services are being stopped and the archive restored.
     Restoring,
-    /// Restored; the daemon and nginx started again on it.
+    /// Restored; the daemon and nginx started again on it (or, with an error, did not).
     Restored,
     /// Failed: what was there was put back (see `error`).
     Failed,
 }
 
 /// The status file root's restore service writes (`[backups] restore_status`), readable by the
-/// daemon's group.
+/// daemon's group. Unknown fields are allowed: a restore may bring back an earlier release's
+/// daemon, which reads what a later one's service wrote.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
 pub struct RestoreStatus {
     /// Where it stands.
     pub state: RestoreState,
@@ -188,10 +213,16 @@ pub fn check_allowed(app: &App, subject: &Subject) -> Result<()> {
 pub async fn start(app: &App, subject: &Subject, passphrase: &str) -> Result<Upload> {
     authorize(subject, Action::RestoreAppliance)?;
     let config = config(app)?;
+    // As `lemur backup` reads a passphrase file: its first line, without the line's end.
+    let passphrase = passphrase
+        .strip_suffix('\n')
+        .map_or(passphrase, |line| line.strip_suffix('\r').unwrap_or(line));
     if passphrase.is_empty() || passphrase.len() > MAX_LINE || passphrase.contains(['\n', '\r']) {
         return Err(Error::invalid(
             "passphrase",
-            format!("must be the backup's passphrase: one line, 1 to {MAX_LINE} bytes"),
+            format!(
+                "must be the backup's passphrase: 1 to {MAX_LINE} bytes, without a line break inside"
+            ),
         ));
     }
     let busy = OneAtATime::take(
@@ -206,17 +237,20 @@ pub async fn start(app: &App, subject: &Subject, passphrase: &str) -> Result<Upl
                 config.restore_socket.display()
             ))
         })?;
+    let cut = |text: &str| text.chars().take(MAX_REQUESTER_FIELD).collect::<String>();
     let requester = Requester {
-        user: match subject {
-            Subject::User(user) => user.user.username.clone(),
-            Subject::System(job) => (*job).to_owned(),
-        },
-        source: subject.source().unwrap_or_default().to_owned(),
+        user: cut(match subject {
+            Subject::User(user) => &user.user.username,
+            Subject::System(job) => job,
+        }),
+        source: cut(subject.source().unwrap_or_default()),
     };
-    let mut lines = zeroize::Zeroizing::new(
-        serde_json::to_vec(&requester)
-            .map_err(|e| Error::io("sending the requester")(std::io::Error::other(e)))?,
-    );
+    let requester = serde_json::to_vec(&requester)
+        .map_err(|e| Error::io("sending the requester")(std::io::Error::other(e)))?;
+    // Room for all of it at once: a buffer that grew would leave a copy of the passphrase.
+    let mut lines =
+        zeroize::Zeroizing::new(Vec::with_capacity(requester.len() + passphrase.len() + 2));
+    lines.extend_from_slice(&requester);
     lines.push(b'\n');
     lines.extend_from_slice(passphrase.as_bytes());
     lines.push(b'\n');
@@ -242,27 +276,26 @@ impl Upload {
     pub async fn write(&mut self, chunk: &[u8]) -> Result<()> {
         if let Err(error) = self.stream.get_mut().write_all(chunk).await {
             return match self.verdict().await {
-                Ok(Verdict::Accepted { .. }) | Err(_) => {
+                Ok(Verdict::Accepted(_)) | Err(_) => {
                     Err(service_broke("passing the archive on")(error))
                 }
-                Ok(refused) => Err(refusal(refused)),
+                Ok(refused) => refused.accepted().map(|_| ()),
             };
         }
         Ok(())
     }
 
-    /// The archive is whole: the service checks it and answers. `Ok` with the backup's release
-    /// and date when it was accepted; the service then restores it once this is dropped.
-    pub async fn finish(mut self) -> Result<(String, i64)> {
+    /// The archive is whole: the service checks it and answers. When it accepted, the
+    /// restore's details, and the [`Hangup`] to drop once the answer has gone out: the service
+    /// stops this daemon only then.
+    pub async fn finish(mut self) -> Result<(Accepted, Hangup)> {
         self.stream
             .get_mut()
             .shutdown()
             .await
             .map_err(service_broke("ending the archive"))?;
-        match self.verdict().await? {
-            Verdict::Accepted { version, created } => Ok((version, created)),
-            refused => Err(refusal(refused)),
-        }
+        let accepted = self.verdict().await?.accepted()?;
+        Ok((accepted, Hangup { _connection: self }))
     }
 
     async fn verdict(&mut self) -> Result<Verdict> {
@@ -280,17 +313,10 @@ impl Upload {
     }
 }
 
-/// The error answer of a verdict that is not an acceptance.
-fn refusal(verdict: Verdict) -> Error {
-    match verdict {
-        Verdict::Accepted { .. } => Error::ServiceUnavailable("accepted".into()),
-        Verdict::Refused { field, reason } => Error::Validation { field, reason },
-        Verdict::NoRoom { reason } => Error::InsufficientStorage(reason),
-        Verdict::Busy { reason } => Error::Conflict(reason),
-        Verdict::Failed { reason } => Error::ServiceUnavailable(format!(
-            "the restore service failed: {reason}; see journalctl -u 'lemur-restore@*'"
-        )),
-    }
+/// The connection to the restore service after it accepted: dropping it hangs up, and the
+/// service goes on to stop this daemon. Held by the answer until it has been sent.
+pub struct Hangup {
+    _connection: Upload,
 }
 
 fn service_broke(doing: &'static str) -> impl Fn(std::io::Error) -> Error {
@@ -304,10 +330,11 @@ mod tests {
     #[test]
     fn verdicts_are_one_line_and_read_back() {
         let verdicts = [
-            Verdict::Accepted {
+            Verdict::Accepted(Accepted {
                 version: "1.2.3".into(),
                 created: 1_700_000_000,
-            },
+                requested_at: 1_700_000_100,
+            }),
             Verdict::of_error(&Error::invalid("backup", "it is cut short")),
             Verdict::of_error(&Error::InsufficientStorage("no room".into())),
             Verdict::of_error(&Error::Conflict("busy".into())),
@@ -317,9 +344,15 @@ mod tests {
             assert_eq!(line.matches('\n').count(), 1, "{line}");
             assert_eq!(serde_json::from_str::<Verdict>(&line).unwrap(), verdict);
         }
-        assert!(matches!(
-            Verdict::of_error(&Error::invalid("backup", "cut short")),
-            Verdict::Refused { field, .. } if field == "archive"
-        ));
+        for (field, answered) in [
+            ("backup", "archive"),
+            ("--state-dir", "archive"),
+            ("passphrase", "passphrase"),
+        ] {
+            assert!(matches!(
+                Verdict::of_error(&Error::invalid(field, "refused")).accepted(),
+                Err(Error::Validation { field, .. }) if field == answered
+            ));
+        }
     }
 }

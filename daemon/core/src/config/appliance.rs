@@ -19,6 +19,10 @@ pub struct UpgradesConfig {
     /// before it was kept have no such key: theirs is where the image puts it.
     #[serde(default = "default_upgrade_status")]
     pub status: PathBuf,
+    /// Where root writes the root slot running at each boot (the daemon's sandbox hides the
+    /// kernel's command line, which names it).
+    #[serde(default = "default_running_slot")]
+    pub running_slot: PathBuf,
 }
 
 impl UpgradesConfig {
@@ -29,12 +33,30 @@ impl UpgradesConfig {
             spool: spool.to_owned(),
             max_bytes: default_upgrade_max_bytes(),
             status: default_upgrade_status(),
+            running_slot: default_running_slot(),
         }
     }
 }
 
+/// Where the appliance's installer keeps the last upgrade's status.
+pub const UPGRADE_STATUS: &str = "/var/lib/lemur-upgrade/status.json";
+/// Where the appliance writes the root slot running.
+pub const RUNNING_SLOT: &str = "/run/lemur-appliance/slot";
+/// Root's backup service on the appliance.
+pub const BACKUP_SOCKET: &str = "/run/lemur-backup.sock";
+/// Root's restore service on the appliance.
+pub const RESTORE_SOCKET: &str = "/run/lemur-restore.sock";
+/// The spool of root's restore service on the appliance, and the status it keeps there.
+pub const RESTORE_SPOOL: &str = "/var/lib/lemur-restore";
+/// The name of the restore status in [`RESTORE_SPOOL`].
+pub const RESTORE_STATUS_NAME: &str = "status.json";
+
 fn default_upgrade_status() -> PathBuf {
-    "/var/lib/lemur-upgrade/status.json".into()
+    UPGRADE_STATUS.into()
+}
+
+fn default_running_slot() -> PathBuf {
+    RUNNING_SLOT.into()
 }
 
 fn default_upgrade_max_bytes() -> u64 {
@@ -58,9 +80,20 @@ pub struct BackupsConfig {
 }
 
 fn default_restore_socket() -> PathBuf {
-    "/run/lemur-restore.sock".into()
+    RESTORE_SOCKET.into()
 }
 
 fn default_restore_status() -> PathBuf {
-    "/var/lib/lemur-restore/status.json".into()
+    Path::new(RESTORE_SPOOL).join(RESTORE_STATUS_NAME)
+}
+
+impl BackupsConfig {
+    /// Root's services where the appliance image installs them.
+    pub fn appliance() -> Self {
+        Self {
+            socket: BACKUP_SOCKET.into(),
+            restore_socket: default_restore_socket(),
+            restore_status: default_restore_status(),
+        }
+    }
 }

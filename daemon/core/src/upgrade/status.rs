@@ -29,13 +29,13 @@ pub enum UpgradeState {
     Failed,
 }
 
-/// The status file.
+/// The status file. Unknown fields are allowed: the release that falls back reads what a later
+/// one wrote.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
 pub struct UpgradeStatus {
     /// Where it stands.
     pub state: UpgradeState,
-    /// The release being installed, once its signed manifest was read.
+    /// The release installed, once the whole bundle was checked.
     pub version: Option<String>,
     /// The release that was running when it began.
     pub from_version: String,
@@ -54,10 +54,12 @@ pub struct UpgradeStatus {
 }
 
 impl UpgradeStatus {
-    /// The status at `path`, moved to `state` (with `error`) at `now`; `None` when there is no
-    /// status (an upgrade installed by hand, before statuses were kept).
+    /// The status at `path`, moved to `state` (with `error`) at `now`, if it is of release
+    /// `version`; `None` when there is none of it (an upgrade installed before statuses were
+    /// kept, or over a record of another).
     pub fn advance(
         path: &Path,
+        version: &str,
         state: UpgradeState,
         error: Option<String>,
         now: i64,
@@ -65,6 +67,9 @@ impl UpgradeStatus {
         let Some(mut status) = crate::status_file::read::<Self>(path)? else {
             return Ok(None);
         };
+        if status.version.as_deref() != Some(version) {
+            return Ok(None);
+        }
         status.state = state;
         status.error = error;
         status.updated_at = now;
@@ -80,7 +85,7 @@ pub struct Upgrades {
     pub last: Option<UpgradeStatus>,
     /// A bundle checked and staged, not yet taken up by root.
     pub staged: bool,
-    /// The root slot running (`lemur.slot=` on the kernel's command line), on the appliance.
+    /// The root slot running, as root wrote it at boot (`[upgrades] running_slot`).
     pub slot: Option<String>,
 }
 
@@ -96,14 +101,80 @@ pub async fn read(app: &App, subject: &Subject) -> Result<Upgrades> {
         Ok(Upgrades {
             last: crate::status_file::read(&config.status)?,
             staged: config.spool.join(super::STAGED).exists(),
-            slot: std::fs::read_to_string("/proc/cmdline")
+            slot: std::fs::read_to_string(&config.running_slot)
                 .ok()
-                .and_then(|line| {
-                    line.split_whitespace()
-                        .find_map(|word| word.strip_prefix("lemur.slot=").map(str::to_owned))
-                }),
+                .map(|slot| slot.trim().to_owned())
+                .filter(|slot| slot == "a" || slot == "b"),
         })
     })
     .await
     .map_err(Error::task("reading the upgrade status"))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn installed(version: &str) -> UpgradeStatus {
+        UpgradeStatus {
+            state: UpgradeState::Restarting,
+            version: Some(version.into()),
+            from_version: "0.1.0".into(),
+            slot: "b".into(),
+            written: 40,
+            total: 40,
+            started_at: 1,
+            updated_at: 2,
+            error: None,
+        }
+    }
+
+    #[test]
+    fn a_status_moves_on_only_for_its_own_release_and_keeps_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("status.json");
+        // None yet: nothing is made.
+        let none = UpgradeStatus::advance(&path, "0.2.0", UpgradeState::OnTrial, None, 3);
+        assert_eq!(none.unwrap(), None);
+        assert!(!path.exists());
+        crate::status_file::write(&path, &installed("0.2.0")).unwrap();
+        // Another release's trial leaves it be.
+        let other = UpgradeStatus::advance(&path, "0.3.0", UpgradeState::Passed, None, 3);
+        assert_eq!(other.unwrap(), None);
+        let moved = UpgradeStatus::advance(
+            &path,
+            "0.2.0",
+            UpgradeState::FellBack,
+            Some("bad".into()),
+            9,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            moved,
+            UpgradeStatus {
+                state: UpgradeState::FellBack,
+                error: Some("bad".into()),
+                updated_at: 9,
+                ..installed("0.2.0")
+            }
+        );
+        assert_eq!(
+            crate::status_file::read::<UpgradeStatus>(&path).unwrap(),
+            Some(moved)
+        );
+        // A later release's extra field does not stop an earlier one from reading it.
+        std::fs::write(
+            &path,
+            serde_json::to_string(&installed("0.2.0"))
+                .unwrap()
+                .replace('}', r#","later":1}"#),
+        )
+        .unwrap();
+        assert!(
+            crate::status_file::read::<UpgradeStatus>(&path)
+                .unwrap()
+                .is_some()
+        );
+    }
 }

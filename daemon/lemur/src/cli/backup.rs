@@ -86,6 +86,10 @@ pub struct RestoreOptions {
     /// then the restore runs and its outcome is kept in DIR/status.json.
     #[arg(long, hide = true, value_name = "DIR")]
     pub served: Option<PathBuf>,
+    /// Internal, with --served: the service stopped (its `ExecStopPost`); a restore it left
+    /// `restoring` is recorded as failed.
+    #[arg(long, hide = true, requires = "served")]
+    pub abandoned: bool,
 }
 
 /// `lemur backup`.
@@ -496,6 +500,9 @@ pub async fn restore(
         ));
     }
     if let Some(spool) = &options.served {
+        if options.abandoned {
+            return served_restore::abandoned(spool);
+        }
         return served_restore::serve(config_path, options, spool, services);
     }
     let passphrase = read_password(
@@ -513,6 +520,7 @@ pub async fn restore(
         )
     };
     let manifest = restore_archive(config_path, options, services, input, &passphrase)?;
+    start(services)?;
     eprintln!(
         "restored the backup of Lemur-HSM {} made at Unix time {} into {}{}",
         manifest.version,
@@ -528,8 +536,9 @@ pub async fn restore(
 }
 
 /// Restores the archive on `input`, opened with `passphrase`: `services` stopped once it has
-/// opened and its manifest was checked, started again when all is restored, or, after a
-/// failure, once what was there has been put back.
+/// opened and its manifest was checked; after a failure, started again once what was there
+/// has been put back. After a restore the caller starts them, so that a restore that did not
+/// start is told from one that failed.
 pub(crate) fn restore_archive(
     config_path: &Path,
     options: &RestoreOptions,
@@ -550,7 +559,7 @@ pub(crate) fn restore_archive(
     let restored = backup::read(std::io::BufReader::new(input), passphrase, &mut target)
         .and_then(|manifest| target.finish().map(|()| manifest));
     match restored {
-        Ok(manifest) => start(services).map(|()| manifest),
+        Ok(manifest) => Ok(manifest),
         Err(error) => {
             target.abort();
             Err(error)
@@ -777,6 +786,6 @@ fn stop(services: &[&str]) -> Result<()> {
 
 /// Restarted rather than started: a service that was not stopped (nginx) reads the restored
 /// files afresh.
-fn start(services: &[&str]) -> Result<()> {
+pub(crate) fn start(services: &[&str]) -> Result<()> {
     systemctl("restart", services)
 }

@@ -5,24 +5,31 @@
 //! The archive is kept in DIR (root's, on the data partition) rather than restored as it comes:
 //! a restore stops the daemon that sends it, so the whole archive is here and checked, every
 //! chunk opened with the passphrase, before the daemon hears it is accepted and before anything
-//! is stopped. The restore itself is the one `lemur restore` runs, from that file.
+//! is stopped. The restore itself is the one `lemur restore` runs, from that file. The status
+//! says `restoring` before the daemon hears yes, and an outcome after; a service that dies in
+//! between leaves it to `--abandoned` (the unit's `ExecStopPost`).
 
-use super::backup::{RestoreOptions, check_manifest, restore_archive};
-use lemur_core::backup::api_restore::{MAX_LINE, Requester, RestoreState, RestoreStatus, Verdict};
+use super::backup::{RestoreOptions, check_manifest, restore_archive, start};
+use lemur_core::backup::api_restore::{
+    Accepted, MAX_LINE, Requester, RestoreState, RestoreStatus, Verdict,
+};
 use lemur_core::backup::{self, Kind, Manifest, Restore};
-use lemur_core::{Error, Result, clock};
+use lemur_core::config::RESTORE_STATUS_NAME;
+use lemur_core::{Error, Result, clock, status_file};
 use std::io::{BufRead, Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 use zeroize::Zeroizing;
 
 /// The archive's name in the spool.
 const ARCHIVE: &str = "archive.lemur";
-/// The status's name in the spool (`[backups] restore_status`).
-const STATUS: &str = "status.json";
-/// How long the daemon has to answer its client and hang up once it has the verdict.
+/// How long the daemon has to send its answer and hang up once it has the verdict.
 const HANGUP: Duration = Duration::from_secs(30);
+/// Room the spool leaves free on the data partition, for the database and the logs.
+const RESERVE: u64 = 64 << 20;
+/// How often, in bytes received, the spool's room is looked at.
+const ROOM_EVERY: u64 = 8 << 20;
 
 /// Serves one restore on standard input and output, keeping the archive in `spool`.
 pub fn serve(
@@ -32,76 +39,140 @@ pub fn serve(
     services: &[&str],
 ) -> Result<()> {
     let mut input = std::io::BufReader::new(std::io::stdin().lock());
-    let mut output = std::io::stdout().lock();
-    let archive = spool.join(ARCHIVE);
-    let checked = receive(&mut input, spool, &archive).and_then(|(requester, passphrase, lock)| {
-        let manifest = check(options, &archive, &passphrase)?;
-        Ok((requester, passphrase, lock, manifest))
+    let status_path = spool.join(RESTORE_STATUS_NAME);
+    let received = receive(&mut input, spool);
+    let checked = received.and_then(|received| {
+        let manifest = check(options, &received.archive.0, &received.passphrase)?;
+        Ok((received, manifest))
     });
-    let verdict = match &checked {
-        Ok((.., manifest)) => Verdict::Accepted {
-            version: manifest.version.clone(),
-            created: manifest.created,
-        },
-        Err(error) => Verdict::of_error(error),
-    };
-    // The daemon may have gone (its client gave up): the restore still needs its answer heard,
-    // so it goes on only if the verdict was delivered.
-    let told = output
-        .write_all(verdict.line().as_bytes())
-        .and_then(|()| output.flush());
-    let (requester, passphrase, _lock, manifest) = match checked {
+    let (received, manifest) = match checked {
         Ok(checked) => checked,
         Err(error) => {
-            let _ = std::fs::remove_file(&archive);
+            // The daemon may be gone already (its client gave up): the journal has it.
+            let _ = tell(&Verdict::of_error(&error));
             return Err(error);
         }
     };
-    if let Err(error) = told {
-        let _ = std::fs::remove_file(&archive);
-        return Err(Error::io("telling the daemon the archive was accepted")(
-            error,
-        ));
-    }
-    wait_for_hangup(&mut input);
-    eprintln!(
-        "restoring the backup of Lemur-HSM {} made at Unix time {}, asked by {} from {}",
-        manifest.version, manifest.created, requester.user, requester.source
-    );
     let mut status = RestoreStatus {
         state: RestoreState::Restoring,
-        requested_by: requester,
+        requested_by: received.requester.clone(),
         requested_at: clock::system().unix(),
         finished_at: None,
-        backup_version: manifest.version,
+        backup_version: manifest.version.clone(),
         backup_created: manifest.created,
         error: None,
     };
-    let status_path = spool.join(STATUS);
-    lemur_core::status_file::write(&status_path, &status)?;
-    let restored = std::fs::File::open(&archive)
-        .map_err(Error::io(format!("opening {}", archive.display())))
+    // Before the daemon hears yes, so that what it reads next is this restore.
+    status_file::write(&status_path, &status)?;
+    let verdict = Verdict::Accepted(Accepted {
+        version: manifest.version.clone(),
+        created: manifest.created,
+        requested_at: status.requested_at,
+    });
+    if let Err(error) = tell(&verdict) {
+        let error = Error::io("telling the daemon the archive was accepted")(error);
+        return record(&status_path, &mut status, Err(error), false);
+    }
+    eprintln!(
+        "restoring the backup of Lemur-HSM {} made at Unix time {}, asked by {:?} from {:?}",
+        manifest.version, manifest.created, status.requested_by.user, status.requested_by.source
+    );
+    wait_for_hangup();
+    // Past the verdict, the socket is no one's to write to: what is printed goes to the journal.
+    let _ = rustix::stdio::dup2_stdout(std::io::stderr());
+    let restored = std::fs::File::open(&received.archive.0)
+        .map_err(Error::io(format!(
+            "opening {}",
+            received.archive.0.display()
+        )))
         .and_then(|file| {
-            restore_archive(config_path, options, services, Box::new(file), &passphrase)
+            restore_archive(
+                config_path,
+                options,
+                services,
+                Box::new(file),
+                &received.passphrase,
+            )
         });
-    let _ = std::fs::remove_file(&archive);
-    status.finished_at = Some(clock::system().unix());
-    status.state = match &restored {
-        Ok(_) => RestoreState::Restored,
-        Err(_) => RestoreState::Failed,
-    };
-    status.error = restored.as_ref().err().map(ToString::to_string);
-    lemur_core::status_file::write(&status_path, &status)?;
-    restored.map(|_| ())
+    drop(received);
+    let restored_whole = restored.is_ok();
+    let started = restored.and_then(|_| start(services));
+    record(&status_path, &mut status, started, restored_whole)
 }
 
-/// Reads the requester, the passphrase and the archive (into `archive`, under the spool's lock,
-/// which is held until the restore ends).
-fn receive(
-    input: &mut impl BufRead,
-    spool: &Path,
-    archive: &Path,
-) -> Result<(Requester, Zeroizing<String>, std::fs::File)> {
+/// Records how the restore ended, and returns that: failed (what was there put back), or
+/// restored, with an error when the services did not start on it.
+fn record(
+    path: &Path,
+    status: &mut RestoreStatus,
+    outcome: Result<()>,
+    restored: bool,
+) -> Result<()> {
+    status.finished_at = Some(clock::system().unix());
+    status.state = if restored {
+        RestoreState::Restored
+    } else {
+        RestoreState::Failed
+    };
+    status.error = outcome.as_ref().err().map(|error| {
+        if restored {
+            format!("restored, but the services did not start again on it: {error}")
+        } else {
+            error.to_string()
+        }
+    });
+    status_file::write(path, status)?;
+    outcome
+}
+
+/// `--abandoned`: after the service stopped (`ExecStopPost`), a restore still `restoring` did
+/// not record its end (the service was killed, ran out of memory or time): it is recorded as
+/// failed, and its archive removed.
+pub fn abandoned(spool: &Path) -> Result<()> {
+    let _ = std::fs::remove_file(spool.join(ARCHIVE));
+    let path = spool.join(RESTORE_STATUS_NAME);
+    let Some(mut status) = status_file::read::<RestoreStatus>(&path)? else {
+        return Ok(());
+    };
+    if status.state != RestoreState::Restoring {
+        return Ok(());
+    }
+    let result = std::env::var("SERVICE_RESULT").unwrap_or_else(|_| "unknown".into());
+    status.state = RestoreState::Failed;
+    status.finished_at = Some(clock::system().unix());
+    status.error = Some(format!(
+        "the restore service stopped ({result}) before it recorded how the restore ended: see journalctl -u 'lemur-restore@*', and lemur appliance restore over ssh"
+    ));
+    status_file::write(&path, &status)
+}
+
+/// The verdict, on the connection.
+fn tell(verdict: &Verdict) -> std::io::Result<()> {
+    let mut output = std::io::stdout().lock();
+    output.write_all(verdict.line().as_bytes())?;
+    output.flush()
+}
+
+/// The request as received: who asked, the passphrase, and the archive (kept while this lives,
+/// under the spool's lock).
+struct Received {
+    requester: Requester,
+    passphrase: Zeroizing<String>,
+    archive: SpooledArchive,
+    _lock: std::fs::File,
+}
+
+/// The archive in the spool, removed when dropped.
+struct SpooledArchive(PathBuf);
+
+impl Drop for SpooledArchive {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Reads the requester, the passphrase and the archive into the spool.
+fn receive(input: &mut impl BufRead, spool: &Path) -> Result<Received> {
     let line = read_line(input, "the requester")?;
     let requester: Requester = serde_json::from_str(&line).map_err(|e| {
         Error::io("reading the request")(std::io::Error::other(format!(
@@ -110,42 +181,84 @@ fn receive(
     })?;
     let passphrase = read_line(input, "the passphrase")?;
     let lock = lock(spool)?;
-    let _ = std::fs::remove_file(archive);
+    // Under the lock: what is there is a dead restore's.
+    let path = spool.join(ARCHIVE);
+    let _ = std::fs::remove_file(&path);
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
-        .open(archive)
-        .map_err(Error::io(format!("creating {}", archive.display())))?;
-    let full = |error: std::io::Error| {
+        .open(&path)
+        .map_err(Error::io(format!("creating {}", path.display())))?;
+    let archive = SpooledArchive(path);
+    spool_into(input, &mut file, spool, &archive.0)?;
+    Ok(Received {
+        requester,
+        passphrase,
+        archive,
+        _lock: lock,
+    })
+}
+
+/// Copies the archive into `file`, leaving [`RESERVE`] free on the spool's file system.
+fn spool_into(
+    input: &mut impl Read,
+    file: &mut std::fs::File,
+    spool: &Path,
+    path: &Path,
+) -> Result<()> {
+    let no_room = || {
+        Error::InsufficientStorage(format!(
+            "{} has no room for the archive (it keeps {} MiB free for the database): free space on the appliance's data partition, or give the appliance a larger disk (it grows into it at the next boot)",
+            spool.display(),
+            RESERVE >> 20
+        ))
+    };
+    let failed = |error: std::io::Error| {
         if error.kind() == std::io::ErrorKind::StorageFull {
-            Error::InsufficientStorage(format!(
-                "{} has no room for the archive: free space on the appliance's data partition, or give the appliance a larger disk (it grows into it at the next boot)",
-                spool.display()
-            ))
+            no_room()
         } else {
-            Error::io(format!("writing {}", archive.display()))(error)
+            Error::io(format!("writing {}", path.display()))(error)
         }
     };
-    std::io::copy(input, &mut file).map_err(&full)?;
-    file.sync_all().map_err(full)?;
-    Ok((requester, passphrase, lock))
+    let mut buffer = vec![0u8; 1 << 16];
+    let (mut copied, mut next_look) = (0u64, 0u64);
+    loop {
+        if copied >= next_look {
+            let stats = rustix::fs::statvfs(spool).map_err(|e| failed(e.into()))?;
+            if stats.f_bavail.saturating_mul(stats.f_frsize) < RESERVE + ROOM_EVERY {
+                return Err(no_room());
+            }
+            next_look = copied + ROOM_EVERY;
+        }
+        let read = input
+            .read(&mut buffer)
+            .map_err(Error::io("reading the archive from the daemon"))?;
+        if read == 0 {
+            break;
+        }
+        file.write_all(&buffer[..read]).map_err(failed)?;
+        copied += read as u64;
+    }
+    file.sync_all().map_err(failed)
 }
 
 /// One line of at most [`MAX_LINE`] bytes, without its end, in zeroizing memory.
 fn read_line(input: &mut impl BufRead, what: &str) -> Result<Zeroizing<String>> {
-    let mut line = Zeroizing::new(Vec::new());
+    // Room for the longest at once: a buffer that grew would leave a copy behind.
+    let mut line = Zeroizing::new(Vec::with_capacity(MAX_LINE + 1));
     input
         .take(MAX_LINE as u64 + 1)
         .read_until(b'\n', &mut line)
         .map_err(Error::io(format!("reading {what}")))?;
     if line.pop() != Some(b'\n') {
         return Err(Error::io(format!("reading {what}"))(std::io::Error::other(
-            "it is not one line of at most 1024 bytes",
+            format!("it is not one line of at most {MAX_LINE} bytes"),
         )));
     }
-    let text =
-        std::str::from_utf8(&line).map_err(|_| Error::invalid("passphrase", "is not UTF-8"))?;
+    let text = std::str::from_utf8(&line).map_err(|_| {
+        Error::io(format!("reading {what}"))(std::io::Error::other("it is not UTF-8"))
+    })?;
     Ok(Zeroizing::new(text.to_owned()))
 }
 
@@ -165,49 +278,53 @@ fn lock(spool: &Path) -> Result<std::fs::File> {
     Ok(file)
 }
 
+/// What a check of the archive saw: every member read, nothing written.
+struct Check<'a> {
+    options: &'a RestoreOptions,
+    state_members: usize,
+}
+
+impl Restore for Check<'_> {
+    fn manifest(&mut self, manifest: &Manifest) -> Result<()> {
+        check_manifest(self.options, manifest).map(|_| ())
+    }
+
+    fn secret(&mut self, _: &str, _: Zeroizing<Vec<u8>>) -> Result<()> {
+        Ok(())
+    }
+
+    fn state(&mut self, _: &Path, _: &Kind, content: &mut dyn Read) -> Result<()> {
+        self.state_members += 1;
+        std::io::copy(content, &mut std::io::sink())
+            .map(|_| ())
+            .map_err(|e| Error::invalid("backup", format!("reading it: {e}")))
+    }
+}
+
 /// Opens every chunk of the archive with the passphrase and reads every member, writing
 /// nothing: what the restore would refuse, it refuses now.
 fn check(options: &RestoreOptions, archive: &Path, passphrase: &str) -> Result<Manifest> {
-    struct Check<'a>(&'a RestoreOptions, usize);
-    impl Restore for Check<'_> {
-        fn manifest(&mut self, manifest: &Manifest) -> Result<()> {
-            check_manifest(self.0, manifest).map(|_| ())
-        }
-        fn secret(&mut self, _: &str, _: Zeroizing<Vec<u8>>) -> Result<()> {
-            Ok(())
-        }
-        fn state(&mut self, _: &Path, _: &Kind, content: &mut dyn Read) -> Result<()> {
-            self.1 += 1;
-            std::io::copy(content, &mut std::io::sink())
-                .map(|_| ())
-                .map_err(|e| Error::invalid("backup", format!("reading it: {e}")))
-        }
-    }
     let file = std::fs::File::open(archive)
         .map_err(Error::io(format!("opening {}", archive.display())))?;
-    let mut checking = Check(options, 0);
+    let mut checking = Check {
+        options,
+        state_members: 0,
+    };
     let manifest = backup::read(std::io::BufReader::new(file), passphrase, &mut checking)?;
-    if checking.1 == 0 {
+    if checking.state_members == 0 {
         return Err(Error::invalid("backup", "it holds no state directory"));
     }
     Ok(manifest)
 }
 
-/// Waits until the daemon hangs up (it has answered its client), for [`HANGUP`] at most: the
-/// restore stops it next.
-fn wait_for_hangup(input: &mut impl Read) {
-    let deadline = std::time::Instant::now() + HANGUP;
+/// Waits until the daemon hangs up (once its answer has gone out), for [`HANGUP`] at most: the
+/// restore stops it next. Its side was shut for writing already, so this watches for the whole
+/// connection to close.
+fn wait_for_hangup() {
+    use rustix::event::{PollFd, PollFlags, Timespec, poll};
     let stdin = std::io::stdin();
-    let _ = rustix::net::sockopt::set_socket_timeout(
-        &stdin,
-        rustix::net::sockopt::Timeout::Recv,
-        Some(HANGUP),
-    );
-    let mut buffer = [0u8; 512];
-    while std::time::Instant::now() < deadline {
-        match input.read(&mut buffer) {
-            Ok(0) | Err(_) => return,
-            Ok(_) => {}
-        }
-    }
+    // No event asked for: poll comes back on the hang-up (always reported) or the timeout.
+    let mut watched = [PollFd::new(&stdin, PollFlags::empty())];
+    let timeout = Timespec::try_from(HANGUP).ok();
+    while let Err(rustix::io::Errno::INTR) = poll(&mut watched, timeout.as_ref()) {}
 }

@@ -403,7 +403,7 @@ fn a_restore_through_the_api_is_checked_whole_before_it_is_accepted() {
     let no_service = restore(&[("passphrase", passphrase.as_bytes()), ("archive", &archive)]);
     assert_eq!(no_service.status, 503, "{}", no_service.text);
 
-    let service = restore_service(&app, &socket, &spool, 3);
+    let service = restore_service(&app, &socket, &spool, 4);
     let wrong = restore(&[("passphrase", b"not the passphrase"), ("archive", &archive)]);
     assert_eq!(wrong.status, 400, "{}", wrong.text);
     assert!(
@@ -421,10 +421,26 @@ fn a_restore_through_the_api_is_checked_whole_before_it_is_accepted() {
         "{}",
         cut_short.text
     );
+    let field_after = restore(&[
+        ("passphrase", passphrase.as_bytes()),
+        ("archive", &archive[..archive.len() / 2]),
+        ("comment", b"more"),
+    ]);
+    assert_eq!(field_after.status, 400, "{}", field_after.text);
+    assert!(
+        field_after.body["reasons"]["comment"].is_string(),
+        "{}",
+        field_after.text
+    );
     assert_eq!(state(), "none", "a refused restore left a status");
-    assert!(!spool.join("archive.lemur").exists());
 
-    let accepted = restore(&[("passphrase", passphrase.as_bytes()), ("archive", &archive)]);
+    // The passphrase as a file holds it (curl -F 'passphrase=<FILE'): its line's end is not
+    // part of it.
+    let with_newline = format!("{passphrase}\n");
+    let accepted = restore(&[
+        ("passphrase", with_newline.as_bytes()),
+        ("archive", &archive),
+    ]);
     assert_eq!(accepted.status, 202, "{}", accepted.text);
     assert_eq!(
         accepted.body["backupVersion"],
@@ -435,6 +451,11 @@ fn a_restore_through_the_api_is_checked_whole_before_it_is_accepted() {
     service.join().unwrap();
     let status = app.get("/api/1/appliance/restore");
     assert_eq!(status.body["state"], "failed", "{}", status.text);
+    assert_eq!(
+        status.body["requestedAt"], accepted.body["requestedAt"],
+        "the status is of the restore accepted: {}",
+        status.text
+    );
     assert!(
         status.body["error"]
             .as_str()
@@ -456,7 +477,7 @@ fn a_restore_through_the_api_is_checked_whole_before_it_is_accepted() {
             "SELECT count(*) FROM logs WHERE log_type = 'appliance_restore'"
         )
         .trim(),
-        "3",
+        "4",
         "each restore that reached the service is audited"
     );
 }

@@ -102,7 +102,12 @@ impl Facts {
 /// `lemur appliance banner`, as root: the banner from the daemon's side's facts in `state_dir`
 /// and the admin-password credential in `credstore`, written to `issue_file`. What cannot be
 /// shown is replaced by where to look, and then the command fails (after writing the banner).
-pub fn run(state_dir: &Path, credstore: &Path, issue_file: &Path) -> Result<()> {
+pub fn run(
+    state_dir: &Path,
+    credstore: &Path,
+    issue_file: &Path,
+    slot_file: Option<&Path>,
+) -> Result<()> {
     let facts_file = state_dir.join(FACTS);
     let facts = read_untrusted(&facts_file, MAX_FACTS).and_then(|bytes| {
         Facts::parse(&bytes).map_err(|reason| {
@@ -120,10 +125,14 @@ pub fn run(state_dir: &Path, credstore: &Path, issue_file: &Path) -> Result<()> 
         ),
         _ => None,
     };
-    // Which release and slot run, for whoever checks an upgrade at the console.
+    // Which release and slot run, for whoever checks an upgrade at the console, and for the
+    // daemon's upgrade status.
     let slot = std::fs::read_to_string("/proc/cmdline")
         .ok()
         .and_then(|cmdline| Slot::running(&cmdline).ok());
+    if let (Some(slot), Some(file)) = (slot, slot_file) {
+        replace_if_changed(file, format!("{slot}\n").as_bytes(), 0o644)?;
+    }
     let text = banner(
         facts.as_ref().ok(),
         password.as_ref().map(|p| p.as_ref().ok()),

@@ -109,11 +109,7 @@ mod tests {
     /// What the appliance adds, as provisioning has it.
     fn additions() -> Additions<'static> {
         static BACKUPS: std::sync::LazyLock<BackupsConfig> =
-            std::sync::LazyLock::new(|| BackupsConfig {
-                socket: "/run/lemur-backup.sock".into(),
-                restore_socket: "/run/lemur-restore.sock".into(),
-                restore_status: "/var/lib/lemur-restore/status.json".into(),
-            });
+            std::sync::LazyLock::new(BackupsConfig::appliance);
         Additions {
             backups: &BACKUPS,
             stocked_rsa_keys: 1024,

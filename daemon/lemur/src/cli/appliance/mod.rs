@@ -88,6 +88,10 @@ pub enum ApplianceCommand {
         /// The agetty issue file, e.g. /run/issue.d/50-lemur.issue.
         #[arg(long, value_name = "FILE")]
         issue_file: PathBuf,
+        /// Where to write the root slot running (`a` or `b`) for the daemon, whose sandbox
+        /// hides the kernel's command line (`[upgrades] running_slot`).
+        #[arg(long, value_name = "FILE")]
+        slot_file: Option<PathBuf>,
     },
     /// Install a release bundle the daemon staged into the root slot not running, and boot it
     /// next, on trial: three boots to come up healthy, else the running slot boots again. As
@@ -136,6 +140,10 @@ pub enum ApplianceCommand {
         /// archive kept in DIR until restored.
         #[arg(long, hide = true, value_name = "DIR")]
         served: Option<PathBuf>,
+        /// Internal, with --served: the service stopped; a restore it left `restoring` is
+        /// recorded as failed.
+        #[arg(long, hide = true, requires = "served")]
+        abandoned: bool,
     },
 }
 
@@ -180,7 +188,8 @@ pub async fn run(command: ApplianceCommand, config: &Path) -> Result<()> {
             state_dir,
             credstore,
             issue_file,
-        } => banner::run(&state_dir, &credstore, &issue_file),
+            slot_file,
+        } => banner::run(&state_dir, &credstore, &issue_file, slot_file.as_deref()),
         ApplianceCommand::Upgrade(options) => upgrade::run(&options),
         ApplianceCommand::Trial(options) => trial::run(&options),
         ApplianceCommand::TrialDatabase { action } => trial::run_database(config, action).await,
@@ -205,6 +214,7 @@ pub async fn run(command: ApplianceCommand, config: &Path) -> Result<()> {
             archive,
             passphrase_file,
             served,
+            abandoned,
         } => {
             let options = backup::RestoreOptions {
                 archive,
@@ -214,6 +224,7 @@ pub async fn run(command: ApplianceCommand, config: &Path) -> Result<()> {
                 as_user: Some(DAEMON_USER.into()),
                 state_only: false,
                 served,
+                abandoned,
             };
             // Provisioning runs again before the daemon (lemur.service requires it): it finds
             // the restored state and writes the console banner for it.

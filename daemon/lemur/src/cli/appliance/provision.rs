@@ -56,20 +56,6 @@ pub struct Options {
 const APPLIANCE_CA: &str = "appliance";
 /// The key releases are signed with, on the verified root (`image/build.sh` puts it there).
 const RELEASE_KEY: &str = "/usr/share/lemur-hsm/upgrade-key.pem";
-/// Where root's backup service listens (`lemur-backup.socket`).
-const BACKUP_SOCKET: &str = "/run/lemur-backup.sock";
-/// Root's restore service (`lemur-restore.socket`) and the status it writes.
-const RESTORE_SOCKET: &str = "/run/lemur-restore.sock";
-const RESTORE_STATUS: &str = "/var/lib/lemur-restore/status.json";
-
-/// `[backups]`: root's backup and restore services, as the image installs them.
-fn backups() -> BackupsConfig {
-    BackupsConfig {
-        socket: BACKUP_SOCKET.into(),
-        restore_socket: RESTORE_SOCKET.into(),
-        restore_status: RESTORE_STATUS.into(),
-    }
-}
 /// RSA-2048 keys the appliance keeps generated ahead in its database: a burst of a thousand
 /// certificates with server-made keys at the pace of issuance from a CSR, for about 1.3 MB.
 const STOCKED_RSA_KEYS: usize = 1024;
@@ -201,7 +187,7 @@ fn bring_up_to_date(path: &Path, state_dir: &Path, on_trial: &Path) -> Result<()
     let text =
         std::fs::read_to_string(path).map_err(Error::io(format!("reading {}", path.display())))?;
     let additions = Additions {
-        backups: &backups(),
+        backups: &BackupsConfig::appliance(),
         stocked_rsa_keys: STOCKED_RSA_KEYS,
     };
     if let Some((updated, added)) = additions.apply(&text, &recorded)? {
@@ -225,7 +211,7 @@ fn write_config(
     let environment = [("SOFTHSM2_CONF", softhsm.as_ref())];
     let frontend = frontend(seed, state_dir);
     let upgrades = UpgradesConfig::new(Path::new(RELEASE_KEY), &state_dir.join("upgrade"));
-    let backups = backups();
+    let backups = BackupsConfig::appliance();
     let template = Template {
         secrets: SecretsIn::Credentials,
         trusted_proxies: &["unix"],

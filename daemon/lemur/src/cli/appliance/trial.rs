@@ -29,7 +29,7 @@ use std::path::{Path, PathBuf};
 pub const MARKER: &str = "/var/lib/lemur-upgrade/trial";
 /// The status of the last upgrade, which the installer starts and the trial carries on, for
 /// the daemon (`[upgrades] status`; the directory is setgid to its group).
-pub const STATUS: &str = "/var/lib/lemur-upgrade/status.json";
+pub const STATUS: &str = lemur_core::config::UPGRADE_STATUS;
 /// Made for the rest of a boot that is a release's trial, where the daemon's user can see it
 /// (provisioning then leaves the configuration as the previous release can read it).
 pub const ON_TRIAL: &str = "/run/lemur-on-trial";
@@ -113,7 +113,8 @@ pub fn run(options: &Options) -> Result<()> {
             &options.marker,
             &format!("release {version} passed its trial"),
         )?;
-        return tell(options, UpgradeState::Passed, None);
+        tell(options, &version, UpgradeState::Passed, None);
+        return Ok(());
     }
     if on_trial {
         println!(
@@ -125,7 +126,8 @@ pub fn run(options: &Options) -> Result<()> {
             None,
         )?;
         database(options, DatabaseAction::Snapshot)?;
-        return tell(options, UpgradeState::OnTrial, None);
+        tell(options, &version, UpgradeState::OnTrial, None);
+        return Ok(());
     }
     let failed =
         format!("release {version} failed its trial in slot {slot}: this slot boots again");
@@ -134,16 +136,22 @@ pub fn run(options: &Options) -> Result<()> {
     remove_marker(&options.marker, "the trial is over")?;
     tell(
         options,
+        &version,
         UpgradeState::FellBack,
         Some(format!(
             "{failed}: none of its boots came up healthy (the daemon ready, nginx serving)"
         )),
-    )
+    );
+    Ok(())
 }
 
-/// Moves the upgrade's status on, if the installer left one.
-fn tell(options: &Options, state: UpgradeState, error: Option<String>) -> Result<()> {
-    UpgradeStatus::advance(&options.status, state, error, clock::system().unix()).map(|_| ())
+/// Moves the status of the upgrade to `version` on, if the installer left one. Best effort: a
+/// record the daemon shows is never worth a boot (the trial's own work is done by now).
+fn tell(options: &Options, version: &str, state: UpgradeState, error: Option<String>) {
+    let now = clock::system().unix();
+    if let Err(error) = UpgradeStatus::advance(&options.status, version, state, error, now) {
+        eprintln!("lemur: the upgrade's status was not updated: {error}");
+    }
 }
 
 fn remove_marker(marker: &Path, why: &str) -> Result<()> {

@@ -115,9 +115,11 @@ pub fn run(options: &Options) -> Result<()> {
     let cmdline = std::fs::read_to_string(&options.cmdline)
         .map_err(Error::io(format!("reading {}", options.cmdline.display())))?;
     let target = Slot::running(&cmdline)?.other();
-    let total = std::fs::metadata(&options.bundle).map_or(0, |found| found.len());
-    let progress = Progress::start(&options.status, target, total)?;
-    let installed = install(options, target, &progress);
+    // Its size from the file opened, never through a link the daemon's user could plant.
+    let bundle = open_untrusted(&options.bundle, None)?;
+    let total = bundle.metadata().map_or(0, |found| found.len());
+    let progress = Progress::start(&options.status, target, total);
+    let installed = install(options, target, bundle, &progress);
     let (state, version, error) = match &installed {
         Ok(manifest) => (
             UpgradeState::Restarting,
@@ -126,11 +128,13 @@ pub fn run(options: &Options) -> Result<()> {
         ),
         Err(error) => (UpgradeState::Failed, None, Some(error.to_string())),
     };
-    progress.finish(state, version, error)?;
+    progress.finish(state, version, error);
     installed.map(|_| ())
 }
 
-/// The status of an installation, written as it goes (at most every [`Progress::EVERY`]).
+/// The status of an installation, written as it goes (at most every [`Progress::EVERY`]). Best
+/// effort throughout: a record for the daemon is never worth an installation, nor the restart
+/// that follows one.
 struct Progress {
     path: PathBuf,
     status: RefCell<UpgradeStatus>,
@@ -140,10 +144,7 @@ struct Progress {
 impl Progress {
     const EVERY: Duration = Duration::from_secs(2);
 
-    fn start(path: &Path, slot: Slot, total: u64) -> Result<Self> {
-        if let Some(dir) = path.parent() {
-            ensure_private_dir(dir)?;
-        }
+    fn start(path: &Path, slot: Slot, total: u64) -> Self {
         let now = clock::system().unix();
         let status = UpgradeStatus {
             state: UpgradeState::Installing,
@@ -156,34 +157,38 @@ impl Progress {
             updated_at: now,
             error: None,
         };
-        lemur_core::status_file::write(path, &status)?;
-        Ok(Self {
+        let progress = Self {
             path: path.to_owned(),
             status: RefCell::new(status),
             last_written: Cell::new(Instant::now()),
-        })
+        };
+        progress.write(&progress.status.borrow());
+        progress
     }
 
-    /// Counts `bytes` more written; the file follows now and then. A status that cannot be
-    /// written is not worth failing the installation for.
+    fn write(&self, status: &UpgradeStatus) {
+        let written = match self.path.parent() {
+            Some(dir) => ensure_private_dir(dir),
+            None => Ok(()),
+        }
+        .and_then(|()| lemur_core::status_file::write(&self.path, status));
+        if let Err(error) = written {
+            eprintln!("lemur: the upgrade's status: {error}");
+        }
+    }
+
+    /// Counts `bytes` more read; the file follows now and then.
     fn add(&self, bytes: usize) {
         let mut status = self.status.borrow_mut();
         status.written += bytes as u64;
         if self.last_written.get().elapsed() >= Self::EVERY {
             status.updated_at = clock::system().unix();
-            if let Err(error) = lemur_core::status_file::write(&self.path, &*status) {
-                eprintln!("lemur: the upgrade's progress: {error}");
-            }
+            self.write(&status);
             self.last_written.set(Instant::now());
         }
     }
 
-    fn finish(
-        &self,
-        state: UpgradeState,
-        version: Option<String>,
-        error: Option<String>,
-    ) -> Result<()> {
+    fn finish(&self, state: UpgradeState, version: Option<String>, error: Option<String>) {
         let mut status = self.status.borrow_mut();
         if state == UpgradeState::Restarting {
             // All of it is in: the tar archive's padding after the last member is never read.
@@ -193,7 +198,7 @@ impl Progress {
         status.version = version;
         status.error = error;
         status.updated_at = clock::system().unix();
-        lemur_core::status_file::write(&self.path, &*status)
+        self.write(&status);
     }
 }
 
@@ -212,7 +217,7 @@ impl<R: Read> Read for Counted<'_, R> {
 }
 
 /// Writes the bundle into slot `target` and makes it the next boot's entry, on trial.
-fn install(options: &Options, target: Slot, progress: &Progress) -> Result<Manifest> {
+fn install(options: &Options, target: Slot, bundle: File, progress: &Progress) -> Result<Manifest> {
     let key = ReleaseKey::load(&options.key)?;
     let disk = running_disk(&options.sys)?;
     let root = Partition::find(&options.disks, &format!("lemur-root-{target}"))?;
@@ -230,7 +235,7 @@ fn install(options: &Options, target: Slot, progress: &Progress) -> Result<Manif
         options.bundle.display()
     );
     let bundle = Counted {
-        inner: open_untrusted(&options.bundle, None)?,
+        inner: bundle,
         progress,
     };
     let manifest = upgrade::read(std::io::BufReader::new(bundle), &key, |name, size| {
