@@ -96,7 +96,7 @@ const RAW = "application/octet-stream";
  * What `upload` sends to `path`: a `FormData` to a path that takes a `multipart/form-data` form
  * (a restore), a `Blob` (a chosen file) to one that takes raw bytes (an upgrade's bundle).
  */
-type UploadBody<P extends keyof paths> = paths[P] extends {
+export type UploadBody<P extends keyof paths> = paths[P] extends {
   post: { requestBody: { content: infer C } };
 }
   ? | ("multipart/form-data" extends keyof C ? FormData : never)
@@ -104,12 +104,12 @@ type UploadBody<P extends keyof paths> = paths[P] extends {
   : never;
 
 /** The paths that take an upload, perhaps a large one (see `UploadBody`). */
-type UploadPath = {
+export type UploadPath = {
   [P in keyof paths]: [UploadBody<P>] extends [never] ? never : P;
 }[keyof paths];
 
 /** What `path` answers when it accepts an upload: the JSON of its 2xx answers. */
-type Accepted<P extends keyof paths> = paths[P] extends { post: { responses: infer R } }
+export type Accepted<P extends keyof paths> = paths[P] extends { post: { responses: infer R } }
   ? {
       [S in keyof R]: S extends 200 | 201 | 202
         ? R[S] extends { content: { "application/json": infer J } }
