@@ -126,12 +126,15 @@ pub async fn upgrade_status(
     }))
 }
 
+/// How much of a refused upload is read before the connection is closed with the answer: a
+/// client still sending when it is refused (most do) reads the answer only if it could send.
+const DISCARDED: usize = 8 << 20;
+
 /// Reads what a refused upload sent, up to a little, so that the connection can carry the
 /// client's next request; past that the connection closes with the answer.
 async fn discard(body: &mut Body, stall: Duration) {
-    const ENOUGH: usize = 1 << 20;
     let mut read = 0;
-    while read < ENOUGH {
+    while read < DISCARDED {
         match tokio::time::timeout(stall, body.frame()).await {
             Ok(Some(Ok(frame))) => read += frame.data_ref().map_or(0, |data| data.len()),
             _ => break,
@@ -224,34 +227,13 @@ pub async fn restore(
     })?;
     // A stall, not the whole upload, is limited: a large archive on a slow link is fine.
     let stall = Duration::from_secs(app.config.server.request_timeout_secs.max(1));
-    let mut passphrase = None;
-    let mut upload = None;
-    while let Some(mut field) = in_time(stall, form.next_field()).await? {
-        match (field.name(), &passphrase, &upload) {
-            (Some("passphrase"), None, None) => {
-                passphrase = Some(small_field(&mut field, stall).await?);
-            }
-            (Some("archive"), Some(passphrase), None) => {
-                let mut receiving = api_restore::start(&app, &subject, passphrase).await?;
-                while let Some(chunk) = in_time(stall, field.chunk()).await? {
-                    receiving.write(&chunk).await?;
-                }
-                upload = Some(receiving);
-            }
-            (Some("archive"), None, _) => {
-                return Err(Error::invalid("passphrase", "must come before the archive").into());
-            }
-            (name, _, _) => {
-                let name = name.unwrap_or("form").to_owned();
-                return Err(Error::invalid(
-                    &name,
-                    "is not expected here: the form has passphrase, then archive, once each",
-                )
-                .into());
-            }
+    let upload = match receive_restore(&app, &subject, &mut form, stall).await {
+        Ok(upload) => upload,
+        Err(refused) => {
+            discard_form(&mut form, stall).await;
+            return Err(refused.into());
         }
-    }
-    let upload = upload.ok_or_else(|| Error::invalid("archive", "is missing"))?;
+    };
     let (accepted, hangup) = upload.finish().await?;
     let answer = RestoreAccepted {
         backup_version: accepted.version,
@@ -278,6 +260,59 @@ pub async fn restore(
         [(header::CONTENT_TYPE, "application/json")],
         Body::from_stream(body),
     ))
+}
+
+/// The form of `POST /appliance/restore`, its archive passed on to root's restore service as it
+/// comes: the upload, whole, for the service's verdict.
+async fn receive_restore(
+    app: &lemur_core::App,
+    subject: &lemur_core::policy::Subject,
+    form: &mut Multipart,
+    stall: Duration,
+) -> Result<api_restore::Upload, Error> {
+    let mut passphrase = None;
+    let mut upload = None;
+    while let Some(mut field) = in_time(stall, form.next_field()).await? {
+        match (field.name(), &passphrase, &upload) {
+            (Some("passphrase"), None, None) => {
+                passphrase = Some(small_field(&mut field, stall).await?);
+            }
+            (Some("archive"), Some(passphrase), None) => {
+                let mut receiving = api_restore::start(app, subject, passphrase).await?;
+                while let Some(chunk) = in_time(stall, field.chunk()).await? {
+                    receiving.write(&chunk).await?;
+                }
+                upload = Some(receiving);
+            }
+            (Some("archive"), None, _) => {
+                return Err(Error::invalid("passphrase", "must come before the archive"));
+            }
+            (name, _, _) => {
+                let name = name.unwrap_or("form").to_owned();
+                return Err(Error::invalid(
+                    &name,
+                    "is not expected here: the form has passphrase, then archive, once each",
+                ));
+            }
+        }
+    }
+    upload.ok_or_else(|| Error::invalid("archive", "is missing"))
+}
+
+/// Reads what is left of a refused form, up to [`DISCARDED`], as [`discard`] does for a body.
+async fn discard_form(form: &mut Multipart, stall: Duration) {
+    let mut read = 0;
+    while read < DISCARDED {
+        let Ok(Ok(Some(mut field))) = tokio::time::timeout(stall, form.next_field()).await else {
+            return;
+        };
+        while let Ok(Ok(Some(chunk))) = tokio::time::timeout(stall, field.chunk()).await {
+            read += chunk.len();
+            if read >= DISCARDED {
+                return;
+            }
+        }
+    }
 }
 
 /// The last restore asked through the API, as root's restore service recorded it.

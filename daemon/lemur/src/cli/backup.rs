@@ -90,6 +90,10 @@ pub struct RestoreOptions {
     /// `restoring` is recorded as failed.
     #[arg(long, hide = true, requires = "served")]
     pub abandoned: bool,
+    /// Internal, with --served: refuse (a conflict) while FILE exists: on the appliance, an
+    /// upgrade staged or on trial, which a restore would cross.
+    #[arg(long, hide = true, value_name = "FILE", requires = "served")]
+    pub unless_exists: Vec<PathBuf>,
 }
 
 /// `lemur backup`.

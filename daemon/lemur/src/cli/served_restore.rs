@@ -40,7 +40,7 @@ pub fn serve(
 ) -> Result<()> {
     let mut input = std::io::BufReader::new(std::io::stdin().lock());
     let status_path = spool.join(RESTORE_STATUS_NAME);
-    let received = receive(&mut input, spool);
+    let received = refuse_while(&options.unless_exists).and_then(|()| receive(&mut input, spool));
     let checked = received.and_then(|received| {
         let manifest = check(options, &received.archive.0, &received.passphrase)?;
         Ok((received, manifest))
@@ -144,6 +144,17 @@ pub fn abandoned(spool: &Path) -> Result<()> {
         "the restore service stopped ({result}) before it recorded how the restore ended: see journalctl -u 'lemur-restore@*', and lemur appliance restore over ssh"
     ));
     status_file::write(&path, &status)
+}
+
+/// A conflict while any of `files` exists (an upgrade staged or on trial).
+fn refuse_while(files: &[PathBuf]) -> Result<()> {
+    match files.iter().find(|file| file.exists()) {
+        Some(file) => Err(Error::Conflict(format!(
+            "an upgrade is under way ({} exists): restore once it has passed or fallen back (GET /api/1/appliance/upgrade)",
+            file.display()
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// The verdict, on the connection.

@@ -328,14 +328,17 @@ fn restore_service(
     socket: &Path,
     spool: &Path,
     connections: usize,
+    extra: &[&str],
 ) -> std::thread::JoinHandle<()> {
     let mut commands: Vec<_> = (0..connections).map(|_| app.daemon.command()).collect();
     let spool = spool.to_owned();
+    let extra: Vec<String> = extra.iter().map(|arg| (*arg).to_owned()).collect();
     backup_service(socket, connections, move |stream| {
         let mut command = commands.pop().unwrap();
         command
             .args(["restore", "--archive", "-", "--served"])
             .arg(&spool)
+            .args(&extra)
             .stdin(std::process::Stdio::from(std::os::fd::OwnedFd::from(
                 stream.try_clone().unwrap(),
             )))
@@ -403,7 +406,27 @@ fn a_restore_through_the_api_is_checked_whole_before_it_is_accepted() {
     let no_service = restore(&[("passphrase", passphrase.as_bytes()), ("archive", &archive)]);
     assert_eq!(no_service.status, 503, "{}", no_service.text);
 
-    let service = restore_service(&app, &socket, &spool, 4);
+    // While an upgrade is under way (on the appliance, one staged or on trial): a conflict.
+    let staged = dir.path().join("staged.upgrade");
+    std::fs::write(&staged, "").unwrap();
+    let upgrading = restore_service(
+        &app,
+        &socket,
+        &spool,
+        1,
+        &["--unless-exists", staged.to_str().unwrap()],
+    );
+    let crossing = restore(&[("passphrase", passphrase.as_bytes()), ("archive", &archive)]);
+    upgrading.join().unwrap();
+    std::fs::remove_file(&socket).unwrap();
+    assert_eq!(crossing.status, 409, "{}", crossing.text);
+    assert!(
+        crossing.text.contains("upgrade is under way"),
+        "{}",
+        crossing.text
+    );
+
+    let service = restore_service(&app, &socket, &spool, 4, &[]);
     let wrong = restore(&[("passphrase", b"not the passphrase"), ("archive", &archive)]);
     assert_eq!(wrong.status, 400, "{}", wrong.text);
     assert!(
@@ -477,7 +500,7 @@ fn a_restore_through_the_api_is_checked_whole_before_it_is_accepted() {
             "SELECT count(*) FROM logs WHERE log_type = 'appliance_restore'"
         )
         .trim(),
-        "4",
+        "5",
         "each restore that reached the service is audited"
     );
 }

@@ -225,6 +225,14 @@ pub async fn run(command: ApplianceCommand, config: &Path) -> Result<()> {
                 state_only: false,
                 served,
                 abandoned,
+                // An upgrade staged, or on trial: a restore now would cross it (the trial's
+                // snapshot and marker are of the state it replaces).
+                unless_exists: vec![
+                    Path::new(STATE_DIR)
+                        .join("upgrade")
+                        .join(lemur_core::upgrade::STAGED),
+                    trial::MARKER.into(),
+                ],
             };
             // Provisioning runs again before the daemon (lemur.service requires it): it finds
             // the restored state and writes the console banner for it.
