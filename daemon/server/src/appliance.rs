@@ -330,16 +330,7 @@ pub async fn restore_status(
     Caller(subject): Caller,
 ) -> Result<Json<ApplianceRestore>, ApiError> {
     let Some(status) = api_restore::status(&app, &subject).await? else {
-        return Ok(Json(ApplianceRestore {
-            state: RestoreState::None,
-            requested_by: None,
-            requested_from: None,
-            requested_at: None,
-            finished_at: None,
-            backup_version: None,
-            backup_created: None,
-            error: None,
-        }));
+        return Ok(Json(ApplianceRestore::default()));
     };
     Ok(Json(ApplianceRestore {
         state: match status.state {

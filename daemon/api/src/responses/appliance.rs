@@ -22,10 +22,11 @@ pub struct RestoreAccepted {
 }
 
 /// Where the last restore through the API stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RestoreState {
     /// No restore was asked for through the API on this appliance's state.
+    #[default]
     None,
     /// Accepted: the services are stopping, or the archive is being restored.
     Restoring,
@@ -37,7 +38,7 @@ pub enum RestoreState {
 
 /// `GET /appliance/restore`: the last restore asked through the API, as root's restore service
 /// recorded it. Every field but `state` is absent when it is `none`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ApplianceRestore {
     /// Where it stands.

@@ -182,8 +182,8 @@ pub async fn status(app: &App, subject: &Subject) -> Result<Option<RestoreStatus
         .map_err(Error::task("reading the restore status"))?
 }
 
-/// One restore at a time from this daemon (the service takes one connection at a time, and
-/// closes a second without a word).
+/// One restore upload at a time from this daemon, refused here before a second archive is sent
+/// (the service's own lock answers a second one from anywhere, but only once it is sent).
 static RESTORING: AtomicBool = AtomicBool::new(false);
 
 /// An archive on its way to root's restore service.
@@ -209,7 +209,7 @@ pub fn check_allowed(app: &App, subject: &Subject) -> Result<()> {
 }
 
 /// Opens a restore for `subject` (an administrator) with `passphrase`: the archive follows
-/// through [`Upload::write`]. Audited here, before anything reaches the service.
+/// through [`Upload::write`]. Audited here, before the archive reaches the service.
 pub async fn start(app: &App, subject: &Subject, passphrase: &str) -> Result<Upload> {
     authorize(subject, Action::RestoreAppliance)?;
     let config = config(app)?;

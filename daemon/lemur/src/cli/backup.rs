@@ -562,13 +562,10 @@ pub(crate) fn restore_archive(
     };
     let restored = backup::read(std::io::BufReader::new(input), passphrase, &mut target)
         .and_then(|manifest| target.finish().map(|()| manifest));
-    match restored {
-        Ok(manifest) => Ok(manifest),
-        Err(error) => {
-            target.abort();
-            Err(error)
-        }
+    if restored.is_err() {
+        target.abort();
     }
+    restored
 }
 
 /// Refuses, before anything is touched, a backup that `options` cannot restore: one of another
