@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Makes a signed upgrade bundle of a root slot: what `POST /api/1/appliance/upgrade` takes and
-# `lemur appliance upgrade` installs (the format: daemon/core/src/upgrade.rs).
+# `lemur appliance upgrade` installs (the format: daemon/core/src/upgrade/mod.rs).
 #
 #   image/bundle.sh --key KEY.pem --members DIR --version V --source COMMIT \
 #                   --roothash HEX --options "KERNEL OPTIONS" OUT.upgrade
