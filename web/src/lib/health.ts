@@ -33,3 +33,20 @@ export async function isUp(signal?: AbortSignal): Promise<boolean> {
     return false;
   }
 }
+
+/**
+ * Waits `ms` between two looks at a daemon under way (an upgrade, a restart); no longer once
+ * `signal` aborts, when the screen that looks goes.
+ */
+export function pause(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const timer = setTimeout(done, ms);
+    signal.addEventListener("abort", done, { once: true });
+    function done() {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    }
+  });
+}
