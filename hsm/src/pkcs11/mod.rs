@@ -24,7 +24,7 @@ use cryptoki::mechanism::{Mechanism, MechanismType};
 use cryptoki::object::{Attribute, ObjectClass, ObjectHandle};
 use cryptoki::session::Session;
 use lemur_entropy::{EntropySource, HealthMonitor};
-use pool::SessionPool;
+use pool::{Lease, SessionPool};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -47,11 +47,6 @@ pub struct Pkcs11KeyStore {
     last_draw: Mutex<Option<ring::digest::Digest>>,
     /// Calls and failures per operation, for metrics.
     counters: OperationCounters,
-    /// Held while a token (persistent) object is created or destroyed. SoftHSM's file object
-    /// store can fail one of two concurrent writes with `CKR_TEMPLATE_INCONSISTENT` or
-    /// `CKR_GENERAL_ERROR` (SoftHSMv2 issue 573); such writes are rare (a CA, a KEK version), so
-    /// taking them one at a time costs nothing on any token.
-    token_writes: Mutex<()>,
 }
 
 impl Pkcs11KeyStore {
@@ -86,7 +81,6 @@ impl Pkcs11KeyStore {
             nonces: seal::NonceSequence::default(),
             checked_keks: Mutex::new(std::collections::HashSet::new()),
             last_draw: Mutex::new(None),
-            token_writes: Mutex::new(()),
         })
     }
 
@@ -108,15 +102,6 @@ impl Pkcs11KeyStore {
     /// The entropy monitor gating key generation.
     pub fn entropy(&self) -> &Arc<HealthMonitor> {
         &self.entropy
-    }
-
-    /// Runs `write`, which creates or destroys token objects, alone among this store's writes.
-    fn writing_token<T>(&self, write: impl FnOnce() -> Result<T>) -> Result<T> {
-        let _alone = self
-            .token_writes
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        write()
     }
 
     /// Runs `operation` with the handle of the object `uri` names, from the cache when possible.
@@ -233,17 +218,14 @@ impl KeyStore for Pkcs11KeyStore {
             let id = self.new_id()?;
             let (mechanism, public, private) =
                 objects::key_pair_templates(algorithm, label, &id, !ephemeral);
-            let generate = || {
-                self.pool.run(|lease| {
-                    let (_, private_key) =
-                        lease.generate_key_pair(&mechanism, &public, &private)?;
-                    objects::describe(lease, self.token_label(), private_key, KeyClass::Private)
-                })
+            let generate = |lease: &Lease<'_>| {
+                let (_, private_key) = lease.generate_key_pair(&mechanism, &public, &private)?;
+                objects::describe(lease, self.token_label(), private_key, KeyClass::Private)
             };
             if ephemeral {
-                generate()
+                self.pool.run(generate)
             } else {
-                self.writing_token(generate)
+                self.pool.run_alone(generate)
             }
         })
     }
@@ -287,20 +269,18 @@ impl KeyStore for Pkcs11KeyStore {
     fn destroy(&self, key: &KeyUri) -> Result<()> {
         self.check_token(key)?;
         let pair = key.clone().without_type();
-        self.writing_token(|| {
-            self.pool.run(|lease| {
-                let private = objects::find(lease, &pair, ObjectClass::PRIVATE_KEY)?;
-                let public = objects::find(lease, &pair, ObjectClass::PUBLIC_KEY)?;
-                if private.is_none() && public.is_none() {
-                    return Err(Error::KeyNotFound {
-                        uri: key.to_string(),
-                    });
-                }
-                for handle in private.into_iter().chain(public) {
-                    lease.destroy_object(handle)?;
-                }
-                Ok(())
-            })
+        self.pool.run_alone(|lease| {
+            let private = objects::find(lease, &pair, ObjectClass::PRIVATE_KEY)?;
+            let public = objects::find(lease, &pair, ObjectClass::PUBLIC_KEY)?;
+            if private.is_none() && public.is_none() {
+                return Err(Error::KeyNotFound {
+                    uri: key.to_string(),
+                });
+            }
+            for handle in private.into_iter().chain(public) {
+                lease.destroy_object(handle)?;
+            }
+            Ok(())
         })?;
         self.lock_handles()
             .retain(|uri, _| uri.clone().without_type() != pair);

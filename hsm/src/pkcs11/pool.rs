@@ -18,7 +18,7 @@ use cryptoki::session::{Session, UserType};
 use cryptoki::slot::Slot;
 use std::ops::Deref;
 use std::path::PathBuf;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 struct State {
@@ -43,6 +43,13 @@ pub(crate) struct SessionPool {
     checkout_timeout: Duration,
     state: Mutex<State>,
     freed: Condvar,
+    /// Shared by every operation, held alone by one that creates or destroys token objects.
+    /// SoftHSM2's file object store fails such a write, or an operation beside it, when they
+    /// overlap: `C_GenerateKeyPair` with `CKR_GENERAL_ERROR` or `CKR_TEMPLATE_INCONSISTENT`
+    /// ("ObjectFile.cpp: The attribute does not exist" in its log; SoftHSMv2 issue 573). Token
+    /// writes are rare (an authority, a KEK version), so the pause they cost is rare too, but
+    /// on any token an RSA-4096 authority's key holds every other operation for its seconds.
+    token_writes: RwLock<()>,
 }
 
 /// A session lent to one caller; it goes back to the pool on drop unless the token went away.
@@ -104,6 +111,7 @@ impl SessionPool {
                 generation: 0,
             }),
             freed: Condvar::new(),
+            token_writes: RwLock::new(()),
         })
     }
 
@@ -125,9 +133,32 @@ impl SessionPool {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Runs `operation` on a pooled session, beside other operations but never beside a token
+    /// write ([`SessionPool::run_alone`]).
+    pub(crate) fn run<T>(&self, operation: impl FnOnce(&Lease<'_>) -> Result<T>) -> Result<T> {
+        let _beside = self
+            .token_writes
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        self.run_leased(operation)
+    }
+
+    /// Runs `operation`, which creates or destroys token objects, on a pooled session while no
+    /// other operation runs.
+    pub(crate) fn run_alone<T>(
+        &self,
+        operation: impl FnOnce(&Lease<'_>) -> Result<T>,
+    ) -> Result<T> {
+        let _alone = self
+            .token_writes
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        self.run_leased(operation)
+    }
+
     /// Runs `operation` on a pooled session. When it reports the token gone, every session is
     /// retired so the next caller starts over with a fresh lookup and login.
-    pub(crate) fn run<T>(&self, operation: impl FnOnce(&Lease<'_>) -> Result<T>) -> Result<T> {
+    fn run_leased<T>(&self, operation: impl FnOnce(&Lease<'_>) -> Result<T>) -> Result<T> {
         let mut lease = self.checkout()?;
         match operation(&lease) {
             Err(error @ Error::TokenUnavailable { .. }) => {

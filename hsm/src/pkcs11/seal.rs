@@ -179,7 +179,7 @@ impl Pkcs11KeyStore {
             Attribute::Id(format!("kek{version}").into_bytes()),
         ];
         let uri = self.kek_uri(version);
-        self.writing_token(|| self.pool.run(|lease| {
+        self.pool.run_alone(|lease| {
             // Another process may be creating the same version: the label must be free before,
             // and ours alone after, or ours is destroyed and theirs stands.
             if objects::find(lease, &uri, ObjectClass::SECRET_KEY)?.is_some() {
@@ -199,7 +199,7 @@ impl Pkcs11KeyStore {
                     version,
                 })
             }
-        }))?;
+        })?;
         *self
             .current_kek
             .lock()

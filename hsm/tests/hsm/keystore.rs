@@ -1,6 +1,6 @@
 //! Key generation, signing, listing and destruction in a real token.
 
-use lemur_hsm::{KeyAlgorithm, KeyClass, KeyStore, SignatureScheme, verify_signature};
+use lemur_hsm::{KeyAlgorithm, KeyClass, KeyStore, Sealer, SignatureScheme, verify_signature};
 use lemur_testkit::{TempToken, openssl};
 
 #[test]
@@ -188,11 +188,20 @@ fn exportable_leaf_keys_are_pkcs8_that_openssl_reads_and_leave_nothing_in_the_to
     assert!(store.list().unwrap().is_empty());
 }
 
+/// SoftHSM2's file object store fails a token object's creation, or an operation beside it, when
+/// they overlap (CKR_GENERAL_ERROR, CKR_TEMPLATE_INCONSISTENT): the key store must keep them
+/// apart, since an authority is created while requests sign, seal and take leaf keys.
 #[test]
-fn token_keys_made_and_destroyed_at_once_by_many_threads_all_succeed() {
+fn token_keys_made_and_destroyed_beside_signing_sealing_and_leaf_keys_all_succeed() {
     let token = TempToken::new();
     let store = std::sync::Arc::new(token.open());
-    let workers: Vec<_> = (0..4)
+    store.create_kek().unwrap();
+    let signer = store
+        .generate_key_pair("signer", KeyAlgorithm::EcP256, false)
+        .unwrap()
+        .uri;
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writers: Vec<_> = (0..3)
         .map(|worker| {
             let store = std::sync::Arc::clone(&store);
             std::thread::spawn(move || {
@@ -210,8 +219,46 @@ fn token_keys_made_and_destroyed_at_once_by_many_threads_all_succeed() {
             })
         })
         .collect();
-    for worker in workers {
-        worker.join().unwrap();
+    let beside: Vec<_> = (0..3)
+        .map(|worker| {
+            let (store, signer, done) = (
+                std::sync::Arc::clone(&store),
+                signer.clone(),
+                std::sync::Arc::clone(&done),
+            );
+            std::thread::spawn(move || {
+                let mut rounds = 0;
+                while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                    let leaf = store
+                        .generate_exportable_key_pair(KeyAlgorithm::EcP256)
+                        .unwrap_or_else(|e| panic!("leaf key {worker}/{rounds}: {e}"));
+                    store
+                        .seal(&leaf.pkcs8, b"context")
+                        .unwrap_or_else(|e| panic!("seal {worker}/{rounds}: {e}"));
+                    store
+                        .sign(&signer, SignatureScheme::EcdsaSha256, b"tbs")
+                        .unwrap_or_else(|e| panic!("sign {worker}/{rounds}: {e}"));
+                    rounds += 1;
+                }
+                rounds
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.join().unwrap();
     }
-    assert_eq!(store.list().unwrap().len(), 4 * 6);
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    for worker in beside {
+        assert!(worker.join().unwrap() > 0, "nothing ran beside the writes");
+    }
+    // The signer, and half of each writer's keys.
+    assert_eq!(
+        store
+            .list()
+            .unwrap()
+            .iter()
+            .filter(|k| k.class == KeyClass::Private)
+            .count(),
+        1 + 3 * 6
+    );
 }
