@@ -129,7 +129,7 @@ impl Daemon {
     /// Stops the daemon and starts it again on the same state directory (and configuration,
     /// which a test may have edited in between).
     pub fn restart(&mut self) {
-        assert!(self.stop(), "the daemon did not stop cleanly");
+        self.stop();
         self.respawn();
     }
 
@@ -470,21 +470,41 @@ impl Daemon {
         self.respawn();
     }
 
-    /// Stops the daemon with SIGTERM and waits for it; returns whether it exited cleanly.
-    pub fn stop(&mut self) -> bool {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
+    /// Stops the daemon with SIGTERM and waits for it; panics, with its log, unless it exits 0
+    /// within 10 s.
+    pub fn stop(&mut self) {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
         for _ in 0..200 {
             if let Ok(Some(status)) = self.child.try_wait() {
-                return status.success();
+                assert!(
+                    status.success(),
+                    "the daemon exited with {status} on SIGTERM; its log:\n{}",
+                    self.log()
+                );
+                return;
             }
             std::thread::park_timeout(Duration::from_millis(50));
         }
+        let threads = threads_of(&pid);
         let _ = self.child.kill();
         let _ = self.child.wait();
-        false
+        panic!(
+            "the daemon was still running 10 s after SIGTERM; its threads:\n{threads}\nits log:\n{}",
+            self.log()
+        );
     }
+}
+
+/// Where each thread of process `pid` is, from gdb when it is installed: what a daemon that
+/// does not stop is waiting for.
+fn threads_of(pid: &str) -> String {
+    Command::new("gdb")
+        .args(["-p", pid, "-batch", "-ex", "thread apply all bt"])
+        .stdin(Stdio::null())
+        .output()
+        .map(|out| String::from_utf8_lossy(&out.stdout).into_owned())
+        .unwrap_or_else(|error| format!("(gdb: {error})"))
 }
 
 /// Runs `binary dev` on the state under `state` (`lemur/`, and `admin-password` beside it) with

@@ -27,6 +27,9 @@ const RETRY_AFTER: Duration = Duration::from_secs(10);
 const RECOUNT_EVERY: Duration = Duration::from_secs(60);
 /// The nice value of the thread that makes keys: the lowest priority there is.
 const LOWEST_PRIORITY: i32 = 19;
+/// How long a stopping daemon waits for the key being made: an RSA-4096 key at the lowest
+/// priority on a busy machine takes seconds.
+const FINISH_WITHIN: Duration = Duration::from_secs(60);
 
 /// The stock's targets, and a signal that keys were taken.
 pub struct KeyStock {
@@ -181,8 +184,10 @@ pub async fn counts(app: &App) -> Result<Vec<(KeyAlgorithm, usize)>> {
         .collect())
 }
 
-/// Keeps `app`'s stock at its targets for as long as the daemon runs.
-pub async fn fill(app: Arc<App>) {
+/// Keeps `app`'s stock at its targets until `stop` completes, then waits for the key being made
+/// (if any): no thread may still be inside the token's library when the process exits, where
+/// its teardown runs (SoftHSM2's crashed or hung under a key generation).
+pub async fn fill(app: Arc<App>, stop: impl Future<Output = ()>) {
     if app.key_stock.targets.is_empty() {
         return;
     }
@@ -193,8 +198,17 @@ pub async fn fill(app: Arc<App>) {
             return;
         }
     };
+    tokio::select! {
+        () = keep_full(&app, &maker) => {}
+        () = stop => {}
+    }
+    maker.finish().await;
+}
+
+/// Makes keys whenever the stock is below a target, for ever.
+async fn keep_full(app: &App, maker: &Maker) {
     loop {
-        match fill_once(&app, &maker).await {
+        match fill_once(app, maker).await {
             Ok(true) => {}
             Ok(false) => {
                 let _ = tokio::time::timeout(RECOUNT_EVERY, app.key_stock.taken.notified()).await;
@@ -234,11 +248,12 @@ type Job = (
     tokio::sync::oneshot::Sender<Result<StockedKey>>,
 );
 
-/// A thread of the lowest CPU priority that makes sealed keys on request. It ends when the
-/// filler is dropped (the daemon stopping); a key half made then is a session object the token
-/// drops with the session.
+/// A thread of the lowest CPU priority that makes sealed keys on request, until
+/// [`Maker::finish`].
 struct Maker {
     jobs: std::sync::mpsc::Sender<Job>,
+    /// Closed when the thread ends.
+    ended: tokio::sync::oneshot::Receiver<()>,
 }
 
 impl Maker {
@@ -247,6 +262,7 @@ impl Maker {
     fn spawn(hsm: Arc<dyn crate::app::Hsm>, entropy: Arc<HealthMonitor>) -> Result<Self> {
         let (jobs, inbox) = std::sync::mpsc::channel::<Job>();
         let (lowered, priority) = std::sync::mpsc::sync_channel(1);
+        let (ending, ended) = tokio::sync::oneshot::channel();
         std::thread::Builder::new()
             .name("lemur-key-stock".into())
             .spawn(move || {
@@ -258,10 +274,29 @@ impl Maker {
                         let _ = answer.send(make(&*hsm, &entropy, algorithm));
                     }
                 }
+                drop(hsm);
+                drop(ending);
             })
             .map_err(Error::io("starting the key stock's thread"))?;
         priority.recv().map_err(stopped)??;
-        Ok(Self { jobs })
+        Ok(Self { jobs, ended })
+    }
+
+    /// Asks for no more keys and waits for the thread to end: at most the key being made, which
+    /// is lost (never stored, so never given). A token that does not answer in [`FINISH_WITHIN`]
+    /// is reported and left.
+    async fn finish(self) {
+        drop(self.jobs);
+        if tokio::time::timeout(FINISH_WITHIN, self.ended)
+            .await
+            .is_err()
+        {
+            log::error!(
+                "the key stock's thread was still making a key {} s after the daemon began \
+                 stopping (is the token hung?)",
+                FINISH_WITHIN.as_secs()
+            );
+        }
     }
 
     async fn make(&self, algorithm: KeyAlgorithm) -> Result<StockedKey> {

@@ -91,7 +91,10 @@ pub async fn serve_app(app: Arc<App>, on_ready: impl FnOnce(&str)) -> Result<()>
         app.config.entropy.recheck_interval_secs.max(1),
     ));
     let key_pool = tokio::spawn(lemur_core::ca::key_pool::refill(Arc::clone(&app)));
-    let key_stock = tokio::spawn(lemur_core::ca::key_stock::fill(Arc::clone(&app)));
+    let (stop_stock, stock_stopping) = tokio::sync::oneshot::channel::<()>();
+    let key_stock = tokio::spawn(lemur_core::ca::key_stock::fill(Arc::clone(&app), async {
+        let _ = stock_stopping.await;
+    }));
     let first_look = lemur_core::frontend::check(&app).await;
     let frontend = tokio::spawn(lemur_core::frontend::maintain(Arc::clone(&app), first_look));
     let watchdog = systemd::manager()
@@ -110,11 +113,12 @@ pub async fn serve_app(app: Arc<App>, on_ready: impl FnOnce(&str)) -> Result<()>
     .await;
     // Unused ready keys are wiped as the pool drops with the application.
     key_pool.abort();
-    key_stock.abort();
     frontend.abort();
     if let Some(watchdog) = watchdog {
         watchdog.abort();
     }
+    let _ = stop_stock.send(());
+    let _ = key_stock.await;
     served?;
     log::info!("stopped; closing the database");
     app.store.close().await;

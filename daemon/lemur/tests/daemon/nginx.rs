@@ -587,7 +587,7 @@ fn the_bundled_nginx_fronts_the_daemon_with_its_headers_and_limits() {
 
     // The daemon stopped (a restart, an upgrade): the API and the CRLs are an outage, 503
     // with Retry-After and the daemon's JSON error shape, with the security headers still on.
-    assert!(front.daemon.stop(), "the daemon stopped cleanly");
+    front.daemon.stop();
     let outage = front.authorized(&["/api/1/auth/me"]);
     assert_eq!(outage.status, 503, "{}", outage.body);
     assert_eq!(outage.header("retry-after"), Some("5"));
