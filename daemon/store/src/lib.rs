@@ -88,10 +88,7 @@ impl SqlStore {
                 // each page it changes whole). Takes effect when a database is created.
                 .page_size(8_192)
                 .foreign_keys(true)
-                .busy_timeout(Duration::from_secs(10))
-                // Keeps the planner's statistics current (SQLite's advice for long-lived
-                // connections): cheap, and only for tables that changed enough.
-                .optimize_on_close(true, 1_000);
+                .busy_timeout(Duration::from_secs(10));
             let pool = |size: u32, options: SqliteConnectOptions| {
                 SqlitePoolOptions::new()
                     .max_connections(size)

