@@ -291,6 +291,9 @@ pub trait Store:
     async fn ping(&self) -> Result<()>;
     /// `sqlite` or `postgresql`, for operators' messages.
     fn engine(&self) -> &'static str;
+    /// Brings the query planner's statistics up to date where the engine leaves that to its
+    /// user (SQLite); called now and then, and at [`close`](Self::close).
+    async fn tidy(&self);
     /// Closes every connection (on shutdown).
     async fn close(&self);
 }

@@ -360,34 +360,38 @@ impl Engine {
         .map_err(db(context))
     }
 
+    /// SQLite's `PRAGMA optimize` (its advice for long-lived connections: now and then, and
+    /// before closing): cheap, it analyses only the tables whose statistics are missing or far
+    /// off. It may write them, so it runs as a write, in the write turn: run as each reader
+    /// closed (sqlx's `optimize_on_close`), it waited in SQLite's busy handler beside the other
+    /// writers, and held a stopping daemon for its 10 s. PostgreSQL's autovacuum does this.
+    pub async fn tidy(&self) {
+        let Engine::Sqlite { write, turn, .. } = self else {
+            return;
+        };
+        let optimized = match turn.take().await {
+            Ok(_turn) => sqlx::raw_sql("PRAGMA analysis_limit = 1000; PRAGMA optimize = 0x10002;")
+                .execute(write)
+                .await
+                .map(drop)
+                .map_err(|error| error.to_string()),
+            Err(error) => Err(error.to_string()),
+        };
+        if let Err(error) = optimized {
+            log::warn!("the planner's statistics were not brought up to date: {error}");
+        }
+    }
+
     /// Closes every connection; on SQLite, first brings the planner's statistics up to date.
     pub async fn close(&self) {
         match self {
-            Engine::Sqlite { read, write, turn } => {
+            Engine::Sqlite { read, write, .. } => {
                 read.close().await;
-                optimize(write, turn).await;
+                self.tidy().await;
                 write.close().await;
             }
             Engine::Postgres(pool) => pool.close().await,
         }
-    }
-}
-
-/// Runs SQLite's `PRAGMA optimize` (its advice for long-lived connections): cheap, it analyses
-/// only the tables whose statistics are missing or far off. It may write them, so it runs as a
-/// write, in the write turn: as each reader's close (sqlx's `optimize_on_close`) it waited in
-/// SQLite's busy handler beside the other writers, and held a stopping daemon for its 10 s.
-async fn optimize(write: &SqlitePool, turn: &WriteTurn) {
-    let optimized = match turn.take().await {
-        Ok(_turn) => sqlx::raw_sql("PRAGMA analysis_limit = 1000; PRAGMA optimize = 0x10002;")
-            .execute(write)
-            .await
-            .map(drop)
-            .map_err(|error| error.to_string()),
-        Err(error) => Err(error.to_string()),
-    };
-    if let Err(error) = optimized {
-        log::warn!("the planner's statistics were not brought up to date: {error}");
     }
 }
 

@@ -213,6 +213,10 @@ impl lemur_core::store::Store for SqlStore {
         self.engine.name()
     }
 
+    async fn tidy(&self) {
+        self.engine.tidy().await;
+    }
+
     async fn close(&self) {
         self.writer.close().await;
         self.engine.close().await;

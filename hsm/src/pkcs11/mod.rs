@@ -349,7 +349,8 @@ impl KeyStore for Pkcs11KeyStore {
         self.counters
             .count(Operation::GenerateExportableKeyPair, || {
                 self.entropy.ensure_healthy()?;
-                self.pool.run(|lease| export::generate(lease, algorithm))
+                self.pool
+                    .run_on_session_objects(|lease| export::generate(lease, algorithm))
             })
     }
 

@@ -97,6 +97,7 @@ pub async fn serve_app(app: Arc<App>, on_ready: impl FnOnce(&str)) -> Result<()>
     }));
     let first_look = lemur_core::frontend::check(&app).await;
     let frontend = tokio::spawn(lemur_core::frontend::maintain(Arc::clone(&app), first_look));
+    let tidying = tokio::spawn(tidy_now_and_then(Arc::clone(&app)));
     let watchdog = systemd::manager()
         .zip(systemd::watchdog_interval())
         .map(|(manager, interval)| tokio::spawn(keep_alive(manager, interval)));
@@ -114,6 +115,7 @@ pub async fn serve_app(app: Arc<App>, on_ready: impl FnOnce(&str)) -> Result<()>
     // Unused ready keys are wiped as the pool drops with the application.
     key_pool.abort();
     frontend.abort();
+    tidying.abort();
     if let Some(watchdog) = watchdog {
         watchdog.abort();
     }
@@ -133,6 +135,20 @@ fn announce(address: &str, on_ready: impl FnOnce(&str)) {
         manager.ready(&format!("serving on {address}"));
     }
     on_ready(address);
+}
+
+/// How often the database's planner statistics are brought up to date (SQLite's advice for
+/// long-lived connections: hourly to daily).
+const TIDY_EVERY: Duration = Duration::from_secs(6 * 3600);
+
+/// Tidies the database at start, then every [`TIDY_EVERY`] (and the store tidies as it closes).
+async fn tidy_now_and_then(app: Arc<App>) {
+    let mut ticks = tokio::time::interval(TIDY_EVERY);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        app.store.tidy().await;
+    }
 }
 
 /// Tells systemd's watchdog the daemon is alive, twice per interval as `sd_watchdog_enabled(3)`

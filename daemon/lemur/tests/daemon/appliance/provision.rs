@@ -246,13 +246,21 @@ impl FirstBoot {
                 .unwrap()
                 .display()
                 .to_string();
-            // SQLite's write-ahead log and its index come and go with connections (a process
-            // that exits before its last one closes leaves them); what they hold is read below.
-            let sqlite_log = name.ends_with(".db-wal") || name.ends_with(".db-shm");
-            if name.starts_with("credentials/") || name.starts_with("run/") || sqlite_log {
+            if name.starts_with("credentials/") || name.starts_with("run/") {
                 continue;
             }
             let found = std::fs::metadata(&file).unwrap();
+            // SQLite's write-ahead log and its index come and go with connections, and what
+            // they hold is read below; but they belong to whoever owns the database.
+            if name.ends_with(".db-wal") || name.ends_with(".db-shm") {
+                let database = std::fs::metadata(self.state().join("lemur.db")).unwrap();
+                assert_eq!(
+                    (found.uid(), found.gid()),
+                    (database.uid(), database.gid()),
+                    "{name}"
+                );
+                continue;
+            }
             let opaque = name.starts_with("state/lemur.db") || name.contains("/tokens/");
             let bytes = if opaque {
                 String::new()
@@ -299,11 +307,19 @@ impl Running {
             .args(["-TERM", &self.child.id().to_string()])
             .status();
         let deadline = Instant::now() + Duration::from_secs(30);
-        while self.child.try_wait().unwrap().is_none() {
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
             assert!(Instant::now() < deadline, "the daemon did not stop");
             std::thread::park_timeout(Duration::from_millis(50));
-        }
+        };
         self.said.extend(self.heard.try_iter());
+        assert!(
+            status.success(),
+            "the daemon exited with {status}: {:?}",
+            self.said
+        );
         self.said
     }
 }
