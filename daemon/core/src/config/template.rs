@@ -9,6 +9,9 @@ use super::{
 };
 use std::path::Path;
 
+/// The token label a new configuration names unless told another.
+const DEFAULT_TOKEN: &str = "lemur";
+
 /// `value` as TOML writes it (a string quoted and escaped, a list or an inline table).
 fn toml_value(value: impl Into<toml::Value>) -> String {
     value.into().to_string()
@@ -42,6 +45,8 @@ pub struct Template<'a> {
     pub database_url: &'a str,
     /// `hsm.environment`.
     pub hsm_environment: &'a [(&'a str, &'a str)],
+    /// `hsm.module` (SoftHSM2's, found on the machine, when absent) and `hsm.token`.
+    pub hsm_token: (Option<&'a Path>, &'a str),
     /// Where `hsm.pin_file` and `auth.token_secret_file` point.
     pub secrets: SecretsIn,
     /// `server.trusted_proxies`.
@@ -72,6 +77,7 @@ impl<'a> Template<'a> {
             listen,
             database_url,
             hsm_environment,
+            hsm_token: (None, DEFAULT_TOKEN),
             secrets: SecretsIn::StateDir,
             trusted_proxies: &[],
             security_team_email: None,
@@ -151,6 +157,11 @@ impl<'a> Template<'a> {
             .map(|(name, value)| ((*name).to_owned(), toml::Value::from(*value)))
             .collect();
         let environment = toml_value(environment);
+        let module = match self.hsm_token.0 {
+            Some(module) => format!("module = {}", path_value(module)),
+            None => "# module = \"/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so\"".to_owned(),
+        };
+        let token = toml_value(self.hsm_token.1);
         let (pin_file, token_secret_file) = (self.secret(HSM_PIN), self.secret(TOKEN_SECRET));
         let trusted_proxies = toml_value(self.trusted_proxies.to_vec());
         let security_team_email = toml_value(
@@ -205,8 +216,8 @@ acquire_timeout_secs = 5
 
 [hsm]
 # PKCS#11 module; SoftHSM2's Debian path when absent.
-# module = "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so"
-token = "lemur"
+{module}
+token = {token}
 pin_file = {pin_file}
 # pool_size = 2            # HSM sessions; default: number of CPUs (one more with a [keys] stock)
 kek_label = "lemur-kek"
@@ -340,7 +351,20 @@ mod tests {
             frontend: Some(&frontend),
             ..Template::new(&state_dir, hostile, hostile, &environment)
         };
+        let hsm_module = state_dir.join("module.so");
         let text = template.render();
+        let without_module: toml::Table = toml::from_str(&text).unwrap();
+        assert!(
+            !without_module["hsm"]
+                .as_table()
+                .unwrap()
+                .contains_key("module")
+        );
+        let text = Template {
+            hsm_token: (Some(&hsm_module), hostile),
+            ..template
+        }
+        .render();
         let table: toml::Table = toml::from_str(&text).unwrap();
         let value = |path: &[&str]| {
             let mut value = &table[path[0]];
@@ -353,7 +377,10 @@ mod tests {
             value(&["version"]).as_integer(),
             Some(CONFIG_VERSION.into())
         );
-        assert!(!table["hsm"].as_table().unwrap().contains_key("module"));
+        assert_eq!(
+            value(&["hsm", "module"]).as_str(),
+            Some(hsm_module.to_str().unwrap())
+        );
         assert_eq!(
             value(&["state_dir"]).as_str(),
             Some(state_dir.to_str().unwrap())
@@ -361,6 +388,7 @@ mod tests {
         for path in [
             &["server", "listen"][..],
             &["database", "url"],
+            &["hsm", "token"],
             &["hsm", "environment", "LD_PRELOAD\""],
             &["defaults", "security_team_email"],
             &["frontend", "authority"],

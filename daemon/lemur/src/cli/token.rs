@@ -125,3 +125,25 @@ pub fn ensure_token(
     }
     Ok(())
 }
+
+/// Checks that the token of `hsm`, which its owner made with the HSM vendor's tools, is there
+/// with its user PIN set: never initialised here, since that would erase whatever it holds.
+/// Blocking.
+pub fn check_token(hsm: &HsmConfig) -> Result<()> {
+    let module = hsm.module_path();
+    let label = &hsm.token;
+    match lemur_hsm::admin::find(&module, label)? {
+        None => Err(Error::invalid(
+            "hsm.token",
+            format!(
+                "the HSM (module {}) has no token labelled {label:?}: initialise it with the HSM vendor's tools, or name the token it has",
+                module.display()
+            ),
+        )),
+        Some(token) if !token.user_pin_initialized => Err(Error::invalid(
+            "hsm.token",
+            format!("the token {label:?} has no user PIN yet: set one with the HSM vendor's tools"),
+        )),
+        Some(_) => Ok(()),
+    }
+}

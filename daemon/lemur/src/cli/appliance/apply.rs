@@ -10,7 +10,7 @@
 //! could not be written, is also put on the console's login screen (an agetty issue file), so
 //! that it is seen at every boot until it is fixed, not only in the journal.
 
-use super::seed::{self, Interface, Network, Reading, StaticNetwork, Syslog};
+use super::seed::{self, ExternalHsm, Hsm, Interface, Network, Reading, StaticNetwork, Syslog};
 use lemur_core::files::{ensure_private_dir, replace_if_changed};
 use lemur_core::{Error, Result, clock};
 use std::os::unix::fs::PermissionsExt;
@@ -39,7 +39,15 @@ pub struct Options<'a> {
     pub set_hostname: bool,
     /// The console warning (an agetty issue file), written when something is wrong.
     pub issue_file: Option<&'a Path>,
+    /// Whether to have systemd load the units again when a drop-in written here changed.
+    pub reload_units: bool,
 }
+
+/// The units whose sandbox a network HSM's addresses open, under the run directory.
+const HSM_DROP_INS: [&str; 2] = [
+    "systemd/system/lemur.service.d/50-lemur-hsm.conf",
+    "systemd/system/lemur-provision.service.d/50-lemur-hsm.conf",
+];
 
 /// `lemur appliance apply-seed`.
 pub fn apply(options: &Options<'_>) -> Result<()> {
@@ -50,14 +58,19 @@ pub fn apply(options: &Options<'_>) -> Result<()> {
         options.run_dir.display()
     )))?;
     let mut failures = Vec::new();
+    let mut units_changed = false;
     for step in steps(&reading, &run_dir) {
-        let result = match step {
-            Step::Directory(dir) => public_dir(&dir),
-            Step::File(path, Ok(Some(content))) => write(&path, &content),
-            Step::File(path, Ok(None)) => remove(&path),
-            Step::File(_, Err(error)) => Err(error),
+        let (unit, result) = match step {
+            Step::Directory(dir) => (false, public_dir(&dir).map(|()| false)),
+            Step::File(path, Ok(Some(content))) => (is_unit(&path), write(&path, &content)),
+            Step::File(path, Ok(None)) => (is_unit(&path), remove(&path)),
+            Step::File(_, Err(error)) => (false, Err(error)),
         };
-        note(&mut failures, result);
+        units_changed |= unit && result.as_ref().is_ok_and(|changed| *changed);
+        note(&mut failures, result.map(drop));
+    }
+    if units_changed && options.reload_units {
+        note(&mut failures, reload_units());
     }
     if options.set_hostname {
         note(&mut failures, set_kernel_hostname(&reading.seed.hostname));
@@ -74,6 +87,27 @@ pub fn apply(options: &Options<'_>) -> Result<()> {
             ),
         ))),
     }
+}
+
+/// Whether `path` is a unit's drop-in, which systemd reads only when it loads the units.
+fn is_unit(path: &Path) -> bool {
+    HSM_DROP_INS.iter().any(|drop_in| path.ends_with(drop_in))
+}
+
+/// `systemctl daemon-reload`: the drop-ins written take effect for the units not started yet
+/// (provisioning and the daemon start after this).
+fn reload_units() -> Result<()> {
+    let status = std::process::Command::new("systemctl")
+        .arg("daemon-reload")
+        .status()
+        .map_err(Error::io("running systemctl daemon-reload"))?;
+    if !status.success() {
+        return Err(Error::io("running systemctl daemon-reload")(
+            std::io::Error::other(format!("it failed ({status})")),
+        ));
+    }
+    println!("loaded the units again for the HSM's addresses");
+    Ok(())
 }
 
 /// Reports a failed step at once (stderr: the journal and the console) and keeps it for the
@@ -133,7 +167,43 @@ fn steps(reading: &Reading, run_dir: &Path) -> Vec<Step> {
             dir.join("firewall-ssh.nft"),
             Ok(ssh_keys.map(|_| format!("{GENERATED}{SSH_RULE}"))),
         ),
+        Step::File(
+            run_dir.join(HSM_DROP_INS[0]),
+            Ok(network_hsm(&seed.hsm).map(|allow| hsm_drop_in(&allow, DAEMON_REACH))),
+        ),
+        Step::File(
+            run_dir.join(HSM_DROP_INS[1]),
+            Ok(network_hsm(&seed.hsm).map(|allow| hsm_drop_in(&allow, PROVISION_REACH))),
+        ),
     ]
+}
+
+/// The addresses of a network HSM, as `IPAddressAllow=` takes them, when the seed names one.
+fn network_hsm(hsm: &Hsm) -> Option<String> {
+    match hsm {
+        Hsm::External(ExternalHsm { addresses, .. }) if !addresses.is_empty() => Some(
+            addresses
+                .iter()
+                .map(|range| format!("{}/{}", range.ip(), range.prefix()))
+                .collect::<Vec<_>>()
+                .join(" "),
+        ),
+        _ => None,
+    }
+}
+
+/// What the daemon's sandbox (systemd/lemur.service: loopback only) adds for a network HSM.
+const DAEMON_REACH: &str = "";
+
+/// What provisioning's sandbox (no network at all) adds for a network HSM.
+const PROVISION_REACH: &str =
+    "PrivateNetwork=no\nRestrictAddressFamilies=AF_UNIX AF_INET AF_INET6\n";
+
+/// A unit drop-in that lets it reach the HSM at `allow` once the network is up.
+fn hsm_drop_in(allow: &str, reach: &str) -> String {
+    format!(
+        "{GENERATED}[Unit]\nWants=network-online.target\nAfter=network-online.target\n\n[Service]\n{reach}IPAddressAllow={allow}\n"
+    )
 }
 
 /// The firewall rule that opens ssh's port, which nftables.conf includes from the run
@@ -223,7 +293,7 @@ fn rsyslog_drop_in(syslog: &Syslog, ca_file: &Path) -> Result<String> {
 /// (which reads `/run/issue.d`), and public: it holds no secret.
 fn console_warning(reading: &Reading, failures: &[String], issue_file: &Path) -> Result<()> {
     if reading.problems.is_empty() && failures.is_empty() {
-        return remove(issue_file);
+        return remove(issue_file).map(drop);
     }
     let mut text = String::from("\n");
     if !reading.problems.is_empty() {
@@ -250,7 +320,7 @@ fn console_warning(reading: &Reading, failures: &[String], issue_file: &Path) ->
     if let Some(dir) = issue_file.parent() {
         ensure_private_dir(dir)?;
     }
-    write(issue_file, &issue_text(&text))
+    write(issue_file, &issue_text(&text)).map(drop)
 }
 
 /// `text` as agetty shows it literally: it expands backslash escapes in issue files, so each
@@ -274,26 +344,27 @@ fn public_dir(dir: &Path) -> Result<()> {
         .map_err(Error::io(format!("opening {}", dir.display())))
 }
 
-/// Writes `content` (0644) when it changed.
-fn write(path: &Path, content: &str) -> Result<()> {
+/// Writes `content` (0644) when it changed; whether it did.
+fn write(path: &Path, content: &str) -> Result<bool> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)
             .map_err(Error::io(format!("creating {}", parent.display())))?;
     }
-    if replace_if_changed(path, content.as_bytes(), 0o644)? {
+    let changed = replace_if_changed(path, content.as_bytes(), 0o644)?;
+    if changed {
         println!("wrote {}", path.display());
     }
-    Ok(())
+    Ok(changed)
 }
 
-/// Removes `path` if it exists.
-fn remove(path: &Path) -> Result<()> {
+/// Removes `path` if it exists; whether it did.
+fn remove(path: &Path) -> Result<bool> {
     match std::fs::remove_file(path) {
         Ok(()) => {
             println!("removed {}", path.display());
-            Ok(())
+            Ok(true)
         }
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(false),
         Err(error) => Err(Error::io(format!("removing {}", path.display()))(error)),
     }
 }

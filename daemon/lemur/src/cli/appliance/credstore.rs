@@ -10,8 +10,17 @@
 //! the unit file, and of the daemon's state it only asks whether the token directory holds
 //! anything (by name, without reading it), so as never to make a PIN for a token that already
 //! has one.
+//!
+//! With a hardware HSM (the seed's `[hsm]`), the user PIN is not made but given: the seed's
+//! `[hsm] pin`, which its owner set with the vendor's tools, becomes the credential and is then
+//! removed from the seed, so that it stays in clear on the ESP only until the first boot (a new
+//! PIN written there later replaces the credential in the same way). The SO PIN is made all
+//! the same, so that every appliance has the same credentials, and never used: the token's
+//! own stays with its owner.
 
+use super::seed::{self, ExternalHsm, Hsm};
 use crate::cli::token::{ADMIN_PASSWORD, Generated, HSM_PIN, HSM_SO_PIN, TOKEN_SECRET};
+use lemur_core::clock;
 use lemur_core::files::{ensure_private_dir, replace_private};
 use lemur_core::{Error, Result};
 use std::io::{Read, Write};
@@ -36,20 +45,29 @@ const CREDENTIALS: [(Generated, bool); 4] = [
     (ADMIN_PASSWORD, false),
 ];
 
-/// `lemur appliance credentials`: each credential checked (it decrypts) or made when missing;
-/// every problem reported before it fails.
-pub fn run(credstore: &Path, token_dir: &Path) -> Result<()> {
+/// `lemur appliance credentials`: each credential checked (it decrypts) or made when missing,
+/// the user PIN of a hardware HSM taken from the seed at `seed`; every problem reported before
+/// it fails.
+pub fn run(credstore: &Path, token_dir: &Path, seed: &Path) -> Result<()> {
     let store = Credstore::open(credstore)?;
+    let hsm = seed::hsm_of(seed, clock::system().unix())?;
     let token_may_exist = token_may_exist(token_dir)?;
     host_key()?;
     // Each is a systemd-creds run of its own, on the boot's critical path: all at once.
     let results: Vec<Result<()>> = std::thread::scope(|scope| {
-        let store = &store;
+        let (store, hsm) = (&store, &hsm);
         let checks: Vec<_> = CREDENTIALS
             .iter()
             .map(|(secret, tied_to_token)| {
-                scope.spawn(move || {
-                    store.ensure(secret, *tied_to_token && token_may_exist, token_dir)
+                scope.spawn(move || match hsm {
+                    Hsm::External(external) if secret.name == HSM_PIN.name => {
+                        store.ensure_given(external, seed)
+                    }
+                    Hsm::Unusable if secret.name == HSM_PIN.name => Err(Error::invalid(
+                        "hsm",
+                        format!("{} has a wrong [hsm] section (the console shows what is wrong): no PIN is taken or made until it is fixed", seed.display()),
+                    )),
+                    _ => store.ensure(secret, *tied_to_token && token_may_exist, token_dir),
                 })
             })
             .collect();
@@ -68,6 +86,14 @@ pub fn run(credstore: &Path, token_dir: &Path) -> Result<()> {
     for error in results.into_iter().filter_map(Result::err) {
         eprintln!("lemur: {error}");
         failed += 1;
+    }
+    if let (0, Hsm::External(ExternalHsm { pin: Some(_), .. })) = (failed, &hsm) {
+        seed::remove_pin(seed)?;
+        println!(
+            "took the HSM user PIN into the credential {} and removed it from {}",
+            HSM_PIN.name,
+            seed.display()
+        );
     }
     match failed {
         0 => Ok(()),
@@ -162,6 +188,40 @@ impl Credstore {
         let sealed = encrypt(secret.name, value.as_bytes())?;
         replace_private(&file, &sealed, None)?;
         println!("wrote the encrypted credential {}", file.display());
+        Ok(())
+    }
+
+    /// The user PIN of the hardware HSM `hsm`: the seed's, written when the credential is
+    /// missing or holds another; else the credential, which must decrypt.
+    fn ensure_given(&self, hsm: &ExternalHsm, seed: &Path) -> Result<()> {
+        let name = HSM_PIN.name;
+        let file = self.path(name);
+        let Some(given) = &hsm.pin else {
+            if file.exists() {
+                return self.decrypt(name).map(drop);
+            }
+            return Err(Error::invalid(
+                "hsm.pin",
+                format!(
+                    "is missing from {}, and the appliance has no PIN for the token {:?} yet: write the token's user PIN there (it is taken into an encrypted credential and removed from the file at the next boot)",
+                    seed.display(),
+                    hsm.token
+                ),
+            ));
+        };
+        let held = if file.exists() {
+            Some(self.decrypt(name)?)
+        } else {
+            None
+        };
+        if held.as_deref().map(Vec::as_slice) == Some(given.0.as_bytes()) {
+            return Ok(());
+        }
+        replace_private(&file, &encrypt(name, given.0.as_bytes())?, None)?;
+        println!(
+            "wrote the encrypted credential {} from the seed",
+            file.display()
+        );
         Ok(())
     }
 

@@ -54,6 +54,10 @@ pub enum ApplianceCommand {
         /// well).
         #[arg(long, value_name = "FILE")]
         issue_file: Option<PathBuf>,
+        /// Have systemd load the units again when a unit drop-in written under the run
+        /// directory changed (a network HSM's addresses, which open the daemon's sandbox).
+        #[arg(long)]
+        reload_units: bool,
     },
     /// Make the appliance's secrets as encrypted systemd credentials in DIR when they are
     /// missing (HSM PIN and SO PIN, login token secret, admin's first password), and check that
@@ -70,6 +74,9 @@ pub enum ApplianceCommand {
             default_value = "/var/lib/lemur/softhsm/tokens"
         )]
         token_dir: PathBuf,
+        /// The seed, for a hardware HSM's user PIN (`[hsm] pin`), which is then removed from it.
+        #[arg(long, value_name = "FILE", default_value = "/efi/lemur-appliance.toml")]
+        seed: PathBuf,
     },
     /// Make the daemon's state: configuration, SoftHSM2 token, database, admin user, the
     /// appliance CA and nginx's certificate (as the daemon's user, with the credentials in
@@ -173,16 +180,19 @@ pub async fn run(command: ApplianceCommand, config: &Path) -> Result<()> {
             run_dir,
             set_hostname,
             issue_file,
+            reload_units,
         } => apply::apply(&apply::Options {
             seed: &seed,
             run_dir: &run_dir,
             set_hostname,
             issue_file: issue_file.as_deref(),
+            reload_units,
         }),
         ApplianceCommand::Credentials {
             credstore,
             token_dir,
-        } => credstore::run(&credstore, &token_dir),
+            seed,
+        } => credstore::run(&credstore, &token_dir, &seed),
         ApplianceCommand::Provision(options) => provision::run(&options).await,
         ApplianceCommand::Banner {
             state_dir,

@@ -13,7 +13,7 @@
 
 use super::banner::{Facts, PASSWORD_CHANGED};
 use super::config_update::{self, Additions};
-use super::seed::{self, Network, Seed};
+use super::seed::{self, ExternalHsm, Hsm, Network, Seed};
 use crate::cli::root_ca::{self, RootCa, Trust};
 use crate::cli::token::{self, ADMIN_PASSWORD, HSM_PIN, HSM_SO_PIN};
 use lemur_core::app::DEFAULT_ADMIN;
@@ -23,7 +23,7 @@ use lemur_core::config::{
 };
 use lemur_core::files::{check_credential, create_private_dir, is_root, replace_private};
 use lemur_core::{App, Error, Result, clock};
-use lemur_hsm::Pkcs11KeyStore;
+use lemur_hsm::{HsmConfig, Pkcs11KeyStore};
 use std::net::Ipv6Addr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -82,15 +82,23 @@ pub async fn run(options: &Options) -> Result<()> {
     crate::open::module_environment(&config)?;
     let hsm = config.hsm.clone();
     let token_credentials = credentials.clone();
-    tokio::task::spawn_blocking(move || {
-        token::ensure_token(
-            &hsm,
-            || token::pin(token_credentials.read(HSM_SO_PIN.name)?),
-            || token::pin(token_credentials.read(HSM_PIN.name)?),
-        )
+    let token_ready = tokio::task::spawn_blocking(move || {
+        if uses_softhsm(&hsm) {
+            token::ensure_token(
+                &hsm,
+                || token::pin(token_credentials.read(HSM_SO_PIN.name)?),
+                || token::pin(token_credentials.read(HSM_PIN.name)?),
+            )
+        } else {
+            token::check_token(&hsm)
+        }
     })
     .await
-    .map_err(Error::task("the token set-up"))??;
+    .map_err(Error::task("the token set-up"))?;
+    if let Err(error) = token_ready {
+        forget_unused_config(&config, &state_dir)?;
+        return Err(error);
+    }
     let frontend = config
         .frontend
         .clone()
@@ -150,24 +158,68 @@ impl Credentials {
     }
 }
 
-/// SoftHSM2's configuration and the daemon's, each written when missing; the seed is read only
-/// then, so that editing it later changes nothing here (the certificate's names stay those the
-/// configuration says).
+/// The daemon's configuration, written when missing, and SoftHSM2's when the appliance uses
+/// it; the seed is read only then, so that editing it later changes nothing here (the
+/// certificate's names and the HSM stay those the configuration says).
 fn configuration(options: &Options, state_dir: &Path) -> Result<Config> {
     let softhsm = options
         .softhsm_conf
         .clone()
         .unwrap_or_else(|| state_dir.join("softhsm/softhsm2.conf"));
-    token::softhsm_conf(&softhsm)?;
     let path = state_dir.join("lemur.toml");
     if path.exists() {
         bring_up_to_date(&path, state_dir, &options.on_trial)?;
     } else {
         let seed = seed::load(&options.seed, clock::system().unix()).seed;
-        write_config(&path, state_dir, &softhsm, &seed, &options.listen)?;
+        let hsm = match &seed.hsm {
+            Hsm::BuiltIn => ConfigHsm::BuiltIn(&softhsm),
+            Hsm::External(external) => ConfigHsm::External(external),
+            Hsm::Unusable => {
+                return Err(Error::invalid(
+                    "hsm",
+                    "the seed's [hsm] section is wrong (each problem is above): no key is made until it names the HSM's module and token rightly; fix it on the ESP and reboot",
+                ));
+            }
+        };
+        write_config(&path, state_dir, hsm, &seed, &options.listen)?;
         config_update::record_all(state_dir)?;
     }
-    Config::load(&path)
+    let config = Config::load(&path)?;
+    if uses_softhsm(&config.hsm) {
+        token::softhsm_conf(&softhsm)?;
+    }
+    Ok(config)
+}
+
+/// Whether the configuration's HSM is SoftHSM2 (no module named), whose token provisioning
+/// makes; any other token its owner made.
+fn uses_softhsm(hsm: &HsmConfig) -> bool {
+    hsm.module.is_none()
+}
+
+/// Removes the configuration when the HSM it names could not be used before anything was
+/// made with it (no database yet), so that the next boot reads the seed again: a wrong module
+/// or token label is then fixed in the seed, where the operator looks, rather than in a file on
+/// the data partition.
+fn forget_unused_config(config: &Config, state_dir: &Path) -> Result<()> {
+    if uses_softhsm(&config.hsm) || state_dir.join("lemur.db").exists() {
+        return Ok(());
+    }
+    let path = state_dir.join("lemur.toml");
+    std::fs::remove_file(&path).map_err(Error::io(format!("removing {}", path.display())))?;
+    eprintln!(
+        "lemur: removed {}: the next boot reads the seed's [hsm] again",
+        path.display()
+    );
+    Ok(())
+}
+
+/// The HSM a new configuration names.
+enum ConfigHsm<'a> {
+    /// SoftHSM2, with its configuration file.
+    BuiltIn(&'a Path),
+    /// A token its owner made.
+    External(&'a ExternalHsm),
 }
 
 /// Adds to a configuration an earlier release wrote what this release's has (see
@@ -202,13 +254,28 @@ fn bring_up_to_date(path: &Path, state_dir: &Path, on_trial: &Path) -> Result<()
 fn write_config(
     path: &Path,
     state_dir: &Path,
-    softhsm: &Path,
+    hsm: ConfigHsm<'_>,
     seed: &Seed,
     listen: &str,
 ) -> Result<()> {
     let database_url = format!("sqlite://{}", state_dir.join("lemur.db").display());
-    let softhsm = softhsm.to_string_lossy();
-    let environment = [("SOFTHSM2_CONF", softhsm.as_ref())];
+    let (environment, hsm_token) = match hsm {
+        ConfigHsm::BuiltIn(conf) => (
+            vec![(
+                "SOFTHSM2_CONF".to_owned(),
+                conf.to_string_lossy().into_owned(),
+            )],
+            (None, "lemur"),
+        ),
+        ConfigHsm::External(external) => (
+            external.environment.clone().into_iter().collect(),
+            (Some(external.module.as_path()), external.token.as_str()),
+        ),
+    };
+    let environment: Vec<(&str, &str)> = environment
+        .iter()
+        .map(|(name, value)| (name.as_str(), value.as_str()))
+        .collect();
     let frontend = frontend(seed, state_dir);
     let upgrades = UpgradesConfig::new(Path::new(RELEASE_KEY), &state_dir.join("upgrade"));
     let backups = BackupsConfig::appliance();
@@ -220,6 +287,7 @@ fn write_config(
         upgrades: Some(&upgrades),
         backups: Some(&backups),
         stocked_rsa_keys: STOCKED_RSA_KEYS,
+        hsm_token,
         ..Template::new(state_dir, listen, &database_url, &environment)
     };
     replace_private(path, template.render().as_bytes(), None)?;

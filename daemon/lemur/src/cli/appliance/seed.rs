@@ -10,9 +10,12 @@ mod syntax;
 use lemur_core::config::AddressRange;
 use lemur_core::{Error, Result};
 use reader::{Reader, Table};
+use std::collections::BTreeMap;
+use std::fmt;
 use std::net::IpAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 pub use syntax::Interface;
+use zeroize::Zeroizing;
 
 /// The host name when the seed gives none, or a bad one.
 const DEFAULT_HOSTNAME: &str = "lemur-hsm";
@@ -43,6 +46,8 @@ pub struct Seed {
     pub admin_email: Option<String>,
     /// Who may log in over ssh; ssh stays off when absent.
     pub ssh: Option<Ssh>,
+    /// The HSM the keys are made in.
+    pub hsm: Hsm,
 }
 
 impl Default for Seed {
@@ -54,6 +59,7 @@ impl Default for Seed {
             syslog: None,
             admin_email: None,
             ssh: None,
+            hsm: Hsm::BuiltIn,
         }
     }
 }
@@ -102,6 +108,48 @@ pub struct Syslog {
 pub struct Ssh {
     /// `authorized_keys` lines.
     pub authorized_keys: Vec<String>,
+}
+
+/// The HSM the appliance's keys (its CAs', the key-encryption key) are made in. Unlike the
+/// other parts, a wrong `[hsm]` has no default to fall back to: keys made in another HSM than
+/// the one asked for would stay there, so the appliance waits for a seed that is right.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Hsm {
+    /// SoftHSM2's token on the data partition, initialised at the first boot with PINs the
+    /// appliance makes (no `[hsm]` in the seed).
+    BuiltIn,
+    /// A token in a hardware or network HSM that its owner initialised.
+    External(ExternalHsm),
+    /// The seed's `[hsm]` is wrong (its problems are reported): no keys are made.
+    Unusable,
+}
+
+/// A token the appliance logs in to but never initialises: its owner made it, with its PINs,
+/// using the HSM vendor's tools.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExternalHsm {
+    /// The vendor's PKCS#11 module, on the verified root.
+    pub module: PathBuf,
+    /// The token's label.
+    pub token: String,
+    /// The user PIN, when the seed still holds it: taken once into the appliance's encrypted
+    /// credentials and removed from the seed (`lemur appliance credentials`).
+    pub pin: Option<SeedPin>,
+    /// Variables the module reads when it loads (a network HSM client's configuration file).
+    pub environment: BTreeMap<String, String>,
+    /// Addresses the daemon and provisioning may reach the HSM at (a network HSM); nothing
+    /// but loopback otherwise.
+    pub addresses: Vec<AddressRange>,
+}
+
+/// A PIN read from the seed, zeroized on drop and never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SeedPin(pub Zeroizing<String>);
+
+impl fmt::Debug for SeedPin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SeedPin(***)")
+    }
 }
 
 /// A problem with one field of the seed.
@@ -199,6 +247,51 @@ pub fn load(path: &Path, now: i64) -> Reading {
     reading
 }
 
+/// What the seed at `path` says of the HSM, read without reporting (lemur-seed.service reports
+/// the seed's problems): the built-in token when there is no seed.
+pub fn hsm_of(path: &Path, now: i64) -> Result<Hsm> {
+    if !path.exists() {
+        return Ok(Hsm::BuiltIn);
+    }
+    Ok(read(path, now)?.seed.hsm)
+}
+
+/// The note left in the seed where its `[hsm] pin` was.
+const PIN_TAKEN: &str = "# pin: taken into the appliance's encrypted credentials and removed from this file;\n# write the token's user PIN here again to give the appliance a new one.\n";
+
+/// Removes `[hsm] pin` from the seed at `path`, leaving a note in its place and the rest of the
+/// file (comments, order) as it was: a PIN the appliance has taken must not stay in clear on a
+/// partition any operating system reads. Whole or not at all (a new file renamed over it).
+pub fn remove_pin(path: &Path) -> Result<()> {
+    let text =
+        std::fs::read_to_string(path).map_err(Error::io(format!("reading {}", path.display())))?;
+    let mut document: toml_edit::DocumentMut =
+        text.parse().map_err(|error: toml_edit::TomlError| {
+            Error::invalid("seed", format!("{}: {error}", path.display()))
+        })?;
+    let Some(hsm) = document
+        .get_mut("hsm")
+        .and_then(toml_edit::Item::as_table_like_mut)
+    else {
+        return Ok(());
+    };
+    if hsm.remove("pin").is_none() {
+        return Ok(());
+    }
+    if let Some(mut first) = hsm.iter_mut().next().map(|(key, _)| key) {
+        let prefix = first
+            .leaf_decor()
+            .prefix()
+            .and_then(toml_edit::RawString::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        first
+            .leaf_decor_mut()
+            .set_prefix(format!("{prefix}{PIN_TAKEN}"));
+    }
+    lemur_core::files::replace_private(path, document.to_string().as_bytes(), None)
+}
+
 /// Parses and checks seed text (a byte-order mark, as Windows editors write, is ignored).
 fn parse(text: &str, now: i64) -> Reading {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
@@ -210,7 +303,9 @@ fn parse(text: &str, now: i64) -> Reading {
     let mut reader = Reader::default();
     reader.known_keys(
         root,
-        &["hostname", "network", "time", "syslog", "admin", "ssh"],
+        &[
+            "hostname", "network", "time", "syslog", "admin", "ssh", "hsm",
+        ],
     );
     let seed = Seed {
         hostname: hostname(&mut reader, root),
@@ -219,6 +314,7 @@ fn parse(text: &str, now: i64) -> Reading {
         syslog: syslog(&mut reader, root, now),
         admin_email: admin_email(&mut reader, root),
         ssh: ssh(&mut reader, root),
+        hsm: hsm(&mut reader, root),
     };
     Reading {
         seed,
@@ -397,4 +493,88 @@ fn ssh(reader: &mut Reader, root: Table<'_>) -> Option<Ssh> {
             authorized_keys: keys,
         }))
     })
+}
+
+fn hsm(reader: &mut Reader, root: Table<'_>) -> Hsm {
+    let before = reader.problems.len();
+    let external = reader
+        .section(
+            root,
+            "hsm",
+            &["module", "token", "pin", "environment", "addresses"],
+        )
+        .map(|table| external_hsm(reader, table));
+    match external {
+        None => Hsm::BuiltIn,
+        Some(Some(hsm)) if reader.problems.len() == before => Hsm::External(hsm),
+        Some(_) => {
+            reader
+                .defaults
+                .push("no HSM: provisioning waits for a seed whose [hsm] is right");
+            Hsm::Unusable
+        }
+    }
+}
+
+fn external_hsm(reader: &mut Reader, table: Table<'_>) -> Option<ExternalHsm> {
+    let module = reader
+        .required_string(table, "module")
+        .and_then(|text| reader.check(table.field("module"), syntax::module(text)));
+    let token = reader
+        .required_string(table, "token")
+        .and_then(|text| reader.check(table.field("token"), syntax::token_label(text)));
+    let pin = table.has("pin").then(|| {
+        reader
+            .string(table, "pin")
+            .and_then(|text| reader.check(table.field("pin"), syntax::pin(text)))
+    });
+    let environment = module_environment(reader, table);
+    let addresses = if table.has("addresses") {
+        reader.list(table, "addresses", syntax::address_range)
+    } else {
+        Some(Vec::new())
+    };
+    Some(ExternalHsm {
+        module: module?,
+        token: token?,
+        pin: match pin {
+            Some(checked) => Some(SeedPin(checked?)),
+            None => None,
+        },
+        environment: environment?,
+        addresses: addresses?,
+    })
+}
+
+/// `[hsm] environment`, a table of strings, each name and value checked.
+fn module_environment(reader: &mut Reader, table: Table<'_>) -> Option<BTreeMap<String, String>> {
+    let Some(value) = table.get("environment") else {
+        return Some(BTreeMap::new());
+    };
+    let toml::Value::Table(entries) = value else {
+        reader.problem(
+            table.field("environment"),
+            "must be a table of strings, { NAME = \"value\" }",
+        );
+        return None;
+    };
+    let mut checked = Some(BTreeMap::new());
+    for (name, value) in entries {
+        let field = format!("{}.{name}", table.field("environment"));
+        let name = reader.check(field.clone(), syntax::environment_name(name));
+        let value = match value {
+            toml::Value::String(text) => reader.check(field, syntax::environment_value(text)),
+            _ => {
+                reader.problem(field, "must be a string, in quotes");
+                None
+            }
+        };
+        match (name, value, checked.as_mut()) {
+            (Some(name), Some(value), Some(map)) => {
+                map.insert(name, value);
+            }
+            _ => checked = None,
+        }
+    }
+    checked
 }

@@ -348,3 +348,45 @@ fn modification_times(dir: &Path) -> Vec<(PathBuf, i64, i64)> {
         })
         .collect()
 }
+
+#[test]
+fn a_network_hsms_addresses_open_the_daemons_and_provisionings_sandbox_alone() {
+    let dir = scratch();
+    let run = dir.path().join("run");
+    let module = lemur_hsm::resolve_module(None);
+    let seed = seed_file(
+        dir.path(),
+        &format!(
+            "[hsm]\nmodule = \"{}\"\ntoken = \"t\"\naddresses = [\"192.0.2.7\", \"2001:db8::/64\"]\n",
+            module.display()
+        ),
+    );
+    apply(&seed, &run);
+    let daemon = read(&run.join("systemd/system/lemur.service.d/50-lemur-hsm.conf"));
+    let provision = read(&run.join("systemd/system/lemur-provision.service.d/50-lemur-hsm.conf"));
+    for drop_in in [&daemon, &provision] {
+        assert!(
+            drop_in.contains("After=network-online.target\n")
+                && drop_in.contains("\n[Service]\n")
+                && drop_in.contains("IPAddressAllow=192.0.2.7/32 2001:db8::/64\n"),
+            "{drop_in}"
+        );
+    }
+    assert!(!daemon.contains("PrivateNetwork"), "{daemon}");
+    assert!(
+        provision.contains("PrivateNetwork=no\nRestrictAddressFamilies=AF_UNIX AF_INET AF_INET6\n"),
+        "{provision}"
+    );
+
+    // A seed without them closes the sandboxes again at the next boot.
+    std::fs::write(&seed, "hostname = \"lemur-hsm\"\n").unwrap();
+    apply(&seed, &run);
+    assert!(
+        !run.join("systemd/system/lemur.service.d/50-lemur-hsm.conf")
+            .exists()
+    );
+    assert!(
+        !run.join("systemd/system/lemur-provision.service.d/50-lemur-hsm.conf")
+            .exists()
+    );
+}

@@ -91,6 +91,8 @@ impl FirstBoot {
                 self.credstore().to_str().unwrap(),
                 "--token-dir",
                 self.state().join("softhsm/tokens").to_str().unwrap(),
+                "--seed",
+                self.seed.to_str().unwrap(),
             ],
             &[("SYSTEMD_CREDENTIAL_SECRET", &self.host_key())],
         )
@@ -807,4 +809,266 @@ fn an_appliance_backup_restores_onto_a_freshly_provisioned_one() {
     boot.boot();
     assert_eq!(boot.decrypt("admin-password"), password);
     the_daemon_serves_it(&boot, &password);
+}
+
+/// A hardware HSM's token as its owner leaves it for the appliance: initialised, with a user
+/// PIN and a key of the owner's own in it. SoftHSM2 in a directory of its own stands in for
+/// the HSM; to the appliance it is only a module path, a label and a PIN from the seed.
+struct OwnersToken {
+    conf: PathBuf,
+    tokens: PathBuf,
+    pin: &'static str,
+}
+
+impl OwnersToken {
+    const LABEL: &'static str = "owners-token";
+
+    fn new(boot: &FirstBoot) -> Self {
+        let dir = boot.path("owners-hsm");
+        let tokens = dir.join("tokens");
+        std::fs::create_dir_all(&tokens).unwrap();
+        let conf = dir.join("softhsm2.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "directories.tokendir = {}\nobjectstore.backend = file\n",
+                tokens.display()
+            ),
+        )
+        .unwrap();
+        let token = Self {
+            conf,
+            tokens,
+            pin: "owner-pin-2468",
+        };
+        token.util(&[
+            "--init-token",
+            "--free",
+            "--label",
+            Self::LABEL,
+            "--so-pin",
+            "owner-so-pin",
+            "--pin",
+            token.pin,
+        ]);
+        let key = dir.join("owners-key.p8");
+        openssl(
+            &[
+                "genpkey",
+                "-algorithm",
+                "EC",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-out",
+                "owners-key.p8",
+            ],
+            &dir,
+        );
+        token.util(&[
+            "--import",
+            key.to_str().unwrap(),
+            "--token",
+            Self::LABEL,
+            "--label",
+            "owners-key",
+            "--id",
+            "0a0b",
+            "--pin",
+            token.pin,
+        ]);
+        if lemur_testkit::is_root() {
+            for path in std::iter::once(dir.clone())
+                .chain(walk_dirs(&dir))
+                .chain(walk(&dir))
+            {
+                std::os::unix::fs::chown(&path, Some(NOBODY), Some(NOBODY)).unwrap();
+            }
+        }
+        token
+    }
+
+    /// `softhsm2-util ARGS` on this HSM, as its owner runs it.
+    fn util(&self, args: &[&str]) {
+        let output = Command::new("softhsm2-util")
+            .args(args)
+            .env("SOFTHSM2_CONF", &self.conf)
+            .output()
+            .expect("softhsm2-util (Debian package softhsm2)");
+        assert!(
+            output.status.success(),
+            "{}{}",
+            stdout(&output),
+            stderr(&output)
+        );
+    }
+
+    /// The token's object files (not its own record): an initialisation would remove them all.
+    fn objects(&self) -> Vec<PathBuf> {
+        walk(&self.tokens)
+            .into_iter()
+            .filter(|file| {
+                file.extension().is_some_and(|ext| ext == "object")
+                    && !file.ends_with("token.object")
+            })
+            .collect()
+    }
+
+    /// The seed's `[hsm]` for this token, with `label` and, when given, `pin`.
+    fn seed(&self, label: &str, pin: Option<&str>) -> String {
+        let module = lemur_hsm::resolve_module(None);
+        let pin = pin
+            .map(|pin| format!("pin = \"{pin}\"\n"))
+            .unwrap_or_default();
+        format!(
+            "\n[hsm]\n# The owner's HSM.\nmodule = \"{}\"\ntoken = \"{label}\"\n{pin}environment = {{ SOFTHSM2_CONF = \"{}\" }}\n",
+            module.display(),
+            self.conf.display()
+        )
+    }
+}
+
+/// Every directory under `dir`.
+fn walk_dirs(dir: &Path) -> Vec<PathBuf> {
+    let mut dirs = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            dirs.extend(walk_dirs(&path));
+            dirs.push(path);
+        }
+    }
+    dirs
+}
+
+#[test]
+fn a_hardware_hsm_named_by_the_seed_is_used_as_its_owner_made_it() {
+    let boot = FirstBoot::new();
+    let token = OwnersToken::new(&boot);
+    let owners_objects = token.objects();
+    // The owner's key pair.
+    assert_eq!(owners_objects.len(), 2, "{owners_objects:?}");
+    let seed_without_hsm = read(&boot.seed);
+
+    // A label the HSM does not have: nothing is made, and the seed is read again next time.
+    std::fs::write(
+        &boot.seed,
+        format!(
+            "{seed_without_hsm}{}",
+            token.seed("no-such-token", Some(token.pin))
+        ),
+    )
+    .unwrap();
+    let credentials = boot.credentials();
+    assert!(credentials.status.success(), "{}", stderr(&credentials));
+    assert_eq!(boot.decrypt("hsm-pin"), token.pin);
+    let seed_after = read(&boot.seed);
+    assert!(!seed_after.contains(token.pin), "{seed_after}");
+    assert!(
+        seed_after.contains("# pin: taken into the appliance's encrypted credentials"),
+        "{seed_after}"
+    );
+    assert!(
+        seed_after.starts_with(&seed_without_hsm) && seed_after.contains("# The owner's HSM."),
+        "{seed_after}"
+    );
+    let refused = boot.provision();
+    assert!(!refused.status.success());
+    assert!(
+        stderr(&refused).contains("has no token labelled \"no-such-token\""),
+        "{}",
+        stderr(&refused)
+    );
+    assert!(!boot.state().join("lemur.toml").exists());
+    assert!(!boot.state().join("lemur.db").exists());
+
+    // The right label, the PIN already taken: the owner's token holds the appliance's keys.
+    std::fs::write(
+        &boot.seed,
+        format!("{seed_without_hsm}{}", token.seed(OwnersToken::LABEL, None)),
+    )
+    .unwrap();
+    let said = boot.boot();
+    let config = read(&boot.state().join("lemur.toml"));
+    assert!(
+        config.contains(&format!("token = \"{}\"", OwnersToken::LABEL)),
+        "{config}"
+    );
+    assert!(
+        !boot.state().join("softhsm").exists(),
+        "a SoftHSM2 token was made beside the HSM"
+    );
+    let objects = token.objects();
+    assert!(
+        owners_objects.iter().all(|kept| objects.contains(kept)),
+        "the owner's key is gone: {objects:?}"
+    );
+    assert!(
+        objects.len() >= 5,
+        "no KEK and CA key in the owner's token: {objects:?}"
+    );
+    let password = boot.decrypt("admin-password");
+    let daemon_said = the_daemon_serves_it(&boot, &password);
+    let everything_said = said
+        .iter()
+        .map(|output| format!("{}{}", stdout(output), stderr(output)))
+        .chain(daemon_said)
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(!everything_said.contains(token.pin), "{everything_said}");
+
+    // A new PIN in the seed replaces the credential (this one is wrong: the daemon says so).
+    std::fs::write(
+        &boot.seed,
+        format!(
+            "{seed_without_hsm}{}",
+            token.seed(OwnersToken::LABEL, Some("not-the-pin"))
+        ),
+    )
+    .unwrap();
+    let credentials = boot.credentials();
+    assert!(credentials.status.success(), "{}", stderr(&credentials));
+    assert_eq!(boot.decrypt("hsm-pin"), "not-the-pin");
+    assert!(!read(&boot.seed).contains("not-the-pin"));
+    let refused = boot.provision();
+    assert!(!refused.status.success());
+    let complaint = format!("{}{}", stdout(&refused), stderr(&refused));
+    assert!(complaint.contains("PIN"), "{complaint}");
+    assert!(
+        boot.state().join("lemur.toml").exists(),
+        "a configuration in use was removed"
+    );
+}
+
+#[test]
+fn a_hardware_hsm_without_its_pin_or_with_a_wrong_section_gets_no_credential() {
+    let boot = FirstBoot::new();
+    let token = OwnersToken::new(&boot);
+    let seed_without_hsm = read(&boot.seed);
+    std::fs::write(
+        &boot.seed,
+        format!("{seed_without_hsm}{}", token.seed(OwnersToken::LABEL, None)),
+    )
+    .unwrap();
+    let refused = boot.credentials();
+    assert!(!refused.status.success());
+    assert!(
+        stderr(&refused).contains("hsm.pin: is missing from"),
+        "{}",
+        stderr(&refused)
+    );
+    assert!(!boot.credstore().join("lemur.hsm-pin").exists());
+
+    std::fs::write(&boot.seed, format!("{seed_without_hsm}\n[hsm]\nmodule = \"/var/lib/lemur/vendor.so\"\ntoken = \"t\"\npin = \"1234\"\n")).unwrap();
+    let refused = boot.credentials();
+    assert!(!refused.status.success());
+    assert!(
+        stderr(&refused).contains("wrong [hsm] section"),
+        "{}",
+        stderr(&refused)
+    );
+    assert!(!boot.credstore().join("lemur.hsm-pin").exists());
+    assert!(
+        read(&boot.seed).contains("pin = \"1234\""),
+        "a PIN was taken from a seed that was not used"
+    );
 }

@@ -187,6 +187,51 @@ fn the_check_names_each_bad_field_and_what_is_wrong() {
             "ssh.authorized_keys[0]",
             "control character",
         ),
+        (
+            "[hsm]\nmodule = \"/var/lib/lemur/vendor.so\"\ntoken = \"t\"".into(),
+            "hsm.module",
+            "not under /usr/",
+        ),
+        (
+            "[hsm]\nmodule = \"/usr/lib/../../var/x.so\"\ntoken = \"t\"".into(),
+            "hsm.module",
+            "\"..\"",
+        ),
+        (
+            "[hsm]\nmodule = \"/usr/lib/vendor/README\"\ntoken = \"t\"".into(),
+            "hsm.module",
+            "no shared object",
+        ),
+        (
+            "[hsm]\nmodule = \"/usr/lib/vendor/libcryptoki.so\"".into(),
+            "hsm.token",
+            "is missing",
+        ),
+        (
+            format!("[hsm]\nmodule = \"/usr/lib/v.so\"\ntoken = \"{}\"", "t".repeat(33)),
+            "hsm.token",
+            "more than a token label holds",
+        ),
+        (
+            "[hsm]\nmodule = \"/usr/lib/v.so\"\ntoken = \"t\"\npin = \"12\\n34\"".into(),
+            "hsm.pin",
+            "control character",
+        ),
+        (
+            "[hsm]\nmodule = \"/usr/lib/v.so\"\ntoken = \"t\"\nenvironment = { LD_PRELOAD = \"/x.so\" }".into(),
+            "hsm.environment.LD_PRELOAD",
+            "dynamic loader",
+        ),
+        (
+            "[hsm]\nmodule = \"/usr/lib/v.so\"\ntoken = \"t\"\nenvironment = \"X=1\"".into(),
+            "hsm.environment",
+            "table of strings",
+        ),
+        (
+            "[hsm]\nmodule = \"/usr/lib/v.so\"\ntoken = \"t\"\naddresses = [\"hsm.example\"]".into(),
+            "hsm.addresses[0]",
+            "neither an IP address nor a network",
+        ),
     ];
     for (seed, field, reason) in cases {
         let checked = check(&seed);
@@ -227,6 +272,14 @@ fn the_check_reports_every_problem_at_once_and_where_toml_breaks() {
         "{}",
         stderr(&checked)
     );
+    let wrong_hsm = check("[hsm]\nmodule = \"/tmp/v.so\"\ntoken = \"t\"\npin = \"secret-pin-1\"\n");
+    assert!(
+        stderr(&wrong_hsm).contains("no HSM: provisioning waits for a seed whose [hsm] is right"),
+        "{}",
+        stderr(&wrong_hsm)
+    );
+    let said = format!("{}{}", stdout(&wrong_hsm), stderr(&wrong_hsm));
+    assert!(!said.contains("secret-pin-1"), "{said}");
     let broken = check("hostname = \"lemur\"\n[network\nmode = \"dhcp\"\n");
     assert_eq!(broken.status.code(), Some(1));
     assert!(

@@ -30,6 +30,11 @@ impl<'t> Table<'t> {
     pub(super) fn has(&self, key: &str) -> bool {
         self.entries.contains_key(key)
     }
+
+    /// The value of `key`, of whatever type.
+    pub(super) fn get(&self, key: &str) -> Option<&'t toml::Value> {
+        self.entries.get(key)
+    }
 }
 
 /// The problems found so far, and the defaults used instead of what they concern.

@@ -296,3 +296,114 @@ pub(super) fn ssh_key(text: &str) -> Result<String, String> {
     }
     Ok(text.trim().to_owned())
 }
+
+/// The longest token label PKCS#11 has (`CK_TOKEN_INFO.label`, 32 bytes, space-padded).
+const TOKEN_LABEL_MAX: usize = 32;
+/// The longest PIN taken: no HSM asks for more, and a longer one is a paste gone wrong.
+const PIN_MAX: usize = 255;
+/// The longest value of a module's environment variable (a path, a host list).
+const ENVIRONMENT_VALUE_MAX: usize = 4096;
+
+/// A PKCS#11 module: an absolute path under `/usr`, the verified root file system, since the
+/// writable data partition is mounted `noexec` and code loaded from it would escape
+/// dm-verity; a shared object (`.so`), with no `..` and nothing a configuration file could
+/// misread.
+pub(super) fn module(text: &str) -> Result<std::path::PathBuf, String> {
+    let path = std::path::Path::new(text);
+    if !text.starts_with("/usr/") {
+        return Err(format!(
+            "{text:?} is not under /usr/: only a module on the verified root can be loaded (build an image with the vendor's package, see README.md)"
+        ));
+    }
+    if path
+        .components()
+        .any(|part| matches!(part, std::path::Component::ParentDir))
+    {
+        return Err(format!("{text:?} holds \"..\": give the module's own path"));
+    }
+    if !text
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"/-_.+".contains(&b))
+    {
+        return Err(format!("{text:?} may hold only letters, digits and /-_.+"));
+    }
+    if !text.ends_with(".so") && !text.contains(".so.") {
+        return Err(format!(
+            "{text:?} is no shared object (.so): give the vendor's PKCS#11 library"
+        ));
+    }
+    Ok(path.to_owned())
+}
+
+/// A token label as PKCS#11 keeps it: 1 to 32 bytes of UTF-8, no control character, no
+/// spaces at either end (the token pads its label with them, so they would never match).
+pub(super) fn token_label(text: &str) -> Result<String, String> {
+    if text.is_empty() {
+        return Err("is empty: give the label the token was initialised with".into());
+    }
+    if text.len() > TOKEN_LABEL_MAX {
+        return Err(format!(
+            "is {} bytes long, more than a token label holds ({TOKEN_LABEL_MAX})",
+            text.len()
+        ));
+    }
+    if text.contains(char::is_control) {
+        return Err("holds a control character".into());
+    }
+    if text.trim() != text {
+        return Err(format!(
+            "{text:?} starts or ends with a space, which a token label never does"
+        ));
+    }
+    Ok(text.to_owned())
+}
+
+/// A user PIN: 1 to 255 bytes, one line. Never echoed back in a problem.
+pub(super) fn pin(text: &str) -> Result<zeroize::Zeroizing<String>, String> {
+    if text.is_empty() {
+        return Err("is empty".into());
+    }
+    if text.len() > PIN_MAX {
+        return Err(format!("is longer than {PIN_MAX} bytes"));
+    }
+    if text.contains(char::is_control) {
+        return Err("holds a control character (a line break?)".into());
+    }
+    Ok(zeroize::Zeroizing::new(text.to_owned()))
+}
+
+/// The name of a variable the module reads (`ChrystokiConfigurationPath`): a shell-style name,
+/// and none the dynamic loader reads, which would make it load other code than the module.
+pub(super) fn environment_name(name: &str) -> Result<String, String> {
+    let mut bytes = name.bytes();
+    let first_ok = bytes
+        .next()
+        .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_');
+    if !first_ok || !bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        return Err(format!(
+            "{name:?} is no variable name (letters, digits and _, not starting with a digit)"
+        ));
+    }
+    if name.starts_with("LD_") || name == "GCONV_PATH" {
+        return Err(format!(
+            "{name:?} is read by the dynamic loader, not by the module: it is not taken"
+        ));
+    }
+    Ok(name.to_owned())
+}
+
+/// The value of a module's variable: one line, no control character.
+pub(super) fn environment_value(text: &str) -> Result<String, String> {
+    if text.contains(char::is_control) {
+        return Err("holds a control character".into());
+    }
+    if text.len() > ENVIRONMENT_VALUE_MAX {
+        return Err(format!("is longer than {ENVIRONMENT_VALUE_MAX} bytes"));
+    }
+    Ok(text.to_owned())
+}
+
+/// An address or network (`10.0.0.5`, `10.0.0.0/24`) the daemon may reach.
+pub(super) fn address_range(text: &str) -> Result<AddressRange, String> {
+    text.parse()
+}
