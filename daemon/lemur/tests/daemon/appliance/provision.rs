@@ -913,6 +913,11 @@ impl OwnersToken {
             .collect()
     }
 
+    /// Writes the boot's seed: `base` and this token's `[hsm]`.
+    fn write_seed(&self, boot: &FirstBoot, base: &str, label: &str, pin: Option<&str>) {
+        std::fs::write(&boot.seed, format!("{base}{}", self.seed(label, pin))).unwrap();
+    }
+
     /// The seed's `[hsm]` for this token, with `label` and, when given, `pin`.
     fn seed(&self, label: &str, pin: Option<&str>) -> String {
         let module = lemur_hsm::resolve_module(None);
@@ -950,14 +955,7 @@ fn a_hardware_hsm_named_by_the_seed_is_used_as_its_owner_made_it() {
     let seed_without_hsm = read(&boot.seed);
 
     // A label the HSM does not have: nothing is made, and the seed is read again next time.
-    std::fs::write(
-        &boot.seed,
-        format!(
-            "{seed_without_hsm}{}",
-            token.seed("no-such-token", Some(token.pin))
-        ),
-    )
-    .unwrap();
+    token.write_seed(&boot, &seed_without_hsm, "no-such-token", Some(token.pin));
     let credentials = boot.credentials();
     assert!(credentials.status.success(), "{}", stderr(&credentials));
     assert_eq!(boot.decrypt("hsm-pin"), token.pin);
@@ -971,22 +969,12 @@ fn a_hardware_hsm_named_by_the_seed_is_used_as_its_owner_made_it() {
         seed_after.starts_with(&seed_without_hsm) && seed_after.contains("# The owner's HSM."),
         "{seed_after}"
     );
-    let refused = boot.provision();
-    assert!(!refused.status.success());
-    assert!(
-        stderr(&refused).contains("has no token labelled \"no-such-token\""),
-        "{}",
-        stderr(&refused)
-    );
+    refused(boot.provision(), "has no token labelled \"no-such-token\"");
     assert!(!boot.state().join("lemur.toml").exists());
     assert!(!boot.state().join("lemur.db").exists());
 
     // The right label, the PIN already taken: the owner's token holds the appliance's keys.
-    std::fs::write(
-        &boot.seed,
-        format!("{seed_without_hsm}{}", token.seed(OwnersToken::LABEL, None)),
-    )
-    .unwrap();
+    token.write_seed(&boot, &seed_without_hsm, OwnersToken::LABEL, None);
     let said = boot.boot();
     let config = read(&boot.state().join("lemur.toml"));
     assert!(
@@ -1017,14 +1005,12 @@ fn a_hardware_hsm_named_by_the_seed_is_used_as_its_owner_made_it() {
     assert!(!everything_said.contains(token.pin), "{everything_said}");
 
     // A new PIN in the seed replaces the credential (this one is wrong: the daemon says so).
-    std::fs::write(
-        &boot.seed,
-        format!(
-            "{seed_without_hsm}{}",
-            token.seed(OwnersToken::LABEL, Some("not-the-pin"))
-        ),
-    )
-    .unwrap();
+    token.write_seed(
+        &boot,
+        &seed_without_hsm,
+        OwnersToken::LABEL,
+        Some("not-the-pin"),
+    );
     let credentials = boot.credentials();
     assert!(credentials.status.success(), "{}", stderr(&credentials));
     assert_eq!(boot.decrypt("hsm-pin"), "not-the-pin");
@@ -1044,31 +1030,21 @@ fn a_hardware_hsm_without_its_pin_or_with_a_wrong_section_gets_no_credential() {
     let boot = FirstBoot::new();
     let token = OwnersToken::new(&boot);
     let seed_without_hsm = read(&boot.seed);
-    std::fs::write(
-        &boot.seed,
-        format!("{seed_without_hsm}{}", token.seed(OwnersToken::LABEL, None)),
-    )
-    .unwrap();
-    let refused = boot.credentials();
-    assert!(!refused.status.success());
-    assert!(
-        stderr(&refused).contains("hsm.pin: is missing from"),
-        "{}",
-        stderr(&refused)
-    );
+    token.write_seed(&boot, &seed_without_hsm, OwnersToken::LABEL, None);
+    refused(boot.credentials(), "hsm.pin: is missing from");
     assert!(!boot.credstore().join("lemur.hsm-pin").exists());
 
     std::fs::write(&boot.seed, format!("{seed_without_hsm}\n[hsm]\nmodule = \"/var/lib/lemur/vendor.so\"\ntoken = \"t\"\npin = \"1234\"\n")).unwrap();
-    let refused = boot.credentials();
-    assert!(!refused.status.success());
-    assert!(
-        stderr(&refused).contains("wrong [hsm] section"),
-        "{}",
-        stderr(&refused)
-    );
+    refused(boot.credentials(), "wrong [hsm] section");
     assert!(!boot.credstore().join("lemur.hsm-pin").exists());
     assert!(
         read(&boot.seed).contains("pin = \"1234\""),
         "a PIN was taken from a seed that was not used"
     );
+}
+
+/// Asserts that a command failed and said `complaint` on stderr.
+fn refused(output: Output, complaint: &str) {
+    assert!(!output.status.success(), "{}", stdout(&output));
+    assert!(stderr(&output).contains(complaint), "{}", stderr(&output));
 }
