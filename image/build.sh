@@ -106,13 +106,43 @@ check_inputs() {
     done
 }
 
+# Site packages: LEMUR_IMAGE_DEBS names a directory of .deb files (an HSM vendor's PKCS#11
+# client, say) installed into the root slots with Debian's, so that their code is verified like
+# the rest and the seed's [hsm] module may name it. apt, outside the tree, hands dpkg, inside
+# it, each file's path as it is, so the files are staged at the same path on both sides; copied
+# in, because mmdebstrap's own hook for this bind-mounts them, which needs CAP_SYS_ADMIN.
+SITE_DEBS=/run/lemur-site-debs
+
+# mmdebstrap's options for the site packages, one per line (none without LEMUR_IMAGE_DEBS).
+site_packages() {
+    [ -n "${LEMUR_IMAGE_DEBS:-}" ] || return 0
+    rm -rf "$SITE_DEBS"
+    mkdir -p "$SITE_DEBS"
+    local deb found=0
+    for deb in "$LEMUR_IMAGE_DEBS"/*.deb; do
+        [ -f "$deb" ] || continue
+        case "$(basename "$deb")" in
+            *[!A-Za-z0-9._+~-]*) echo "LEMUR_IMAGE_DEBS: $deb: name a package file with letters, digits and ._+~- only" >&2; exit 1 ;;
+        esac
+        cp "$deb" "$SITE_DEBS/"
+        echo "--include=$SITE_DEBS/$(basename "$deb")"
+        found=1
+    done
+    [ "$found" = 1 ] || { echo "LEMUR_IMAGE_DEBS=$LEMUR_IMAGE_DEBS holds no .deb file" >&2; exit 1; }
+    echo "--setup-hook=mkdir -p \"\$1$SITE_DEBS\" && cp $SITE_DEBS/*.deb \"\$1$SITE_DEBS/\""
+    echo "--customize-hook=rm -rf \"\$1$SITE_DEBS\""
+}
+
 # The root tree: Debian, then our files, then what the image must not carry.
 build_tree() {
-    local tree="$1"
+    local tree="$1" site
     rm -rf "$tree"
-    log "root tree: Debian $SUITE from $MIRROR"
+    site_packages > "$WORK/site-options"
+    mapfile -t site < "$WORK/site-options"
+    log "root tree: Debian $SUITE from $MIRROR${site:+, with the site packages in $LEMUR_IMAGE_DEBS}"
     mmdebstrap --mode=root --skip=chroot/mount --variant=apt \
         --include="$(IFS=,; echo "${PACKAGES[*]}")" \
+        "${site[@]}" \
         --dpkgopt='path-exclude=/usr/share/doc/*' \
         --dpkgopt='path-include=/usr/share/doc/*/copyright' \
         --dpkgopt='path-exclude=/usr/share/man/*' \
@@ -124,6 +154,7 @@ build_tree() {
     install_lemur "$tree"
     configure "$tree"
     manifest "$tree" > "$WORK/manifest"
+    rm -rf "$SITE_DEBS"
     strip_tree "$tree"
 }
 
@@ -136,6 +167,9 @@ manifest() {
     echo "suite $SUITE from $MIRROR"
     (cd "$TARGET" && sha256sum lemur lemur-hsm) | sed 's/^/sha256 /'
     echo "sha256 $(cd "$REPO/web/dist" && find . -type f -print0 | sort -z | xargs -0 sha256sum | sha256sum | cut -d' ' -f1)  web/dist"
+    if [ -n "${LEMUR_IMAGE_DEBS:-}" ]; then
+        (cd "$SITE_DEBS" && sha256sum -- *.deb) | sed 's/^/site-package sha256 /'
+    fi
     echo "# Debian packages"
     chroot "$tree" dpkg-query -W -f='${Package} ${Version}\n'
 }

@@ -23,7 +23,8 @@
 #    (its fingerprint), admin password, certificates and signing key.
 # At the first boot also: sshd (which the test seed enables) answers with the host key the
 # console shows, and it and nginx are the only programs listening beyond loopback; a line logged
-# reaches the seed's remote syslog server (a TLS receiver on the host's loopback).
+# reaches the seed's remote syslog server (a TLS receiver on the host's loopback); the site
+# packages the manifest lists (LEMUR_IMAGE_DEBS) are installed on the verified root.
 # Prints the boot time to healthy HTTPS and the guest's memory in use.
 set -euo pipefail
 
@@ -253,6 +254,25 @@ check_ssh() {
 
 # Beyond loopback, only nginx and sshd listen on TCP; on UDP, only the DHCP client and the mDNS
 # responder (systemd-networkd, systemd-resolved), answered as the firewall allows.
+# The site packages the manifest lists (LEMUR_IMAGE_DEBS: ./dev test builds one) are installed
+# on the running root, which dm-verity checks.
+check_site_packages() {
+    local manifest package
+    manifest="$(ls "$OUT"/lemur-hsm-*.manifest)"
+    grep -q '^site-package ' "$manifest" || return 0
+    [ "$(guest findmnt -no SOURCE /)" = /dev/mapper/root ] || fail "the root is not the verity device"
+    for package in $(sed -n 's/^site-package sha256 [0-9a-f]*  \([^_]*\)_.*/\1/p' "$manifest"); do
+        guest dpkg-query -W -f='${Status}' "$package" | grep -q 'install ok installed' ||
+            fail "the site package $package is not installed on the appliance"
+        grep -q "^$package " "$manifest" || fail "the manifest lists no version of the site package $package"
+    done
+    if grep -q '^lemur-site-test ' "$manifest"; then
+        guest test -f /usr/lib/lemur-site-test/README ||
+            fail "the test's site package left no file on the verified root"
+    fi
+    echo "image test: the site packages are installed on the verified root: $(sed -n 's/^site-package sha256 [0-9a-f]*  //p' "$manifest" | tr '\n' ' ')"
+}
+
 check_listeners() {
     guest ss -Htulnp > "$WORK/listening" || fail "ss failed on the guest"
     python3 - "$WORK/listening" <<'PY' || fail "something else listens: $(cat "$WORK/listening")"
@@ -578,6 +598,7 @@ main() {
         fail "the web UI is not served"
     no_failed_units 0
     check_ssh
+    check_site_packages
     check_listeners
     check_remote_syslog
     echo "image test: memory after the first boot: $(guest_memory)"

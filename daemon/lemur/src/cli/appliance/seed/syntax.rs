@@ -312,7 +312,7 @@ pub(super) fn module(text: &str) -> Result<std::path::PathBuf, String> {
     let path = std::path::Path::new(text);
     if !text.starts_with("/usr/") {
         return Err(format!(
-            "{text:?} is not under /usr/: only a module on the verified root can be loaded (build an image with the vendor's package, see README.md)"
+            "{text:?} is not under /usr/: only a module on the verified root can be loaded (build an image with the vendor's package: LEMUR_IMAGE_DEBS, see README.md)"
         ));
     }
     if path
