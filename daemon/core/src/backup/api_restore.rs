@@ -182,6 +182,83 @@ pub async fn status(app: &App, subject: &Subject) -> Result<Option<RestoreStatus
         .map_err(Error::task("reading the restore status"))?
 }
 
+/// The marker, in the state directory, of the last restore [`audit_restored`] recorded: its
+/// acceptance time.
+const RESTORE_AUDITED: &str = "restore-audited";
+
+/// Records in the audit log of a restored appliance the restore that brought it back, once: the
+/// request was audited (see [`start`]) in the database the restore then replaced, which root
+/// keeps aside, so without this the log the appliance now serves would not show the change that
+/// made it what it is. At the daemon's start; a restore that failed left the old database, which
+/// holds its request, and needs nothing. Recorded before the marker is written: a daemon
+/// stopped between the two records it twice rather than never.
+pub async fn audit_restored(app: &App) -> Result<()> {
+    let Some(backups) = app.config.backups.clone() else {
+        return Ok(());
+    };
+    let marker = app.config.state_dir.join(RESTORE_AUDITED);
+    let (status, recorded) = tokio::task::spawn_blocking(move || {
+        let status = crate::status_file::read::<RestoreStatus>(&backups.restore_status)?;
+        let recorded = std::fs::read_to_string(&marker).ok();
+        Ok::<_, Error>((status, recorded))
+    })
+    .await
+    .map_err(Error::task("reading the restore status"))??;
+    let Some(status) = status.filter(|status| status.state == RestoreState::Restored) else {
+        return Ok(());
+    };
+    let requested_at = status.requested_at.to_string();
+    if recorded.as_deref().map(str::trim) == Some(requested_at.as_str()) {
+        return Ok(());
+    }
+    let user_id = app
+        .store
+        .user_by_login(&status.requested_by.user)
+        .await?
+        .map(|login| login.user.id);
+    let details = format!(
+        "appliance restored from a backup of release {} made at {}, asked through the API by {} at {}{}",
+        status.backup_version,
+        timestamp(status.backup_created),
+        status.requested_by.user,
+        timestamp(status.requested_at),
+        status
+            .error
+            .as_deref()
+            .map(|error| format!("; then: {error}"))
+            .unwrap_or_default(),
+    );
+    let log = LogEntry {
+        certificate_id: None,
+        log_type: "appliance_restored",
+        user_id,
+        source_address: Some(status.requested_by.source.as_str()),
+        details: &details,
+    };
+    app.store
+        .log(&log, status.finished_at.unwrap_or(status.requested_at))
+        .await?;
+    let marker = app.config.state_dir.join(RESTORE_AUDITED);
+    tokio::task::spawn_blocking(move || {
+        crate::files::replace_private(&marker, requested_at.as_bytes(), None)
+    })
+    .await
+    .map_err(Error::task("marking the restore audited"))??;
+    log::info!("audited the restore that brought this appliance back");
+    Ok(())
+}
+
+/// Unix seconds as RFC 3339 (the number itself when it is out of range).
+fn timestamp(unix: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|at| {
+            at.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| unix.to_string())
+}
+
 /// One restore upload at a time from this daemon, refused here before a second archive is sent
 /// (the service's own lock answers a second one from anywhere, but only once it is sent).
 static RESTORING: AtomicBool = AtomicBool::new(false);

@@ -87,6 +87,10 @@ pub async fn serve_app(app: Arc<App>, on_ready: impl FnOnce(&str)) -> Result<()>
     }
     // Roles added by an upgrade exist before anyone is checked against them.
     app.ensure_builtin_roles().await?;
+    // Tried again at the next start when it fails: a restore's record is not worth an outage.
+    if let Err(error) = lemur_core::backup::api_restore::audit_restored(&app).await {
+        log::error!("recording the restore that brought this appliance back failed: {error}");
+    }
     let _entropy_rechecks = app.entropy.start_periodic(Duration::from_secs(
         app.config.entropy.recheck_interval_secs.max(1),
     ));

@@ -3,7 +3,9 @@
 //! token working, and nothing of what came after; a wrong passphrase, a changed archive or a
 //! state directory in use restore nothing.
 
-use crate::support::{Appliance, Db, scratch, sqlite_query, verify_with_openssl};
+use crate::support::{
+    Appliance, Db, backup_service, frame, scratch, sqlite_query, verify_with_openssl,
+};
 use serde_json::Value;
 use std::path::Path;
 use std::process::Output;
@@ -153,36 +155,6 @@ fn a_backup_taken_under_load_restores_its_certificates_and_working_keys() {
         again["chain"].as_str().unwrap(),
     );
     assert!(aside.join("lemur.db").exists());
-}
-
-/// Serves `connections` on a backup service socket at `path` as `serve` says, in a thread.
-fn backup_service(
-    path: &Path,
-    connections: usize,
-    mut serve: impl FnMut(std::os::unix::net::UnixStream) + Send + 'static,
-) -> std::thread::JoinHandle<()> {
-    let listener = std::os::unix::net::UnixListener::bind(path).unwrap();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().take(connections) {
-            serve(stream.unwrap());
-        }
-    })
-}
-
-/// One frame of the backup service's stream: data, or (`None`) the end and its verdict.
-fn frame(stream: &mut impl std::io::Write, data: Option<&[u8]>, verdict: &str) {
-    match data {
-        Some(bytes) => {
-            stream
-                .write_all(&u32::try_from(bytes.len()).unwrap().to_be_bytes())
-                .unwrap();
-            stream.write_all(bytes).unwrap();
-        }
-        None => {
-            stream.write_all(&0u32.to_be_bytes()).unwrap();
-            stream.write_all(verdict.as_bytes()).unwrap();
-        }
-    }
 }
 
 /// `POST /api/1/appliance/backup` against a backup service on a socket, as the appliance's
@@ -360,7 +332,7 @@ fn restore_service(
 /// audited. (The restore that succeeds is the image test's: it needs root and systemd.)
 #[test]
 fn a_restore_through_the_api_is_checked_whole_before_it_is_accepted() {
-    let mut app = Appliance::start(Db::Sqlite);
+    let app = Appliance::start(Db::Sqlite);
     let authority = app.root("api-restore", "ECCPRIME256V1")["id"]
         .as_i64()
         .unwrap();
@@ -376,20 +348,7 @@ fn a_restore_through_the_api_is_checked_whole_before_it_is_accepted() {
     let socket = dir.path().join("restore.sock");
     let spool = dir.path().join("spool");
     let status_file = spool.join("status.json");
-    let config = app.daemon.config_path();
-    let text = std::fs::read_to_string(&config).unwrap();
-    std::fs::write(
-        &config,
-        format!(
-            "{text}\n[backups]\nsocket = {:?}\nrestore_socket = {:?}\nrestore_status = {:?}\n",
-            dir.path().join("backup.sock").display().to_string(),
-            socket.display().to_string(),
-            status_file.display().to_string(),
-        ),
-    )
-    .unwrap();
-    app.daemon.restart();
-    let app = app.signed_in_again();
+    let app = with_restore_service(app, dir.path(), &status_file);
     let restore = |fields: &[(&str, &[u8])]| {
         app.daemon
             .post_form("/api/1/appliance/restore", &app.token, fields)
@@ -503,4 +462,74 @@ fn a_restore_through_the_api_is_checked_whole_before_it_is_accepted() {
         "5",
         "each restore that reached the service is audited"
     );
+}
+
+/// `app` restarted as an appliance's daemon: root's backup and restore services on sockets in
+/// `dir`, the restore's status in `status_file`.
+fn with_restore_service(mut app: Appliance, dir: &Path, status_file: &Path) -> Appliance {
+    let config = app.daemon.config_path();
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        format!(
+            "{text}\n[backups]\nsocket = {:?}\nrestore_socket = {:?}\nrestore_status = {:?}\n",
+            dir.join("backup.sock").display().to_string(),
+            dir.join("restore.sock").display().to_string(),
+            status_file.display().to_string(),
+        ),
+    )
+    .unwrap();
+    app.daemon.restart();
+    app.signed_in_again()
+}
+
+/// The restored appliance's audit log shows the restore that brought it back, once, though the
+/// request's own row went into the database the restore replaced; a failed restore, which left
+/// the old database and its row, adds nothing.
+#[test]
+fn a_restored_appliance_audits_the_restore_once() {
+    let app = Appliance::start(Db::Sqlite);
+    let dir = scratch();
+    let status_file = dir.path().join("status.json");
+    let status = |state: &str, requested_at: i64| {
+        serde_json::json!({
+            "state": state,
+            "requested_by": { "user": "lemur", "source": "192.0.2.44" },
+            "requested_at": requested_at,
+            "finished_at": requested_at + 20,
+            "backup_version": "0.1.0",
+            "backup_created": 1_767_225_600,
+            "error": null,
+        })
+    };
+    let restored = |app: &Appliance| {
+        sqlite_query(
+            &app.daemon,
+            "SELECT l.user_id = u.id, l.source_address, l.logged_at, l.details FROM logs l, users u \
+             WHERE l.log_type = 'appliance_restored' AND u.username = 'lemur' ORDER BY l.id",
+        )
+    };
+    std::fs::write(&status_file, status("failed", 1_780_000_000).to_string()).unwrap();
+    let mut app = with_restore_service(app, dir.path(), &status_file);
+    assert_eq!(restored(&app), "");
+
+    std::fs::write(&status_file, status("restored", 1_780_000_100).to_string()).unwrap();
+    for _ in 0..2 {
+        app.daemon.restart();
+    }
+    let rows = restored(&app);
+    let fields: Vec<&str> = rows.trim().split('|').collect();
+    assert_eq!(fields.len(), 4, "one row: {rows}");
+    assert_eq!(fields[..2], ["1", "192.0.2.44"], "{rows}");
+    assert_eq!(fields[2], "1780000120", "logged when it finished: {rows}");
+    assert!(
+        fields[3].contains("release 0.1.0 made at 2026-01-01T00:00:00Z")
+            && fields[3].contains("by lemur at 2026-05-28T20:28:20Z"),
+        "{rows}"
+    );
+
+    // The next restore through the API is recorded too.
+    std::fs::write(&status_file, status("restored", 1_780_000_500).to_string()).unwrap();
+    app.daemon.restart();
+    assert_eq!(restored(&app).trim().lines().count(), 2);
 }

@@ -247,6 +247,23 @@ impl Front {
         self.https(&all)
     }
 
+    /// Makes the daemon an appliance's as far as backups go: root's backup service on a socket
+    /// in the front's directory, whose path this returns (nothing listens yet).
+    pub(crate) fn with_backup_service(&mut self) -> PathBuf {
+        let socket = self.dir.path().join("backup.sock");
+        let config = std::fs::read_to_string(self.daemon.config_path()).unwrap();
+        std::fs::write(
+            self.daemon.config_path(),
+            format!(
+                "{config}\n[backups]\nsocket = {:?}\n",
+                socket.display().to_string()
+            ),
+        )
+        .unwrap();
+        self.daemon.restart();
+        socket
+    }
+
     fn error_log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("logs/error.log")).unwrap_or_default()
     }
@@ -944,4 +961,49 @@ fn no_log_holds_a_secret_after_a_full_scenario() {
             assert!(!text.contains(secret.as_str()), "{log} holds {what}");
         }
     }
+}
+
+/// A backup that fails after part of the archive went out reaches the client through nginx as a
+/// broken transfer, over HTTP/2 and HTTP/1.1, never as a whole-looking file: nginx passes on the
+/// daemon's cut-off rather than end the answer as if it were complete.
+#[test]
+fn a_backup_that_breaks_off_stays_broken_through_nginx() {
+    let mut front = Front::start();
+    let socket = front.with_backup_service();
+    let service = crate::support::breaking_backup_service(&socket, 2);
+    let resolve = format!("{FRONT_NAME}:{}:127.0.0.1", front.https);
+    let url = format!(
+        "https://{FRONT_NAME}:{}/api/1/appliance/backup",
+        front.https
+    );
+    let bearer = format!("Authorization: Bearer {}", front.token);
+    let body = json!({ "passphrase": "a backup passphrase through nginx" }).to_string();
+    for version in ["--http2", "--http1.1"] {
+        let saved = front.dir.path().join("backup.lemur");
+        let output = Command::new("curl")
+            .args(["--silent", "--show-error", "--max-time", "30", version])
+            .arg("--cacert")
+            .arg(&front.ca)
+            .args(["--resolve", &resolve, "-H", &bearer])
+            .args(["-H", "Content-Type: application/json", "--data", &body])
+            .arg("--output")
+            .arg(&saved)
+            .arg(&url)
+            .output()
+            .expect("curl (Debian package curl)");
+        let said = String::from_utf8_lossy(&output.stderr);
+        // 18: a transfer closed with data outstanding; 92: an HTTP/2 stream reset.
+        assert!(
+            matches!(output.status.code(), Some(18 | 92)),
+            "{version}: curl says {:?}: {said}",
+            output.status.code()
+        );
+        let got = std::fs::metadata(&saved).map_or(0, |file| file.len());
+        assert!(
+            got > 0,
+            "{version}: the archive's beginning never came through"
+        );
+        std::fs::remove_file(&saved).unwrap();
+    }
+    service.join().unwrap();
 }

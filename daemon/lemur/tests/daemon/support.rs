@@ -508,3 +508,44 @@ impl OfflineCa {
         std::fs::read_to_string(dir.join("leaf.pem")).unwrap()
     }
 }
+
+/// Serves `connections` on a backup service socket at `path` as `serve` says, in a thread.
+pub fn backup_service(
+    path: &Path,
+    connections: usize,
+    mut serve: impl FnMut(std::os::unix::net::UnixStream) + Send + 'static,
+) -> std::thread::JoinHandle<()> {
+    let listener = std::os::unix::net::UnixListener::bind(path).unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(connections) {
+            serve(stream.unwrap());
+        }
+    })
+}
+
+/// One frame of the backup service's stream: data, or (`None`) the end and its verdict.
+pub fn frame(stream: &mut impl std::io::Write, data: Option<&[u8]>, verdict: &str) {
+    match data {
+        Some(bytes) => {
+            stream
+                .write_all(&u32::try_from(bytes.len()).unwrap().to_be_bytes())
+                .unwrap();
+            stream.write_all(bytes).unwrap();
+        }
+        None => {
+            stream.write_all(&0u32.to_be_bytes()).unwrap();
+            stream.write_all(verdict.as_bytes()).unwrap();
+        }
+    }
+}
+
+/// A backup service on `path` that, for each of `connections`, sends a quarter of a mebibyte of
+/// archive and then fails (no room left): a download that breaks off after it began.
+pub fn breaking_backup_service(path: &Path, connections: usize) -> std::thread::JoinHandle<()> {
+    backup_service(path, connections, |mut stream| {
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(&stream), &mut line).unwrap();
+        frame(&mut stream, Some(&vec![0x5a; 256 << 10]), "");
+        frame(&mut stream, None, "error: no room left on /var/lib/lemur");
+    })
+}

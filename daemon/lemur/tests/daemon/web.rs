@@ -8,28 +8,33 @@
 //! then read back from the database: each change went through the API and was audited.
 
 use crate::nginx::Front;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
-#[test]
-fn the_web_ui_makes_authorities_issues_uploads_and_finds_in_a_real_browser() {
+/// The web UI's directory, once `./dev test` has built it and installed what Playwright needs.
+fn web_ui() -> PathBuf {
     let web = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../web");
-    let dist = web.join("dist");
     assert!(
-        dist.join("index.html").exists() && web.join("node_modules").exists(),
+        web.join("dist/index.html").exists() && web.join("node_modules").exists(),
         "build the web UI first: cd web && npm ci && npm run build (./dev test does)"
     );
     assert!(
         Path::new("/usr/bin/chromium").exists(),
         "Debian's chromium is needed (apt-get install chromium; ./dev test does)"
     );
-    let front = Front::start_serving(Some(&dist));
+    web
+}
+
+/// Runs Playwright's `arguments` in `web` against `front`, with `environment`; must pass.
+fn playwright(web: &Path, front: &Front, arguments: &[&str], environment: &[(&str, &str)]) {
     let output = Command::new("npx")
         .args(["playwright", "test"])
-        .current_dir(&web)
+        .args(arguments)
+        .current_dir(web)
         .env("LEMUR_URL", format!("https://127.0.0.1:{}", front.https))
         .env("LEMUR_PASSWORD", &front.daemon.admin_password)
         .env("CHROMIUM", "/usr/bin/chromium")
+        .envs(environment.iter().copied())
         .output()
         .expect("npx (Node.js)");
     let report = format!(
@@ -39,6 +44,30 @@ fn the_web_ui_makes_authorities_issues_uploads_and_finds_in_a_real_browser() {
     );
     println!("{report}");
     assert!(output.status.success(), "Playwright: {report}");
+}
+
+/// A backup that breaks off after part of the archive went out, asked for in the browser
+/// through nginx: the page says it failed and nothing is saved (`web/tests/appliance.spec.ts`).
+#[test]
+fn a_backup_that_breaks_off_saves_nothing_in_the_browser() {
+    let web = web_ui();
+    let mut front = Front::start_serving(Some(&web.join("dist")));
+    let socket = front.with_backup_service();
+    let service = crate::support::breaking_backup_service(&socket, 1);
+    playwright(
+        &web,
+        &front,
+        &["tests/appliance.spec.ts"],
+        &[("LEMUR_BACKUP_BREAKS", "1")],
+    );
+    service.join().unwrap();
+}
+
+#[test]
+fn the_web_ui_makes_authorities_issues_uploads_and_finds_in_a_real_browser() {
+    let web = web_ui();
+    let front = Front::start_serving(Some(&web.join("dist")));
+    playwright(&web, &front, &[], &[]);
     let count = |sql: &str| -> u32 {
         let answer = crate::support::sqlite_query(&front.daemon, sql);
         answer
