@@ -252,8 +252,6 @@ check_ssh() {
     echo "image test: root signed in over ssh with the seed's key; the host key is the console's $shown"
 }
 
-# Beyond loopback, only nginx and sshd listen on TCP; on UDP, only the DHCP client and the mDNS
-# responder (systemd-networkd, systemd-resolved), answered as the firewall allows.
 # The site packages the manifest lists (LEMUR_IMAGE_DEBS: ./dev test builds one) are installed
 # on the running root, which dm-verity checks.
 check_site_packages() {
@@ -262,7 +260,8 @@ check_site_packages() {
     grep -q '^site-package ' "$manifest" || return 0
     [ "$(guest findmnt -no SOURCE /)" = /dev/mapper/root ] || fail "the root is not the verity device"
     for package in $(sed -n 's/^site-package sha256 [0-9a-f]*  \([^_]*\)_.*/\1/p' "$manifest"); do
-        guest dpkg-query -W -f='${Status}' "$package" | grep -q 'install ok installed' ||
+        # One string: the guest's shell reads it, and must not expand the format itself.
+        guest "dpkg-query -W -f='\${Status}' $package" | grep -q 'install ok installed' ||
             fail "the site package $package is not installed on the appliance"
         grep -q "^$package " "$manifest" || fail "the manifest lists no version of the site package $package"
     done
@@ -273,6 +272,8 @@ check_site_packages() {
     echo "image test: the site packages are installed on the verified root: $(sed -n 's/^site-package sha256 [0-9a-f]*  //p' "$manifest" | tr '\n' ' ')"
 }
 
+# Beyond loopback, only nginx and sshd listen on TCP; on UDP, only the DHCP client and the mDNS
+# responder (systemd-networkd, systemd-resolved), answered as the firewall allows.
 check_listeners() {
     guest ss -Htulnp > "$WORK/listening" || fail "ss failed on the guest"
     python3 - "$WORK/listening" <<'PY' || fail "something else listens: $(cat "$WORK/listening")"

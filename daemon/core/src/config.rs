@@ -18,7 +18,7 @@ pub use appliance::{
     UPGRADE_STATUS, UpgradesConfig,
 };
 pub use keys::KeysConfig;
-pub use template::{SecretsIn, Template};
+pub use template::{DEFAULT_TOKEN, SecretsIn, Template};
 
 /// The only configuration format this build reads.
 pub const CONFIG_VERSION: u32 = 1;

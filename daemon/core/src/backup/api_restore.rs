@@ -197,9 +197,10 @@ pub async fn audit_restored(app: &App) -> Result<()> {
         return Ok(());
     };
     let marker = app.config.state_dir.join(RESTORE_AUDITED);
+    let read_from = marker.clone();
     let (status, recorded) = tokio::task::spawn_blocking(move || {
         let status = crate::status_file::read::<RestoreStatus>(&backups.restore_status)?;
-        let recorded = std::fs::read_to_string(&marker).ok();
+        let recorded = std::fs::read_to_string(&read_from).ok();
         Ok::<_, Error>((status, recorded))
     })
     .await
@@ -211,11 +212,6 @@ pub async fn audit_restored(app: &App) -> Result<()> {
     if recorded.as_deref().map(str::trim) == Some(requested_at.as_str()) {
         return Ok(());
     }
-    let user_id = app
-        .store
-        .user_by_login(&status.requested_by.user)
-        .await?
-        .map(|login| login.user.id);
     let details = format!(
         "appliance restored from a backup of release {} made at {}, asked through the API by {} at {}{}",
         status.backup_version,
@@ -231,14 +227,15 @@ pub async fn audit_restored(app: &App) -> Result<()> {
     let log = LogEntry {
         certificate_id: None,
         log_type: "appliance_restored",
-        user_id,
+        // The account of that name in the restored database may be someone else's: the login
+        // is in the details.
+        user_id: None,
         source_address: Some(status.requested_by.source.as_str()),
         details: &details,
     };
     app.store
         .log(&log, status.finished_at.unwrap_or(status.requested_at))
         .await?;
-    let marker = app.config.state_dir.join(RESTORE_AUDITED);
     tokio::task::spawn_blocking(move || {
         crate::files::replace_private(&marker, requested_at.as_bytes(), None)
     })

@@ -10,7 +10,7 @@ use super::{
 use std::path::Path;
 
 /// The token label a new configuration names unless told another.
-const DEFAULT_TOKEN: &str = "lemur";
+pub const DEFAULT_TOKEN: &str = "lemur";
 
 /// `value` as TOML writes it (a string quoted and escaped, a list or an inline table).
 fn toml_value(value: impl Into<toml::Value>) -> String {
@@ -45,8 +45,10 @@ pub struct Template<'a> {
     pub database_url: &'a str,
     /// `hsm.environment`.
     pub hsm_environment: &'a [(&'a str, &'a str)],
-    /// `hsm.module` (SoftHSM2's, found on the machine, when absent) and `hsm.token`.
-    pub hsm_token: (Option<&'a Path>, &'a str),
+    /// `hsm.module`; SoftHSM2's, found on the machine, when absent.
+    pub hsm_module: Option<&'a Path>,
+    /// `hsm.token`.
+    pub hsm_token: &'a str,
     /// Where `hsm.pin_file` and `auth.token_secret_file` point.
     pub secrets: SecretsIn,
     /// `server.trusted_proxies`.
@@ -77,7 +79,8 @@ impl<'a> Template<'a> {
             listen,
             database_url,
             hsm_environment,
-            hsm_token: (None, DEFAULT_TOKEN),
+            hsm_module: None,
+            hsm_token: DEFAULT_TOKEN,
             secrets: SecretsIn::StateDir,
             trusted_proxies: &[],
             security_team_email: None,
@@ -157,11 +160,11 @@ impl<'a> Template<'a> {
             .map(|(name, value)| ((*name).to_owned(), toml::Value::from(*value)))
             .collect();
         let environment = toml_value(environment);
-        let module = match self.hsm_token.0 {
+        let module = match self.hsm_module {
             Some(module) => format!("module = {}", path_value(module)),
             None => "# module = \"/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so\"".to_owned(),
         };
-        let token = toml_value(self.hsm_token.1);
+        let token = toml_value(self.hsm_token);
         let (pin_file, token_secret_file) = (self.secret(HSM_PIN), self.secret(TOKEN_SECRET));
         let trusted_proxies = toml_value(self.trusted_proxies.to_vec());
         let security_team_email = toml_value(
@@ -361,7 +364,8 @@ mod tests {
                 .contains_key("module")
         );
         let text = Template {
-            hsm_token: (Some(&hsm_module), hostile),
+            hsm_module: Some(&hsm_module),
+            hsm_token: hostile,
             ..template
         }
         .render();

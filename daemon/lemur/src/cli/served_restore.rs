@@ -95,9 +95,16 @@ pub fn serve(
             )
         });
     drop(received);
-    let restored_whole = restored.is_ok();
-    let started = restored.and_then(|_| start(services));
-    record(&status_path, &mut status, started, restored_whole)
+    if let Err(error) = restored {
+        return record(&status_path, &mut status, Err(error), false);
+    }
+    // Recorded before the services start: the restored daemon reads at its start that it was
+    // restored, and records it in the audit log it serves.
+    record(&status_path, &mut status, Ok(()), true)?;
+    match start(services) {
+        Ok(()) => Ok(()),
+        failed => record(&status_path, &mut status, failed, true),
+    }
 }
 
 /// Records how the restore ended, and returns that: failed (what was there put back), or

@@ -43,11 +43,24 @@ pub struct Options<'a> {
     pub reload_units: bool,
 }
 
-/// The units whose sandbox a network HSM's addresses open, under the run directory.
-const HSM_DROP_INS: [&str; 2] = [
-    "systemd/system/lemur.service.d/50-lemur-hsm.conf",
-    "systemd/system/lemur-provision.service.d/50-lemur-hsm.conf",
+/// The drop-ins, under the run directory, that open to a network HSM's addresses the sandbox
+/// of each unit that opens the token: the daemon's (loopback only otherwise), and the entropy
+/// check's and provisioning's (no network at all otherwise).
+const HSM_DROP_INS: [(&str, &str); 3] = [
+    ("systemd/system/lemur.service.d/50-lemur-hsm.conf", ""),
+    (
+        "systemd/system/lemur-entropy.service.d/50-lemur-hsm.conf",
+        NO_NETWORK_REACH,
+    ),
+    (
+        "systemd/system/lemur-provision.service.d/50-lemur-hsm.conf",
+        NO_NETWORK_REACH,
+    ),
 ];
+
+/// What a unit with no network at all adds to reach a network HSM.
+const NO_NETWORK_REACH: &str =
+    "PrivateNetwork=no\nRestrictAddressFamilies=AF_UNIX AF_INET AF_INET6\n";
 
 /// `lemur appliance apply-seed`.
 pub fn apply(options: &Options<'_>) -> Result<()> {
@@ -91,22 +104,34 @@ pub fn apply(options: &Options<'_>) -> Result<()> {
 
 /// Whether `path` is a unit's drop-in, which systemd reads only when it loads the units.
 fn is_unit(path: &Path) -> bool {
-    HSM_DROP_INS.iter().any(|drop_in| path.ends_with(drop_in))
+    HSM_DROP_INS
+        .iter()
+        .any(|(drop_in, _)| path.ends_with(drop_in))
 }
 
-/// `systemctl daemon-reload`: the drop-ins written take effect for the units not started yet
-/// (provisioning and the daemon start after this).
+/// `systemctl daemon-reload`, so that the drop-ins written take effect for the units not
+/// started yet (the entropy check, provisioning and the daemon start after this); then
+/// `network-online.target`, which they now want, queued too: a unit's new `Wants=` does not
+/// join the boot's transaction, which was made before.
 fn reload_units() -> Result<()> {
-    let status = std::process::Command::new("systemctl")
-        .arg("daemon-reload")
-        .status()
-        .map_err(Error::io("running systemctl daemon-reload"))?;
-    if !status.success() {
-        return Err(Error::io("running systemctl daemon-reload")(
-            std::io::Error::other(format!("it failed ({status})")),
-        ));
-    }
+    systemctl(&["daemon-reload"])?;
+    systemctl(&["start", "--no-block", "network-online.target"])?;
     println!("loaded the units again for the HSM's addresses");
+    Ok(())
+}
+
+/// `systemctl ARGS`, which must succeed.
+fn systemctl(arguments: &[&str]) -> Result<()> {
+    let context = format!("running systemctl {}", arguments.join(" "));
+    let status = std::process::Command::new("systemctl")
+        .args(arguments)
+        .status()
+        .map_err(Error::io(context.clone()))?;
+    if !status.success() {
+        return Err(Error::io(context)(std::io::Error::other(format!(
+            "it failed ({status})"
+        ))));
+    }
     Ok(())
 }
 
@@ -167,15 +192,15 @@ fn steps(reading: &Reading, run_dir: &Path) -> Vec<Step> {
             dir.join("firewall-ssh.nft"),
             Ok(ssh_keys.map(|_| format!("{GENERATED}{SSH_RULE}"))),
         ),
-        Step::File(
-            run_dir.join(HSM_DROP_INS[0]),
-            Ok(network_hsm(&seed.hsm).map(|allow| hsm_drop_in(&allow, DAEMON_REACH))),
-        ),
-        Step::File(
-            run_dir.join(HSM_DROP_INS[1]),
-            Ok(network_hsm(&seed.hsm).map(|allow| hsm_drop_in(&allow, PROVISION_REACH))),
-        ),
     ]
+    .into_iter()
+    .chain(HSM_DROP_INS.iter().map(|(drop_in, reach)| {
+        Step::File(
+            run_dir.join(drop_in),
+            Ok(network_hsm(&seed.hsm).map(|allow| hsm_drop_in(&allow, reach))),
+        )
+    }))
+    .collect()
 }
 
 /// The addresses of a network HSM, as `IPAddressAllow=` takes them, when the seed names one.
@@ -191,13 +216,6 @@ fn network_hsm(hsm: &Hsm) -> Option<String> {
         _ => None,
     }
 }
-
-/// What the daemon's sandbox (systemd/lemur.service: loopback only) adds for a network HSM.
-const DAEMON_REACH: &str = "";
-
-/// What provisioning's sandbox (no network at all) adds for a network HSM.
-const PROVISION_REACH: &str =
-    "PrivateNetwork=no\nRestrictAddressFamilies=AF_UNIX AF_INET AF_INET6\n";
 
 /// A unit drop-in that lets it reach the HSM at `allow` once the network is up.
 fn hsm_drop_in(allow: &str, reach: &str) -> String {

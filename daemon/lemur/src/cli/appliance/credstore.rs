@@ -50,8 +50,20 @@ const CREDENTIALS: [(Generated, bool); 4] = [
 /// it fails.
 pub fn run(credstore: &Path, token_dir: &Path, seed: &Path) -> Result<()> {
     let store = Credstore::open(credstore)?;
-    let hsm = seed::hsm_of(seed, clock::system().unix())?;
     let token_may_exist = token_may_exist(token_dir)?;
+    let hsm = match seed::hsm_of(seed, clock::system().unix())? {
+        Hsm::BuiltIn => Hsm::BuiltIn,
+        // Provisioning read the seed's HSM once, and chose SoftHSM2: a later [hsm] must not
+        // replace the PIN of the token that holds the keys.
+        _ if token_may_exist => {
+            println!(
+                "the seed's [hsm] is not used: this appliance keeps its keys in the SoftHSM2 token in {}",
+                token_dir.display()
+            );
+            Hsm::BuiltIn
+        }
+        other => other,
+    };
     host_key()?;
     // Each is a systemd-creds run of its own, on the boot's critical path: all at once.
     let results: Vec<Result<()>> = std::thread::scope(|scope| {
@@ -63,10 +75,7 @@ pub fn run(credstore: &Path, token_dir: &Path, seed: &Path) -> Result<()> {
                     Hsm::External(external) if secret.name == HSM_PIN.name => {
                         store.ensure_given(external, seed)
                     }
-                    Hsm::Unusable if secret.name == HSM_PIN.name => Err(Error::invalid(
-                        "hsm",
-                        format!("{} has a wrong [hsm] section (the console shows what is wrong): no PIN is taken or made until it is fixed", seed.display()),
-                    )),
+                    Hsm::Unusable if secret.name == HSM_PIN.name => store.check_held(secret, seed),
                     _ => store.ensure(secret, *tied_to_token && token_may_exist, token_dir),
                 })
             })
@@ -223,6 +232,22 @@ impl Credstore {
             file.display()
         );
         Ok(())
+    }
+
+    /// `secret`, which must be there already and decrypt, while the seed at `seed` does not say
+    /// rightly which HSM it is for: a PIN is neither taken nor made then (an appliance already
+    /// provisioned goes on with the one it has).
+    fn check_held(&self, secret: &Generated, seed: &Path) -> Result<()> {
+        if self.path(secret.name).exists() {
+            return self.decrypt(secret.name).map(drop);
+        }
+        Err(Error::invalid(
+            "hsm",
+            format!(
+                "{} does not say rightly which HSM to use (the console shows what is wrong): no PIN is taken or made until it does",
+                seed.display()
+            ),
+        ))
     }
 
     /// The credential `name`, decrypted, or what to do when it does not decrypt.

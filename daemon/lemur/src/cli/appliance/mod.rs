@@ -244,11 +244,28 @@ pub async fn run(command: ApplianceCommand, config: &Path) -> Result<()> {
                     trial::MARKER.into(),
                 ],
             };
+            if options.served.is_none() && !options.abandoned {
+                // The last restore through the API is not this one: its status must not make
+                // the daemon record that one in the audit log of the state restored here.
+                forget_api_restore()?;
+            }
             // Provisioning runs again before the daemon (lemur.service requires it): it finds
             // the restored state and writes the console banner for it.
             let config = Path::new(STATE_DIR).join("lemur.toml");
             backup::restore(&config, &options, &["lemur.service", "nginx.service"]).await
         }
+    }
+}
+
+/// Removes the status of the last restore through the API, before a restore from the shell.
+fn forget_api_restore() -> Result<()> {
+    let status =
+        Path::new(lemur_core::config::RESTORE_SPOOL).join(lemur_core::config::RESTORE_STATUS_NAME);
+    match std::fs::remove_file(&status) {
+        Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
+            Err(Error::io(format!("removing {}", status.display()))(error))
+        }
+        _ => Ok(()),
     }
 }
 

@@ -19,7 +19,7 @@ use crate::cli::token::{self, ADMIN_PASSWORD, HSM_PIN, HSM_SO_PIN};
 use lemur_core::app::DEFAULT_ADMIN;
 use lemur_core::auth::password;
 use lemur_core::config::{
-    BackupsConfig, Config, FrontendConfig, SecretsIn, Template, UpgradesConfig,
+    BackupsConfig, Config, DEFAULT_TOKEN, FrontendConfig, SecretsIn, Template, UpgradesConfig,
 };
 use lemur_core::files::{check_credential, create_private_dir, is_root, replace_private};
 use lemur_core::{App, Error, Result, clock};
@@ -52,6 +52,8 @@ pub struct Options {
     on_trial: PathBuf,
 }
 
+/// The appliance's SQLite database, in the state directory.
+const DATABASE: &str = "lemur.db";
 /// The appliance CA's name.
 const APPLIANCE_CA: &str = "appliance";
 /// The key releases are signed with, on the verified root (`image/build.sh` puts it there).
@@ -200,9 +202,10 @@ fn uses_softhsm(hsm: &HsmConfig) -> bool {
 /// Removes the configuration when the HSM it names could not be used before anything was
 /// made with it (no database yet), so that the next boot reads the seed again: a wrong module
 /// or token label is then fixed in the seed, where the operator looks, rather than in a file on
-/// the data partition.
+/// the data partition. A network HSM that was only out of reach is found the same way at the
+/// next boot, from the same seed.
 fn forget_unused_config(config: &Config, state_dir: &Path) -> Result<()> {
-    if uses_softhsm(&config.hsm) || state_dir.join("lemur.db").exists() {
+    if uses_softhsm(&config.hsm) || state_dir.join(DATABASE).exists() {
         return Ok(());
     }
     let path = state_dir.join("lemur.toml");
@@ -258,18 +261,20 @@ fn write_config(
     seed: &Seed,
     listen: &str,
 ) -> Result<()> {
-    let database_url = format!("sqlite://{}", state_dir.join("lemur.db").display());
-    let (environment, hsm_token) = match hsm {
+    let database_url = format!("sqlite://{}", state_dir.join(DATABASE).display());
+    let (environment, hsm_module, hsm_token) = match hsm {
         ConfigHsm::BuiltIn(conf) => (
             vec![(
                 "SOFTHSM2_CONF".to_owned(),
                 conf.to_string_lossy().into_owned(),
             )],
-            (None, "lemur"),
+            None,
+            DEFAULT_TOKEN,
         ),
         ConfigHsm::External(external) => (
             external.environment.clone().into_iter().collect(),
-            (Some(external.module.as_path()), external.token.as_str()),
+            Some(external.module.as_path()),
+            external.token.as_str(),
         ),
     };
     let environment: Vec<(&str, &str)> = environment
@@ -287,6 +292,7 @@ fn write_config(
         upgrades: Some(&upgrades),
         backups: Some(&backups),
         stocked_rsa_keys: STOCKED_RSA_KEYS,
+        hsm_module,
         hsm_token,
         ..Template::new(state_dir, listen, &database_url, &environment)
     };

@@ -175,14 +175,18 @@ pub struct Reading {
 
 impl Reading {
     /// A seed that cannot be read at all: every part its default.
+    /// Nor does it say which HSM: none, rather than SoftHSM2 where a hardware one was meant.
     fn unusable(field: &str, reason: String) -> Self {
         Self {
-            seed: Seed::default(),
+            seed: Seed {
+                hsm: Hsm::Unusable,
+                ..Seed::default()
+            },
             problems: vec![Problem {
                 field: field.to_owned(),
                 reason,
             }],
-            defaults: vec!["defaults for everything"],
+            defaults: vec!["defaults for everything", NO_HSM],
         }
     }
 
@@ -259,37 +263,110 @@ pub fn hsm_of(path: &Path, now: i64) -> Result<Hsm> {
 /// The note left in the seed where its `[hsm] pin` was.
 const PIN_TAKEN: &str = "# pin: taken into the appliance's encrypted credentials and removed from this file;\n# write the token's user PIN here again to give the appliance a new one.\n";
 
-/// Removes `[hsm] pin` from the seed at `path`, leaving a note in its place and the rest of the
-/// file (comments, order) as it was: a PIN the appliance has taken must not stay in clear on a
-/// partition any operating system reads. Whole or not at all (a new file renamed over it).
+/// Removes `[hsm] pin` from the seed at `path`, leaving the rest of the file (comments, order)
+/// as it was and, where the layout has room for one, a note in its place: a PIN the appliance
+/// has taken must not stay in clear on a partition any operating system reads. Whole or not at
+/// all (a new file renamed over it), and only once the new text is known to read as the old
+/// one did, less the PIN.
 pub fn remove_pin(path: &Path) -> Result<()> {
-    let text =
-        std::fs::read_to_string(path).map_err(Error::io(format!("reading {}", path.display())))?;
-    let mut document: toml_edit::DocumentMut =
-        text.parse().map_err(|error: toml_edit::TomlError| {
-            Error::invalid("seed", format!("{}: {error}", path.display()))
-        })?;
+    let text = Zeroizing::new(
+        std::fs::read_to_string(path).map_err(Error::io(format!("reading {}", path.display())))?,
+    );
+    match seed_without_pin(&text)
+        .map_err(|error| Error::invalid("seed", format!("{}: {error}", path.display())))?
+    {
+        Some(changed) => lemur_core::files::replace_private(path, changed.as_bytes(), None),
+        None => Ok(()),
+    }
+}
+
+/// The seed `text` without `[hsm] pin` (see [`remove_pin`]); `None` when it has none.
+fn seed_without_pin(text: &str) -> std::result::Result<Option<Zeroizing<String>>, String> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut expected: toml::Table = toml::from_str(text).map_err(|e| e.to_string())?;
+    let taken = expected
+        .get_mut("hsm")
+        .and_then(toml::Value::as_table_mut)
+        .and_then(|hsm| hsm.remove("pin"));
+    if taken.is_none() {
+        return Ok(None);
+    }
+    for noted in [true, false] {
+        let candidate = Zeroizing::new(without_pin(text, noted)?);
+        if toml::from_str::<toml::Table>(&candidate).is_ok_and(|read| read == expected) {
+            return Ok(Some(candidate));
+        }
+    }
+    Err("the PIN could not be removed without changing the rest: write the section as [hsm] with one key per line".into())
+}
+
+/// `text` without `[hsm] pin`; with `noted`, [`PIN_TAKEN`] and the comments above the PIN go
+/// before what followed it (the next key of the section, the next section, or the end).
+fn without_pin(text: &str, noted: bool) -> std::result::Result<String, String> {
+    let mut document: toml_edit::DocumentMut = text
+        .parse()
+        .map_err(|e: toml_edit::TomlError| e.to_string())?;
     let Some(hsm) = document
         .get_mut("hsm")
         .and_then(toml_edit::Item::as_table_like_mut)
     else {
-        return Ok(());
+        return Ok(text.to_owned());
     };
+    let position = hsm.iter().position(|(key, _)| key == "pin");
+    let above = hsm
+        .get_key_value("pin")
+        .and_then(|(key, _)| {
+            key.leaf_decor()
+                .prefix()
+                .and_then(toml_edit::RawString::as_str)
+        })
+        .unwrap_or_default()
+        .to_owned();
     if hsm.remove("pin").is_none() {
-        return Ok(());
+        return Ok(text.to_owned());
     }
-    if let Some(mut first) = hsm.iter_mut().next().map(|(key, _)| key) {
-        let prefix = first
-            .leaf_decor()
-            .prefix()
-            .and_then(toml_edit::RawString::as_str)
-            .unwrap_or_default()
-            .to_owned();
-        first
-            .leaf_decor_mut()
-            .set_prefix(format!("{prefix}{PIN_TAKEN}"));
+    if !noted {
+        return Ok(document.to_string());
     }
-    lemur_core::files::replace_private(path, document.to_string().as_bytes(), None)
+    let note = format!("{above}{PIN_TAKEN}");
+    let next_key = position.and_then(|at| hsm.iter_mut().nth(at).map(|(key, _)| key));
+    match next_key {
+        Some(mut key) => {
+            let prefix = key
+                .leaf_decor()
+                .prefix()
+                .and_then(toml_edit::RawString::as_str)
+                .unwrap_or_default()
+                .to_owned();
+            key.leaf_decor_mut().set_prefix(format!("{note}{prefix}"));
+        }
+        None => note_after_section(&mut document, &note),
+    }
+    Ok(document.to_string())
+}
+
+/// Puts `note` after the `[hsm]` section: before the next section, or at the end.
+fn note_after_section(document: &mut toml_edit::DocumentMut, note: &str) {
+    let next = document
+        .as_table_mut()
+        .iter_mut()
+        .skip_while(|(key, _)| key.get() != "hsm")
+        .nth(1)
+        .and_then(|(_, item)| item.as_table_mut().map(toml_edit::Table::decor_mut));
+    match next {
+        Some(decor) => {
+            let prefix = decor
+                .prefix()
+                .and_then(toml_edit::RawString::as_str)
+                .unwrap_or_default()
+                .to_owned();
+            decor.set_prefix(format!("{note}{prefix}"));
+        }
+        None => {
+            let trailing = document.trailing().as_str().unwrap_or_default().to_owned();
+            document.set_trailing(format!("{trailing}{note}"));
+        }
+    }
 }
 
 /// Parses and checks seed text (a byte-order mark, as Windows editors write, is ignored).
@@ -495,7 +572,13 @@ fn ssh(reader: &mut Reader, root: Table<'_>) -> Option<Ssh> {
     })
 }
 
+/// What the boot does instead when the seed does not say rightly which HSM to use.
+const NO_HSM: &str = "no HSM: provisioning waits for a seed whose [hsm] is right";
+
 fn hsm(reader: &mut Reader, root: Table<'_>) -> Hsm {
+    if !root.has("hsm") {
+        return Hsm::BuiltIn;
+    }
     let before = reader.problems.len();
     let external = reader
         .section(
@@ -503,14 +586,11 @@ fn hsm(reader: &mut Reader, root: Table<'_>) -> Hsm {
             "hsm",
             &["module", "token", "pin", "environment", "addresses"],
         )
-        .map(|table| external_hsm(reader, table));
+        .and_then(|table| external_hsm(reader, table));
     match external {
-        None => Hsm::BuiltIn,
-        Some(Some(hsm)) if reader.problems.len() == before => Hsm::External(hsm),
-        Some(_) => {
-            reader
-                .defaults
-                .push("no HSM: provisioning waits for a seed whose [hsm] is right");
+        Some(hsm) if reader.problems.len() == before => Hsm::External(hsm),
+        _ => {
+            reader.defaults.push(NO_HSM);
             Hsm::Unusable
         }
     }
@@ -577,4 +657,67 @@ fn module_environment(reader: &mut Reader, table: Table<'_>) -> Option<BTreeMap<
         }
     }
     checked
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `seed` without its PIN: it must read as before less the PIN, and hold no trace of it.
+    fn taken(seed: &str) -> String {
+        let changed = seed_without_pin(seed).unwrap().expect("a PIN to take");
+        assert!(!changed.contains("2468"), "{}", *changed);
+        changed.to_string()
+    }
+
+    #[test]
+    fn the_pin_leaves_a_note_where_it_was_and_the_rest_as_it_was() {
+        let changed = taken(
+            "hostname = \"h\"\n\n[hsm]\nmodule = \"/usr/lib/v.so\"\n# the PIN\npin = \"2468\"\ntoken = \"t\"\n",
+        );
+        assert_eq!(
+            changed,
+            format!(
+                "hostname = \"h\"\n\n[hsm]\nmodule = \"/usr/lib/v.so\"\n# the PIN\n{PIN_TAKEN}token = \"t\"\n"
+            )
+        );
+    }
+
+    #[test]
+    fn a_pin_last_in_its_section_leaves_the_note_before_the_next_one_or_at_the_end() {
+        let changed =
+            taken("[hsm]\nmodule = \"/usr/lib/v.so\"\npin = \"2468\"\n\n[ssh]\nenabled = false\n");
+        assert!(
+            changed.contains(&format!("{PIN_TAKEN}\n[ssh]")),
+            "{changed}"
+        );
+        let changed = taken("[hsm]\nmodule = \"/usr/lib/v.so\"\npin = \"2468\"\n");
+        assert!(changed.ends_with(PIN_TAKEN), "{changed}");
+    }
+
+    #[test]
+    fn inline_and_dotted_sections_lose_the_pin_and_still_read() {
+        for seed in [
+            "hsm = { module = \"/usr/lib/v.so\", pin = \"2468\", token = \"t\" }\n[ssh]\nenabled = false\n",
+            "hsm.module = \"/usr/lib/v.so\"\nhsm.pin = \"2468\"\nhsm.token = \"t\"\n",
+            "[hsm]\nenvironment.X = \"1\"\npin = \"2468\"\nenvironment.Y = \"2\"\n",
+            "\u{feff}[hsm]\npin = '2468' # the PIN\n",
+        ] {
+            let changed = taken(seed);
+            assert!(
+                toml::from_str::<toml::Table>(&changed).is_ok(),
+                "{seed:?} became {changed:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_seed_without_a_pin_is_left_alone() {
+        assert!(
+            seed_without_pin("[hsm]\nmodule = \"/usr/lib/v.so\"\n")
+                .unwrap()
+                .is_none()
+        );
+        assert!(seed_without_pin("hostname = \"h\"\n").unwrap().is_none());
+    }
 }

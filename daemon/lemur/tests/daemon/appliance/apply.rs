@@ -349,8 +349,11 @@ fn modification_times(dir: &Path) -> Vec<(PathBuf, i64, i64)> {
         .collect()
 }
 
+/// The units that open the token, as `apply-seed` names their drop-ins under the run directory.
+const TOKEN_UNITS: [&str; 3] = ["lemur", "lemur-entropy", "lemur-provision"];
+
 #[test]
-fn a_network_hsms_addresses_open_the_daemons_and_provisionings_sandbox_alone() {
+fn a_network_hsms_addresses_open_the_sandbox_of_each_unit_that_opens_the_token() {
     let dir = scratch();
     let run = dir.path().join("run");
     let module = lemur_hsm::resolve_module(None);
@@ -362,31 +365,26 @@ fn a_network_hsms_addresses_open_the_daemons_and_provisionings_sandbox_alone() {
         ),
     );
     apply(&seed, &run);
-    let daemon = read(&run.join("systemd/system/lemur.service.d/50-lemur-hsm.conf"));
-    let provision = read(&run.join("systemd/system/lemur-provision.service.d/50-lemur-hsm.conf"));
-    for drop_in in [&daemon, &provision] {
+    let drop_in =
+        |unit: &str| run.join(format!("systemd/system/{unit}.service.d/50-lemur-hsm.conf"));
+    for unit in TOKEN_UNITS {
+        let text = read(&drop_in(unit));
         assert!(
-            drop_in.contains("After=network-online.target\n")
-                && drop_in.contains("\n[Service]\n")
-                && drop_in.contains("IPAddressAllow=192.0.2.7/32 2001:db8::/64\n"),
-            "{drop_in}"
+            text.contains("Wants=network-online.target\nAfter=network-online.target\n")
+                && text.contains("\n[Service]\n")
+                && text.contains("IPAddressAllow=192.0.2.7/32 2001:db8::/64\n"),
+            "{unit}: {text}"
         );
+        // The daemon has the inet families and loopback already; the others no network.
+        let opened =
+            text.contains("PrivateNetwork=no\nRestrictAddressFamilies=AF_UNIX AF_INET AF_INET6\n");
+        assert_eq!(opened, unit != "lemur", "{unit}: {text}");
     }
-    assert!(!daemon.contains("PrivateNetwork"), "{daemon}");
-    assert!(
-        provision.contains("PrivateNetwork=no\nRestrictAddressFamilies=AF_UNIX AF_INET AF_INET6\n"),
-        "{provision}"
-    );
 
     // A seed without them closes the sandboxes again at the next boot.
     std::fs::write(&seed, "hostname = \"lemur-hsm\"\n").unwrap();
     apply(&seed, &run);
-    assert!(
-        !run.join("systemd/system/lemur.service.d/50-lemur-hsm.conf")
-            .exists()
-    );
-    assert!(
-        !run.join("systemd/system/lemur-provision.service.d/50-lemur-hsm.conf")
-            .exists()
-    );
+    for unit in TOKEN_UNITS {
+        assert!(!drop_in(unit).exists(), "{unit}");
+    }
 }

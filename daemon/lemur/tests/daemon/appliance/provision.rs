@@ -1015,14 +1015,21 @@ fn a_hardware_hsm_named_by_the_seed_is_used_as_its_owner_made_it() {
     assert!(credentials.status.success(), "{}", stderr(&credentials));
     assert_eq!(boot.decrypt("hsm-pin"), "not-the-pin");
     assert!(!read(&boot.seed).contains("not-the-pin"));
-    let refused = boot.provision();
-    assert!(!refused.status.success());
-    let complaint = format!("{}{}", stdout(&refused), stderr(&refused));
-    assert!(complaint.contains("PIN"), "{complaint}");
+    refused(boot.provision(), "CKR_PIN_INCORRECT");
     assert!(
         boot.state().join("lemur.toml").exists(),
         "a configuration in use was removed"
     );
+
+    // A seed that no longer says rightly which HSM: the appliance goes on with the PIN it has.
+    std::fs::write(
+        &boot.seed,
+        format!("{seed_without_hsm}\n[hsm]\ntoken = 5\n"),
+    )
+    .unwrap();
+    let credentials = boot.credentials();
+    assert!(credentials.status.success(), "{}", stderr(&credentials));
+    assert_eq!(boot.decrypt("hsm-pin"), "not-the-pin");
 }
 
 #[test]
@@ -1035,7 +1042,7 @@ fn a_hardware_hsm_without_its_pin_or_with_a_wrong_section_gets_no_credential() {
     assert!(!boot.credstore().join("lemur.hsm-pin").exists());
 
     std::fs::write(&boot.seed, format!("{seed_without_hsm}\n[hsm]\nmodule = \"/var/lib/lemur/vendor.so\"\ntoken = \"t\"\npin = \"1234\"\n")).unwrap();
-    refused(boot.credentials(), "wrong [hsm] section");
+    refused(boot.credentials(), "does not say rightly which HSM to use");
     assert!(!boot.credstore().join("lemur.hsm-pin").exists());
     assert!(
         read(&boot.seed).contains("pin = \"1234\""),
@@ -1047,4 +1054,26 @@ fn a_hardware_hsm_without_its_pin_or_with_a_wrong_section_gets_no_credential() {
 fn refused(output: Output, complaint: &str) {
     assert!(!output.status.success(), "{}", stdout(&output));
     assert!(stderr(&output).contains(complaint), "{}", stderr(&output));
+}
+
+/// An appliance provisioned on SoftHSM2 keeps its token's PIN when its seed later names a
+/// hardware HSM with a PIN: provisioning read the seed's HSM once, and the new PIN would open
+/// nothing.
+#[test]
+fn a_later_hsm_in_the_seed_of_a_softhsm_appliance_changes_no_pin() {
+    let boot = FirstBoot::new();
+    boot.boot();
+    let pin = boot.decrypt("hsm-pin");
+    let token = OwnersToken::new(&boot);
+    let seed = read(&boot.seed);
+    token.write_seed(&boot, &seed, OwnersToken::LABEL, Some(token.pin));
+    let credentials = boot.credentials();
+    assert!(credentials.status.success(), "{}", stderr(&credentials));
+    assert!(
+        stdout(&credentials).contains("the seed's [hsm] is not used"),
+        "{}",
+        stdout(&credentials)
+    );
+    assert_eq!(boot.decrypt("hsm-pin"), pin);
+    boot.boot();
 }

@@ -220,7 +220,22 @@ fn the_check_names_each_bad_field_and_what_is_wrong() {
         (
             "[hsm]\nmodule = \"/usr/lib/v.so\"\ntoken = \"t\"\nenvironment = { LD_PRELOAD = \"/x.so\" }".into(),
             "hsm.environment.LD_PRELOAD",
-            "dynamic loader",
+            "not by the module alone",
+        ),
+        (
+            "[hsm]\nmodule = \"/usr/lib/v.so\"\ntoken = \"t\"\nenvironment = { CREDENTIALS_DIRECTORY = \"/tmp\" }".into(),
+            "hsm.environment.CREDENTIALS_DIRECTORY",
+            "not by the module alone",
+        ),
+        (
+            "[hsm]\nmodule = \"/usr/lib/v.so\"\ntoken = \"t\"\nenvironment = { https_proxy = \"x\" }".into(),
+            "hsm.environment.https_proxy",
+            "not by the module alone",
+        ),
+        (
+            "[hsm]\nmodule = \"/usr/lib/v.so\"\ntoken = \"t\"\nenvironment = { GLIBC_TUNABLES = \"x\" }".into(),
+            "hsm.environment.GLIBC_TUNABLES",
+            "not by the module alone",
         ),
         (
             "[hsm]\nmodule = \"/usr/lib/v.so\"\ntoken = \"t\"\nenvironment = \"X=1\"".into(),
@@ -280,8 +295,20 @@ fn the_check_reports_every_problem_at_once_and_where_toml_breaks() {
     );
     let said = format!("{}{}", stdout(&wrong_hsm), stderr(&wrong_hsm));
     assert!(!said.contains("secret-pin-1"), "{said}");
+    let not_a_table = check("hsm = \"softhsm\"\n");
+    assert!(
+        stderr(&not_a_table).contains("no HSM: provisioning waits"),
+        "{}",
+        stderr(&not_a_table)
+    );
     let broken = check("hostname = \"lemur\"\n[network\nmode = \"dhcp\"\n");
     assert_eq!(broken.status.code(), Some(1));
+    // A seed that does not read says nothing of the HSM either: none, not SoftHSM2.
+    assert!(
+        stderr(&broken).contains("no HSM: provisioning waits"),
+        "{}",
+        stderr(&broken)
+    );
     assert!(
         stdout(&broken).contains("file: TOML syntax error at line 2, column"),
         "{}",

@@ -372,8 +372,47 @@ pub(super) fn pin(text: &str) -> Result<zeroize::Zeroizing<String>, String> {
     Ok(zeroize::Zeroizing::new(text.to_owned()))
 }
 
+/// Variables the module's may not be, by prefix: the dynamic loader's and the C library's
+/// (which would load or run other code than the module), systemd's hand-over to the process
+/// (its credentials, notification and socket), and the daemon's own settings.
+const RESERVED_PREFIXES: [&str; 11] = [
+    "LD_",
+    "GLIBC_",
+    "MALLOC_",
+    "LC_",
+    "SYSTEMD_",
+    "LISTEN_",
+    "WATCHDOG_",
+    "LEMUR_",
+    "RUST_",
+    "OPENSSL_",
+    "SSL_",
+];
+
+/// Variables the module's may not be, by name (as [`RESERVED_PREFIXES`], and the search paths,
+/// resolver and proxy settings every library in the process reads).
+const RESERVED_NAMES: [&str; 16] = [
+    "GCONV_PATH",
+    "LOCPATH",
+    "NLSPATH",
+    "HOSTALIASES",
+    "RES_OPTIONS",
+    "LOCALDOMAIN",
+    "PATH",
+    "HOME",
+    "TMPDIR",
+    "TZ",
+    "TZDIR",
+    "LANG",
+    "LANGUAGE",
+    "NOTIFY_SOCKET",
+    "CREDENTIALS_DIRECTORY",
+    "INVOCATION_ID",
+];
+
 /// The name of a variable the module reads (`ChrystokiConfigurationPath`): a shell-style name,
-/// and none the dynamic loader reads, which would make it load other code than the module.
+/// none the process and its other libraries read (see [`RESERVED_PREFIXES`]), and no proxy
+/// setting.
 pub(super) fn environment_name(name: &str) -> Result<String, String> {
     let mut bytes = name.bytes();
     let first_ok = bytes
@@ -384,9 +423,15 @@ pub(super) fn environment_name(name: &str) -> Result<String, String> {
             "{name:?} is no variable name (letters, digits and _, not starting with a digit)"
         ));
     }
-    if name.starts_with("LD_") || name == "GCONV_PATH" {
+    let upper = name.to_ascii_uppercase();
+    let reserved = RESERVED_PREFIXES
+        .iter()
+        .any(|prefix| upper.starts_with(prefix))
+        || RESERVED_NAMES.contains(&upper.as_str())
+        || upper.ends_with("_PROXY");
+    if reserved {
         return Err(format!(
-            "{name:?} is read by the dynamic loader, not by the module: it is not taken"
+            "{name:?} is read by the system, its libraries or the daemon, not by the module alone: it is not taken"
         ));
     }
     Ok(name.to_owned())
