@@ -1,4 +1,5 @@
 import { expect, test } from "@playwright/test";
+import { signIn } from "./session";
 
 // A backup that breaks off part way, in the browser through nginx: run by the daemon's tests
 // (daemon/lemur/tests/daemon/web.rs) against a backup service that fails after part of an
@@ -6,16 +7,7 @@ import { expect, test } from "@playwright/test";
 test.skip(!process.env.LEMUR_BACKUP_BREAKS, "run by web.rs with a backup service that breaks off");
 
 test("a backup that breaks off is said to have failed, and nothing is saved", async ({ page }) => {
-  await page.goto("/");
-  const status = await page.evaluate(async (password) => {
-    const response = await fetch("/api/1/auth/login", {
-      method: "POST",
-      headers: { "Content-Type": "application/json", "X-Requested-With": "lemur-web" },
-      body: JSON.stringify({ username: "lemur", password }),
-    });
-    return response.status;
-  }, process.env.LEMUR_PASSWORD ?? "");
-  expect(status).toBe(200);
+  await signIn(page);
   await page.goto("/");
   const saved: string[] = [];
   page.on("download", (download) => saved.push(download.suggestedFilename()));

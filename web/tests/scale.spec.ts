@@ -1,4 +1,5 @@
-import { expect, test, type Page } from "@playwright/test";
+import { test, type Page } from "@playwright/test";
+import { signIn } from "./session";
 
 // The certificates screen on a big inventory, timed in the browser: run by the inventory
 // benchmark (daemon/lemur/benches/inventory.rs) once it has built its million certificates,
@@ -7,20 +8,6 @@ const inventory = Number(process.env.LEMUR_BENCH_INVENTORY ?? "0");
 const samples = Number(process.env.LEMUR_BENCH_SAMPLES ?? "10");
 
 test.skip(!inventory, "run by the inventory benchmark (LEMUR_BENCH_INVENTORY)");
-
-/** Signs in through the API the UI uses (the session cookie), not through the form. */
-async function signIn(page: Page) {
-  await page.goto("/");
-  const status = await page.evaluate(async (password) => {
-    const response = await fetch("/api/1/auth/login", {
-      method: "POST",
-      headers: { "Content-Type": "application/json", "X-Requested-With": "lemur-web" },
-      body: JSON.stringify({ username: "lemur", password }),
-    });
-    return response.status;
-  }, process.env.LEMUR_PASSWORD ?? "");
-  expect(status).toBe(200);
-}
 
 /**
  * The list is shown: a count, not "Loading…", and a first row whose common name holds `term`.
