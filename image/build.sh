@@ -375,11 +375,65 @@ conversions() {
     vmdk_size="$(stat -c %s "$vmdk")"
     sed -e "s/@NAME@/$NAME/g" -e "s/@VERSION@/$VERSION/g" -e "s/@CAPACITY@/$capacity/g" \
         -e "s/@VMDK_SIZE@/$vmdk_size/g" "$HERE/lemur-hsm.ovf.in" > "$WORK/$NAME.ovf"
+    check_ovf "$WORK/$NAME.ovf"
     (cd "$WORK" && sha256sum --tag "$NAME.ovf" "$NAME.vmdk" | sed 's/^SHA256 (\(.*\)) = /SHA256(\1)= /' > "$NAME.mf")
     tar -C "$WORK" --format=ustar --owner=0 --group=0 --numeric-owner --mtime="@$EPOCH" \
         -cf "$OUT/$NAME.ova" "$NAME.ovf" "$NAME.mf" "$NAME.vmdk"
     cp "$WORK/manifest" "$OUT/$NAME.manifest"
     (cd "$OUT" && sha256sum "$NAME.raw" "$NAME.qcow2" "$NAME.ova" "$NAME.upgrade" "$NAME.manifest" > SHA256SUMS)
+}
+
+# The OVF descriptor as each hypervisor reads it: every placeholder filled; UEFI for VMware
+# (vmw:Config) and for VirtualBox (vbox:Machine, which VirtualBox takes instead of the OVF's own
+# hardware, so its CPUs and memory must be the OVF's, and which must attach the disk by the
+# exact vbox:uuid of <Disk>, or the import fails).
+check_ovf() {
+    python3 - "$1" <<'PY'
+import sys
+import xml.etree.ElementTree as ET
+
+path = sys.argv[1]
+text = open(path, encoding="utf-8").read()
+ns = {
+    "ovf": "http://schemas.dmtf.org/ovf/envelope/1",
+    "rasd": "http://schemas.dmtf.org/wbem/wscim/1/cim-schema/2/CIM_ResourceAllocationSettingData",
+    "vmw": "http://www.vmware.com/schema/ovf",
+    "vbox": "http://www.virtualbox.org/ovf/machine",
+}
+problems = []
+if "@" in text.replace("@VERSION@", ""):
+    problems.append("a placeholder is left")
+root = ET.fromstring(text)
+disk = root.find("ovf:DiskSection/ovf:Disk", ns)
+disk_uuid = disk.get(f"{{{ns['vbox']}}}uuid", "")
+if disk_uuid != disk_uuid.lower() or disk_uuid.startswith("{"):
+    problems.append(f"<Disk> vbox:uuid {disk_uuid!r} must be lower case without braces")
+items = {
+    item.findtext("rasd:ResourceType", namespaces=ns): item.findtext("rasd:VirtualQuantity", namespaces=ns)
+    for item in root.iterfind("ovf:VirtualSystem/ovf:VirtualHardwareSection/ovf:Item", ns)
+}
+firmware = root.find("ovf:VirtualSystem/ovf:VirtualHardwareSection/vmw:Config[@vmw:key='firmware']", ns)
+if firmware is None or firmware.get(f"{{{ns['vmw']}}}value") != "efi":
+    problems.append("VMware's firmware is not efi")
+machine = root.find("ovf:VirtualSystem/vbox:Machine", ns)
+if machine is None:
+    problems.append("no vbox:Machine")
+else:
+    # Its elements are in the envelope's default namespace, as VirtualBox writes them.
+    hardware = machine.find("ovf:Hardware", ns)
+    if hardware.find("ovf:Firmware", ns).get("type") != "EFI":
+        problems.append("VirtualBox's firmware is not EFI")
+    if hardware.find("ovf:CPU", ns).get("count") != items.get("3"):
+        problems.append("vbox:Machine's CPUs are not the OVF's")
+    if hardware.find("ovf:Memory", ns).get("RAMSize") != items.get("4"):
+        problems.append("vbox:Machine's memory is not the OVF's")
+    attached = [image.get("uuid") for image in machine.iterfind(".//ovf:AttachedDevice/ovf:Image", ns)]
+    if attached != ["{" + disk_uuid + "}"]:
+        problems.append(f"vbox:Machine attaches {attached}, not the disk {disk_uuid}")
+for problem in problems:
+    print(f"image: {path}: {problem}", file=sys.stderr)
+sys.exit(1 if problems else 0)
+PY
 }
 
 main() {
