@@ -405,8 +405,13 @@ restore_onto_fresh_image() {
     api GET /appliance/restore > "$WORK/restore-status.json"
     [ "$(json "['state']" < "$WORK/restore-status.json")" = restored ] ||
         fail "the restore's status is not restored: $(cat "$WORK/restore-status.json")"
+    # The restore's own audit row went into the replaced database: the restored daemon records
+    # it in the one it serves, at its first start.
+    guest "journalctl -b -u lemur.service --no-pager -o cat" |
+        grep -q "audited the restore that brought this appliance back" ||
+        fail "the restored daemon did not record the restore in its audit log"
     no_failed_units 0
-    echo "image test: the restored appliance serves the first one's CA, takes its admin password, lists its certificate, issues and says it was restored; memory $(guest_memory)"
+    echo "image test: the restored appliance serves the first one's CA, takes its admin password, lists its certificate, issues, says it was restored and audited it; memory $(guest_memory)"
 }
 
 # The power button, as a hypervisor presses it; waits for the guest to power off.
