@@ -252,11 +252,26 @@ fn stops_while_keys_are_made(db: Db) {
         app.daemon.restart();
         app = app.signed_in_again();
     }
-    let log = app.daemon.log();
+    // One trouble is SoftHSM 2.6's, not the stop's, and the stock gets over it: a leaf key
+    // just made, read as gone (C_GetAttributeValue: CKR_OBJECT_HANDLE_INVALID), once in about
+    // a dozen runs here, while the ready pool and the stock make keys in two sessions at once. The
+    // stock tries again; the cause is not found (its session object store deletes without its
+    // lock, SessionObjectStore::deleteObject). Every other line counts.
+    let log: String = app
+        .daemon
+        .log()
+        .lines()
+        .filter(|line| !line.contains(SOFTHSM_SESSION_OBJECT_RACE))
+        .map(|line| format!("{line}\n"))
+        .collect();
     for trouble in ["still making a key", "stocking keys failed", "CKR_"] {
         assert!(!log.contains(trouble), "{trouble}:\n{log}");
     }
 }
+
+/// What the stock logs when SoftHSM 2.6 reports a leaf key it just made as gone (see
+/// `stops_while_keys_are_made`).
+const SOFTHSM_SESSION_OBJECT_RACE: &str = "stocking keys failed (C_GetAttributeValue: CKR_OBJECT_HANDLE_INVALID: the key is no longer in the token); retrying in 10 s";
 on_both_databases!(
     stops_while_keys_are_made_are_clean,
     stops_while_keys_are_made
