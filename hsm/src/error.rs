@@ -190,6 +190,12 @@ fn hint_suffix(hint: &str) -> String {
 }
 
 impl Error {
+    /// The token reports an object as gone (`CKR_OBJECT_HANDLE_INVALID`, `CKR_KEY_HANDLE_INVALID`).
+    pub fn is_object_gone(&self) -> bool {
+        matches!(self, Error::Pkcs11 { rv, .. }
+            if rv == "CKR_OBJECT_HANDLE_INVALID" || rv == "CKR_KEY_HANDLE_INVALID")
+    }
+
     /// The HSM is (for now) out of reach: the caller should report 503 and retry later.
     pub fn is_unavailable(&self) -> bool {
         matches!(
@@ -295,5 +301,17 @@ mod tests {
             Function::GenerateKeyPair,
         ));
         assert_eq!(error.to_string(), "C_GenerateKeyPair: CKR_FUNCTION_FAILED");
+        assert!(!error.is_object_gone());
+    }
+
+    #[test]
+    fn an_object_the_token_says_is_gone_is_told_apart() {
+        for rv in [RvError::ObjectHandleInvalid, RvError::KeyHandleInvalid] {
+            let error = Error::from(cryptoki::error::Error::Pkcs11(
+                rv,
+                Function::GetAttributeValue,
+            ));
+            assert!(error.is_object_gone(), "{error}");
+        }
     }
 }

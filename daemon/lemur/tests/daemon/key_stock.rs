@@ -252,11 +252,10 @@ fn stops_while_keys_are_made(db: Db) {
         app.daemon.restart();
         app = app.signed_in_again();
     }
-    // One trouble is SoftHSM 2.6's, not the stop's, and the stock gets over it: a leaf key
-    // just made, read as gone (C_GetAttributeValue: CKR_OBJECT_HANDLE_INVALID), once in about
-    // a dozen runs here, while the ready pool and the stock make keys in two sessions at once. The
-    // stock tries again; the cause is not found (its session object store deletes without its
-    // lock, SessionObjectStore::deleteObject). Every other line counts.
+    // One trouble is SoftHSM 2.6's, not the stop's, and the key store gets over it: a leaf
+    // key just made, read as gone (CKR_OBJECT_HANDLE_INVALID), once in about a dozen runs here,
+    // while the ready pool and the stock make keys in two sessions at once; the key is made
+    // again. Every other line counts.
     let log: String = app
         .daemon
         .log()
@@ -269,9 +268,10 @@ fn stops_while_keys_are_made(db: Db) {
     }
 }
 
-/// What the stock logs when SoftHSM 2.6 reports a leaf key it just made as gone (see
-/// `stops_while_keys_are_made`).
-const SOFTHSM_SESSION_OBJECT_RACE: &str = "stocking keys failed (C_GetAttributeValue: CKR_OBJECT_HANDLE_INVALID: the key is no longer in the token); retrying in 10 s";
+/// What the key store logs when SoftHSM 2.6 reports a leaf key it has just made as gone, and
+/// makes another (see `stops_while_keys_are_made`).
+const SOFTHSM_SESSION_OBJECT_RACE: &str =
+    "CKR_OBJECT_HANDLE_INVALID: the key is no longer in the token; making the key again";
 on_both_databases!(
     stops_while_keys_are_made_are_clean,
     stops_while_keys_are_made
