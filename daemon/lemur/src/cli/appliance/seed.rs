@@ -455,20 +455,12 @@ fn network(reader: &mut Reader, root: Table<'_>) -> Network {
 
 fn static_network(reader: &mut Reader, table: Table<'_>) -> Option<StaticNetwork> {
     let interface = if table.has("interface") {
-        Some(
-            reader
-                .required_string(table, "interface")
-                .and_then(|text| reader.check(table.field("interface"), syntax::interface(text))),
-        )
+        Some(reader.required_checked(table, "interface", syntax::interface))
     } else {
         None
     };
-    let address = reader
-        .required_string(table, "address")
-        .and_then(|text| reader.check(table.field("address"), syntax::interface_address(text)));
-    let gateway = reader
-        .string(table, "gateway")
-        .and_then(|text| reader.check(table.field("gateway"), syntax::ip(text)));
+    let address = reader.required_checked(table, "address", syntax::interface_address);
+    let gateway = reader.checked(table, "gateway", syntax::ip);
     let dns = if table.has("dns") {
         reader.list(table, "dns", syntax::ip)
     } else {
@@ -507,15 +499,9 @@ fn ntp(reader: &mut Reader, root: Table<'_>) -> Vec<String> {
 fn syslog(reader: &mut Reader, root: Table<'_>, now: i64) -> Option<Syslog> {
     reader.part(None, "no remote syslog", |reader| {
         let table = reader.section(root, "syslog", &["target", "name", "ca"])?;
-        let target = reader
-            .required_string(table, "target")
-            .and_then(|text| reader.check(table.field("target"), syntax::target(text)));
-        let name = reader
-            .string(table, "name")
-            .and_then(|text| reader.check(table.field("name"), syntax::dns_name(text)));
-        let ca = reader
-            .required_string(table, "ca")
-            .and_then(|text| reader.check(table.field("ca"), syntax::ca_certificates(text, now)));
+        let target = reader.required_checked(table, "target", syntax::target);
+        let name = reader.checked(table, "name", syntax::dns_name);
+        let ca = reader.required_checked(table, "ca", |text| syntax::ca_certificates(text, now));
         let (host, port) = target?;
         let name = match name {
             Some(name) => name,
@@ -597,17 +583,11 @@ fn hsm(reader: &mut Reader, root: Table<'_>) -> Hsm {
 }
 
 fn external_hsm(reader: &mut Reader, table: Table<'_>) -> Option<ExternalHsm> {
-    let module = reader
-        .required_string(table, "module")
-        .and_then(|text| reader.check(table.field("module"), syntax::module(text)));
-    let token = reader
-        .required_string(table, "token")
-        .and_then(|text| reader.check(table.field("token"), syntax::token_label(text)));
-    let pin = table.has("pin").then(|| {
-        reader
-            .string(table, "pin")
-            .and_then(|text| reader.check(table.field("pin"), syntax::pin(text)))
-    });
+    let module = reader.required_checked(table, "module", syntax::module);
+    let token = reader.required_checked(table, "token", syntax::token_label);
+    let pin = table
+        .has("pin")
+        .then(|| reader.checked(table, "pin", syntax::pin));
     let environment = module_environment(reader, table);
     let addresses = if table.has("addresses") {
         reader.list(table, "addresses", syntax::address_range)

@@ -109,6 +109,28 @@ impl Reader {
         self.string(table, key)
     }
 
+    /// The string `key`, when present, as `check` reads it; its problem recorded under its name.
+    pub(super) fn checked<T>(
+        &mut self,
+        table: Table<'_>,
+        key: &str,
+        check: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Option<T> {
+        let text = self.string(table, key)?;
+        self.check(table.field(key), check(text))
+    }
+
+    /// [`Reader::checked`] of `key`, which must be present.
+    pub(super) fn required_checked<T>(
+        &mut self,
+        table: Table<'_>,
+        key: &str,
+        check: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Option<T> {
+        let text = self.required_string(table, key)?;
+        self.check(table.field(key), check(text))
+    }
+
     /// The boolean `key`, when present.
     pub(super) fn boolean(&mut self, table: Table<'_>, key: &str) -> Option<bool> {
         match table.entries.get(key)? {
