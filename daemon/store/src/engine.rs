@@ -167,7 +167,7 @@ pub(crate) trait Statements: Send {
 }
 
 #[async_trait::async_trait]
-impl Statements for Tx {
+impl Statements for Tx<'_> {
     fn is_postgres(&self) -> bool {
         Tx::is_postgres(self)
     }
@@ -252,11 +252,12 @@ impl WriteTurn {
     }
 }
 
-/// A write transaction on either engine.
-pub enum Tx {
+/// A write transaction on either engine: on the engine's pools (`'static`), or on a
+/// connection its holder keeps (the certificate writer's).
+pub enum Tx<'c> {
     /// SQLite, holding the write lock from its start, and the process's write turn.
     Sqlite(
-        Transaction<'static, Sqlite>,
+        Transaction<'c, Sqlite>,
         #[expect(
             dead_code,
             reason = "held, never read: the turn ends with the transaction"
@@ -264,7 +265,7 @@ pub enum Tx {
         OwnedMutexGuard<()>,
     ),
     /// PostgreSQL.
-    Postgres(Transaction<'static, Postgres>),
+    Postgres(Transaction<'c, Postgres>),
 }
 
 impl Engine {
@@ -284,7 +285,7 @@ impl Engine {
     /// Starts a write transaction. On SQLite it takes the write lock at once (`BEGIN
     /// IMMEDIATE`): a deferred transaction that reads and then writes fails with `SQLITE_BUSY`
     /// when another writer committed in between, which `busy_timeout` cannot cure.
-    pub async fn begin(&self) -> Result<Tx> {
+    pub async fn begin(&self) -> Result<Tx<'static>> {
         match self {
             Engine::Sqlite { write, turn, .. } => {
                 let turn = turn.take().await?;
@@ -395,7 +396,7 @@ impl Engine {
     }
 }
 
-impl Tx {
+impl Tx<'_> {
     /// Every row of a statement in the transaction.
     pub async fn all<T: Record>(
         &mut self,

@@ -15,6 +15,7 @@ mod domains;
 mod engine;
 mod insert;
 mod key_stock;
+mod link;
 mod listing;
 mod migrations;
 mod pending;

@@ -98,7 +98,7 @@ const MIGRATIONS: &[Migration] = &[
 const LOCK_ID: i64 = 0x6c_656d_7572;
 
 /// Starts a transaction that holds the migration lock.
-async fn locked(engine: &Engine) -> Result<Tx> {
+async fn locked(engine: &Engine) -> Result<Tx<'static>> {
     let mut tx = engine.begin().await?;
     if tx.is_postgres() {
         tx.execute(

@@ -24,7 +24,7 @@ fn by_id() -> String {
 }
 
 /// The pending certificate `id`, in the caller's transaction.
-async fn read(tx: &mut Tx, id: i64) -> Result<Option<PendingRecord>> {
+async fn read(tx: &mut Tx<'_>, id: i64) -> Result<Option<PendingRecord>> {
     let row: Option<PendingRow> = tx
         .optional(&by_id(), args![id], "reading a pending certificate")
         .await?;
@@ -33,7 +33,7 @@ async fn read(tx: &mut Tx, id: i64) -> Result<Option<PendingRecord>> {
 
 /// The pending certificate an earlier request of the same user with `new`'s key placed, when
 /// that request was the same; a reused key otherwise.
-async fn earlier(tx: &mut Tx, new: &NewPending<'_>) -> Result<Option<PendingRecord>> {
+async fn earlier(tx: &mut Tx<'_>, new: &NewPending<'_>) -> Result<Option<PendingRecord>> {
     let (Some(key), Some(user_id)) = (new.idempotency, new.user_id) else {
         return Ok(None);
     };

@@ -12,12 +12,13 @@ use crate::chains::{Chains, KnownChains};
 use crate::direct::Direct;
 use crate::engine::{Engine, Statements, WriteTurn};
 use crate::insert::{self, Outcome};
+use crate::link::Link;
 use lemur_core::ca::x509::ParsedCertificate;
 use lemur_core::model::{
     CertificateLinks, CertificateRecord, IdempotencyKey, LogEntry, NewCertificate,
 };
 use lemur_core::{Error, Result};
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::postgres::PgConnectOptions;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -77,13 +78,7 @@ impl Plan {
         let destination = match self {
             Plan::Sqlite(file, turn) => Destination::Direct(Direct::open(&file)?, turn),
             Plan::Postgres(options, patience) => {
-                let _entered = runtime.enter();
-                Destination::Pool(Engine::Postgres(
-                    PgPoolOptions::new()
-                        .max_connections(1)
-                        .acquire_timeout(patience)
-                        .connect_lazy_with(*options),
-                ))
+                Destination::Link(Box::new(Link::new(*options, patience)))
             }
         };
         let target = Target {
@@ -96,8 +91,8 @@ impl Plan {
 
 /// Where batches are written.
 enum Destination {
-    /// PostgreSQL: a one-connection pool of the writer's own, which reconnects after a fault.
-    Pool(Engine),
+    /// PostgreSQL: a connection of the writer's own, made again after a fault.
+    Link(Box<Link>),
     /// SQLite: the writer's own connection, taking turns with the engine's writes.
     Direct(Direct, WriteTurn),
 }
@@ -313,8 +308,8 @@ async fn run(mut target: Target, mut messages: mpsc::Receiver<Message>) {
         commit(&mut target, batch).await;
         if let Some(closed) = closing {
             // The writer closes its connection before it answers.
-            if let Destination::Pool(engine) = &target.destination {
-                engine.close().await;
+            if let Destination::Link(link) = &mut target.destination {
+                link.close().await;
             }
             drop(target);
             let _ = closed.send(());
@@ -412,7 +407,7 @@ async fn alone(target: &mut Target, batch: &[Job]) -> Vec<Result<Stored>> {
 
 /// Whether a database error means the database cannot be reached (every later statement would
 /// fail too), rather than that one statement's data was refused.
-fn unreachable(source: &(dyn std::error::Error + Send + Sync + 'static)) -> bool {
+pub(crate) fn unreachable(source: &(dyn std::error::Error + Send + Sync + 'static)) -> bool {
     if let Some(error) = source.downcast_ref::<rusqlite::Error>() {
         return crate::direct::unreachable(error);
     }
@@ -429,11 +424,11 @@ fn unreachable(source: &(dyn std::error::Error + Send + Sync + 'static)) -> bool
 async fn write(target: &mut Target, batch: &[Job]) -> Result<Vec<Result<Stored>>> {
     let mut chains = Chains::remembered_in(&target.known_chains);
     let results = match &mut target.destination {
-        Destination::Pool(engine) => {
-            let mut tx = engine.begin().await?;
-            let results = write_in(&mut tx, batch, &mut chains).await?;
-            tx.commit(COMMITTING).await?;
-            results
+        Destination::Link(link) => {
+            link.transaction(COMMITTING, async |tx| {
+                write_in(tx, batch, &mut chains).await
+            })
+            .await?
         }
         Destination::Direct(direct, turn) => {
             let _turn = turn.wait().await;

@@ -3,31 +3,31 @@
 //! whatever its size.
 
 use crate::support::{Appliance, Db, openssl_csr};
+use lemur_testkit::daemon::Reply;
 use serde_json::json;
 
 /// Issues `count` certificates from a fresh root; returns the root's id.
 fn issue_many(app: &Appliance, count: usize) -> i64 {
     let root = app.root("store-root", "ECCPRIME256V1");
+    let root = root["id"].as_i64().unwrap();
     for i in 0..count {
-        let reply = app.post(
-            "/api/1/certificates",
-            &json!({ "owner": "store@example.com", "authority": { "id": root["id"] },
-                     "csr": openssl_csr(&[&format!("host-{i}.example.com")]).1 }),
-        );
+        let reply = issue_one(app, root, &format!("host-{i}"));
         assert_eq!(reply.status, 200, "{}", reply.text);
     }
-    root["id"].as_i64().unwrap()
+    root
 }
 
 #[test]
 fn a_database_outage_is_a_503_with_a_retry_hint_and_service_resumes_after() {
     let mut app = Appliance::start(Db::Postgres);
-    issue_many(&app, 1);
+    let root = issue_many(&app, 1);
     // Every request waits this long for a connection while the database is down.
     let config = std::fs::read_to_string(app.daemon.config_path()).unwrap();
     let config = config.replace("acquire_timeout_secs = 5", "acquire_timeout_secs = 1");
     std::fs::write(app.daemon.config_path(), config).unwrap();
     app.daemon.restart();
+    // The certificate writer keeps the connection this issuance makes, and finds it dead later.
+    assert_eq!(issue_one(&app, root, "before-outage").status, 200);
     let postgres = app.postgres.as_ref().unwrap();
     postgres.stop();
     for path in [
@@ -42,12 +42,24 @@ fn a_database_outage_is_a_503_with_a_retry_hint_and_service_resumes_after() {
     // still a 503, never "not found".
     postgres.start_again();
     answers_again(&app, "/api/1/auth/me");
+    // The writer's connection died with the server: the batch begins on a new one.
+    let issued = issue_one(&app, root, "after-restart");
+    assert_eq!(issued.status, 200, "{}", issued.text);
+    assert!(
+        app.daemon
+            .log()
+            .contains("the certificate writer's database connection was gone"),
+        "{}",
+        app.daemon.log()
+    );
     postgres.query("ALTER TABLE certificates RENAME TO certificates_away");
     for path in ["/api/1/certificates/1", "/api/1/certificates/999"] {
         answers_outage(&app, path);
     }
     postgres.query("ALTER TABLE certificates_away RENAME TO certificates");
     postgres.stop();
+    let issued = issue_one(&app, root, "during-outage");
+    assert_eq!(issued.status, 503, "{}", issued.text);
     let login = app.daemon.post(
         "/api/1/auth/login",
         None,
@@ -57,6 +69,18 @@ fn a_database_outage_is_a_503_with_a_retry_hint_and_service_resumes_after() {
     assert_eq!(app.daemon.get("/api/1/healthcheck", None).status, 503);
     postgres.start_again();
     answers_again(&app, "/api/1/certificates/1");
+    // The first issuance after the server came back is stored, on a new connection.
+    let issued = issue_one(&app, root, "after-outage");
+    assert_eq!(issued.status, 200, "{}", issued.text);
+}
+
+/// Issues a certificate for `name`.example.com from authority `root`.
+fn issue_one(app: &Appliance, root: i64, name: &str) -> Reply {
+    app.post(
+        "/api/1/certificates",
+        &json!({ "owner": "store@example.com", "authority": { "id": root },
+                 "csr": openssl_csr(&[&format!("{name}.example.com")]).1 }),
+    )
 }
 
 /// `path` answers as an outage: 503, the database's code, and when to retry.

@@ -1,0 +1,120 @@
+//! The certificate writer's own PostgreSQL connection, kept between batches.
+//!
+//! A pool would cost each batch two round trips that carry nothing: sqlx pings a connection
+//! before handing it out and again when it comes back, and the writer's next batch waits for
+//! both. A connection kept by the writer is used as it is; one that died while idle (a server
+//! restart) fails at the batch's `BEGIN`, before anything is written, so a fresh one is made and
+//! the batch begun on it instead.
+
+use crate::db;
+use crate::engine::Tx;
+use lemur_core::{Error, Result};
+use sqlx::postgres::{PgConnectOptions, PgConnection};
+use sqlx::{ConnectOptions, Connection};
+use std::time::Duration;
+
+/// What the writer connects with, and its connection once made.
+pub(crate) struct Link {
+    options: PgConnectOptions,
+    /// How long a batch waits for a connection to be made (the engine's `acquire_timeout`).
+    patience: Duration,
+    connection: Option<PgConnection>,
+}
+
+impl Link {
+    /// A link that connects when its first batch begins.
+    pub(crate) fn new(options: PgConnectOptions, patience: Duration) -> Self {
+        Self {
+            options,
+            patience,
+            connection: None,
+        }
+    }
+
+    /// Runs `work` in a transaction on the writer's connection, made first if there is none or
+    /// the one kept is gone; commits when `work` succeeds. A failure drops the transaction (its
+    /// rollback goes out before the next statement), and a connection that failed is made anew
+    /// at the next batch.
+    pub(crate) async fn transaction<T>(
+        &mut self,
+        commit_context: &'static str,
+        work: impl AsyncFnOnce(&mut Tx<'_>) -> Result<T>,
+    ) -> Result<T> {
+        let reused = self.connection.is_some();
+        let outcome = match attempt(self.connected().await?, commit_context, work).await {
+            Attempt::Done(outcome) => outcome,
+            Attempt::NotBegun(error, work) if reused && gone(&error) => {
+                log::info!(
+                    "the certificate writer's database connection was gone ({error}); connecting again"
+                );
+                self.connection = None;
+                match attempt(self.connected().await?, commit_context, work).await {
+                    Attempt::Done(outcome) => outcome,
+                    Attempt::NotBegun(error, _) => Err(db("starting a transaction")(error)),
+                }
+            }
+            Attempt::NotBegun(error, _) => Err(db("starting a transaction")(error)),
+        };
+        if outcome.as_ref().is_err_and(unreachable) {
+            self.connection = None;
+        }
+        outcome
+    }
+
+    /// Closes the connection, if there is one.
+    pub(crate) async fn close(&mut self) {
+        if let Some(connection) = self.connection.take() {
+            let _ = connection.close().await;
+        }
+    }
+
+    /// The kept connection, or a new one.
+    async fn connected(&mut self) -> Result<&mut PgConnection> {
+        if let Some(connection) = self.connection.take() {
+            return Ok(self.connection.insert(connection));
+        }
+        let connection = tokio::time::timeout(self.patience, self.options.connect())
+            .await
+            .map_err(|_| Error::Database {
+                context: "connecting to the database",
+                source: format!("no connection within {} s", self.patience.as_secs_f64()).into(),
+            })?
+            .map_err(db("connecting to the database"))?;
+        Ok(self.connection.insert(connection))
+    }
+}
+
+/// What became of one try at a batch's transaction.
+enum Attempt<T, W> {
+    /// `BEGIN` failed: nothing was sent, and the work is still to do.
+    NotBegun(sqlx::Error, W),
+    /// The work ran (and committed, if it succeeded).
+    Done(Result<T>),
+}
+
+/// Begins a transaction on `connection` and, once begun, runs `work` there.
+async fn attempt<T, W: AsyncFnOnce(&mut Tx<'_>) -> Result<T>>(
+    connection: &mut PgConnection,
+    commit_context: &'static str,
+    work: W,
+) -> Attempt<T, W> {
+    let transaction = match connection.begin().await {
+        Ok(transaction) => transaction,
+        Err(error) => return Attempt::NotBegun(error, work),
+    };
+    let mut tx = Tx::Postgres(transaction);
+    Attempt::Done(match work(&mut tx).await {
+        Ok(value) => tx.commit(commit_context).await.map(|()| value),
+        Err(error) => Err(error),
+    })
+}
+
+/// Whether `error` means the connection no longer works (rather than a statement refused).
+fn gone(error: &sqlx::Error) -> bool {
+    crate::writer::unreachable(error)
+}
+
+/// Whether a batch's error came from a connection that no longer works.
+fn unreachable(error: &Error) -> bool {
+    matches!(error, Error::Database { source, .. } if crate::writer::unreachable(source.as_ref()))
+}
