@@ -1,6 +1,7 @@
 //! Logging: to journald when started by systemd, else to stderr.
 
 use log::{LevelFilter, Log, Metadata, Record};
+use std::io::Write;
 
 struct Stderr;
 
@@ -9,9 +10,13 @@ impl Log for Stderr {
         true
     }
 
+    /// Formats the line first and writes it whole: `eprintln!` writes each piece of the format
+    /// as a system call of its own (stderr is unbuffered), a dozen for an access line.
     fn log(&self, record: &Record<'_>) {
         if self.enabled(record.metadata()) {
-            eprintln!("lemur[{}]: {}", record.level(), record.args());
+            let line = format!("lemur[{}]: {}\n", record.level(), record.args());
+            // Nowhere to report a failure to write the log.
+            let _ = std::io::stderr().lock().write_all(line.as_bytes());
         }
     }
 
