@@ -30,27 +30,36 @@ fn domains_of(list: &str) -> String {
 
 /// The certificates `ids` as stored, with their domains, in the caller's transaction: what a
 /// writer answers with, read once per batch rather than once per request. `linked` holds some
-/// of them (by id) with their domains already (see [`insert::Inserted`]): those domains are not
-/// read again.
+/// of them (by id) with their domains already, and `views` some rows as the `INSERT` returned
+/// them (see [`insert::Inserted`]): those are not read again.
 pub(crate) async fn read_back(
     tx: &mut impl Statements,
     ids: &[i64],
     linked: Option<(Vec<i64>, Vec<DomainRow>)>,
+    mut views: HashMap<i64, CertificateRow>,
 ) -> Result<HashMap<i64, (CertificateRecord, CertificateLinks)>> {
     let mut stored = HashMap::with_capacity(ids.len());
     if ids.is_empty() {
         return Ok(stored);
     }
-    let mut params = Conditions::default();
-    let list = params.list(crate::query::ids(ids));
-    let args = params.args();
-    let rows: Vec<CertificateRow> = tx
-        .all(
+    let unread: Vec<i64> = ids
+        .iter()
+        .copied()
+        .filter(|id| !views.contains_key(id))
+        .collect();
+    let mut rows: Vec<CertificateRow> = if unread.is_empty() {
+        Vec::new()
+    } else {
+        let mut params = Conditions::default();
+        let list = params.list(crate::query::ids(&unread));
+        tx.all(
             &format!("SELECT {CERTIFICATE_COLUMNS} FROM {CERTIFICATE_FROM} WHERE c.id IN ({list})"),
-            &args,
+            &params.args(),
             "reading stored certificates",
         )
-        .await?;
+        .await?
+    };
+    rows.extend(ids.iter().filter_map(|id| views.remove(id)));
     for row in rows {
         let record: CertificateRecord = row.into();
         stored.insert(record.id, (record, CertificateLinks::default()));

@@ -4,7 +4,9 @@
 
 use crate::chains::Chains;
 use crate::engine::{Arg, Statements, args};
-use crate::rows::DomainRow;
+use crate::rows::{
+    CERTIFICATE_COLUMNS as VIEW_COLUMNS, CERTIFICATE_JOINS, CertificateRow, DomainRow,
+};
 use lemur_core::model::{CertificateDetails, LogEntry, NewCertificate};
 use lemur_core::{Error, Result};
 use std::collections::HashMap;
@@ -132,7 +134,7 @@ pub(crate) async fn certificates(
     now: i64,
     chains: &mut Chains<'_>,
 ) -> Result<Vec<Outcome>> {
-    let (outcomes, stored) = rows(tx, batch, now, chains).await?;
+    let (outcomes, stored, _) = rows(tx, batch, now, chains, Views::NotWanted).await?;
     link_domains(tx, &stored).await?;
     record_all_replacements(tx, &stored).await?;
     Ok(outcomes)
@@ -145,6 +147,19 @@ pub(crate) struct Inserted {
     /// On PostgreSQL, the ids of the certificates stored and their domains, as linked (see
     /// [`link_and_log`]); `None` when the domains must be read back.
     pub(crate) linked: Option<(Vec<i64>, Vec<DomainRow>)>,
+    /// On PostgreSQL, when asked for, each certificate stored as its view reads it, returned by
+    /// the `INSERT` itself (one round trip fewer than reading it back).
+    pub(crate) views: HashMap<i64, CertificateRow>,
+}
+
+/// Whether the `INSERT` of a batch returns each certificate's view where it can (PostgreSQL):
+/// what a writer answers requests with, and a bulk import never reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Views {
+    /// Returned with the ids.
+    Returned,
+    /// Only the ids.
+    NotWanted,
 }
 
 /// Stores certificates as [`certificates`] does, and the audit row of each one stored (its
@@ -154,9 +169,10 @@ pub(crate) async fn certificates_with_logs(
     batch: &[(&NewCertificate<'_>, &LogEntry<'_>)],
     now: i64,
     chains: &mut Chains<'_>,
+    views: Views,
 ) -> Result<Inserted> {
     let news: Vec<&NewCertificate<'_>> = batch.iter().map(|(new, _)| *new).collect();
-    let (outcomes, stored) = rows(tx, &news, now, chains).await?;
+    let (outcomes, stored, views) = rows(tx, &news, now, chains, views).await?;
     let logs: Vec<LogEntry<'_>> = batch
         .iter()
         .zip(&outcomes)
@@ -178,19 +194,32 @@ pub(crate) async fn certificates_with_logs(
         None
     };
     record_all_replacements(tx, &stored).await?;
-    Ok(Inserted { outcomes, linked })
+    Ok(Inserted {
+        outcomes,
+        linked,
+        views,
+    })
 }
 
-/// Inserts the rows of `batch` (see [`certificates`]): what became of each, and the ones stored
-/// with their ids.
+/// The certificates a batch stored, with their ids.
+type StoredRows<'b, 'a> = Vec<(i64, &'b NewCertificate<'a>)>;
+
+/// Inserts the rows of `batch` (see [`certificates`]): what became of each, the ones stored
+/// with their ids, and their views if asked for and returned.
 async fn rows<'b, 'a>(
     tx: &mut impl Statements,
     batch: &[&'b NewCertificate<'a>],
     now: i64,
     chains: &mut Chains<'_>,
-) -> Result<(Vec<Outcome>, Vec<(i64, &'b NewCertificate<'a>)>)> {
+    views: Views,
+) -> Result<(
+    Vec<Outcome>,
+    StoredRows<'b, 'a>,
+    HashMap<i64, CertificateRow>,
+)> {
     let chains = chain_ids(tx, batch, chains).await?;
     let mut ids = vec![None; batch.len()];
+    let mut read = HashMap::new();
     let mut outcomes: Vec<Option<Outcome>> = vec![None; batch.len()];
     // `ON CONFLICT DO NOTHING` makes a writer that races another for a name or an idempotency
     // key wait for it and then skip the row, where a look-up before the INSERT would see nothing
@@ -207,8 +236,9 @@ async fn rows<'b, 'a>(
             batch,
             chains: &chains,
             now,
+            views,
         };
-        insert_rows(tx, &rows, &waiting, attempt, &mut ids).await?;
+        insert_rows(tx, &rows, &waiting, attempt, &mut ids, &mut read).await?;
         for &i in &waiting {
             if ids[i].is_none() {
                 outcomes[i] = earlier_request(tx, batch[i]).await?;
@@ -229,7 +259,7 @@ async fn rows<'b, 'a>(
             (None, None) => Outcome::NameTaken,
         })
         .collect();
-    Ok((outcomes, stored))
+    Ok((outcomes, stored, read))
 }
 
 /// [`record_replacements`] of each certificate stored.
@@ -275,6 +305,7 @@ struct Rows<'b, 'a> {
     /// Chain ids by chain PEM.
     chains: &'b HashMap<&'b str, i64>,
     now: i64,
+    views: Views,
 }
 
 /// The id of each distinct chain of `batch` (by PEM): from `chains` when known to be
@@ -342,19 +373,24 @@ async fn chain_ids<'b>(
 }
 
 /// Inserts the rows `waiting` (indexes into the batch) under their name number `attempt`, and
-/// records the id of each that was stored.
+/// records the id of each that was stored (and, when the statement returns them, its view in
+/// `views`).
 async fn insert_rows(
     tx: &mut impl Statements,
     rows: &Rows<'_, '_>,
     waiting: &[usize],
     attempt: usize,
     ids: &mut [Option<i64>],
+    views: &mut HashMap<i64, CertificateRow>,
 ) -> Result<()> {
     let batch = rows.batch;
     let alt_names: Vec<String> = waiting
         .iter()
         .map(|&i| CertificateDetails::encode_alt_names(&batch[i].parsed.alt_names))
         .collect();
+    // PostgreSQL returns the views from the statement itself; SQLite has no `INSERT` in `WITH`
+    // (and reads back in process, without a round trip).
+    let returning_views = rows.views == Views::Returned && tx.is_postgres();
     let per_statement = rows_per_statement(CERTIFICATE_ARITY);
     for (chunk, chunk_alt_names) in waiting
         .chunks(per_statement)
@@ -368,22 +404,39 @@ async fn insert_rows(
                 row_args(batch[i], batch[i].names[attempt], alt, chain_id, rows.now)
             })
             .collect();
-        let sql = format!(
-            "INSERT INTO certificates ({CERTIFICATE_COLUMNS}) VALUES {}
-             ON CONFLICT DO NOTHING RETURNING id, name, body_sha256",
+        let insert = format!(
+            "INSERT INTO certificates ({CERTIFICATE_COLUMNS}) VALUES {} ON CONFLICT DO NOTHING",
             placeholders(tx.is_postgres(), chunk.len(), CERTIFICATE_ARITY)
         );
-        let inserted: Vec<(i64, String, String)> =
-            tx.all(&sql, &args, "storing certificates").await?;
-        // RETURNING promises no order: match each row to the first waiting certificate with its
+        // RETURNING promises no order: each row goes to the first waiting certificate with its
         // name and body that has no id yet.
-        for (id, name, sha256) in inserted {
-            if let Some(&i) = chunk.iter().find(|&&i| {
-                ids[i].is_none()
-                    && batch[i].names[attempt] == name
-                    && batch[i].parsed.sha256 == sha256
-            }) {
+        let mut take = |id: i64, name: &str, der: &[u8]| {
+            let found = chunk.iter().copied().find(|&i| {
+                ids[i].is_none() && batch[i].names[attempt] == name && batch[i].parsed.der == der
+            });
+            if let Some(i) = found {
                 ids[i] = Some(id);
+            }
+            found.is_some()
+        };
+        if returning_views {
+            let sql = format!(
+                "WITH c AS ({insert} RETURNING *)
+                 SELECT {VIEW_COLUMNS} FROM c {CERTIFICATE_JOINS}"
+            );
+            let inserted: Vec<CertificateRow> = tx.all(&sql, &args, "storing certificates").await?;
+            for view in inserted {
+                let der = view.body_der.clone().unwrap_or_default();
+                if take(view.id, &view.name, &der) {
+                    views.insert(view.id, view);
+                }
+            }
+        } else {
+            let sql = format!("{insert} RETURNING id, name, body_der");
+            let inserted: Vec<(i64, String, Vec<u8>)> =
+                tx.all(&sql, &args, "storing certificates").await?;
+            for (id, name, der) in inserted {
+                take(id, &name, &der);
             }
         }
     }

@@ -159,9 +159,15 @@ impl SqlStore {
             batch.iter().map(|(new, log)| (new, log)).collect();
         let mut tx = self.engine.begin().await?;
         let mut chains = chains::Chains::remembered_in(&self.known_chains);
-        let outcomes = insert::certificates_with_logs(&mut tx, &batch, now, &mut chains)
-            .await?
-            .outcomes;
+        let outcomes = insert::certificates_with_logs(
+            &mut tx,
+            &batch,
+            now,
+            &mut chains,
+            insert::Views::NotWanted,
+        )
+        .await?
+        .outcomes;
         tx.commit("committing certificates").await?;
         chains.committed();
         Ok(outcomes

@@ -320,13 +320,23 @@ pub const CERTIFICATE_COLUMNS: &str =
     c.subject_country, c.subject_state, c.subject_location, c.path_length, c.server_auth,
     c.client_auth, c.alt_names";
 
-/// `certificates c` with what a view of it needs, in one round trip.
-pub const CERTIFICATE_FROM: &str = "certificates c
-    LEFT JOIN users u ON u.id = c.user_id
+/// What a view of the certificate rows `c` needs beside them.
+macro_rules! certificate_joins {
+    () => {
+        "LEFT JOIN users u ON u.id = c.user_id
     LEFT JOIN rotation_policies rp ON rp.id = c.rotation_policy_id
     LEFT JOIN authorities a ON a.id = c.authority_id
     LEFT JOIN certificates ac ON ac.id = a.authority_certificate_id
-    LEFT JOIN chains ch ON ch.id = c.chain_id";
+    LEFT JOIN chains ch ON ch.id = c.chain_id"
+    };
+}
+
+/// [`CERTIFICATE_FROM`]'s joins, for rows named `c` that come from elsewhere (the rows an
+/// `INSERT` returns).
+pub const CERTIFICATE_JOINS: &str = certificate_joins!();
+
+/// `certificates c` with what a view of it needs, in one round trip.
+pub const CERTIFICATE_FROM: &str = concat!("certificates c\n    ", certificate_joins!());
 
 /// The creator a row's `LEFT JOIN users u` found, if any.
 fn creator(

@@ -484,7 +484,8 @@ async fn write_in(
         }
     }
     let (indexes, to_store): (Vec<usize>, Vec<_>) = to_store.into_iter().unzip();
-    let inserted = insert::certificates_with_logs(tx, &to_store, now, chains).await?;
+    let inserted =
+        insert::certificates_with_logs(tx, &to_store, now, chains, insert::Views::Returned).await?;
     for (index, outcome) in indexes.into_iter().zip(inserted.outcomes) {
         results[index] = Some(outcome);
     }
@@ -495,7 +496,8 @@ async fn write_in(
             _ => None,
         })
         .collect();
-    let stored = crate::certificates::read_back(tx, &answered, inserted.linked).await?;
+    let stored =
+        crate::certificates::read_back(tx, &answered, inserted.linked, inserted.views).await?;
     Ok(results
         .iter()
         .enumerate()
