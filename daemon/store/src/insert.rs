@@ -669,10 +669,36 @@ pub(crate) async fn log(tx: &mut impl Statements, entry: &LogEntry<'_>, now: i64
     logs(tx, std::slice::from_ref(entry), now).await
 }
 
+/// The statement that takes PostgreSQL's transaction locks on `hashes` (SHA-256 of certificate
+/// bodies), in sorted order, so two imports of the same certificate take turns; `None` without
+/// any. It must run before [`existing_bodies`] reads, in a statement of its own: a statement
+/// reads what was committed when it began, and the lock may be waited for. The certificate
+/// writer sends it with its `BEGIN`, in the same round trip. Each lock is named by the first 64
+/// bits of a hash, written into the statement as a number (nothing from a request but those
+/// numbers).
+pub(crate) fn duplicate_locks(hashes: &[&str]) -> Option<String> {
+    let mut keys: Vec<i64> = hashes
+        .iter()
+        .map(|sha256| {
+            u64::from_str_radix(sha256.get(..16).unwrap_or_default(), 16)
+                .unwrap_or(0)
+                .cast_signed()
+        })
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
+    let values: Vec<String> = keys.iter().map(|key| format!("({key})")).collect();
+    (!keys.is_empty()).then(|| {
+        format!(
+            "SELECT pg_advisory_xact_lock(key) FROM (VALUES {}) AS locks (key) ORDER BY key",
+            values.join(", ")
+        )
+    })
+}
+
 /// Which of `hashes` (SHA-256 of certificate bodies) a live certificate has already, inside the
 /// caller's write transaction: hash to id. SQLite's single writer serialises the check; on
-/// PostgreSQL transaction locks on the hashes, taken in sorted order, make two imports of the
-/// same certificate take turns.
+/// PostgreSQL the caller holds the [`duplicate_locks`] of `hashes`.
 pub(crate) async fn existing_bodies(
     tx: &mut impl Statements,
     hashes: &[&str],
@@ -683,28 +709,6 @@ pub(crate) async fn existing_bodies(
     let mut hashes = hashes.to_vec();
     hashes.sort_unstable();
     hashes.dedup();
-    if tx.is_postgres() {
-        let mut keys: Vec<i64> = hashes
-            .iter()
-            .map(|sha256| {
-                u64::from_str_radix(sha256.get(..16).unwrap_or_default(), 16)
-                    .unwrap_or(0)
-                    .cast_signed()
-            })
-            .collect();
-        keys.sort_unstable();
-        keys.dedup();
-        let args: Vec<Arg<'_>> = keys.iter().map(|&key| Arg::Int(key)).collect();
-        tx.execute(
-            &format!(
-                "SELECT pg_advisory_xact_lock(key) FROM (VALUES {}) AS locks (key) ORDER BY key",
-                placeholders(true, keys.len(), 1)
-            ),
-            &args,
-            "locking duplicate detection",
-        )
-        .await?;
-    }
     let mut found = HashMap::new();
     for chunk in hashes.chunks(rows_per_statement(1)) {
         let args: Vec<Arg<'_>> = chunk.iter().map(|&sha256| Arg::Text(sha256)).collect();

@@ -11,6 +11,7 @@ use crate::engine::Tx;
 use lemur_core::{Error, Result};
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::{ConnectOptions, Connection};
+use std::borrow::Cow;
 use std::time::Duration;
 
 /// What the writer connects with, and its connection once made.
@@ -32,23 +33,30 @@ impl Link {
     }
 
     /// Runs `work` in a transaction on the writer's connection, made first if there is none or
-    /// the one kept is gone; commits when `work` succeeds. A failure drops the transaction (its
+    /// the one kept is gone; commits when `work` succeeds. `begin` starts the transaction: a
+    /// `BEGIN`, perhaps followed by statements that go in the same round trip (as a simple
+    /// query: no parameters). A failure drops the transaction (its
     /// rollback goes out before the next statement), and a connection that failed is made anew
     /// at the next batch.
     pub(crate) async fn transaction<T>(
         &mut self,
+        begin: Cow<'static, str>,
         commit_context: &'static str,
         work: impl AsyncFnOnce(&mut Tx<'_>) -> Result<T>,
     ) -> Result<T> {
         let reused = self.connection.is_some();
-        let outcome = match attempt(self.connected().await?, commit_context, work).await {
+        let start = Start {
+            begin: &begin,
+            commit_context,
+        };
+        let outcome = match attempt(self.connected().await?, start, work).await {
             Attempt::Done(outcome) => outcome,
             Attempt::NotBegun(error, work) if reused && gone(&error) => {
                 log::info!(
                     "the certificate writer's database connection was gone ({error}); connecting again"
                 );
                 self.connection = None;
-                match attempt(self.connected().await?, commit_context, work).await {
+                match attempt(self.connected().await?, start, work).await {
                     Attempt::Done(outcome) => outcome,
                     Attempt::NotBegun(error, _) => Err(db("starting a transaction")(error)),
                 }
@@ -92,19 +100,26 @@ enum Attempt<T, W> {
     Done(Result<T>),
 }
 
+/// How a batch's transaction starts, and what its commit's failure is reported as.
+#[derive(Clone, Copy)]
+struct Start<'s> {
+    begin: &'s Cow<'static, str>,
+    commit_context: &'static str,
+}
+
 /// Begins a transaction on `connection` and, once begun, runs `work` there.
 async fn attempt<T, W: AsyncFnOnce(&mut Tx<'_>) -> Result<T>>(
     connection: &mut PgConnection,
-    commit_context: &'static str,
+    start: Start<'_>,
     work: W,
 ) -> Attempt<T, W> {
-    let transaction = match connection.begin().await {
+    let transaction = match connection.begin_with(start.begin.clone()).await {
         Ok(transaction) => transaction,
         Err(error) => return Attempt::NotBegun(error, work),
     };
     let mut tx = Tx::Postgres(transaction);
     Attempt::Done(match work(&mut tx).await {
-        Ok(value) => tx.commit(commit_context).await.map(|()| value),
+        Ok(value) => tx.commit(start.commit_context).await.map(|()| value),
         Err(error) => Err(error),
     })
 }

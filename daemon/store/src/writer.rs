@@ -425,7 +425,11 @@ async fn write(target: &mut Target, batch: &[Job]) -> Result<Vec<Result<Stored>>
     let mut chains = Chains::remembered_in(&target.known_chains);
     let results = match &mut target.destination {
         Destination::Link(link) => {
-            link.transaction(COMMITTING, async |tx| {
+            let begin = match insert::duplicate_locks(&unique_bodies(batch)) {
+                Some(locks) => format!("BEGIN; {locks}").into(),
+                None => "BEGIN".into(),
+            };
+            link.transaction(begin, COMMITTING, async |tx| {
                 write_in(tx, batch, &mut chains).await
             })
             .await?
@@ -442,6 +446,15 @@ async fn write(target: &mut Target, batch: &[Job]) -> Result<Vec<Result<Stored>>
     Ok(results)
 }
 
+/// The bodies (SHA-256) of the imports in `batch`, which must not be stored twice.
+fn unique_bodies(batch: &[Job]) -> Vec<&str> {
+    batch
+        .iter()
+        .filter(|job| job.unique_body)
+        .map(|job| job.certificate.parsed.sha256.as_str())
+        .collect()
+}
+
 /// [`write`]'s statements, in the caller's transaction.
 async fn write_in(
     tx: &mut impl Statements,
@@ -450,12 +463,7 @@ async fn write_in(
 ) -> Result<Vec<Result<Stored>>> {
     let now = batch.iter().map(|job| job.now).max().unwrap_or_default();
     let news: Vec<NewCertificate<'_>> = batch.iter().map(|job| job.certificate.borrow()).collect();
-    let unique: Vec<&str> = batch
-        .iter()
-        .filter(|job| job.unique_body)
-        .map(|job| job.certificate.parsed.sha256.as_str())
-        .collect();
-    let existing = insert::existing_bodies(tx, &unique).await?;
+    let existing = insert::existing_bodies(tx, &unique_bodies(batch)).await?;
     let mut results: Vec<Option<Outcome>> = vec![None; batch.len()];
     // An import retried with its key while the first attempt was in flight gets what that
     // attempt made, before its body is taken for a duplicate.

@@ -228,6 +228,86 @@ fn a_domain_added_by_another_transaction_meanwhile_is_still_linked() {
     assert_eq!(linked.trim(), name);
 }
 
+/// Two imports of one certificate take turns on PostgreSQL (several daemons may share the
+/// database): the writer takes the certificate's lock, by the first 64 bits of its SHA-256,
+/// before it looks for the body, so an import that waited for another finds it and is refused.
+#[test]
+fn an_import_waits_for_another_of_the_same_certificate_and_is_refused() {
+    use std::io::Write;
+    let app = Appliance::start(Db::Postgres);
+    let postgres = app.postgres.as_ref().unwrap();
+    let (body, chain, _) = crate::ca::external_certificate();
+    let der: String = body
+        .lines()
+        .filter(|line| !line.starts_with("-----"))
+        .collect();
+    let mut other = postgres.session();
+    let mut input = other.stdin.take().unwrap();
+    // Another transaction imports the same certificate first, as another daemon would: its lock,
+    // then a row with this body (a copy of the root authority's certificate row).
+    let root = app.root("held-root", "ECCPRIME256V1");
+    let sha256 = format!("encode(sha256(decode('{der}', 'base64')), 'hex')");
+    writeln!(
+        input,
+        "BEGIN;
+         SELECT pg_advisory_xact_lock(('x' || substr({sha256}, 1, 16))::bit(64)::bigint);
+         CREATE TEMP TABLE held AS SELECT * FROM certificates WHERE id = {};
+         UPDATE held SET id = nextval(pg_get_serial_sequence('certificates', 'id')),
+             name = 'held-by-another', body_der = decode('{der}', 'base64'), body_sha256 = {sha256};
+         INSERT INTO certificates SELECT * FROM held;",
+        root["authorityCertificate"]["id"]
+    )
+    .unwrap();
+    input.flush().unwrap();
+    let waiting = |count: usize| {
+        (0..200).any(|_| {
+            let blocked = postgres.query(
+                "SELECT count(*) FROM pg_stat_activity
+                 WHERE datname = current_database() AND cardinality(pg_blocking_pids(pid)) > 0",
+            );
+            let done = blocked.trim() == count.to_string();
+            if !done {
+                std::thread::park_timeout(std::time::Duration::from_millis(50));
+            }
+            done
+        })
+    };
+    let held = (0..200).any(|_| {
+        let locks =
+            postgres.query("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted");
+        let done = locks.trim() == "1";
+        if !done {
+            std::thread::park_timeout(std::time::Duration::from_millis(50));
+        }
+        done
+    });
+    assert!(held, "the session never took the lock");
+    let (blocked, reply) = std::thread::scope(|scope| {
+        let importing = scope.spawn(|| {
+            app.post(
+                "/api/1/certificates/upload",
+                &json!({ "owner": "race@example.com", "body": body, "chain": chain }),
+            )
+        });
+        let blocked = waiting(1);
+        // Committed either way, so the import never waits for a failed test.
+        input.write_all(b"COMMIT;\n").unwrap();
+        drop(input);
+        (blocked, importing.join().unwrap())
+    });
+    assert!(other.wait().unwrap().success());
+    assert!(blocked, "the import never waited for the other transaction");
+    let held_id = postgres.query("SELECT id FROM certificates WHERE name = 'held-by-another'");
+    assert_eq!(reply.status, 409, "{}", reply.text);
+    assert!(
+        reply
+            .text
+            .contains(&format!("as certificate {}", held_id.trim())),
+        "{}",
+        reply.text
+    );
+}
+
 /// Rows stored before migration 4 have no details beside the certificate: the view parses the
 /// body instead and shows the same.
 #[test]
