@@ -164,6 +164,20 @@ pub(crate) trait Statements: Send {
 
     /// Runs a statement; the rows it changed.
     async fn execute(&mut self, sql: &str, args: &[Arg<'_>], context: &'static str) -> Result<u64>;
+
+    /// Every row of a statement planned afresh each time it runs, for a look-up that must use
+    /// its index from a table's first minutes. PostgreSQL keeps a prepared statement's generic
+    /// plan once it settles on one (after five runs): one made while the table held a few rows
+    /// scans the whole table, however large it grows, until autovacuum first analyses it (up to
+    /// a minute later). SQLite plans by its indexes, not by table sizes.
+    async fn all_replanned<T: Columns>(
+        &mut self,
+        sql: &str,
+        args: &[Arg<'_>],
+        context: &'static str,
+    ) -> Result<Vec<T>> {
+        self.all(sql, args, context).await
+    }
 }
 
 #[async_trait::async_trait]
@@ -192,6 +206,22 @@ impl Statements for Tx<'_> {
 
     async fn execute(&mut self, sql: &str, args: &[Arg<'_>], context: &'static str) -> Result<u64> {
         Tx::execute(self, sql, args, context).await
+    }
+
+    async fn all_replanned<T: Columns>(
+        &mut self,
+        sql: &str,
+        args: &[Arg<'_>],
+        context: &'static str,
+    ) -> Result<Vec<T>> {
+        match self {
+            Tx::Postgres(tx) => bind_all!(sqlx::query_as::<Postgres, T>(sql), args)
+                .persistent(false)
+                .fetch_all(&mut **tx)
+                .await
+                .map_err(db(context)),
+            Tx::Sqlite(..) => Tx::all(self, sql, args, context).await,
+        }
     }
 }
 

@@ -713,8 +713,9 @@ pub(crate) async fn existing_bodies(
     for chunk in hashes.chunks(rows_per_statement(1)) {
         let args: Vec<Arg<'_>> = chunk.iter().map(|&sha256| Arg::Text(sha256)).collect();
         let list = in_list(tx.is_postgres(), 0, chunk.len());
+        // Replanned: imports into a new database would scan the table once per batch.
         let rows: Vec<(String, i64)> = tx
-            .all(
+            .all_replanned(
                 &format!(
                     "SELECT body_sha256, id FROM certificates
                      WHERE body_sha256 IN ({list}) AND deleted = FALSE"
