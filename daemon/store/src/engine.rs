@@ -169,7 +169,8 @@ pub(crate) trait Statements: Send {
     /// its index from a table's first minutes. PostgreSQL keeps a prepared statement's generic
     /// plan once it settles on one (after five runs): one made while the table held a few rows
     /// scans the whole table, however large it grows, until autovacuum first analyses it (up to
-    /// a minute later). SQLite plans by its indexes, not by table sizes.
+    /// a minute later). It costs a round trip more on PostgreSQL (sqlx describes an unnamed
+    /// statement before it binds it). SQLite plans by its indexes, not by table sizes.
     async fn all_replanned<T: Columns>(
         &mut self,
         sql: &str,

@@ -2,9 +2,12 @@
 //!
 //! A pool would cost each batch two round trips that carry nothing: sqlx pings a connection
 //! before handing it out and again when it comes back, and the writer's next batch waits for
-//! both. A connection kept by the writer is used as it is; one that died while idle (a server
-//! restart) fails at the batch's `BEGIN`, before anything is written, so a fresh one is made and
-//! the batch begun on it instead.
+//! both. A connection kept by the writer is used as it is while in steady use. One that died
+//! while idle (a server restart, which tells idle clients so) fails at the batch's `BEGIN`, and
+//! nothing of a batch is written before its commit, so a fresh connection is made and the batch
+//! begun on it instead. One idle for long is pinged first, within the patience a new
+//! connection gets, so a connection a firewall dropped in silence does not hold the writer for
+//! the kernel's retransmission timeout.
 
 use crate::db;
 use crate::engine::Tx;
@@ -12,14 +15,19 @@ use lemur_core::{Error, Result};
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::{ConnectOptions, Connection};
 use std::borrow::Cow;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+/// How long the connection may sit unused before a batch checks it first.
+const IDLE_CHECK_AFTER: Duration = Duration::from_secs(60);
 
 /// What the writer connects with, and its connection once made.
 pub(crate) struct Link {
     options: PgConnectOptions,
-    /// How long a batch waits for a connection to be made (the engine's `acquire_timeout`).
+    /// How long a batch waits for a connection to be made or checked (the engine's
+    /// `acquire_timeout`).
     patience: Duration,
-    connection: Option<PgConnection>,
+    /// The connection, and when a batch last ended on it.
+    connection: Option<(PgConnection, Instant)>,
 }
 
 impl Link {
@@ -35,9 +43,10 @@ impl Link {
     /// Runs `work` in a transaction on the writer's connection, made first if there is none or
     /// the one kept is gone; commits when `work` succeeds. `begin` starts the transaction: a
     /// `BEGIN`, perhaps followed by statements that go in the same round trip (as a simple
-    /// query: no parameters). A failure drops the transaction (its
-    /// rollback goes out before the next statement), and a connection that failed is made anew
-    /// at the next batch.
+    /// query: no parameters). A failure after `BEGIN` drops the transaction (its
+    /// rollback goes out before the next statement); a failed `BEGIN` (which may leave the
+    /// session in an aborted transaction sqlx does not roll back) or a connection that is gone
+    /// drops the connection, and the next batch makes a new one.
     pub(crate) async fn transaction<T>(
         &mut self,
         begin: Cow<'static, str>,
@@ -58,28 +67,45 @@ impl Link {
                 self.connection = None;
                 match attempt(self.connected().await?, start, work).await {
                     Attempt::Done(outcome) => outcome,
-                    Attempt::NotBegun(error, _) => Err(db("starting a transaction")(error)),
+                    Attempt::NotBegun(error, _) => Err(not_begun(error)),
                 }
             }
-            Attempt::NotBegun(error, _) => Err(db("starting a transaction")(error)),
+            Attempt::NotBegun(error, _) => Err(not_begun(error)),
         };
-        if outcome.as_ref().is_err_and(unreachable) {
-            self.connection = None;
+        match &outcome {
+            Err(Error::Database {
+                context: NOT_BEGUN, ..
+            }) => self.connection = None,
+            Err(error) if unreachable(error) => self.connection = None,
+            _ => {
+                if let Some((_, last_used)) = &mut self.connection {
+                    *last_used = Instant::now();
+                }
+            }
         }
         outcome
     }
 
     /// Closes the connection, if there is one.
     pub(crate) async fn close(&mut self) {
-        if let Some(connection) = self.connection.take() {
+        if let Some((connection, _)) = self.connection.take() {
             let _ = connection.close().await;
         }
     }
 
     /// The kept connection, or a new one.
     async fn connected(&mut self) -> Result<&mut PgConnection> {
-        if let Some(connection) = self.connection.take() {
-            return Ok(self.connection.insert(connection));
+        if let Some((mut connection, last_used)) = self.connection.take() {
+            let alive = last_used.elapsed() < IDLE_CHECK_AFTER
+                || tokio::time::timeout(self.patience, connection.ping())
+                    .await
+                    .is_ok_and(|pinged| pinged.is_ok());
+            if alive {
+                return Ok(&mut self.connection.insert((connection, last_used)).0);
+            }
+            log::info!(
+                "the certificate writer's idle database connection did not answer; connecting again"
+            );
         }
         let connection = tokio::time::timeout(self.patience, self.options.connect())
             .await
@@ -88,8 +114,15 @@ impl Link {
                 source: format!("no connection within {} s", self.patience.as_secs_f64()).into(),
             })?
             .map_err(db("connecting to the database"))?;
-        Ok(self.connection.insert(connection))
+        Ok(&mut self.connection.insert((connection, Instant::now())).0)
     }
+}
+
+/// What a failed `BEGIN` is reported as.
+const NOT_BEGUN: &str = "starting a transaction";
+
+fn not_begun(error: sqlx::Error) -> Error {
+    db(NOT_BEGUN)(error)
 }
 
 /// What became of one try at a batch's transaction.

@@ -201,9 +201,9 @@ impl Log {
 
 impl Writer {
     /// Starts the writer on a thread of its own, with a connection of its own: for SQLite
-    /// (`sqlite_file`, the database sqlx opened) a [`Direct`] one, else a one-connection pool
-    /// to the engine's PostgreSQL server (one connection beyond the engine's pool). Everything
-    /// the thread owns is made on the thread, so a failure to start drops nothing here.
+    /// (`sqlite_file`, the database sqlx opened) a [`Direct`] one, else a [`Link`] to the
+    /// engine's PostgreSQL server (one connection beyond the engine's pool). Everything the
+    /// thread owns is made on the thread, so a failure to start drops nothing here.
     pub(crate) async fn start(
         engine: &Engine,
         sqlite_file: Option<&Path>,
@@ -412,7 +412,11 @@ pub(crate) fn unreachable(source: &(dyn std::error::Error + Send + Sync + 'stati
         return crate::direct::unreachable(error);
     }
     match source.downcast_ref::<sqlx::Error>() {
-        Some(sqlx::Error::Database(_)) => false,
+        // The server ending the session (a shutdown, a terminated backend: class 57P) or the
+        // connection failing (class 08) says so as a database error.
+        Some(sqlx::Error::Database(error)) => error
+            .code()
+            .is_some_and(|code| code.starts_with("57P") || code.starts_with("08")),
         Some(_) => true,
         // Errors copied as text for the rest of a batch: already judged.
         None => true,

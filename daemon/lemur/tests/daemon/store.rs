@@ -72,6 +72,13 @@ fn a_database_outage_is_a_503_with_a_retry_hint_and_service_resumes_after() {
     // The first issuance after the server came back is stored, on a new connection.
     let issued = issue_one(&app, root, "after-outage");
     assert_eq!(issued.status, 200, "{}", issued.text);
+    // An administrator's restart tells the writer's idle session the server is shutting down:
+    // the next batch reads that, and connects again rather than failing.
+    postgres.stop_fast();
+    postgres.start_again();
+    answers_again(&app, "/api/1/certificates/1");
+    let issued = issue_one(&app, root, "after-fast-restart");
+    assert_eq!(issued.status, 200, "{}", issued.text);
 }
 
 /// Issues a certificate for `name`.example.com from authority `root`.
