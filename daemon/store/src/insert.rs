@@ -410,9 +410,9 @@ async fn insert_rows(
         );
         // RETURNING promises no order: each row goes to the first waiting certificate with its
         // name and body that has no id yet.
-        let mut take = |id: i64, name: &str, der: &[u8]| {
+        let mut take = |id: i64, name: &str, same_body: &dyn Fn(&NewCertificate<'_>) -> bool| {
             let found = chunk.iter().copied().find(|&i| {
-                ids[i].is_none() && batch[i].names[attempt] == name && batch[i].parsed.der == der
+                ids[i].is_none() && batch[i].names[attempt] == name && same_body(batch[i])
             });
             if let Some(i) = found {
                 ids[i] = Some(id);
@@ -426,17 +426,19 @@ async fn insert_rows(
             );
             let inserted: Vec<CertificateRow> = tx.all(&sql, &args, "storing certificates").await?;
             for view in inserted {
-                let der = view.body_der.clone().unwrap_or_default();
-                if take(view.id, &view.name, &der) {
+                let der = view.body_der.as_deref();
+                if take(view.id, &view.name, &|new| {
+                    Some(new.parsed.der.as_slice()) == der
+                }) {
                     views.insert(view.id, view);
                 }
             }
         } else {
-            let sql = format!("{insert} RETURNING id, name, body_der");
-            let inserted: Vec<(i64, String, Vec<u8>)> =
+            let sql = format!("{insert} RETURNING id, name, body_sha256");
+            let inserted: Vec<(i64, String, String)> =
                 tx.all(&sql, &args, "storing certificates").await?;
-            for (id, name, der) in inserted {
-                take(id, &name, &der);
+            for (id, name, sha256) in inserted {
+                take(id, &name, &|new| new.parsed.sha256 == sha256);
             }
         }
     }

@@ -67,23 +67,24 @@ impl Link {
                 self.connection = None;
                 match attempt(self.connected().await?, start, work).await {
                     Attempt::Done(outcome) => outcome,
-                    Attempt::NotBegun(error, _) => Err(not_begun(error)),
+                    Attempt::NotBegun(error, _) => return Err(self.not_begun(error)),
                 }
             }
-            Attempt::NotBegun(error, _) => Err(not_begun(error)),
+            Attempt::NotBegun(error, _) => return Err(self.not_begun(error)),
         };
-        match &outcome {
-            Err(Error::Database {
-                context: NOT_BEGUN, ..
-            }) => self.connection = None,
-            Err(error) if unreachable(error) => self.connection = None,
-            _ => {
-                if let Some((_, last_used)) = &mut self.connection {
-                    *last_used = Instant::now();
-                }
-            }
+        match (&outcome, &mut self.connection) {
+            (Err(error), _) if unreachable(error) => self.connection = None,
+            (_, Some((_, last_used))) => *last_used = Instant::now(),
+            _ => {}
         }
         outcome
+    }
+
+    /// A failed `BEGIN`, reported; its connection is dropped, as the session may be left in
+    /// an aborted transaction.
+    fn not_begun(&mut self, error: sqlx::Error) -> Error {
+        self.connection = None;
+        db("starting a transaction")(error)
     }
 
     /// Closes the connection, if there is one.
@@ -116,13 +117,6 @@ impl Link {
             .map_err(db("connecting to the database"))?;
         Ok(&mut self.connection.insert((connection, Instant::now())).0)
     }
-}
-
-/// What a failed `BEGIN` is reported as.
-const NOT_BEGUN: &str = "starting a transaction";
-
-fn not_begun(error: sqlx::Error) -> Error {
-    db(NOT_BEGUN)(error)
 }
 
 /// What became of one try at a batch's transaction.
