@@ -48,6 +48,13 @@ pub enum Error {
 /// Shorthand for results of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// How long connecting to the daemon may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long each of sending a request and receiving its answer may take: two minutes, for the
+/// slowest calls.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(120);
+
 /// A client of one daemon, signed in or not.
 pub struct Client {
     base: String,
@@ -58,9 +65,16 @@ pub struct Client {
 impl Client {
     /// A client of the daemon at `base` (`http://127.0.0.1:8000`, without `/api/1`).
     pub fn new(base: impl Into<String>) -> Self {
+        // Each phase has its own limit rather than one for the whole call: with an overall
+        // limit, ureq resolves the host on a thread spawned per request (so it can give up on
+        // it), a thread the daemon's own cores pay for when both run on one machine.
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(120)))
+            .timeout_connect(Some(CONNECT_TIMEOUT))
+            .timeout_send_request(Some(ANSWER_TIMEOUT))
+            .timeout_send_body(Some(ANSWER_TIMEOUT))
+            .timeout_recv_response(Some(ANSWER_TIMEOUT))
+            .timeout_recv_body(Some(ANSWER_TIMEOUT))
             .build()
             .into();
         Self {

@@ -30,7 +30,13 @@ impl Direct {
     /// WAL, a durable commit (`synchronous = FULL`), foreign keys, and a busy timeout for the
     /// writers of other processes (the CLI, a backup). Its temporary files (the statement
     /// journal a multi-row insert keeps) stay in memory: on disk each was created and unlinked
-    /// again for every batch.
+    /// again for every batch. It keeps 8 MiB of pages, as the engine's readers do (SQLite's
+    /// default 2 MiB had it reading index pages back from the file at each batch), and
+    /// checkpoints the WAL every 4,000 pages (32 MiB) instead of 1,000: the checkpoint runs in
+    /// the commit that crosses the mark, and pages written again and again (the ends of the
+    /// indexes on ids and dates, the search index's) are copied once per checkpoint, so the
+    /// writer spent half as long on checkpoints (measured at 16 connections: 10% of its time
+    /// before, 5% after). The WAL file keeps the size it reached, about 32 MiB.
     pub(crate) fn open(path: &Path) -> Result<Self> {
         let opening = |source| Error::Database {
             context: "opening the certificate writer's connection",
@@ -46,7 +52,8 @@ impl Direct {
             .and_then(|()| {
                 connection.execute_batch(
                     "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;
-                     PRAGMA temp_store = MEMORY;",
+                     PRAGMA temp_store = MEMORY; PRAGMA cache_size = -8192;
+                     PRAGMA wal_autocheckpoint = 4000;",
                 )
             })
             .map_err(opening)?;
