@@ -165,19 +165,20 @@ pub(crate) trait Statements: Send {
     /// Runs a statement; the rows it changed.
     async fn execute(&mut self, sql: &str, args: &[Arg<'_>], context: &'static str) -> Result<u64>;
 
-    /// Every row of a statement planned afresh each time it runs, for a look-up that must use
+    /// Every row of a statement without parameters (any values written into it by the caller,
+    /// which answers for them), planned afresh each time it runs, for a look-up that must use
     /// its index from a table's first minutes. PostgreSQL keeps a prepared statement's generic
     /// plan once it settles on one (after five runs): one made while the table held a few rows
     /// scans the whole table, however large it grows, until autovacuum first analyses it (up to
-    /// a minute later). It costs a round trip more on PostgreSQL (sqlx describes an unnamed
-    /// statement before it binds it). SQLite plans by its indexes, not by table sizes.
-    async fn all_replanned<T: Columns>(
+    /// a minute later). On PostgreSQL it goes as a simple query: one round trip, where an
+    /// unnamed prepared statement takes two (sqlx describes it before it binds it). SQLite
+    /// plans by its indexes, not by table sizes.
+    async fn all_unprepared<T: Columns>(
         &mut self,
         sql: &str,
-        args: &[Arg<'_>],
         context: &'static str,
     ) -> Result<Vec<T>> {
-        self.all(sql, args, context).await
+        self.all(sql, &[], context).await
     }
 }
 
@@ -209,19 +210,20 @@ impl Statements for Tx<'_> {
         Tx::execute(self, sql, args, context).await
     }
 
-    async fn all_replanned<T: Columns>(
+    async fn all_unprepared<T: Columns>(
         &mut self,
         sql: &str,
-        args: &[Arg<'_>],
         context: &'static str,
     ) -> Result<Vec<T>> {
         match self {
-            Tx::Postgres(tx) => bind_all!(sqlx::query_as::<Postgres, T>(sql), args)
-                .persistent(false)
-                .fetch_all(&mut **tx)
-                .await
-                .map_err(db(context)),
-            Tx::Sqlite(..) => Tx::all(self, sql, args, context).await,
+            Tx::Postgres(tx) => {
+                let connection: &mut sqlx::PgConnection = tx;
+                sqlx::Executor::fetch_all(connection, sqlx::raw_sql(sql))
+                    .await
+                    .and_then(|rows| rows.iter().map(T::from_row).collect())
+                    .map_err(db(context))
+            }
+            Tx::Sqlite(..) => Tx::all(self, sql, &[], context).await,
         }
     }
 }

@@ -713,27 +713,64 @@ pub(crate) async fn existing_bodies(
     hashes.dedup();
     let mut found = HashMap::new();
     for chunk in hashes.chunks(rows_per_statement(1)) {
-        let args: Vec<Arg<'_>> = chunk.iter().map(|&sha256| Arg::Text(sha256)).collect();
-        let list = in_list(tx.is_postgres(), 0, chunk.len());
-        // Replanned: imports into a new database would scan the table once per batch.
-        let rows: Vec<(String, i64)> = tx
-            .all_replanned(
-                &format!(
-                    "SELECT body_sha256, id FROM certificates
-                     WHERE body_sha256 IN ({list}) AND deleted = FALSE"
-                ),
-                &args,
-                "looking for duplicates",
+        let look_up = |list: &str| {
+            format!(
+                "SELECT body_sha256, id FROM certificates
+                 WHERE body_sha256 IN ({list}) AND deleted = FALSE"
             )
-            .await?;
+        };
+        let rows: Vec<(String, i64)> = if tx.is_postgres() {
+            // Planned for these hashes each time: a prepared statement's plan would scan the
+            // table once per batch while a new database is imported into.
+            let list = hex_literals(chunk)?;
+            tx.all_unprepared(&look_up(&list), "looking for duplicates")
+                .await?
+        } else {
+            let args: Vec<Arg<'_>> = chunk.iter().map(|&sha256| Arg::Text(sha256)).collect();
+            let list = in_list(false, 0, chunk.len());
+            tx.all(&look_up(&list), &args, "looking for duplicates")
+                .await?
+        };
         found.extend(rows);
     }
     Ok(found)
 }
 
+/// `hashes` as a list of SQL string literals, for a statement without parameters; refused
+/// unless each is hex digits only, so nothing but those digits is written into the statement.
+fn hex_literals(hashes: &[&str]) -> Result<String> {
+    let mut list = String::with_capacity(hashes.len() * 68);
+    for (index, sha256) in hashes.iter().enumerate() {
+        if sha256.is_empty() || !sha256.bytes().all(|byte| byte.is_ascii_hexdigit()) {
+            return Err(Error::Database {
+                context: "looking for duplicates",
+                source: format!("{sha256:?} is not a hash").into(),
+            });
+        }
+        if index > 0 {
+            list.push_str(", ");
+        }
+        list.push('\'');
+        list.push_str(sha256);
+        list.push('\'');
+    }
+    Ok(list)
+}
+
 #[cfg(test)]
 mod tests {
-    use super::placeholders;
+    use super::{hex_literals, placeholders};
+
+    #[test]
+    fn hashes_are_written_into_a_statement_only_as_hex_digits() {
+        assert_eq!(hex_literals(&["0a1b", "ff"]).unwrap(), "'0a1b', 'ff'");
+        for bad in ["", "0a'; DROP TABLE certificates; --", "0a 1b", "éé"] {
+            assert!(
+                hex_literals(&["0a1b", bad]).is_err(),
+                "{bad:?} was let through"
+            );
+        }
+    }
 
     #[test]
     fn placeholders_number_rows_one_after_another() {
