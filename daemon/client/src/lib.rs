@@ -51,8 +51,9 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// How long connecting to the daemon may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// How long each of sending a request and receiving its answer may take: two minutes, for the
-/// slowest calls.
+/// How long each of sending a request, sending its body, waiting for the answer and receiving
+/// its body may take: two minutes, for the slowest calls (so a call that trickles through every
+/// phase may take their sum).
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// A client of one daemon, signed in or not.

@@ -9,6 +9,7 @@
 //! engine's write turn ([`crate::engine::WriteTurn`]), in order of arrival, rather
 //! than polling in SQLite's busy handler.
 
+use crate::WAL_AUTOCHECKPOINT_PAGES;
 use crate::engine::{Arg, Columns, Statements};
 use lemur_core::{Error, Result};
 use rusqlite::{CachedStatement, Connection, ErrorCode, OpenFlags};
@@ -32,11 +33,7 @@ impl Direct {
     /// journal a multi-row insert keeps) stay in memory: on disk each was created and unlinked
     /// again for every batch. It keeps 8 MiB of pages, as the engine's readers do (SQLite's
     /// default 2 MiB had it reading index pages back from the file at each batch), and
-    /// checkpoints the WAL every 4,000 pages (32 MiB) instead of 1,000: the checkpoint runs in
-    /// the commit that crosses the mark, and pages written again and again (the ends of the
-    /// indexes on ids and dates, the search index's) are copied once per checkpoint, so the
-    /// writer spent half as long on checkpoints (measured at 16 connections: 10% of its time
-    /// before, 5% after). The WAL file keeps the size it reached, about 32 MiB.
+    /// checkpoints at the daemon's [`WAL_AUTOCHECKPOINT_PAGES`].
     pub(crate) fn open(path: &Path) -> Result<Self> {
         let opening = |source| Error::Database {
             context: "opening the certificate writer's connection",
@@ -51,9 +48,11 @@ impl Direct {
             .busy_timeout(Duration::from_secs(10))
             .and_then(|()| {
                 connection.execute_batch(
-                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;
-                     PRAGMA temp_store = MEMORY; PRAGMA cache_size = -8192;
-                     PRAGMA wal_autocheckpoint = 4000;",
+                    &format!(
+                        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;
+                         PRAGMA temp_store = MEMORY; PRAGMA cache_size = -8192;
+                         PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT_PAGES};"
+                    ),
                 )
             })
             .map_err(opening)?;

@@ -38,6 +38,17 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use std::str::FromStr;
 use std::time::Duration;
 
+/// WAL pages after which a commit checkpoints, on the engine's SQLite connections and the
+/// certificate writer's (a checkpoint runs in whichever connection's commit finds the WAL past
+/// that connection's own mark, so one writer left at SQLite's 1,000 would do them all, in the
+/// write turn the certificate writer waits for). 4,000 rather than 1,000:
+/// pages written again and again (the ends of the indexes on ids and dates, the search index's)
+/// are copied once per checkpoint, so the certificate writer spent half as long in checkpoints
+/// (measured at 16 connections: 10% of its time before, 5% after). The WAL file keeps the size
+/// it reached: about 32 MB with the 8 KiB pages new databases get (16 MB with 4 KiB pages),
+/// more while a reader holds an old snapshot.
+pub(crate) const WAL_AUTOCHECKPOINT_PAGES: u32 = 4_000;
+
 /// The inventory database.
 #[derive(Clone)]
 pub struct SqlStore {
@@ -89,6 +100,7 @@ impl SqlStore {
                 // each page it changes whole). Takes effect when a database is created.
                 .page_size(8_192)
                 .foreign_keys(true)
+                .pragma("wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES.to_string())
                 .busy_timeout(Duration::from_secs(10));
             let pool = |size: u32, options: SqliteConnectOptions| {
                 SqlitePoolOptions::new()

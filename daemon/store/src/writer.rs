@@ -429,9 +429,13 @@ async fn write(target: &mut Target, batch: &[Job]) -> Result<Vec<Result<Stored>>
     let mut chains = Chains::remembered_in(&target.known_chains);
     let results = match &mut target.destination {
         Destination::Link(link) => {
+            // Read committed whatever the server's default: the duplicate look-up must see
+            // what was committed while it waited for the locks, which a snapshot taken for
+            // the whole transaction (repeatable read) would not.
+            const BEGIN: &str = "BEGIN ISOLATION LEVEL READ COMMITTED";
             let begin = match insert::duplicate_locks(&unique_bodies(batch)) {
-                Some(locks) => format!("BEGIN; {locks}").into(),
-                None => "BEGIN".into(),
+                Some(locks) => format!("{BEGIN}; {locks}").into(),
+                None => BEGIN.into(),
             };
             link.transaction(begin, COMMITTING, async |tx| {
                 write_in(tx, batch, &mut chains).await

@@ -243,6 +243,10 @@ fn an_import_waits_for_another_of_the_same_certificate_and_is_refused() {
     use std::io::Write;
     let app = Appliance::start(Db::Postgres);
     let postgres = app.postgres.as_ref().unwrap();
+    // A server whose sessions default to repeatable read: a transaction's snapshot would be
+    // taken before its locks were granted, so the look-up after them would miss the other's row.
+    postgres.query("ALTER SYSTEM SET default_transaction_isolation = 'repeatable read'");
+    postgres.query("SELECT pg_reload_conf()");
     let (body, chain, _) = crate::ca::external_certificate();
     let der: String = body
         .lines()
