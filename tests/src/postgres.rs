@@ -226,15 +226,21 @@ impl Postgres {
         let key = dir.join("server.key");
         std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600))
             .expect("server key mode");
-        for setting in [
-            "ssl = on".to_owned(),
-            format!("ssl_cert_file = '{}'", dir.join("server.pem").display()),
-            format!("ssl_key_file = '{}'", key.display()),
-        ] {
+        self.alter_system(&[
+            "ssl = on",
+            &format!("ssl_cert_file = '{}'", dir.join("server.pem").display()),
+            &format!("ssl_key_file = '{}'", key.display()),
+        ]);
+        dir.join("ca.pem")
+    }
+
+    /// Sets each of `settings` (`name = value`) server-wide and reloads the configuration, so
+    /// sessions already open (the daemon's) take them too.
+    pub fn alter_system(&self, settings: &[&str]) {
+        for setting in settings {
             self.query(&format!("ALTER SYSTEM SET {setting}"));
         }
         self.query("SELECT pg_reload_conf()");
-        dir.join("ca.pem")
     }
 
     /// The server's log so far.

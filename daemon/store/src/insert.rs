@@ -711,14 +711,14 @@ pub(crate) async fn existing_bodies(
     let mut hashes = hashes.to_vec();
     hashes.sort_unstable();
     hashes.dedup();
+    let look_up = |list: &str| {
+        format!(
+            "SELECT body_sha256, id FROM certificates
+             WHERE body_sha256 IN ({list}) AND deleted = FALSE"
+        )
+    };
     let mut found = HashMap::new();
     for chunk in hashes.chunks(rows_per_statement(1)) {
-        let look_up = |list: &str| {
-            format!(
-                "SELECT body_sha256, id FROM certificates
-                 WHERE body_sha256 IN ({list}) AND deleted = FALSE"
-            )
-        };
         let rows: Vec<(String, i64)> = if tx.is_postgres() {
             // Planned for these hashes each time: a prepared statement's plan would scan the
             // table once per batch while a new database is imported into.

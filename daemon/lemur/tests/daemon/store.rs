@@ -135,8 +135,7 @@ fn a_list_page_costs_the_same_queries_whatever_its_size() {
     issue_many(&app, 30);
     app.root("second-root", "ECCPRIME256V1");
     let postgres = app.postgres.as_ref().unwrap();
-    postgres.query("ALTER SYSTEM SET log_statement = 'all'");
-    postgres.query("SELECT pg_reload_conf()");
+    postgres.alter_system(&["log_statement = 'all'"]);
     // The fewest of three tries: the daemon's own background work (a recount, the key pool)
     // may run a statement inside one window.
     let mut counts = Vec::new();
@@ -245,8 +244,7 @@ fn an_import_waits_for_another_of_the_same_certificate_and_is_refused() {
     let postgres = app.postgres.as_ref().unwrap();
     // A server whose sessions default to repeatable read: a transaction's snapshot would be
     // taken before its locks were granted, so the look-up after them would miss the other's row.
-    postgres.query("ALTER SYSTEM SET default_transaction_isolation = 'repeatable read'");
-    postgres.query("SELECT pg_reload_conf()");
+    postgres.alter_system(&["default_transaction_isolation = 'repeatable read'"]);
     let (body, chain, _) = crate::ca::external_certificate();
     let der: String = body
         .lines()
@@ -414,8 +412,7 @@ fn postgres_over_verified_tls() {
 fn health_probes_reuse_a_recent_verdict() {
     let app = Appliance::start(Db::Postgres);
     let postgres = app.postgres.as_ref().unwrap();
-    postgres.query("ALTER SYSTEM SET log_statement = 'all'");
-    postgres.query("SELECT pg_reload_conf()");
+    postgres.alter_system(&["log_statement = 'all'"]);
     postgres.query("SELECT 'lemur-marker-health-a'");
     for _ in 0..20 {
         assert_eq!(app.daemon.get("/api/1/healthcheck", None).status, 200);
