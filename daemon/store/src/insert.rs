@@ -21,8 +21,8 @@ const CERTIFICATE_COLUMNS: &str = "name, owner, description, notify, rotation, b
     key_type, signing_algorithm, not_before, not_after, is_ca, authority_id, root_authority_id,
     user_id, rotation_policy_id, date_created, subject_organization, subject_organizational_unit,
     subject_country, subject_state, subject_location, path_length, server_auth, client_auth,
-    alt_names, idempotency_key, idempotency_fingerprint";
-const CERTIFICATE_ARITY: usize = 39;
+    alt_names, idempotency_key, idempotency_fingerprint, duplicate_of";
+const CERTIFICATE_ARITY: usize = 40;
 
 /// `($1, $2, ...), (...)`: `rows` tuples of `arity` placeholders, bound in order. SQLite gets
 /// anonymous `?`s: sqlx looks each named parameter up by walking SQLite's list of names, which
@@ -59,18 +59,18 @@ fn rows_per_statement(arity: usize) -> usize {
     (MAX_PARAMS / arity).max(1)
 }
 
-/// The arguments of one certificate row named `name`, in [`CERTIFICATE_COLUMNS`] order: the
-/// body as DER (the PEM column left empty), the chain by its id in `chains`.
+/// The arguments of one certificate row as `attempt` stores it, in [`CERTIFICATE_COLUMNS`]
+/// order: the body as DER (the PEM column left empty), the chain by its id in `chains`.
 fn row_args<'a>(
     new: &'a NewCertificate<'a>,
-    name: &'a str,
+    attempt: Attempt,
     alt_names: &'a str,
     chain_id: Option<i64>,
     now: i64,
 ) -> [Arg<'a>; CERTIFICATE_ARITY] {
     let parsed = new.parsed;
     *args![
-        name,
+        new.names[attempt.name],
         new.owner,
         new.description,
         new.notify,
@@ -109,6 +109,7 @@ fn row_args<'a>(
         alt_names,
         new.idempotency.map(|key| key.key.as_str()),
         new.idempotency.map(|key| key.fingerprint.as_str()),
+        attempt.duplicate_of,
     ]
 }
 
@@ -123,6 +124,26 @@ pub(crate) enum Outcome {
     KeyReused,
     /// Not stored: both its names are taken.
     NameTaken,
+    /// Not stored: its body must be new to the inventory, and this live certificate has it.
+    Duplicate(i64),
+}
+
+/// A certificate to store, and whether its body must be new to the inventory (an import,
+/// refused as a [`Outcome::Duplicate`] if not). Otherwise a body a live certificate has already
+/// is stored as that one's twin (`duplicate_of`), as for an authority made from a certificate
+/// imported before.
+#[derive(Clone, Copy)]
+pub(crate) struct ToStore<'b, 'a> {
+    pub(crate) new: &'b NewCertificate<'a>,
+    pub(crate) unique_body: bool,
+}
+
+/// How a row is inserted: under which of its names, and as whose twin if any.
+#[derive(Debug, Clone, Copy, Default)]
+struct Attempt {
+    /// The index of the name in [`NewCertificate::names`].
+    name: usize,
+    duplicate_of: Option<i64>,
 }
 
 /// Stores each certificate of `batch` under the first of its names that is free, with its
@@ -134,7 +155,14 @@ pub(crate) async fn certificates(
     now: i64,
     chains: &mut Chains<'_>,
 ) -> Result<Vec<Outcome>> {
-    let (outcomes, stored, _) = rows(tx, batch, now, chains, Views::NotWanted).await?;
+    let batch: Vec<ToStore<'_, '_>> = batch
+        .iter()
+        .map(|&new| ToStore {
+            new,
+            unique_body: false,
+        })
+        .collect();
+    let (outcomes, stored, _) = rows(tx, &batch, now, chains, Views::NotWanted).await?;
     link_domains(tx, &stored).await?;
     record_all_replacements(tx, &stored).await?;
     Ok(outcomes)
@@ -166,13 +194,13 @@ pub(crate) enum Views {
 /// `certificate_id` filled in), in the caller's transaction.
 pub(crate) async fn certificates_with_logs(
     tx: &mut impl Statements,
-    batch: &[(&NewCertificate<'_>, &LogEntry<'_>)],
+    batch: &[(ToStore<'_, '_>, &LogEntry<'_>)],
     now: i64,
     chains: &mut Chains<'_>,
     views: Views,
 ) -> Result<Inserted> {
-    let news: Vec<&NewCertificate<'_>> = batch.iter().map(|(new, _)| *new).collect();
-    let (outcomes, stored, views) = rows(tx, &news, now, chains, views).await?;
+    let certificates: Vec<ToStore<'_, '_>> = batch.iter().map(|(to_store, _)| *to_store).collect();
+    let (outcomes, stored, views) = rows(tx, &certificates, now, chains, views).await?;
     let logs: Vec<LogEntry<'_>> = batch
         .iter()
         .zip(&outcomes)
@@ -206,9 +234,14 @@ type StoredRows<'b, 'a> = Vec<(i64, &'b NewCertificate<'a>)>;
 
 /// Inserts the rows of `batch` (see [`certificates`]): what became of each, the ones stored
 /// with their ids, and their views if asked for and returned.
+///
+/// `ON CONFLICT DO NOTHING` makes a writer that races another for a name, a body or an
+/// idempotency key wait for it and then skip the row, where a look-up before the INSERT would
+/// see nothing and fail on the unique index. The few rows skipped are then looked at: a retry by
+/// its key, a body stored already, or a name taken (the second name is tried).
 async fn rows<'b, 'a>(
     tx: &mut impl Statements,
-    batch: &[&'b NewCertificate<'a>],
+    batch: &[ToStore<'b, 'a>],
     now: i64,
     chains: &mut Chains<'_>,
     views: Views,
@@ -217,38 +250,35 @@ async fn rows<'b, 'a>(
     StoredRows<'b, 'a>,
     HashMap<i64, CertificateRow>,
 )> {
-    let chains = chain_ids(tx, batch, chains).await?;
+    let news: Vec<&'b NewCertificate<'a>> = batch.iter().map(|to_store| to_store.new).collect();
+    let chains = chain_ids(tx, &news, chains).await?;
     let mut ids = vec![None; batch.len()];
     let mut read = HashMap::new();
     let mut outcomes: Vec<Option<Outcome>> = vec![None; batch.len()];
-    // `ON CONFLICT DO NOTHING` makes a writer that races another for a name or an idempotency
-    // key wait for it and then skip the row, where a look-up before the INSERT would see nothing
-    // and fail on the unique index. A skipped row with a key may be a retry; else the second
-    // name is for the few whose first was taken.
-    for attempt in 0..2 {
+    let mut attempts = vec![Attempt::default(); batch.len()];
+    let rows = Rows {
+        batch: &news,
+        chains: &chains,
+        now,
+        views,
+    };
+    // Each row skipped either ends with an outcome or moves on (to its twin's row, to its second
+    // name), so this ends within three rounds.
+    loop {
         let waiting: Vec<usize> = (0..batch.len())
             .filter(|&i| ids[i].is_none() && outcomes[i].is_none())
             .collect();
         if waiting.is_empty() {
             break;
         }
-        let rows = Rows {
-            batch,
-            chains: &chains,
-            now,
-            views,
-        };
-        insert_rows(tx, &rows, &waiting, attempt, &mut ids, &mut read).await?;
-        for &i in &waiting {
-            if ids[i].is_none() {
-                outcomes[i] = earlier_request(tx, batch[i]).await?;
-            }
-        }
+        insert_rows(tx, &rows, &waiting, &attempts, &mut ids, &mut read).await?;
+        let skipped: Vec<usize> = waiting.into_iter().filter(|&i| ids[i].is_none()).collect();
+        why_skipped(tx, batch, &skipped, &mut attempts, &mut outcomes).await?;
     }
     let stored = ids
         .iter()
-        .zip(batch)
-        .filter_map(|(id, new)| id.map(|id| (id, *new)))
+        .zip(news)
+        .filter_map(|(id, new)| id.map(|id| (id, new)))
         .collect();
     let outcomes = ids
         .into_iter()
@@ -260,6 +290,48 @@ async fn rows<'b, 'a>(
         })
         .collect();
     Ok((outcomes, stored, read))
+}
+
+/// For each row of `skipped` (indexes into `batch`) the INSERT left out, its outcome, or how to
+/// try it next: a request made before with its idempotency key is a replay (or a reused key);
+/// a body a live certificate has is a duplicate, or for a certificate that may repeat a body,
+/// that one's twin; else its name was taken and the second is tried, once.
+async fn why_skipped(
+    tx: &mut impl Statements,
+    batch: &[ToStore<'_, '_>],
+    skipped: &[usize],
+    attempts: &mut [Attempt],
+    outcomes: &mut [Option<Outcome>],
+) -> Result<()> {
+    for &i in skipped {
+        outcomes[i] = earlier_request(tx, batch[i].new).await?;
+    }
+    let unexplained: Vec<usize> = skipped
+        .iter()
+        .copied()
+        .filter(|&i| outcomes[i].is_none())
+        .collect();
+    let hashes: Vec<&str> = unexplained
+        .iter()
+        .filter(|&&i| attempts[i].duplicate_of.is_none())
+        .map(|&i| batch[i].new.parsed.sha256.as_str())
+        .collect();
+    let holders = existing_bodies(tx, &hashes).await?;
+    for i in unexplained {
+        let attempt = &mut attempts[i];
+        let holder = attempt
+            .duplicate_of
+            .is_none()
+            .then(|| holders.get(&batch[i].new.parsed.sha256).copied())
+            .flatten();
+        match holder {
+            Some(holder) if batch[i].unique_body => outcomes[i] = Some(Outcome::Duplicate(holder)),
+            Some(holder) => attempt.duplicate_of = Some(holder),
+            None if attempt.name == 0 => attempt.name = 1,
+            None => outcomes[i] = Some(Outcome::NameTaken),
+        }
+    }
+    Ok(())
 }
 
 /// [`record_replacements`] of each certificate stored.
@@ -372,14 +444,13 @@ async fn chain_ids<'b>(
     Ok(ids)
 }
 
-/// Inserts the rows `waiting` (indexes into the batch) under their name number `attempt`, and
-/// records the id of each that was stored (and, when the statement returns them, its view in
-/// `views`).
+/// Inserts the rows `waiting` (indexes into the batch) as their `attempts` say, and records the
+/// id of each that was stored (and, when the statement returns them, its view in `views`).
 async fn insert_rows(
     tx: &mut impl Statements,
     rows: &Rows<'_, '_>,
     waiting: &[usize],
-    attempt: usize,
+    attempts: &[Attempt],
     ids: &mut [Option<i64>],
     views: &mut HashMap<i64, CertificateRow>,
 ) -> Result<()> {
@@ -401,7 +472,7 @@ async fn insert_rows(
             .zip(chunk_alt_names)
             .flat_map(|(&i, alt)| {
                 let chain_id = batch[i].chain.and_then(|pem| rows.chains.get(pem).copied());
-                row_args(batch[i], batch[i].names[attempt], alt, chain_id, rows.now)
+                row_args(batch[i], attempts[i], alt, chain_id, rows.now)
             })
             .collect();
         let insert = format!(
@@ -412,7 +483,7 @@ async fn insert_rows(
         // name and body that has no id yet.
         let mut take = |id: i64, name: &str, same_body: &dyn Fn(&NewCertificate<'_>) -> bool| {
             let found = chunk.iter().copied().find(|&i| {
-                ids[i].is_none() && batch[i].names[attempt] == name && same_body(batch[i])
+                ids[i].is_none() && batch[i].names[attempts[i].name] == name && same_body(batch[i])
             });
             if let Some(i) = found {
                 ids[i] = Some(id);
@@ -501,10 +572,13 @@ async fn link_domains(
 
 /// PostgreSQL's [`link_domains`] and [`logs`] (`logs[i]` being `stored[i]`'s) in one statement
 /// per chunk (round trips are most of what a batch waits for), returning the domain rows of the
-/// certificates linked, so none has to be read back. A name another transaction adds while this statement
-/// runs is skipped by the insert and unseen by its snapshot, so its link would be missing:
-/// when fewer links come back than were asked for, the chunk is linked again the usual way and
-/// its domains are left to be read back (`None`).
+/// certificates linked, so none has to be read back; `None` when a certificate had more names
+/// than a statement holds and its domains must be read back.
+///
+/// Each name is upserted (`DO UPDATE`, to itself) so that the row comes back whether it is new,
+/// stored before, or added by another transaction while this one waited for it; nothing reads
+/// the domains table. A read there would be planned once for the prepared statement, while the
+/// table was small: as a scan of the whole table, each batch, however large it grew.
 async fn link_and_log(
     tx: &mut impl Statements,
     stored: &[(i64, &NewCertificate<'_>)],
@@ -558,12 +632,10 @@ async fn link_and_log(
             .all(
                 &format!(
                     "WITH link (certificate_id, name) AS (VALUES {}),
-                     added AS (INSERT INTO domains (name)
+                     named AS (INSERT INTO domains (name)
                          SELECT DISTINCT name FROM link ORDER BY name
-                         ON CONFLICT (name) DO NOTHING RETURNING id, name, sensitive),
-                     named AS (SELECT id, name, sensitive FROM added
-                         UNION ALL SELECT id, name, sensitive FROM domains
-                         WHERE name IN (SELECT name FROM link)),
+                         ON CONFLICT (name) DO UPDATE SET name = EXCLUDED.name
+                         RETURNING id, name, sensitive),
                      linked AS (INSERT INTO certificate_domains (certificate_id, domain_id)
                          SELECT link.certificate_id, named.id FROM link
                          JOIN named ON named.name = link.name
@@ -578,10 +650,6 @@ async fn link_and_log(
                 "linking domains and writing the audit log",
             )
             .await?;
-        if rows.len() < links.len() {
-            link_domains(tx, chunk).await?;
-            complete = false;
-        }
         all.extend(rows);
     }
     Ok(complete.then_some(all))
@@ -671,37 +739,9 @@ pub(crate) async fn log(tx: &mut impl Statements, entry: &LogEntry<'_>, now: i64
     logs(tx, std::slice::from_ref(entry), now).await
 }
 
-/// The statement that takes PostgreSQL's transaction locks on `hashes` (SHA-256 of certificate
-/// bodies), in sorted order, so two imports of the same certificate take turns; `None` without
-/// any. It must run before [`existing_bodies`] reads, in a statement of its own: a statement
-/// reads what was committed when it began, and the lock may be waited for. The certificate
-/// writer sends it with its `BEGIN`, in the same round trip. Each lock is named by the first 64
-/// bits of a hash, written into the statement as a number (nothing from a request but those
-/// numbers).
-pub(crate) fn duplicate_locks(hashes: &[&str]) -> Option<String> {
-    let mut keys: Vec<i64> = hashes
-        .iter()
-        .map(|sha256| {
-            u64::from_str_radix(sha256.get(..16).unwrap_or_default(), 16)
-                .unwrap_or(0)
-                .cast_signed()
-        })
-        .collect();
-    keys.sort_unstable();
-    keys.dedup();
-    let values: Vec<String> = keys.iter().map(|key| format!("({key})")).collect();
-    (!keys.is_empty()).then(|| {
-        format!(
-            "SELECT pg_advisory_xact_lock(key) FROM (VALUES {}) AS locks (key) ORDER BY key",
-            values.join(", ")
-        )
-    })
-}
-
 /// Which of `hashes` (SHA-256 of certificate bodies) a live certificate has already, inside the
-/// caller's write transaction: hash to id. SQLite's single writer serialises the check; on
-/// PostgreSQL the caller holds the [`duplicate_locks`] of `hashes`.
-pub(crate) async fn existing_bodies(
+/// caller's write transaction: hash to id.
+async fn existing_bodies(
     tx: &mut impl Statements,
     hashes: &[&str],
 ) -> Result<HashMap<String, i64>> {
@@ -714,7 +754,7 @@ pub(crate) async fn existing_bodies(
     let look_up = |list: &str| {
         format!(
             "SELECT body_sha256, id FROM certificates
-             WHERE body_sha256 IN ({list}) AND deleted = FALSE"
+             WHERE body_sha256 IN ({list}) AND deleted = FALSE AND duplicate_of IS NULL"
         )
     };
     let mut found = HashMap::new();

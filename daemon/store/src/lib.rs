@@ -167,8 +167,13 @@ impl SqlStore {
         batch: &[(NewCertificate<'_>, LogEntry<'_>)],
         now: i64,
     ) -> Result<Vec<Option<i64>>> {
-        let batch: Vec<(&NewCertificate<'_>, &LogEntry<'_>)> =
-            batch.iter().map(|(new, log)| (new, log)).collect();
+        let batch: Vec<(insert::ToStore<'_, '_>, &LogEntry<'_>)> = batch
+            .iter()
+            .map(|(new, log)| {
+                let unique_body = false;
+                (insert::ToStore { new, unique_body }, log)
+            })
+            .collect();
         let mut tx = self.engine.begin().await?;
         let mut chains = chains::Chains::remembered_in(&self.known_chains);
         let outcomes = insert::certificates_with_logs(

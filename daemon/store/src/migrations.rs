@@ -92,6 +92,11 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0015_key_stock.sql"),
         postgres: include_str!("../migrations/postgres/0015_key_stock.sql"),
     },
+    Migration {
+        version: 16,
+        sqlite: include_str!("../migrations/sqlite/0016_unique_live_bodies.sql"),
+        postgres: include_str!("../migrations/postgres/0016_unique_live_bodies.sql"),
+    },
 ];
 
 /// Arbitrary constant naming the migration lock.

@@ -11,7 +11,7 @@
 use crate::chains::{Chains, KnownChains};
 use crate::direct::Direct;
 use crate::engine::{Engine, Statements, WriteTurn};
-use crate::insert::{self, Outcome};
+use crate::insert::{self, Outcome, ToStore};
 use crate::link::Link;
 use lemur_core::ca::x509::ParsedCertificate;
 use lemur_core::model::{
@@ -19,7 +19,6 @@ use lemur_core::model::{
 };
 use lemur_core::{Error, Result};
 use sqlx::postgres::PgConnectOptions;
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -429,14 +428,11 @@ async fn write(target: &mut Target, batch: &[Job]) -> Result<Vec<Result<Stored>>
     let mut chains = Chains::remembered_in(&target.known_chains);
     let results = match &mut target.destination {
         Destination::Link(link) => {
-            // Read committed whatever the server's default: the duplicate look-up must see
-            // what was committed while it waited for the locks, which a snapshot taken for
-            // the whole transaction (repeatable read) would not.
-            const BEGIN: &str = "BEGIN ISOLATION LEVEL READ COMMITTED";
-            let begin = match insert::duplicate_locks(&unique_bodies(batch)) {
-                Some(locks) => format!("{BEGIN}; {locks}").into(),
-                None => BEGIN.into(),
-            };
+            // Read committed whatever the server's default: an INSERT that waited for another
+            // transaction storing the same body skips its row, and the look-up after it must see
+            // that row. Under repeatable read the INSERT would fail instead, the other row being
+            // newer than the transaction's snapshot.
+            let begin = "BEGIN ISOLATION LEVEL READ COMMITTED".into();
             link.transaction(begin, COMMITTING, async |tx| {
                 write_in(tx, batch, &mut chains).await
             })
@@ -454,15 +450,6 @@ async fn write(target: &mut Target, batch: &[Job]) -> Result<Vec<Result<Stored>>
     Ok(results)
 }
 
-/// The bodies (SHA-256) of the imports in `batch`, which must not be stored twice.
-fn unique_bodies(batch: &[Job]) -> Vec<&str> {
-    batch
-        .iter()
-        .filter(|job| job.unique_body)
-        .map(|job| job.certificate.parsed.sha256.as_str())
-        .collect()
-}
-
 /// [`write`]'s statements, in the caller's transaction.
 async fn write_in(
     tx: &mut impl Statements,
@@ -471,80 +458,49 @@ async fn write_in(
 ) -> Result<Vec<Result<Stored>>> {
     let now = batch.iter().map(|job| job.now).max().unwrap_or_default();
     let news: Vec<NewCertificate<'_>> = batch.iter().map(|job| job.certificate.borrow()).collect();
-    let existing = insert::existing_bodies(tx, &unique_bodies(batch)).await?;
-    let mut results: Vec<Option<Outcome>> = vec![None; batch.len()];
-    // An import retried with its key while the first attempt was in flight gets what that
-    // attempt made, before its body is taken for a duplicate.
-    for (index, (job, new)) in batch.iter().zip(&news).enumerate() {
-        if job.unique_body && new.idempotency.is_some() {
-            results[index] = insert::earlier_request(tx, new).await?;
-        }
-    }
-    // An import whose body is stored already, or queued earlier in this batch, is refused.
-    let mut first_with_body: HashMap<&str, usize> = HashMap::new();
-    let mut refused = vec![false; batch.len()];
     let logs: Vec<LogEntry<'_>> = batch.iter().map(|job| job.log.entry()).collect();
-    let mut to_store = Vec::with_capacity(batch.len());
-    for (index, ((job, new), log)) in batch.iter().zip(&news).zip(&logs).enumerate() {
-        if results[index].is_some() {
-            continue;
-        }
-        let sha256 = job.certificate.parsed.sha256.as_str();
-        refused[index] = job.unique_body
-            && (existing.contains_key(sha256) || first_with_body.contains_key(sha256));
-        if job.unique_body {
-            first_with_body.entry(sha256).or_insert(index);
-        }
-        if !refused[index] {
-            to_store.push((index, (new, log)));
-        }
-    }
-    let (indexes, to_store): (Vec<usize>, Vec<_>) = to_store.into_iter().unzip();
+    let to_store: Vec<(ToStore<'_, '_>, &LogEntry<'_>)> = batch
+        .iter()
+        .zip(&news)
+        .zip(&logs)
+        .map(|((job, new), log)| {
+            let unique_body = job.unique_body;
+            (ToStore { new, unique_body }, log)
+        })
+        .collect();
     let inserted =
         insert::certificates_with_logs(tx, &to_store, now, chains, insert::Views::Returned).await?;
-    for (index, outcome) in indexes.into_iter().zip(inserted.outcomes) {
-        results[index] = Some(outcome);
-    }
-    let answered: Vec<i64> = results
+    let answered: Vec<i64> = inserted
+        .outcomes
         .iter()
         .filter_map(|outcome| match outcome {
-            Some(Outcome::Stored(id) | Outcome::Replayed(id)) => Some(*id),
+            Outcome::Stored(id) | Outcome::Replayed(id) => Some(*id),
             _ => None,
         })
         .collect();
     let stored =
         crate::certificates::read_back(tx, &answered, inserted.linked, inserted.views).await?;
-    Ok(results
+    Ok(inserted
+        .outcomes
         .iter()
-        .enumerate()
-        .map(|(index, outcome)| match outcome {
-            Some(Outcome::Stored(id) | Outcome::Replayed(id)) => {
+        .zip(&news)
+        .map(|(outcome, new)| match outcome {
+            Outcome::Stored(id) | Outcome::Replayed(id) => {
                 stored.get(id).cloned().ok_or_else(|| Error::Database {
                     context: "reading a stored certificate",
                     source: format!("certificate {id} was not read back").into(),
                 })
             }
-            Some(Outcome::KeyReused) => Err(Error::idempotency_key_reused()),
-            Some(Outcome::NameTaken) => Err(insert::name_taken(&news[index])),
-            None => {
-                let sha256 = batch[index].certificate.parsed.sha256.as_str();
-                let holder = existing.get(sha256).copied().or_else(|| {
-                    let first = *first_with_body.get(sha256)?;
-                    match results[first] {
-                        Some(Outcome::Stored(id)) => Some(id),
-                        _ => None,
-                    }
-                });
-                Err(duplicate(holder))
-            }
+            Outcome::KeyReused => Err(Error::idempotency_key_reused()),
+            Outcome::NameTaken => Err(insert::name_taken(new)),
+            Outcome::Duplicate(holder) => Err(duplicate(*holder)),
         })
         .collect())
 }
 
 /// The conflict of an import whose certificate is in the inventory already, as `holder`.
-fn duplicate(holder: Option<i64>) -> Error {
-    Error::Conflict(match holder {
-        Some(id) => format!("this certificate is already in the inventory as certificate {id}"),
-        None => "this certificate is being imported by another request".to_owned(),
-    })
+fn duplicate(holder: i64) -> Error {
+    Error::Conflict(format!(
+        "this certificate is already in the inventory as certificate {holder}"
+    ))
 }

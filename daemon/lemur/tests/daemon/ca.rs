@@ -599,9 +599,35 @@ fn import_authority(db: Db) {
         "{}",
         foreign.text
     );
+    // The CA's certificate was in the inventory before (imported as any other): the authority's
+    // own row repeats its body, as its twin, and a later import is refused naming the first.
+    let uploaded = app.post(
+        "/api/1/certificates/upload",
+        &json!({ "owner": "pki@example.com", "body": body, "chain": root }),
+    );
+    assert_eq!(uploaded.status, 200, "{}", uploaded.text);
+    let uploaded = uploaded.body["id"].as_i64().unwrap();
     let imported = app.post("/api/1/authorities", &json!({ "name": "imported", "owner": "pki@example.com", "commonName": "Imported Issuing CA", "body": body, "keyUri": key_uri, "chain": root }));
     assert_eq!(imported.status, 200, "{}", imported.text);
     assert_eq!(imported.body["keyUri"], key_uri);
+    let own = imported.body["authorityCertificate"]["id"]
+        .as_i64()
+        .unwrap();
+    assert_ne!(own, uploaded);
+    let twin_of = app.query(&format!(
+        "SELECT duplicate_of FROM certificates WHERE id = {own}"
+    ));
+    assert_eq!(twin_of.trim(), uploaded.to_string());
+    let again = app.post(
+        "/api/1/certificates/upload",
+        &json!({ "owner": "pki@example.com", "body": body, "chain": root }),
+    );
+    assert_eq!(again.status, 409, "{}", again.text);
+    assert!(
+        again.text.contains(&format!("as certificate {uploaded}")),
+        "{}",
+        again.text
+    );
     let leaf = issue(
         &app,
         json!({ "owner": "dave@example.com", "commonName": "via-import.example.com", "authority": { "id": imported.body["id"] } }),

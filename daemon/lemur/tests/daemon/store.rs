@@ -235,15 +235,15 @@ fn a_domain_added_by_another_transaction_meanwhile_is_still_linked() {
 }
 
 /// Two imports of one certificate take turns on PostgreSQL (several daemons may share the
-/// database): the writer takes the certificate's lock, by the first 64 bits of its SHA-256,
-/// before it looks for the body, so an import that waited for another finds it and is refused.
+/// database): a live body is unique, so the INSERT waits for the other transaction storing it,
+/// then skips the row, and the import is refused naming the other's certificate.
 #[test]
 fn an_import_waits_for_another_of_the_same_certificate_and_is_refused() {
     use std::io::Write;
     let app = Appliance::start(Db::Postgres);
     let postgres = app.postgres.as_ref().unwrap();
-    // A server whose sessions default to repeatable read: a transaction's snapshot would be
-    // taken before its locks were granted, so the look-up after them would miss the other's row.
+    // A server whose sessions default to repeatable read: the INSERT that waited would fail
+    // instead, the other's row being newer than its transaction's snapshot.
     postgres.alter_system(&["default_transaction_isolation = 'repeatable read'"]);
     let (body, chain, _) = crate::ca::external_certificate();
     let der: String = body
@@ -252,18 +252,19 @@ fn an_import_waits_for_another_of_the_same_certificate_and_is_refused() {
         .collect();
     let mut other = postgres.session();
     let mut input = other.stdin.take().unwrap();
-    // Another transaction imports the same certificate first, as another daemon would: its lock,
-    // then a row with this body (a copy of the root authority's certificate row).
+    // Another transaction imports the same certificate first, as another daemon would: a row
+    // with this body (a copy of the root authority's certificate row), then a lock that says the
+    // row is written.
     let root = app.root("held-root", "ECCPRIME256V1");
     let sha256 = format!("encode(sha256(decode('{der}', 'base64')), 'hex')");
     writeln!(
         input,
         "BEGIN;
-         SELECT pg_advisory_xact_lock(('x' || substr({sha256}, 1, 16))::bit(64)::bigint);
          CREATE TEMP TABLE held AS SELECT * FROM certificates WHERE id = {};
          UPDATE held SET id = nextval(pg_get_serial_sequence('certificates', 'id')),
              name = 'held-by-another', body_der = decode('{der}', 'base64'), body_sha256 = {sha256};
-         INSERT INTO certificates SELECT * FROM held;",
+         INSERT INTO certificates SELECT * FROM held;
+         SELECT pg_advisory_xact_lock(1);",
         root["authorityCertificate"]["id"]
     )
     .unwrap();
@@ -316,6 +317,54 @@ fn an_import_waits_for_another_of_the_same_certificate_and_is_refused() {
         reply.text
     );
 }
+
+/// A database from before live bodies were unique may hold one body twice (two daemons importing
+/// it at once could store it so): migration 16 keeps both rows, marks the later as the first's
+/// twin, and an import of that body is then refused naming the first.
+fn twins_from_before_unique_bodies(db: Db) {
+    let app = Appliance::start(db);
+    let (body, chain, _) = crate::ca::external_certificate();
+    let upload = json!({ "owner": "legacy@example.com", "body": body, "chain": chain });
+    let first = app.post("/api/1/certificates/upload", &upload);
+    assert_eq!(first.status, 200, "{}", first.text);
+    let first = first.body["id"].as_i64().unwrap();
+    let mut app = app;
+    app.daemon.stop();
+    // The schema as migration 15 left it, and a second live row with the first one's body.
+    let next_id = match db {
+        Db::Postgres => "nextval(pg_get_serial_sequence('certificates', 'id'))",
+        Db::Sqlite => "(SELECT max(id) + 1 FROM certificates)",
+    };
+    app.script(&format!(
+        "DROP INDEX certificates_live_body;
+         ALTER TABLE certificates DROP COLUMN duplicate_of;
+         CREATE INDEX certificates_body_sha256 ON certificates (body_sha256);
+         DELETE FROM schema_migrations WHERE version = 16;
+         CREATE TEMP TABLE twin AS SELECT * FROM certificates WHERE id = {first};
+         UPDATE twin SET id = {next_id}, name = 'legacy-twin';
+         INSERT INTO certificates SELECT * FROM twin;"
+    ));
+    app.daemon.start_again();
+    let app = app.signed_in_again();
+    let rows = app.query(
+        "SELECT name, duplicate_of FROM certificates WHERE cn = 'imported.example.com' ORDER BY id",
+    );
+    let rows: Vec<&str> = rows.lines().collect();
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert!(rows[0].ends_with('|'), "the first is no twin: {rows:?}");
+    assert_eq!(rows[1], format!("legacy-twin|{first}"));
+    let again = app.post("/api/1/certificates/upload", &upload);
+    assert_eq!(again.status, 409, "{}", again.text);
+    assert!(
+        again.text.contains(&format!("as certificate {first}")),
+        "{}",
+        again.text
+    );
+}
+crate::on_both_databases!(
+    twins_from_before_unique_bodies_are_kept_and_named,
+    twins_from_before_unique_bodies
+);
 
 /// Rows stored before migration 4 have no details beside the certificate: the view parses the
 /// body instead and shows the same.

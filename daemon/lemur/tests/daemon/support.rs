@@ -92,6 +92,30 @@ impl Appliance {
         }
     }
 
+    /// Runs `sql`, statements separated by `;`, on one connection to the daemon's database (so
+    /// a temporary table lives from one statement to the next).
+    pub fn script(&self, sql: &str) {
+        match &self.postgres {
+            Some(postgres) => {
+                postgres.query(sql);
+            }
+            None => {
+                let script = "import sqlite3, sys\nwith sqlite3.connect(sys.argv[1]) as db:\n    db.executescript(sys.argv[2])";
+                let output = Command::new("python3")
+                    .args(["-c", script])
+                    .arg(self.daemon.state_dir().join("lemur.db"))
+                    .arg(sql)
+                    .output()
+                    .unwrap();
+                assert!(
+                    output.status.success(),
+                    "{}",
+                    String::from_utf8_lossy(&output.stderr)
+                );
+            }
+        }
+    }
+
     /// Issues `NAME.example.com` from `authority` (a key made in the HSM) and returns its JSON.
     pub fn issue(&self, authority: i64, name: &str) -> Value {
         let reply = self.post(

@@ -1,0 +1,14 @@
+-- A live certificate's body is in the inventory once: the database refuses a second, so an import
+-- needs no look-up before it. `duplicate_of` names the live certificate whose body a row
+-- repeats: rows stored before this rule, and certificates stored by a path that allows a body
+-- twice (an authority's own certificate that was imported before). Neither is under the rule.
+ALTER TABLE certificates ADD COLUMN duplicate_of INTEGER;
+UPDATE certificates SET duplicate_of = (
+    SELECT min(first.id) FROM certificates AS first
+    WHERE first.body_sha256 = certificates.body_sha256 AND first.deleted = FALSE)
+WHERE deleted = FALSE AND id > (
+    SELECT min(first.id) FROM certificates AS first
+    WHERE first.body_sha256 = certificates.body_sha256 AND first.deleted = FALSE);
+CREATE UNIQUE INDEX certificates_live_body ON certificates (body_sha256)
+    WHERE deleted = FALSE AND duplicate_of IS NULL;
+DROP INDEX certificates_body_sha256;
