@@ -99,6 +99,7 @@ macro_rules! bind_all {
         query
     }};
 }
+pub(crate) use bind_all;
 
 /// A row type both drivers decode (`#[derive(FromRow)]` gives both).
 pub trait Record:

@@ -13,16 +13,16 @@ use std::collections::HashMap;
 
 /// The most parameters one statement binds: well under SQLite's limit (32,766) and
 /// PostgreSQL's (65,535).
-const MAX_PARAMS: usize = 30_000;
+pub(crate) const MAX_PARAMS: usize = 30_000;
 
 /// Columns of a certificate row, in the order [`row_args`] binds them.
-const CERTIFICATE_COLUMNS: &str = "name, owner, description, notify, rotation, body, body_der,
+pub(crate) const CERTIFICATE_COLUMNS: &str = "name, owner, description, notify, rotation, body, body_der,
     body_sha256, chain_id, csr, sealed_private_key, issuer, serial, serial_hex, cn, distinguished_name, san, bits,
     key_type, signing_algorithm, not_before, not_after, is_ca, authority_id, root_authority_id,
     user_id, rotation_policy_id, date_created, subject_organization, subject_organizational_unit,
     subject_country, subject_state, subject_location, path_length, server_auth, client_auth,
     alt_names, idempotency_key, idempotency_fingerprint, duplicate_of";
-const CERTIFICATE_ARITY: usize = 40;
+pub(crate) const CERTIFICATE_ARITY: usize = 40;
 
 /// `($1, $2, ...), (...)`: `rows` tuples of `arity` placeholders, bound in order. SQLite gets
 /// anonymous `?`s: sqlx looks each named parameter up by walking SQLite's list of names, which
@@ -32,7 +32,12 @@ fn placeholders(postgres: bool, rows: usize, arity: usize) -> String {
 }
 
 /// [`placeholders`] for parameters bound after the first `after`.
-fn placeholders_after(postgres: bool, after: usize, rows: usize, arity: usize) -> String {
+pub(crate) fn placeholders_after(
+    postgres: bool,
+    after: usize,
+    rows: usize,
+    arity: usize,
+) -> String {
     (0..rows)
         .map(|row| format!("({})", in_list(postgres, after + row * arity, arity)))
         .collect::<Vec<_>>()
@@ -61,7 +66,7 @@ fn rows_per_statement(arity: usize) -> usize {
 
 /// The arguments of one certificate row as `attempt` stores it, in [`CERTIFICATE_COLUMNS`]
 /// order: the body as DER (the PEM column left empty), the chain by its id in `chains`.
-fn row_args<'a>(
+pub(crate) fn row_args<'a>(
     new: &'a NewCertificate<'a>,
     attempt: Attempt,
     alt_names: &'a str,
@@ -140,7 +145,7 @@ pub(crate) struct ToStore<'b, 'a> {
 
 /// How a row is inserted: under which of its names, and as whose twin if any.
 #[derive(Debug, Clone, Copy, Default)]
-struct Attempt {
+pub(crate) struct Attempt {
     /// The index of the name in [`NewCertificate::names`].
     name: usize,
     duplicate_of: Option<i64>,
@@ -695,7 +700,8 @@ pub(crate) fn name_taken(new: &NewCertificate<'_>) -> Error {
 }
 
 /// Columns of an audit row, in the order [`log_args`] binds them.
-const LOG_COLUMNS: &str = "certificate_id, log_type, logged_at, user_id, source_address, details";
+pub(crate) const LOG_COLUMNS: &str =
+    "certificate_id, log_type, logged_at, user_id, source_address, details";
 const LOG_ARITY: usize = 6;
 
 /// The arguments of one audit row, in [`LOG_COLUMNS`] order.
@@ -741,7 +747,7 @@ pub(crate) async fn log(tx: &mut impl Statements, entry: &LogEntry<'_>, now: i64
 
 /// Which of `hashes` (SHA-256 of certificate bodies) a live certificate has already, inside the
 /// caller's write transaction: hash to id.
-async fn existing_bodies(
+pub(crate) async fn existing_bodies(
     tx: &mut impl Statements,
     hashes: &[&str],
 ) -> Result<HashMap<String, i64>> {

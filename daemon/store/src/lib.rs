@@ -18,6 +18,7 @@ mod key_stock;
 mod link;
 mod listing;
 mod migrations;
+mod one_trip;
 mod pending;
 mod query;
 mod rows;

@@ -80,6 +80,23 @@ impl Link {
         outcome
     }
 
+    /// Runs `work` on the connection outside a transaction: the kept one (checked first if it
+    /// sat idle long), or a new one. `Err` when there is none to be had, and nothing was sent.
+    /// A statement sent on a connection that died unnoticed may or may not have run, so unlike
+    /// [`Link::transaction`] this does not try again: the caller finds out what was stored.
+    pub(crate) async fn outside_transaction<T>(
+        &mut self,
+        work: impl AsyncFnOnce(&mut PgConnection) -> Result<T>,
+    ) -> Result<Result<T>> {
+        let outcome = work(self.connected().await?).await;
+        match (&outcome, &mut self.connection) {
+            (Err(error), _) if unreachable(error) => self.connection = None,
+            (_, Some((_, last_used))) => *last_used = Instant::now(),
+            _ => {}
+        }
+        Ok(outcome)
+    }
+
     /// A failed `BEGIN`, reported; its connection is dropped, as the session may be left in
     /// an aborted transaction.
     fn not_begun(&mut self, error: sqlx::Error) -> Error {

@@ -7,18 +7,25 @@
 //! The writer is a thread with a connection of its own (on SQLite a [`crate::direct`] one), since
 //! its statements are what every issuance waits for in turn: a task among the requests' would
 //! wait behind them for the runtime at each of a batch's round trips.
+//!
+//! On PostgreSQL a batch goes first as one statement outside a transaction ([`one_trip`]): one
+//! round trip where a transaction takes four. What that statement leaves (a row skipped for a
+//! name, body or key held already; a replacement; a chain not yet stored) is stored the usual
+//! way after it, in a transaction.
 
 use crate::chains::{Chains, KnownChains};
 use crate::direct::Direct;
 use crate::engine::{Engine, Statements, WriteTurn};
 use crate::insert::{self, Outcome, ToStore};
 use crate::link::Link;
+use crate::one_trip;
 use lemur_core::ca::x509::ParsedCertificate;
 use lemur_core::model::{
     CertificateLinks, CertificateRecord, IdempotencyKey, LogEntry, NewCertificate,
 };
 use lemur_core::{Error, Result};
 use sqlx::postgres::PgConnectOptions;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -342,6 +349,7 @@ const COMMITTING: &str = "committing certificates";
 /// certificate is tried alone so one bad row fails only its own request; once one fails
 /// because the database is unreachable, the rest get that error without trying.
 async fn commit(target: &mut Target, batch: Vec<Job>) {
+    let batch = in_one_trip(target, batch).await;
     if batch.is_empty() {
         return;
     }
@@ -379,6 +387,103 @@ async fn commit(target: &mut Target, batch: Vec<Job>) {
         // A request that gave up waiting is gone; its certificate is stored all the same.
         let _ = job.reply.send(result);
     }
+}
+
+/// On PostgreSQL, stores what it can of `batch` in one round trip ([`one_trip`]) and answers
+/// those requests; returns the rest, to be stored the usual way. It takes the certificates that
+/// replace none (a replacement's other rows go in the same transaction) and whose chain is
+/// known to be stored. When the connection fails under the statement, a new one reads what it
+/// stored: those are answered, the rest go the usual way; if that read fails too, every request
+/// is told its certificate may or may not be stored.
+async fn in_one_trip(target: &mut Target, batch: Vec<Job>) -> Vec<Job> {
+    let Destination::Link(link) = &mut target.destination else {
+        return batch;
+    };
+    let chains = Chains::remembered_in(&target.known_chains);
+    let now = batch.iter().map(|job| job.now).max().unwrap_or_default();
+    let news: Vec<NewCertificate<'_>> = batch.iter().map(|job| job.certificate.borrow()).collect();
+    let logs: Vec<LogEntry<'_>> = batch.iter().map(|job| job.log.entry()).collect();
+    let mut indexes = Vec::with_capacity(batch.len());
+    let mut candidates = Vec::with_capacity(batch.len());
+    for (index, (new, log)) in news.iter().zip(&logs).enumerate() {
+        let chain_id = match new.chain {
+            Some(pem) => match chains.known(&lemur_core::ca::x509::sha256_hex(pem.as_bytes())) {
+                Some(id) => Some(id),
+                None => continue,
+            },
+            None => None,
+        };
+        if new.replaces.is_empty() {
+            indexes.push(index);
+            candidates.push(one_trip::Candidate { new, log, chain_id });
+        }
+    }
+    let taken = one_trip::taken(&candidates);
+    if taken.is_empty() {
+        return batch;
+    }
+    let outcome = link
+        .outside_transaction(async |connection| {
+            one_trip::store(connection, &candidates, &taken, now).await
+        })
+        .await;
+    let stored = match outcome {
+        Ok(Ok(stored)) => stored,
+        Ok(Err(Error::Database { source, .. })) if unreachable(source.as_ref()) => {
+            log::info!(
+                "the certificate writer's database connection failed ({source}); connecting again to read what its batch stored"
+            );
+            let begin = "BEGIN ISOLATION LEVEL READ COMMITTED".into();
+            let read = link
+                .transaction(begin, "reading stored certificates", async |tx| {
+                    one_trip::recover(tx, &candidates, &taken).await
+                })
+                .await;
+            match read {
+                Ok(stored) => stored,
+                Err(error) => {
+                    log::warn!(
+                        "storing a batch of {} certificates failed ({source}), and what it stored could not be read ({error})",
+                        batch.len()
+                    );
+                    let detail = source.to_string();
+                    for job in batch {
+                        let _ = job.reply.send(Err(Error::Database {
+                            context: COMMITTING,
+                            source: detail.clone().into(),
+                        }));
+                    }
+                    return Vec::new();
+                }
+            }
+        }
+        // Nothing was stored: the usual way reports a connection that cannot be had.
+        Err(_) => return batch,
+        Ok(Err(error)) => {
+            log::warn!(
+                "storing a batch of {} certificates in one statement failed ({error}); storing it the usual way",
+                batch.len()
+            );
+            return batch;
+        }
+    };
+    let mut stored: HashMap<usize, Stored> = stored
+        .into_iter()
+        .map(|(candidate, stored)| (indexes[candidate], stored))
+        .collect();
+    drop(candidates);
+    drop((news, logs));
+    let mut rest = Vec::with_capacity(batch.len() - stored.len());
+    for (index, job) in batch.into_iter().enumerate() {
+        match stored.remove(&index) {
+            // A request that gave up waiting is gone; its certificate is stored all the same.
+            Some(certificate) => {
+                let _ = job.reply.send(Ok(certificate));
+            }
+            None => rest.push(job),
+        }
+    }
+    rest
 }
 
 async fn alone(target: &mut Target, batch: &[Job]) -> Vec<Result<Stored>> {

@@ -42,13 +42,14 @@ fn a_database_outage_is_a_503_with_a_retry_hint_and_service_resumes_after() {
     // still a 503, never "not found".
     postgres.start_again();
     answers_again(&app, "/api/1/auth/me");
-    // The writer's connection died with the server: the batch begins on a new one.
+    // The writer's connection died with the server: its statement fails, a new connection
+    // finds nothing of the batch stored, and stores it.
     let issued = issue_one(&app, root, "after-restart");
     assert_eq!(issued.status, 200, "{}", issued.text);
     assert!(
         app.daemon
             .log()
-            .contains("the certificate writer's database connection was gone"),
+            .contains("connecting again to read what its batch stored"),
         "{}",
         app.daemon.log()
     );

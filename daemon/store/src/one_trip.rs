@@ -1,0 +1,278 @@
+//! PostgreSQL's certificate writer in one round trip per batch: the certificates, their domains
+//! and their audit rows in one statement, outside a transaction (a statement is atomic by
+//! itself, and commits as it ends). The usual way, a transaction, takes four round trips
+//! (`BEGIN`, the certificates, their links and audit rows, `COMMIT`), and a batch waits on the
+//! writer's connection for each. What the statement does not store goes the usual way after it:
+//! rows it skipped for a name, a body or an idempotency key held already, and certificates it
+//! does not take (see [`store`]).
+
+use crate::engine::{Arg, Statements};
+use crate::insert::{self, Attempt};
+use crate::rows::{
+    CERTIFICATE_COLUMNS as VIEW_COLUMNS, CERTIFICATE_JOINS, CertificateRow, DomainRow,
+};
+use lemur_core::model::{
+    CertificateDetails, CertificateLinks, CertificateRecord, LogEntry, NewCertificate,
+};
+use lemur_core::{Error, Result};
+use sqlx::postgres::{PgConnection, PgRow};
+use sqlx::{FromRow, Row};
+use std::collections::{HashMap, HashSet};
+
+/// A certificate as stored, with its links.
+pub(crate) type Stored = (CertificateRecord, CertificateLinks);
+
+/// A certificate to store, with its audit row and its chain's id (known to be committed).
+pub(crate) struct Candidate<'b, 'a> {
+    pub(crate) new: &'b NewCertificate<'a>,
+    pub(crate) log: &'b LogEntry<'a>,
+    pub(crate) chain_id: Option<i64>,
+}
+
+/// Parameters of one audit row in the statement: the certificate's name and body, then
+/// `log_type, user_id, source_address, details`.
+const ENTRY_ARITY: usize = 6;
+
+/// Parameters of one link: the certificate's name and body, then the domain's name.
+const LINK_ARITY: usize = 3;
+
+/// A row the statement returns: a certificate's view, its body's SHA-256 (with its name, what
+/// tells it from the others), and its domains as linked, sorted by name.
+struct StoredRow {
+    view: CertificateRow,
+    body_sha256: String,
+    domain_ids: Option<Vec<i64>>,
+    domain_names: Option<Vec<String>>,
+    domain_sensitive: Option<Vec<bool>>,
+}
+
+impl<'r> FromRow<'r, PgRow> for StoredRow {
+    fn from_row(row: &'r PgRow) -> sqlx::Result<Self> {
+        Ok(Self {
+            view: CertificateRow::from_row(row)?,
+            body_sha256: row.try_get("body_sha256")?,
+            domain_ids: row.try_get("domain_ids")?,
+            domain_names: row.try_get("domain_names")?,
+            domain_sensitive: row.try_get("domain_sensitive")?,
+        })
+    }
+}
+
+impl StoredRow {
+    /// The certificate and its domains, as the writer answers with them.
+    fn stored(self) -> Stored {
+        let id = self.view.id;
+        let domains = self
+            .domain_ids
+            .unwrap_or_default()
+            .into_iter()
+            .zip(self.domain_names.unwrap_or_default())
+            .zip(self.domain_sensitive.unwrap_or_default())
+            .map(|((domain, name), sensitive)| {
+                DomainRow {
+                    certificate_id: id,
+                    id: domain,
+                    name,
+                    sensitive,
+                }
+                .into()
+            })
+            .collect();
+        let links = CertificateLinks {
+            domains,
+            ..CertificateLinks::default()
+        };
+        (self.view.into(), links)
+    }
+}
+
+/// The statement for `rows` certificates with `links` domain links in all, its parameters
+/// bound as [`store`] binds them. Domain names are upserted (`DO UPDATE`, to themselves) so
+/// each row comes back whether it is new, stored before, or being added by another transaction
+/// (which this one then waits for): nothing reads the domains table, which a plan made while
+/// it was small would scan whole. Names are added in sorted order, so concurrent writers lock
+/// them in one order.
+fn statement(rows: usize, links: usize) -> String {
+    let columns = insert::CERTIFICATE_COLUMNS;
+    let log_columns = insert::LOG_COLUMNS;
+    let values = insert::placeholders_after(true, 0, rows, insert::CERTIFICATE_ARITY);
+    let after_rows = rows * insert::CERTIFICATE_ARITY;
+    let after_links = after_rows + links * LINK_ARITY;
+    let entries = insert::placeholders_after(true, after_links, rows, ENTRY_ARITY);
+    let now = after_links + rows * ENTRY_ARITY + 1;
+    // Which certificate a link or an audit row is for: the row stored with its name and body.
+    let of = |table: &str| format!("c.name = {table}.certificate AND c.body_sha256 = {table}.body");
+    let domains = if links == 0 {
+        "d (certificate_id, ids, names, sensitive) AS (
+             SELECT NULL::BIGINT, NULL::BIGINT[], NULL::TEXT[], NULL::BOOLEAN[] WHERE FALSE),"
+            .to_owned()
+    } else {
+        let link_values = insert::placeholders_after(true, after_rows, links, LINK_ARITY);
+        let of_link = of("link");
+        format!(
+            "link (certificate, body, name) AS (VALUES {link_values}),
+             named AS (INSERT INTO domains (name)
+                 SELECT DISTINCT link.name FROM link JOIN c ON {of_link} ORDER BY 1
+                 ON CONFLICT (name) DO UPDATE SET name = EXCLUDED.name
+                 RETURNING id, name, sensitive),
+             linked AS (INSERT INTO certificate_domains (certificate_id, domain_id)
+                 SELECT c.id, named.id FROM link JOIN c ON {of_link}
+                 JOIN named ON named.name = link.name
+                 ON CONFLICT DO NOTHING RETURNING certificate_id, domain_id),
+             d AS (SELECT linked.certificate_id,
+                     array_agg(named.id ORDER BY named.name) AS ids,
+                     array_agg(named.name ORDER BY named.name) AS names,
+                     array_agg(named.sensitive ORDER BY named.name) AS sensitive
+                 FROM linked JOIN named ON named.id = linked.domain_id
+                 GROUP BY linked.certificate_id),"
+        )
+    };
+    let of_entry = of("entry");
+    format!(
+        "WITH c AS (INSERT INTO certificates ({columns}) VALUES {values}
+             ON CONFLICT DO NOTHING RETURNING *),
+         {domains}
+         entry (certificate, body, log_type, user_id, source_address, details)
+             AS (VALUES {entries}),
+         logged AS (INSERT INTO logs ({log_columns})
+             SELECT c.id, entry.log_type, ${now}, entry.user_id, entry.source_address,
+                 entry.details
+             FROM entry JOIN c ON {of_entry} ORDER BY c.id)
+         SELECT {VIEW_COLUMNS}, c.body_sha256, d.ids AS domain_ids, d.names AS domain_names,
+             d.sensitive AS domain_sensitive
+         FROM c {CERTIFICATE_JOINS}
+         LEFT JOIN d ON d.certificate_id = c.id"
+    )
+}
+
+/// The indexes of the candidates one statement takes, in order: each whose first name and
+/// body no earlier one has (two such rows could not be told apart in what it returns), while
+/// the parameters fit.
+pub(crate) fn taken(candidates: &[Candidate<'_, '_>]) -> Vec<usize> {
+    let mut seen = HashSet::new();
+    let mut params = 1;
+    let mut taken = Vec::with_capacity(candidates.len());
+    for (index, candidate) in candidates.iter().enumerate() {
+        let new = candidate.new;
+        let more = insert::CERTIFICATE_ARITY + LINK_ARITY * new.domains.len() + ENTRY_ARITY;
+        if params + more > insert::MAX_PARAMS {
+            break;
+        }
+        if seen.insert((new.names[0], new.parsed.sha256.as_str())) {
+            params += more;
+            taken.push(index);
+        }
+    }
+    taken
+}
+
+/// Stores the candidates `taken` (see [`taken`]) in one statement on `connection`, outside any
+/// transaction, each under its first name; returns each one stored, by its index in
+/// `candidates`. A certificate's row, links and audit row are stored together or not at all.
+///
+/// An error stores nothing, unless the connection failed ([`crate::writer::unreachable`]):
+/// then the statement may have committed, and [`recover`] tells.
+pub(crate) async fn store(
+    connection: &mut PgConnection,
+    candidates: &[Candidate<'_, '_>],
+    taken: &[usize],
+    now: i64,
+) -> Result<HashMap<usize, Stored>> {
+    let alt_names: Vec<String> = taken
+        .iter()
+        .map(|&i| CertificateDetails::encode_alt_names(&candidates[i].new.parsed.alt_names))
+        .collect();
+    let mut args: Vec<Arg<'_>> = Vec::with_capacity(taken.len() * insert::CERTIFICATE_ARITY);
+    for (&i, alt) in taken.iter().zip(&alt_names) {
+        let candidate = &candidates[i];
+        let attempt = Attempt::default();
+        args.extend(insert::row_args(
+            candidate.new,
+            attempt,
+            alt,
+            candidate.chain_id,
+            now,
+        ));
+    }
+    let mut links = 0;
+    for &i in taken {
+        let new = candidates[i].new;
+        for name in new.domains {
+            args.extend([
+                Arg::Text(new.names[0]),
+                Arg::Text(&new.parsed.sha256),
+                Arg::Text(name),
+            ]);
+            links += 1;
+        }
+    }
+    for &i in taken {
+        let (new, log) = (candidates[i].new, candidates[i].log);
+        args.extend([
+            Arg::Text(new.names[0]),
+            Arg::Text(&new.parsed.sha256),
+            Arg::Text(log.log_type),
+            Arg::OptInt(log.user_id),
+            Arg::OptText(log.source_address),
+            Arg::Text(log.details),
+        ]);
+    }
+    args.push(Arg::Int(now));
+    let sql = statement(taken.len(), links);
+    let rows: Vec<StoredRow> = crate::engine::bind_all!(sqlx::query_as(&sql), &args)
+        .fetch_all(connection)
+        .await
+        .map_err(crate::db("storing certificates"))?;
+    let by_key: HashMap<(&str, &str), usize> = taken
+        .iter()
+        .map(|&i| {
+            let new = candidates[i].new;
+            ((new.names[0], new.parsed.sha256.as_str()), i)
+        })
+        .collect();
+    let mut stored = HashMap::with_capacity(rows.len());
+    for row in rows {
+        let index = by_key
+            .get(&(row.view.name.as_str(), row.body_sha256.as_str()))
+            .copied()
+            .ok_or_else(|| Error::Database {
+                context: "storing certificates",
+                source: format!("certificate {} came back unasked for", row.view.id).into(),
+            })?;
+        stored.insert(index, row.stored());
+    }
+    Ok(stored)
+}
+
+/// After [`store`] failed with its connection, which of the candidates `taken` it stored, as
+/// [`store`] returns them: read in `tx`, on a new connection. A live certificate with a
+/// candidate's body and first name is the one the statement stored (it stores every row it
+/// does not skip, or none); the others are not stored, and go the usual way.
+pub(crate) async fn recover(
+    tx: &mut impl Statements,
+    candidates: &[Candidate<'_, '_>],
+    taken: &[usize],
+) -> Result<HashMap<usize, Stored>> {
+    let hashes: Vec<&str> = taken
+        .iter()
+        .map(|&i| candidates[i].new.parsed.sha256.as_str())
+        .collect();
+    let held = insert::existing_bodies(tx, &hashes).await?;
+    let ids: Vec<i64> = held.values().copied().collect();
+    let mut read = crate::certificates::read_back(tx, &ids, None, HashMap::new()).await?;
+    let mut stored = HashMap::new();
+    for &i in taken {
+        let new = candidates[i].new;
+        let Some(id) = held.get(&new.parsed.sha256) else {
+            continue;
+        };
+        if read
+            .get(id)
+            .is_some_and(|(record, _)| record.name == new.names[0])
+            && let Some(certificate) = read.remove(id)
+        {
+            stored.insert(i, certificate);
+        }
+    }
+    Ok(stored)
+}
