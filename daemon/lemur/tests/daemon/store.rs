@@ -569,3 +569,144 @@ fn other_writes_take_turns_with_a_busy_certificate_writer() {
     let stored = app.query("SELECT COUNT(*) FROM domains WHERE name LIKE 'turn-%'");
     assert_eq!(stored.trim(), "20");
 }
+
+/// PostgreSQL's writer stores a batch in one statement outside a transaction; when the
+/// connection fails after that statement committed, before its answer arrived, a new connection
+/// reads what was stored: the request is answered with its certificate, stored once.
+#[test]
+fn a_batch_whose_answer_is_lost_after_it_committed_is_answered_from_what_was_stored() {
+    let postgres = lemur_testkit::postgres::Postgres::start();
+    let server = postgres
+        .url
+        .rsplit_once(':')
+        .and_then(|(_, rest)| rest.split_once('/'))
+        .map(|(port, _)| port.parse::<u16>().unwrap())
+        .unwrap();
+    let relay = AnswerCutter::start(server);
+    let url = postgres
+        .url
+        .replace(&format!(":{server}/"), &format!(":{}/", relay.port));
+    let daemon = lemur_testkit::daemon::Daemon::start(
+        std::path::Path::new(env!("CARGO_BIN_EXE_lemur")),
+        Some(&url),
+    );
+    let token = daemon.admin_token();
+    let app = Appliance {
+        daemon,
+        postgres: Some(postgres),
+        token,
+    };
+    let root = issue_many(&app, 1);
+    relay.arm(b"lost-answer.example.com");
+    let issued = issue_one(&app, root, "lost-answer");
+    assert!(relay.cut(), "the relay never saw the statement's answer");
+    assert_eq!(issued.status, 200, "{}", issued.text);
+    let stored = app.query("SELECT id FROM certificates WHERE cn = 'lost-answer.example.com'");
+    assert_eq!(stored.trim(), issued.body["id"].to_string(), "stored once");
+    let logged = app.query(&format!(
+        "SELECT count(*) FROM logs WHERE certificate_id = {}",
+        issued.body["id"]
+    ));
+    assert_eq!(logged.trim(), "1");
+    assert!(
+        app.daemon
+            .log()
+            .contains("connecting again to read what its batch stored"),
+        "{}",
+        app.daemon.log()
+    );
+}
+
+/// A TCP relay to PostgreSQL that, once armed with a marker, drops the first connection whose
+/// server answer carries it, once that answer has ended (ReadyForQuery, sent after the commit)
+/// and before the rest of it is passed on: a statement that committed and whose answer was
+/// lost.
+struct AnswerCutter {
+    port: u16,
+    marker: std::sync::Arc<std::sync::Mutex<Option<Vec<u8>>>>,
+    cut: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl AnswerCutter {
+    fn start(server: u16) -> Self {
+        use std::net::{TcpListener, TcpStream};
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let marker = std::sync::Arc::new(std::sync::Mutex::new(None::<Vec<u8>>));
+        let cut = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (armed, done) = (marker.clone(), cut.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { return };
+                let upstream = TcpStream::connect(("127.0.0.1", server)).unwrap();
+                let (mut client_in, mut upstream_out) =
+                    (client.try_clone().unwrap(), upstream.try_clone().unwrap());
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut client_in, &mut upstream_out);
+                });
+                let (armed, done) = (armed.clone(), done.clone());
+                std::thread::spawn(move || relay_answers(upstream, client, &armed, &done));
+            }
+        });
+        Self { port, marker, cut }
+    }
+
+    fn arm(&self, marker: &[u8]) {
+        *self.marker.lock().unwrap() = Some(marker.to_vec());
+    }
+
+    fn cut(&self) -> bool {
+        self.cut.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// Passes the server's bytes on to the client, but see [`AnswerCutter`].
+fn relay_answers(
+    mut upstream: std::net::TcpStream,
+    mut client: std::net::TcpStream,
+    armed: &std::sync::Mutex<Option<Vec<u8>>>,
+    done: &std::sync::atomic::AtomicBool,
+) {
+    use std::io::{Read, Write};
+    let mut buffer = [0u8; 65536];
+    let mut held: Option<Vec<u8>> = None;
+    loop {
+        let Ok(read) = upstream.read(&mut buffer) else {
+            return;
+        };
+        if read == 0 {
+            return;
+        }
+        let chunk = &buffer[..read];
+        if held.is_none() {
+            let mut marker = armed.lock().unwrap();
+            let found = marker
+                .as_ref()
+                .is_some_and(|marker| chunk.windows(marker.len()).any(|w| w == marker.as_slice()));
+            if found {
+                // Disarmed: the connection that reads back what was stored passes.
+                *marker = None;
+                held = Some(Vec::new());
+            }
+        }
+        match &mut held {
+            None => {
+                if client.write_all(chunk).is_err() {
+                    return;
+                }
+            }
+            Some(answer) => {
+                answer.extend_from_slice(chunk);
+                // ReadyForQuery: 'Z', length 5, the transaction status.
+                if answer.len() >= 6
+                    && answer[answer.len() - 6..answer.len() - 1] == *b"Z\0\0\0\x05"
+                {
+                    done.store(true, std::sync::atomic::Ordering::SeqCst);
+                    let _ = client.shutdown(std::net::Shutdown::Both);
+                    let _ = upstream.shutdown(std::net::Shutdown::Both);
+                    return;
+                }
+            }
+        }
+    }
+}
