@@ -46,13 +46,7 @@ fn a_database_outage_is_a_503_with_a_retry_hint_and_service_resumes_after() {
     // finds nothing of the batch stored, and stores it.
     let issued = issue_one(&app, root, "after-restart");
     assert_eq!(issued.status, 200, "{}", issued.text);
-    assert!(
-        app.daemon
-            .log()
-            .contains("connecting again to read what its batch stored"),
-        "{}",
-        app.daemon.log()
-    );
+    read_again_after_a_lost_connection(&app);
     postgres.query("ALTER TABLE certificates RENAME TO certificates_away");
     for path in ["/api/1/certificates/1", "/api/1/certificates/999"] {
         answers_outage(&app, path);
@@ -89,6 +83,16 @@ fn issue_one(app: &Appliance, root: i64, name: &str) -> Reply {
         &json!({ "owner": "store@example.com", "authority": { "id": root },
                  "csr": openssl_csr(&[&format!("{name}.example.com")]).1 }),
     )
+}
+
+/// The daemon's log says the writer read what its batch stored on a new connection, after its
+/// statement's connection failed.
+fn read_again_after_a_lost_connection(app: &Appliance) {
+    let log = app.daemon.log();
+    assert!(
+        log.contains("connecting again to read what its batch stored"),
+        "{log}"
+    );
 }
 
 /// `path` answers as an outage: 503, the database's code, and when to retry.
@@ -608,13 +612,7 @@ fn a_batch_whose_answer_is_lost_after_it_committed_is_answered_from_what_was_sto
         issued.body["id"]
     ));
     assert_eq!(logged.trim(), "1");
-    assert!(
-        app.daemon
-            .log()
-            .contains("connecting again to read what its batch stored"),
-        "{}",
-        app.daemon.log()
-    );
+    read_again_after_a_lost_connection(&app);
 }
 
 /// A TCP relay to PostgreSQL that, once armed with a marker, drops the first connection whose

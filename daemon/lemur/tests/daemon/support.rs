@@ -15,9 +15,18 @@ pub fn sqlite_query(daemon: &Daemon, sql: &str) -> String {
 /// The rows `sql` returns from the SQLite database `database`, as [`sqlite_query`] gives them.
 pub fn sqlite_query_at(database: &Path, sql: &str) -> String {
     // Committed, so a statement that writes (a test changing a row) takes effect.
-    let script = "import sqlite3, sys\ndb = sqlite3.connect(sys.argv[1])\nrows = db.execute(sys.argv[2]).fetchall()\ndb.commit()\nfor row in rows:\n    print('|'.join('' if v is None else str(v) for v in row))";
+    python_on_sqlite(
+        "db = sqlite3.connect(sys.argv[1])\nrows = db.execute(sys.argv[2]).fetchall()\ndb.commit()\nfor row in rows:\n    print('|'.join('' if v is None else str(v) for v in row))",
+        database,
+        sql,
+    )
+}
+
+/// What Python's `script` prints, run with `sqlite3` and `sys` imported, the database's path as
+/// `sys.argv[1]` and `sql` as `sys.argv[2]`; the test fails if it does.
+fn python_on_sqlite(script: &str, database: &Path, sql: &str) -> String {
     let output = Command::new("python3")
-        .args(["-c", script])
+        .args(["-c", &format!("import sqlite3, sys\n{script}")])
         .arg(database)
         .arg(sql)
         .output()
@@ -100,17 +109,10 @@ impl Appliance {
                 postgres.query(sql);
             }
             None => {
-                let script = "import sqlite3, sys\nwith sqlite3.connect(sys.argv[1]) as db:\n    db.executescript(sys.argv[2])";
-                let output = Command::new("python3")
-                    .args(["-c", script])
-                    .arg(self.daemon.state_dir().join("lemur.db"))
-                    .arg(sql)
-                    .output()
-                    .unwrap();
-                assert!(
-                    output.status.success(),
-                    "{}",
-                    String::from_utf8_lossy(&output.stderr)
+                python_on_sqlite(
+                    "with sqlite3.connect(sys.argv[1]) as db:\n    db.executescript(sys.argv[2])",
+                    &self.daemon.state_dir().join("lemur.db"),
+                    sql,
                 );
             }
         }
