@@ -73,9 +73,10 @@ pub trait AuthorityRepository: Send + Sync {
 /// Certificates and the audit log.
 #[async_trait]
 pub trait CertificateRepository: Send + Sync {
-    /// Stores a certificate and its audit row in one transaction; with `unique_body`, refuses
-    /// (409) a certificate whose body is in the inventory already. Returns it as stored, with
-    /// its links, so the caller answers without reading it again.
+    /// Stores a certificate and its audit row together; with `unique_body`, refuses (409) a
+    /// certificate whose body is in the inventory already, else stores it as the earlier one's
+    /// twin. Returns it as stored, with its links, so the caller answers without reading it
+    /// again.
     async fn create_certificate(
         &self,
         new: &NewCertificate<'_>,

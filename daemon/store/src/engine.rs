@@ -142,7 +142,7 @@ columns!(A: 0, B: 1, C: 2);
 /// them on its thread with no hop to a driver's thread per statement. Rows are [`Columns`].
 #[async_trait::async_trait]
 pub(crate) trait Statements: Send {
-    /// Whether this is PostgreSQL (for its own locks).
+    /// Whether this is PostgreSQL (for what is written per engine).
     fn is_postgres(&self) -> bool;
 
     /// Every row of a statement.
@@ -511,7 +511,7 @@ impl Tx<'_> {
         Ok(())
     }
 
-    /// Whether this is a PostgreSQL transaction (for its own locks).
+    /// Whether this is a PostgreSQL transaction (for what is written per engine).
     pub fn is_postgres(&self) -> bool {
         matches!(self, Tx::Postgres(_))
     }

@@ -9,7 +9,7 @@ use crate::rows::{
 };
 use lemur_core::model::{CertificateDetails, LogEntry, NewCertificate};
 use lemur_core::{Error, Result};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// The most parameters one statement binds: well under SQLite's limit (32,766) and
 /// PostgreSQL's (65,535).
@@ -153,7 +153,8 @@ pub(crate) struct Attempt {
 
 /// Stores each certificate of `batch` under the first of its names that is free, with its
 /// domains and replacements, in the caller's transaction, unless its idempotency key names a
-/// certificate already. Returns what became of each, in order.
+/// certificate already; one whose body a live certificate has is stored as that one's twin.
+/// Returns what became of each, in order.
 pub(crate) async fn certificates(
     tx: &mut impl Statements,
     batch: &[&NewCertificate<'_>],
@@ -268,10 +269,16 @@ async fn rows<'b, 'a>(
         views,
     };
     // Each row skipped either ends with an outcome or moves on (to its twin's row, to its second
-    // name), so this ends within three rounds.
+    // name); a row held back for another with its name and body goes in a later round (the two
+    // could not be told apart in what the INSERT returns). So this ends.
     loop {
+        let mut round = HashSet::new();
         let waiting: Vec<usize> = (0..batch.len())
             .filter(|&i| ids[i].is_none() && outcomes[i].is_none())
+            .filter(|&i| {
+                let new = batch[i].new;
+                round.insert((new.names[attempts[i].name], new.parsed.sha256.as_str()))
+            })
             .collect();
         if waiting.is_empty() {
             break;
@@ -484,8 +491,8 @@ async fn insert_rows(
             "INSERT INTO certificates ({CERTIFICATE_COLUMNS}) VALUES {} ON CONFLICT DO NOTHING",
             placeholders(tx.is_postgres(), chunk.len(), CERTIFICATE_ARITY)
         );
-        // RETURNING promises no order: each row goes to the first waiting certificate with its
-        // name and body that has no id yet.
+        // RETURNING promises no order: each row goes to the waiting certificate with its name
+        // and body (a round has one of each).
         let mut take = |id: i64, name: &str, same_body: &dyn Fn(&NewCertificate<'_>) -> bool| {
             let found = chunk.iter().copied().find(|&i| {
                 ids[i].is_none() && batch[i].names[attempts[i].name] == name && same_body(batch[i])
@@ -745,8 +752,8 @@ pub(crate) async fn log(tx: &mut impl Statements, entry: &LogEntry<'_>, now: i64
     logs(tx, std::slice::from_ref(entry), now).await
 }
 
-/// Which of `hashes` (SHA-256 of certificate bodies) a live certificate has already, inside the
-/// caller's write transaction: hash to id.
+/// Which of `hashes` (SHA-256 of certificate bodies) a live certificate (not a twin) has
+/// already, in the caller's transaction: hash to id.
 pub(crate) async fn existing_bodies(
     tx: &mut impl Statements,
     hashes: &[&str],

@@ -2,12 +2,16 @@
 //!
 //! A pool would cost each batch two round trips that carry nothing: sqlx pings a connection
 //! before handing it out and again when it comes back, and the writer's next batch waits for
-//! both. A connection kept by the writer is used as it is while in steady use. One that died
-//! while idle (a server restart, which tells idle clients so) fails at the batch's `BEGIN`, and
-//! nothing of a batch is written before its commit, so a fresh connection is made and the batch
-//! begun on it instead. One idle for long is pinged first, within the patience a new
-//! connection gets, so a connection a firewall dropped in silence does not hold the writer for
-//! the kernel's retransmission timeout.
+//! both. A connection kept by the writer is used as it is while in steady use. In a transaction,
+//! one that died while idle (a server restart, which tells idle clients so) fails at the batch's
+//! `BEGIN`, and nothing of a batch is written before its commit, so a fresh connection is made
+//! and the batch begun on it instead. A statement sent outside a transaction
+//! ([`Link::outside_transaction`]) is not sent again: it may have run, and the writer reads what
+//! it stored, once the session it was sent on has ended ([`Link::end_lost_session`]). One idle
+//! for long is pinged first, within the patience a new connection gets, so a connection a
+//! firewall dropped in silence does not hold the writer for the kernel's retransmission
+//! timeout. Each session reads committed data whatever the server's default, so a statement
+//! that waited for another transaction sees what that one stored.
 
 use crate::db;
 use crate::engine::Tx;
@@ -26,17 +30,33 @@ pub(crate) struct Link {
     /// How long a batch waits for a connection to be made or checked (the engine's
     /// `acquire_timeout`).
     patience: Duration,
-    /// The connection, and when a batch last ended on it.
-    connection: Option<(PgConnection, Instant)>,
+    /// The connection, when a batch last ended on it, and its server session.
+    connection: Option<(PgConnection, Instant, Session)>,
+    /// The session a statement outside a transaction was lost on, until it is known to have
+    /// ended.
+    lost: Option<Session>,
 }
+
+/// A server session, as `pg_stat_activity` names it: its process, and when it started (a
+/// process id alone may be reused after a restart).
+#[derive(Debug, sqlx::FromRow)]
+struct Session {
+    pid: i32,
+    started: String,
+}
+
+/// How often [`Link::end_lost_session`] looks whether the session has ended.
+const ENDED_CHECK_EVERY: Duration = Duration::from_millis(10);
 
 impl Link {
     /// A link that connects when its first batch begins.
     pub(crate) fn new(options: PgConnectOptions, patience: Duration) -> Self {
         Self {
-            options,
+            // A space in a startup option is escaped with a backslash.
+            options: options.options([("default_transaction_isolation", "read\\ committed")]),
             patience,
             connection: None,
+            lost: None,
         }
     }
 
@@ -74,7 +94,7 @@ impl Link {
         };
         match (&outcome, &mut self.connection) {
             (Err(error), _) if unreachable(error) => self.connection = None,
-            (_, Some((_, last_used))) => *last_used = Instant::now(),
+            (_, Some((_, last_used, _))) => *last_used = Instant::now(),
             _ => {}
         }
         outcome
@@ -90,11 +110,64 @@ impl Link {
     ) -> Result<Result<T>> {
         let outcome = work(self.connected().await?).await;
         match (&outcome, &mut self.connection) {
-            (Err(error), _) if unreachable(error) => self.connection = None,
-            (_, Some((_, last_used))) => *last_used = Instant::now(),
+            (Err(error), _) if unreachable(error) => {
+                self.lost = self.connection.take().map(|(_, _, session)| session);
+            }
+            (_, Some((_, last_used, _))) => *last_used = Instant::now(),
             _ => {}
         }
         Ok(outcome)
+    }
+
+    /// Ends the session a statement outside a transaction was lost on, and waits until the
+    /// server says it has ended, within the patience a connection gets: a client can see its
+    /// connection fail while the server still runs the statement (waiting for a lock, say),
+    /// and what the statement stored is only settled once its session is gone. Nothing to do
+    /// when no statement was lost. Error if the session outlasts the patience (it is not looked
+    /// for again: its batch is answered as perhaps stored).
+    pub(crate) async fn end_lost_session(&mut self) -> Result<()> {
+        let Some(lost) = self.lost.take() else {
+            return Ok(());
+        };
+        let patience = self.patience;
+        let connection = self.connected().await?;
+        let deadline = Instant::now() + patience;
+        let context = "ending the session of a lost statement";
+        // Each check is a statement of its own: a transaction sees one picture of the sessions.
+        sqlx::query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+             WHERE pid = $1 AND backend_start::TEXT = $2",
+        )
+        .bind(lost.pid)
+        .bind(&lost.started)
+        .execute(&mut *connection)
+        .await
+        .map_err(db(context))?;
+        loop {
+            let (left,): (i64,) = sqlx::query_as(
+                "SELECT count(*) FROM pg_stat_activity WHERE pid = $1 AND backend_start::TEXT = $2",
+            )
+            .bind(lost.pid)
+            .bind(&lost.started)
+            .fetch_one(&mut *connection)
+            .await
+            .map_err(db(context))?;
+            if left == 0 {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(Error::Database {
+                    context,
+                    source: format!(
+                        "session {} was still running after {} s",
+                        lost.pid,
+                        patience.as_secs_f64()
+                    )
+                    .into(),
+                });
+            }
+            tokio::time::sleep(ENDED_CHECK_EVERY).await;
+        }
     }
 
     /// A failed `BEGIN`, reported; its connection is dropped, as the session may be left in
@@ -106,20 +179,20 @@ impl Link {
 
     /// Closes the connection, if there is one.
     pub(crate) async fn close(&mut self) {
-        if let Some((connection, _)) = self.connection.take() {
+        if let Some((connection, _, _)) = self.connection.take() {
             let _ = connection.close().await;
         }
     }
 
     /// The kept connection, or a new one.
     async fn connected(&mut self) -> Result<&mut PgConnection> {
-        if let Some((mut connection, last_used)) = self.connection.take() {
+        if let Some((mut connection, last_used, session)) = self.connection.take() {
             let alive = last_used.elapsed() < IDLE_CHECK_AFTER
                 || tokio::time::timeout(self.patience, connection.ping())
                     .await
                     .is_ok_and(|pinged| pinged.is_ok());
             if alive {
-                return Ok(&mut self.connection.insert((connection, last_used)).0);
+                return Ok(&mut self.connection.insert((connection, last_used, session)).0);
             }
             log::info!(
                 "the certificate writer's idle database connection did not answer; connecting again"
@@ -132,7 +205,18 @@ impl Link {
                 source: format!("no connection within {} s", self.patience.as_secs_f64()).into(),
             })?
             .map_err(db("connecting to the database"))?;
-        Ok(&mut self.connection.insert((connection, Instant::now())).0)
+        let mut connection = connection;
+        let session: Session = sqlx::query_as(
+            "SELECT pid, backend_start::TEXT AS started FROM pg_stat_activity
+             WHERE pid = pg_backend_pid()",
+        )
+        .fetch_one(&mut connection)
+        .await
+        .map_err(db("connecting to the database"))?;
+        Ok(&mut self
+            .connection
+            .insert((connection, Instant::now(), session))
+            .0)
     }
 }
 

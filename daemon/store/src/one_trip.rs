@@ -29,6 +29,10 @@ pub(crate) struct Candidate<'b, 'a> {
     pub(crate) chain_id: Option<i64>,
 }
 
+/// The context of an error found in the statement's answer, after it committed: what it
+/// stored is read again, as after a lost connection.
+pub(crate) const AFTER_COMMIT: &str = "reading the answer of a statement that stored certificates";
+
 /// Parameters of one audit row in the statement: the certificate's name and body, then
 /// `log_type, user_id, source_address, details`.
 const ENTRY_ARITY: usize = 6;
@@ -170,8 +174,9 @@ pub(crate) fn taken(candidates: &[Candidate<'_, '_>]) -> Vec<usize> {
 /// transaction, each under its first name; returns each one stored, by its index in
 /// `candidates`. A certificate's row, links and audit row are stored together or not at all.
 ///
-/// An error stores nothing, unless the connection failed ([`crate::writer::unreachable`]):
-/// then the statement may have committed, and [`recover`] tells.
+/// An error stores nothing, unless the connection failed ([`crate::writer::unreachable`]) or
+/// its context is [`AFTER_COMMIT`]: then the statement may have committed, and [`recover`]
+/// tells.
 pub(crate) async fn store(
     connection: &mut PgConnection,
     candidates: &[Candidate<'_, '_>],
@@ -236,7 +241,7 @@ pub(crate) async fn store(
             .get(&(row.view.name.as_str(), row.body_sha256.as_str()))
             .copied()
             .ok_or_else(|| Error::Database {
-                context: "storing certificates",
+                context: AFTER_COMMIT,
                 source: format!("certificate {} came back unasked for", row.view.id).into(),
             })?;
         stored.insert(index, row.stored());
@@ -244,14 +249,19 @@ pub(crate) async fn store(
     Ok(stored)
 }
 
-/// After [`store`] failed with its connection, which of the candidates `taken` it stored, as
-/// [`store`] returns them: read in `tx`, on a new connection. A live certificate with a
-/// candidate's body and first name is the one the statement stored (it stores every row it
-/// does not skip, or none); the others are not stored, and go the usual way.
+/// After [`store`] was lost (its session ended since: see
+/// [`Link::end_lost_session`](crate::link::Link::end_lost_session)), which of the candidates
+/// `taken` it stored, as [`store`] returns them: read in `tx`, on a new connection. A live
+/// certificate with a candidate's body and first name, created at the batch's `now` by the
+/// candidate's user and owner, is the one the statement stored (it stores each row it does not
+/// skip, or none). The others go the usual way. A certificate stored before with that body is
+/// refused there as a duplicate, unless another request stored the same certificate, under
+/// the same name and owner, in the same second: then this one is answered with it.
 pub(crate) async fn recover(
     tx: &mut impl Statements,
     candidates: &[Candidate<'_, '_>],
     taken: &[usize],
+    now: i64,
 ) -> Result<HashMap<usize, Stored>> {
     let hashes: Vec<&str> = taken
         .iter()
@@ -266,11 +276,13 @@ pub(crate) async fn recover(
         let Some(id) = held.get(&new.parsed.sha256) else {
             continue;
         };
-        if read
-            .get(id)
-            .is_some_and(|(record, _)| record.name == new.names[0])
-            && let Some(certificate) = read.remove(id)
-        {
+        let ours = read.get(id).is_some_and(|(record, _)| {
+            record.name == new.names[0]
+                && record.date_created == now
+                && record.user_id == new.user_id
+                && record.owner == new.owner
+        });
+        if ours && let Some(certificate) = read.remove(id) {
             stored.insert(i, certificate);
         }
     }

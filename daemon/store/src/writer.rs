@@ -364,16 +364,8 @@ async fn commit(target: &mut Target, batch: Vec<Job>) {
                 "committing a batch of {} certificates failed ({source}); it may or may not be stored",
                 batch.len()
             );
-            let detail = source.to_string();
-            batch
-                .iter()
-                .map(|_| {
-                    Err(Error::Database {
-                        context: COMMITTING,
-                        source: detail.clone().into(),
-                    })
-                })
-                .collect()
+            refuse_all(batch, COMMITTING, &source.to_string());
+            return;
         }
         Err(error) => {
             log::warn!(
@@ -429,41 +421,46 @@ async fn in_one_trip(target: &mut Target, batch: Vec<Job>) -> Vec<Job> {
         .await;
     let stored = match outcome {
         Ok(Ok(stored)) => stored,
-        Ok(Err(Error::Database { source, .. })) if unreachable(source.as_ref()) => {
+        Ok(Err(Error::Database { context, source }))
+            if context == one_trip::AFTER_COMMIT || unreachable(source.as_ref()) =>
+        {
             log::info!(
-                "the certificate writer's database connection failed ({source}); connecting again to read what its batch stored"
+                "the certificate writer's statement was lost ({source}); connecting again to read what its batch stored"
             );
-            let begin = "BEGIN ISOLATION LEVEL READ COMMITTED".into();
-            let read = link
-                .transaction(begin, "reading stored certificates", async |tx| {
-                    one_trip::recover(tx, &candidates, &taken).await
+            let read = async {
+                link.end_lost_session().await?;
+                let begin = "BEGIN ISOLATION LEVEL READ COMMITTED".into();
+                link.transaction(begin, "reading stored certificates", async |tx| {
+                    one_trip::recover(tx, &candidates, &taken, now).await
                 })
-                .await;
-            match read {
+                .await
+            };
+            match read.await {
                 Ok(stored) => stored,
                 Err(error) => {
                     log::warn!(
                         "storing a batch of {} certificates failed ({source}), and what it stored could not be read ({error})",
                         batch.len()
                     );
-                    let detail = source.to_string();
-                    for job in batch {
-                        let _ = job.reply.send(Err(Error::Database {
-                            context: COMMITTING,
-                            source: detail.clone().into(),
-                        }));
-                    }
+                    refuse_all(batch, COMMITTING, &source.to_string());
                     return Vec::new();
                 }
             }
         }
-        // Nothing was stored: the usual way reports a connection that cannot be had.
-        Err(_) => return batch,
         Ok(Err(error)) => {
             log::warn!(
                 "storing a batch of {} certificates in one statement failed ({error}); storing it the usual way",
                 batch.len()
             );
+            return batch;
+        }
+        // No connection to be had: nothing was sent, and the usual way would wait as long again.
+        Err(Error::Database { context, source }) => {
+            refuse_all(batch, context, &source.to_string());
+            return Vec::new();
+        }
+        Err(error) => {
+            log::warn!("the certificate writer could not connect ({error})");
             return batch;
         }
     };
@@ -484,6 +481,16 @@ async fn in_one_trip(target: &mut Target, batch: Vec<Job>) -> Vec<Job> {
         }
     }
     rest
+}
+
+/// Answers every request of `batch` with the same database error.
+fn refuse_all(batch: Vec<Job>, context: &'static str, detail: &str) {
+    for job in batch {
+        let _ = job.reply.send(Err(Error::Database {
+            context,
+            source: detail.to_owned().into(),
+        }));
+    }
 }
 
 async fn alone(target: &mut Target, batch: &[Job]) -> Vec<Result<Stored>> {

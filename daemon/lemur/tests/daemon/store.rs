@@ -579,6 +579,72 @@ fn other_writes_take_turns_with_a_busy_certificate_writer() {
 /// reads what was stored: the request is answered with its certificate, stored once.
 #[test]
 fn a_batch_whose_answer_is_lost_after_it_committed_is_answered_from_what_was_stored() {
+    let (app, relay) = behind_a_relay();
+    let root = issue_many(&app, 1);
+    relay.arm(b"lost-answer.example.com");
+    let issued = issue_one(&app, root, "lost-answer");
+    assert!(relay.cut(), "the relay never saw the statement's answer");
+    assert_eq!(issued.status, 200, "{}", issued.text);
+    let stored = app.query("SELECT id FROM certificates WHERE cn = 'lost-answer.example.com'");
+    assert_eq!(stored.trim(), issued.body["id"].to_string(), "stored once");
+    let logged = app.query(&format!(
+        "SELECT count(*) FROM logs WHERE certificate_id = {}",
+        issued.body["id"]
+    ));
+    assert_eq!(logged.trim(), "1");
+    read_again_after_a_lost_connection(&app);
+}
+
+/// PostgreSQL's writer statement lost while the server still runs it (waiting for a lock
+/// another transaction holds): the writer ends that session before it reads what was stored,
+/// so the statement cannot commit behind its back, and stores the certificate once.
+#[test]
+fn a_statement_lost_while_it_waits_is_ended_before_its_batch_is_stored_again() {
+    use std::io::Write;
+    let (app, relay) = behind_a_relay();
+    let root = issue_many(&app, 1);
+    let postgres = app.postgres.as_ref().unwrap();
+    let mut other = postgres.session();
+    let mut input = other.stdin.take().unwrap();
+    writeln!(
+        input,
+        "BEGIN; INSERT INTO domains (name) VALUES ('held.example.com');"
+    )
+    .unwrap();
+    input.flush().unwrap();
+    let statement_waits = |count: &str| {
+        (0..200).any(|_| {
+            let waiting = postgres.query(
+                "SELECT count(*) FROM pg_stat_activity
+                 WHERE wait_event_type = 'Lock' AND query LIKE 'WITH c AS (INSERT INTO certificates%'",
+            );
+            let done = waiting.trim() == count;
+            if !done {
+                std::thread::park_timeout(std::time::Duration::from_millis(50));
+            }
+            done
+        })
+    };
+    let issued = std::thread::scope(|scope| {
+        let issuing = scope.spawn(|| issue_one(&app, root, "held"));
+        assert!(statement_waits("1"), "the statement never waited");
+        relay.cut_all();
+        // The writer ends the lost session: no statement of its batch waits any more but the
+        // one it sends anew (in a transaction, which has no such text).
+        assert!(statement_waits("0"), "the lost statement still runs");
+        input.write_all(b"COMMIT;\n").unwrap();
+        drop(input);
+        issuing.join().unwrap()
+    });
+    assert!(other.wait().unwrap().success());
+    assert_eq!(issued.status, 200, "{}", issued.text);
+    let stored = app.query("SELECT id FROM certificates WHERE cn = 'held.example.com'");
+    assert_eq!(stored.trim(), issued.body["id"].to_string(), "stored once");
+    read_again_after_a_lost_connection(&app);
+}
+
+/// A daemon whose PostgreSQL connections all pass through an [`AnswerCutter`].
+fn behind_a_relay() -> (Appliance, AnswerCutter) {
     let postgres = lemur_testkit::postgres::Postgres::start();
     let server = postgres
         .url
@@ -600,29 +666,18 @@ fn a_batch_whose_answer_is_lost_after_it_committed_is_answered_from_what_was_sto
         postgres: Some(postgres),
         token,
     };
-    let root = issue_many(&app, 1);
-    relay.arm(b"lost-answer.example.com");
-    let issued = issue_one(&app, root, "lost-answer");
-    assert!(relay.cut(), "the relay never saw the statement's answer");
-    assert_eq!(issued.status, 200, "{}", issued.text);
-    let stored = app.query("SELECT id FROM certificates WHERE cn = 'lost-answer.example.com'");
-    assert_eq!(stored.trim(), issued.body["id"].to_string(), "stored once");
-    let logged = app.query(&format!(
-        "SELECT count(*) FROM logs WHERE certificate_id = {}",
-        issued.body["id"]
-    ));
-    assert_eq!(logged.trim(), "1");
-    read_again_after_a_lost_connection(&app);
+    (app, relay)
 }
 
 /// A TCP relay to PostgreSQL that, once armed with a marker, drops the first connection whose
 /// server answer carries it, once that answer has ended (ReadyForQuery, sent after the commit)
 /// and before the rest of it is passed on: a statement that committed and whose answer was
-/// lost.
+/// lost. It can also drop every connection it relays at once ([`AnswerCutter::cut_all`]).
 struct AnswerCutter {
     port: u16,
     marker: std::sync::Arc<std::sync::Mutex<Option<Vec<u8>>>>,
     cut: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    relayed: std::sync::Arc<std::sync::Mutex<Vec<std::net::TcpStream>>>,
 }
 
 impl AnswerCutter {
@@ -632,11 +687,13 @@ impl AnswerCutter {
         let port = listener.local_addr().unwrap().port();
         let marker = std::sync::Arc::new(std::sync::Mutex::new(None::<Vec<u8>>));
         let cut = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let (armed, done) = (marker.clone(), cut.clone());
+        let relayed = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (armed, done, all) = (marker.clone(), cut.clone(), relayed.clone());
         std::thread::spawn(move || {
             for client in listener.incoming() {
                 let Ok(client) = client else { return };
                 let upstream = TcpStream::connect(("127.0.0.1", server)).unwrap();
+                all.lock().unwrap().push(client.try_clone().unwrap());
                 let (mut client_in, mut upstream_out) =
                     (client.try_clone().unwrap(), upstream.try_clone().unwrap());
                 std::thread::spawn(move || {
@@ -646,7 +703,19 @@ impl AnswerCutter {
                 std::thread::spawn(move || relay_answers(upstream, client, &armed, &done));
             }
         });
-        Self { port, marker, cut }
+        Self {
+            port,
+            marker,
+            cut,
+            relayed,
+        }
+    }
+
+    /// Drops every connection relayed so far, as a network failure would.
+    fn cut_all(&self) {
+        for client in self.relayed.lock().unwrap().drain(..) {
+            let _ = client.shutdown(std::net::Shutdown::Both);
+        }
     }
 
     fn arm(&self, marker: &[u8]) {
