@@ -95,6 +95,39 @@ fn read_again_after_a_lost_connection(app: &Appliance) {
     );
 }
 
+/// A psql session that has added the domain `name` in a transaction it holds open, and its
+/// input (to commit it).
+fn adding_a_domain(
+    postgres: &lemur_testkit::postgres::Postgres,
+    name: &str,
+) -> (std::process::Child, std::process::ChildStdin) {
+    use std::io::Write;
+    let mut session = postgres.session();
+    let mut input = session.stdin.take().unwrap();
+    writeln!(
+        input,
+        "BEGIN; INSERT INTO domains (name) VALUES ('{name}');"
+    )
+    .unwrap();
+    input.flush().unwrap();
+    (session, input)
+}
+
+/// Whether `sql` answers `expected` (trimmed) within 10 s, asked every 50 ms.
+fn eventually_answers(
+    postgres: &lemur_testkit::postgres::Postgres,
+    sql: &str,
+    expected: &str,
+) -> bool {
+    (0..200).any(|_| {
+        let done = postgres.query(sql).trim() == expected;
+        if !done {
+            std::thread::park_timeout(std::time::Duration::from_millis(50));
+        }
+        done
+    })
+}
+
 /// `path` answers as an outage: 503, the database's code, and when to retry.
 fn answers_outage(app: &Appliance, path: &str) {
     let reply = app.get(path);
@@ -180,28 +213,16 @@ fn a_domain_added_by_another_transaction_meanwhile_is_still_linked() {
     let root = app.root("race-root", "ECCPRIME256V1");
     let postgres = app.postgres.as_ref().unwrap();
     let name = format!("race-{}.example.com", std::process::id());
-    let mut other = postgres.session();
-    let mut input = other.stdin.take().unwrap();
-    writeln!(
-        input,
-        "BEGIN;\nINSERT INTO domains (name) VALUES ('{name}');"
-    )
-    .unwrap();
-    input.flush().unwrap();
+    let (mut other, mut input) = adding_a_domain(postgres, &name);
     // Whether the session holds its transaction open with `waiting` sessions blocked by it.
     let holding_with = |waiting: usize| {
-        (0..200).any(|_| {
-            let counts = postgres.query(
-                "SELECT count(*) FILTER (WHERE state = 'idle in transaction'),
+        eventually_answers(
+            postgres,
+            "SELECT count(*) FILTER (WHERE state = 'idle in transaction'),
                         count(*) FILTER (WHERE cardinality(pg_blocking_pids(pid)) > 0)
                  FROM pg_stat_activity WHERE datname = current_database()",
-            );
-            let done = counts.trim() == format!("1|{waiting}");
-            if !done {
-                std::thread::park_timeout(std::time::Duration::from_millis(50));
-            }
-            done
-        })
+            &format!("1|{waiting}"),
+        )
     };
     assert!(holding_with(0), "the session never held the domain");
     let (blocked, reply) = std::thread::scope(|scope| {
@@ -275,27 +296,18 @@ fn an_import_waits_for_another_of_the_same_certificate_and_is_refused() {
     .unwrap();
     input.flush().unwrap();
     let waiting = |count: usize| {
-        (0..200).any(|_| {
-            let blocked = postgres.query(
-                "SELECT count(*) FROM pg_stat_activity
+        eventually_answers(
+            postgres,
+            "SELECT count(*) FROM pg_stat_activity
                  WHERE datname = current_database() AND cardinality(pg_blocking_pids(pid)) > 0",
-            );
-            let done = blocked.trim() == count.to_string();
-            if !done {
-                std::thread::park_timeout(std::time::Duration::from_millis(50));
-            }
-            done
-        })
+            &count.to_string(),
+        )
     };
-    let held = (0..200).any(|_| {
-        let locks =
-            postgres.query("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted");
-        let done = locks.trim() == "1";
-        if !done {
-            std::thread::park_timeout(std::time::Duration::from_millis(50));
-        }
-        done
-    });
+    let held = eventually_answers(
+        postgres,
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted",
+        "1",
+    );
     assert!(held, "the session never took the lock");
     let (blocked, reply) = std::thread::scope(|scope| {
         let importing = scope.spawn(|| {
@@ -604,26 +616,10 @@ fn a_statement_lost_while_it_waits_is_ended_before_its_batch_is_stored_again() {
     let (app, relay) = behind_a_relay();
     let root = issue_many(&app, 1);
     let postgres = app.postgres.as_ref().unwrap();
-    let mut other = postgres.session();
-    let mut input = other.stdin.take().unwrap();
-    writeln!(
-        input,
-        "BEGIN; INSERT INTO domains (name) VALUES ('held.example.com');"
-    )
-    .unwrap();
-    input.flush().unwrap();
+    let (mut other, mut input) = adding_a_domain(postgres, "held.example.com");
     let statement_waits = |count: &str| {
-        (0..200).any(|_| {
-            let waiting = postgres.query(
-                "SELECT count(*) FROM pg_stat_activity
-                 WHERE wait_event_type = 'Lock' AND query LIKE 'WITH c AS (INSERT INTO certificates%'",
-            );
-            let done = waiting.trim() == count;
-            if !done {
-                std::thread::park_timeout(std::time::Duration::from_millis(50));
-            }
-            done
-        })
+        eventually_answers(postgres, "SELECT count(*) FROM pg_stat_activity
+                 WHERE wait_event_type = 'Lock' AND query LIKE 'WITH c AS (INSERT INTO certificates%'", count)
     };
     let issued = std::thread::scope(|scope| {
         let issuing = scope.spawn(|| issue_one(&app, root, "held"));
