@@ -47,9 +47,12 @@ const CERTIFICATES: Source = Source {
 
 /// SQLite's CN search index, joined to the certificates it finds: driven from the index in id
 /// order, a page by id stops after its rows and a bounded count after its bound, where an
-/// `IN (...)` over the index would first check every candidate.
+/// `IN (...)` over the index would first check every candidate. `CROSS JOIN` keeps that order
+/// (SQLite never reorders one): on a small inventory the planner otherwise scanned the
+/// certificates and asked the index about each (100 ms a page at 20,000 certificates, 5 s for
+/// the web UI's filter change).
 const CN_SEARCH: Source = Source {
-    from: "certificates_cn_search s JOIN certificates c ON c.id = s.rowid",
+    from: "certificates_cn_search s CROSS JOIN certificates c ON c.id = s.rowid",
     id: "s.rowid",
 };
 
