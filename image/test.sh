@@ -157,6 +157,15 @@ wait_for_console() {
     done
 }
 
+# What the boots on the console from byte $1 on showed, one line each: each start (the
+# firmware's), what the boot check and the trial said, the banner's slot, and anything that
+# failed or restarted the machine: for a count of boots that came out wrong.
+boots_since() {
+    console_since "$1" |
+        grep -a -o -E "BdsDxe: starting Boot[0-9A-F]+|lemur-(boot-check|trial)[^ ]*: [^(]*|root slot [ab]|FAILED.*|Kernel panic.*|reboot: .*|Timed out .*" |
+        cut -c1-160 | head -80
+}
+
 # Fails when a unit failed on the console from byte $1 on.
 no_failed_units() {
     if console_since "$1" | grep -a -q "FAILED"; then
@@ -638,9 +647,11 @@ main() {
     local waited=$SECONDS bad=0
     until [ "$bad" -ge 3 ]; do
         kill -0 "$QEMU_PID" 2>/dev/null || fail "qemu exited during the broken release's tries"
-        [ $((SECONDS - waited)) -lt 900 ] || fail "the broken release was found bad $bad times, not 3"
+        [ $((SECONDS - waited)) -lt 900 ] ||
+            fail "the broken release was found bad $bad times, not 3, in $((SECONDS - waited)) s; the boots since the upload:
+$(boots_since "$from")"
         sleep 2
-        bad="$(console_since "$from" | grep -a -c "this boot is bad" || true)"
+        bad="$(console_since "$from" | grep -a -o "this boot is bad" | wc -l)"
     done
     from="$(console_mark)"
     check_running_slot b "$password" "$from"

@@ -94,7 +94,9 @@ pub fn serve(
                 &received.passphrase,
             )
         });
-    drop(received);
+    // The archive goes; the spool's lock stays until the outcome is recorded, so that no other
+    // restore's `--abandoned` takes this one's `restoring` for a dead one.
+    drop(received.archive);
     if let Err(error) = restored {
         return record(&status_path, &mut status, Err(error), false);
     }
@@ -134,8 +136,18 @@ fn record(
 
 /// `--abandoned`: after the service stopped (`ExecStopPost`), a restore still `restoring` did
 /// not record its end (the service was killed, ran out of memory or time): it is recorded as
-/// failed, and its archive removed.
+/// failed, and its archive removed. Only under the spool's lock: a refused restore's service
+/// stops while the next request's is already receiving, and the archive and status are then
+/// that one's.
 pub fn abandoned(spool: &Path) -> Result<()> {
+    let _lock = match lock(spool) {
+        Ok(lock) => lock,
+        Err(Error::Conflict(_)) => {
+            eprintln!("another restore holds the spool: its archive and status are its own");
+            return Ok(());
+        }
+        Err(error) => return Err(error),
+    };
     let _ = std::fs::remove_file(spool.join(ARCHIVE));
     let path = spool.join(RESTORE_STATUS_NAME);
     let Some(mut status) = status_file::read::<RestoreStatus>(&path)? else {

@@ -491,17 +491,7 @@ fn a_restored_appliance_audits_the_restore_once() {
     let app = Appliance::start(Db::Sqlite);
     let dir = scratch();
     let status_file = dir.path().join("status.json");
-    let status = |state: &str, requested_at: i64| {
-        serde_json::json!({
-            "state": state,
-            "requested_by": { "user": "lemur", "source": "192.0.2.44" },
-            "requested_at": requested_at,
-            "finished_at": requested_at + 20,
-            "backup_version": "0.1.0",
-            "backup_created": 1_767_225_600,
-            "error": null,
-        })
-    };
+    let status = restore_status;
     let restored = |app: &Appliance| {
         sqlite_query(
             &app.daemon,
@@ -532,4 +522,67 @@ fn a_restored_appliance_audits_the_restore_once() {
     std::fs::write(&status_file, status("restored", 1_780_000_500).to_string()).unwrap();
     app.daemon.restart();
     assert_eq!(restored(&app).trim().lines().count(), 2);
+}
+
+/// A restore's status file as root's restore service writes it, finished 20 s after it was
+/// asked for.
+fn restore_status(state: &str, requested_at: i64) -> Value {
+    serde_json::json!({
+        "state": state,
+        "requested_by": { "user": "lemur", "source": "192.0.2.44" },
+        "requested_at": requested_at,
+        "finished_at": requested_at + 20,
+        "backup_version": "0.1.0",
+        "backup_created": 1_767_225_600,
+        "error": null,
+    })
+}
+
+/// A restore service that stops (its `ExecStopPost`, `--abandoned`) while the next request's
+/// restore holds the spool leaves that restore's archive and status alone; with the spool free,
+/// a restore left `restoring` is recorded as failed and its archive removed. (The image test
+/// met the first: a refused restore's clean-up removed the archive of the one sent right after
+/// it, which then failed.)
+#[test]
+fn an_abandoned_restore_cleans_up_only_a_spool_no_restore_holds() {
+    let app = Appliance::start(Db::Sqlite);
+    let dir = scratch();
+    let spool = dir.path().join("spool");
+    std::fs::create_dir(&spool).unwrap();
+    let archive = spool.join("archive.lemur");
+    std::fs::write(&archive, b"an archive being received").unwrap();
+    let status_file = spool.join("status.json");
+    let mut restoring = restore_status("restoring", 1_780_000_000);
+    restoring["finished_at"] = Value::Null;
+    std::fs::write(&status_file, restoring.to_string()).unwrap();
+    let state = || {
+        let status: Value = serde_json::from_slice(&std::fs::read(&status_file).unwrap()).unwrap();
+        status["state"].as_str().unwrap().to_owned()
+    };
+    let abandoned = || {
+        let output = app
+            .daemon
+            .command()
+            .args(["restore", "--archive", "-", "--abandoned", "--served"])
+            .arg(&spool)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", stderr(&output));
+    };
+
+    let held = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(spool.join("lock"))
+        .unwrap();
+    rustix::fs::flock(&held, rustix::fs::FlockOperation::NonBlockingLockExclusive).unwrap();
+    abandoned();
+    assert!(archive.exists(), "the live restore's archive was removed");
+    assert_eq!(state(), "restoring");
+
+    drop(held);
+    abandoned();
+    assert!(!archive.exists(), "the dead restore's archive was kept");
+    assert_eq!(state(), "failed");
 }
