@@ -110,6 +110,16 @@ fn adding_a_domain(
     )
     .unwrap();
     input.flush().unwrap();
+    // psql may start after whatever the test does next: hold the row before going on.
+    assert!(
+        eventually_answers(
+            postgres,
+            "SELECT count(*) FROM pg_stat_activity
+             WHERE state = 'idle in transaction' AND query LIKE 'INSERT INTO domains%'",
+            "1",
+        ),
+        "the other session never added {name}"
+    );
     (session, input)
 }
 
