@@ -37,8 +37,9 @@ pub(crate) const AFTER_COMMIT: &str = "reading the answer of a statement that st
 /// `log_type, user_id, source_address, details`.
 const ENTRY_ARITY: usize = 6;
 
-/// Parameters of one link: the certificate's name and body, then the domain's name.
-const LINK_ARITY: usize = 3;
+/// Parameters of the links: three arrays, of the certificates' names and bodies and of the
+/// domains' names, one element per link.
+const LINK_ARRAYS: usize = 3;
 
 /// A row the statement returns: a certificate's view, its body's SHA-256 (with its name, what
 /// tells it from the others), and its domains as linked, sorted by name.
@@ -90,47 +91,45 @@ impl StoredRow {
     }
 }
 
-/// The statement for `rows` certificates with `links` domain links in all, its parameters
-/// bound as [`store`] binds them. Domain names are upserted (`DO UPDATE`, to themselves) so
+/// The statement for `rows` certificates, its parameters bound as [`store`] binds them. The
+/// links come as arrays, so the statement's text depends on the number of rows alone: the
+/// connection prepares it once per batch size, where a text per count of links too (1 to 5
+/// names a certificate, say) would outgrow the connection's statement cache and be prepared
+/// again, a round trip more, for most batches. Domain names are upserted (`DO UPDATE`, to themselves) so
 /// each row comes back whether it is new, stored before, or being added by another transaction
 /// (which this one then waits for): nothing reads the domains table, which a plan made while
 /// it was small would scan whole. Names are added in sorted order, so concurrent writers lock
 /// them in one order.
-fn statement(rows: usize, links: usize) -> String {
+fn statement(rows: usize) -> String {
     let columns = insert::CERTIFICATE_COLUMNS;
     let log_columns = insert::LOG_COLUMNS;
     let values = insert::placeholders_after(true, 0, rows, insert::CERTIFICATE_ARITY);
     let after_rows = rows * insert::CERTIFICATE_ARITY;
-    let after_links = after_rows + links * LINK_ARITY;
+    let after_links = after_rows + LINK_ARRAYS;
     let entries = insert::placeholders_after(true, after_links, rows, ENTRY_ARITY);
     let now = after_links + rows * ENTRY_ARITY + 1;
     // Which certificate a link or an audit row is for: the row stored with its name and body.
     let of = |table: &str| format!("c.name = {table}.certificate AND c.body_sha256 = {table}.body");
-    let domains = if links == 0 {
-        "d (certificate_id, ids, names, sensitive) AS (
-             SELECT NULL::BIGINT, NULL::BIGINT[], NULL::TEXT[], NULL::BOOLEAN[] WHERE FALSE),"
-            .to_owned()
-    } else {
-        let link_values = insert::placeholders_after(true, after_rows, links, LINK_ARITY);
-        let of_link = of("link");
-        format!(
-            "link (certificate, body, name) AS (VALUES {link_values}),
-             named AS (INSERT INTO domains (name)
-                 SELECT DISTINCT link.name FROM link JOIN c ON {of_link} ORDER BY 1
-                 ON CONFLICT (name) DO UPDATE SET name = EXCLUDED.name
-                 RETURNING id, name, sensitive),
-             linked AS (INSERT INTO certificate_domains (certificate_id, domain_id)
-                 SELECT c.id, named.id FROM link JOIN c ON {of_link}
-                 JOIN named ON named.name = link.name
-                 ON CONFLICT DO NOTHING RETURNING certificate_id, domain_id),
-             d AS (SELECT linked.certificate_id,
-                     array_agg(named.id ORDER BY named.name) AS ids,
-                     array_agg(named.name ORDER BY named.name) AS names,
-                     array_agg(named.sensitive ORDER BY named.name) AS sensitive
-                 FROM linked JOIN named ON named.id = linked.domain_id
-                 GROUP BY linked.certificate_id),"
-        )
-    };
+    let of_link = of("link");
+    let (names, bodies, domain_names) = (after_rows + 1, after_rows + 2, after_rows + 3);
+    let domains = format!(
+        "link (certificate, body, name) AS (
+             SELECT * FROM unnest(${names}::TEXT[], ${bodies}::TEXT[], ${domain_names}::TEXT[])),
+         named AS (INSERT INTO domains (name)
+             SELECT DISTINCT link.name FROM link JOIN c ON {of_link} ORDER BY 1
+             ON CONFLICT (name) DO UPDATE SET name = EXCLUDED.name
+             RETURNING id, name, sensitive),
+         linked AS (INSERT INTO certificate_domains (certificate_id, domain_id)
+             SELECT c.id, named.id FROM link JOIN c ON {of_link}
+             JOIN named ON named.name = link.name
+             ON CONFLICT DO NOTHING RETURNING certificate_id, domain_id),
+         d AS (SELECT linked.certificate_id,
+                 array_agg(named.id ORDER BY named.name) AS ids,
+                 array_agg(named.name ORDER BY named.name) AS names,
+                 array_agg(named.sensitive ORDER BY named.name) AS sensitive
+             FROM linked JOIN named ON named.id = linked.domain_id
+             GROUP BY linked.certificate_id),"
+    );
     let of_entry = of("entry");
     format!(
         "WITH c AS (INSERT INTO certificates ({columns}) VALUES {values}
@@ -154,11 +153,11 @@ fn statement(rows: usize, links: usize) -> String {
 /// the parameters fit.
 pub(crate) fn taken(candidates: &[Candidate<'_, '_>]) -> Vec<usize> {
     let mut seen = HashSet::new();
-    let mut params = 1;
+    let mut params = 1 + LINK_ARRAYS;
     let mut taken = Vec::with_capacity(candidates.len());
     for (index, candidate) in candidates.iter().enumerate() {
         let new = candidate.new;
-        let more = insert::CERTIFICATE_ARITY + LINK_ARITY * new.domains.len() + ENTRY_ARITY;
+        let more = insert::CERTIFICATE_ARITY + ENTRY_ARITY;
         if params + more > insert::MAX_PARAMS {
             break;
         }
@@ -199,21 +198,19 @@ pub(crate) async fn store(
             now,
         ));
     }
-    let mut links = 0;
+    let (mut names, mut bodies, mut domain_names) = (Vec::new(), Vec::new(), Vec::new());
     for &i in taken {
         let new = candidates[i].new;
         for name in new.domains {
-            args.extend([
-                Arg::Text(new.names[0]),
-                Arg::Text(&new.parsed.sha256),
-                Arg::Text(name),
-            ]);
-            links += 1;
+            names.push(new.names[0]);
+            bodies.push(new.parsed.sha256.as_str());
+            domain_names.push(name.as_str());
         }
     }
+    let mut entry_args = Vec::with_capacity(taken.len() * ENTRY_ARITY + 1);
     for &i in taken {
         let (new, log) = (candidates[i].new, candidates[i].log);
-        args.extend([
+        entry_args.extend([
             Arg::Text(new.names[0]),
             Arg::Text(&new.parsed.sha256),
             Arg::Text(log.log_type),
@@ -222,9 +219,13 @@ pub(crate) async fn store(
             Arg::Text(log.details),
         ]);
     }
-    args.push(Arg::Int(now));
-    let sql = statement(taken.len(), links);
-    let rows: Vec<StoredRow> = crate::engine::bind_all!(sqlx::query_as(&sql), &args)
+    entry_args.push(Arg::Int(now));
+    let sql = statement(taken.len());
+    let query = crate::engine::bind_all!(sqlx::query_as(&sql), &args)
+        .bind(names)
+        .bind(bodies)
+        .bind(domain_names);
+    let rows: Vec<StoredRow> = crate::engine::bind_all!(query, &entry_args)
         .fetch_all(connection)
         .await
         .map_err(crate::db("storing certificates"))?;
