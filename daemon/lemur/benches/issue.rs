@@ -17,8 +17,9 @@
 //! verify that signature in software (the signer does; it is not verified twice). One thread
 //! per CPU, one token session each, on the daemon's own token and CA key. No HSM-backed issuer
 //! that checks what it signs can beat it on this machine. Each figure is set against the floor
-//! measured around it (a slice of half its time just before and one just after), since the
-//! speed of these shared machines moves within seconds.
+//! measured around it (a slice of half its time just before and one just after; before only
+//! for the RSA burst, after which the daemon makes keys again), since the speed of these shared
+//! machines moves within seconds.
 //!
 //! Run: `cargo bench -p lemur --bench issue`. `LEMUR_BENCH_SECONDS` sets the time per figure
 //! (default 5); `LEMUR_BENCH_ONLY=import,P-256` measures only the workloads named,
@@ -85,8 +86,8 @@ struct Inputs {
 
 /// The crypto floor (see the module's comment) on a daemon's token and CA key: one thread per
 /// CPU, a token session each. It is measured in slices beside each figure, not once: these
-/// machines are shared and their speed moves by a tenth within seconds (and by half between
-/// runs), so a figure is set against the floor measured just before and after it.
+/// machines are shared, and the floor has moved by a third within one run and by half between
+/// runs, so a figure is set against the floor measured just before and after it.
 struct Floor {
     store: Arc<Pkcs11KeyStore>,
     key_uri: String,
@@ -146,19 +147,28 @@ impl Floor {
     }
 }
 
-/// The floor's slices on one daemon's token, and its raw signature rate.
+/// The floor's slices on one daemon's token, its raw signature rate, and on SQLite the
+/// latency of one certificate's durable commit (see [`one_certificate_commit`]); all measured
+/// before the workloads or between them, while the daemon makes no keys.
 struct FloorSlices {
     database: &'static str,
     slices: Vec<f64>,
     raw: f64,
+    commit: Option<Duration>,
 }
 
 impl FloorSlices {
-    /// The median slice.
-    fn median(&self) -> f64 {
+    /// The median slice (the mean of the middle two of an even number); none without slices,
+    /// when `LEMUR_BENCH_ONLY` selects no workload.
+    fn median(&self) -> Option<f64> {
         let mut sorted = self.slices.clone();
         sorted.sort_by(f64::total_cmp);
-        sorted[sorted.len() / 2]
+        let middle = sorted.len() / 2;
+        match sorted.len() {
+            0 => None,
+            n if n % 2 == 0 => Some((sorted[middle - 1] + sorted[middle]) / 2.0),
+            _ => Some(sorted[middle]),
+        }
     }
 }
 
@@ -331,6 +341,8 @@ fn measure(
         &root.authority_certificate.as_ref().unwrap().body,
     );
     let slice = duration / 2;
+    let raw = floor.raw_signatures(slice);
+    let commit = (database == "SQLite").then(|| one_certificate_commit(daemon, duration));
     let mut slices = Vec::new();
     let mut floor_slice = || {
         let rate = floor.rate(slice);
@@ -440,11 +452,11 @@ fn measure(
             keys as f64 / filled.as_secs_f64()
         );
     }
-    let raw = floor.raw_signatures(slice);
     let slices = FloorSlices {
         database,
         slices,
         raw,
+        commit,
     };
     (figures, slices)
 }
@@ -468,7 +480,6 @@ fn main() {
     let postgres = Postgres::start_durable();
     let mut figures = Vec::new();
     let mut floors = Vec::new();
-    let mut commit_floor = None;
     for (database, url) in [
         ("SQLite", None),
         ("PostgreSQL", Some(postgres.url.as_str())),
@@ -480,10 +491,6 @@ fn main() {
         let stocking = selected(RSA_WORKLOAD).then(|| stock_rsa_keys(&mut daemon, rsa_burst()));
         let (measured, slices) = measure(database, &daemon, &inputs, duration, stocking);
         figures.extend(measured);
-        if url.is_none() {
-            // The SQLite floor's median: the cryptography of one request on one thread.
-            commit_floor = Some((slices.median(), one_certificate_commit(&daemon, duration)));
-        }
         floors.push(slices);
     }
     if selected(RSA_WORKLOAD) {
@@ -494,6 +501,9 @@ fn main() {
         );
     }
     for slices in &floors {
+        let Some(median) = slices.median() else {
+            continue;
+        };
         let (low, high) = slices
             .slices
             .iter()
@@ -501,22 +511,24 @@ fn main() {
                 (low.min(s), high.max(s))
             });
         println!(
-            "crypto floor on {}'s token: median {:.0} certificates/s over {} slices of {:.1} s around the figures ({low:.0}-{high:.0}/s; {} threads, a token session each; raw C_Sign P-256 {:.0}/s)",
+            "crypto floor on {}'s token: median {median:.0} certificates/s over {} slices of {:.1} s around the figures ({low:.0}-{high:.0}/s; {} threads, a token session each; raw C_Sign P-256 {:.0}/s)",
             slices.database,
-            slices.median(),
             slices.slices.len(),
             (duration / 2).as_secs_f64(),
             bench::cpus(),
             slices.raw,
         );
-    }
-    if let Some((floor, commit_floor)) = commit_floor {
-        println!(
-            "latency floor at c=1 on SQLite: {:.2} ms = the cryptography on one thread ({:.2} ms) + one certificate's durable transaction with the daemon's schema (its row, indexes, search index, domain and audit row; p50 {:.2} ms, on a connection of the benchmark's own)",
-            (bench::cpus() as f64 / floor + commit_floor.as_secs_f64()) * 1e3,
-            bench::cpus() as f64 / floor * 1e3,
-            commit_floor.as_secs_f64() * 1e3,
-        );
+        if let Some(commit) = slices.commit {
+            // The median floor's cryptography of one request, on one thread.
+            let crypto = bench::cpus() as f64 / median;
+            println!(
+                "latency floor at c=1 on {}: {:.2} ms = the cryptography on one thread ({:.2} ms) + one certificate's durable transaction with the daemon's schema (its row, indexes, search index, domain and audit row; p50 {:.2} ms, on a connection of the benchmark's own)",
+                slices.database,
+                (crypto + commit.as_secs_f64()) * 1e3,
+                crypto * 1e3,
+                commit.as_secs_f64() * 1e3,
+            );
+        }
     }
     println!(
         "{:<11} {:<21} {:>3} {:>9} {:>9} {:>9} {:>8} {:>8} {:>6}  target",
