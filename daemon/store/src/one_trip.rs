@@ -92,22 +92,22 @@ impl StoredRow {
 }
 
 /// The statement for `rows` certificates, its parameters bound as [`store`] binds them. The
-/// links come as arrays, so the statement's text depends on the number of rows alone: the
-/// connection prepares it once per batch size, where a text per count of links too (1 to 5
-/// names a certificate, say) would outgrow the connection's statement cache and be prepared
-/// again, a round trip more, for most batches. Domain names are upserted (`DO UPDATE`, to themselves) so
-/// each row comes back whether it is new, stored before, or being added by another transaction
-/// (which this one then waits for): nothing reads the domains table, which a plan made while
-/// it was small would scan whole. Names are added in sorted order, so concurrent writers lock
-/// them in one order.
+/// links come as arrays, so the statement's text depends on the number of rows alone and the
+/// connection prepares and plans it once per batch size; a text that also varied with the
+/// count of names (certificates with 1 to 5, say) was prepared again, a round trip more, and
+/// planned anew for one batch in twenty. Domain names are upserted (`DO UPDATE`, to
+/// themselves) so each row comes back whether it is new, stored before, or being added by
+/// another transaction (which this one then waits for): nothing reads the domains table, which
+/// a plan made while it was small would scan whole. Names are added in sorted order, so
+/// concurrent writers lock them in one order.
 fn statement(rows: usize) -> String {
     let columns = insert::CERTIFICATE_COLUMNS;
     let log_columns = insert::LOG_COLUMNS;
     let values = insert::placeholders_after(true, 0, rows, insert::CERTIFICATE_ARITY);
     let after_rows = rows * insert::CERTIFICATE_ARITY;
-    let after_links = after_rows + LINK_ARRAYS;
-    let entries = insert::placeholders_after(true, after_links, rows, ENTRY_ARITY);
-    let now = after_links + rows * ENTRY_ARITY + 1;
+    let after_arrays = after_rows + LINK_ARRAYS;
+    let entries = insert::placeholders_after(true, after_arrays, rows, ENTRY_ARITY);
+    let now = after_arrays + rows * ENTRY_ARITY + 1;
     // Which certificate a link or an audit row is for: the row stored with its name and body.
     let of = |table: &str| format!("c.name = {table}.certificate AND c.body_sha256 = {table}.body");
     let of_link = of("link");
