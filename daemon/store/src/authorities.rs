@@ -184,6 +184,7 @@ impl AuthorityRepository for SqlStore {
         insert::log(&mut tx, &log, now).await?;
         tx.commit("committing an authority").await?;
         self.caches.authorities.clear();
+        self.caches.joined.clear();
         Ok(id)
     }
 

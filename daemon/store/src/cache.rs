@@ -8,7 +8,8 @@
 //! [`FRESH_FOR`]: that is the longest a logged-out token or a removed role keeps working on
 //! another daemon.
 
-use lemur_core::model::{AuthorityRecord, RoleRecord, UserSession};
+use crate::rows::Joined;
+use lemur_core::model::{AuthorityRecord, NewCertificate, RoleRecord, UserSession};
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -89,6 +90,14 @@ impl<K: Eq + Hash, V: Clone> Recent<K, V> {
     }
 }
 
+/// The ids a certificate's view joins on: its creator, rotation policy and authority.
+pub(crate) type JoinKey = (Option<i64>, Option<i64>, Option<i64>);
+
+/// The [`JoinKey`] of a certificate to store.
+pub(crate) fn join_key(new: &NewCertificate<'_>) -> JoinKey {
+    (new.user_id, new.rotation_policy_id, new.authority_id)
+}
+
 /// An authority as issuance looks it up.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) enum AuthorityName {
@@ -107,6 +116,10 @@ pub(crate) struct Caches {
     pub(crate) authorities: Recent<AuthorityName, (AuthorityRecord, Vec<RoleRecord>)>,
     /// Every sensitive domain name, sorted.
     pub(crate) sensitive_domains: Recent<(), Arc<Vec<String>>>,
+    /// What the view of a certificate joins in (its creator, rotation policy and authority),
+    /// by their ids: what PostgreSQL's certificate writer answers with beside the rows it
+    /// stores, rather than joining it to each.
+    pub(crate) joined: Recent<JoinKey, Joined>,
 }
 
 #[cfg(test)]

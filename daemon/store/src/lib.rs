@@ -143,16 +143,18 @@ impl SqlStore {
             ));
         };
         let known_chains = std::sync::Arc::new(chains::KnownChains::default());
+        let caches = std::sync::Arc::new(cache::Caches::default());
         let writer = writer::Writer::start(
             &engine,
             sqlite_file.as_deref(),
             std::sync::Arc::clone(&known_chains),
+            std::sync::Arc::clone(&caches),
         )
         .await?;
         Ok(Self {
             engine,
             writer,
-            caches: Default::default(),
+            caches,
             large_totals: Default::default(),
             known_chains,
         })

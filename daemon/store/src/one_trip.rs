@@ -6,10 +6,12 @@
 //! rows it skipped for a name, a body or an idempotency key held already, and certificates it
 //! does not take (see [`store`]).
 
+use crate::cache::{JoinKey, Recent, join_key};
 use crate::engine::{Arg, Statements};
 use crate::insert::{self, Attempt};
 use crate::rows::{
-    CERTIFICATE_COLUMNS as VIEW_COLUMNS, CERTIFICATE_JOINS, CertificateRow, DomainRow,
+    CERTIFICATE_OWN_COLUMNS, CertificateRow, DomainRow, JOINED_COLUMNS, JOINS_OF_KEYS, Joined,
+    JoinedColumns,
 };
 use lemur_core::model::{
     CertificateDetails, CertificateLinks, CertificateRecord, LogEntry, NewCertificate,
@@ -63,9 +65,20 @@ impl<'r> FromRow<'r, PgRow> for StoredRow {
     }
 }
 
+/// [`JoinedColumns`] with the ids they were joined for.
+#[derive(sqlx::FromRow)]
+struct KeyedJoined {
+    user_id: Option<i64>,
+    rotation_policy_id: Option<i64>,
+    authority_id: Option<i64>,
+    #[sqlx(flatten)]
+    columns: JoinedColumns,
+}
+
 impl StoredRow {
-    /// The certificate and its domains, as the writer answers with them.
-    fn stored(self) -> Stored {
+    /// The certificate `new` and its domains, as the writer answers with them: the row as
+    /// stored, with what its view joins in (`joined`) and its chain, in hand.
+    fn stored(self, new: &NewCertificate<'_>, joined: Joined) -> Stored {
         let id = self.view.id;
         let domains = self
             .domain_ids
@@ -87,8 +100,69 @@ impl StoredRow {
             domains,
             ..CertificateLinks::default()
         };
-        (self.view.into(), links)
+        let mut record: CertificateRecord = self.view.into();
+        record.creator = joined.creator;
+        record.rotation_policy = joined.rotation_policy;
+        record.authority = joined.authority;
+        // The statement takes only certificates whose chain is stored apart already, by its
+        // PEM: the view shows that PEM.
+        record.chain = new.chain.map(str::to_owned);
+        (record, links)
     }
+}
+
+/// What the views of the candidates `taken` join in, by [`JoinKey`]: from `recent` while fresh,
+/// else read in one statement (and kept there). Issuance uses a few authorities and users, so
+/// this is read about once per [`FRESH_FOR`](crate::cache::FRESH_FOR) rather than joined to
+/// every row stored.
+async fn joined(
+    connection: &mut PgConnection,
+    candidates: &[Candidate<'_, '_>],
+    taken: &[usize],
+    recent: &Recent<JoinKey, Joined>,
+) -> Result<HashMap<JoinKey, Joined>> {
+    let mut found = HashMap::new();
+    let mut missing = HashMap::new();
+    for &i in taken {
+        let key = join_key(candidates[i].new);
+        if found.contains_key(&key) || missing.contains_key(&key) {
+            continue;
+        }
+        match recent.get(&key) {
+            Ok(joined) => {
+                found.insert(key, joined);
+            }
+            Err(started) => {
+                missing.insert(key, started);
+            }
+        }
+    }
+    if missing.is_empty() {
+        return Ok(found);
+    }
+    let keys: Vec<JoinKey> = missing.keys().copied().collect();
+    let sql = format!(
+        "SELECT k.user_id, k.rotation_policy_id, k.authority_id, {JOINED_COLUMNS}
+         FROM unnest($1::BIGINT[], $2::BIGINT[], $3::BIGINT[])
+             AS k (user_id, rotation_policy_id, authority_id)
+         {JOINS_OF_KEYS}"
+    );
+    let rows: Vec<KeyedJoined> = sqlx::query_as(&sql)
+        .bind(keys.iter().map(|key| key.0).collect::<Vec<_>>())
+        .bind(keys.iter().map(|key| key.1).collect::<Vec<_>>())
+        .bind(keys.iter().map(|key| key.2).collect::<Vec<_>>())
+        .fetch_all(&mut *connection)
+        .await
+        .map_err(crate::db("reading what certificates' views join in"))?;
+    for row in rows {
+        let key = (row.user_id, row.rotation_policy_id, row.authority_id);
+        let joined = row.columns.joined(key.0, key.1, key.2);
+        if let Some(&started) = missing.get(&key) {
+            recent.put(started, key, joined.clone());
+        }
+        found.insert(key, joined);
+    }
+    Ok(found)
 }
 
 /// The statement for `rows` certificates, its parameters bound as [`store`] binds them. The
@@ -141,10 +215,9 @@ fn statement(rows: usize) -> String {
              SELECT c.id, entry.log_type, ${now}, entry.user_id, entry.source_address,
                  entry.details
              FROM entry JOIN c ON {of_entry} ORDER BY c.id)
-         SELECT {VIEW_COLUMNS}, c.body_sha256, d.ids AS domain_ids, d.names AS domain_names,
-             d.sensitive AS domain_sensitive
-         FROM c {CERTIFICATE_JOINS}
-         LEFT JOIN d ON d.certificate_id = c.id"
+         SELECT {CERTIFICATE_OWN_COLUMNS}, c.body_sha256, d.ids AS domain_ids,
+             d.names AS domain_names, d.sensitive AS domain_sensitive
+         FROM c LEFT JOIN d ON d.certificate_id = c.id"
     )
 }
 
@@ -181,7 +254,9 @@ pub(crate) async fn store(
     candidates: &[Candidate<'_, '_>],
     taken: &[usize],
     now: i64,
+    recent: &Recent<JoinKey, Joined>,
 ) -> Result<HashMap<usize, Stored>> {
+    let joined = joined(connection, candidates, taken, recent).await?;
     let alt_names: Vec<String> = taken
         .iter()
         .map(|&i| CertificateDetails::encode_alt_names(&candidates[i].new.parsed.alt_names))
@@ -245,7 +320,19 @@ pub(crate) async fn store(
                 context: AFTER_COMMIT,
                 source: format!("certificate {} came back unasked for", row.view.id).into(),
             })?;
-        stored.insert(index, row.stored());
+        let new = candidates[index].new;
+        let found = joined
+            .get(&join_key(new))
+            .cloned()
+            .ok_or_else(|| Error::Database {
+                context: AFTER_COMMIT,
+                source: format!(
+                    "what the view of certificate {} joins in was not read",
+                    row.view.id
+                )
+                .into(),
+            })?;
+        stored.insert(index, row.stored(new, found));
     }
     Ok(stored)
 }

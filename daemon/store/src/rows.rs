@@ -304,32 +304,106 @@ impl CertificateRow {
     }
 }
 
-/// Columns of [`CertificateRow`], from [`CERTIFICATE_FROM`].
-pub const CERTIFICATE_COLUMNS: &str =
-    "c.id, c.name, c.owner, c.description, c.notify, c.rotation, c.body, c.body_der,
-    COALESCE(ch.pem, c.chain) AS chain, c.csr,
+/// The columns of [`CertificateRow`] before its chain.
+macro_rules! columns_before_chain {
+    () => {
+        "c.id, c.name, c.owner, c.description, c.notify, c.rotation, c.body, c.body_der"
+    };
+}
+
+/// The columns of [`CertificateRow`] between its chain and what is joined in.
+macro_rules! columns_before_joined {
+    () => {
+        "c.csr,
     (c.sealed_private_key IS NOT NULL) AS has_private_key, c.issuer, c.serial,
     c.serial_hex, c.cn, c.distinguished_name, c.bits, c.key_type, c.signing_algorithm,
     c.not_before, c.not_after, c.status, c.deleted, c.is_ca, c.authority_id, c.user_id,
-    c.rotation_policy_id, c.external_id, c.date_created,
-    u.username AS u_username, u.email AS u_email, u.active AS u_active, rp.name AS rp_name, rp.days AS rp_days,
+    c.rotation_policy_id, c.external_id, c.date_created"
+    };
+}
+
+/// What a view joins in beside a certificate's row: [`JoinedColumns`].
+macro_rules! joined_columns {
+    () => {
+        "u.username AS u_username, u.email AS u_email, u.active AS u_active, rp.name AS rp_name, rp.days AS rp_days,
     a.name AS a_name, a.owner AS a_owner, a.description AS a_description, a.active AS a_active,
     a.default_validity_days AS a_default_validity_days, a.max_issuance_days AS a_max_issuance_days,
     a.cab_compliant AS a_cab_compliant, a.plugin_name AS a_plugin_name, ac.not_before AS ac_not_before,
-    ac.not_after AS ac_not_after, c.subject_organization, c.subject_organizational_unit,
+    ac.not_after AS ac_not_after"
+    };
+}
+
+/// The columns of [`CertificateRow`] after what is joined in.
+macro_rules! columns_after_joined {
+    () => {
+        "c.subject_organization, c.subject_organizational_unit,
     c.subject_country, c.subject_state, c.subject_location, c.path_length, c.server_auth,
-    c.client_auth, c.alt_names";
+    c.client_auth, c.alt_names"
+    };
+}
+
+/// Columns of [`CertificateRow`], from [`CERTIFICATE_FROM`], in the order of its fields.
+pub const CERTIFICATE_COLUMNS: &str = concat!(
+    columns_before_chain!(),
+    ",\n    COALESCE(ch.pem, c.chain) AS chain, ",
+    columns_before_joined!(),
+    ",\n    ",
+    joined_columns!(),
+    ", ",
+    columns_after_joined!()
+);
+
+/// [`CERTIFICATE_COLUMNS`] of rows `c` alone, on PostgreSQL: the chain as the row keeps it
+/// (none, for a chain stored apart) and what a view joins in left NULL, for a caller that has
+/// them in hand ([`Joined`]).
+pub(crate) const CERTIFICATE_OWN_COLUMNS: &str = concat!(
+    columns_before_chain!(),
+    ", c.chain, ",
+    columns_before_joined!(),
+    ",
+    NULL::TEXT AS u_username, NULL::TEXT AS u_email, NULL::BOOLEAN AS u_active,
+    NULL::TEXT AS rp_name, NULL::BIGINT AS rp_days, NULL::TEXT AS a_name, NULL::TEXT AS a_owner,
+    NULL::TEXT AS a_description, NULL::BOOLEAN AS a_active,
+    NULL::BIGINT AS a_default_validity_days, NULL::BIGINT AS a_max_issuance_days,
+    NULL::BOOLEAN AS a_cab_compliant, NULL::TEXT AS a_plugin_name, NULL::BIGINT AS ac_not_before,
+    NULL::BIGINT AS ac_not_after, ",
+    columns_after_joined!()
+);
+
+/// [`JOINED_COLUMNS`]'s joins, for the ids of the row (or rows) named `$of`.
+macro_rules! joins_of {
+    ($of:literal) => {
+        concat!(
+            "LEFT JOIN users u ON u.id = ",
+            $of,
+            ".user_id
+    LEFT JOIN rotation_policies rp ON rp.id = ",
+            $of,
+            ".rotation_policy_id
+    LEFT JOIN authorities a ON a.id = ",
+            $of,
+            ".authority_id
+    LEFT JOIN certificates ac ON ac.id = a.authority_certificate_id"
+        )
+    };
+}
 
 /// What a view of the certificate rows `c` needs beside them.
 macro_rules! certificate_joins {
     () => {
-        "LEFT JOIN users u ON u.id = c.user_id
-    LEFT JOIN rotation_policies rp ON rp.id = c.rotation_policy_id
-    LEFT JOIN authorities a ON a.id = c.authority_id
-    LEFT JOIN certificates ac ON ac.id = a.authority_certificate_id
-    LEFT JOIN chains ch ON ch.id = c.chain_id"
+        concat!(
+            joins_of!("c"),
+            "\n    LEFT JOIN chains ch ON ch.id = c.chain_id"
+        )
     };
 }
+
+/// The columns of [`JoinedColumns`].
+pub(crate) const JOINED_COLUMNS: &str = joined_columns!();
+
+/// [`JOINED_COLUMNS`]'s joins for rows `k` of `user_id`, `rotation_policy_id` and
+/// `authority_id`.
+pub(crate) const JOINS_OF_KEYS: &str = joins_of!("k");
 
 /// [`CERTIFICATE_FROM`]'s joins, for rows named `c` that come from elsewhere (the rows an
 /// `INSERT` returns).
@@ -337,6 +411,71 @@ pub const CERTIFICATE_JOINS: &str = certificate_joins!();
 
 /// `certificates c` with what a view of it needs, in one round trip.
 pub const CERTIFICATE_FROM: &str = concat!("certificates c\n    ", certificate_joins!());
+
+/// What a view of a certificate joins in beside its row: its creator, rotation policy and
+/// issuing authority.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Joined {
+    pub(crate) creator: Option<UserRecord>,
+    pub(crate) rotation_policy: Option<(i64, String, i64)>,
+    pub(crate) authority: Option<AuthorityBrief>,
+}
+
+/// [`JOINED_COLUMNS`], as read.
+#[derive(sqlx::FromRow)]
+pub(crate) struct JoinedColumns {
+    pub(crate) u_username: Option<String>,
+    pub(crate) u_email: Option<String>,
+    pub(crate) u_active: Option<bool>,
+    pub(crate) rp_name: Option<String>,
+    pub(crate) rp_days: Option<i64>,
+    pub(crate) a_name: Option<String>,
+    pub(crate) a_owner: Option<String>,
+    pub(crate) a_description: Option<String>,
+    pub(crate) a_active: Option<bool>,
+    pub(crate) a_default_validity_days: Option<i64>,
+    pub(crate) a_max_issuance_days: Option<i64>,
+    pub(crate) a_cab_compliant: Option<bool>,
+    pub(crate) a_plugin_name: Option<String>,
+    pub(crate) ac_not_before: Option<i64>,
+    pub(crate) ac_not_after: Option<i64>,
+}
+
+impl JoinedColumns {
+    /// What these columns, joined for a row of these ids, found.
+    pub(crate) fn joined(
+        self,
+        user_id: Option<i64>,
+        rotation_policy_id: Option<i64>,
+        authority_id: Option<i64>,
+    ) -> Joined {
+        let rotation_policy = match (rotation_policy_id, self.rp_name, self.rp_days) {
+            (Some(id), Some(name), Some(days)) => Some((id, name, days)),
+            _ => None,
+        };
+        let authority = match (authority_id, self.a_name) {
+            (Some(id), Some(name)) => Some(AuthorityBrief {
+                id,
+                name,
+                owner: self.a_owner.unwrap_or_default(),
+                description: self.a_description.unwrap_or_default(),
+                active: self.a_active.unwrap_or(false),
+                default_validity_days: self.a_default_validity_days.unwrap_or_default(),
+                max_issuance_days: self.a_max_issuance_days,
+                cab_compliant: self.a_cab_compliant.unwrap_or(false),
+                plugin_name: self.a_plugin_name.unwrap_or_default(),
+                not_before: self.ac_not_before,
+                not_after: self.ac_not_after,
+            }),
+            _ => None,
+        };
+        Joined {
+            creator: creator(user_id, self.u_username, self.u_email, self.u_active),
+            rotation_policy,
+            authority,
+        }
+    }
+}
 
 /// The creator a row's `LEFT JOIN users u` found, if any.
 fn creator(
@@ -359,27 +498,29 @@ fn creator(
 impl From<CertificateRow> for CertificateRecord {
     fn from(mut row: CertificateRow) -> Self {
         let details = row.details();
-        let creator = creator(row.user_id, row.u_username, row.u_email, row.u_active);
-        let rotation_policy = match (row.rotation_policy_id, row.rp_name, row.rp_days) {
-            (Some(id), Some(name), Some(days)) => Some((id, name, days)),
-            _ => None,
-        };
-        let authority = match (row.authority_id, row.a_name) {
-            (Some(id), Some(name)) => Some(AuthorityBrief {
-                id,
-                name,
-                owner: row.a_owner.unwrap_or_default(),
-                description: row.a_description.unwrap_or_default(),
-                active: row.a_active.unwrap_or(false),
-                default_validity_days: row.a_default_validity_days.unwrap_or_default(),
-                max_issuance_days: row.a_max_issuance_days,
-                cab_compliant: row.a_cab_compliant.unwrap_or(false),
-                plugin_name: row.a_plugin_name.unwrap_or_default(),
-                not_before: row.ac_not_before,
-                not_after: row.ac_not_after,
-            }),
-            _ => None,
-        };
+        let joined = JoinedColumns {
+            u_username: row.u_username,
+            u_email: row.u_email,
+            u_active: row.u_active,
+            rp_name: row.rp_name,
+            rp_days: row.rp_days,
+            a_name: row.a_name,
+            a_owner: row.a_owner,
+            a_description: row.a_description,
+            a_active: row.a_active,
+            a_default_validity_days: row.a_default_validity_days,
+            a_max_issuance_days: row.a_max_issuance_days,
+            a_cab_compliant: row.a_cab_compliant,
+            a_plugin_name: row.a_plugin_name,
+            ac_not_before: row.ac_not_before,
+            ac_not_after: row.ac_not_after,
+        }
+        .joined(row.user_id, row.rotation_policy_id, row.authority_id);
+        let Joined {
+            creator,
+            rotation_policy,
+            authority,
+        } = joined;
         CertificateRecord {
             id: row.id,
             name: row.name,

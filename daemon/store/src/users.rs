@@ -148,6 +148,7 @@ impl UserRepository for SqlStore {
         tx.commit("committing a role").await?;
         self.caches.sessions.clear();
         self.caches.authorities.clear();
+        self.caches.joined.clear();
         Ok(role.into())
     }
 

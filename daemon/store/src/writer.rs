@@ -13,6 +13,7 @@
 //! name, body or key held already; a replacement; a chain not yet stored) is stored the usual
 //! way after it, in a transaction.
 
+use crate::cache::Caches;
 use crate::chains::{Chains, KnownChains};
 use crate::direct::Direct;
 use crate::engine::{Engine, Statements, WriteTurn};
@@ -60,6 +61,7 @@ enum Message {
 struct Target {
     destination: Destination,
     known_chains: Arc<KnownChains>,
+    caches: Arc<Caches>,
 }
 
 /// What the writer's thread connects to.
@@ -76,6 +78,7 @@ impl Plan {
     fn runtime_and_target(
         self,
         known_chains: Arc<KnownChains>,
+        caches: Arc<Caches>,
     ) -> Result<(tokio::runtime::Runtime, Target)> {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -90,6 +93,7 @@ impl Plan {
         let target = Target {
             destination,
             known_chains,
+            caches,
         };
         Ok((runtime, target))
     }
@@ -214,6 +218,7 @@ impl Writer {
         engine: &Engine,
         sqlite_file: Option<&Path>,
         known_chains: Arc<KnownChains>,
+        caches: Arc<Caches>,
     ) -> Result<Self> {
         let plan = match (engine, sqlite_file) {
             (Engine::Sqlite { turn, .. }, Some(file)) => {
@@ -237,15 +242,17 @@ impl Writer {
             // Its statements wait on nothing but the database, so a batch blocks the thread
             // only while the database works (and on SQLite while the engine's writer holds
             // the write turn).
-            .spawn(move || match plan.runtime_and_target(known_chains) {
-                Ok((runtime, target)) => {
-                    let _ = started.send(Ok(()));
-                    runtime.block_on(run(target, messages));
-                }
-                Err(error) => {
-                    let _ = started.send(Err(error));
-                }
-            })
+            .spawn(
+                move || match plan.runtime_and_target(known_chains, caches) {
+                    Ok((runtime, target)) => {
+                        let _ = started.send(Ok(()));
+                        runtime.block_on(run(target, messages));
+                    }
+                    Err(error) => {
+                        let _ = started.send(Err(error));
+                    }
+                },
+            )
             .map_err(Error::io("starting the certificate writer's thread"))?;
         outcome.await.map_err(|_| stopped())??;
         Ok(Self { queue })
@@ -414,9 +421,10 @@ async fn in_one_trip(target: &mut Target, batch: Vec<Job>) -> Vec<Job> {
     if taken.is_empty() {
         return batch;
     }
+    let joined = &target.caches.joined;
     let outcome = link
         .outside_transaction(async |connection| {
-            one_trip::store(connection, &candidates, &taken, now).await
+            one_trip::store(connection, &candidates, &taken, now, joined).await
         })
         .await;
     let stored = match outcome {

@@ -63,6 +63,11 @@ fn issue_and_verify(db: Db) {
         json!({ "owner": "alice@example.com", "authority": { "id": issuing_id }, "csr": csr }),
     );
     assert_eq!(from_csr["cn"], "csr.example.com");
+    // `issue` checked the answer against a read; what a read joins in is there too.
+    assert_eq!(from_csr["authority"]["id"], issuing_id);
+    assert!(from_csr["user"]["email"].is_string(), "{from_csr}");
+    assert!(from_csr["authority"]["authorityCertificate"]["notAfter"].is_string());
+    assert!(from_csr["rotationPolicy"]["name"].is_string(), "{from_csr}");
     let extensions = &from_csr["extensions"];
     assert_eq!(
         extensions["extendedKeyUsage"]["useServerAuthentication"],
