@@ -4,7 +4,9 @@
 //! (`BEGIN`, the certificates, their links and audit rows, `COMMIT`), and a batch waits on the
 //! writer's connection for each. What the statement does not store goes the usual way after it:
 //! rows it skipped for a name, a body or an idempotency key held already, and certificates it
-//! does not take (see [`store`]).
+//! does not take (see [`store`]). What the answers' views join in (creator, rotation policy,
+//! authority) comes from the writer's copy of it, read with one more round trip when it is
+//! missing or older than [`FRESH_FOR`](crate::cache::FRESH_FOR).
 
 use crate::cache::{JoinKey, Recent, join_key};
 use crate::engine::{Arg, Statements};
@@ -43,8 +45,9 @@ const ENTRY_ARITY: usize = 6;
 /// domains' names, one element per link.
 const LINK_ARRAYS: usize = 3;
 
-/// A row the statement returns: a certificate's view, its body's SHA-256 (with its name, what
-/// tells it from the others), and its domains as linked, sorted by name.
+/// A row the statement returns: a certificate's own columns (as [`CERTIFICATE_OWN_COLUMNS`]
+/// reads them: what a view joins in left out), its body's SHA-256 (with its name, what tells it
+/// from the others), and its domains as linked, sorted by name.
 struct StoredRow {
     view: CertificateRow,
     body_sha256: String,

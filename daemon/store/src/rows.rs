@@ -172,7 +172,8 @@ fn column<T: rusqlite::types::FromSql>(
     }
 }
 
-/// A certificate with its creator, rotation policy and issuing authority, joined.
+/// A certificate with its creator, rotation policy and issuing authority, joined (left NULL in
+/// [`CERTIFICATE_OWN_COLUMNS`]).
 #[derive(sqlx::FromRow)]
 pub struct CertificateRow {
     pub id: i64,
@@ -414,7 +415,7 @@ pub const CERTIFICATE_FROM: &str = concat!("certificates c\n    ", certificate_j
 
 /// What a view of a certificate joins in beside its row: its creator, rotation policy and
 /// issuing authority.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub(crate) struct Joined {
     pub(crate) creator: Option<UserRecord>,
     pub(crate) rotation_policy: Option<(i64, String, i64)>,

@@ -148,7 +148,6 @@ impl UserRepository for SqlStore {
         tx.commit("committing a role").await?;
         self.caches.sessions.clear();
         self.caches.authorities.clear();
-        self.caches.joined.clear();
         Ok(role.into())
     }
 

@@ -9,7 +9,8 @@
 //! wait behind them for the runtime at each of a batch's round trips.
 //!
 //! On PostgreSQL a batch goes first as one statement outside a transaction ([`one_trip`]): one
-//! round trip where a transaction takes four. What that statement leaves (a row skipped for a
+//! round trip where a transaction takes four (two when the copy of what its answers join in is
+//! read again: see [`one_trip`]). What that statement leaves (a row skipped for a
 //! name, body or key held already; a replacement; a chain not yet stored) is stored the usual
 //! way after it, in a transaction.
 

@@ -10,7 +10,8 @@ use serde_json::{Value, json};
 use std::process::Command;
 
 /// Issues a certificate, and checks that the answer shows it as a later read does (the writer
-/// answers from the rows its `INSERT` returned, on PostgreSQL, without reading them back).
+/// answers from the rows its `INSERT` returned, on PostgreSQL, with what their views join in
+/// from its copy, without reading them back).
 fn issue(app: &Appliance, body: Value) -> Value {
     let reply = app.post("/api/1/certificates", &body);
     assert_eq!(reply.status, 200, "{}", reply.text);
