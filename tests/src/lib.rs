@@ -332,6 +332,7 @@ pub fn first_line(path: &Path) -> String {
 
 pub mod bench;
 pub mod daemon;
+pub mod load;
 pub mod postgres;
 
 /// Runs `openssl` with `args` in `dir`; panics with its output unless it succeeds, else returns

@@ -2,8 +2,8 @@
 //!
 //! Workload: `lemur dev` (release build, SoftHSM2) with a P-256 root authority, on SQLite and on
 //! a throwaway local PostgreSQL cluster (fsync on: its commits as durable as SQLite's); clients
-//! (the typed `lemur-client`, HTTP/1.1 keep-alive, one connection per thread) on the same
-//! machine, with the admin token:
+//! on the same machine (the test kit's lean load client: HTTP/1.1 keep-alive, one connection
+//! per thread, each answer checked for its status and certificate), with the admin token:
 //! - from a CSR: `POST /certificates` with a fresh P-256 CSR (made beforehand), at 1 and 16
 //!   connections;
 //! - with a key generated in the HSM: P-256 at 16 connections; RSA-2048 at 4, as a burst the
@@ -26,11 +26,12 @@
 //! `LEMUR_BENCH_DATABASE=PostgreSQL` only on the database named.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)] // a benchmark fails loudly
 
-use lemur_api::{CreateAuthority, CreateCertificate, UploadCertificate};
+use lemur_api::CreateAuthority;
 use lemur_client::Client;
 use lemur_hsm::{HsmConfig, HsmSigner, KeyStore, Pkcs11KeyStore, SignatureScheme};
 use lemur_testkit::bench::{self, Rate, rate};
 use lemur_testkit::daemon::Daemon;
+use lemur_testkit::load::LoadClient;
 use lemur_testkit::postgres::Postgres;
 use serde_json::json;
 use std::path::Path;
@@ -307,13 +308,19 @@ fn wait_for_ready_keys(daemon: &Daemon) {
     }
 }
 
-fn issue_request(authority: i64, body: serde_json::Value) -> CreateCertificate {
+/// The JSON of `POST /certificates` from `authority` with the fields of `body`.
+fn issue_request(authority: i64, body: serde_json::Value) -> String {
     let mut request = json!({ "owner": "bench@example.com", "authority": { "id": authority } });
     request
         .as_object_mut()
         .unwrap()
         .extend(body.as_object().unwrap().clone());
-    serde_json::from_value(request).unwrap()
+    request.to_string()
+}
+
+/// Whether an answer is a certificate, as issuance and import give it.
+fn is_certificate(answer: std::io::Result<lemur_testkit::load::Answer>) -> bool {
+    answer.is_ok_and(|answer| answer.is(200, r#""body":"-----BEGIN CERTIFICATE-----"#))
 }
 
 /// Every selected workload's figure on `daemon`; `stocking` is when it began making the RSA
@@ -326,6 +333,7 @@ fn measure(
     stocking: Option<std::time::Instant>,
 ) -> (Vec<Figure>, FloorSlices) {
     let client = &Client::new(&daemon.base).with_token(daemon.admin_token());
+    let load = &LoadClient::new(&daemon.base, &daemon.admin_token());
     let root: CreateAuthority = serde_json::from_value(json!({
         "name": "bench-root", "owner": "bench@example.com", "commonName": "Bench Root", "type": "root",
         "keyType": "ECCPRIME256V1", "validityYears": 2,
@@ -353,26 +361,26 @@ fn measure(
         let Some(csr) = inputs.csrs.lock().unwrap().pop() else {
             return false;
         };
-        client
-            .issue(&issue_request(authority, json!({ "csr": csr })))
-            .is_ok()
+        is_certificate(load.post(
+            "/certificates",
+            &issue_request(authority, json!({ "csr": csr })),
+        ))
     };
     let with_key = |key_type: &str| {
         let request = issue_request(
             authority,
             json!({ "commonName": "hsm-key.example.com", "keyType": key_type }),
         );
-        move || client.issue(&request).is_ok()
+        move || is_certificate(load.post("/certificates", &request))
     };
     let import = || {
         let Some((body, key)) = inputs.imports.lock().unwrap().pop() else {
             return false;
         };
-        let request: UploadCertificate = serde_json::from_value(json!({
+        let request = json!({
             "owner": "bench@example.com", "body": body, "chain": inputs.chain, "privateKey": key,
-        }))
-        .unwrap();
-        client.upload(&request).is_ok()
+        });
+        is_certificate(load.post("/certificates/upload", &request.to_string()))
     };
     // Each workload, measured only when selected; the RSA burst last: the stock refills after
     // it from idle CPU, and idle CPU is what the other figures measure.
