@@ -1,4 +1,6 @@
-//! Test kit: throwaway SoftHSM2 tokens for the integration tests and benchmarks.
+//! Test kit for the integration tests and benchmarks: throwaway SoftHSM2 tokens (here), a real
+//! daemon ([`daemon`]), a throwaway PostgreSQL cluster ([`postgres`]), the benchmarks' timed loop
+//! ([`bench`]) and their lean load client ([`load`]).
 //!
 //! SoftHSM2 reads its configuration (`SOFTHSM2_CONF`) once, when the module is initialised, so the
 //! kit gives each test process one temporary token directory (under nextest, each test is its own

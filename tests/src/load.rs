@@ -7,7 +7,15 @@
 
 use std::cell::RefCell;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::net::{TcpStream, ToSocketAddrs};
+use std::time::Duration;
+
+/// How long a connection may take to open, as `lemur-client` allows.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a request may take to send or its answer to come, as `lemur-client` allows: a
+/// daemon that stops answering fails the request rather than hanging the benchmark.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// A daemon's API, with a bearer token.
 pub struct LoadClient {
@@ -64,8 +72,7 @@ impl LoadClient {
             let connection = match slot {
                 Some((to, connection)) if *to == self.authority => connection,
                 _ => {
-                    let stream = TcpStream::connect(&self.authority)?;
-                    stream.set_nodelay(true)?;
+                    let stream = connect(&self.authority)?;
                     &mut slot
                         .insert((self.authority.clone(), BufReader::new(stream)))
                         .1
@@ -80,6 +87,19 @@ impl LoadClient {
     }
 }
 
+/// A connection to `authority`, with the timeouts above and without Nagle's delay.
+fn connect(authority: &str) -> std::io::Result<TcpStream> {
+    let address = authority
+        .to_socket_addrs()?
+        .next()
+        .ok_or_else(|| invalid(format!("no address for {authority}")))?;
+    let stream = TcpStream::connect_timeout(&address, CONNECT_TIMEOUT)?;
+    stream.set_read_timeout(Some(ANSWER_TIMEOUT))?;
+    stream.set_write_timeout(Some(ANSWER_TIMEOUT))?;
+    stream.set_nodelay(true)?;
+    Ok(stream)
+}
+
 /// Writes `request` and reads its answer; whether the connection may carry another.
 fn exchange(
     connection: &mut BufReader<TcpStream>,
@@ -87,16 +107,16 @@ fn exchange(
 ) -> std::io::Result<(Answer, bool)> {
     connection.get_mut().write_all(request)?;
     let mut line = String::new();
-    connection.read_line(&mut line)?;
+    read_line(connection, &mut line)?;
     let status = line
-        .split(' ')
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .ok_or_else(|| invalid(format!("not an HTTP status line: {line:?}")))?;
+        .trim_end()
+        .strip_prefix("HTTP/1.1 ")
+        .and_then(|rest| rest.get(..3)?.parse().ok())
+        .ok_or_else(|| invalid(format!("not an HTTP/1.1 status line: {line:?}")))?;
     let (mut length, mut keep_alive) = (None, true);
     loop {
         line.clear();
-        connection.read_line(&mut line)?;
+        read_line(connection, &mut line)?;
         let header = line.trim_end();
         if header.is_empty() {
             break;
@@ -108,7 +128,9 @@ fn exchange(
         if name.eq_ignore_ascii_case("content-length") {
             length = Some(value.parse::<usize>().map_err(invalid)?);
         } else if name.eq_ignore_ascii_case("connection") {
-            keep_alive = !value.eq_ignore_ascii_case("close");
+            keep_alive = !value
+                .split(',')
+                .any(|option| option.trim().eq_ignore_ascii_case("close"));
         } else if name.eq_ignore_ascii_case("transfer-encoding") {
             return Err(invalid(
                 "a chunked answer: the load client reads Content-Length only",
@@ -118,6 +140,14 @@ fn exchange(
     let mut body = vec![0; length.ok_or_else(|| invalid("an answer without Content-Length"))?];
     connection.read_exact(&mut body)?;
     Ok((Answer { status, body }, keep_alive))
+}
+
+/// One line of the answer's head into `line`; an error when the connection ends first.
+fn read_line(connection: &mut BufReader<TcpStream>, line: &mut String) -> std::io::Result<()> {
+    match connection.read_line(line)? {
+        0 => Err(std::io::ErrorKind::UnexpectedEof.into()),
+        _ => Ok(()),
+    }
 }
 
 fn invalid(error: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> std::io::Error {

@@ -332,8 +332,9 @@ fn measure(
     duration: Duration,
     stocking: Option<std::time::Instant>,
 ) -> (Vec<Figure>, FloorSlices) {
-    let client = &Client::new(&daemon.base).with_token(daemon.admin_token());
-    let load = &LoadClient::new(&daemon.base, &daemon.admin_token());
+    let token = daemon.admin_token();
+    let client = &Client::new(&daemon.base).with_token(token.clone());
+    let load = &LoadClient::new(&daemon.base, &token);
     let root: CreateAuthority = serde_json::from_value(json!({
         "name": "bench-root", "owner": "bench@example.com", "commonName": "Bench Root", "type": "root",
         "keyType": "ECCPRIME256V1", "validityYears": 2,
