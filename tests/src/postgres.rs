@@ -2,8 +2,10 @@
 //! 127.0.0.1, trust authentication (nothing but the test can reach it), removed on drop. With
 //! `DATABASE_URL` set, that database is used instead.
 
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 use tempfile::TempDir;
 
 /// A running cluster with an empty `lemur` database.
@@ -297,6 +299,47 @@ impl Postgres {
             .stdout(std::process::Stdio::null())
             .spawn()
             .expect("psql")
+    }
+
+    /// The median latency of `script`'s transactions, run by `pgbench` on one connection for
+    /// `duration` (whole seconds, at least one) as prepared statements (as the daemon runs
+    /// its own), read from its per-transaction log: a
+    /// benchmark's measure of what a statement costs on this server, without the daemon.
+    pub fn pgbench_p50(&self, script: &str, duration: Duration) -> Duration {
+        let directory = tempfile::tempdir().expect("a directory for pgbench");
+        // pgbench runs as the `postgres` user when the test runs as root: it reads the script
+        // and writes its log there.
+        std::fs::set_permissions(directory.path(), std::fs::Permissions::from_mode(0o777))
+            .expect("opening pgbench's directory");
+        let script_file = directory.path().join("script.sql");
+        std::fs::write(&script_file, script).expect("writing pgbench's script");
+        let prefix = directory.path().join("transactions");
+        let seconds = duration.as_secs().max(1).to_string();
+        let mut args = vec!["-n", "-M", "prepared", "-c", "1", "-T", &seconds, "--log"];
+        let log_prefix = format!("--log-prefix={}", prefix.display());
+        let script_arg = format!("--file={}", script_file.display());
+        args.extend([log_prefix.as_str(), script_arg.as_str()]);
+        let connection = self.connection();
+        args.extend(connection.iter().map(String::as_str));
+        run(&self.bin, "pgbench", &args);
+        let mut latencies: Vec<u64> = std::fs::read_dir(directory.path())
+            .expect("reading pgbench's log")
+            .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+            // `transactions.PID`, a line per transaction: client, transaction, latency (µs), ...
+            .filter(|path| {
+                path.file_name()
+                    .is_some_and(|name| name.to_string_lossy().starts_with("transactions."))
+            })
+            .map(|path| std::fs::read_to_string(path).expect("pgbench's log"))
+            .flat_map(|log| {
+                log.lines()
+                    .filter_map(|line| line.split_whitespace().nth(2)?.parse().ok())
+                    .collect::<Vec<u64>>()
+            })
+            .collect();
+        assert!(!latencies.is_empty(), "pgbench logged no transaction");
+        latencies.sort_unstable();
+        Duration::from_micros(latencies[latencies.len() / 2])
     }
 
     /// The rows `sql` returns, one per line, columns separated by `|`.
