@@ -62,12 +62,25 @@ impl LoadClient {
     /// `POST /api/1{path}` with the JSON `body`, on this thread's connection (made on first use,
     /// and again after a failure or an answer that closes it).
     pub fn post(&self, path: &str, body: &str) -> std::io::Result<Answer> {
-        let request = format!(
+        self.send(&format!(
             "POST /api/1{path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
             self.authority,
             self.token,
             body.len()
-        );
+        ))
+    }
+
+    /// `GET /api/1{path}`, on this thread's connection, as [`Self::post`].
+    pub fn get(&self, path: &str) -> std::io::Result<Answer> {
+        self.send(&format!(
+            "GET /api/1{path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\n\r\n",
+            self.authority, self.token,
+        ))
+    }
+
+    /// Sends `request` on this thread's connection, made on first use and again after a
+    /// failure or an answer that closes it.
+    fn send(&self, request: &str) -> std::io::Result<Answer> {
         CONNECTION.with_borrow_mut(|slot| {
             let connection = match slot {
                 Some((to, connection)) if *to == self.authority => connection,

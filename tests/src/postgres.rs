@@ -263,7 +263,7 @@ impl Postgres {
         self.query("SELECT pg_reload_conf()");
     }
 
-    /// How `pg_dump` and `psql` reach the database: the cluster's socket directory.
+    /// How `pg_dump`, `psql` and `pgbench` reach the database: the cluster's socket directory.
     fn connection(&self) -> Vec<String> {
         if self.cluster.is_some() {
             [
@@ -313,6 +313,8 @@ impl Postgres {
             .expect("opening pgbench's directory");
         let script_file = directory.path().join("script.sql");
         std::fs::write(&script_file, script).expect("writing pgbench's script");
+        std::fs::set_permissions(&script_file, std::fs::Permissions::from_mode(0o644))
+            .expect("opening pgbench's script");
         let prefix = directory.path().join("transactions");
         let seconds = duration.as_secs().max(1).to_string();
         let mut args = vec!["-n", "-M", "prepared", "-c", "1", "-T", &seconds, "--log"];
