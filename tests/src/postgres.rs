@@ -302,9 +302,9 @@ impl Postgres {
     }
 
     /// The median latency of `script`'s transactions, run by `pgbench` on one connection for
-    /// `duration` (whole seconds, at least one) as prepared statements (as the daemon runs
-    /// its own), read from its per-transaction log: a
-    /// benchmark's measure of what a statement costs on this server, without the daemon.
+    /// `duration` (whole seconds, at least one) as prepared statements (as the daemon runs its
+    /// own), read from its per-transaction log: what a statement costs on this server without
+    /// the daemon, for a benchmark to set beside the daemon's figures.
     pub fn pgbench_p50(&self, script: &str, duration: Duration) -> Duration {
         let directory = tempfile::tempdir().expect("a directory for pgbench");
         // pgbench runs as the `postgres` user when the test runs as root: it reads the script
